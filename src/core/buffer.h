@@ -1,0 +1,58 @@
+// A 64-byte aligned, zero-initialised float array that owns its memory (parameters, gradients,
+// optimizer state and activations each live in one such buffer, with views into it).
+#pragma once
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <utility>
+
+namespace t6 {
+
+template <typename T>
+class AlignedArray {
+public:
+    AlignedArray() = default;
+    explicit AlignedArray(size_t n) { resize(n); }
+    AlignedArray(const AlignedArray&) = delete;
+    AlignedArray& operator=(const AlignedArray&) = delete;
+    AlignedArray(AlignedArray&& o) noexcept { swap(o); }
+    AlignedArray& operator=(AlignedArray&& o) noexcept {
+        swap(o);
+        return *this;
+    }
+    ~AlignedArray() { std::free(data_); }
+
+    // Reallocates to n elements, all zero (contents are not preserved).
+    void resize(size_t n) {
+        std::free(data_);
+        data_ = nullptr;
+        size_ = 0;
+        if (n == 0) return;
+        size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
+        data_ = static_cast<T*>(std::aligned_alloc(64, bytes));
+        if (!data_) throw std::bad_alloc();
+        std::memset(static_cast<void*>(data_), 0, bytes);
+        size_ = n;
+    }
+    void zero() {
+        if (size_) std::memset(static_cast<void*>(data_), 0, size_ * sizeof(T));
+    }
+    T* data() { return data_; }
+    const T* data() const { return data_; }
+    size_t size() const { return size_; }
+    T& operator[](size_t i) { return data_[i]; }
+    const T& operator[](size_t i) const { return data_[i]; }
+    void swap(AlignedArray& o) noexcept {
+        std::swap(data_, o.data_);
+        std::swap(size_, o.size_);
+    }
+
+private:
+    T* data_ = nullptr;
+    size_t size_ = 0;
+};
+
+using FloatBuffer = AlignedArray<float>;
+
+}  // namespace t6

@@ -1,0 +1,18 @@
+// Small file helpers with one-line errors naming the file.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace t6 {
+
+std::vector<unsigned char> read_file_bytes(const std::string& path);
+std::string read_file_text(const std::string& path);
+
+// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of the
+// folder. On any failure the temporary is removed and `path` is untouched.
+void write_file_atomic(const std::string& path, const void* bytes, size_t n);
+void write_file_atomic(const std::string& path, const std::string& text);
+
+bool file_exists(const std::string& path);
+
+}  // namespace t6

@@ -1,0 +1,54 @@
+#include "test_util.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+
+namespace fs = std::filesystem;
+
+namespace t6::test {
+
+std::string shared_dir() {
+    const char* env = std::getenv("T6_SHARED");
+    std::string dir = env && *env ? env : std::string(T6_SOURCE_DIR) + "/../shared";
+    return fs::is_directory(dir) ? dir : std::string();
+}
+
+TempDir::TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "t6test-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) std::abort();
+    path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+}
+
+double rel_error(const float* a, const float* b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = double(a[i]) - double(b[i]);
+        num += d * d;
+        den += double(b[i]) * double(b[i]);
+    }
+    if (den == 0) return std::sqrt(num);
+    return std::sqrt(num / den);
+}
+
+double max_abs_diff(const float* a, const float* b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
+    return m;
+}
+
+std::vector<float> random_vector(size_t n, unsigned seed, float scale) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> dist(0.0f, scale);
+    std::vector<float> v(n);
+    for (auto& x : v) x = dist(rng);
+    return v;
+}
+
+}  // namespace t6::test

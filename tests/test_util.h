@@ -1,0 +1,40 @@
+// Helpers shared by the tests: the ../shared folder, temporary folders, tensor comparison.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace t6::test {
+
+// $T6_SHARED, else <source>/../shared. Empty string if that folder does not exist.
+std::string shared_dir();
+
+// A fresh empty folder under the system temp dir, removed by the destructor.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    const std::string& path() const { return path_; }
+    std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+private:
+    std::string path_;
+};
+
+// ||a - b|| / ||b|| (0 when both are zero).
+double rel_error(const float* a, const float* b, size_t n);
+double max_abs_diff(const float* a, const float* b, size_t n);
+
+// Deterministic pseudo-random values for tests.
+std::vector<float> random_vector(size_t n, unsigned seed, float scale = 1.0f);
+
+}  // namespace t6::test
+
+// Skips the current test with a clear message when ../shared (or a subfolder) is absent.
+#define T6_REQUIRE_SHARED(sub)                                                           \
+    std::string shared_root_ = ::t6::test::shared_dir();                                  \
+    if (shared_root_.empty())                                                            \
+        GTEST_SKIP() << "../shared not found (set T6_SHARED to the shared folder)";      \
+    std::string shared_path_ = shared_root_ + "/" + (sub);                                \
+    if (!std::filesystem::exists(shared_path_))                                          \
+        GTEST_SKIP() << shared_path_ << " not found (set T6_SHARED to the shared folder)"
