@@ -1,0 +1,160 @@
+// t6 bench: benchmarks. `t6 bench step` times forward+backward training passes and reports
+// tokens/s, model-FLOPs utilisation against a stated GEMM rate, and the ratio to the official
+// PyTorch code's figure from ../shared/baselines.md where one exists for the configuration.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "cli/model_arg.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "kernels/gemm.h"
+#include "model/model.h"
+#include "model/model_stats.h"
+
+namespace t6::cli {
+
+namespace {
+
+// The official code's forward+backward tokens/s on this machine kind, OpenBLAS variables unset
+// (../shared/baselines.md, "The official PyTorch code on this CPU", measured 2026-11-28, 2
+// threads, float32).
+struct PeerFigure {
+    const char* preset;
+    int batch, seq;
+    double tokens_per_s;
+};
+const PeerFigure kPeers[] = {{"tiny-t6", 8, 256, 387.0},
+                             {"tiny-mha", 8, 256, 436.0},
+                             {"small-t6", 4, 256, 86.0},
+                             {"small-mha", 4, 256, 121.0}};
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+nlohmann::json bench_step_one(const std::string& name, const ModelConfig& cfg, int B, int T,
+                              int warmup, int steps, double peak_gflops) {
+    Model model(cfg);
+    model.init_weights(1234);
+    std::mt19937 rng(42);
+    std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
+    std::vector<int32_t> x(size_t(B) * T), y(size_t(B) * T);
+    for (auto& t : x) t = tok(rng);
+    for (auto& t : y) t = tok(rng);
+    std::vector<double> secs;
+    float loss = 0;
+    for (int i = 0; i < warmup + steps; i++) {
+        model.zero_grad();
+        auto t0 = std::chrono::steady_clock::now();
+        loss = model.forward_backward(x.data(), y.data(), B, T);
+        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (i >= warmup) secs.push_back(s);
+    }
+    const double tokens = double(B) * T;
+    const double med = median(secs);
+    const double tps = tokens / med;
+    const double flops = 3.0 * forward_flops_per_token(cfg, T);
+    const double mfu = tps * flops / (peak_gflops * 1e9);
+    nlohmann::json j = {{"model", name},
+                        {"params", model.num_params()},
+                        {"batch", B},
+                        {"seq_len", T},
+                        {"steps", steps},
+                        {"step_s_median", med},
+                        {"step_s_min", *std::min_element(secs.begin(), secs.end())},
+                        {"step_s_max", *std::max_element(secs.begin(), secs.end())},
+                        {"tokens_per_s", tps},
+                        {"train_flops_per_token", flops},
+                        {"achieved_gflops", tps * flops / 1e9},
+                        {"mfu", mfu},
+                        {"loss", loss},
+                        {"activation_bytes", model.activation_bytes()}};
+    for (const auto& p : kPeers)
+        if (name == p.preset && B == p.batch && T == p.seq) {
+            j["official_tokens_per_s"] = p.tokens_per_s;
+            j["speedup_vs_official"] = tps / p.tokens_per_s;
+        }
+    return j;
+}
+
+int bench_step(int argc, char** argv) {
+    ArgParser p("bench step", "[options]",
+                "Times forward+backward passes (no optimizer) and reports tokens/s and model-FLOPs "
+                "utilisation.\nWithout --preset/--model it runs tiny-t6, tiny-mha (batch 8) and "
+                "small-t6, small-mha (batch 4), sequence 256: the configurations of "
+                "../shared/baselines.md.");
+    add_model_options(p);
+    p.option("batch", "B", "sequences per step (default 8 for tiny, 4 otherwise)");
+    p.option("seq", "T", "sequence length", "256");
+    p.option("steps", "N", "timed steps (the median is reported)", "5");
+    p.option("warmup", "N", "untimed steps first", "2");
+    p.option("threads", "N", "threads (OpenMP and GEMM)", "all cores");
+    p.option("peak-gflops", "G", "GEMM rate MFU is relative to (fp32, 2 threads, baselines.md)",
+             "370");
+    p.flag("json", "print one JSON object as the last line");
+    p.parse(argc, argv, 0);
+    if (p.has("threads")) set_num_threads(p.get_int("threads"));
+    const int T = p.get_int("seq"), steps = p.get_int("steps"), warmup = p.get_int("warmup");
+    const double peak = p.get_double("peak-gflops");
+    if (T <= 0 || steps <= 0 || warmup < 0 || !(peak > 0))
+        fail("t6 bench step: --seq and --steps must be positive, --warmup >= 0");
+    std::vector<std::pair<std::string, ModelConfig>> models;
+    if (p.has("preset") || p.has("model") || !p.positionals().empty()) {
+        ModelChoice m = resolve_model_choice(p, "bench step");
+        models.push_back({m.source, m.config});
+    } else {
+        for (const char* n : {"tiny-t6", "tiny-mha", "small-t6", "small-mha"})
+            models.push_back({n, preset_config(n)});
+    }
+    const std::string kernel = gemm_kernel_name();
+    std::printf("GEMM: %s, threads: %d\n", kernel.c_str(), num_threads());
+    std::printf("%-12s %5s %5s %12s %12s %9s %7s %10s\n", "model", "batch", "seq", "step_s",
+                "tokens/s", "GFLOP/s", "MFU", "vs_official");
+    nlohmann::json results = nlohmann::json::array();
+    for (const auto& [name, cfg] : models) {
+        int B = p.has("batch") ? p.get_int("batch") : (name.rfind("tiny", 0) == 0 ? 8 : 4);
+        if (B <= 0) fail("t6 bench step: --batch must be positive");
+        auto j = bench_step_one(name, cfg, B, T, warmup, steps, peak);
+        std::string ratio = j.contains("speedup_vs_official")
+                                ? fixed(j["speedup_vs_official"].get<double>(), 2) + "x"
+                                : "-";
+        std::printf("%-12s %5d %5d %12.4f %12.1f %9.1f %6.1f%% %10s\n", name.c_str(), B, T,
+                    j["step_s_median"].get<double>(), j["tokens_per_s"].get<double>(),
+                    j["achieved_gflops"].get<double>(), 100 * j["mfu"].get<double>(),
+                    ratio.c_str());
+        std::fflush(stdout);
+        results.push_back(j);
+    }
+    if (p.has("json")) {
+        nlohmann::json out = {{"benchmark", "step"},
+                              {"gemm_kernel", kernel},
+                              {"threads", num_threads()},
+                              {"peak_gflops", peak},
+                              {"results", results}};
+        std::printf("%s\n", out.dump().c_str());
+    }
+    return 0;
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv) {
+    std::string sub = argc > 0 ? argv[0] : "";
+    if (sub == "step") return bench_step(argc - 1, argv + 1);
+    if (sub == "--help" || sub == "-h" || sub.empty()) {
+        std::printf("usage: t6 bench <benchmark> [options]\n\nbenchmarks:\n"
+                    "  step    forward+backward tokens/s and MFU (t6 bench step --help)\n");
+        return sub.empty() ? 2 : 0;
+    }
+    fail("t6 bench: unknown benchmark '", sub, "' (available: step)");
+}
+
+}  // namespace t6::cli

@@ -1,0 +1,108 @@
+// t6 info: what a model costs: parameters per component, FLOPs per token, KV cache per token.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "cli/model_arg.h"
+#include "core/error.h"
+#include "model/model_stats.h"
+
+namespace t6::cli {
+
+namespace {
+
+nlohmann::json info_json(const std::string& name, const ModelConfig& c, int T) {
+    ModelStats s = model_stats(c);
+    double f = forward_flops_per_token(c, T);
+    nlohmann::json j = {
+        {"model", name},
+        {"attention", attention_kind_name(c.attention)},
+        {"config", c.to_json()},
+        {"params_total", s.params_total},
+        {"params_embedding", s.params_by_component["embedding"]},
+        {"params_attention", s.params_by_component["attention"]},
+        {"params_mlp", s.params_by_component["mlp"]},
+        {"params_attention_per_layer", s.params_by_component["attention"] / c.n_layer},
+        {"seq_len", T},
+        {"forward_flops_per_token", f},
+        {"train_flops_per_token", 3 * f},
+        {"kv_numbers_per_token_per_layer", s.kv_numbers_per_token_per_layer},
+        {"kv_bytes_per_token_per_layer_f32", 4 * s.kv_numbers_per_token_per_layer},
+        {"kv_bytes_per_token_f32", 4 * s.kv_numbers_per_token_per_layer * c.n_layer},
+        {"kv_bytes_per_token_bf16", 2 * s.kv_numbers_per_token_per_layer * c.n_layer}};
+    return j;
+}
+
+void print_info(const std::string& name, const ModelConfig& c, int T) {
+    ModelStats s = model_stats(c);
+    auto comp = [&](const char* k) { return (long long)s.params_by_component[k]; };
+    std::printf("model      %s\n", name.c_str());
+    std::printf("config     %s\n", c.describe().c_str());
+    std::printf("parameters\n");
+    std::printf("  embedding (tied with lm_head) %15s\n", with_commas(comp("embedding")).c_str());
+    std::printf("  attention                     %15s  (%s per layer)\n",
+                with_commas(comp("attention")).c_str(),
+                with_commas(comp("attention") / c.n_layer).c_str());
+    std::printf("  mlp                           %15s  (%s per layer)\n",
+                with_commas(comp("mlp")).c_str(), with_commas(comp("mlp") / c.n_layer).c_str());
+    std::printf("  total                         %15s  (%.1fM)\n",
+                with_commas((long long)s.params_total).c_str(), s.params_total / 1e6);
+    double f = forward_flops_per_token(c, T);
+    std::printf("FLOPs per token at T=%d: forward %.3f GFLOP, training step %.3f GFLOP\n", T,
+                f / 1e9, 3 * f / 1e9);
+    size_t kv = s.kv_numbers_per_token_per_layer;
+    std::printf("KV cache per token: %zu numbers per layer = %s (f32) / %s (bf16); all %d layers "
+                "%s (f32)\n",
+                kv, human_bytes(4.0 * kv).c_str(), human_bytes(2.0 * kv).c_str(), c.n_layer,
+                human_bytes(4.0 * kv * c.n_layer).c_str());
+}
+
+void print_preset_table(int T) {
+    std::printf("%-16s %14s %6s %8s %22s %16s\n", "preset", "parameters", "heads", "kv_heads",
+                "kv numbers/token/layer", "fwd GFLOP/token");
+    for (const auto& name : preset_names()) {
+        ModelConfig c = preset_config(name);
+        ModelStats s = model_stats(c);
+        std::printf("%-16s %14s %6d %8d %22zu %16.3f\n", name.c_str(),
+                    with_commas((long long)s.params_total).c_str(), c.n_head, c.kv_heads(),
+                    s.kv_numbers_per_token_per_layer,
+                    forward_flops_per_token(c, std::min(T, c.block_size)) / 1e9);
+    }
+}
+
+}  // namespace
+
+int cmd_info(int argc, char** argv) {
+    ArgParser p("info", "[PRESET|CONFIG|CHECKPOINT] [key=value ...] [options]",
+                "Parameters per component and in total, FLOPs per token, and KV cache bytes per "
+                "token of a model.");
+    add_model_options(p);
+    p.option("seq-len", "T", "sequence length for the attention FLOPs", "the model's block_size");
+    p.flag("presets", "list every preset in one table");
+    p.flag("json", "print one JSON object as the last line");
+    p.parse(argc, argv, 0);
+    if (p.has("presets")) {
+        int T = p.has("seq-len") ? p.get_int("seq-len") : 1024;
+        if (p.has("json")) {
+            nlohmann::json arr = nlohmann::json::array();
+            for (const auto& n : preset_names()) arr.push_back(info_json(n, preset_config(n), T));
+            std::printf("%s\n", nlohmann::json{{"presets", arr}}.dump().c_str());
+        } else {
+            print_preset_table(T);
+        }
+        return 0;
+    }
+    ModelChoice m = resolve_model_choice(p, "info");
+    int T = p.has("seq-len") ? p.get_int("seq-len") : m.config.block_size;
+    if (T <= 0) fail("t6 info: --seq-len must be positive");
+    if (p.has("json")) {
+        std::printf("%s\n", info_json(m.source, m.config, T).dump().c_str());
+    } else {
+        print_info(m.source, m.config, T);
+    }
+    return 0;
+}
+
+}  // namespace t6::cli

@@ -1,0 +1,10 @@
+// The t6 subcommands. Each takes the arguments after its name and returns the exit status.
+#pragma once
+
+namespace t6::cli {
+
+int cmd_info(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
+int cmd_demo(int argc, char** argv);
+
+}  // namespace t6::cli

@@ -1,0 +1,67 @@
+// t6: the command-line entry point. `t6 <command> --help` documents each command.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace {
+
+struct Command {
+    const char* name;
+    int (*run)(int, char**);
+    const char* summary;
+};
+
+const Command kCommands[] = {
+    {"info", t6::cli::cmd_info, "parameters, FLOPs and KV cache size of a model"},
+    {"bench", t6::cli::cmd_bench, "benchmarks (step: forward+backward tokens/s and MFU)"},
+    {"demo", t6::cli::cmd_demo, "the README's demo: model table and a forward pass"},
+};
+
+void print_usage(FILE* f) {
+    std::fprintf(f, "usage: t6 <command> [options]   (t6 <command> --help for details)\n\n");
+    std::fprintf(f, "t6 %s: Tensor Product Attention (T6) and its baselines in C++.\n\n",
+                 T6_VERSION);
+    std::fprintf(f, "commands:\n");
+    for (const auto& c : kCommands) std::fprintf(f, "  %-10s %s\n", c.name, c.summary);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        print_usage(stderr);
+        return 2;
+    }
+    std::string cmd = argv[1];
+    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+        print_usage(stdout);
+        return 0;
+    }
+    if (cmd == "--version") {
+        std::printf("t6 %s\n", T6_VERSION);
+        return 0;
+    }
+    for (const auto& c : kCommands) {
+        if (cmd != c.name) continue;
+        try {
+            return c.run(argc - 2, argv + 2);
+        } catch (const t6::cli::HelpShown&) {
+            return 0;
+        } catch (const t6::Error& e) {
+            std::fprintf(stderr, "t6: error: %s\n", e.what());
+            return 1;
+        } catch (const std::bad_alloc&) {
+            std::fprintf(stderr, "t6: error: out of memory\n");
+            return 1;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "t6: error: %s\n", e.what());
+            return 1;
+        }
+    }
+    std::fprintf(stderr, "t6: error: unknown command '%s' (see t6 --help)\n", cmd.c_str());
+    return 2;
+}

@@ -1,0 +1,35 @@
+#include "model/attention_core.h"
+
+#include "core/error.h"
+#include "model/params.h"
+
+namespace t6 {
+
+int projection_width(const ModelConfig& c) {
+    int P = 0;
+    for (const auto& p : attention_projections(c)) P += p.rows;
+    return P;
+}
+
+size_t attention_saved_per_token(const ModelConfig& c) {
+    return c.is_tpa() ? size_t(3) * c.n_head * c.head_dim : 0;
+}
+
+size_t attention_scratch_per_token(const ModelConfig& c) { return attention_saved_per_token(c); }
+
+void attention_core_forward(const ModelConfig& c, const RopeTables& rope, float* proj,
+                            float* saved, float* y, float* lse, int B, int T) {
+    if (c.is_tpa()) return tpa_core_forward(c, rope, proj, saved, y, lse, B, T);
+    if (c.attention == AttentionKind::mla) fail("attention = mla is not implemented yet");
+    gqa_core_forward(c, rope, proj, y, lse, B, T);
+}
+
+void attention_core_backward(const ModelConfig& c, const RopeTables& rope, const float* proj,
+                             const float* saved, const float* y, const float* lse,
+                             const float* dy, float* dproj, float* scratch, int B, int T) {
+    if (c.is_tpa()) return tpa_core_backward(c, rope, proj, saved, y, lse, dy, dproj, scratch, B, T);
+    if (c.attention == AttentionKind::mla) fail("attention = mla is not implemented yet");
+    gqa_core_backward(c, rope, proj, y, lse, dy, dproj, B, T);
+}
+
+}  // namespace t6

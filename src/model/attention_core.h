@@ -1,0 +1,43 @@
+// The kind-specific middle of an attention block: from the fused input projections
+// proj = ln(x) @ [W_1; W_2; ...]^T (one GEMM, done by the caller) to the per-head outputs y
+// that feed c_proj, and back. One implementation file per attention kind.
+#pragma once
+#include <cstddef>
+
+#include "kernels/rope.h"
+#include "model/config.h"
+
+namespace t6 {
+
+// Width P of the fused projection output per token.
+int projection_width(const ModelConfig& c);
+
+// Floats per token that a kind saves for the backward pass besides proj and y (TPA: q, k, v).
+size_t attention_saved_per_token(const ModelConfig& c);
+
+// Floats per token of scratch the backward pass needs (TPA: dq, dk, dv).
+size_t attention_scratch_per_token(const ModelConfig& c);
+
+// proj (N,P): in: raw projections; out: RoPE applied in place where the kind rotates.
+// saved (N, attention_saved_per_token), y (N, H*Dv), lse (B,H,T).
+void attention_core_forward(const ModelConfig& c, const RopeTables& rope, float* proj,
+                            float* saved, float* y, float* lse, int B, int T);
+
+// dy (N, H*Dv) -> dproj (N,P) (written, =). scratch: (N, attention_scratch_per_token).
+void attention_core_backward(const ModelConfig& c, const RopeTables& rope, const float* proj,
+                             const float* saved, const float* y, const float* lse,
+                             const float* dy, float* dproj, float* scratch, int B, int T);
+
+// Per-kind implementations (attention_tpa.cpp, attention_gqa.cpp).
+void tpa_core_forward(const ModelConfig& c, const RopeTables& rope, float* proj, float* saved,
+                      float* y, float* lse, int B, int T);
+void tpa_core_backward(const ModelConfig& c, const RopeTables& rope, const float* proj,
+                       const float* saved, const float* y, const float* lse, const float* dy,
+                       float* dproj, float* scratch, int B, int T);
+void gqa_core_forward(const ModelConfig& c, const RopeTables& rope, float* proj, float* y,
+                      float* lse, int B, int T);
+void gqa_core_backward(const ModelConfig& c, const RopeTables& rope, const float* proj,
+                       const float* y, const float* lse, const float* dy, float* dproj, int B,
+                       int T);
+
+}  // namespace t6

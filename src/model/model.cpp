@@ -1,0 +1,224 @@
+#include "model/model.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "core/error.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/embedding.h"
+#include "kernels/gemm.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/swiglu.h"
+#include "model/attention_core.h"
+
+namespace t6 {
+
+Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
+    cfg_.validate("model config");
+    layout_ = build_parameter_layout(cfg_);
+    params_.resize(layout_.total);
+    grads_.resize(layout_.total);
+    rope_ = make_rope_tables(cfg_.block_size, cfg_.rope_dim(), cfg_.rope_theta);
+    const auto projections = attention_projections(cfg_);
+    for (int i = 0; i < cfg_.n_layer; i++) {
+        std::string pre = cat("transformer.h.", i, ".");
+        LayerWeights w;
+        w.qkv = layout_.at(pre + "attn." + projections[0].name + ".weight").offset;
+        w.c_proj = layout_.at(pre + "attn.c_proj.weight").offset;
+        w.fc1 = layout_.at(pre + "mlp.c_fc1.weight").offset;
+        w.fc2 = layout_.at(pre + "mlp.c_fc2.weight").offset;
+        w.mlp_proj = layout_.at(pre + "mlp.c_proj.weight").offset;
+        lw_.push_back(w);
+    }
+}
+
+void Model::init_weights(uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    auto uniform = [&](float* p, size_t n, double bound) {
+        std::uniform_real_distribution<double> u(-bound, bound);
+        for (size_t i = 0; i < n; i++) p[i] = float(u(rng));
+    };
+    const int C = cfg_.n_embd, H = cfg_.n_head, D = cfg_.head_dim;
+    for (const auto& s : layout_.specs) {
+        float* p = params_.data() + s.offset;
+        const std::string& n = s.name;
+        auto ends_with = [&](const char* suffix) {
+            size_t k = std::strlen(suffix);
+            return n.size() >= k && n.compare(n.size() - k, k, suffix) == 0;
+        };
+        if (ends_with("c_proj.weight")) {
+            std::fill(p, p + s.numel, 0.0f);  // zero-initialised output projections (quirk 12)
+        } else if (n.find(".W_A_") != std::string::npos) {
+            // CPLinear: xavier_uniform_ on W_A viewed as [C, H, R]: fan_in = H*R,
+            // fan_out = C*R (quirk 13).
+            double R = double(s.shape[0]) / H;
+            uniform(p, s.numel, std::sqrt(6.0 / (H * R + C * R)));
+        } else if (n.find(".W_B_") != std::string::npos) {
+            // W_B viewed as [C, R, D]: fan_in = R*D, fan_out = C*D.
+            double R = double(s.shape[0]) / D;
+            uniform(p, s.numel, std::sqrt(6.0 / (R * D + double(C) * D)));
+        } else if (ends_with("c_qkv.c_q.weight")) {
+            uniform(p, s.numel, std::sqrt(6.0 / double(s.shape[0] + s.shape[1])));  // xavier
+        } else {
+            // nn.Linear default (kaiming_uniform a=sqrt(5)): U(-1/sqrt(in), 1/sqrt(in)); also
+            // the tied embedding, which takes lm_head's init (quirk 9).
+            uniform(p, s.numel, 1.0 / std::sqrt(double(s.shape.back())));
+        }
+    }
+}
+
+void Model::zero_grad() { grads_.zero(); }
+
+size_t Model::activation_bytes() const {
+    return (acts_.size() + logits_.size() + scratch_.size()) * sizeof(float);
+}
+
+void Model::ensure_capacity(int B, int T) {
+    if (T > cfg_.block_size)
+        fail("sequence length ", T, " exceeds the model's block_size ", cfg_.block_size);
+    const size_t N = size_t(B) * T;
+    if (N <= size_t(cap_tokens_)) return;
+    const size_t C = cfg_.n_embd, F = cfg_.hidden_dim(), P = projection_width(cfg_),
+                 Y = size_t(cfg_.n_head) * cfg_.v_dim(), H = cfg_.n_head,
+                 S = attention_saved_per_token(cfg_);
+    const size_t per_layer = N * (4 * C + 2 + P + S + Y + H + 3 * F);
+    acts_.resize(per_layer * cfg_.n_layer + N * (2 * C + 1));
+    float* p = acts_.data();
+    auto take = [&](size_t n) {
+        float* r = p;
+        p += n;
+        return r;
+    };
+    la_.assign(cfg_.n_layer, {});
+    for (auto& a : la_) {
+        a.res = take(N * C);
+        a.ln1 = take(N * C);
+        a.rstd1 = take(N);
+        a.proj = take(N * P);
+        a.saved = take(N * S);
+        a.y = take(N * Y);
+        a.lse = take(N * H);
+        a.res_mid = take(N * C);
+        a.ln2 = take(N * C);
+        a.rstd2 = take(N);
+        a.a = take(N * F);
+        a.b = take(N * F);
+        a.h = take(N * F);
+    }
+    res_final_ = take(N * C);
+    lnf_ = take(N * C);
+    rstdf_ = take(N);
+    logits_.resize(N * size_t(cfg_.vocab_size));
+    const size_t SC = attention_scratch_per_token(cfg_);
+    scratch_.resize(N * (2 * C + P + SC + Y + 3 * F));
+    p = scratch_.data();
+    dres_ = take(N * C);
+    dln_ = take(N * C);
+    dproj_ = take(N * P);
+    dattn_scratch_ = take(N * SC);
+    dy_ = take(N * Y);
+    da_ = take(N * F);
+    db_ = take(N * F);
+    dh_ = take(N * F);
+    cap_tokens_ = int(N);
+}
+
+void Model::check_tokens(const int32_t* tokens, const int32_t* targets, int B, int T) const {
+    if (B <= 0 || T <= 0) fail("batch and sequence length must be positive (got B=", B, ", T=", T, ")");
+    const size_t N = size_t(B) * T;
+    for (size_t i = 0; i < N; i++)
+        if (tokens[i] < 0 || tokens[i] >= cfg_.vocab_size)
+            fail("token id ", tokens[i], " at position ", i, " is outside the vocabulary [0, ",
+                 cfg_.vocab_size, ")");
+    if (targets)
+        for (size_t i = 0; i < N; i++)
+            if (targets[i] < -1 || targets[i] >= cfg_.vocab_size)
+                fail("target id ", targets[i], " at position ", i,
+                     " is outside the vocabulary (use -1 to ignore a position)");
+}
+
+void Model::run_forward(const int32_t* tokens, int B, int T) {
+    ensure_capacity(B, T);
+    const int N = B * T, C = cfg_.n_embd, F = cfg_.hidden_dim(), P = projection_width(cfg_);
+    const int Y = cfg_.n_head * cfg_.v_dim();
+    const float eps = cfg_.norm_eps;
+    const float* W = params_.data();
+    embedding_forward(la_[0].res, tokens, W + layout_.specs[0].offset, N, C);
+    for (int l = 0; l < cfg_.n_layer; l++) {
+        LayerActs& a = la_[l];
+        const LayerWeights& w = lw_[l];
+        float* res_out = l + 1 < cfg_.n_layer ? la_[l + 1].res : res_final_;
+        rmsnorm_forward(a.ln1, a.rstd1, a.res, nullptr, N, C, eps);
+        linear_forward(a.proj, a.ln1, W + w.qkv, N, C, P);  // all input projections, one GEMM
+        attention_core_forward(cfg_, rope_, a.proj, a.saved, a.y, a.lse, B, T);
+        // res_mid = res + c_proj(y)
+        std::memcpy(a.res_mid, a.res, sizeof(float) * size_t(N) * C);
+        gemm(false, true, N, C, Y, 1.0f, a.y, Y, W + w.c_proj, Y, 1.0f, a.res_mid, C);
+        rmsnorm_forward(a.ln2, a.rstd2, a.res_mid, nullptr, N, C, eps);
+        linear_forward(a.a, a.ln2, W + w.fc1, N, C, F);
+        linear_forward(a.b, a.ln2, W + w.fc2, N, C, F);
+        swiglu_forward(a.h, a.a, a.b, size_t(N) * F);
+        std::memcpy(res_out, a.res_mid, sizeof(float) * size_t(N) * C);
+        gemm(false, true, N, C, F, 1.0f, a.h, F, W + w.mlp_proj, F, 1.0f, res_out, C);
+    }
+    rmsnorm_forward(lnf_, rstdf_, res_final_, nullptr, N, C, eps);
+    linear_forward(logits_.data(), lnf_, W + layout_.specs[0].offset, N, C, cfg_.vocab_size);
+}
+
+float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T) {
+    check_tokens(tokens, targets, B, T);
+    run_forward(tokens, B, T);
+    if (!targets) return 0.0f;
+    return cross_entropy_forward_backward(nullptr, nullptr, logits_.data(), targets, B * T,
+                                          cfg_.vocab_size, 1.0f);
+}
+
+float Model::forward_backward(const int32_t* tokens, const int32_t* targets, int B, int T,
+                              float grad_scale) {
+    if (!targets) fail("forward_backward needs targets");
+    check_tokens(tokens, targets, B, T);
+    run_forward(tokens, B, T);
+    // Loss and d(loss)/d(logits) in one pass, in place over the logits.
+    float loss = cross_entropy_forward_backward(logits_.data(), nullptr, logits_.data(), targets,
+                                                B * T, cfg_.vocab_size, grad_scale);
+    run_backward(tokens, B, T);
+    return loss;
+}
+
+void Model::run_backward(const int32_t* tokens, int B, int T) {
+    const int N = B * T, C = cfg_.n_embd, F = cfg_.hidden_dim(), P = projection_width(cfg_);
+    const int Y = cfg_.n_head * cfg_.v_dim(), V = cfg_.vocab_size;
+    const float* W = params_.data();
+    float* G = grads_.data();
+    const size_t wte = layout_.specs[0].offset;
+    const size_t NC = size_t(N) * C;
+    // lm_head (tied): dlnf = dlogits @ wte, dwte += dlogits^T lnf.
+    gemm(false, false, N, C, V, 1.0f, logits_.data(), V, W + wte, C, 0.0f, dln_, C);
+    gemm(true, false, V, C, N, 1.0f, logits_.data(), V, lnf_, C, 1.0f, G + wte, C);
+    std::memset(dres_, 0, sizeof(float) * NC);
+    rmsnorm_backward(dres_, nullptr, dln_, res_final_, nullptr, rstdf_, N, C);
+    for (int l = cfg_.n_layer - 1; l >= 0; l--) {
+        LayerActs& a = la_[l];
+        const LayerWeights& w = lw_[l];
+        // MLP: res_out = res_mid + c_proj(swiglu(fc1(ln2), fc2(ln2))).
+        gemm(false, false, N, F, C, 1.0f, dres_, C, W + w.mlp_proj, F, 0.0f, dh_, F);
+        gemm(true, false, C, F, N, 1.0f, dres_, C, a.h, F, 1.0f, G + w.mlp_proj, F);
+        swiglu_backward(da_, db_, dh_, a.a, a.b, size_t(N) * F);
+        gemm(false, false, N, C, F, 1.0f, da_, F, W + w.fc1, C, 0.0f, dln_, C);
+        linear_backward(dln_, G + w.fc2, db_, a.ln2, W + w.fc2, N, C, F);
+        linear_backward(nullptr, G + w.fc1, da_, a.ln2, W + w.fc1, N, C, F);
+        rmsnorm_backward(dres_, nullptr, dln_, a.res_mid, nullptr, a.rstd2, N, C);
+        // Attention: res_mid = res + c_proj(y).
+        gemm(false, false, N, Y, C, 1.0f, dres_, C, W + w.c_proj, Y, 0.0f, dy_, Y);
+        gemm(true, false, C, Y, N, 1.0f, dres_, C, a.y, Y, 1.0f, G + w.c_proj, Y);
+        attention_core_backward(cfg_, rope_, a.proj, a.saved, a.y, a.lse, dy_, dproj_,
+                                dattn_scratch_, B, T);
+        gemm(false, false, N, C, P, 1.0f, dproj_, P, W + w.qkv, C, 0.0f, dln_, C);
+        gemm(true, false, P, C, N, 1.0f, dproj_, P, a.ln1, C, 1.0f, G + w.qkv, C);
+        rmsnorm_backward(dres_, nullptr, dln_, a.res, nullptr, a.rstd1, N, C);
+    }
+    embedding_backward(G + wte, dres_, tokens, N, C, V);
+}
+
+}  // namespace t6

@@ -1,0 +1,80 @@
+// A T6 / LLaMA-style decoder (official model files T6.py, T6_kvonly.py, llama-mha.py,
+// llama-gqa.py): tied token embedding, n_layer pre-norm blocks
+//   x = x + c_proj(attention(rms_norm(x)));  x = x + mlp(rms_norm(x))
+// with weightless RMSNorm, SwiGLU MLP, RoPE inside attention, a final RMSNorm and the tied
+// lm_head. Float32 forward and backward over whole sequences (training, scoring).
+// Parameters, gradients and activations each live in one contiguous buffer.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/buffer.h"
+#include "kernels/rope.h"
+#include "model/config.h"
+#include "model/params.h"
+
+namespace t6 {
+
+class Model {
+public:
+    explicit Model(const ModelConfig& cfg);
+
+    const ModelConfig& config() const { return cfg_; }
+    const ParameterLayout& layout() const { return layout_; }
+    size_t num_params() const { return layout_.total; }
+    float* params() { return params_.data(); }
+    const float* params() const { return params_.data(); }
+    float* grads() { return grads_.data(); }
+    const float* grads() const { return grads_.data(); }
+    float* param(const std::string& name) { return params_.data() + layout_.at(name).offset; }
+    float* grad(const std::string& name) { return grads_.data() + layout_.at(name).offset; }
+
+    // The official initialisation (conformance README quirks 9, 12, 13), seeded.
+    void init_weights(uint64_t seed);
+    void zero_grad();
+
+    // Forward over tokens (B,T) (ids < vocab_size, T <= block_size). With targets (B,T) (-1 =
+    // ignored) returns the mean cross-entropy, else 0. Logits (B*T, V) stay readable in logits().
+    float forward(const int32_t* tokens, const int32_t* targets, int B, int T);
+
+    // Forward and backward in one call: returns the mean loss and accumulates
+    // grad_scale * d(loss)/d(params) into grads() (grad_scale = 1/accumulation steps).
+    // The logits buffer is reused for their gradient, so logits() is not valid afterwards.
+    float forward_backward(const int32_t* tokens, const int32_t* targets, int B, int T,
+                           float grad_scale = 1.0f);
+
+    const float* logits() const { return logits_.data(); }
+
+    // Bytes held in activations for the largest (B,T) seen so far.
+    size_t activation_bytes() const;
+
+private:
+    struct LayerActs {  // views into acts_, for one layer
+        float *res, *ln1, *rstd1, *proj, *saved, *y, *lse, *res_mid, *ln2, *rstd2, *a, *b, *h;
+    };
+    struct LayerWeights {
+        size_t qkv, c_proj, fc1, fc2, mlp_proj;  // offsets into params_/grads_
+    };
+    void ensure_capacity(int B, int T);
+    void check_tokens(const int32_t* tokens, const int32_t* targets, int B, int T) const;
+    void run_forward(const int32_t* tokens, int B, int T);
+    void run_backward(const int32_t* tokens, int B, int T);
+
+    ModelConfig cfg_;
+    ParameterLayout layout_;
+    std::vector<LayerWeights> lw_;
+    RopeTables rope_;
+    FloatBuffer params_, grads_;
+    // Activations: per layer LayerActs, then the final residual, final norm and its rstd.
+    FloatBuffer acts_;
+    std::vector<LayerActs> la_;
+    float *res_final_ = nullptr, *lnf_ = nullptr, *rstdf_ = nullptr;
+    FloatBuffer logits_;
+    // Backward scratch, shared by all layers.
+    FloatBuffer scratch_;
+    float *dres_ = nullptr, *dln_ = nullptr, *dproj_ = nullptr, *dattn_scratch_ = nullptr,
+          *dy_ = nullptr, *da_ = nullptr, *db_ = nullptr, *dh_ = nullptr;
+    int cap_tokens_ = 0, cap_B_ = 0;
+};
+
+}  // namespace t6

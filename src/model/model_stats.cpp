@@ -1,0 +1,44 @@
+#include "model/model_stats.h"
+
+#include "model/params.h"
+
+namespace t6 {
+
+ModelStats model_stats(const ModelConfig& c) {
+    ModelStats s;
+    for (const auto& p : build_parameter_layout(c).specs) {
+        s.params_total += p.numel;
+        s.params_by_component[p.component] += p.numel;
+        if (p.shape.size() == 2) s.matmul_params += p.numel;  // wte counts once, as lm_head
+    }
+    const size_t H = c.n_head, D = c.head_dim;
+    switch (c.attention) {
+        case AttentionKind::mha:
+        case AttentionKind::mqa:
+        case AttentionKind::gqa: s.kv_numbers_per_token_per_layer = 2 * c.kv_heads() * D; break;
+        case AttentionKind::tpa:
+        case AttentionKind::tpa_kvonly:
+            s.kv_numbers_per_token_per_layer = size_t(c.k_rank + c.v_rank) * (H + D);
+            break;
+        case AttentionKind::mla:
+            s.kv_numbers_per_token_per_layer = size_t(c.kv_lora_rank + c.qk_rope_head_dim);
+            break;
+    }
+    return s;
+}
+
+double forward_flops_per_token(const ModelConfig& c, int T) {
+    ModelStats s = model_stats(c);
+    double f = 2.0 * double(s.matmul_params);
+    const double H = c.n_head, D = c.head_dim, L = c.n_layer;
+    // TPA factor contractions (paper eq. (2)-(4)): 2*R*H*D per factorized q, k and v.
+    if (c.is_tpa()) {
+        double ranks = c.k_rank + c.v_rank + (c.attention == AttentionKind::tpa ? c.q_rank : 0);
+        f += 2.0 * ranks * H * D * L;
+    }
+    // Causal attention: QK^T and PV over (T+1)/2 keys on average.
+    f += 2.0 * H * (c.qk_head_dim() + c.v_dim()) * ((double(T) + 1.0) / 2.0) * L;
+    return f;
+}
+
+}  // namespace t6
