@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/safetensors.h"
@@ -60,6 +62,8 @@ TEST_P(Conformance, LogitsLossAndGradients) {
     std::vector<float> ref_logits = io.read_f32("logits");
     const size_t n = ref_logits.size();
     double err = test::rel_error(model.logits(), ref_logits.data(), n);
+    std::printf("%s: logits rel error %.3g, max abs diff %.3g\n", GetParam().c_str(), err,
+                test::max_abs_diff(model.logits(), ref_logits.data(), n));
     EXPECT_LT(err, kTol) << "logits relative error " << err << " (max abs diff "
                          << test::max_abs_diff(model.logits(), ref_logits.data(), n) << ")";
     float ref_loss = io.read_f32("loss")[0];
@@ -73,15 +77,19 @@ TEST_P(Conformance, LogitsLossAndGradients) {
     float loss_fb = model.forward_backward(tokens.data(), targets.data(), B, T);
     EXPECT_LT(std::fabs(loss_fb - ref_loss) / ref_loss, kTol);
     SafeTensorsReader grads(dir_ + "/grads.safetensors");
-    double sumsq = 0;
+    double sumsq = 0, worst = 0;
+    std::string worst_name;
     for (const auto& s : model.layout().specs) {
         std::vector<float> ref(s.numel);
         grads.read_f32(s.name, ref.data(), s.shape);
         const float* g = model.grads() + s.offset;
         double e = test::rel_error(g, ref.data(), s.numel);
         EXPECT_LT(e, kTol) << s.name << ": gradient relative error " << e;
+        if (e > worst) worst = e, worst_name = s.name;
         for (size_t i = 0; i < s.numel; i++) sumsq += double(g[i]) * g[i];
     }
+    std::printf("%s: loss %.7f (official %.7f), worst gradient rel error %.3g (%s)\n",
+                GetParam().c_str(), loss, ref_loss, worst, worst_name.c_str());
     float ref_norm = io.read_f32("grad_norm_preclip")[0];
     EXPECT_LT(std::fabs(std::sqrt(sumsq) - ref_norm) / ref_norm, kTol);
 }
