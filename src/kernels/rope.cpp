@@ -1,0 +1,90 @@
+#include "kernels/rope.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace t6 {
+
+namespace {
+
+// float32 -> bfloat16 (round to nearest, ties to even) -> float32, as torch's .bfloat16().
+float round_bf16(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if ((u & 0x7f800000u) == 0x7f800000u) return f;  // inf / nan: not produced here
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+// Rotates (x1, x2) = (x[i], x[i+h]) by the table row; sign = +1 forward, -1 backward (transpose).
+//   forward:  y1 = x1*c + x2*s,  y2 = -x1*s + x2*c   (official apply_rotary_emb sign)
+//   backward: dx1 = dy1*c - dy2*s,  dx2 = dy1*s + dy2*c
+void rotate(float* __restrict x, const float* __restrict c, const float* __restrict s, int h,
+            float sign) {
+    for (int i = 0; i < h; i++) {
+        const float x1 = x[i], x2 = x[i + h];
+        const float si = sign * s[i];
+        x[i] = x1 * c[i] + x2 * si;
+        x[i + h] = x2 * c[i] - x1 * si;
+    }
+}
+
+void rope_apply(float* x, int B, int T, int nvec, int dim, long token_stride, long vec_stride,
+                const RopeTables& tab, int pos0, float sign) {
+    T6_CHECK(dim == tab.dim && dim % 2 == 0, "rope dim ", dim, " vs table dim ", tab.dim);
+    T6_CHECK(pos0 >= 0 && pos0 + T <= tab.max_positions, "rope positions ", pos0 + T,
+             " exceed table size ", tab.max_positions);
+    const int h = dim / 2;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            const float* c = tab.cos.data() + (long)(pos0 + t) * h;
+            const float* s = tab.sin.data() + (long)(pos0 + t) * h;
+            float* tok = x + ((long)b * T + t) * token_stride;
+            for (int v = 0; v < nvec; v++) rotate(tok + v * vec_stride, c, s, h, sign);
+        }
+    }
+}
+
+}  // namespace
+
+RopeTables make_rope_tables(int max_positions, int dim, float theta) {
+    T6_CHECK(dim > 0 && dim % 2 == 0 && max_positions >= 0, "bad rope dims ", dim);
+    RopeTables tab;
+    tab.max_positions = max_positions;
+    tab.dim = dim;
+    const int h = dim / 2;
+    tab.inv_freq.resize(h);
+    // Official: inv_freq = 1 / (theta ** (arange(0, d, 2).float() / d)) in float32.
+    for (int i = 0; i < h; i++) {
+        const float e = float(2 * i) / float(dim);
+        tab.inv_freq[i] = 1.0f / float(std::pow(double(theta), double(e)));
+    }
+    tab.cos.resize((size_t)max_positions * h);
+    tab.sin.resize((size_t)max_positions * h);
+    for (int t = 0; t < max_positions; t++) {
+        for (int i = 0; i < h; i++) {
+            const float angle = float(t) * tab.inv_freq[i];  // one float32 multiply (outer)
+            tab.cos[(size_t)t * h + i] = round_bf16(float(std::cos(double(angle))));
+            tab.sin[(size_t)t * h + i] = round_bf16(float(std::sin(double(angle))));
+        }
+    }
+    return tab;
+}
+
+void rope_forward_inplace(float* x, int B, int T, int nvec, int dim, long token_stride,
+                          long vec_stride, const RopeTables& tab, int pos0) {
+    rope_apply(x, B, T, nvec, dim, token_stride, vec_stride, tab, pos0, 1.0f);
+}
+
+void rope_backward_inplace(float* dx, int B, int T, int nvec, int dim, long token_stride,
+                           long vec_stride, const RopeTables& tab, int pos0) {
+    rope_apply(dx, B, T, nvec, dim, token_stride, vec_stride, tab, pos0, -1.0f);
+}
+
+}  // namespace t6
