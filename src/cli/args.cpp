@@ -84,8 +84,9 @@ void ArgParser::parse(int argc, char** argv, int first) {
                 values_[name] = "1";
             } else {
                 if (!inline_value) {
-                    if (i + 1 >= argc) fail("t6 ", command_, ": --", name, " needs a value (",
-                                            it->second.metavar, ")");
+                    if (i + 1 >= argc)
+                        fail("t6 ", command_, ": --", name, " needs a value (", it->second.metavar,
+                             ")");
                     value = argv[++i];
                 }
                 values_[name] = value;
@@ -96,7 +97,9 @@ void ArgParser::parse(int argc, char** argv, int first) {
     }
 }
 
-bool ArgParser::has(const std::string& name) const { return values_.count(name) > 0; }
+bool ArgParser::has(const std::string& name) const {
+    return values_.count(name) > 0;
+}
 
 std::string ArgParser::get(const std::string& name) const {
     auto it = values_.find(name);

@@ -12,10 +12,10 @@ namespace t6::cli {
 struct HelpShown {};
 
 class ArgParser {
-public:
+  public:
     ArgParser(std::string command, std::string synopsis, std::string description);
-    ArgParser& option(const std::string& name, const std::string& metavar,
-                      const std::string& help, const std::string& default_value = "");
+    ArgParser& option(const std::string& name, const std::string& metavar, const std::string& help,
+                      const std::string& default_value = "");
     ArgParser& flag(const std::string& name, const std::string& help);
     ArgParser& positional(const std::string& name, const std::string& help);
     ArgParser& epilog(const std::string& text);
@@ -32,7 +32,7 @@ public:
     const std::vector<std::string>& positionals() const { return pos_values_; }
     std::string help() const;
 
-private:
+  private:
     struct Opt {
         std::string metavar, help, def;
         bool is_flag = false;

@@ -12,6 +12,7 @@
 #include "cli/format.h"
 #include "cli/model_arg.h"
 #include "core/error.h"
+#include "core/profile.h"
 #include "core/threads.h"
 #include "kernels/gemm.h"
 #include "model/model.h"
@@ -34,6 +35,17 @@ const PeerFigure kPeers[] = {{"tiny-t6", 8, 256, 387.0},
                              {"small-t6", 4, 256, 86.0},
                              {"small-mha", 4, 256, 121.0}};
 
+void print_profile(const std::string& name, int steps) {
+    auto entries = profile::entries();
+    double total = 0;
+    for (const auto& e : entries) total += e.seconds;
+    std::printf("profile of %s (ms per step):\n", name.c_str());
+    for (const auto& e : entries)
+        std::printf("  %-26s %9.2f  %5.1f%%\n", e.name.c_str(), 1e3 * e.seconds / steps,
+                    100 * e.seconds / total);
+    profile::reset();
+}
+
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     size_t n = v.size();
@@ -41,7 +53,7 @@ double median(std::vector<double> v) {
 }
 
 nlohmann::json bench_step_one(const std::string& name, const ModelConfig& cfg, int B, int T,
-                              int warmup, int steps, double peak_gflops) {
+                              int warmup, int steps, double peak_gflops, bool prof) {
     Model model(cfg);
     model.init_weights(1234);
     std::mt19937 rng(42);
@@ -53,11 +65,14 @@ nlohmann::json bench_step_one(const std::string& name, const ModelConfig& cfg, i
     float loss = 0;
     for (int i = 0; i < warmup + steps; i++) {
         model.zero_grad();
+        profile::set_enabled(prof && i >= warmup);
         auto t0 = std::chrono::steady_clock::now();
         loss = model.forward_backward(x.data(), y.data(), B, T);
         double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (i >= warmup) secs.push_back(s);
     }
+    profile::set_enabled(false);
+    if (prof) print_profile(name, steps);
     const double tokens = double(B) * T;
     const double med = median(secs);
     const double tps = tokens / med;
@@ -99,9 +114,11 @@ int bench_step(int argc, char** argv) {
     p.option("threads", "N", "threads (OpenMP and GEMM)", "all cores");
     p.option("peak-gflops", "G", "GEMM rate MFU is relative to (fp32, 2 threads, baselines.md)",
              "370");
+    p.flag("profile", "print where the time goes (per phase, summed over timed steps)");
     p.flag("json", "print one JSON object as the last line");
     p.parse(argc, argv, 0);
     if (p.has("threads")) set_num_threads(p.get_int("threads"));
+    const bool prof = p.has("profile");
     const int T = p.get_int("seq"), steps = p.get_int("steps"), warmup = p.get_int("warmup");
     const double peak = p.get_double("peak-gflops");
     if (T <= 0 || steps <= 0 || warmup < 0 || !(peak > 0))
@@ -122,7 +139,7 @@ int bench_step(int argc, char** argv) {
     for (const auto& [name, cfg] : models) {
         int B = p.has("batch") ? p.get_int("batch") : (name.rfind("tiny", 0) == 0 ? 8 : 4);
         if (B <= 0) fail("t6 bench step: --batch must be positive");
-        auto j = bench_step_one(name, cfg, B, T, warmup, steps, peak);
+        auto j = bench_step_one(name, cfg, B, T, warmup, steps, peak, prof);
         std::string ratio = j.contains("speedup_vs_official")
                                 ? fixed(j["speedup_vs_official"].get<double>(), 2) + "x"
                                 : "-";
@@ -150,8 +167,9 @@ int cmd_bench(int argc, char** argv) {
     std::string sub = argc > 0 ? argv[0] : "";
     if (sub == "step") return bench_step(argc - 1, argv + 1);
     if (sub == "--help" || sub == "-h" || sub.empty()) {
-        std::printf("usage: t6 bench <benchmark> [options]\n\nbenchmarks:\n"
-                    "  step    forward+backward tokens/s and MFU (t6 bench step --help)\n");
+        std::printf(
+            "usage: t6 bench <benchmark> [options]\n\nbenchmarks:\n"
+            "  step    forward+backward tokens/s and MFU (t6 bench step --help)\n");
         return sub.empty() ? 2 : 0;
     }
     fail("t6 bench: unknown benchmark '", sub, "' (available: step)");

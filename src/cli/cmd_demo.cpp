@@ -47,14 +47,14 @@ int cmd_demo(int argc, char** argv) {
         y.push_back((unsigned char)text[i + 1]);
     }
     const int T = int(x.size());
-    std::printf("\n== tiny-t6 (%s), GEMM %s\n", cfg.describe().c_str(),
-                gemm_kernel_name().c_str());
+    std::printf("\n== tiny-t6 (%s), GEMM %s\n", cfg.describe().c_str(), gemm_kernel_name().c_str());
     auto t0 = std::chrono::steady_clock::now();
     float loss = model.forward_backward(x.data(), y.data(), 1, T);
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("forward+backward over %d byte tokens: loss %.4f (ln V = %.4f at random init), "
-                "%.1f ms\n",
-                T, loss, std::log(double(cfg.vocab_size)), 1e3 * s);
+    std::printf(
+        "forward+backward over %d byte tokens: loss %.4f (ln V = %.4f at random init), "
+        "%.1f ms\n",
+        T, loss, std::log(double(cfg.vocab_size)), 1e3 * s);
     std::printf("This build has no trainer yet; see README for what is implemented.\n");
     return 0;
 }

@@ -53,10 +53,11 @@ void print_info(const std::string& name, const ModelConfig& c, int T) {
     std::printf("FLOPs per token at T=%d: forward %.3f GFLOP, training step %.3f GFLOP\n", T,
                 f / 1e9, 3 * f / 1e9);
     size_t kv = s.kv_numbers_per_token_per_layer;
-    std::printf("KV cache per token: %zu numbers per layer = %s (f32) / %s (bf16); all %d layers "
-                "%s (f32)\n",
-                kv, human_bytes(4.0 * kv).c_str(), human_bytes(2.0 * kv).c_str(), c.n_layer,
-                human_bytes(4.0 * kv * c.n_layer).c_str());
+    std::printf(
+        "KV cache per token: %zu numbers per layer = %s (f32) / %s (bf16); all %d layers "
+        "%s (f32)\n",
+        kv, human_bytes(4.0 * kv).c_str(), human_bytes(2.0 * kv).c_str(), c.n_layer,
+        human_bytes(4.0 * kv * c.n_layer).c_str());
 }
 
 void print_preset_table(int T) {

@@ -17,9 +17,12 @@ ModelChoice resolve_model_choice(const ArgParser& p, const std::string& command)
     std::vector<std::string> overrides;
     std::string positional;
     for (const auto& a : p.positionals()) {
-        if (a.find('=') != std::string::npos) overrides.push_back(a);
-        else if (positional.empty()) positional = a;
-        else fail("t6 ", command, ": unexpected argument '", a, "'");
+        if (a.find('=') != std::string::npos)
+            overrides.push_back(a);
+        else if (positional.empty())
+            positional = a;
+        else
+            fail("t6 ", command, ": unexpected argument '", a, "'");
     }
     int given = int(p.has("preset")) + int(p.has("model")) + int(!positional.empty());
     if (given == 0) fail("t6 ", command, ": no model given (use --preset NAME or --model PATH)");
@@ -31,9 +34,9 @@ ModelChoice resolve_model_choice(const ArgParser& p, const std::string& command)
         m.source = p.has("model") ? p.get("model") : positional;
         m.config = resolve_model_config(m.source);
         namespace fs = std::filesystem;
-        m.is_checkpoint = !is_preset(m.source) &&
-                          (fs::is_directory(m.source) ||
-                           fs::path(m.source).extension() == ".safetensors");
+        m.is_checkpoint =
+            !is_preset(m.source) &&
+            (fs::is_directory(m.source) || fs::path(m.source).extension() == ".safetensors");
     }
     for (const auto& o : overrides) apply_override(m.config, o);
     return m;

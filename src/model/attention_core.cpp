@@ -15,19 +15,29 @@ size_t attention_saved_per_token(const ModelConfig& c) {
     return c.is_tpa() ? size_t(3) * c.n_head * c.head_dim : 0;
 }
 
-size_t attention_scratch_per_token(const ModelConfig& c) { return attention_saved_per_token(c); }
+size_t attention_scratch_per_token(const ModelConfig& c) {
+    return attention_saved_per_token(c);
+}
 
-void attention_core_forward(const ModelConfig& c, const RopeTables& rope, float* proj,
-                            float* saved, float* y, float* lse, int B, int T) {
+size_t LayerParamRef::offset(const std::string& suffix) const {
+    return layout->at(cat("transformer.h.", layer, ".", suffix)).offset;
+}
+
+void attention_core_forward(const ModelConfig& c, const LayerParamRef& w, const RopeTables& rope,
+                            float* proj, float* saved, float* y, float* lse, int B, int T) {
+    (void)w;
     if (c.is_tpa()) return tpa_core_forward(c, rope, proj, saved, y, lse, B, T);
     if (c.attention == AttentionKind::mla) fail("attention = mla is not implemented yet");
     gqa_core_forward(c, rope, proj, y, lse, B, T);
 }
 
-void attention_core_backward(const ModelConfig& c, const RopeTables& rope, const float* proj,
-                             const float* saved, const float* y, const float* lse,
-                             const float* dy, float* dproj, float* scratch, int B, int T) {
-    if (c.is_tpa()) return tpa_core_backward(c, rope, proj, saved, y, lse, dy, dproj, scratch, B, T);
+void attention_core_backward(const ModelConfig& c, const LayerParamRef& w, const RopeTables& rope,
+                             const float* proj, const float* saved, const float* y,
+                             const float* lse, const float* dy, float* dproj, float* scratch, int B,
+                             int T) {
+    (void)w;
+    if (c.is_tpa())
+        return tpa_core_backward(c, rope, proj, saved, y, lse, dy, dproj, scratch, B, T);
     if (c.attention == AttentionKind::mla) fail("attention = mla is not implemented yet");
     gqa_core_backward(c, rope, proj, y, lse, dy, dproj, B, T);
 }

@@ -6,8 +6,20 @@
 
 #include "kernels/rope.h"
 #include "model/config.h"
+#include "model/params.h"
 
 namespace t6 {
+
+// The parameters of one layer, for kinds whose core owns weights beyond the fused input
+// projection (MLA: latent norms and up-projections). W/G are the model's parameter and gradient
+// buffers; look tensors up by official name in `layout`.
+struct LayerParamRef {
+    const ParameterLayout* layout = nullptr;
+    int layer = 0;
+    const float* W = nullptr;
+    float* G = nullptr;
+    size_t offset(const std::string& suffix) const;  // "attn.q_b_proj.weight" -> offset
+};
 
 // Width P of the fused projection output per token.
 int projection_width(const ModelConfig& c);
@@ -20,13 +32,15 @@ size_t attention_scratch_per_token(const ModelConfig& c);
 
 // proj (N,P): in: raw projections; out: RoPE applied in place where the kind rotates.
 // saved (N, attention_saved_per_token), y (N, H*Dv), lse (B,H,T).
-void attention_core_forward(const ModelConfig& c, const RopeTables& rope, float* proj,
-                            float* saved, float* y, float* lse, int B, int T);
+void attention_core_forward(const ModelConfig& c, const LayerParamRef& w, const RopeTables& rope,
+                            float* proj, float* saved, float* y, float* lse, int B, int T);
 
 // dy (N, H*Dv) -> dproj (N,P) (written, =). scratch: (N, attention_scratch_per_token).
-void attention_core_backward(const ModelConfig& c, const RopeTables& rope, const float* proj,
-                             const float* saved, const float* y, const float* lse,
-                             const float* dy, float* dproj, float* scratch, int B, int T);
+// Parameter gradients of weights the core owns are accumulated (+=) into w.G.
+void attention_core_backward(const ModelConfig& c, const LayerParamRef& w, const RopeTables& rope,
+                             const float* proj, const float* saved, const float* y,
+                             const float* lse, const float* dy, float* dproj, float* scratch, int B,
+                             int T);
 
 // Per-kind implementations (attention_tpa.cpp, attention_gqa.cpp).
 void tpa_core_forward(const ModelConfig& c, const RopeTables& rope, float* proj, float* saved,

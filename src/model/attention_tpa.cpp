@@ -27,7 +27,7 @@ TpaOffsets tpa_offsets(const ModelConfig& c) {
     const long q_cols = fq ? H * c.q_rank : H * D;  // A_q, or c_q for T6_kvonly
     o.A_k = q_cols;
     o.A_v = o.A_k + H * c.k_rank;
-    o.B_q = o.A_v + H * c.v_rank;                // unused for T6_kvonly
+    o.B_q = o.A_v + H * c.v_rank;  // unused for T6_kvonly
     o.B_k = o.B_q + (fq ? long(c.q_rank) * D : 0);
     o.B_v = o.B_k + long(c.k_rank) * D;
     o.P = o.B_v + long(c.v_rank) * D;
@@ -95,11 +95,11 @@ void tpa_core_backward(const ModelConfig& c, const RopeTables& rope, const float
     } else {
         rope_backward_inplace(dproj, B, T, H, D, o.P, D, rope);
     }
-    tpa_contract_backward(dproj + o.A_k, dproj + o.B_k, dk, proj + o.A_k, o.P, proj + o.B_k, o.P,
-                          N, H, c.k_rank, D, 1.0f / float(c.k_rank));
+    tpa_contract_backward(dproj + o.A_k, dproj + o.B_k, dk, proj + o.A_k, o.P, proj + o.B_k, o.P, N,
+                          H, c.k_rank, D, 1.0f / float(c.k_rank));
     rope_backward_inplace(dproj + o.B_k, B, T, c.k_rank, D, o.P, D, rope);
-    tpa_contract_backward(dproj + o.A_v, dproj + o.B_v, dv, proj + o.A_v, o.P, proj + o.B_v, o.P,
-                          N, H, c.v_rank, D, 1.0f / float(c.v_rank));
+    tpa_contract_backward(dproj + o.A_v, dproj + o.B_v, dv, proj + o.A_v, o.P, proj + o.B_v, o.P, N,
+                          H, c.v_rank, D, 1.0f / float(c.v_rank));
 }
 
 }  // namespace t6

@@ -63,8 +63,9 @@ void load_weights(Model& model, const std::string& path) {
         std::vector<float> head = r.read_f32(kTiedAlias);
         if (r.info(kTiedAlias).shape != wte.shape ||
             std::memcmp(head.data(), model.params() + wte.offset, wte.numel * sizeof(float)) != 0)
-            fail(path, ": lm_head.weight differs from transformer.wte.weight, but t6 models tie "
-                       "them");
+            fail(path,
+                 ": lm_head.weight differs from transformer.wte.weight, but t6 models tie "
+                 "them");
     }
 }
 
@@ -93,8 +94,7 @@ ModelConfig checkpoint_config(const std::string& path) {
         return config_from_json(j, wpath + " (config metadata)");
     }
     fs::path cfg = fs::path(wpath).parent_path() / "config.json";
-    if (!fs::exists(cfg))
-        fail(wpath, ": no t6 config metadata and no config.json beside it");
+    if (!fs::exists(cfg)) fail(wpath, ": no t6 config metadata and no config.json beside it");
     return load_config_file(cfg.string());
 }
 

@@ -13,22 +13,32 @@ using nlohmann::json;
 
 const char* attention_kind_name(AttentionKind k) {
     switch (k) {
-        case AttentionKind::mha: return "mha";
-        case AttentionKind::mqa: return "mqa";
-        case AttentionKind::gqa: return "gqa";
-        case AttentionKind::tpa: return "tpa";
-        case AttentionKind::tpa_kvonly: return "tpa_kvonly";
-        case AttentionKind::mla: return "mla";
+        case AttentionKind::mha:
+            return "mha";
+        case AttentionKind::mqa:
+            return "mqa";
+        case AttentionKind::gqa:
+            return "gqa";
+        case AttentionKind::tpa:
+            return "tpa";
+        case AttentionKind::tpa_kvonly:
+            return "tpa_kvonly";
+        case AttentionKind::mla:
+            return "mla";
     }
     return "?";
 }
 
 AttentionKind parse_attention_kind(const std::string& s, const std::string& where) {
     static const std::map<std::string, AttentionKind> kinds = {
-        {"mha", AttentionKind::mha},         {"mqa", AttentionKind::mqa},
-        {"gqa", AttentionKind::gqa},         {"tpa", AttentionKind::tpa},
-        {"t6", AttentionKind::tpa},          {"tpa_kvonly", AttentionKind::tpa_kvonly},
-        {"t6-kvonly", AttentionKind::tpa_kvonly}, {"mla", AttentionKind::mla}};
+        {"mha", AttentionKind::mha},
+        {"mqa", AttentionKind::mqa},
+        {"gqa", AttentionKind::gqa},
+        {"tpa", AttentionKind::tpa},
+        {"t6", AttentionKind::tpa},
+        {"tpa_kvonly", AttentionKind::tpa_kvonly},
+        {"t6-kvonly", AttentionKind::tpa_kvonly},
+        {"mla", AttentionKind::mla}};
     auto it = kinds.find(s);
     if (it == kinds.end())
         fail(where, ": attention '", s, "' is not one of mha, mqa, gqa, tpa, tpa_kvonly, mla");
@@ -42,17 +52,23 @@ int ModelConfig::hidden_dim() const {
 
 int ModelConfig::kv_heads() const {
     switch (attention) {
-        case AttentionKind::mha: return n_head;
-        case AttentionKind::mqa: return 1;
-        case AttentionKind::gqa: return n_kv_head;
-        default: return n_head;
+        case AttentionKind::mha:
+            return n_head;
+        case AttentionKind::mqa:
+            return 1;
+        case AttentionKind::gqa:
+            return n_kv_head;
+        default:
+            return n_head;
     }
 }
 
 int ModelConfig::qk_head_dim() const {
     return attention == AttentionKind::mla ? head_dim + qk_rope_head_dim : head_dim;
 }
-int ModelConfig::v_dim() const { return attention == AttentionKind::mla ? v_head_dim : head_dim; }
+int ModelConfig::v_dim() const {
+    return attention == AttentionKind::mla ? v_head_dim : head_dim;
+}
 int ModelConfig::rope_dim() const {
     return attention == AttentionKind::mla ? qk_rope_head_dim : head_dim;
 }
@@ -69,7 +85,8 @@ void ModelConfig::validate(const std::string& where) const {
     positive("block_size", block_size, 1 << 22);
     positive("hidden (mlp_hidden)", hidden_dim(), 1 << 20);
     if (rope_dim() % 2 != 0)
-        fail(where, ": the RoPE width ", rope_dim(), " must be even (head_dim or qk_rope_head_dim)");
+        fail(where, ": the RoPE width ", rope_dim(),
+             " must be even (head_dim or qk_rope_head_dim)");
     if (!(rope_theta > 0)) fail(where, ": rope_theta must be positive");
     if (!(norm_eps > 0)) fail(where, ": norm_eps must be positive");
     switch (attention) {
@@ -91,7 +108,8 @@ void ModelConfig::validate(const std::string& where) const {
             positive("qk_rope_head_dim", qk_rope_head_dim, 4096);
             positive("v_head_dim", v_head_dim, 4096);
             break;
-        default: break;
+        default:
+            break;
     }
     // Activation and parameter buffers are indexed with 64-bit offsets, but single rows with int.
     double attn_width = double(n_head) * std::max(qk_head_dim(), v_dim()) * 4;
@@ -155,15 +173,21 @@ float get_float(const json& v, const std::string& where, const std::string& key)
 
 // Sets one t6 key. Returns false if the key is unknown.
 bool set_key(ModelConfig& c, const std::string& key, const json& v, const std::string& where) {
-    std::map<std::string, int*> ints = {
-        {"vocab_size", &c.vocab_size},   {"n_layer", &c.n_layer},
-        {"n_embd", &c.n_embd},           {"n_head", &c.n_head},
-        {"head_dim", &c.head_dim},       {"n_kv_head", &c.n_kv_head},
-        {"q_rank", &c.q_rank},           {"k_rank", &c.k_rank},
-        {"v_rank", &c.v_rank},           {"q_lora_rank", &c.q_lora_rank},
-        {"kv_lora_rank", &c.kv_lora_rank}, {"qk_rope_head_dim", &c.qk_rope_head_dim},
-        {"v_head_dim", &c.v_head_dim},   {"block_size", &c.block_size},
-        {"mlp_hidden", &c.mlp_hidden}};
+    std::map<std::string, int*> ints = {{"vocab_size", &c.vocab_size},
+                                        {"n_layer", &c.n_layer},
+                                        {"n_embd", &c.n_embd},
+                                        {"n_head", &c.n_head},
+                                        {"head_dim", &c.head_dim},
+                                        {"n_kv_head", &c.n_kv_head},
+                                        {"q_rank", &c.q_rank},
+                                        {"k_rank", &c.k_rank},
+                                        {"v_rank", &c.v_rank},
+                                        {"q_lora_rank", &c.q_lora_rank},
+                                        {"kv_lora_rank", &c.kv_lora_rank},
+                                        {"qk_rope_head_dim", &c.qk_rope_head_dim},
+                                        {"v_head_dim", &c.v_head_dim},
+                                        {"block_size", &c.block_size},
+                                        {"mlp_hidden", &c.mlp_hidden}};
     if (auto it = ints.find(key); it != ints.end()) {
         *it->second = get_int(v, where, key);
         return true;
@@ -193,12 +217,18 @@ ModelConfig config_from_official_json(const json& j, const std::string& where) {
     ModelConfig c;
     if (!j["model_type"].is_string()) fail(where, ": model_type must be a string");
     std::string mt = j["model_type"];
-    if (mt == "T6") c.attention = AttentionKind::tpa;
-    else if (mt == "T6_kvonly") c.attention = AttentionKind::tpa_kvonly;
-    else if (mt == "llama-mha" || mt == "llama") c.attention = AttentionKind::mha;
-    else if (mt == "llama-gqa") c.attention = AttentionKind::gqa;
-    else if (mt == "llama-mla") c.attention = AttentionKind::mla;
-    else fail(where, ": model_type '", mt, "' is not an official T6/llama model file");
+    if (mt == "T6")
+        c.attention = AttentionKind::tpa;
+    else if (mt == "T6_kvonly")
+        c.attention = AttentionKind::tpa_kvonly;
+    else if (mt == "llama-mha" || mt == "llama")
+        c.attention = AttentionKind::mha;
+    else if (mt == "llama-gqa")
+        c.attention = AttentionKind::gqa;
+    else if (mt == "llama-mla")
+        c.attention = AttentionKind::mla;
+    else
+        fail(where, ": model_type '", mt, "' is not an official T6/llama model file");
     // GPTConfig defaults of the official model files for the keys a config may omit.
     c.vocab_size = 50304;
     c.n_layer = 12;
@@ -216,12 +246,13 @@ ModelConfig config_from_official_json(const json& j, const std::string& where) {
             // Accepted and unused by the official model files (conformance README quirk 7).
         } else if (key == "using_groupnorm") {
             if (v.is_boolean() && v.get<bool>())
-                fail(where, ": using_groupnorm = true is not supported (off in every official "
-                            "config)");
+                fail(where,
+                     ": using_groupnorm = true is not supported (off in every official "
+                     "config)");
         } else if (key == "rank" || key == "q_rank" || key == "vocab_size" || key == "n_layer" ||
-                   key == "n_embd" || key == "n_head" || key == "head_dim" ||
-                   key == "block_size" || key == "q_lora_rank" || key == "kv_lora_rank" ||
-                   key == "qk_rope_head_dim" || key == "v_head_dim") {
+                   key == "n_embd" || key == "n_head" || key == "head_dim" || key == "block_size" ||
+                   key == "q_lora_rank" || key == "kv_lora_rank" || key == "qk_rope_head_dim" ||
+                   key == "v_head_dim") {
             set_key(c, key, v, where);
         } else {
             fail(where, ": unknown key '", key, "' in an official config");
@@ -281,8 +312,7 @@ ModelConfig load_config_file(const std::string& path) {
 
 void apply_override(ModelConfig& cfg, const std::string& assignment) {
     auto eq = assignment.find('=');
-    if (eq == std::string::npos || eq == 0)
-        fail("override '", assignment, "': expected key=value");
+    if (eq == std::string::npos || eq == 0) fail("override '", assignment, "': expected key=value");
     std::string key = assignment.substr(0, eq), val = assignment.substr(eq + 1);
     std::string where = cat("override '", assignment, "'");
     json v;

@@ -35,8 +35,8 @@ struct ModelConfig {
     float norm_eps = 1.1920928955078125e-07f;  // official weightless F.rms_norm: finfo(f32).eps
 
     // Derived sizes.
-    int hidden_dim() const;  // MLP hidden width
-    int kv_heads() const;    // KV heads of mha/mqa/gqa (n_head for mha)
+    int hidden_dim() const;   // MLP hidden width
+    int kv_heads() const;     // KV heads of mha/mqa/gqa (n_head for mha)
     int qk_head_dim() const;  // q/k width per head in attention (MLA: head_dim + rope dim)
     int v_dim() const;        // v width per head (MLA: v_head_dim)
     int rope_dim() const;     // rotated width (MLA: qk_rope_head_dim)

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/profile.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
@@ -68,7 +69,9 @@ void Model::init_weights(uint64_t seed) {
     }
 }
 
-void Model::zero_grad() { grads_.zero(); }
+void Model::zero_grad() {
+    grads_.zero();
+}
 
 size_t Model::activation_bytes() const {
     return (acts_.size() + logits_.size() + scratch_.size()) * sizeof(float);
@@ -125,7 +128,8 @@ void Model::ensure_capacity(int B, int T) {
 }
 
 void Model::check_tokens(const int32_t* tokens, const int32_t* targets, int B, int T) const {
-    if (B <= 0 || T <= 0) fail("batch and sequence length must be positive (got B=", B, ", T=", T, ")");
+    if (B <= 0 || T <= 0)
+        fail("batch and sequence length must be positive (got B=", B, ", T=", T, ")");
     const size_t N = size_t(B) * T;
     for (size_t i = 0; i < N; i++)
         if (tokens[i] < 0 || tokens[i] >= cfg_.vocab_size)
@@ -144,24 +148,47 @@ void Model::run_forward(const int32_t* tokens, int B, int T) {
     const int Y = cfg_.n_head * cfg_.v_dim();
     const float eps = cfg_.norm_eps;
     const float* W = params_.data();
-    embedding_forward(la_[0].res, tokens, W + layout_.specs[0].offset, N, C);
+    {
+        T6_PROFILE_SCOPE("fwd.embedding");
+        embedding_forward(la_[0].res, tokens, W + layout_.specs[0].offset, N, C);
+    }
     for (int l = 0; l < cfg_.n_layer; l++) {
         LayerActs& a = la_[l];
         const LayerWeights& w = lw_[l];
         float* res_out = l + 1 < cfg_.n_layer ? la_[l + 1].res : res_final_;
-        rmsnorm_forward(a.ln1, a.rstd1, a.res, nullptr, N, C, eps);
-        linear_forward(a.proj, a.ln1, W + w.qkv, N, C, P);  // all input projections, one GEMM
-        attention_core_forward(cfg_, rope_, a.proj, a.saved, a.y, a.lse, B, T);
-        // res_mid = res + c_proj(y)
-        std::memcpy(a.res_mid, a.res, sizeof(float) * size_t(N) * C);
-        gemm(false, true, N, C, Y, 1.0f, a.y, Y, W + w.c_proj, Y, 1.0f, a.res_mid, C);
-        rmsnorm_forward(a.ln2, a.rstd2, a.res_mid, nullptr, N, C, eps);
-        linear_forward(a.a, a.ln2, W + w.fc1, N, C, F);
-        linear_forward(a.b, a.ln2, W + w.fc2, N, C, F);
-        swiglu_forward(a.h, a.a, a.b, size_t(N) * F);
-        std::memcpy(res_out, a.res_mid, sizeof(float) * size_t(N) * C);
-        gemm(false, true, N, C, F, 1.0f, a.h, F, W + w.mlp_proj, F, 1.0f, res_out, C);
+        {
+            T6_PROFILE_SCOPE("fwd.attn.norm+qkv_gemm");
+            rmsnorm_forward(a.ln1, a.rstd1, a.res, nullptr, N, C, eps);
+            linear_forward(a.proj, a.ln1, W + w.qkv, N, C, P);  // all input projections, one GEMM
+        }
+        {
+            T6_PROFILE_SCOPE("fwd.attn.core");
+            attention_core_forward(cfg_, {&layout_, l, W, grads_.data()}, rope_, a.proj, a.saved,
+                                   a.y, a.lse, B, T);
+        }
+        {
+            T6_PROFILE_SCOPE("fwd.attn.c_proj");
+            // res_mid = res + c_proj(y)
+            std::memcpy(a.res_mid, a.res, sizeof(float) * size_t(N) * C);
+            gemm(false, true, N, C, Y, 1.0f, a.y, Y, W + w.c_proj, Y, 1.0f, a.res_mid, C);
+        }
+        {
+            T6_PROFILE_SCOPE("fwd.mlp.norm+fc_gemm");
+            rmsnorm_forward(a.ln2, a.rstd2, a.res_mid, nullptr, N, C, eps);
+            linear_forward(a.a, a.ln2, W + w.fc1, N, C, F);
+            linear_forward(a.b, a.ln2, W + w.fc2, N, C, F);
+        }
+        {
+            T6_PROFILE_SCOPE("fwd.mlp.swiglu");
+            swiglu_forward(a.h, a.a, a.b, size_t(N) * F);
+        }
+        {
+            T6_PROFILE_SCOPE("fwd.mlp.c_proj");
+            std::memcpy(res_out, a.res_mid, sizeof(float) * size_t(N) * C);
+            gemm(false, true, N, C, F, 1.0f, a.h, F, W + w.mlp_proj, F, 1.0f, res_out, C);
+        }
     }
+    T6_PROFILE_SCOPE("fwd.lm_head");
     rmsnorm_forward(lnf_, rstdf_, res_final_, nullptr, N, C, eps);
     linear_forward(logits_.data(), lnf_, W + layout_.specs[0].offset, N, C, cfg_.vocab_size);
 }
@@ -180,8 +207,12 @@ float Model::forward_backward(const int32_t* tokens, const int32_t* targets, int
     check_tokens(tokens, targets, B, T);
     run_forward(tokens, B, T);
     // Loss and d(loss)/d(logits) in one pass, in place over the logits.
-    float loss = cross_entropy_forward_backward(logits_.data(), nullptr, logits_.data(), targets,
-                                                B * T, cfg_.vocab_size, grad_scale);
+    float loss;
+    {
+        T6_PROFILE_SCOPE("cross_entropy");
+        loss = cross_entropy_forward_backward(logits_.data(), nullptr, logits_.data(), targets,
+                                              B * T, cfg_.vocab_size, grad_scale);
+    }
     run_backward(tokens, B, T);
     return loss;
 }
@@ -193,31 +224,53 @@ void Model::run_backward(const int32_t* tokens, int B, int T) {
     float* G = grads_.data();
     const size_t wte = layout_.specs[0].offset;
     const size_t NC = size_t(N) * C;
-    // lm_head (tied): dlnf = dlogits @ wte, dwte += dlogits^T lnf.
-    gemm(false, false, N, C, V, 1.0f, logits_.data(), V, W + wte, C, 0.0f, dln_, C);
-    gemm(true, false, V, C, N, 1.0f, logits_.data(), V, lnf_, C, 1.0f, G + wte, C);
-    std::memset(dres_, 0, sizeof(float) * NC);
-    rmsnorm_backward(dres_, nullptr, dln_, res_final_, nullptr, rstdf_, N, C);
+    {
+        T6_PROFILE_SCOPE("bwd.lm_head");
+        // lm_head (tied): dlnf = dlogits @ wte, dwte += dlogits^T lnf.
+        gemm(false, false, N, C, V, 1.0f, logits_.data(), V, W + wte, C, 0.0f, dln_, C);
+        gemm(true, false, V, C, N, 1.0f, logits_.data(), V, lnf_, C, 1.0f, G + wte, C);
+        std::memset(dres_, 0, sizeof(float) * NC);
+        rmsnorm_backward(dres_, nullptr, dln_, res_final_, nullptr, rstdf_, N, C);
+    }
     for (int l = cfg_.n_layer - 1; l >= 0; l--) {
         LayerActs& a = la_[l];
         const LayerWeights& w = lw_[l];
         // MLP: res_out = res_mid + c_proj(swiglu(fc1(ln2), fc2(ln2))).
-        gemm(false, false, N, F, C, 1.0f, dres_, C, W + w.mlp_proj, F, 0.0f, dh_, F);
-        gemm(true, false, C, F, N, 1.0f, dres_, C, a.h, F, 1.0f, G + w.mlp_proj, F);
-        swiglu_backward(da_, db_, dh_, a.a, a.b, size_t(N) * F);
-        gemm(false, false, N, C, F, 1.0f, da_, F, W + w.fc1, C, 0.0f, dln_, C);
-        linear_backward(dln_, G + w.fc2, db_, a.ln2, W + w.fc2, N, C, F);
-        linear_backward(nullptr, G + w.fc1, da_, a.ln2, W + w.fc1, N, C, F);
-        rmsnorm_backward(dres_, nullptr, dln_, a.res_mid, nullptr, a.rstd2, N, C);
-        // Attention: res_mid = res + c_proj(y).
-        gemm(false, false, N, Y, C, 1.0f, dres_, C, W + w.c_proj, Y, 0.0f, dy_, Y);
-        gemm(true, false, C, Y, N, 1.0f, dres_, C, a.y, Y, 1.0f, G + w.c_proj, Y);
-        attention_core_backward(cfg_, rope_, a.proj, a.saved, a.y, a.lse, dy_, dproj_,
-                                dattn_scratch_, B, T);
-        gemm(false, false, N, C, P, 1.0f, dproj_, P, W + w.qkv, C, 0.0f, dln_, C);
-        gemm(true, false, P, C, N, 1.0f, dproj_, P, a.ln1, C, 1.0f, G + w.qkv, C);
-        rmsnorm_backward(dres_, nullptr, dln_, a.res, nullptr, a.rstd1, N, C);
+        {
+            T6_PROFILE_SCOPE("bwd.mlp.c_proj");
+            gemm(false, false, N, F, C, 1.0f, dres_, C, W + w.mlp_proj, F, 0.0f, dh_, F);
+            gemm(true, false, C, F, N, 1.0f, dres_, C, a.h, F, 1.0f, G + w.mlp_proj, F);
+        }
+        {
+            T6_PROFILE_SCOPE("bwd.mlp.swiglu");
+            swiglu_backward(da_, db_, dh_, a.a, a.b, size_t(N) * F);
+        }
+        {
+            T6_PROFILE_SCOPE("bwd.mlp.fc_gemm+norm");
+            gemm(false, false, N, C, F, 1.0f, da_, F, W + w.fc1, C, 0.0f, dln_, C);
+            linear_backward(dln_, G + w.fc2, db_, a.ln2, W + w.fc2, N, C, F);
+            linear_backward(nullptr, G + w.fc1, da_, a.ln2, W + w.fc1, N, C, F);
+            rmsnorm_backward(dres_, nullptr, dln_, a.res_mid, nullptr, a.rstd2, N, C);
+        }
+        {
+            T6_PROFILE_SCOPE("bwd.attn.c_proj");
+            // Attention: res_mid = res + c_proj(y).
+            gemm(false, false, N, Y, C, 1.0f, dres_, C, W + w.c_proj, Y, 0.0f, dy_, Y);
+            gemm(true, false, C, Y, N, 1.0f, dres_, C, a.y, Y, 1.0f, G + w.c_proj, Y);
+        }
+        {
+            T6_PROFILE_SCOPE("bwd.attn.core");
+            attention_core_backward(cfg_, {&layout_, l, W, G}, rope_, a.proj, a.saved, a.y, a.lse,
+                                    dy_, dproj_, dattn_scratch_, B, T);
+        }
+        {
+            T6_PROFILE_SCOPE("bwd.attn.qkv_gemm+norm");
+            gemm(false, false, N, C, P, 1.0f, dproj_, P, W + w.qkv, C, 0.0f, dln_, C);
+            gemm(true, false, P, C, N, 1.0f, dproj_, P, a.ln1, C, 1.0f, G + w.qkv, C);
+            rmsnorm_backward(dres_, nullptr, dln_, a.res, nullptr, a.rstd1, N, C);
+        }
     }
+    T6_PROFILE_SCOPE("bwd.embedding");
     embedding_backward(G + wte, dres_, tokens, N, C, V);
 }
 

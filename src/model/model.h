@@ -16,7 +16,7 @@
 namespace t6 {
 
 class Model {
-public:
+  public:
     explicit Model(const ModelConfig& cfg);
 
     const ModelConfig& config() const { return cfg_; }
@@ -48,7 +48,7 @@ public:
     // Bytes held in activations for the largest (B,T) seen so far.
     size_t activation_bytes() const;
 
-private:
+  private:
     struct LayerActs {  // views into acts_, for one layer
         float *res, *ln1, *rstd1, *proj, *saved, *y, *lse, *res_mid, *ln2, *rstd2, *a, *b, *h;
     };

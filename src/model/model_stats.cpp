@@ -15,7 +15,9 @@ ModelStats model_stats(const ModelConfig& c) {
     switch (c.attention) {
         case AttentionKind::mha:
         case AttentionKind::mqa:
-        case AttentionKind::gqa: s.kv_numbers_per_token_per_layer = 2 * c.kv_heads() * D; break;
+        case AttentionKind::gqa:
+            s.kv_numbers_per_token_per_layer = 2 * c.kv_heads() * D;
+            break;
         case AttentionKind::tpa:
         case AttentionKind::tpa_kvonly:
             s.kv_numbers_per_token_per_layer = size_t(c.k_rank + c.v_rank) * (H + D);

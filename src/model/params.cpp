@@ -25,8 +25,10 @@ std::vector<ProjectionSpec> attention_projections(const ModelConfig& c) {
                     {"c_qkv.W_A_v", H * c.v_rank}, {"c_qkv.W_B_q", c.q_rank * D},
                     {"c_qkv.W_B_k", c.k_rank * D}, {"c_qkv.W_B_v", c.v_rank * D}};
         case AttentionKind::tpa_kvonly:
-            return {{"c_qkv.c_q", H * D},           {"c_qkv.W_A_k", H * c.k_rank},
-                    {"c_qkv.W_A_v", H * c.v_rank}, {"c_qkv.W_B_k", c.k_rank * D},
+            return {{"c_qkv.c_q", H * D},
+                    {"c_qkv.W_A_k", H * c.k_rank},
+                    {"c_qkv.W_A_v", H * c.v_rank},
+                    {"c_qkv.W_B_k", c.k_rank * D},
                     {"c_qkv.W_B_v", c.v_rank * D}};
         case AttentionKind::mha:
         case AttentionKind::mqa:
@@ -63,8 +65,8 @@ ParameterLayout build_parameter_layout(const ModelConfig& c) {
         if (c.attention == AttentionKind::mla) {
             const int64_t H = c.n_head;
             add(pre + "attn.q_a_layernorm.weight", {c.q_lora_rank}, "attention");
-            add(pre + "attn.q_b_proj.weight", {H * (c.head_dim + c.qk_rope_head_dim), c.q_lora_rank},
-                "attention");
+            add(pre + "attn.q_b_proj.weight",
+                {H * (c.head_dim + c.qk_rope_head_dim), c.q_lora_rank}, "attention");
             add(pre + "attn.kv_a_layernorm.weight", {c.kv_lora_rank}, "attention");
             add(pre + "attn.kv_b_proj.weight", {H * (c.head_dim + c.v_head_dim), c.kv_lora_rank},
                 "attention");
