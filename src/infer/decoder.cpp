@@ -1,0 +1,109 @@
+#include "infer/decoder.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "infer/cache_attention.h"
+#include "kernels/embedding.h"
+#include "kernels/gemm.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/swiglu.h"
+#include "model/attention_core.h"
+
+namespace t6 {
+
+Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type)
+    : model_(model),
+      cfg_(model.config()),
+      rope_(make_rope_tables(max_seq, model.config().rope_dim(), model.config().rope_theta)),
+      cache_(model.config(), max_slots, max_seq, type) {
+    const ParameterLayout& L = model.layout();
+    const auto projections = attention_projections(cfg_);
+    wte_ = L.at(kEmbeddingName).offset;
+    for (int i = 0; i < cfg_.n_layer; i++) {
+        std::string pre = cat("transformer.h.", i, ".");
+        lw_.push_back({L.at(pre + "attn." + projections[0].name + ".weight").offset,
+                       L.at(pre + "attn.c_proj.weight").offset,
+                       L.at(pre + "mlp.c_fc1.weight").offset, L.at(pre + "mlp.c_fc2.weight").offset,
+                       L.at(pre + "mlp.c_proj.weight").offset});
+    }
+}
+
+void Decoder::append(int slot, const int32_t* tokens, int n, float* logits, bool all_logits) {
+    if (slot < 0 || slot >= cache_.max_slots()) fail("cache slot ", slot, " does not exist");
+    if (n <= 0) fail("nothing to append (empty token sequence)");
+    const int start = cache_.length(slot);
+    if (start + n > cache_.max_seq())
+        fail("sequence of ", start + n, " tokens exceeds the context of ", cache_.max_seq(),
+             " tokens");
+    const int V = cfg_.vocab_size;
+    std::vector<int> slots, pos;
+    for (int done = 0; done < n;) {
+        const int m = std::min(chunk_tokens, n - done);
+        slots.assign(m, slot);
+        pos.resize(m);
+        for (int i = 0; i < m; i++) pos[i] = start + done + i;
+        const bool last = done + m == n;
+        float* out = all_logits ? logits + size_t(done) * V : (last ? logits : nullptr);
+        run(tokens + done, m, slots.data(), pos.data(), true, out, all_logits);
+        done += m;
+    }
+}
+
+void Decoder::step(const int* slots, const int32_t* tokens, int n, float* logits) {
+    std::vector<int> pos(n);
+    for (int i = 0; i < n; i++) {
+        if (slots[i] < 0 || slots[i] >= cache_.max_slots())
+            fail("cache slot ", slots[i], " does not exist");
+        pos[i] = cache_.length(slots[i]);
+        if (pos[i] >= cache_.max_seq())
+            fail("sequence in slot ", slots[i], " is full (", cache_.max_seq(), " tokens)");
+    }
+    run(tokens, n, slots, pos.data(), false, logits, true);
+}
+
+// Forward of n new tokens (rows) through every layer; attention reads and extends the cache.
+void Decoder::run(const int32_t* tokens, int n, const int* slots, const int* pos, bool chunk,
+                  float* logits, bool all_logits) {
+    const int C = cfg_.n_embd, F = cfg_.hidden_dim(), P = projection_width(cfg_);
+    const int Y = cfg_.n_head * cfg_.v_dim(), V = cfg_.vocab_size;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            fail("token id ", tokens[i], " is outside the vocabulary [0, ", V, ")");
+    const float* W = model_.params();
+    auto grow = [](std::vector<float>& v, size_t k) {
+        if (v.size() < k) v.resize(k);
+    };
+    grow(x_, size_t(n) * C);
+    grow(ln_, size_t(n) * C);
+    grow(proj_, size_t(n) * P);
+    grow(y_, size_t(n) * Y);
+    grow(a_, size_t(n) * F);
+    grow(b_, size_t(n) * F);
+    grow(h_, size_t(n) * F);
+    std::vector<float> rstd(n);
+    embedding_forward(x_.data(), tokens, W + wte_, n, C);
+    const NewTokens nt{n, chunk, slots, pos};
+    for (int l = 0; l < cfg_.n_layer; l++) {
+        const LayerOffsets& w = lw_[l];
+        rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), nullptr, n, C, cfg_.norm_eps);
+        linear_forward(proj_.data(), ln_.data(), W + w.qkv, n, C, P);
+        cache_attention(cfg_, cache_, l, rope_, proj_.data(), nt, y_.data(), scratch_);
+        gemm(false, true, n, C, Y, 1.0f, y_.data(), Y, W + w.c_proj, Y, 1.0f, x_.data(), C);
+        rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), nullptr, n, C, cfg_.norm_eps);
+        linear_forward(a_.data(), ln_.data(), W + w.fc1, n, C, F);
+        linear_forward(b_.data(), ln_.data(), W + w.fc2, n, C, F);
+        swiglu_forward(h_.data(), a_.data(), b_.data(), size_t(n) * F);
+        gemm(false, true, n, C, F, 1.0f, h_.data(), F, W + w.mlp_proj, F, 1.0f, x_.data(), C);
+    }
+    for (int i = 0; i < n; i++) cache_.set_length(slots[i], pos[i] + 1);
+    if (!logits) return;
+    // Final norm and the tied lm_head, for every row or only the last one.
+    const int first = all_logits ? 0 : n - 1, rows = n - first;
+    rmsnorm_forward(ln_.data(), rstd.data(), x_.data() + size_t(first) * C, nullptr, rows, C,
+                    cfg_.norm_eps);
+    linear_forward(logits, ln_.data(), W + wte_, rows, C, V);
+}
+
+}  // namespace t6

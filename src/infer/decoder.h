@@ -1,0 +1,51 @@
+// Incremental inference over a KV cache for every attention kind: prefill a prompt in chunks,
+// then decode token by token, for one or many sequences (cache slots) at once. Shares the
+// weights of a Model (float32), never modifies them.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "infer/kv_cache.h"
+#include "kernels/rope.h"
+#include "model/model.h"
+
+namespace t6 {
+
+class Decoder {
+  public:
+    // A cache of max_slots sequences of up to max_seq tokens (max_seq may exceed the model's
+    // block_size: RoPE tables are built for max_seq).
+    Decoder(const Model& model, int max_slots, int max_seq, CacheType type);
+
+    const ModelConfig& config() const { return cfg_; }
+    KVCache& cache() { return cache_; }
+    const KVCache& cache() const { return cache_; }
+
+    // Appends n tokens to `slot` and writes logits: (n, V) if all_logits, else the last token's
+    // (V). Runs in chunks of at most chunk_tokens.
+    void append(int slot, const int32_t* tokens, int n, float* logits, bool all_logits = false);
+
+    // One decoding step: appends tokens[i] to slots[i] for i < n (distinct slots), writes
+    // logits (n, V).
+    void step(const int* slots, const int32_t* tokens, int n, float* logits);
+
+    void reset(int slot) { cache_.clear(slot); }
+    int chunk_tokens = 256;
+
+  private:
+    void run(const int32_t* tokens, int n, const int* slots, const int* pos, bool chunk,
+             float* logits, bool all_logits);
+    struct LayerOffsets {
+        size_t qkv, c_proj, fc1, fc2, mlp_proj;
+    };
+    const Model& model_;
+    ModelConfig cfg_;
+    std::vector<LayerOffsets> lw_;
+    size_t wte_ = 0;
+    RopeTables rope_;
+    KVCache cache_;
+    // Work buffers, grown to the largest batch seen.
+    std::vector<float> x_, ln_, proj_, y_, a_, b_, h_, scratch_;
+};
+
+}  // namespace t6

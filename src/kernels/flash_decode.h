@@ -1,0 +1,68 @@
+// Decoding attention straight from a KV cache: one new query per sequence attends to the
+// sequence's cached tokens 0..len-1 (its own token included), with an online (log-sum-exp)
+// softmax over blocks of the cache, split across threads along the cache and combined at the end
+// (flash-decoding). Two cache kinds:
+//  * FlashTPA (paper Algorithm 2, Appendix B): the cache holds TPA factors per token,
+//    record = [A_K (H*R_K) | B_K (R_K*D), RoPE pre-rotated | A_V (H*R_V) | B_V (R_V*D)]; the
+//    query is given as its factors A_Q (H*R_Q) and rotated B_Q (R_Q*D). Scores never form Q or K:
+//      P[r,s]  = B_Q[r] . B_K[j,s]                      (head-shared, R_Q*R_K*D)
+//      s_h(j)  = scale/(R_Q R_K) * sum_s A_K[j,h,s] * sum_r A_Q[h,r] P[r,s]   (H*R_Q*R_K)
+//      o_h     = 1/R_V * sum_j p_h(j) sum_s A_V[j,h,s] B_V[j,s]               (H*R_V*D)
+//    With A_Q == nullptr the query is a full per-head q (H*D) (T6_kvonly): s_h(j) =
+//    scale/R_K * sum_s A_K[j,h,s] (q_h . B_K[j,s]).
+//  * Standard K/V (MHA/MQA/GQA): record = [K (Hkv*D) | V (Hkv*D)], query head h reads KV head
+//    h / (H/Hkv).
+// Cache elements are float or bf16 (uint16_t, the upper half of a float32); arithmetic is float32.
+#pragma once
+#include <cstdint>
+
+namespace t6 {
+
+struct TpaCacheDims {
+    int H = 0, Rk = 0, Rv = 0, D = 0;
+    long rec() const { return long(Rk + Rv) * (H + D); }
+    long off_AK() const { return 0; }
+    long off_BK() const { return long(H) * Rk; }
+    long off_AV() const { return off_BK() + long(Rk) * D; }
+    long off_BV() const { return off_AV() + long(H) * Rv; }
+};
+
+struct KvCacheDims {
+    int Hq = 0, Hkv = 0, D = 0;
+    long rec() const { return 2L * Hkv * D; }
+};
+
+// One sequence's decode query.
+struct TpaQuery {
+    const float* A = nullptr;  // (H, Rq) or nullptr for a full q
+    const float* B = nullptr;  // (Rq, D) rotated, or (H, D) rotated when A is nullptr
+    int Rq = 0;
+};
+
+// out[i] (H*D) for sequence i < nseq: attention of query qs[i] over cache[i][0 .. lens[i]).
+// cache[i] points at the sequence's first record; records are dims.rec() elements apart.
+template <typename T>
+void flash_tpa_decode(float* const* out, const TpaQuery* qs, const T* const* cache, const int* lens,
+                      int nseq, const TpaCacheDims& dims, float scale);
+
+// out[i] (Hq*D) for sequence i: standard attention of q[i] (Hq*D, rotated) over the cache.
+template <typename T>
+void flash_kv_decode(float* const* out, const float* const* q, const T* const* cache,
+                     const int* lens, int nseq, const KvCacheDims& dims, float scale);
+
+// bf16 <-> float (round to nearest even), as the cache stores them.
+inline uint16_t float_to_bf16(float f) {
+    uint32_t u;
+    __builtin_memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // NaN stays NaN
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return uint16_t(u >> 16);
+}
+inline float bf16_to_float(uint16_t h) {
+    uint32_t u = uint32_t(h) << 16;
+    float f;
+    __builtin_memcpy(&f, &u, 4);
+    return f;
+}
+
+}  // namespace t6

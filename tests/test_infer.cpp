@@ -1,0 +1,259 @@
+// Incremental inference: token-by-token decoding over the KV cache gives the logits of the full
+// forward pass, for every attention kind; FlashTPA equals materialise-then-attend; the cache
+// allocation equals the per-kind formula.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "core/error.h"
+#include "infer/decoder.h"
+#include "kernels/flash_decode.h"
+#include "model/model.h"
+#include "test_util.h"
+
+using namespace t6;
+
+namespace {
+
+ModelConfig tiny_config(AttentionKind kind) {
+    ModelConfig c;
+    c.attention = kind;
+    c.vocab_size = 97;
+    c.n_layer = 2;
+    c.n_embd = 32;
+    c.n_head = 4;
+    c.head_dim = 16;
+    c.n_kv_head = kind == AttentionKind::gqa ? 2 : 0;
+    c.q_rank = 3;
+    c.k_rank = 2;
+    c.v_rank = 3;
+    c.block_size = 64;
+    return c;
+}
+
+// Random weights everywhere (the official init zeroes c_proj, which would hide attention bugs).
+void randomize(Model& m, unsigned seed) {
+    std::mt19937 rng(seed);
+    for (const auto& s : m.layout().specs) {
+        std::normal_distribution<float> d(0.0f, 1.0f / std::sqrt(float(s.shape.back())));
+        float* p = m.params() + s.offset;
+        for (size_t i = 0; i < s.numel; i++) p[i] = d(rng);
+    }
+}
+
+std::vector<int32_t> random_tokens(int n, int V, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::vector<int32_t> t(n);
+    for (auto& x : t) x = int32_t(rng() % V);
+    return t;
+}
+
+struct KindCase {
+    const char* name;
+    AttentionKind kind;
+};
+
+class DecodeMatchesForward : public ::testing::TestWithParam<KindCase> {};
+
+TEST_P(DecodeMatchesForward, PrefillThenStepsF32) {
+    ModelConfig cfg = tiny_config(GetParam().kind);
+    Model model(cfg);
+    randomize(model, 7);
+    const int T = 40, V = cfg.vocab_size;
+    auto tokens = random_tokens(T, V, 3);
+    model.forward(tokens.data(), nullptr, 1, T);
+    std::vector<float> ref(model.logits(), model.logits() + size_t(T) * V);
+
+    Decoder dec(model, 2, 64, CacheType::f32);
+    dec.chunk_tokens = 7;  // several chunks in the prefill
+    const int prompt = 17;
+    std::vector<float> got(size_t(T) * V);
+    dec.append(0, tokens.data(), prompt, got.data(), true);
+    for (int t = prompt; t < T; t++) {
+        int slot = 0;
+        dec.step(&slot, &tokens[t], 1, got.data() + size_t(t) * V);
+    }
+    for (int t = 0; t < T; t++) {
+        double e = test::rel_error(got.data() + size_t(t) * V, ref.data() + size_t(t) * V, V);
+        ASSERT_LT(e, 1e-4) << GetParam().name << " position " << t;
+    }
+    EXPECT_EQ(dec.cache().length(0), T);
+}
+
+TEST_P(DecodeMatchesForward, BatchedStepsOfDifferentLengths) {
+    ModelConfig cfg = tiny_config(GetParam().kind);
+    Model model(cfg);
+    randomize(model, 11);
+    const int V = cfg.vocab_size;
+    const int lens[3] = {9, 30, 21};
+    std::vector<std::vector<int32_t>> seqs;
+    std::vector<std::vector<float>> refs;
+    for (int s = 0; s < 3; s++) {
+        seqs.push_back(random_tokens(lens[s] + 5, V, 100 + s));
+        model.forward(seqs[s].data(), nullptr, 1, lens[s] + 5);
+        refs.emplace_back(model.logits(), model.logits() + size_t(lens[s] + 5) * V);
+    }
+    Decoder dec(model, 3, 64, CacheType::f32);
+    std::vector<float> last(V);
+    for (int s = 0; s < 3; s++) dec.append(s, seqs[s].data(), lens[s], last.data());
+    std::vector<float> logits(3 * V);
+    for (int k = 0; k < 5; k++) {
+        int slots[3] = {2, 0, 1};  // any order
+        int32_t toks[3];
+        for (int i = 0; i < 3; i++) toks[i] = seqs[slots[i]][lens[slots[i]] + k];
+        dec.step(slots, toks, 3, logits.data());
+        for (int i = 0; i < 3; i++) {
+            const int s = slots[i], pos = lens[s] + k;
+            double e = test::rel_error(&logits[size_t(i) * V], &refs[s][size_t(pos) * V], V);
+            ASSERT_LT(e, 1e-4) << GetParam().name << " seq " << s << " step " << k;
+        }
+    }
+}
+
+TEST_P(DecodeMatchesForward, Bf16CacheStaysClose) {
+    ModelConfig cfg = tiny_config(GetParam().kind);
+    Model model(cfg);
+    randomize(model, 5);
+    const int T = 24, V = cfg.vocab_size;
+    auto tokens = random_tokens(T, V, 9);
+    model.forward(tokens.data(), nullptr, 1, T);
+    Decoder dec(model, 1, 32, CacheType::bf16);
+    std::vector<float> got(size_t(T) * V);
+    dec.append(0, tokens.data(), 8, got.data(), true);
+    for (int t = 8; t < T; t++) {
+        int slot = 0;
+        dec.step(&slot, &tokens[t], 1, got.data() + size_t(t) * V);
+    }
+    double e = test::rel_error(got.data(), model.logits(), size_t(T) * V);
+    EXPECT_LT(e, 2e-2);  // bf16 keeps 8 significant bits of each cached number
+    EXPECT_GT(e, 0.0);   // and it really is rounded
+}
+
+TEST_P(DecodeMatchesForward, CacheAllocationEqualsFormula) {
+    ModelConfig cfg = tiny_config(GetParam().kind);
+    Model model(cfg);
+    const int slots = 3, seq = 50;
+    Decoder dec(model, slots, seq, CacheType::f32);
+    long per_token_layer = 0;
+    const long H = cfg.n_head, D = cfg.head_dim;
+    switch (cfg.attention) {
+        case AttentionKind::mha:
+            per_token_layer = 2 * H * D;
+            break;
+        case AttentionKind::mqa:
+            per_token_layer = 2 * D;
+            break;
+        case AttentionKind::gqa:
+            per_token_layer = 2 * cfg.n_kv_head * D;
+            break;
+        default:
+            per_token_layer = (cfg.k_rank + cfg.v_rank) * (H + D);
+            break;
+    }
+    EXPECT_EQ(dec.cache().bytes(), size_t(per_token_layer) * 4 * cfg.n_layer * slots * seq);
+    Decoder dec16(model, slots, seq, CacheType::bf16);
+    EXPECT_EQ(dec16.cache().bytes(), size_t(per_token_layer) * 2 * cfg.n_layer * slots * seq);
+}
+
+TEST_P(DecodeMatchesForward, ContextOverflowIsAnError) {
+    ModelConfig cfg = tiny_config(GetParam().kind);
+    Model model(cfg);
+    Decoder dec(model, 1, 8, CacheType::f32);
+    auto tokens = random_tokens(9, cfg.vocab_size, 1);
+    std::vector<float> logits(cfg.vocab_size);
+    EXPECT_THROW(dec.append(0, tokens.data(), 9, logits.data()), Error);
+    tokens[0] = cfg.vocab_size;  // out of vocabulary
+    EXPECT_THROW(dec.append(0, tokens.data(), 1, logits.data()), Error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, DecodeMatchesForward,
+                         ::testing::Values(KindCase{"tpa", AttentionKind::tpa},
+                                           KindCase{"tpa_kvonly", AttentionKind::tpa_kvonly},
+                                           KindCase{"mha", AttentionKind::mha},
+                                           KindCase{"gqa", AttentionKind::gqa},
+                                           KindCase{"mqa", AttentionKind::mqa}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+// FlashTPA on random factors equals forming q, K, V and running softmax attention in double.
+struct RankCase {
+    int Rq, Rk, Rv;
+};
+class FlashTpa : public ::testing::TestWithParam<RankCase> {};
+
+TEST_P(FlashTpa, EqualsMaterializeThenAttend) {
+    const auto [Rq, Rk, Rv] = GetParam();
+    const int H = 5, D = 64;
+    const TpaCacheDims dims{H, Rk, Rv, D};
+    const float scale = 1.0f / 8.0f;
+    const int lens[3] = {1, 77, 1100};  // single token, a partial block, several splits
+    std::vector<std::vector<float>> caches, qa, qb, outs;
+    for (int i = 0; i < 3; i++) {
+        caches.push_back(test::random_vector(size_t(lens[i]) * dims.rec(), 10 + i));
+        qa.push_back(test::random_vector(size_t(H) * (Rq ? Rq : 1), 20 + i));
+        qb.push_back(test::random_vector(size_t(Rq ? Rq : H) * D, 30 + i));
+        outs.emplace_back(size_t(H) * D);
+    }
+    std::vector<TpaQuery> qs;
+    std::vector<const float*> cp;
+    std::vector<float*> op;
+    for (int i = 0; i < 3; i++) {
+        qs.push_back(Rq ? TpaQuery{qa[i].data(), qb[i].data(), Rq}
+                        : TpaQuery{nullptr, qb[i].data(), 0});
+        cp.push_back(caches[i].data());
+        op.push_back(outs[i].data());
+    }
+    flash_tpa_decode(op.data(), qs.data(), cp.data(), lens, 3, dims, scale);
+    for (int i = 0; i < 3; i++) {
+        // Reference: q_h = 1/Rq sum_r A_Q[h,r] B_Q[r]; k_jh = 1/Rk sum_s A_K B_K; v likewise.
+        std::vector<double> q(size_t(H) * D, 0.0);
+        for (int h = 0; h < H; h++)
+            for (int d = 0; d < D; d++) {
+                if (!Rq) {
+                    q[h * D + d] = qb[i][h * D + d];
+                    continue;
+                }
+                for (int r = 0; r < Rq; r++)
+                    q[h * D + d] += double(qa[i][h * Rq + r]) * qb[i][r * D + d] / Rq;
+            }
+        std::vector<float> ref(size_t(H) * D);
+        for (int h = 0; h < H; h++) {
+            std::vector<double> s(lens[i]);
+            double mx = -1e300;
+            for (int j = 0; j < lens[i]; j++) {
+                const float* r = caches[i].data() + size_t(j) * dims.rec();
+                double acc = 0;
+                for (int d = 0; d < D; d++) {
+                    double k = 0;
+                    for (int t = 0; t < Rk; t++)
+                        k += double(r[dims.off_AK() + h * Rk + t]) * r[dims.off_BK() + t * D + d];
+                    acc += q[h * D + d] * k / Rk;
+                }
+                s[j] = acc * scale;
+                mx = std::max(mx, s[j]);
+            }
+            double sum = 0;
+            for (auto& x : s) sum += (x = std::exp(x - mx));
+            for (int d = 0; d < D; d++) {
+                double o = 0;
+                for (int j = 0; j < lens[i]; j++) {
+                    const float* r = caches[i].data() + size_t(j) * dims.rec();
+                    double v = 0;
+                    for (int t = 0; t < Rv; t++)
+                        v += double(r[dims.off_AV() + h * Rv + t]) * r[dims.off_BV() + t * D + d];
+                    o += s[j] / sum * v / Rv;
+                }
+                ref[h * D + d] = float(o);
+            }
+        }
+        double e = test::rel_error(outs[i].data(), ref.data(), ref.size());
+        EXPECT_LT(e, 1e-5) << "sequence " << i << " (len " << lens[i] << ")";
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, FlashTpa,
+                         ::testing::Values(RankCase{6, 2, 2}, RankCase{1, 1, 1}, RankCase{4, 3, 1},
+                                           RankCase{2, 1, 4},
+                                           RankCase{0, 2, 2}));  // 0: full q (T6_kvonly)
+
+}  // namespace
