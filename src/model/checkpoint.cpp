@@ -79,6 +79,10 @@ std::string checkpoint_weights_path(const std::string& path) {
     return path;
 }
 
+std::map<std::string, std::string> checkpoint_metadata(const std::string& path) {
+    return SafeTensorsReader(checkpoint_weights_path(path)).metadata();
+}
+
 ModelConfig checkpoint_config(const std::string& path) {
     std::string wpath = checkpoint_weights_path(path);
     SafeTensorsReader r(wpath);

@@ -29,6 +29,9 @@ void load_weights(Model& model, const std::string& path);
 // model.safetensors (t6) or weights.safetensors / model.safetensors with config.json (official).
 std::string checkpoint_weights_path(const std::string& path);
 
+// The header metadata of a checkpoint's weights file (e.g. "tokenizer": a tokenizer spec JSON).
+std::map<std::string, std::string> checkpoint_metadata(const std::string& path);
+
 // The model config of a checkpoint (t6 metadata, else config.json beside the weights).
 ModelConfig checkpoint_config(const std::string& path);
 

@@ -1,0 +1,168 @@
+// t6 bench decode: decoding tokens/s of every attention kind at equal parameter count, over
+// context lengths and batch sizes, with the bytes read and FLOPs per step and the fraction of
+// this machine's roofline achieved (bandwidth and GEMM rate of ../shared/baselines.md).
+//
+// The cache is filled with random records up to the stated context (a decode step's cost does
+// not depend on the cached values), then `steps` real decoding steps are timed.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "infer/decode_cost.h"
+#include "infer/decoder.h"
+#include "kernels/flash_decode.h"
+#include "kernels/gemm.h"
+#include "model/model.h"
+
+namespace t6::cli {
+
+double parse_bytes(const std::string& s, const std::string& what);  // cmd_kv.cpp
+
+namespace {
+
+std::vector<std::string> split_list(const std::string& s) {
+    std::vector<std::string> out;
+    size_t a = 0;
+    while (a <= s.size()) {
+        size_t b = s.find(',', a);
+        if (b == std::string::npos) b = s.size();
+        if (b > a) out.push_back(s.substr(a, b - a));
+        a = b + 1;
+    }
+    return out;
+}
+
+// Fills `len` records of every layer of `slot` with pseudo-random values in [-1, 1).
+void fill_random(KVCache& cache, int slot, int len, uint32_t seed) {
+    uint32_t x = seed * 2654435761u + 1;
+    for (int l = 0; l < cache.n_layer(); l++) {
+        const size_t n = size_t(len) * cache.record_numbers();
+        if (cache.type() == CacheType::f32) {
+            float* p = cache.f32(l, slot, 0);
+            for (size_t i = 0; i < n; i++) {
+                x = x * 1664525u + 1013904223u;
+                p[i] = float(int32_t(x)) * (1.0f / 2147483648.0f);
+            }
+        } else {
+            uint16_t* p = cache.bf16(l, slot, 0);
+            for (size_t i = 0; i < n; i++) {
+                x = x * 1664525u + 1013904223u;
+                p[i] = float_to_bf16(float(int32_t(x)) * (1.0f / 2147483648.0f));
+            }
+        }
+    }
+    cache.set_length(slot, len);
+}
+
+}  // namespace
+
+int cmd_bench_decode(int argc, char** argv) {
+    ArgParser p("bench decode", "[options]",
+                "Decode tokens/s per attention kind at equal parameter count, for each context "
+                "length and batch size, with bytes and FLOPs per step and the achieved fraction "
+                "of the roofline floor max(bytes/bandwidth, FLOPs/GEMM rate).");
+    p.option("presets", "LIST", "comma-separated presets",
+             "small-mha,small-mqa,small-gqa,small-t6,small-t6-kvonly,tiny-mha,tiny-t6");
+    p.option("contexts", "LIST", "cached tokens per sequence", "1024,4096,16384,65536");
+    p.option("batches", "LIST", "sequences decoded together", "1,8");
+    p.option("steps", "N", "timed decode steps per point (median reported)", "5");
+    p.option("cache", "TYPE", "cache element type f32 or bf16", "f32");
+    p.option("mem-limit", "BYTES", "skip points whose cache exceeds this", "12GiB");
+    p.option("bandwidth", "GB/s", "memory bandwidth for the roofline (baselines.md)", "54");
+    p.option("peak-gflops", "G", "GEMM rate for the roofline (fp32, 2 threads)", "370");
+    p.option("threads", "N", "threads", "all cores");
+    p.flag("json", "print one JSON object as the last line");
+    p.parse(argc, argv, 0);
+    if (p.has("threads")) set_num_threads(p.get_int("threads"));
+    const CacheType ct = parse_cache_type(p.get("cache"));
+    const double mem_limit = parse_bytes(p.get("mem-limit"), "--mem-limit");
+    const double bw = p.get_double("bandwidth") * 1e9, peak = p.get_double("peak-gflops") * 1e9;
+    const int steps = p.get_int("steps");
+    if (steps <= 0 || !(bw > 0) || !(peak > 0))
+        fail("t6 bench decode: --steps, --bandwidth and --peak-gflops must be positive");
+    std::vector<long> contexts;
+    std::vector<int> batches;
+    for (const auto& s : split_list(p.get("contexts"))) {
+        long v = std::atol(s.c_str());
+        if (v <= 0) fail("t6 bench decode: bad context length '", s, "'");
+        contexts.push_back(v);
+    }
+    for (const auto& s : split_list(p.get("batches"))) {
+        int v = std::atoi(s.c_str());
+        if (v <= 0) fail("t6 bench decode: bad batch size '", s, "'");
+        batches.push_back(v);
+    }
+    const std::string kernel = gemm_kernel_name();
+    std::printf("GEMM: %s, threads: %d, cache %s, roofline %.0f GB/s, %.0f GFLOP/s\n",
+                kernel.c_str(), num_threads(), cache_type_name(ct), bw / 1e9, peak / 1e9);
+    std::printf("%-16s %6s %5s %10s %11s %10s %10s %10s %9s\n", "model", "ctx", "batch", "step_ms",
+                "tokens/s", "MB/step", "GFLOP/step", "floor_ms", "roofline");
+    nlohmann::json results = nlohmann::json::array();
+    for (const auto& name : split_list(p.get("presets"))) {
+        ModelConfig cfg = preset_config(name);
+        Model model(cfg);
+        model.init_weights(1);
+        for (long ctx : contexts)
+            for (int batch : batches) {
+                const double cache_bytes = double(batch) * (ctx + steps + 1) * cfg.n_layer *
+                                           kv_record_numbers(cfg) * (ct == CacheType::f32 ? 4 : 2);
+                if (cache_bytes > mem_limit) {
+                    std::printf("%-16s %6ld %5d   skipped: cache %s > --mem-limit\n", name.c_str(),
+                                ctx, batch, human_bytes(cache_bytes).c_str());
+                    continue;
+                }
+                Decoder dec(model, batch, int(ctx + steps + 1), ct);
+                for (int s = 0; s < batch; s++) fill_random(dec.cache(), s, int(ctx), 17 + s);
+                std::vector<int> slots(batch);
+                std::vector<int32_t> toks(batch, 42);
+                for (int s = 0; s < batch; s++) slots[s] = s;
+                std::vector<float> logits(size_t(batch) * cfg.vocab_size);
+                std::vector<double> secs;
+                for (int i = 0; i <= steps; i++) {  // the first step warms up
+                    auto t0 = std::chrono::steady_clock::now();
+                    dec.step(slots.data(), toks.data(), batch, logits.data());
+                    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+                                   .count();
+                    if (i > 0) secs.push_back(s);
+                }
+                std::sort(secs.begin(), secs.end());
+                const double med = secs[secs.size() / 2];
+                const DecodeCost cost =
+                    decode_step_cost(cfg, batch, ctx, 4.0, ct == CacheType::f32 ? 4.0 : 2.0);
+                const double floor = cost.floor_s(bw, peak);
+                std::printf("%-16s %6ld %5d %10.3f %11.1f %10.1f %10.3f %10.3f %8.0f%%\n",
+                            name.c_str(), ctx, batch, 1e3 * med, batch / med, cost.bytes / 1e6,
+                            cost.flops / 1e9, 1e3 * floor, 100 * floor / med);
+                std::fflush(stdout);
+                results.push_back({{"model", name},
+                                   {"attention", attention_kind_name(cfg.attention)},
+                                   {"context", ctx},
+                                   {"batch", batch},
+                                   {"step_ms", 1e3 * med},
+                                   {"tokens_per_s", batch / med},
+                                   {"bytes_per_step", cost.bytes},
+                                   {"flops_per_step", cost.flops},
+                                   {"roofline_floor_ms", 1e3 * floor},
+                                   {"roofline_fraction", floor / med}});
+            }
+    }
+    if (p.has("json"))
+        std::printf("%s\n", nlohmann::json({{"benchmark", "decode"},
+                                            {"gemm_kernel", kernel},
+                                            {"threads", num_threads()},
+                                            {"cache_type", cache_type_name(ct)},
+                                            {"bandwidth_gb_per_s", bw / 1e9},
+                                            {"peak_gflops", peak / 1e9},
+                                            {"results", results}})
+                                .dump()
+                                .c_str());
+    return 0;
+}
+
+}  // namespace t6::cli

@@ -1,0 +1,144 @@
+// t6 generate: text from a checkpoint with the factorized KV cache: prefill the prompt, then
+// decode token by token (FlashTPA for T6), streaming the text as it comes.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "cli/model_arg.h"
+#include "cli/tokenizer_arg.h"
+#include "core/error.h"
+#include "core/sysinfo.h"
+#include "core/threads.h"
+#include "infer/decoder.h"
+#include "infer/sampler.h"
+#include "model/checkpoint.h"
+
+namespace t6::cli {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+int cmd_generate(int argc, char** argv) {
+    ArgParser p("generate", "--model CHECKPOINT [--prompt TEXT] [options]",
+                "Generates text with the KV cache (TPA models cache only their factors and decode "
+                "with FlashTPA). The prompt comes from --prompt or, if absent, standard input.");
+    add_model_options(p);
+    p.option("prompt", "TEXT", "the prompt (default: read standard input)");
+    p.option("max-new-tokens", "N", "tokens to generate", "128");
+    p.option("temperature", "X", "sampling temperature; 0 = greedy", "0.8");
+    p.option("top-k", "K", "keep the K most likely tokens; 0 = off", "0");
+    p.option("top-p", "P", "nucleus sampling mass; 1 = off", "1");
+    p.option("seed", "N", "random seed", "0");
+    p.option("max-context", "N", "tokens the cache holds (prompt + generated)",
+             "the model's block_size");
+    p.option("cache", "TYPE", "KV cache element type: f32 or bf16", "f32");
+    p.option("tokenizer", "NAME", "gpt2, bytes or a tokenizer file (default: the checkpoint's)");
+    p.option("threads", "N", "threads", "all cores");
+    p.flag("ignore-eos", "keep going after <|endoftext|>");
+    p.flag("json", "print a JSON summary as the last line");
+    p.parse(argc, argv, 0);
+    if (p.has("threads")) set_num_threads(p.get_int("threads"));
+
+    SamplingParams sp;
+    sp.temperature = float(p.get_double("temperature"));
+    sp.top_k = p.get_int("top-k");
+    sp.top_p = float(p.get_double("top-p"));
+    sp.seed = uint64_t(p.get_int64("seed"));
+    sp.validate();
+    const int max_new = p.get_int("max-new-tokens");
+    if (max_new < 0) fail("t6 generate: --max-new-tokens must be >= 0");
+    const CacheType ctype = parse_cache_type(p.get("cache"));
+
+    ModelChoice m = resolve_model_choice(p, "generate");
+    std::unique_ptr<Model> model;
+    if (m.is_checkpoint) {
+        model = load_model(m.source);
+    } else {
+        std::fprintf(stderr, "t6 generate: %s has no trained weights; using a random init\n",
+                     m.source.c_str());
+        model = std::make_unique<Model>(m.config);
+        model->init_weights(sp.seed);
+    }
+    const ModelConfig& cfg = model->config();
+    const int max_ctx = p.has("max-context") ? p.get_int("max-context") : cfg.block_size;
+    if (max_ctx <= 0) fail("t6 generate: --max-context must be positive");
+    auto tok =
+        resolve_tokenizer(p.get("tokenizer"), m.is_checkpoint ? m.source : "", cfg.vocab_size);
+
+    std::string prompt;
+    if (p.has("prompt"))
+        prompt = p.get("prompt");
+    else
+        prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    std::vector<int32_t> ids = tok->encode_with_special(prompt);
+    if (ids.empty()) fail("t6 generate: the prompt is empty (give --prompt TEXT or text on stdin)");
+    if (int(ids.size()) + max_new > max_ctx)
+        fail("t6 generate: prompt of ", ids.size(), " tokens + ", max_new,
+             " new tokens exceeds the context of ", max_ctx, " tokens (--max-context)");
+
+    Decoder dec(*model, 1, max_ctx, ctype);
+    Sampler sampler(sp);
+    std::vector<float> logits(cfg.vocab_size);
+    auto t0 = std::chrono::steady_clock::now();
+    dec.append(0, ids.data(), int(ids.size()), logits.data());
+    const double prefill_s = seconds_since(t0);
+    std::fputs(prompt.c_str(), stdout);
+    std::fflush(stdout);
+
+    int generated = 0;
+    auto t1 = std::chrono::steady_clock::now();
+    for (; generated < max_new; generated++) {
+        // Only ids the tokenizer can print (GPT-2's vocabulary is padded from 50257 to 50304).
+        int32_t next = sampler.sample(logits.data(), std::min(cfg.vocab_size, tok->vocab_size()));
+        if (next == tok->eot() && !p.has("ignore-eos")) break;
+        std::string piece = tok->token_bytes(next);
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+        if (generated + 1 == max_new) {
+            generated++;
+            break;
+        }
+        int slot = 0;
+        dec.step(&slot, &next, 1, logits.data());
+    }
+    const double decode_s = seconds_since(t1);
+    std::fputs("\n", stdout);
+    const KVCache& cache = dec.cache();
+    const double prompt_tps = ids.size() / prefill_s;
+    const double decode_tps = generated > 0 ? generated / decode_s : 0.0;
+    std::fprintf(stderr,
+                 "[t6 generate] %s | prompt %zu tokens, %.1f tokens/s | decode %d tokens, %.1f "
+                 "tokens/s | KV cache %s allocated (%s per token, %s), %s in use | peak RSS %s\n",
+                 cfg.describe().c_str(), ids.size(), prompt_tps, generated, decode_tps,
+                 human_bytes(double(cache.bytes())).c_str(),
+                 human_bytes(double(cache.bytes_per_token())).c_str(),
+                 cache_type_name(cache.type()),
+                 human_bytes(double(cache.bytes_per_token()) * cache.length(0)).c_str(),
+                 human_bytes(peak_rss_bytes()).c_str());
+    if (p.has("json")) {
+        nlohmann::json j = {{"prompt_tokens", ids.size()},
+                            {"generated_tokens", generated},
+                            {"prompt_tokens_per_s", prompt_tps},
+                            {"decode_tokens_per_s", decode_tps},
+                            {"kv_cache_bytes", cache.bytes()},
+                            {"kv_cache_bytes_per_token", cache.bytes_per_token()},
+                            {"kv_cache_type", cache_type_name(cache.type())},
+                            {"max_context", max_ctx},
+                            {"peak_rss_bytes", peak_rss_bytes()}};
+        std::printf("%s\n", j.dump().c_str());
+    }
+    return 0;
+}
+
+}  // namespace t6::cli

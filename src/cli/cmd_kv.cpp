@@ -1,0 +1,131 @@
+// t6 kv: the memory planner. KV cache bytes per token (per layer and in total) and the longest
+// context that fits a memory budget, for every attention kind side by side at equal parameters.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "cli/model_arg.h"
+#include "core/error.h"
+#include "infer/kv_cache.h"
+#include "model/equal_params.h"
+#include "model/model_stats.h"
+
+namespace t6::cli {
+
+double parse_bytes(const std::string& s, const std::string& what) {
+    size_t i = 0;
+    double v = 0;
+    try {
+        v = std::stod(s, &i);
+    } catch (...) {
+        fail(what, " '", s, "' is not a size (e.g. 2GiB, 512MiB, 1e9)");
+    }
+    std::string unit = s.substr(i);
+    double mult = 1;
+    if (unit.empty() || unit == "B")
+        mult = 1;
+    else if (unit == "KiB" || unit == "K")
+        mult = 1024.0;
+    else if (unit == "MiB" || unit == "M")
+        mult = 1024.0 * 1024;
+    else if (unit == "GiB" || unit == "G")
+        mult = 1024.0 * 1024 * 1024;
+    else if (unit == "TiB" || unit == "T")
+        mult = 1024.0 * 1024 * 1024 * 1024;
+    else if (unit == "KB")
+        mult = 1e3;
+    else if (unit == "MB")
+        mult = 1e6;
+    else if (unit == "GB")
+        mult = 1e9;
+    else
+        fail(what, " '", s, "': unknown unit '", unit, "' (B, KiB, MiB, GiB, TiB, KB, MB, GB)");
+    if (!(v > 0)) fail(what, " '", s, "' must be positive");
+    return v * mult;
+}
+
+namespace {
+
+std::string kind_label(const ModelConfig& c) {
+    switch (c.attention) {
+        case AttentionKind::tpa:
+            return "t6";
+        case AttentionKind::tpa_kvonly:
+            return "t6-kvonly";
+        default:
+            return attention_kind_name(c.attention);
+    }
+}
+
+}  // namespace
+
+int cmd_kv(int argc, char** argv) {
+    ArgParser p("kv", "[PRESET|CONFIG|CHECKPOINT] [options]",
+                "KV cache bytes per token and the longest context a memory budget holds, for "
+                "every attention kind at equal parameter count (the preset's size, or the model's "
+                "shape with each kind's head count chosen to match MHA's attention parameters).");
+    add_model_options(p);
+    p.option("budget", "BYTES", "memory for the KV cache, e.g. 2GiB", "8GiB");
+    p.option("cache", "TYPE", "element type f32 or bf16", "f32");
+    p.option("batch", "N", "concurrent sequences sharing the budget", "1");
+    p.flag("json", "print one JSON object as the last line");
+    p.parse(argc, argv, 0);
+    ModelChoice m = resolve_model_choice(p, "kv");
+    const double budget = parse_bytes(p.get("budget"), "--budget");
+    const CacheType ct = parse_cache_type(p.get("cache"));
+    const int batch = p.get_int("batch");
+    if (batch <= 0) fail("t6 kv: --batch must be positive");
+    const double elem = ct == CacheType::f32 ? 4 : 2;
+
+    std::vector<std::pair<std::string, ModelConfig>> rows;
+    auto dash = m.source.find('-');
+    if (is_preset(m.source)) {
+        std::string size = m.source.substr(0, dash);
+        for (const char* k : {"mha", "mqa", "gqa", "mla", "t6", "t6-kvonly"})
+            rows.push_back({size + "-" + k, preset_config(size + "-" + k)});
+    } else {
+        rows.push_back({m.source, m.config});
+        for (const auto& v : equal_param_variants(m.config))
+            rows.push_back({"equal-params " + kind_label(v), v});
+    }
+    double mha_bytes = 0;
+    for (const auto& [n, c] : rows)
+        if (c.attention == AttentionKind::mha) mha_bytes = double(kv_record_numbers(c)) * elem;
+
+    std::printf("KV cache (%s), budget %s, %d sequence%s\n", cache_type_name(ct),
+                human_bytes(budget).c_str(), batch, batch > 1 ? "s" : "");
+    std::printf("%-24s %14s %6s %12s %14s %12s %14s %9s\n", "model", "parameters", "heads",
+                "numbers/tok", "bytes/tok/layer", "bytes/token", "max context", "vs MHA");
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& [name, c] : rows) {
+        const long rec = kv_record_numbers(c);
+        const double per_layer = double(rec) * elem, per_token = per_layer * c.n_layer;
+        const long long max_ctx = (long long)(budget / (per_token * batch));
+        const double vs = mha_bytes > 0 ? mha_bytes / per_layer : 0;
+        const size_t params = model_stats(c).params_total;
+        std::printf("%-24s %14s %6d %12ld %14.0f %12s %14s %8.2fx\n", name.c_str(),
+                    with_commas((long long)params).c_str(), c.n_head, rec, per_layer,
+                    human_bytes(per_token).c_str(), with_commas(max_ctx).c_str(), vs);
+        arr.push_back({{"model", name},
+                       {"attention", attention_kind_name(c.attention)},
+                       {"params", params},
+                       {"n_head", c.n_head},
+                       {"numbers_per_token_per_layer", rec},
+                       {"bytes_per_token_per_layer", per_layer},
+                       {"bytes_per_token", per_token},
+                       {"max_context_tokens", max_ctx},
+                       {"cache_reduction_vs_mha", vs}});
+    }
+    if (p.has("json"))
+        std::printf("%s\n", nlohmann::json({{"budget_bytes", budget},
+                                            {"cache_type", cache_type_name(ct)},
+                                            {"batch", batch},
+                                            {"models", arr}})
+                                .dump()
+                                .c_str());
+    return 0;
+}
+
+}  // namespace t6::cli
