@@ -1,8 +1,11 @@
 #include "test_util.h"
 
+#include <sys/wait.h>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 
 namespace fs = std::filesystem;
@@ -41,6 +44,21 @@ double max_abs_diff(const float* a, const float* b, size_t n) {
     double m = 0;
     for (size_t i = 0; i < n; i++) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
     return m;
+}
+
+CommandResult run_command(const std::string& cmd) {
+    TempDir tmp;
+    const std::string out = tmp.file("stdout"), err = tmp.file("stderr");
+    int rc = std::system(("( " + cmd + " ) >" + out + " 2>" + err + " </dev/null").c_str());
+    CommandResult r;
+    r.status = (rc != -1 && WIFEXITED(rc)) ? WEXITSTATUS(rc) : -1;
+    auto slurp = [](const std::string& path) {
+        std::ifstream f(path, std::ios::binary);
+        return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    };
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
 }
 
 std::vector<float> random_vector(size_t n, unsigned seed, float scale) {

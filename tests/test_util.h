@@ -11,13 +11,13 @@ std::string shared_dir();
 
 // A fresh empty folder under the system temp dir, removed by the destructor.
 class TempDir {
-public:
+  public:
     TempDir();
     ~TempDir();
     const std::string& path() const { return path_; }
     std::string file(const std::string& name) const { return path_ + "/" + name; }
 
-private:
+  private:
     std::string path_;
 };
 
@@ -25,16 +25,23 @@ private:
 double rel_error(const float* a, const float* b, size_t n);
 double max_abs_diff(const float* a, const float* b, size_t n);
 
+// Runs `cmd` with /bin/sh, capturing stdout and stderr; status is the exit code (-1 if killed).
+struct CommandResult {
+    int status = -1;
+    std::string out, err;
+};
+CommandResult run_command(const std::string& cmd);
+
 // Deterministic pseudo-random values for tests.
 std::vector<float> random_vector(size_t n, unsigned seed, float scale = 1.0f);
 
 }  // namespace t6::test
 
 // Skips the current test with a clear message when ../shared (or a subfolder) is absent.
-#define T6_REQUIRE_SHARED(sub)                                                           \
-    std::string shared_root_ = ::t6::test::shared_dir();                                  \
-    if (shared_root_.empty())                                                            \
-        GTEST_SKIP() << "../shared not found (set T6_SHARED to the shared folder)";      \
-    std::string shared_path_ = shared_root_ + "/" + (sub);                                \
-    if (!std::filesystem::exists(shared_path_))                                          \
-        GTEST_SKIP() << shared_path_ << " not found (set T6_SHARED to the shared folder)"
+#define T6_REQUIRE_SHARED(sub)                                                      \
+    std::string shared_root_ = ::t6::test::shared_dir();                            \
+    if (shared_root_.empty())                                                       \
+        GTEST_SKIP() << "../shared not found (set T6_SHARED to the shared folder)"; \
+    std::string shared_path_ = shared_root_ + "/" + (sub);                          \
+    if (!std::filesystem::exists(shared_path_))                                     \
+    GTEST_SKIP() << shared_path_ << " not found (set T6_SHARED to the shared folder)"

@@ -1,0 +1,194 @@
+// End-to-end tests of the inference commands: t6 generate, t6 kv, t6 info, t6 bench decode.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/safetensors.h"
+#include "model/checkpoint.h"
+#include "model/model.h"
+#include "test_util.h"
+
+using namespace t6;
+
+namespace {
+
+const std::string kT6 = T6_BINARY;
+
+// The last line of a command's stdout, parsed as JSON.
+nlohmann::json last_json(const std::string& out) {
+    std::string s = out;
+    while (!s.empty() && s.back() == '\n') s.pop_back();
+    return nlohmann::json::parse(s.substr(s.rfind('\n') + 1));
+}
+
+// A tiny byte-level T6 checkpoint.
+std::string make_checkpoint(const test::TempDir& dir, AttentionKind kind = AttentionKind::tpa) {
+    ModelConfig c;
+    c.attention = kind;
+    c.vocab_size = 256;
+    c.n_layer = 2;
+    c.n_embd = 32;
+    c.n_head = 2;
+    c.head_dim = 16;
+    c.block_size = 64;
+    Model m(c);
+    m.init_weights(3);
+    std::string path = dir.file("model.safetensors");
+    save_weights(path, m, {{"tokenizer", R"({"kind":"bytes"})"}});
+    return path;
+}
+
+// One line on stderr, starting "t6: error:".
+void expect_one_line_error(const test::CommandResult& r, const std::string& needle) {
+    EXPECT_NE(r.status, 0);
+    EXPECT_EQ(r.err.rfind("t6: error: ", 0), 0u) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+}
+
+TEST(CliGenerate, GreedyIsDeterministicAndReportsSpeed) {
+    test::TempDir dir;
+    std::string ckpt = make_checkpoint(dir);
+    std::string cmd = kT6 + " generate --model " + ckpt +
+                      " --prompt 'To be' --max-new-tokens 12 --temperature 0 --json";
+    auto a = test::run_command(cmd), b = test::run_command(cmd);
+    ASSERT_EQ(a.status, 0) << a.err;
+    EXPECT_EQ(a.out.substr(0, a.out.find('\n')), b.out.substr(0, b.out.find('\n')));
+    EXPECT_EQ(a.out.rfind("To be", 0), 0u);
+    auto j = last_json(a.out);
+    EXPECT_EQ(j["prompt_tokens"], 5);
+    EXPECT_EQ(j["generated_tokens"], 12);
+    EXPECT_GT(j["decode_tokens_per_s"].get<double>(), 0.0);
+    // The cache is allocated once for the whole context: (R_K+R_V)(h+d_h) numbers per token and
+    // layer, float32.
+    EXPECT_EQ(j["kv_cache_bytes"], 64 * 2 * (2 + 2) * (2 + 16) * 4);
+    EXPECT_NE(a.err.find("decode 12 tokens"), std::string::npos);
+}
+
+TEST(CliGenerate, SeededSamplingReproduces) {
+    test::TempDir dir;
+    std::string ckpt = make_checkpoint(dir);
+    std::string cmd = kT6 + " generate --model " + ckpt +
+                      " --prompt abc --max-new-tokens 20 --temperature 1.0 --top-k 40 "
+                      "--top-p 0.9 --seed 7 --cache bf16";
+    auto a = test::run_command(cmd), b = test::run_command(cmd);
+    ASSERT_EQ(a.status, 0) << a.err;
+    EXPECT_EQ(a.out, b.out);
+}
+
+TEST(CliGenerate, PromptFromStdin) {
+    test::TempDir dir;
+    std::string ckpt = make_checkpoint(dir);
+    auto r = test::run_command("printf 'hello' | " + kT6 + " generate --model " + ckpt +
+                               " --max-new-tokens 3 --temperature 0");
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out.rfind("hello", 0), 0u);
+}
+
+TEST(CliGenerate, BadInputGivesOneLineErrors) {
+    test::TempDir dir;
+    std::string ckpt = make_checkpoint(dir);
+    const std::string base = kT6 + " generate --model " + ckpt;
+    expect_one_line_error(test::run_command(base + " --prompt ''"), "prompt is empty");
+    std::string long_prompt(80, 'x');
+    expect_one_line_error(test::run_command(base + " --prompt " + long_prompt),
+                          "exceeds the context");
+    expect_one_line_error(test::run_command(base + " --prompt a --temperature -1"), "temperature");
+    expect_one_line_error(test::run_command(base + " --prompt a --top-p 0"), "top_p");
+    expect_one_line_error(test::run_command(base + " --prompt a --top-k -3"), "top_k");
+    expect_one_line_error(test::run_command(base + " --prompt a --cache f16"), "f16");
+    expect_one_line_error(test::run_command(kT6 + " generate --model " + dir.file("nope")),
+                          "no such file");
+    // A checkpoint whose weights belong to another architecture than its config says.
+    test::TempDir other;
+    std::string mha = make_checkpoint(other, AttentionKind::mha);
+    std::string cfg = other.file("config.json");
+    {
+        std::ofstream f(cfg);
+        f << R"({"model_type": "T6", "n_layer": 2, "n_embd": 32, "n_head": 2, "head_dim": 16,
+                "vocab_size": 256, "rank": 2, "q_rank": 6})";
+    }
+    // Strip the t6 metadata: write an official-style state_dict next to that config.
+    Model m(load_model(mha)->config());
+    std::string official = other.file("weights.safetensors");
+    write_safetensors(official, {{"transformer.wte.weight", DType::F32, {256, 32}, m.params()}},
+                      {});
+    expect_one_line_error(test::run_command(kT6 + " generate --model " + other.path() +
+                                            "/weights.safetensors --prompt a"),
+                          "missing tensor");
+}
+
+TEST(CliKv, TableAndJsonFollowTheFormulas) {
+    auto r = test::run_command(kT6 + " kv small-t6 --budget 2GiB --json");
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto j = last_json(r.out);
+    ASSERT_EQ(j["models"].size(), 6u);
+    for (const auto& m : j["models"]) {
+        if (m["model"] == "small-mha") {
+            EXPECT_EQ(m["numbers_per_token_per_layer"], 2 * 12 * 64);
+        } else if (m["model"] == "small-t6") {
+            EXPECT_EQ(m["numbers_per_token_per_layer"], 4 * (34 + 64));
+        } else if (m["model"] == "small-mla") {
+            EXPECT_EQ(m["numbers_per_token_per_layer"], 256 + 32);
+        }
+        const double per_token = m["bytes_per_token"].get<double>();
+        EXPECT_EQ(m["max_context_tokens"].get<long long>(), (long long)(2147483648.0 / per_token));
+    }
+    expect_one_line_error(test::run_command(kT6 + " kv small-t6 --budget 2XB"), "unknown unit");
+    expect_one_line_error(test::run_command(kT6 + " kv huge-t6"), "unknown preset");
+}
+
+TEST(CliInfo, PaperSizesWithinTwoPercent) {
+    const std::pair<const char*, double> sizes[] = {
+        {"small", 124e6}, {"medium", 353e6}, {"large", 773e6}, {"xl", 1.5e9}};
+    for (const auto& [size, target] : sizes)
+        for (const char* kind : {"mha", "mqa", "gqa", "mla", "t6", "t6-kvonly"}) {
+            std::string name = std::string(size) + "-" + kind;
+            auto r = test::run_command(kT6 + " info " + name + " --json");
+            ASSERT_EQ(r.status, 0) << r.err;
+            double params = last_json(r.out)["params_total"].get<double>();
+            // The paper's xl is "1.5B": allow 2% around 1.5B..1.55B.
+            double lo = target * 0.98, hi = (size == std::string("xl") ? 1.55e9 : target) * 1.02;
+            EXPECT_GE(params, lo) << name;
+            EXPECT_LE(params, hi) << name;
+        }
+}
+
+TEST(CliInfo, ConfigErrorsNameTheProblem) {
+    test::TempDir dir;
+    {
+        std::ofstream f(dir.file("bad.json"));
+        f << R"({"attention": "tpa", "n_embd": 64, "colour": 3})";
+    }
+    expect_one_line_error(test::run_command(kT6 + " info " + dir.file("bad.json")),
+                          "unknown key 'colour'");
+    expect_one_line_error(test::run_command(kT6 + " info tiny-t6 n_head=0"), "n_head");
+    expect_one_line_error(test::run_command(kT6 + " info tiny-gqa n_head=5"), "multiple");
+    expect_one_line_error(test::run_command(kT6 + " info tiny-t6 q_rank=abc"), "q_rank");
+    expect_one_line_error(test::run_command(kT6 + " info --bogus"), "--bogus");
+}
+
+TEST(CliBench, DecodeJsonHasRooflineFields) {
+    auto r = test::run_command(kT6 +
+                               " bench decode --presets tiny-t6,tiny-mha --contexts 100 "
+                               "--batches 1,2 --steps 1 --json");
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto j = last_json(r.out);
+    ASSERT_EQ(j["results"].size(), 4u);
+    for (const auto& x : j["results"]) {
+        EXPECT_GT(x["tokens_per_s"].get<double>(), 0.0);
+        EXPECT_GT(x["roofline_fraction"].get<double>(), 0.0);
+    }
+    EXPECT_NE(j["gemm_kernel"].get<std::string>().find("OpenBLAS"), std::string::npos);
+}
+
+TEST(CliHelp, EveryCommandHasHelp) {
+    for (const char* c : {"info", "kv", "generate", "demo", "bench step", "bench decode"}) {
+        auto r = test::run_command(kT6 + " " + c + " --help");
+        EXPECT_EQ(r.status, 0) << c;
+        EXPECT_NE(r.out.find("usage: t6"), std::string::npos) << c;
+    }
+}
+
+}  // namespace
