@@ -41,8 +41,6 @@ protected:
                             "conformance/<model>/config.json)";
         dir_ = test::shared_dir() + "/conformance/" + GetParam();
         cfg_ = load_config_file(dir_ + "/config.json");
-        if (cfg_.attention == AttentionKind::mla)
-            GTEST_SKIP() << GetParam() << ": MLA is not implemented in this build";
     }
     std::string dir_;
     ModelConfig cfg_;

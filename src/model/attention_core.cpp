@@ -12,10 +12,12 @@ int projection_width(const ModelConfig& c) {
 }
 
 size_t attention_saved_per_token(const ModelConfig& c) {
+    if (c.attention == AttentionKind::mla) return mla_saved_per_token(c);
     return c.is_tpa() ? size_t(3) * c.n_head * c.head_dim : 0;
 }
 
 size_t attention_scratch_per_token(const ModelConfig& c) {
+    if (c.attention == AttentionKind::mla) return mla_scratch_per_token(c);
     return attention_saved_per_token(c);
 }
 
@@ -25,9 +27,9 @@ size_t LayerParamRef::offset(const std::string& suffix) const {
 
 void attention_core_forward(const ModelConfig& c, const LayerParamRef& w, const RopeTables& rope,
                             float* proj, float* saved, float* y, float* lse, int B, int T) {
-    (void)w;
     if (c.is_tpa()) return tpa_core_forward(c, rope, proj, saved, y, lse, B, T);
-    if (c.attention == AttentionKind::mla) fail("attention = mla is not implemented yet");
+    if (c.attention == AttentionKind::mla)
+        return mla_core_forward(c, w, rope, proj, saved, y, lse, B, T);
     gqa_core_forward(c, rope, proj, y, lse, B, T);
 }
 
@@ -35,10 +37,10 @@ void attention_core_backward(const ModelConfig& c, const LayerParamRef& w, const
                              const float* proj, const float* saved, const float* y,
                              const float* lse, const float* dy, float* dproj, float* scratch, int B,
                              int T) {
-    (void)w;
     if (c.is_tpa())
         return tpa_core_backward(c, rope, proj, saved, y, lse, dy, dproj, scratch, B, T);
-    if (c.attention == AttentionKind::mla) fail("attention = mla is not implemented yet");
+    if (c.attention == AttentionKind::mla)
+        return mla_core_backward(c, w, rope, proj, saved, y, lse, dy, dproj, scratch, B, T);
     gqa_core_backward(c, rope, proj, y, lse, dy, dproj, B, T);
 }
 

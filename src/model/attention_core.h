@@ -24,10 +24,12 @@ struct LayerParamRef {
 // Width P of the fused projection output per token.
 int projection_width(const ModelConfig& c);
 
-// Floats per token that a kind saves for the backward pass besides proj and y (TPA: q, k, v).
+// Floats per token that a kind saves for the backward pass besides proj and y (TPA: q, k, v;
+// MLA: see mla_saved_per_token).
 size_t attention_saved_per_token(const ModelConfig& c);
 
-// Floats per token of scratch the backward pass needs (TPA: dq, dk, dv).
+// Floats per token of scratch the backward pass needs (TPA: dq, dk, dv; MLA: also dkv and the
+// latent gradients).
 size_t attention_scratch_per_token(const ModelConfig& c);
 
 // proj (N,P): in: raw projections; out: RoPE applied in place where the kind rotates.
@@ -42,7 +44,7 @@ void attention_core_backward(const ModelConfig& c, const LayerParamRef& w, const
                              const float* lse, const float* dy, float* dproj, float* scratch, int B,
                              int T);
 
-// Per-kind implementations (attention_tpa.cpp, attention_gqa.cpp).
+// Per-kind implementations (attention_tpa.cpp, attention_gqa.cpp, attention_mla.cpp).
 void tpa_core_forward(const ModelConfig& c, const RopeTables& rope, float* proj, float* saved,
                       float* y, float* lse, int B, int T);
 void tpa_core_backward(const ModelConfig& c, const RopeTables& rope, const float* proj,
@@ -53,5 +55,14 @@ void gqa_core_forward(const ModelConfig& c, const RopeTables& rope, float* proj,
 void gqa_core_backward(const ModelConfig& c, const RopeTables& rope, const float* proj,
                        const float* y, const float* lse, const float* dy, float* dproj, int B,
                        int T);
+// MLA: the core owns q_a_layernorm, q_b_proj, kv_a_layernorm and kv_b_proj (read from w).
+// saved: latent norm outputs and their rstd, the assembled q, k (post-RoPE) and v.
+size_t mla_saved_per_token(const ModelConfig& c);
+size_t mla_scratch_per_token(const ModelConfig& c);
+void mla_core_forward(const ModelConfig& c, const LayerParamRef& w, const RopeTables& rope,
+                      float* proj, float* saved, float* y, float* lse, int B, int T);
+void mla_core_backward(const ModelConfig& c, const LayerParamRef& w, const RopeTables& rope,
+                       const float* proj, const float* saved, const float* y, const float* lse,
+                       const float* dy, float* dproj, float* scratch, int B, int T);
 
 }  // namespace t6

@@ -50,6 +50,9 @@ void Model::init_weights(uint64_t seed) {
         };
         if (ends_with("c_proj.weight")) {
             std::fill(p, p + s.numel, 0.0f);  // zero-initialised output projections (quirk 12)
+        } else if (s.shape.size() == 1) {
+            // MLA's q_a_layernorm / kv_a_layernorm gains: official RMSNorm, torch.ones.
+            std::fill(p, p + s.numel, 1.0f);
         } else if (n.find(".W_A_") != std::string::npos) {
             // CPLinear: xavier_uniform_ on W_A viewed as [C, H, R]: fan_in = H*R,
             // fan_out = C*R (quirk 13).
