@@ -6,5 +6,8 @@ namespace t6::cli {
 int cmd_info(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_demo(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
+int cmd_tokenizer(int argc, char** argv);
+int cmd_prepare(int argc, char** argv);
 
 }  // namespace t6::cli

@@ -19,6 +19,9 @@ const Command kCommands[] = {
     {"info", t6::cli::cmd_info, "parameters, FLOPs and KV cache size of a model"},
     {"bench", t6::cli::cmd_bench, "benchmarks (step: forward+backward tokens/s and MFU)"},
     {"demo", t6::cli::cmd_demo, "the README's demo: model table and a forward pass"},
+    {"prepare", t6::cli::cmd_prepare, "text/JSONL -> tokenized train/val files + meta.json"},
+    {"tokenize", t6::cli::cmd_tokenize, "text -> token ids, ids -> text; --bench speed"},
+    {"tokenizer", t6::cli::cmd_tokenizer, "train a BPE or char tokenizer on a corpus; info"},
 };
 
 void print_usage(FILE* f) {

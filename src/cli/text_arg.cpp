@@ -1,0 +1,67 @@
+#include "cli/text_arg.h"
+
+#include "core/error.h"
+#include "core/safetensors.h"
+#include "model/checkpoint.h"
+
+namespace t6::cli {
+
+void add_tokenizer_options(ArgParser& p, bool with_sources) {
+    p.option("tokenizer", "NAME|FILE", "gpt2, or a tokenizer file from `t6 tokenizer train`",
+             "gpt2");
+    if (!with_sources) return;
+    p.option("data", "DIR", "use the tokenizer recorded in DIR/meta.json (from t6 prepare)");
+    p.option("checkpoint", "PATH", "use the tokenizer recorded in a t6 checkpoint");
+}
+
+std::unique_ptr<Tokenizer> tokenizer_from_options(const ArgParser& p, const std::string& command) {
+    int given = int(p.has("tokenizer")) + int(p.has("data")) + int(p.has("checkpoint"));
+    if (given > 1) fail("t6 ", command, ": give only one of --tokenizer, --data, --checkpoint");
+    if (p.has("data")) return load_tokenizer_from_meta(p.get("data"));
+    if (p.has("checkpoint")) {
+        std::string w = checkpoint_weights_path(p.get("checkpoint"));
+        SafeTensorsReader r(w);
+        auto it = r.metadata().find("tokenizer");
+        if (it == r.metadata().end()) fail(w, ": the checkpoint records no tokenizer");
+        nlohmann::json spec;
+        try {
+            spec = nlohmann::json::parse(it->second);
+        } catch (const nlohmann::json::exception&) {
+            fail(w, ": the 'tokenizer' metadata is not valid JSON");
+        }
+        return load_tokenizer_spec(spec, w + " (tokenizer metadata)");
+    }
+    return load_tokenizer(p.get("tokenizer"));
+}
+
+void add_input_options(ArgParser& p) {
+    p.option("input-format", "F", "auto (.jsonl/.json files are JSONL) | text | jsonl", "auto");
+    p.option("field", "NAME", "JSONL: the field holding each document's text", "text");
+    p.option("docs", "MODE", "text: what a document is: file | line | blank (blank-line separated)",
+             "file");
+}
+
+text::DocReaderOptions input_options(const ArgParser& p) {
+    text::DocReaderOptions o;
+    o.input_format = p.get("input-format");
+    o.field = p.get("field");
+    o.docs = p.get("docs");
+    return o;
+}
+
+std::vector<std::string> input_paths(const ArgParser& p) {
+    std::vector<std::string> v = p.positionals();
+    if (p.has("input")) {
+        std::string s = p.get("input");
+        size_t pos = 0;
+        while (pos <= s.size()) {
+            size_t c = s.find(',', pos);
+            if (c == std::string::npos) c = s.size();
+            if (c > pos) v.push_back(s.substr(pos, c - pos));
+            pos = c + 1;
+        }
+    }
+    return v;
+}
+
+}  // namespace t6::cli
