@@ -21,6 +21,9 @@ done
 
 missing=()
 for p in "${packages[@]}"; do
+  # A machine whose Node.js comes from elsewhere (e.g. nodesource) already has npm: installing
+  # Debian's npm there would try to replace that Node.js.
+  if [ "$p" = npm ] && command -v npm >/dev/null; then continue; fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
