@@ -166,13 +166,15 @@ int bench_step(int argc, char** argv) {
 int cmd_bench(int argc, char** argv) {
     std::string sub = argc > 0 ? argv[0] : "";
     if (sub == "step") return bench_step(argc - 1, argv + 1);
+    if (sub == "train") return cmd_bench_train(argc - 1, argv + 1);
     if (sub == "--help" || sub == "-h" || sub.empty()) {
         std::printf(
             "usage: t6 bench <benchmark> [options]\n\nbenchmarks:\n"
-            "  step    forward+backward tokens/s and MFU (t6 bench step --help)\n");
+            "  step    forward+backward tokens/s and MFU (t6 bench step --help)\n"
+            "  train   full training steps with clipping and AdamW (t6 bench train --help)\n");
         return sub.empty() ? 2 : 0;
     }
-    fail("t6 bench: unknown benchmark '", sub, "' (available: step)");
+    fail("t6 bench: unknown benchmark '", sub, "' (available: step, train)");
 }
 
 }  // namespace t6::cli

@@ -1,0 +1,171 @@
+// t6 bench train: full training steps (forward, backward, gradient clipping, AdamW) on the
+// configurations of ../shared/baselines.md, reported as tokens/s, model-FLOPs utilisation against
+// a stated GEMM rate, and the ratio to the official PyTorch code's full-step figure.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "cli/model_arg.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "kernels/gemm.h"
+#include "model/model.h"
+#include "model/model_stats.h"
+#include "train/adamw.h"
+#include "train/trainer.h"
+
+namespace t6::cli {
+
+namespace {
+
+// The official code's full training step (forward with targets, backward, clip_grad_norm_(1.0),
+// AdamW step) in tokens/s with the OpenBLAS variables unset (../shared/baselines.md, "The
+// official PyTorch code on this CPU", 2 threads, float32, measured 2026-11-28).
+struct PeerFigure {
+    const char* preset;
+    int batch, seq;
+    double tokens_per_s;
+};
+const PeerFigure kTrainPeers[] = {{"tiny-t6", 8, 256, 359.0},
+                                  {"tiny-mha", 8, 256, 417.0},
+                                  {"small-t6", 4, 256, 79.9},
+                                  {"small-mha", 4, 256, 106.7}};
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double peak_rss_bytes() {
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
+    return double(ru.ru_maxrss) * 1024.0;  // Linux reports KiB
+}
+
+nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, int B, int T, int warmup,
+                         int steps, double peak_gflops) {
+    Model model(cfg);
+    model.init_weights(1234);
+    AdamW opt(model.num_params(), AdamWConfig{});
+    std::mt19937 rng(42);
+    std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
+    std::vector<int32_t> x(size_t(B) * T), y(size_t(B) * T);
+    for (auto& t : x) t = tok(rng);
+    for (auto& t : y) t = tok(rng);
+    std::vector<double> secs, opt_secs;
+    StepResult r;
+    for (int i = 0; i < warmup + steps; i++) {
+        const auto t0 = std::chrono::steady_clock::now();
+        r = train_step(model, opt, x.data(), y.data(), B, T, 1, 6e-4, 1.0);
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (i >= warmup) secs.push_back(s);
+    }
+    // The optimizer part alone (norm, clip and AdamW over the flat buffers), for the breakdown.
+    for (int i = 0; i < std::max(3, steps); i++) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const double norm = grad_global_norm(model.grads(), model.num_params());
+        opt.step(model.params(), model.grads(), 6e-4, clip_coefficient(norm, 1.0f));
+        opt_secs.push_back(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    const double tokens = double(B) * T;
+    const double med = median(secs);
+    const double tps = tokens / med;
+    const double flops = 3.0 * forward_flops_per_token(cfg, T);
+    nlohmann::json j = {{"model", name},
+                        {"params", model.num_params()},
+                        {"batch", B},
+                        {"seq_len", T},
+                        {"steps", steps},
+                        {"step_s_median", med},
+                        {"step_s_min", *std::min_element(secs.begin(), secs.end())},
+                        {"step_s_max", *std::max_element(secs.begin(), secs.end())},
+                        {"optimizer_s_median", median(opt_secs)},
+                        {"tokens_per_s", tps},
+                        {"train_flops_per_token", flops},
+                        {"achieved_gflops", tps * flops / 1e9},
+                        {"mfu", tps * flops / (peak_gflops * 1e9)},
+                        {"loss", r.loss},
+                        {"grad_norm", r.grad_norm},
+                        {"peak_rss_bytes", peak_rss_bytes()}};
+    for (const auto& p : kTrainPeers)
+        if (name == p.preset && B == p.batch && T == p.seq) {
+            j["official_tokens_per_s"] = p.tokens_per_s;
+            j["speedup_vs_official"] = tps / p.tokens_per_s;
+        }
+    return j;
+}
+
+}  // namespace
+
+int cmd_bench_train(int argc, char** argv) {
+    ArgParser p("bench train", "[options]",
+                "Times full training steps (forward, backward, gradient clipping, AdamW) and "
+                "reports tokens/s,\nmodel-FLOPs utilisation and the ratio to the official code's "
+                "full-step figure. Without\n--preset/--model it runs tiny-t6, tiny-mha (batch 8) "
+                "and small-t6, small-mha (batch 4),\nsequence 256: the configurations of "
+                "../shared/baselines.md. Peak RSS is the process's so far.");
+    add_model_options(p);
+    p.option("batch", "B", "sequences per step (default 8 for tiny, 4 otherwise)");
+    p.option("seq", "T", "sequence length", "256");
+    p.option("steps", "N", "timed steps (the median is reported)", "5");
+    p.option("warmup", "N", "untimed steps first", "2");
+    p.option("threads", "N", "threads (OpenMP and GEMM)", "all cores");
+    p.option("peak-gflops", "G", "GEMM rate MFU is relative to (fp32, 2 threads, baselines.md)",
+             "370");
+    p.flag("json", "print one JSON object as the last line");
+    p.parse(argc, argv, 0);
+    if (p.has("threads")) set_num_threads(p.get_int("threads"));
+    const int T = p.get_int("seq"), steps = p.get_int("steps"), warmup = p.get_int("warmup");
+    const double peak = p.get_double("peak-gflops");
+    if (T <= 0 || steps <= 0 || warmup < 0 || !(peak > 0))
+        fail("t6 bench train: --seq, --steps and --peak-gflops must be positive, --warmup >= 0");
+    std::vector<std::pair<std::string, ModelConfig>> models;
+    if (p.has("preset") || p.has("model") || !p.positionals().empty()) {
+        ModelChoice m = resolve_model_choice(p, "bench train");
+        models.push_back({m.source, m.config});
+    } else {
+        for (const char* n : {"tiny-t6", "tiny-mha", "small-t6", "small-mha"})
+            models.push_back({n, preset_config(n)});
+    }
+    const std::string kernel = gemm_kernel_name();
+    std::printf("GEMM: %s, threads: %d\n", kernel.c_str(), num_threads());
+    std::printf("%-12s %5s %5s %10s %10s %10s %9s %7s %10s %10s\n", "model", "batch", "seq",
+                "step_s", "optim_s", "tokens/s", "GFLOP/s", "MFU", "vs_official", "peak_RSS");
+    nlohmann::json results = nlohmann::json::array();
+    for (const auto& [name, cfg] : models) {
+        const int B = p.has("batch") ? p.get_int("batch") : (name.rfind("tiny", 0) == 0 ? 8 : 4);
+        if (B <= 0) fail("t6 bench train: --batch must be positive");
+        auto j = bench_one(name, cfg, B, T, warmup, steps, peak);
+        const std::string ratio = j.contains("speedup_vs_official")
+                                      ? fixed(j["speedup_vs_official"].get<double>(), 2) + "x"
+                                      : "-";
+        std::printf("%-12s %5d %5d %10.4f %10.4f %10.1f %9.1f %6.1f%% %10s %10s\n", name.c_str(), B,
+                    T, j["step_s_median"].get<double>(), j["optimizer_s_median"].get<double>(),
+                    j["tokens_per_s"].get<double>(), j["achieved_gflops"].get<double>(),
+                    100 * j["mfu"].get<double>(), ratio.c_str(),
+                    human_bytes(j["peak_rss_bytes"].get<double>()).c_str());
+        std::fflush(stdout);
+        results.push_back(j);
+    }
+    if (p.has("json")) {
+        nlohmann::json out = {{"benchmark", "train"},
+                              {"gemm_kernel", kernel},
+                              {"threads", num_threads()},
+                              {"peak_gflops", peak},
+                              {"results", results}};
+        std::printf("%s\n", out.dump().c_str());
+    }
+    return 0;
+}
+
+}  // namespace t6::cli

@@ -1,0 +1,97 @@
+// t6 train: trains a model with the official recipe (AdamW, clipping, warm-up + cosine schedule,
+// gradient accumulation) on nanoGPT or llm.c token files, with atomic checkpoints and exact
+// resume. See src/train/trainer.h.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/model_arg.h"
+#include "core/error.h"
+#include "model/checkpoint.h"
+#include "train/train_config.h"
+#include "train/trainer.h"
+
+namespace t6::cli {
+
+int cmd_train(int argc, char** argv) {
+    ArgParser p("train", "[--config FILE] [--preset NAME | --model PATH] [key=value ...]",
+                "Trains a model on token files (nanoGPT train.bin/val.bin or llm.c shards) with "
+                "AdamW, gradient clipping\nand the official warm-up + cosine learning-rate "
+                "schedule; evaluates both splits every eval_interval\nsteps and writes an atomic "
+                "checkpoint out_dir/ckpt_<step>/ each time, plus out_dir/metrics.jsonl.\n"
+                "key=value arguments set training keys (below) or model keys (t6 info --help).");
+    p.option("config", "FILE", "JSON training config: training keys and \"model\"");
+    add_model_options(p);
+    p.option("resume", "DIR",
+             "continue the run in DIR (an out_dir or a checkpoint folder) from its latest "
+             "complete checkpoint");
+    p.epilog("training keys (key = default):\n" + train_keys_help() +
+             "\nexamples:\n"
+             "  t6 train --preset tiny-t6 vocab_size=256 data=data/fortunes max_iters=500\n"
+             "  t6 train --config configs/demo-fortunes.json\n"
+             "  t6 train --resume out/demo max_iters=2000");
+    p.parse(argc, argv, 0);
+
+    std::vector<std::string> overrides;
+    for (const auto& a : p.positionals()) {
+        if (a.find('=') == std::string::npos)
+            fail("t6 train: unexpected argument '", a, "' (expected key=value)");
+        overrides.push_back(a);
+    }
+
+    if (p.has("resume")) {
+        if (p.has("config") || p.has("preset") || p.has("model"))
+            fail(
+                "t6 train: --resume continues a run with its saved config; give only key=value "
+                "overrides with it");
+        auto trainer = Trainer::resume(p.get("resume"), overrides, stdout);
+        trainer->run();
+        return 0;
+    }
+
+    TrainSetup setup;
+    if (p.has("config")) load_train_config_file(setup, p.get("config"));
+    if (p.has("preset") && p.has("model")) fail("t6 train: give --preset or --model, not both");
+    if (p.has("preset")) {
+        setup.model = preset_config(p.get("preset"));
+        setup.model_source = p.get("preset");
+        setup.model_given = true;
+    } else if (p.has("model")) {
+        setup.model = resolve_model_config(p.get("model"));
+        setup.model_source = p.get("model");
+        setup.model_given = true;
+    }
+    if (!setup.model_given && setup.train.init_from != "scratch") {
+        setup.model = checkpoint_config(setup.train.init_from);
+        setup.model_source = setup.train.init_from;
+        setup.model_given = true;
+    }
+    for (const auto& o : overrides) {
+        if (!setup.model_given) {
+            // Training keys may come first; a model key needs the model chosen.
+            TrainSetup probe = setup;
+            apply_train_override(probe, o, true);
+            if (probe.model.to_json() != setup.model.to_json())
+                fail("t6 train: '", o,
+                     "' sets a model key, but no model is given (--preset "
+                     "NAME, --model PATH or \"model\" in the config file)");
+            setup = probe;
+            continue;
+        }
+        apply_train_override(setup, o, true);
+    }
+    if (!setup.model_given && setup.train.init_from != "scratch") {  // init_from=... given last
+        setup.model = checkpoint_config(setup.train.init_from);
+        setup.model_given = true;
+    }
+    if (!setup.model_given)
+        fail(
+            "t6 train: no model given (--preset NAME, --model PATH, or \"model\" in the config "
+            "file)");
+    Trainer trainer(setup, stdout);
+    trainer.run();
+    return 0;
+}
+
+}  // namespace t6::cli

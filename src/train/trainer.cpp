@@ -1,0 +1,376 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdarg>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/file_util.h"
+#include "core/threads.h"
+#include "model/checkpoint.h"
+#include "train/sample.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace t6 {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string duration_str(double s) {
+    if (!std::isfinite(s) || s < 0) return "?";
+    long long t = (long long)std::llround(s);
+    char buf[48];
+    if (t >= 3600)
+        std::snprintf(buf, sizeof buf, "%lldh%02lldm", t / 3600, (t / 60) % 60);
+    else if (t >= 60)
+        std::snprintf(buf, sizeof buf, "%lldm%02llds", t / 60, t % 60);
+    else
+        std::snprintf(buf, sizeof buf, "%.1fs", s);
+    return buf;
+}
+
+// Independent streams for the three samplers, all derived from the run's seed.
+uint64_t sampler_seed(long long seed, uint64_t stream) {
+    return uint64_t(seed) * 0x9e3779b97f4a7c15ull + stream * 0xd1b54a32d192ed03ull + 1;
+}
+
+json finite_or_null(double v) {
+    return std::isfinite(v) ? json(v) : json(nullptr);
+}
+
+}  // namespace
+
+StepResult train_step(Model& model, AdamW& opt, const int32_t* x, const int32_t* y, int B, int T,
+                      int accum, double lr, double grad_clip) {
+    StepResult r;
+    model.zero_grad();
+    const size_t bt = size_t(B) * T;
+    // Official: loss = loss / gradient_accumulation_steps before backward, i.e. every
+    // micro-batch's gradient is scaled by 1/accum and summed.
+    const float scale = 1.0f / float(accum);
+    double sum = 0;
+    for (int k = 0; k < accum; k++)
+        sum += model.forward_backward(x + k * bt, y + k * bt, B, T, scale);
+    r.loss = float(sum / accum);
+    r.grad_norm = grad_global_norm(model.grads(), model.num_params());
+    r.clip_coef = clip_coefficient(r.grad_norm, float(grad_clip));
+    opt.step(model.params(), model.grads(), lr, r.clip_coef);
+    return r;
+}
+
+void Trainer::logf(const char* fmt, ...) {
+    if (!log_) return;
+    va_list ap;
+    va_start(ap, fmt);
+    std::vfprintf(log_, fmt, ap);
+    va_end(ap);
+    std::fflush(log_);
+}
+
+Trainer::Trainer(const TrainSetup& setup, FILE* log) : log_(log) {
+    validate_train_setup(setup, "t6 train");
+    const TrainConfig& c = setup.train;
+    if (c.threads > 0) set_num_threads(c.threads);
+    const auto existing = list_complete_checkpoints(c.out_dir);
+    if (!existing.empty())
+        fail(c.out_dir, ": already holds checkpoints (latest step ", existing.back().step,
+             "); continue it with t6 train --resume ", c.out_dir, ", or choose another out_dir");
+    state_.config = c;
+    state_.model = setup.model;
+    state_.threads = num_threads();
+    model_ = std::make_unique<Model>(setup.model);
+    if (c.init_from == "scratch")
+        model_->init_weights(uint64_t(c.seed));
+    else
+        load_weights(*model_, checkpoint_weights_path(c.init_from));
+    opt_ = std::make_unique<AdamW>(model_->num_params(), c.adamw());
+    open_data();
+    fs::create_directories(c.out_dir);
+    write_file_atomic((fs::path(c.out_dir) / "metrics.jsonl").string(), std::string());
+}
+
+std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
+                                         const std::vector<std::string>& overrides, FILE* log) {
+    std::unique_ptr<Trainer> tr(new Trainer());
+    tr->log_ = log;
+    if (!fs::is_directory(dir)) fail(dir, ": no such folder to resume from");
+    std::vector<std::string> candidates;
+    std::string out_dir;
+    const bool single = is_checkpoint_dir(dir);
+    if (single) {
+        candidates.push_back(dir);
+        out_dir = fs::absolute(dir).parent_path().string();
+    } else {
+        for (const auto& e : list_complete_checkpoints(dir))
+            candidates.insert(candidates.begin(), e.path);
+        out_dir = dir;
+        if (candidates.empty())
+            fail(dir,
+                 ": no complete checkpoint to resume from (folders ckpt_<step>/ with a "
+                 "COMPLETE marker)");
+    }
+    for (const auto& cand : candidates) {
+        try {
+            TrainState st = read_train_state(cand);
+            auto model = std::make_unique<Model>(st.model);
+            auto opt = std::make_unique<AdamW>(model->num_params(), st.config.adamw());
+            load_train_checkpoint(cand, *model, *opt);
+            tr->state_ = std::move(st);
+            tr->model_ = std::move(model);
+            tr->opt_ = std::move(opt);
+            tr->resumed_from_ = cand;
+            break;
+        } catch (const Error& e) {
+            if (single) throw;
+            tr->logf("warning: skipping checkpoint %s: %s\n", cand.c_str(), e.what());
+        }
+    }
+    if (!tr->model_) fail(dir, ": no checkpoint in it could be loaded (see the warnings above)");
+
+    TrainSetup setup;
+    setup.train = tr->state_.config;
+    setup.model = tr->state_.model;
+    for (const auto& o : overrides) apply_train_override(setup, o, /*allow_model_keys=*/false);
+    setup.train.out_dir = out_dir;
+    validate_train_setup(setup, "t6 train --resume");
+    // The optimizer hyper-parameters may change on resume (as in the official code, where the
+    // config is re-read); the moments carry over.
+    const AdamWConfig a = setup.train.adamw();
+    const AdamWConfig& b = tr->opt_->config();
+    if (a.beta1 != b.beta1 || a.beta2 != b.beta2 || a.eps != b.eps ||
+        a.weight_decay != b.weight_decay) {
+        auto opt = std::make_unique<AdamW>(tr->model_->num_params(), a);
+        std::copy(tr->opt_->exp_avg(), tr->opt_->exp_avg() + opt->size(), opt->exp_avg());
+        std::copy(tr->opt_->exp_avg_sq(), tr->opt_->exp_avg_sq() + opt->size(), opt->exp_avg_sq());
+        opt->set_steps_taken(tr->opt_->steps_taken());
+        tr->opt_ = std::move(opt);
+    }
+    tr->state_.config = setup.train;
+    if (setup.train.threads > 0) set_num_threads(setup.train.threads);
+    if (tr->state_.threads != num_threads())
+        tr->logf(
+            "warning: the run used %d threads, this one %d: losses will not repeat the "
+            "uninterrupted run's bit for bit (set threads=%d)\n",
+            tr->state_.threads, num_threads(), tr->state_.threads);
+    tr->state_.threads = num_threads();
+    tr->open_data();
+    const std::string where = tr->resumed_from_ + "/state.json";
+    tr->train_->set_state(tr->state_.train_sampler, where);
+    tr->eval_train_->set_state(tr->state_.eval_train_sampler, where);
+    tr->eval_val_->set_state(tr->state_.eval_val_sampler, where);
+    tr->trim_metrics(tr->state_.step);
+    tr->logf("resuming from %s (step %lld)\n", tr->resumed_from_.c_str(), tr->state_.step);
+    return tr;
+}
+
+void Trainer::open_data() {
+    const TrainConfig& c = state_.config;
+    const TokenFormat fmt = parse_token_format(c.data_format, "data_format");
+    const DataFiles files = find_data_files(c.data);
+    const int V = state_.model.vocab_size;
+    const size_t min_tokens = size_t(c.seq_len) + 1;
+    auto train = open_token_split(files.train, fmt, V, min_tokens, files.raw_width);
+    auto val = open_token_split(files.val, fmt, V, min_tokens, files.raw_width);
+    train_ =
+        std::make_unique<BatchSampler>(train, c.batch_size, c.seq_len, sampler_seed(c.seed, 1));
+    eval_train_ =
+        std::make_unique<BatchSampler>(train, c.batch_size, c.seq_len, sampler_seed(c.seed, 2));
+    eval_val_ =
+        std::make_unique<BatchSampler>(val, c.batch_size, c.seq_len, sampler_seed(c.seed, 3));
+}
+
+void Trainer::evaluate(double& train_loss, double& val_loss) {
+    // Official estimate_loss(): for each split, the mean loss of eval_iters fresh random batches.
+    const TrainConfig& c = state_.config;
+    const size_t bt = size_t(c.batch_size) * c.seq_len;
+    std::vector<int32_t> x(bt), y(bt);
+    auto mean_loss = [&](BatchSampler& s) {
+        double sum = 0;
+        for (int i = 0; i < c.eval_iters; i++) {
+            s.next(x.data(), y.data());
+            sum += model_->forward(x.data(), y.data(), c.batch_size, c.seq_len);
+        }
+        return sum / c.eval_iters;
+    };
+    train_loss = mean_loss(*eval_train_);
+    val_loss = mean_loss(*eval_val_);
+}
+
+void Trainer::write_metrics(const std::string& line) {
+    const std::string path = (fs::path(state_.config.out_dir) / "metrics.jsonl").string();
+    FILE* f = std::fopen(path.c_str(), "a");
+    if (!f) fail(path, ": cannot open for appending");
+    std::fputs(line.c_str(), f);
+    std::fputc('\n', f);
+    std::fclose(f);
+}
+
+void Trainer::trim_metrics(long long max_step) {
+    // Lines logged after the checkpoint by the interrupted run are dropped: they are logged again.
+    const std::string path = (fs::path(state_.config.out_dir) / "metrics.jsonl").string();
+    if (!file_exists(path)) return;
+    std::istringstream in(read_file_text(path));
+    std::string line, kept;
+    while (std::getline(in, line)) {
+        if (line.empty()) continue;
+        json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+        if (j.is_discarded() || !j.contains("step") || !j["step"].is_number_integer()) continue;
+        if (j["step"].get<long long>() <= max_step) kept += line + "\n";
+    }
+    write_file_atomic(path, kept);
+}
+
+TrainResult Trainer::run(long long stop_at) {
+    TrainState& st = state_;
+    const TrainConfig& c = st.config;
+    const LrSchedule sched = c.schedule();
+    const int B = c.batch_size, T = c.seq_len, accum = c.gradient_accumulation_steps;
+    const size_t bt = size_t(B) * T;
+    const long long tokens_per_step = (long long)bt * accum;
+    std::vector<int32_t> x(bt * accum), y(bt * accum);
+
+    TrainResult res;
+    res.start_step = st.step;
+    const auto run_t0 = Clock::now();
+    auto last_mark = Clock::now();  // for elapsed_s bookkeeping
+    auto account = [&]() {
+        st.elapsed_s += seconds_since(last_mark);
+        last_mark = Clock::now();
+    };
+
+    if (st.step == 0 && st.step < c.max_iters)
+        logf(
+            "training %s: %zu parameters, %lld steps of %d x %d x %d tokens, data %s (%zu "
+            "train / %zu val tokens), out_dir %s\n",
+            st.model.describe().c_str(), model_->num_params(), (long long)c.max_iters, accum, B, T,
+            c.data.c_str(), train_->total_tokens(), eval_val_->total_tokens(), c.out_dir.c_str());
+
+    auto do_eval = [&](bool checkpoint) {
+        double tl = 0, vl = 0;
+        evaluate(tl, vl);
+        st.last_train_loss = tl;
+        st.last_val_loss = vl;
+        bool best = false;
+        if (checkpoint && vl < st.best_val_loss) {
+            st.best_val_loss = vl;
+            st.best_step = st.step;
+            best = true;
+        }
+        logf("eval step %lld: train loss %.4f, val loss %.4f%s\n", st.step, tl, vl,
+             best ? " (best)" : "");
+        account();
+        write_metrics(json({{"kind", "eval"},
+                            {"step", st.step},
+                            {"train_loss", tl},
+                            {"val_loss", vl},
+                            {"best_val_loss", finite_or_null(st.best_val_loss)},
+                            {"elapsed_s", st.elapsed_s}})
+                          .dump());
+        if (!checkpoint) return;
+        st.train_sampler = train_->state();
+        st.eval_train_sampler = eval_train_->state();
+        st.eval_val_sampler = eval_val_->state();
+        res.last_checkpoint = save_train_checkpoint(c.out_dir, *model_, *opt_, st);
+        if (best) {
+            json b = {
+                {"step", st.step}, {"val_loss", vl}, {"checkpoint", checkpoint_dir_name(st.step)}};
+            write_file_atomic((fs::path(c.out_dir) / "best.json").string(), b.dump() + "\n");
+        }
+        prune_checkpoints(c.out_dir, c.keep_last, st.best_step);
+        logf("checkpoint %s\n", res.last_checkpoint.c_str());
+    };
+
+    if (st.step == 0 && c.eval_at_start && c.max_iters > 0 && stop_at != 0) do_eval(false);
+
+    double train_s = 0, interval_train_s = 0;
+    long long interval_tokens = 0, steps_here = 0;
+    while (st.step < c.max_iters) {
+        if (stop_at >= 0 && st.step >= stop_at) {
+            res.end_step = st.step;
+            res.wall_s = seconds_since(run_t0);
+            return res;  // as if killed: no final evaluation or checkpoint
+        }
+        const double lr = sched.at(st.step);
+        for (int k = 0; k < accum; k++) train_->next(x.data() + k * bt, y.data() + k * bt);
+        const auto t0 = Clock::now();
+        const StepResult r =
+            train_step(*model_, *opt_, x.data(), y.data(), B, T, accum, lr, c.grad_clip);
+        const double dt = seconds_since(t0);
+        train_s += dt;
+        interval_train_s += dt;
+        st.step++;
+        steps_here++;
+        st.tokens += tokens_per_step;
+        res.tokens += tokens_per_step;
+        interval_tokens += tokens_per_step;
+        res.losses.push_back(r.loss);
+        res.grad_norms.push_back(r.grad_norm);
+        if (!std::isfinite(r.loss))
+            fail("step ", st.step, ": the loss is ", r.loss,
+                 " (diverged; lower learning_rate or check the data)");
+
+        if (st.step % c.log_interval == 0 || st.step == 1 || st.step == c.max_iters) {
+            const double tps = interval_tokens / std::max(interval_train_s, 1e-9);
+            const double eta = double(c.max_iters - st.step) * train_s / double(steps_here);
+            logf("step %lld/%lld | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | ETA %s\n",
+                 st.step, (long long)c.max_iters, r.loss, lr, r.grad_norm, tps,
+                 duration_str(eta).c_str());
+            account();
+            write_metrics(json({{"kind", "train"},
+                                {"step", st.step},
+                                {"loss", r.loss},
+                                {"lr", lr},
+                                {"grad_norm", r.grad_norm},
+                                {"clip_coef", r.clip_coef},
+                                {"tokens", st.tokens},
+                                {"tokens_per_s", tps},
+                                {"elapsed_s", st.elapsed_s}})
+                              .dump());
+            interval_tokens = 0;
+            interval_train_s = 0;
+        }
+        if (st.step % c.eval_interval == 0 || st.step == c.max_iters) do_eval(true);
+    }
+    account();
+    res.end_step = st.step;
+    res.wall_s = seconds_since(run_t0);
+    res.best_val_loss = st.best_val_loss;
+    res.best_step = st.best_step;
+    res.final_val_loss = st.last_val_loss;
+    res.final_train_loss = st.last_train_loss;
+
+    const long long steps_run = res.end_step - res.start_step;
+    logf(
+        "done: %lld steps (%lld this run), %lld tokens, %s (%.0f tok/s training); best val "
+        "loss %.4f (step %lld), final val loss %.4f\n",
+        st.step, steps_run, st.tokens, duration_str(res.wall_s).c_str(),
+        train_s > 0 ? double(res.tokens) / train_s : 0.0, st.best_val_loss, st.best_step,
+        st.last_val_loss);
+    write_metrics(json({{"kind", "summary"},
+                        {"step", st.step},
+                        {"tokens", st.tokens},
+                        {"wall_s", res.wall_s},
+                        {"elapsed_s", st.elapsed_s},
+                        {"best_val_loss", finite_or_null(st.best_val_loss)},
+                        {"best_step", st.best_step},
+                        {"final_val_loss", finite_or_null(st.last_val_loss)}})
+                      .dump());
+    if (c.sample_tokens > 0) {
+        res.sample = greedy_sample_bytes(*model_, c.sample_prompt, c.sample_tokens, c.seq_len);
+        logf("sample (greedy, %d bytes):\n%s%s\n", c.sample_tokens,
+             printable_text(c.sample_prompt).c_str(), printable_text(res.sample).c_str());
+    }
+    return res;
+}
+
+}  // namespace t6

@@ -1,0 +1,80 @@
+// The training loop of `t6 train` (the official train_adam.py / nanoGPT loop, float32 on CPU):
+//   for each step: lr = get_lr(step); gradient_accumulation_steps micro-batches of
+//   forward+backward (grad_scale 1/accum); clip_grad_norm_(grad_clip); AdamW step;
+//   every eval_interval steps (and at the end): mean loss over eval_iters batches of each split,
+//   best-val tracking, an atomic checkpoint, keep_last pruning.
+// Feedback: a progress line every log_interval steps, out_dir/metrics.jsonl (one JSON object per
+// logged step and per evaluation), and a final summary.
+#pragma once
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+#include "train/adamw.h"
+#include "train/token_data.h"
+#include "train/train_checkpoint.h"
+#include "train/train_config.h"
+
+namespace t6 {
+
+// One optimizer step on `accum` micro-batches (x, y each hold accum*B*T ids): zero the grads,
+// forward+backward with grad_scale 1/accum, clip to grad_clip (0: off), AdamW at rate lr.
+struct StepResult {
+    float loss = 0;        // mean over the micro-batches
+    double grad_norm = 0;  // before clipping
+    float clip_coef = 1;
+};
+StepResult train_step(Model& model, AdamW& opt, const int32_t* x, const int32_t* y, int B, int T,
+                      int accum, double lr, double grad_clip);
+
+struct TrainResult {
+    long long start_step = 0, end_step = 0;  // steps completed before and after this run
+    long long tokens = 0;                    // training tokens in this run
+    double wall_s = 0;                       // this run
+    std::vector<float> losses;               // per step of this run
+    std::vector<double> grad_norms;          // per step of this run (before clipping)
+    double best_val_loss = 0, final_val_loss = 0, final_train_loss = 0;
+    long long best_step = -1;
+    std::string last_checkpoint;
+    std::string sample;  // greedy sample (sample_tokens > 0)
+};
+
+class Trainer {
+  public:
+    // A new run (fails if out_dir already holds checkpoints: resume it or choose another).
+    Trainer(const TrainSetup& setup, FILE* log);
+
+    // Continues the run in `dir`: an out_dir (its latest complete checkpoint that loads; broken
+    // ones are skipped with a warning) or one checkpoint folder. `overrides` are training
+    // key=value pairs (e.g. max_iters=...); model keys cannot change.
+    static std::unique_ptr<Trainer> resume(const std::string& dir,
+                                           const std::vector<std::string>& overrides, FILE* log);
+
+    // Trains up to max_iters. stop_at >= 0 stops after that many steps (total) as if killed:
+    // no final evaluation or checkpoint (tests of resume).
+    TrainResult run(long long stop_at = -1);
+
+    const Model& model() const { return *model_; }
+    Model& model() { return *model_; }
+    const TrainState& state() const { return state_; }
+    const std::string& resumed_from() const { return resumed_from_; }
+
+  private:
+    Trainer() = default;
+    void open_data();
+    void evaluate(double& train_loss, double& val_loss);
+    void write_metrics(const std::string& line);
+    void trim_metrics(long long max_step);
+    void logf(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
+    TrainState state_;
+    std::unique_ptr<Model> model_;
+    std::unique_ptr<AdamW> opt_;
+    std::unique_ptr<BatchSampler> train_, eval_train_, eval_val_;
+    FILE* log_ = nullptr;
+    std::string resumed_from_;
+};
+
+}  // namespace t6

@@ -1,0 +1,125 @@
+// End-to-end: the t6 binary trains a tiny model on a temporary dataset, writes its metrics log
+// and a complete checkpoint, resumes, and reports bad arguments as one-line errors.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/file_util.h"
+#include "test_train_util.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace t6;
+
+namespace {
+
+struct RunResult {
+    int status = -1;
+    std::string out, err;
+};
+
+// Runs `t6 <args>` through the shell, capturing stdout and stderr.
+RunResult t6(const std::string& args, const test::TempDir& tmp) {
+    const std::string out = tmp.file("stdout.txt"), err = tmp.file("stderr.txt");
+    const std::string cmd =
+        std::string("'") + T6_BINARY + "' " + args + " >'" + out + "' 2>'" + err + "'";
+    const int rc = std::system(cmd.c_str());
+    RunResult r;
+    r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    r.out = read_file_text(out);
+    r.err = read_file_text(err);
+    return r;
+}
+
+// The tiny model and a short run, as a t6 train config file.
+std::string write_config(const test::TempDir& tmp, int max_iters) {
+    nlohmann::json model = test::tiny_train_model().to_json();
+    nlohmann::json cfg = {{"model", model},
+                          {"data", tmp.file("data")},
+                          {"out_dir", tmp.file("out")},
+                          {"batch_size", 2},
+                          {"seq_len", 16},
+                          {"max_iters", max_iters},
+                          {"eval_interval", 3},
+                          {"eval_iters", 1},
+                          {"log_interval", 2},
+                          {"warmup_iters", 2},
+                          {"threads", 1}};
+    const std::string path = tmp.file("train.json");
+    write_file_atomic(path, cfg.dump(2));
+    return path;
+}
+
+TEST(CliTrain, ShortRunWritesLogAndCompleteCheckpointThenResumes) {
+    test::TempDir tmp;
+    fs::create_directory(tmp.file("data"));
+    test::write_repetitive_dataset(tmp.file("data"), 64, 4000, 1000);
+    const std::string cfg = write_config(tmp, 4);
+    RunResult r = t6("train --config '" + cfg + "'", tmp);
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("step 4/4"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("tok/s"), std::string::npos);
+    EXPECT_NE(r.out.find("ETA"), std::string::npos);
+    EXPECT_NE(r.out.find("done: 4 steps"), std::string::npos) << r.out;
+    EXPECT_TRUE(fs::exists(tmp.file("out/ckpt_000004/COMPLETE")));
+    EXPECT_TRUE(fs::exists(tmp.file("out/ckpt_000004/model.safetensors")));
+    EXPECT_TRUE(fs::exists(tmp.file("out/ckpt_000004/optimizer.safetensors")));
+    EXPECT_TRUE(fs::exists(tmp.file("out/ckpt_000003/COMPLETE")));
+    std::ifstream in(tmp.file("out/metrics.jsonl"));
+    std::string line;
+    int train = 0, eval = 0;
+    while (std::getline(in, line)) {
+        auto j = nlohmann::json::parse(line);  // every line is one JSON object
+        train += j["kind"] == "train";
+        eval += j["kind"] == "eval";
+    }
+    EXPECT_EQ(train, 3);  // steps 1, 2, 4
+    EXPECT_EQ(eval, 3);   // start, 3, 4
+
+    // Continue the same run to 6 steps.
+    r = t6("train --resume '" + tmp.file("out") + "' max_iters=6", tmp);
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("resuming from"), std::string::npos) << r.out;
+    EXPECT_TRUE(fs::exists(tmp.file("out/ckpt_000006/COMPLETE")));
+    // A new run into the same out_dir is refused.
+    r = t6("train --config '" + cfg + "'", tmp);
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.err.find("--resume"), std::string::npos) << r.err;
+}
+
+TEST(CliTrain, HelpExitsZero) {
+    test::TempDir tmp;
+    RunResult r = t6("train --help", tmp);
+    EXPECT_EQ(r.status, 0);
+    EXPECT_NE(r.out.find("usage: t6 train"), std::string::npos);
+    EXPECT_NE(r.out.find("gradient_accumulation_steps"), std::string::npos);
+    r = t6("bench train --help", tmp);
+    EXPECT_EQ(r.status, 0);
+}
+
+TEST(CliTrain, BadArgumentsAreOneLineErrors) {
+    test::TempDir tmp;
+    fs::create_directory(tmp.file("data"));
+    test::write_repetitive_dataset(tmp.file("data"), 64, 4000, 1000);
+    const std::string cfg = write_config(tmp, 2);
+    for (const std::string& args :
+         {std::string("train --config '") + cfg + "' batch_size=two",
+          std::string("train --config '") + cfg + "' no_such_key=1",
+          std::string("train --config '") + cfg + "' vocab_size=32",  // data ids >= 32
+          std::string("train --config '") + tmp.file("missing.json") + "'",
+          std::string("train --preset tiny-t6"),  // no data
+          std::string("train --bogus-option"),
+          std::string("train --resume '") + tmp.file("nothing") + "'"}) {
+        RunResult r = t6(args, tmp);
+        EXPECT_NE(r.status, 0) << args;
+        EXPECT_EQ(r.err.rfind("t6: error: ", 0), 0u) << args << ": " << r.err;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << ": " << r.err;
+    }
+}
+
+}  // namespace
