@@ -9,6 +9,7 @@ int cmd_demo(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_tokenizer(int argc, char** argv);
 int cmd_prepare(int argc, char** argv);
+int cmd_serve(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_bench_train(int argc, char** argv);  // t6 bench train
 

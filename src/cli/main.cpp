@@ -22,6 +22,7 @@ const Command kCommands[] = {
     {"prepare", t6::cli::cmd_prepare, "text/JSONL -> tokenized train/val files + meta.json"},
     {"tokenize", t6::cli::cmd_tokenize, "text -> token ids, ids -> text; --bench speed"},
     {"tokenizer", t6::cli::cmd_tokenizer, "train a BPE or char tokenizer on a corpus; info"},
+    {"serve", t6::cli::cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
     {"train", t6::cli::cmd_train, "train a model (AdamW, official schedule, checkpoints, resume)"},
 };
 

@@ -1,0 +1,155 @@
+// t6 serve: an OpenAI-compatible HTTP server (POST /v1/completions, GET /v1/models, /health,
+// /metrics) with continuous batching over the KV cache. SIGTERM/SIGINT: stop taking requests,
+// let those in flight finish for up to --shutdown-grace seconds, cancel the rest, exit 0.
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "cli/model_arg.h"
+#include "cli/tokenizer_arg.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "model/checkpoint.h"
+#include "serve/http_server.h"
+#include "serve/scheduler.h"
+#include "serve/slot_plan.h"
+
+namespace t6::cli {
+
+double parse_bytes(const std::string& s, const std::string& what);  // cmd_kv.cpp
+
+namespace {
+
+volatile std::sig_atomic_t g_signal = 0;
+
+extern "C" void on_signal(int sig) {
+    g_signal = sig;
+    std::signal(sig, SIG_DFL);  // a second one ends the process at once
+}
+
+std::string default_model_id(const ModelChoice& m) {
+    namespace fs = std::filesystem;
+    if (!m.is_checkpoint) return m.source;
+    fs::path p(m.source);
+    if (p.filename().empty()) p = p.parent_path();
+    return p.stem().string();
+}
+
+}  // namespace
+
+int cmd_serve(int argc, char** argv) {
+    ArgParser p("serve", "--model CHECKPOINT [options]",
+                "Serves the model over HTTP with the OpenAI completions API (POST "
+                "/v1/completions, GET /v1/models, GET /health, GET /metrics), batching every "
+                "request in flight into one decode step (continuous batching). Each request holds "
+                "one KV cache slot of --max-context tokens; the slots are what --kv-budget "
+                "holds. SIGTERM/SIGINT shut down gracefully.");
+    add_model_options(p);
+    p.option("host", "ADDR", "address to listen on", "127.0.0.1");
+    p.option("port", "N", "port; 0 = any free port (printed at start)", "8080");
+    p.option("kv-budget", "BYTES", "memory for the KV cache, e.g. 2GiB", "2GiB");
+    p.option("max-context", "N", "tokens per sequence (prompt + completion)",
+             "the model's block_size");
+    p.option("max-slots", "N", "at most this many concurrent sequences", "256");
+    p.option("cache", "TYPE", "KV cache element type: f32 or bf16", "f32");
+    p.option("queue", "N", "requests that may wait for a slot (beyond: 503 + Retry-After)", "64");
+    p.option("api-key", "KEY",
+             "require 'Authorization: Bearer KEY' (default: $T6_API_KEY; none if unset)");
+    p.option("model-name", "NAME", "the model id clients pass", "the checkpoint's file name");
+    p.option("max-connections", "N", "connections served at once (worker threads)", "64");
+    p.option("max-body", "BYTES", "largest request body", "1MiB");
+    p.option("shutdown-grace", "S", "seconds in-flight requests get to finish at shutdown", "10");
+    p.option("tokenizer", "NAME", "gpt2, bytes or a tokenizer file (default: the checkpoint's)");
+    p.option("threads", "N", "compute threads", "all cores");
+    p.flag("deterministic",
+           "decode each sequence in its own single-row step, so a request's text is bit for bit "
+           "the same whatever it is batched with (batched GEMM rows can differ from single-row "
+           "ones in the last bits); lower throughput");
+    p.option("throttle-ms", "N", "sleep N ms after each decode step (tests, demos)", "0");
+    p.parse(argc, argv, 0);
+    if (p.has("threads")) set_num_threads(p.get_int("threads"));
+
+    ModelChoice m = resolve_model_choice(p, "serve");
+    std::unique_ptr<Model> model;
+    if (m.is_checkpoint) {
+        model = load_model(m.source);
+    } else {
+        std::fprintf(stderr, "t6 serve: %s has no trained weights; using a random init\n",
+                     m.source.c_str());
+        model = std::make_unique<Model>(m.config);
+        model->init_weights(0);
+    }
+    const ModelConfig& cfg = model->config();
+    auto tok =
+        resolve_tokenizer(p.get("tokenizer"), m.is_checkpoint ? m.source : "", cfg.vocab_size);
+
+    serve::SchedulerOptions so;
+    so.max_context = p.has("max-context") ? p.get_int("max-context") : cfg.block_size;
+    so.cache = parse_cache_type(p.get("cache"));
+    so.queue = p.get_int("queue");
+    so.throttle_ms = p.get_int("throttle-ms");
+    so.row_by_row = p.has("deterministic");
+    if (so.queue < 0) fail("t6 serve: --queue must be >= 0");
+    const size_t per_token =
+        size_t(kv_record_numbers(cfg)) * (so.cache == CacheType::f32 ? 4 : 2) * cfg.n_layer;
+    const double budget = parse_bytes(p.get("kv-budget"), "--kv-budget");
+    const serve::SlotPlan plan =
+        serve::plan_slots(budget, per_token, so.max_context, p.get_int("max-slots"));
+    so.max_slots = plan.slots;
+
+    serve::ServerOptions ho;
+    ho.host = p.get("host");
+    ho.port = p.get_int("port");
+    if (p.has("api-key"))
+        ho.api_key = p.get("api-key");
+    else if (const char* k = std::getenv("T6_API_KEY"))
+        ho.api_key = k;
+    ho.model_id = p.has("model-name") ? p.get("model-name") : default_model_id(m);
+    ho.max_connections = p.get_int("max-connections");
+    ho.max_body_bytes = size_t(parse_bytes(p.get("max-body"), "--max-body"));
+    if (ho.port < 0 || ho.port > 65535) fail("t6 serve: --port must be in 0..65535");
+    if (ho.max_connections < 1) fail("t6 serve: --max-connections must be >= 1");
+    const double grace = p.get_double("shutdown-grace");
+    if (!(grace >= 0)) fail("t6 serve: --shutdown-grace must be >= 0");
+
+    serve::Metrics metrics;
+    serve::Scheduler scheduler(*model, *tok, so, metrics);
+    serve::HttpServer server(scheduler, *tok, metrics, ho);
+    const int port = server.bind();
+    std::signal(SIGPIPE, SIG_IGN);
+    std::signal(SIGTERM, on_signal);
+    std::signal(SIGINT, on_signal);
+    std::fprintf(stderr,
+                 "[t6 serve] %s as '%s' | %d slots x %d tokens (KV cache %s, %s per token, %s; "
+                 "the %s budget holds %lld) | queue %d%s%s\n",
+                 cfg.describe().c_str(), ho.model_id.c_str(), plan.slots, so.max_context,
+                 human_bytes(double(plan.bytes)).c_str(), human_bytes(double(per_token)).c_str(),
+                 cache_type_name(so.cache), human_bytes(budget).c_str(), plan.budget_slots,
+                 so.queue, so.row_by_row ? " | deterministic (row-by-row steps)" : "",
+                 ho.api_key.empty() ? "" : " | API key required");
+    std::printf("t6 serve: listening on http://%s:%d\n", ho.host.c_str(), port);
+    std::fflush(stdout);
+
+    std::thread http([&] { server.run(); });
+    while (g_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::fprintf(stderr, "[t6 serve] %s: shutting down (in-flight requests get %.3g s)\n",
+                 g_signal == SIGINT ? "SIGINT" : "SIGTERM", grace);
+    server.start_draining();
+    scheduler.shutdown(std::chrono::milliseconds(long(grace * 1000)));
+    server.wait_handlers(2000);  // let handlers write their last bytes
+    server.stop();
+    http.join();
+    std::fprintf(stderr, "[t6 serve] stopped: %llu requests, %llu tokens generated\n",
+                 (unsigned long long)metrics.requests_total.load(),
+                 (unsigned long long)metrics.tokens_generated.load());
+    return 0;
+}
+
+}  // namespace t6::cli

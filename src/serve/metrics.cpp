@@ -1,0 +1,83 @@
+#include "serve/metrics.h"
+
+#include <algorithm>
+#include <sstream>
+
+namespace t6::serve {
+
+namespace {
+
+constexpr double kWindowSeconds = 10.0;
+
+void metric(std::ostringstream& os, const char* name, const char* type, const char* help,
+            double value) {
+    os << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n'
+       << name << ' ' << value << '\n';
+}
+
+}  // namespace
+
+void Metrics::count_response(int code) {
+    std::lock_guard<std::mutex> lock(mu_);
+    responses_[code]++;
+}
+
+void Metrics::record_tokens(int n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto now = Clock::now();
+    window_.emplace_back(now, n);
+    while (!window_.empty() &&
+           std::chrono::duration<double>(now - window_.front().first).count() > kWindowSeconds)
+        window_.pop_front();
+}
+
+double Metrics::tokens_per_second() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto now = Clock::now();
+    while (!window_.empty() &&
+           std::chrono::duration<double>(now - window_.front().first).count() > kWindowSeconds)
+        window_.pop_front();
+    uint64_t sum = 0;
+    for (const auto& w : window_) sum += uint64_t(w.second);
+    const double span =
+        std::min(kWindowSeconds, std::chrono::duration<double>(now - start_).count());
+    return span > 0 ? double(sum) / span : 0.0;
+}
+
+std::string Metrics::prometheus() const {
+    std::ostringstream os;
+    os.precision(12);
+    metric(os, "t6_requests_total", "counter", "Completion requests accepted.",
+           double(requests_total.load()));
+    metric(os, "t6_requests_rejected_total", "counter",
+           "Completion requests refused with 503 (queue full or shutting down).",
+           double(requests_rejected.load()));
+    metric(os, "t6_requests_cancelled_total", "counter",
+           "Completions stopped early (client disconnected or shutdown).",
+           double(requests_cancelled.load()));
+    metric(os, "t6_prompt_tokens_total", "counter", "Prompt tokens prefilled.",
+           double(prompt_tokens.load()));
+    metric(os, "t6_tokens_generated_total", "counter", "Completion tokens generated.",
+           double(tokens_generated.load()));
+    metric(os, "t6_tokens_per_second", "gauge", "Tokens generated per second, last 10 s.",
+           tokens_per_second());
+    metric(os, "t6_active_sequences", "gauge", "Sequences holding a cache slot.",
+           double(active_sequences.load()));
+    metric(os, "t6_queued_requests", "gauge", "Requests waiting for a cache slot.",
+           double(queued_requests.load()));
+    metric(os, "t6_batch_size_peak", "gauge", "Largest decode batch so far.",
+           double(peak_batch.load()));
+    metric(os, "t6_cache_slots", "gauge", "Cache slots (concurrent sequences).", double(slots));
+    metric(os, "t6_kv_cache_bytes_in_use", "gauge", "KV cache bytes holding tokens.",
+           double(cache_bytes_in_use.load()));
+    metric(os, "t6_kv_cache_bytes_budget", "gauge", "KV cache bytes allocated.",
+           double(cache_bytes_budget));
+    std::lock_guard<std::mutex> lock(mu_);
+    os << "# HELP t6_http_responses_total HTTP responses by status code.\n"
+       << "# TYPE t6_http_responses_total counter\n";
+    for (const auto& [code, n] : responses_)
+        os << "t6_http_responses_total{code=\"" << code << "\"} " << n << '\n';
+    return os.str();
+}
+
+}  // namespace t6::serve

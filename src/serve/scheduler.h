@@ -1,0 +1,92 @@
+// Continuous batching: one thread owns the Decoder (the model's KV cache with max_slots slots)
+// and runs it step by step. At every step, queued completions are prefilled into free slots and
+// join the batch, finished or cancelled ones leave it and free their slot, and one batched
+// Decoder::step advances every active sequence by a token. Each completion samples with its own
+// seeded Sampler, so its text does not depend on what else is in the batch (as far as the
+// batched step's logits equal the single-sequence ones; see tests/test_serve_scheduler.cpp).
+// Only the scheduler thread touches the Decoder and the Model; other threads submit jobs and
+// read their channel (CompletionJob).
+#pragma once
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "infer/decoder.h"
+#include "serve/completion.h"
+#include "serve/metrics.h"
+#include "text/tokenizer.h"
+
+namespace t6::serve {
+
+struct SchedulerOptions {
+    int max_slots = 1;
+    int max_context = 0;
+    CacheType cache = CacheType::f32;
+    int queue = 64;       // jobs that may wait for a slot
+    int throttle_ms = 0;  // sleep after each step (tests and demos only)
+    // Decode each sequence with its own single-row step instead of one batched step. OpenBLAS's
+    // GEMM rows for M > 1 can differ from M = 1 in the last bits, so only this makes a
+    // request's text independent of its batch mates, bit for bit (at the cost of throughput).
+    bool row_by_row = false;
+};
+
+class Scheduler {
+  public:
+    Scheduler(const Model& model, const Tokenizer& tok, const SchedulerOptions& o, Metrics& m);
+    ~Scheduler();  // cancels what is left and joins the thread
+    Scheduler(const Scheduler&) = delete;
+    Scheduler& operator=(const Scheduler&) = delete;
+
+    enum class Submit { ok, queue_full, shutting_down };
+    // Queues a job (prompt non-empty, prompt + max_tokens <= max_context).
+    Submit submit(std::shared_ptr<CompletionJob> job);
+    // Wakes the thread (after setting a job's `cancelled`).
+    void wake();
+    // Refuses new jobs, lets in-flight ones finish for up to `grace`, cancels the rest, and
+    // joins the thread. Idempotent.
+    void shutdown(std::chrono::milliseconds grace);
+
+    int max_slots() const { return opt_.max_slots; }
+    int max_context() const { return opt_.max_context; }
+    const KVCache& cache() const { return dec_.cache(); }
+
+  private:
+    struct Active;
+    void loop();
+    void admit(std::shared_ptr<CompletionJob> job);
+    // Samples a's next token and publishes its text; returns the finish reason once done.
+    const char* advance(Active& a, const float* logits);
+    // Frees active_[i]'s slot, then tells its job it is done.
+    void finish(size_t i, const char* reason, const std::string& err = {});
+    void release(size_t i);
+    void update_gauges();
+
+    const Tokenizer& tok_;
+    SchedulerOptions opt_;
+    Metrics& metrics_;
+    Decoder dec_;
+    int vocab_ = 0;  // ids that can be sampled (the tokenizer's, if smaller than the model's)
+
+    std::mutex mu_;
+    std::condition_variable cv_;       // work arrived, or stop
+    std::condition_variable idle_cv_;  // in-flight count changed
+    std::deque<std::shared_ptr<CompletionJob>> pending_;
+    int in_flight_ = 0;  // pending + active
+    bool draining_ = false, stop_ = false;
+
+    // Scheduler thread only.
+    std::vector<std::unique_ptr<Active>> active_;
+    std::vector<int> free_slots_;
+    std::vector<float> logits_;
+    std::vector<int> step_slots_;
+    std::vector<int32_t> step_tokens_;
+    int sampled_ = 0;  // tokens generated in this iteration
+
+    std::thread thread_;
+};
+
+}  // namespace t6::serve

@@ -1,0 +1,25 @@
+#include "serve/slot_plan.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace t6::serve {
+
+SlotPlan plan_slots(double budget_bytes, size_t bytes_per_token, int max_context, int cap) {
+    if (max_context <= 0) fail("t6 serve: --max-context must be positive");
+    if (cap <= 0) fail("t6 serve: --max-slots must be positive");
+    const double per_slot = double(bytes_per_token) * max_context;
+    SlotPlan p;
+    p.budget_slots = (long long)std::floor(budget_bytes / per_slot);
+    if (p.budget_slots < 1)
+        fail("t6 serve: a KV budget of ", (long long)budget_bytes, " bytes holds no sequence of ",
+             max_context, " tokens (", (long long)per_slot,
+             " bytes each); raise --kv-budget or lower --max-context");
+    p.slots = int(std::min<long long>(p.budget_slots, cap));
+    p.bytes = size_t(p.slots) * size_t(max_context) * bytes_per_token;
+    return p;
+}
+
+}  // namespace t6::serve

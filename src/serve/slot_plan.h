@@ -1,0 +1,18 @@
+// How many sequences `t6 serve` caches at once: as many as the KV budget holds at the full
+// context (each slot reserves max_context tokens), capped by --max-slots.
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace t6::serve {
+
+struct SlotPlan {
+    long long budget_slots = 0;  // sequences of max_context tokens the budget holds
+    int slots = 0;               // min(budget_slots, cap)
+    size_t bytes = 0;            // the cache allocation: slots * max_context * bytes_per_token
+};
+
+// Fails (t6::Error) when the budget holds no sequence of max_context tokens.
+SlotPlan plan_slots(double budget_bytes, size_t bytes_per_token, int max_context, int cap);
+
+}  // namespace t6::serve

@@ -1,0 +1,404 @@
+// End-to-end tests of `t6 serve`: the real binary on a free loopback port, driven by an HTTP
+// client. Completions (plain, streamed, concurrent), client disconnects, bad input, API keys,
+// a full queue, and SIGTERM. Every wait is bounded.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "model/checkpoint.h"
+#include "model/model.h"
+#include "test_util.h"
+
+using namespace t6;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// A tiny byte-level T6 checkpoint (random weights everywhere, so texts differ by seed).
+std::string make_checkpoint(const test::TempDir& dir) {
+    ModelConfig c;
+    c.attention = AttentionKind::tpa;
+    c.vocab_size = 256;
+    c.n_layer = 2;
+    c.n_embd = 32;
+    c.n_head = 2;
+    c.head_dim = 16;
+    c.block_size = 64;
+    Model m(c);
+    m.init_weights(3);
+    auto v = test::random_vector(m.num_params(), 11, 0.2f);
+    std::copy(v.begin(), v.end(), m.params());
+    std::string path = dir.file("tiny.safetensors");
+    save_weights(path, m, {{"tokenizer", R"({"kind":"bytes"})"}});
+    return path;
+}
+
+std::string slurp(const std::string& path) {
+    std::ifstream f(path);
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
+// `t6 serve --port 0 ...` as a child process; the port is read from its first stdout line.
+class Server {
+  public:
+    Server(const test::TempDir& dir, const std::string& ckpt, std::vector<std::string> args)
+        : out_(dir.file("serve" + std::to_string(counter_) + ".out")),
+          err_(dir.file("serve" + std::to_string(counter_++) + ".err")) {
+        std::vector<std::string> argv = {T6_BINARY, "serve", "--model",   ckpt,
+                                         "--port",  "0",     "--threads", "1"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        pid_ = fork();
+        if (pid_ == 0) {
+            if (!freopen(out_.c_str(), "w", stdout) || !freopen(err_.c_str(), "w", stderr))
+                _exit(127);
+            std::vector<char*> cargv;
+            for (auto& a : argv) cargv.push_back(a.data());
+            cargv.push_back(nullptr);
+            execv(cargv[0], cargv.data());
+            _exit(127);
+        }
+        const auto end = Clock::now() + std::chrono::seconds(20);
+        while (Clock::now() < end && port_ == 0 && alive()) {
+            const std::string s = slurp(out_);
+            const auto at = s.find("listening on http://127.0.0.1:");
+            if (at != std::string::npos && s.find('\n', at) != std::string::npos)
+                port_ = std::stoi(s.substr(at + 30));
+            else
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+    ~Server() {
+        if (pid_ > 0 && alive()) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+        }
+    }
+    int port() const { return port_; }
+    std::string err() const { return slurp(err_); }
+    bool alive() {
+        if (exited_) return false;
+        int st = 0;
+        if (waitpid(pid_, &st, WNOHANG) == pid_) {
+            exited_ = true;
+            status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            return false;
+        }
+        return true;
+    }
+    // SIGTERM, then the exit status (-1: killed by a signal, -2: still running after `limit`).
+    int terminate(std::chrono::seconds limit) {
+        kill(pid_, SIGTERM);
+        const auto end = Clock::now() + limit;
+        while (alive() && Clock::now() < end)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        return exited_ ? status_ : -2;
+    }
+    httplib::Client client(const std::string& key = "") const {
+        httplib::Client c("127.0.0.1", port_);
+        c.set_connection_timeout(5);
+        c.set_read_timeout(20);
+        c.set_write_timeout(5);
+        if (!key.empty()) c.set_bearer_token_auth(key);
+        return c;
+    }
+
+  private:
+    static inline int counter_ = 0;
+    std::string out_, err_;
+    pid_t pid_ = -1;
+    int port_ = 0;
+    bool exited_ = false;
+    int status_ = -1;
+};
+
+json complete(const Server& s, const json& body, int* status = nullptr,
+              const std::string& key = "") {
+    auto c = s.client(key);
+    auto r = c.Post("/v1/completions", body.dump(), "application/json");
+    if (!r) {
+        ADD_FAILURE() << "no response: " << httplib::to_string(r.error());
+        return {};
+    }
+    if (status) *status = r->status;
+    return json::parse(r->body);
+}
+
+// The data: payloads of a server-sent-event body.
+std::vector<std::string> sse_data(const std::string& body) {
+    std::vector<std::string> out;
+    std::istringstream in(body);
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("data: ", 0) == 0) out.push_back(line.substr(6));
+    return out;
+}
+
+// A value from the Prometheus text of GET /metrics (-1 if absent).
+double metric(const Server& s, const std::string& name) {
+    auto c = s.client();
+    auto r = c.Get("/metrics");
+    if (!r) return -1;
+    std::istringstream in(r->body);
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+    return -1;
+}
+
+struct ServeTest : ::testing::Test {
+    test::TempDir dir;
+    std::string ckpt = make_checkpoint(dir);
+};
+
+TEST_F(ServeTest, CompletionModelsHealthAndMetrics) {
+    Server s(dir, ckpt, {});
+    ASSERT_GT(s.port(), 0) << s.err();
+    EXPECT_NE(s.err().find("slots x 64 tokens"), std::string::npos) << s.err();
+    int status = 0;
+    json r = complete(
+        s, {{"model", "tiny"}, {"prompt", "Hello"}, {"max_tokens", 12}, {"temperature", 0}},
+        &status);
+    ASSERT_EQ(status, 200) << r;
+    EXPECT_EQ(r["object"], "text_completion");
+    EXPECT_EQ(r["model"], "tiny");
+    EXPECT_EQ(r["choices"][0]["finish_reason"], "length");
+    EXPECT_FALSE(r["choices"][0]["text"].get<std::string>().empty());
+    EXPECT_EQ(r["usage"],
+              json({{"prompt_tokens", 5}, {"completion_tokens", 12}, {"total_tokens", 17}}));
+    // Greedy is deterministic; echo puts the prompt first.
+    json again =
+        complete(s, {{"prompt", "Hello"}, {"max_tokens", 12}, {"temperature", 0}, {"echo", true}});
+    EXPECT_EQ(again["choices"][0]["text"], "Hello" + r["choices"][0]["text"].get<std::string>());
+
+    auto c = s.client();
+    auto models = c.Get("/v1/models");
+    ASSERT_TRUE(models);
+    EXPECT_EQ(json::parse(models->body)["data"][0]["id"], "tiny");
+    auto health = c.Get("/health");
+    ASSERT_TRUE(health);
+    EXPECT_EQ(health->status, 200);
+    EXPECT_EQ(metric(s, "t6_requests_total"), 2);
+    EXPECT_EQ(metric(s, "t6_tokens_generated_total"), 24);
+    EXPECT_EQ(metric(s, "t6_active_sequences"), 0);
+    EXPECT_GT(metric(s, "t6_kv_cache_bytes_budget"), 0);
+    EXPECT_EQ(s.terminate(std::chrono::seconds(10)), 0) << s.err();
+}
+
+TEST_F(ServeTest, StreamedChunksConcatenateToTheNonStreamedText) {
+    Server s(dir, ckpt, {});
+    ASSERT_GT(s.port(), 0) << s.err();
+    json body = {{"prompt", "Once upon"},
+                 {"max_tokens", 30},
+                 {"temperature", 0.9},
+                 {"top_p", 0.95},
+                 {"seed", 1234}};
+    json plain = complete(s, body);
+    body["stream"] = true;
+    auto c = s.client();
+    auto r = c.Post("/v1/completions", body.dump(), "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200);
+    EXPECT_EQ(r->get_header_value("Content-Type"), "text/event-stream");
+    auto events = sse_data(r->body);
+    ASSERT_GE(events.size(), 3u);
+    EXPECT_EQ(events.back(), "[DONE]");
+    std::string text;
+    for (size_t i = 0; i + 1 < events.size(); i++) {
+        json e = json::parse(events[i]);
+        EXPECT_EQ(e["object"], "text_completion");
+        text += e["choices"][0]["text"].get<std::string>();
+        if (i + 2 < events.size()) {
+            EXPECT_TRUE(e["choices"][0]["finish_reason"].is_null());
+        }
+    }
+    json last = json::parse(events[events.size() - 2]);
+    EXPECT_EQ(last["choices"][0]["finish_reason"], "length");
+    EXPECT_EQ(last["usage"]["completion_tokens"], 30);
+    EXPECT_EQ(text, plain["choices"][0]["text"].get<std::string>());
+}
+
+TEST_F(ServeTest, ConcurrentRequestsEqualTheSameRequestsOneAtATime) {
+    Server s(dir, ckpt, {"--throttle-ms", "2"});
+    ASSERT_GT(s.port(), 0) << s.err();
+    std::vector<json> bodies;
+    for (int i = 0; i < 8; i++)
+        bodies.push_back({{"prompt", "request " + std::to_string(i)},
+                          {"max_tokens", 20 + 3 * i},
+                          {"temperature", i % 2 ? 0.0 : 1.0},
+                          {"seed", 100 + i}});
+    std::vector<std::string> alone;
+    for (const auto& b : bodies) alone.push_back(complete(s, b)["choices"][0]["text"]);
+    std::vector<std::string> together(bodies.size());
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; t++)
+        threads.emplace_back([&, t] {
+            for (size_t i = size_t(t); i < bodies.size(); i += 4)
+                together[i] = complete(s, bodies[i])["choices"][0]["text"];
+        });
+    for (auto& t : threads) t.join();
+    for (size_t i = 0; i < bodies.size(); i++) EXPECT_EQ(together[i], alone[i]) << "request " << i;
+    EXPECT_GE(metric(s, "t6_batch_size_peak"), 2);
+}
+
+TEST_F(ServeTest, ClientDisconnectMidStreamFreesTheSlot) {
+    Server s(dir, ckpt, {"--throttle-ms", "20", "--max-context", "2048"});
+    ASSERT_GT(s.port(), 0) << s.err();
+    auto c = s.client();
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.headers = {{"Content-Type", "application/json"}};
+    req.body = json({{"prompt", "go"}, {"max_tokens", 1000}, {"stream", true}}).dump();
+    std::string got;
+    req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
+        got.append(d, n);
+        return got.find("data: ") == std::string::npos;  // hang up after the first event
+    };
+    c.send(req);
+    EXPECT_NE(got.find("data: "), std::string::npos);
+    const auto end = Clock::now() + std::chrono::seconds(10);
+    while (Clock::now() < end && metric(s, "t6_requests_cancelled_total") < 1)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_EQ(metric(s, "t6_requests_cancelled_total"), 1);
+    EXPECT_EQ(metric(s, "t6_active_sequences"), 0);
+    EXPECT_LT(metric(s, "t6_tokens_generated_total"), 500);
+    // And the server goes on serving.
+    int status = 0;
+    complete(s, {{"prompt", "still here"}, {"max_tokens", 3}}, &status);
+    EXPECT_EQ(status, 200);
+}
+
+void expect_error(const json& r, int status, int expect_status, const std::string& what) {
+    EXPECT_EQ(status, expect_status) << what << ": " << r;
+    ASSERT_TRUE(r.contains("error")) << what << ": " << r;
+    EXPECT_TRUE(r["error"]["message"].is_string()) << what;
+    EXPECT_TRUE(r["error"]["type"].is_string()) << what;
+    EXPECT_TRUE(r["error"].contains("param") && r["error"].contains("code")) << what;
+}
+
+TEST_F(ServeTest, BadInputIsA4xxJsonErrorAndTheServerKeepsServing) {
+    Server s(dir, ckpt, {"--max-body", "4KiB"});
+    ASSERT_GT(s.port(), 0) << s.err();
+    auto c = s.client();
+    struct Case {
+        std::string body;
+        int status;
+        const char* param;
+    };
+    const std::vector<Case> cases = {
+        {"{\"prompt\": ", 400, nullptr},
+        {R"({"prompt": 42})", 400, "prompt"},
+        {R"({"prompt": "x", "max_tokens": "many"})", 400, "max_tokens"},
+        {R"({"prompt": "x", "model": "gpt-4"})", 404, "model"},
+        {R"({"prompt": "x", "max_tokens": -5})", 400, "max_tokens"},
+        {R"({"prompt": "x", "max_tokens": 100000000000})", 400, "max_tokens"},
+        {R"({"prompt": "x", "temperature": -0.5})", 400, "temperature"},
+        {json({{"prompt", std::string(60, 'a')}, {"max_tokens", 10}}).dump(), 400, "prompt"},
+        {json({{"prompt", std::string(8000, 'a')}}).dump(), 413, nullptr},
+    };
+    for (const auto& k : cases) {
+        auto r = c.Post("/v1/completions", k.body, "application/json");
+        ASSERT_TRUE(r) << k.body.substr(0, 60);
+        json j = json::parse(r->body);
+        expect_error(j, r->status, k.status, k.body.substr(0, 60));
+        if (k.param) {
+            EXPECT_EQ(j["error"]["param"], k.param) << k.body;
+        }
+    }
+    auto r = c.Get("/v1/nothing");
+    ASSERT_TRUE(r);
+    expect_error(json::parse(r->body), r->status, 404, "unknown route");
+    int status = 0;
+    complete(s, {{"prompt", "fine"}, {"max_tokens", 2}}, &status);
+    EXPECT_EQ(status, 200);
+}
+
+TEST_F(ServeTest, ApiKeyIsRequired) {
+    Server s(dir, ckpt, {"--api-key", "sekrit"});
+    ASSERT_GT(s.port(), 0) << s.err();
+    int status = 0;
+    json body = {{"prompt", "x"}, {"max_tokens", 2}};
+    json r = complete(s, body, &status);
+    expect_error(r, status, 401, "no key");
+    r = complete(s, body, &status, "sekriT");
+    expect_error(r, status, 401, "wrong key");
+    EXPECT_EQ(complete(s, body, &status, "sekrit")["usage"]["completion_tokens"], 2);
+    EXPECT_EQ(status, 200);
+    auto c = s.client();
+    auto m = c.Get("/v1/models");
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->status, 401);
+    auto h = c.Get("/health");  // for load balancers: no key needed
+    ASSERT_TRUE(h);
+    EXPECT_EQ(h->status, 200);
+}
+
+TEST_F(ServeTest, FullQueueIs503WithRetryAfter) {
+    Server s(dir, ckpt,
+             {"--max-slots", "1", "--queue", "0", "--throttle-ms", "20", "--max-context", "1024"});
+    ASSERT_GT(s.port(), 0) << s.err();
+    EXPECT_NE(s.err().find("1 slots x 1024 tokens"), std::string::npos) << s.err();
+    std::thread busy([&] { complete(s, {{"prompt", "x"}, {"max_tokens", 60}}); });
+    const auto end = Clock::now() + std::chrono::seconds(10);
+    while (Clock::now() < end && metric(s, "t6_active_sequences") < 1)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    auto c = s.client();
+    auto r = c.Post("/v1/completions", R"({"prompt":"y","max_tokens":2})", "application/json");
+    ASSERT_TRUE(r);
+    expect_error(json::parse(r->body), r->status, 503, "queue full");
+    EXPECT_EQ(r->get_header_value("Retry-After"), "1");
+    busy.join();
+}
+
+TEST_F(ServeTest, SigtermFinishesInFlightRequestsAndExitsZero) {
+    Server s(dir, ckpt, {"--throttle-ms", "10", "--max-context", "1024"});
+    ASSERT_GT(s.port(), 0) << s.err();
+    int status = 0;
+    json r;
+    std::thread client([&] { r = complete(s, {{"prompt", "x"}, {"max_tokens", 40}}, &status); });
+    const auto end = Clock::now() + std::chrono::seconds(10);
+    while (Clock::now() < end && metric(s, "t6_active_sequences") < 1)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(s.terminate(std::chrono::seconds(10)), 0) << s.err();
+    client.join();
+    EXPECT_EQ(status, 200) << r;  // 40 steps x 10 ms: well inside the default grace
+    EXPECT_EQ(r["usage"]["completion_tokens"], 40);
+}
+
+TEST_F(ServeTest, SigtermCancelsWhatOutlivesTheGrace) {
+    Server s(dir, ckpt,
+             {"--throttle-ms", "20", "--max-context", "2048", "--shutdown-grace", "0.2"});
+    ASSERT_GT(s.port(), 0) << s.err();
+    std::string body;
+    std::thread client([&] {
+        auto c = s.client();
+        auto r = c.Post("/v1/completions",
+                        json({{"prompt", "x"}, {"max_tokens", 2000}, {"stream", true}}).dump(),
+                        "application/json");
+        if (r) body = r->body;
+    });
+    const auto end = Clock::now() + std::chrono::seconds(10);
+    while (Clock::now() < end && metric(s, "t6_active_sequences") < 1)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const auto t0 = Clock::now();
+    EXPECT_EQ(s.terminate(std::chrono::seconds(10)), 0) << s.err();
+    EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
+    client.join();
+    auto events = sse_data(body);
+    ASSERT_GE(events.size(), 2u) << body;
+    EXPECT_EQ(events.back(), "[DONE]");
+    EXPECT_TRUE(json::parse(events[events.size() - 2]).contains("error"));
+}
+
+}  // namespace
