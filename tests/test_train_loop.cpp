@@ -133,6 +133,26 @@ TEST(Training, ResumeRepeatsTheUninterruptedRunBitForBit) {
     EXPECT_EQ(step8, 1);
 }
 
+TEST(Training, ResumeIsBitwiseWithTwoThreadsToo) {
+    // Parallel reductions (GEMMs, the gradient norm) have a fixed order for a fixed thread count.
+    test::TempDir tmp;
+    test::write_repetitive_dataset(tmp.path(), 64);
+    TrainSetup s = test::tiny_setup(tmp.path(), tmp.file("full"));
+    s.train.threads = 2;
+    s.train.max_iters = 4;
+    s.train.eval_interval = 2;
+    s.train.eval_iters = 1;
+    s.train.eval_at_start = false;
+    const auto full = Trainer(s, nullptr).run().losses;
+    s.train.out_dir = tmp.file("cut");
+    Trainer(s, nullptr).run(/*stop_at=*/3);
+    auto tr = Trainer::resume(tmp.file("cut"), {}, nullptr);
+    ASSERT_EQ(tr->state().step, 2);
+    const auto rest = tr->run().losses;
+    ASSERT_EQ(rest.size(), 2u);
+    for (int i = 0; i < 2; i++) EXPECT_EQ(rest[i], full[2 + i]) << "step " << 2 + i;
+}
+
 TEST(Training, NeverResumesFromAnInterruptedOrDamagedCheckpoint) {
     test::TempDir tmp;
     test::write_repetitive_dataset(tmp.path(), 64);
@@ -176,7 +196,17 @@ TEST(Training, CorruptedCheckpointFilesAreOneLineErrors) {
     EXPECT_NO_THROW(load_train_checkpoint(ck, m, opt));
     EXPECT_EQ(opt.steps_taken(), 4);
 
-    // Same size, garbage header: the safetensors reader rejects it.
+    // One flipped bit in the optimizer moments (size unchanged): the checksum catches it.
+    auto moments = read_file_bytes(ck + "/optimizer.safetensors");
+    moments[moments.size() - 5] ^= 0x10;
+    write_file_atomic(ck + "/optimizer.safetensors", moments.data(), moments.size());
+    expect_error([&] { load_train_checkpoint(ck, m, opt); },
+                 {ck + "/optimizer.safetensors", "checksum"});
+    moments[moments.size() - 5] ^= 0x10;
+    write_file_atomic(ck + "/optimizer.safetensors", moments.data(), moments.size());
+    EXPECT_NO_THROW(load_train_checkpoint(ck, m, opt));
+
+    // Same size, garbage header.
     auto bytes = read_file_bytes(ck + "/model.safetensors");
     std::memset(bytes.data() + 8, '#', 16);
     write_file_atomic(ck + "/model.safetensors", bytes.data(), bytes.size());

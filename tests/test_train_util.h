@@ -90,7 +90,7 @@ inline TrainSetup tiny_setup(const std::string& data, const std::string& out_dir
     s.train.eval_iters = 2;
     s.train.log_interval = 4;
     s.train.keep_last = 2;
-    s.train.threads = 2;
+    s.train.threads = 1;
     return s;
 }
 

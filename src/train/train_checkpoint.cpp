@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -63,8 +65,56 @@ json read_json_file(const std::string& path) {
     }
 }
 
-// Checks the COMPLETE marker of a checkpoint folder against the files beside it.
-void verify_complete(const std::string& dir) {
+// A fast 64-bit checksum of a file's bytes (four multiply-xorshift lanes over 64-bit words, then
+// the tail bytes and the length). It detects truncation and flipped bits; it is no cryptographic
+// hash. Reading back what was just written also checks the write.
+uint64_t file_checksum(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(path, ": cannot open to checksum");
+    constexpr size_t kChunk = size_t(1) << 20;  // a multiple of 32
+    std::vector<unsigned char> buf(kChunk);
+    uint64_t lane[4] = {0x9e3779b97f4a7c15ull, 0xbf58476d1ce4e5b9ull, 0x94d049bb133111ebull,
+                        0xd6e8feb86659fd93ull};
+    uint64_t total = 0, tail = 0;
+    for (;;) {
+        size_t got = 0;
+        while (got < kChunk) {
+            const ssize_t r = ::read(fd, buf.data() + got, kChunk - got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) {
+                ::close(fd);
+                fail(path, ": read failed while checksumming");
+            }
+            if (r == 0) break;
+            got += size_t(r);
+        }
+        const size_t words = got / 32 * 4;
+        for (size_t w = 0; w < words; w += 4)
+            for (int k = 0; k < 4; k++) {
+                uint64_t x;
+                std::memcpy(&x, buf.data() + (w + k) * 8, 8);
+                lane[k] = (lane[k] ^ x) * 0x100000001b3ull;
+                lane[k] ^= lane[k] >> 29;
+            }
+        for (size_t i = words * 8; i < got; i++) tail = (tail ^ buf[i]) * 0x100000001b3ull;
+        total += got;
+        if (got < kChunk) break;
+    }
+    ::close(fd);
+    uint64_t h = total * 0x9e3779b97f4a7c15ull ^ tail;
+    for (uint64_t l : lane) h = (h ^ l) * 0xbf58476d1ce4e5b9ull, h ^= h >> 31;
+    return h;
+}
+
+std::string hex64(uint64_t v) {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)v);
+    return buf;
+}
+
+// Checks the COMPLETE marker of a checkpoint folder against the files beside it: sizes always,
+// checksums when `checksums` (they read every byte).
+void verify_complete(const std::string& dir, bool checksums) {
     const std::string marker = (fs::path(dir) / kCompleteFile).string();
     if (!file_exists(marker))
         fail(dir, ": checkpoint has no COMPLETE marker (interrupted while being written)");
@@ -81,6 +131,9 @@ void verify_complete(const std::string& dir) {
         if (have != want)
             fail(p, ": size ", have, " bytes, but the checkpoint recorded ", want,
                  " (truncated or corrupted)");
+        if (checksums && j.contains("checksums") && j["checksums"].contains(name) &&
+            j["checksums"][name] != hex64(file_checksum(p)))
+            fail(p, ": checksum differs from the one recorded in COMPLETE (corrupted)");
     }
 }
 
@@ -177,22 +230,24 @@ std::string save_train_checkpoint(const std::string& out_dir, const Model& model
     fsync_dir(out_dir);
 
     // The marker, last.
-    json files = json::object();
-    for (const char* f : {kModelFile, kOptimizerFile, kStateFile})
+    json files = json::object(), sums = json::object();
+    for (const char* f : {kModelFile, kOptimizerFile, kStateFile}) {
         files[f] = uintmax_t(fs::file_size(final_dir / f));
-    json marker = {{"step", state.step}, {"files", files}};
+        sums[f] = hex64(file_checksum((final_dir / f).string()));
+    }
+    json marker = {{"step", state.step}, {"files", files}, {"checksums", sums}};
     write_file_atomic((final_dir / kCompleteFile).string(), marker.dump() + "\n");
     return final_dir.string();
 }
 
 TrainState read_train_state(const std::string& ckpt_dir) {
-    verify_complete(ckpt_dir);
+    verify_complete(ckpt_dir, false);
     const std::string p = (fs::path(ckpt_dir) / kStateFile).string();
     return TrainState::from_json(read_json_file(p), p);
 }
 
 void load_train_checkpoint(const std::string& ckpt_dir, Model& model, AdamW& opt) {
-    verify_complete(ckpt_dir);
+    verify_complete(ckpt_dir, true);
     load_weights(model, (fs::path(ckpt_dir) / kModelFile).string());
     const std::string op = (fs::path(ckpt_dir) / kOptimizerFile).string();
     SafeTensorsReader r(op);

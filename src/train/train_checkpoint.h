@@ -3,7 +3,7 @@
 //   optimizer.safetensors  AdamW's exp_avg.<param> and exp_avg_sq.<param> (official names)
 //   state.json             format version, step, sampler (data order) states, train config,
 //                          model config, best val loss, thread count
-//   COMPLETE               written last: the step and every file's size
+//   COMPLETE               written last: the step, every file's size and checksum
 // A checkpoint is written into a temporary folder (files fsynced), renamed into place, then
 // marked COMPLETE (atomic write). A folder without a valid COMPLETE, or whose files do not match
 // it, is never resumed from.
