@@ -12,5 +12,6 @@ int cmd_prepare(int argc, char** argv);
 int cmd_serve(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_bench_train(int argc, char** argv);  // t6 bench train
+int cmd_eval(int argc, char** argv);         // t6 eval ppl | mc
 
 }  // namespace t6::cli

@@ -24,6 +24,7 @@ const Command kCommands[] = {
     {"tokenizer", t6::cli::cmd_tokenizer, "train a BPE or char tokenizer on a corpus; info"},
     {"serve", t6::cli::cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
     {"train", t6::cli::cmd_train, "train a model (AdamW, official schedule, checkpoints, resume)"},
+    {"eval", t6::cli::cmd_eval, "perplexity and zero-/few-shot multiple choice (lm-eval scoring)"},
 };
 
 void print_usage(FILE* f) {
