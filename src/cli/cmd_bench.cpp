@@ -167,14 +167,16 @@ int cmd_bench(int argc, char** argv) {
     std::string sub = argc > 0 ? argv[0] : "";
     if (sub == "step") return bench_step(argc - 1, argv + 1);
     if (sub == "train") return cmd_bench_train(argc - 1, argv + 1);
+    if (sub == "decode") return cmd_bench_decode(argc - 1, argv + 1);
     if (sub == "--help" || sub == "-h" || sub.empty()) {
         std::printf(
             "usage: t6 bench <benchmark> [options]\n\nbenchmarks:\n"
             "  step    forward+backward tokens/s and MFU (t6 bench step --help)\n"
-            "  train   full training steps with clipping and AdamW (t6 bench train --help)\n");
+            "  train   full training steps with clipping and AdamW (t6 bench train --help)\n"
+            "  decode  decode tokens/s per kind, context and batch (t6 bench decode --help)\n");
         return sub.empty() ? 2 : 0;
     }
-    fail("t6 bench: unknown benchmark '", sub, "' (available: step, train)");
+    fail("t6 bench: unknown benchmark '", sub, "' (available: step, train, decode)");
 }
 
 }  // namespace t6::cli

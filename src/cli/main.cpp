@@ -18,13 +18,15 @@ struct Command {
 const Command kCommands[] = {
     {"info", t6::cli::cmd_info, "parameters, FLOPs and KV cache size of a model"},
     {"bench", t6::cli::cmd_bench, "benchmarks (step: forward+backward tokens/s and MFU)"},
+    {"generate", t6::cli::cmd_generate, "generate text with the KV cache (FlashTPA for T6)"},
+    {"kv", t6::cli::cmd_kv, "KV cache per token and the longest context a budget holds"},
     {"demo", t6::cli::cmd_demo, "the README's demo: model table and a forward pass"},
     {"prepare", t6::cli::cmd_prepare, "text/JSONL -> tokenized train/val files + meta.json"},
     {"tokenize", t6::cli::cmd_tokenize, "text -> token ids, ids -> text; --bench speed"},
     {"tokenizer", t6::cli::cmd_tokenizer, "train a BPE or char tokenizer on a corpus; info"},
-    {"serve", t6::cli::cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
     {"train", t6::cli::cmd_train, "train a model (AdamW, official schedule, checkpoints, resume)"},
     {"eval", t6::cli::cmd_eval, "perplexity and zero-/few-shot multiple choice (lm-eval scoring)"},
+    {"serve", t6::cli::cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
 };
 
 void print_usage(FILE* f) {
