@@ -29,6 +29,11 @@ ModelConfig tiny_config(AttentionKind kind) {
     c.k_rank = 2;
     c.v_rank = 3;
     c.block_size = 64;
+    // MLA (DeepSeek-V2 names): d'_c 8, d_c 6, d_h^R 4, v_head_dim 8; head_dim is the no-RoPE part.
+    c.q_lora_rank = 8;
+    c.kv_lora_rank = 6;
+    c.qk_rope_head_dim = 4;
+    c.v_head_dim = 8;
     return c;
 }
 
@@ -147,6 +152,9 @@ TEST_P(DecodeMatchesForward, CacheAllocationEqualsFormula) {
         case AttentionKind::gqa:
             per_token_layer = 2 * cfg.n_kv_head * D;
             break;
+        case AttentionKind::mla:  // [c_KV (d_c) | k_pe (d_h^R)]
+            per_token_layer = cfg.kv_lora_rank + cfg.qk_rope_head_dim;
+            break;
         default:
             per_token_layer = (cfg.k_rank + cfg.v_rank) * (H + D);
             break;
@@ -172,8 +180,121 @@ INSTANTIATE_TEST_SUITE_P(Kinds, DecodeMatchesForward,
                                            KindCase{"tpa_kvonly", AttentionKind::tpa_kvonly},
                                            KindCase{"mha", AttentionKind::mha},
                                            KindCase{"gqa", AttentionKind::gqa},
-                                           KindCase{"mqa", AttentionKind::mqa}),
+                                           KindCase{"mqa", AttentionKind::mqa},
+                                           KindCase{"mla", AttentionKind::mla}),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// MLA with a history longer than the chunk path's 64-key tiles and 64-row query blocks, at
+// realistic proportions (d_c > head_dim): chunked prefill, then absorbed steps, f32 and bf16.
+TEST(MlaCache, LongPrefillCrossesTilesThenAbsorbedSteps) {
+    ModelConfig cfg = tiny_config(AttentionKind::mla);
+    cfg.block_size = 200;
+    cfg.n_head = 3;
+    cfg.head_dim = 8;
+    cfg.kv_lora_rank = 24;
+    cfg.q_lora_rank = 12;
+    Model model(cfg);
+    randomize(model, 21);
+    const int T = 180, V = cfg.vocab_size, prompt = 150;
+    auto tokens = random_tokens(T, V, 4);
+    model.forward(tokens.data(), nullptr, 1, T);
+    for (CacheType type : {CacheType::f32, CacheType::bf16}) {
+        Decoder dec(model, 2, 200, type);
+        dec.chunk_tokens = 70;  // chunks starting mid-tile
+        std::vector<float> got(size_t(T) * V);
+        dec.append(1, tokens.data(), prompt, got.data(), true);
+        for (int t = prompt; t < T; t++) {
+            int slot = 1;
+            dec.step(&slot, &tokens[t], 1, got.data() + size_t(t) * V);
+        }
+        const double tol = type == CacheType::f32 ? 1e-4 : 2e-2;
+        for (int t = 0; t < T; t++) {
+            double e =
+                test::rel_error(got.data() + size_t(t) * V, model.logits() + size_t(t) * V, V);
+            ASSERT_LT(e, tol) << cache_type_name(type) << " position " << t;
+        }
+    }
+}
+
+// Absorbed MLA decoding on random latent records equals decompress-then-attend in double:
+// k_h = [W_UK[h] c_j | k_pe_j], v_h = W_UV[h] c_j, q_lat = W_UK[h]^T q_nope (DeepSeek-V2 eq. 10).
+class FlashMla : public ::testing::TestWithParam<int> {};
+
+TEST_P(FlashMla, AbsorbedEqualsDecompressThenAttend) {
+    const int H = GetParam(), C = 40, R = 8, D = 16, Dv = 12;
+    const MlaCacheDims dims{H, C, R};
+    const float scale = 1.0f / std::sqrt(float(D + R));
+    const int lens[3] = {1, 77, 1100};  // single token, a partial block, several splits
+    auto wuk = test::random_vector(size_t(H) * D * C, 1);
+    auto wuv = test::random_vector(size_t(H) * Dv * C, 2);
+    std::vector<std::vector<float>> caches, qn, qp, qabs, outs;
+    for (int i = 0; i < 3; i++) {
+        caches.push_back(test::random_vector(size_t(lens[i]) * dims.rec(), 10 + i));
+        qn.push_back(test::random_vector(size_t(H) * D, 20 + i));
+        qp.push_back(test::random_vector(size_t(H) * R, 30 + i));
+        std::vector<float> a(size_t(H) * dims.rec(), 0.0f);
+        for (int h = 0; h < H; h++) {
+            for (int d = 0; d < D; d++)
+                for (int k = 0; k < C; k++)
+                    a[h * dims.rec() + k] += qn[i][h * D + d] * wuk[(size_t(h) * D + d) * C + k];
+            for (int r = 0; r < R; r++) a[h * dims.rec() + C + r] = qp[i][h * R + r];
+        }
+        qabs.push_back(a);
+        outs.emplace_back(size_t(H) * C);
+    }
+    std::vector<const float*> qs, cp;
+    std::vector<float*> op;
+    for (int i = 0; i < 3; i++) {
+        qs.push_back(qabs[i].data());
+        cp.push_back(caches[i].data());
+        op.push_back(outs[i].data());
+    }
+    flash_mla_decode(op.data(), qs.data(), cp.data(), lens, 3, dims, scale);
+    for (int i = 0; i < 3; i++) {
+        std::vector<float> got(size_t(H) * Dv), ref(size_t(H) * Dv);
+        for (int h = 0; h < H; h++) {
+            for (int e = 0; e < Dv; e++) {
+                double y = 0;
+                for (int k = 0; k < C; k++)
+                    y += double(wuv[(size_t(h) * Dv + e) * C + k]) * outs[i][h * C + k];
+                got[h * Dv + e] = float(y);
+            }
+            std::vector<double> s(lens[i]);
+            double mx = -1e300;
+            for (int j = 0; j < lens[i]; j++) {
+                const float* c = caches[i].data() + size_t(j) * dims.rec();
+                double acc = 0;
+                for (int d = 0; d < D; d++) {
+                    double k = 0;
+                    for (int t = 0; t < C; t++)
+                        k += double(wuk[(size_t(h) * D + d) * C + t]) * c[t];
+                    acc += double(qn[i][h * D + d]) * k;
+                }
+                for (int r = 0; r < R; r++) acc += double(qp[i][h * R + r]) * c[C + r];
+                s[j] = acc * scale;
+                mx = std::max(mx, s[j]);
+            }
+            double sum = 0;
+            for (auto& x : s) sum += (x = std::exp(x - mx));
+            for (int e = 0; e < Dv; e++) {
+                double o = 0;
+                for (int j = 0; j < lens[i]; j++) {
+                    const float* c = caches[i].data() + size_t(j) * dims.rec();
+                    double v = 0;
+                    for (int t = 0; t < C; t++)
+                        v += double(wuv[(size_t(h) * Dv + e) * C + t]) * c[t];
+                    o += s[j] / sum * v;
+                }
+                ref[h * Dv + e] = float(o);
+            }
+        }
+        double e = test::rel_error(got.data(), ref.data(), ref.size());
+        EXPECT_LT(e, 1e-5) << "sequence " << i << " (len " << lens[i] << ")";
+    }
+}
+
+// Heads 3 (one tile of 3), 5 (tiles of 2 and 3), 19 (two 16-lane head groups).
+INSTANTIATE_TEST_SUITE_P(Heads, FlashMla, ::testing::Values(3, 5, 19));
 
 // FlashTPA on random factors equals forming q, K, V and running softmax attention in double.
 struct RankCase {

@@ -68,7 +68,7 @@ int cmd_bench_decode(int argc, char** argv) {
                 "length and batch size, with bytes and FLOPs per step and the achieved fraction "
                 "of the roofline floor max(bytes/bandwidth, FLOPs/GEMM rate).");
     p.option("presets", "LIST", "comma-separated presets",
-             "small-mha,small-mqa,small-gqa,small-t6,small-t6-kvonly,tiny-mha,tiny-t6");
+             "small-mha,small-mqa,small-gqa,small-mla,small-t6,small-t6-kvonly,tiny-mha,tiny-t6");
     p.option("contexts", "LIST", "cached tokens per sequence", "1024,4096,16384,65536");
     p.option("batches", "LIST", "sequences decoded together", "1,8");
     p.option("steps", "N", "timed decode steps per point (median reported)", "5");

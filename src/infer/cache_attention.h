@@ -8,6 +8,7 @@
 
 #include "infer/kv_cache.h"
 #include "kernels/rope.h"
+#include "model/attention_core.h"
 #include "model/config.h"
 
 namespace t6 {
@@ -20,12 +21,21 @@ struct NewTokens {
 };
 
 // proj: (n, P) raw projections (rotated in place). y: (n, H*Dv) attention outputs (before c_proj).
-void cache_attention(const ModelConfig& c, KVCache& cache, int layer, const RopeTables& rope,
-                     float* proj, const NewTokens& t, float* y, std::vector<float>& scratch);
+// w: the layer's parameters (read by kinds whose core owns weights beyond the fused projection,
+// i.e. MLA's latent norms and up-projections; w.G is unused).
+void cache_attention(const ModelConfig& c, KVCache& cache, int layer, const LayerParamRef& w,
+                     const RopeTables& rope, float* proj, const NewTokens& t, float* y,
+                     std::vector<float>& scratch);
 
-void tpa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const RopeTables& rope,
-                         float* proj, const NewTokens& t, float* y, std::vector<float>& scratch);
-void gqa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const RopeTables& rope,
-                         float* proj, const NewTokens& t, float* y, std::vector<float>& scratch);
+void tpa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const LayerParamRef& w,
+                         const RopeTables& rope, float* proj, const NewTokens& t, float* y,
+                         std::vector<float>& scratch);
+void gqa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const LayerParamRef& w,
+                         const RopeTables& rope, float* proj, const NewTokens& t, float* y,
+                         std::vector<float>& scratch);
+// MLA from its latent cache, absorbed decoding (cache_attention_mla.cpp).
+void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const LayerParamRef& w,
+                         const RopeTables& rope, float* proj, const NewTokens& t, float* y,
+                         std::vector<float>& scratch);
 
 }  // namespace t6

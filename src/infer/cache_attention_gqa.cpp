@@ -7,8 +7,9 @@
 
 namespace t6 {
 
-void gqa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const RopeTables& rope,
-                         float* proj, const NewTokens& t, float* y, std::vector<float>& scratch) {
+void gqa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const LayerParamRef&,
+                         const RopeTables& rope, float* proj, const NewTokens& t, float* y,
+                         std::vector<float>& scratch) {
     const int H = c.n_head, Hkv = c.kv_heads(), D = c.head_dim;
     const long P = long(H + 2 * Hkv) * D, HD = long(H) * D;
     const KvCacheDims dims{H, Hkv, D};

@@ -10,8 +10,9 @@
 
 namespace t6 {
 
-void tpa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const RopeTables& rope,
-                         float* proj, const NewTokens& t, float* y, std::vector<float>& scratch) {
+void tpa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const LayerParamRef&,
+                         const RopeTables& rope, float* proj, const NewTokens& t, float* y,
+                         std::vector<float>& scratch) {
     const int H = c.n_head, D = c.head_dim, Rk = c.k_rank, Rv = c.v_rank;
     const bool fq = c.attention == AttentionKind::tpa;
     const int Rq = fq ? c.q_rank : 0;

@@ -89,7 +89,8 @@ void Decoder::run(const int32_t* tokens, int n, const int* slots, const int* pos
         const LayerOffsets& w = lw_[l];
         rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), nullptr, n, C, cfg_.norm_eps);
         linear_forward(proj_.data(), ln_.data(), W + w.qkv, n, C, P);
-        cache_attention(cfg_, cache_, l, rope_, proj_.data(), nt, y_.data(), scratch_);
+        const LayerParamRef lp{&model_.layout(), l, W, nullptr};  // MLA reads its core weights
+        cache_attention(cfg_, cache_, l, lp, rope_, proj_.data(), nt, y_.data(), scratch_);
         gemm(false, true, n, C, Y, 1.0f, y_.data(), Y, W + w.c_proj, Y, 1.0f, x_.data(), C);
         rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), nullptr, n, C, cfg_.norm_eps);
         linear_forward(a_.data(), ln_.data(), W + w.fc1, n, C, F);

@@ -4,6 +4,9 @@
 //   TPA:          [A_K (h*R_K) | B_K (R_K*d_h) | A_V (h*R_V) | B_V (R_V*d_h)]   (R_K+R_V)(h+d_h)
 //                 with B_K stored RoPE-rotated (Theorem 3.1), so no cached key is rotated again;
 //   MLA:          [c_KV (d_c) | k_pe (d_h^R), rotated]                   d_c + d_h^R
+//                 with c_KV stored after kv_a_layernorm (weight applied), i.e. exactly the input
+//                 of kv_b_proj, so absorbed decoding needs no norm at read time
+//                 (cache_attention_mla.cpp);
 // in float32 or bfloat16. Layout: layer-major, then slot, then position, so one sequence's
 // records are contiguous and stream from memory in order.
 #pragma once

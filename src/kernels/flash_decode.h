@@ -12,6 +12,15 @@
 //    scale/R_K * sum_s A_K[j,h,s] (q_h . B_K[j,s]).
 //  * Standard K/V (MHA/MQA/GQA): record = [K (Hkv*D) | V (Hkv*D)], query head h reads KV head
 //    h / (H/Hkv).
+//  * Absorbed MLA (DeepSeek-V2 Sec. 2.1.2 / paper Appendix A.4): record = [c_KV (d_c),
+//    normalised | k_pe (d_h^R), rotated], one per token for all heads. The query of head h is
+//    given absorbed, [q_lat_h = W_UK[h]^T q_nope_h (d_c) | q_pe_h (d_h^R), rotated], so the score
+//    is one dot product with the whole record and the values stay in the latent:
+//      s_h(j)  = scale * [q_lat_h | q_pe_h] . [c_j | k_pe_j]                   (H*(d_c+d_h^R))
+//      o_h     = sum_j p_h(j) c_j      (d_c; the caller applies W_UV[h] once)  (H*d_c)
+//    Each record is read once for all H heads; the kernel is compute-bound (2H(2 d_c + d_h^R)
+//    FLOPs per (d_c + d_h^R) cached numbers), so blocks of records are processed as register-tiled
+//    small matrix products (AVX-512, heads in vector lanes; GEMM calls otherwise).
 // Cache elements are float or bf16 (uint16_t, the upper half of a float32); arithmetic is float32.
 #pragma once
 #include <cstdint>
@@ -32,6 +41,11 @@ struct KvCacheDims {
     long rec() const { return 2L * Hkv * D; }
 };
 
+struct MlaCacheDims {
+    int H = 0, C = 0, R = 0;  // heads, d_c (kv_lora_rank), d_h^R (qk_rope_head_dim)
+    long rec() const { return long(C) + R; }
+};
+
 // One sequence's decode query.
 struct TpaQuery {
     const float* A = nullptr;  // (H, Rq) or nullptr for a full q
@@ -49,6 +63,12 @@ void flash_tpa_decode(float* const* out, const TpaQuery* qs, const T* const* cac
 template <typename T>
 void flash_kv_decode(float* const* out, const float* const* q, const T* const* cache,
                      const int* lens, int nseq, const KvCacheDims& dims, float scale);
+
+// out[i] (H*C, latent outputs) for sequence i: absorbed MLA attention of q[i] (H, C+R) =
+// [q_lat | q_pe] per head over the latent cache.
+template <typename T>
+void flash_mla_decode(float* const* out, const float* const* q, const T* const* cache,
+                      const int* lens, int nseq, const MlaCacheDims& dims, float scale);
 
 // bf16 <-> float (round to nearest even), as the cache stores them.
 inline uint16_t float_to_bf16(float f) {
