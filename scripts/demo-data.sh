@@ -14,7 +14,7 @@ if [ ! -d "$src" ]; then
     exit 1
 fi
 mkdir -p "$out"
-if [ -s "$out/train.bin" ] && [ -s "$out/val.bin" ]; then
+if [ -s "$out/train.bin" ] && [ -s "$out/val.bin" ] && [ -s "$out/meta.json" ]; then
     echo "demo-data: $out/train.bin and val.bin exist (delete them to rebuild)"
     exit 0
 fi
@@ -43,3 +43,7 @@ cat $files | perl -e '
     printf "demo-data: %d bytes of text -> %s/train.bin (%d tokens), %s/val.bin (%d tokens)\n",
         $n, $out, $split, $out, $n - $split;
 ' "$out"
+# The tokenizer goes with the data (as `t6 prepare` records it), so checkpoints trained on it know
+# how to turn their ids back into text.
+printf '{"tokenizer": {"kind": "bytes"}, "dtype": "uint16", "vocab_size": 256}\n' >"$out/meta.json.tmp"
+mv "$out/meta.json.tmp" "$out/meta.json"

@@ -36,5 +36,10 @@ echo "== result =="
 awk -v v="$val" -v b="$best" 'BEGIN {
     printf "validation loss %.4f nats/byte (%.3f bits/byte; best %.4f); uniform over 256 bytes: 5.545\n",
         v, v / log(2), b }'
+best="$out/$(sed -E 's/.*"checkpoint":"([^"]+)".*/\1/' "$out/best.json")"
+echo
+echo "== greedy sample from the best checkpoint ($best), decoded with the factorized KV cache =="
+"$t6" generate --model "$best" --prompt "The meaning of life is" --temperature 0 \
+    --max-new-tokens 240
 echo "checkpoints: $out (weights: $out/ckpt_*/model.safetensors)"
 echo "continue training: $t6 train --resume $out max_iters=1000"

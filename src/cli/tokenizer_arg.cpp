@@ -10,7 +10,7 @@ std::unique_ptr<Tokenizer> resolve_tokenizer(const std::string& option,
                                              const std::string& checkpoint, int vocab_size) {
     std::unique_ptr<Tokenizer> tok;
     if (!option.empty()) {
-        tok = option == "bytes" ? make_byte_tokenizer() : load_tokenizer(option);
+        tok = load_tokenizer(option);
     } else if (!checkpoint.empty()) {
         auto meta = checkpoint_metadata(checkpoint);
         auto it = meta.find("tokenizer");
@@ -21,10 +21,7 @@ std::unique_ptr<Tokenizer> resolve_tokenizer(const std::string& option,
             } catch (const nlohmann::json::parse_error&) {
                 fail(checkpoint, ": the 'tokenizer' metadata is not valid JSON");
             }
-            if (spec.is_object() && spec.value("kind", "") == "bytes")
-                tok = make_byte_tokenizer();
-            else
-                tok = load_tokenizer_spec(spec, checkpoint + " (tokenizer metadata)");
+            tok = load_tokenizer_spec(spec, checkpoint + " (tokenizer metadata)");
         }
     }
     if (!tok) {

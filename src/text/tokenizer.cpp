@@ -1,5 +1,7 @@
 #include "text/tokenizer.h"
 
+#include "text/byte_tokenizer.h"
+
 #include <filesystem>
 
 #include "core/error.h"
@@ -48,15 +50,17 @@ std::unique_ptr<Tokenizer> load_tokenizer_spec(const nlohmann::json& spec,
     if (format == "t6-char") return text::make_char_tokenizer(spec, where);
     std::string kind = spec.value("kind", "");
     if (format.empty() && kind == "gpt2") return make_gpt2_tokenizer();
+    if (format.empty() && kind == "bytes") return make_byte_tokenizer();
     fail(where, ": unknown tokenizer (format '", format, "', kind '", kind,
-         "'); expected kind gpt2 or format t6-bpe / t6-char");
+         "'); expected kind gpt2 or bytes, or format t6-bpe / t6-char");
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& name_or_path) {
     if (name_or_path == "gpt2") return make_gpt2_tokenizer();
+    if (name_or_path == "bytes") return make_byte_tokenizer();
     if (!file_exists(name_or_path))
         fail("tokenizer '", name_or_path,
-             "' is neither 'gpt2' nor a tokenizer file (made by t6 tokenizer train)");
+             "' is neither 'gpt2', 'bytes' nor a tokenizer file (made by t6 tokenizer train)");
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(read_file_text(name_or_path));

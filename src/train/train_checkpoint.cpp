@@ -197,7 +197,8 @@ TrainState TrainState::from_json(const json& j, const std::string& where) {
 }
 
 std::string save_train_checkpoint(const std::string& out_dir, const Model& model, const AdamW& opt,
-                                  const TrainState& state) {
+                                  const TrainState& state,
+                                  const std::map<std::string, std::string>& weight_metadata) {
     fs::create_directories(out_dir);
     const std::string name = checkpoint_dir_name(state.step);
     const fs::path final_dir = fs::path(out_dir) / name;
@@ -208,7 +209,9 @@ std::string save_train_checkpoint(const std::string& out_dir, const Model& model
         fail(tmp.string(), ": cannot create checkpoint folder: ", ec.message());
 
     // Weights and optimizer moments (each written to a temporary file, fsynced, renamed).
-    save_weights((tmp / kModelFile).string(), model, {{"step", std::to_string(state.step)}});
+    std::map<std::string, std::string> meta = weight_metadata;
+    meta["step"] = std::to_string(state.step);
+    save_weights((tmp / kModelFile).string(), model, meta);
     std::vector<TensorToWrite> moments;
     for (const auto& s : model.layout().specs) {
         moments.push_back({"exp_avg." + s.name, DType::F32, s.shape, opt.exp_avg() + s.offset});

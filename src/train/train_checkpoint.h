@@ -9,6 +9,7 @@
 // it, is never resumed from.
 #pragma once
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -45,7 +46,8 @@ std::string checkpoint_dir_name(long long step);  // "ckpt_000500"
 
 // Writes out_dir/ckpt_<state.step>/ atomically (see above) and returns its path.
 std::string save_train_checkpoint(const std::string& out_dir, const Model& model, const AdamW& opt,
-                                  const TrainState& state);
+                                  const TrainState& state,
+                                  const std::map<std::string, std::string>& weight_metadata = {});
 
 // Reads state.json of a checkpoint folder after checking its COMPLETE marker and file sizes.
 TrainState read_train_state(const std::string& ckpt_dir);

@@ -21,6 +21,20 @@ namespace t6 {
 
 namespace {
 
+// The tokenizer recorded with the data (meta.json "tokenizer", as `t6 prepare` writes it), for the
+// checkpoint's metadata, so generation and evaluation find it without being told.
+std::map<std::string, std::string> data_tokenizer_metadata(const std::string& data_dir) {
+    const fs::path meta = fs::path(data_dir) / "meta.json";
+    if (data_dir.empty() || !fs::exists(meta)) return {};
+    const auto j = nlohmann::json::parse(read_file_text(meta.string()), nullptr, false);
+    if (!j.is_object() || !j.contains("tokenizer")) return {};
+    return {{"tokenizer", j["tokenizer"].dump()}};
+}
+
+}  // namespace
+
+namespace {
+
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -280,7 +294,8 @@ TrainResult Trainer::run(long long stop_at) {
         st.train_sampler = train_->state();
         st.eval_train_sampler = eval_train_->state();
         st.eval_val_sampler = eval_val_->state();
-        res.last_checkpoint = save_train_checkpoint(c.out_dir, *model_, *opt_, st);
+        res.last_checkpoint =
+            save_train_checkpoint(c.out_dir, *model_, *opt_, st, data_tokenizer_metadata(c.data));
         if (best) {
             json b = {
                 {"step", st.step}, {"val_loss", vl}, {"checkpoint", checkpoint_dir_name(st.step)}};
