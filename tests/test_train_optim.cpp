@@ -92,8 +92,7 @@ std::vector<std::string> conformance_models() {
     const std::string root = test::shared_dir();
     if (!root.empty() && fs::is_directory(root + "/conformance"))
         for (const auto& e : fs::directory_iterator(root + "/conformance"))
-            if (fs::exists(e.path() / "adamw_step.safetensors") &&
-                e.path().filename() != "llama_mla")
+            if (fs::exists(e.path() / "adamw_step.safetensors"))
                 names.push_back(e.path().filename());
     std::sort(names.begin(), names.end());
     if (names.empty()) names.push_back("none_found");
