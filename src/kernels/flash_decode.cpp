@@ -107,16 +107,18 @@ void tpa_range(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCache
                 }
             }
         }
-        for (int h = 0; h < H; h++) {
-            float* acc = part.acc + size_t(h) * D;
-            softmax_update(S + h * kBlock, n, part.m[h], part.l[h], acc, D);
-            const float* p = S + h * kBlock;
-            for (int jj = 0; jj < n; jj++) {
-                const float* r = recs + jj * rec;
-                const float* AV = r + dm.off_AV() + h * Rv;
-                const float* BV = r + dm.off_BV();
-                const float w = p[jj] * c_values;
-                for (int s = 0; s < Rv; s++) axpy(acc, w * AV[s], BV + s * D, D);
+        for (int h = 0; h < H; h++)
+            softmax_update(S + h * kBlock, n, part.m[h], part.l[h], part.acc + size_t(h) * D, D);
+        // Values token by token, so each record is read once while the (H, D) accumulator
+        // stays in L1 (head-major order would re-read the block's records once per head).
+        for (int jj = 0; jj < n; jj++) {
+            const float* r = recs + jj * rec;
+            const float* AV = r + dm.off_AV();
+            const float* BV = r + dm.off_BV();
+            for (int h = 0; h < H; h++) {
+                const float w = S[h * kBlock + jj] * c_values;
+                float* acc = part.acc + size_t(h) * D;
+                for (int s = 0; s < Rv; s++) axpy(acc, w * AV[h * Rv + s], BV + s * D, D);
             }
         }
     }
@@ -138,12 +140,13 @@ void kv_range(const float* q, const T* cache, int j0, int j1, const KvCacheDims&
             for (int h = 0; h < Hq; h++)
                 S[h * kBlock + jj] = scale * dot(q + h * D, K + (h / group) * D, D);
         }
-        for (int h = 0; h < Hq; h++) {
-            float* acc = part.acc + size_t(h) * D;
-            softmax_update(S + h * kBlock, n, part.m[h], part.l[h], acc, D);
-            const float* p = S + h * kBlock;
-            const long voff = long(Hkv) * D + long(h / group) * D;
-            for (int jj = 0; jj < n; jj++) axpy(acc, p[jj], recs + jj * rec + voff, D);
+        for (int h = 0; h < Hq; h++)
+            softmax_update(S + h * kBlock, n, part.m[h], part.l[h], part.acc + size_t(h) * D, D);
+        // Token-major, so each record streams through L1 once for all heads.
+        for (int jj = 0; jj < n; jj++) {
+            const float* V = recs + jj * rec + long(Hkv) * D;
+            for (int h = 0; h < Hq; h++)
+                axpy(part.acc + size_t(h) * D, S[h * kBlock + jj], V + long(h / group) * D, D);
         }
     }
 }

@@ -12,6 +12,17 @@ namespace t6 {
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc) {
     if (M <= 0 || N <= 0) return;
+    if (M == 1) {
+        // One row (decoding one token): a matrix-vector product. OpenBLAS's sgemm runs such
+        // shapes several times slower than sgemv, which streams the matrix at memory speed.
+        // C[1,N] = alpha * a op(B): with B [N,K] (trans_b) that is B a, with B [K,N] it is B^T a.
+        const int incx = trans_a ? lda : 1;
+        if (trans_b)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, alpha, B, ldb, A, incx, beta, C, 1);
+        else
+            cblas_sgemv(CblasRowMajor, CblasTrans, K, N, alpha, B, ldb, A, incx, beta, C, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
