@@ -41,14 +41,14 @@ const float* records_f32(const T* cache, long rec, int j0, int n, std::vector<fl
     }
 }
 
-inline float dot(const float* a, const float* b, int n) {
+[[gnu::always_inline]] inline float dot(const float* a, const float* b, int n) {
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
     for (int i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
-inline void axpy(float* y, float a, const float* x, int n) {
+[[gnu::always_inline]] inline void axpy(float* y, float a, const float* x, int n) {
 #pragma omp simd
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
@@ -66,15 +66,44 @@ inline void softmax_update(float* s, int n, float& m, float& l, float* acc, int 
     m = mnew;
 }
 
+constexpr int kSub = 8;  // records per value sub-block (8 * rec floats stay in L1)
+
+// acc[0..64) += sum_{j < n} p[j] * c * sum_s rec_j[off_av + s] * rec_j[off_bv + s*64 ..]: the
+// value aggregation of one head over n records, with the output row held in registers.
+inline void values_d64(float* __restrict acc, const float* p, const float* recs, int n, long rec,
+                       long off_av, long off_bv, int Rv, float c) {
+    float a[64];
+    for (int d = 0; d < 64; d++) a[d] = acc[d];
+    for (int jj = 0; jj < n; jj++) {
+        const float* r = recs + jj * rec;
+        const float w = p[jj] * c;
+        for (int s = 0; s < Rv; s++) {
+            const float ws = w * r[off_av + s];
+            const float* b = r + off_bv + s * 64;
+#pragma omp simd
+            for (int d = 0; d < 64; d++) a[d] += ws * b[d];
+        }
+    }
+    for (int d = 0; d < 64; d++) acc[d] = a[d];
+}
+
 // One task of FlashTPA: query q over cache records [j0, j1).
 template <typename T>
 void tpa_range(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCacheDims& dm,
                float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
     const int H = dm.H, Rk = dm.Rk, Rv = dm.Rv, D = dm.D, Rq = q.Rq;
     const long rec = dm.rec();
-    sc.resize(size_t(H) * kBlock + size_t(Rq > 0 ? Rq : H) * Rk);
-    float* S = sc.data();               // (H, kBlock) scores, then probabilities
-    float* P = S + size_t(H) * kBlock;  // (Rq, Rk) or (H, Rk) dot products
+    sc.resize(size_t(H) * kBlock + size_t(Rq > 0 ? Rq : H) * Rk + size_t(H) * (Rq + 1) +
+              size_t(H) * kBlock);
+    float* S = sc.data();                           // (H, kBlock) scores, then probabilities
+    float* P = S + size_t(H) * kBlock;              // (Rq, Rk) or (H, Rk) dot products
+    float* AQt = P + size_t(Rq > 0 ? Rq : H) * Rk;  // (Rq, H): A_Q transposed
+    float* G = AQt + size_t(H) * Rq;                // (H) rank-mixed products of one s
+    float* St = G + H;                              // (kBlock, H) scores, token-major
+    // A_Q transposed once per task, so the rank mixing runs over heads in vector lanes.
+    if (q.A)
+        for (int a = 0; a < Rq; a++)
+            for (int h = 0; h < H; h++) AQt[a * H + h] = q.A[h * Rq + a];
     const float c_scores = q.A ? scale / float(Rq * Rk) : scale / float(Rk);
     const float c_values = 1.0f / float(Rv);
     for (int b0 = j0; b0 < j1; b0 += kBlock) {
@@ -88,15 +117,19 @@ void tpa_range(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCache
                 // Head-shared feature products, then per-head rank mixing (Algorithm 2).
                 for (int a = 0; a < Rq; a++)
                     for (int s = 0; s < Rk; s++) P[a * Rk + s] = dot(q.B + a * D, BK + s * D, D);
-                for (int h = 0; h < H; h++) {
-                    const float* aq = q.A + h * Rq;
-                    float acc = 0.0f;
-                    for (int s = 0; s < Rk; s++) {
-                        float g = 0.0f;
-                        for (int a = 0; a < Rq; a++) g += aq[a] * P[a * Rk + s];
-                        acc += AK[h * Rk + s] * g;
+                // s_h = sum_s A_K[h,s] * sum_a A_Q[h,a] P[a,s], vectorised over heads.
+                float* st = St + size_t(jj) * H;
+                for (int h = 0; h < H; h++) st[h] = 0.0f;
+                for (int s = 0; s < Rk; s++) {
+                    for (int h = 0; h < H; h++) G[h] = 0.0f;
+                    for (int a = 0; a < Rq; a++) {
+                        const float pa = P[a * Rk + s];
+                        const float* aqt = AQt + a * H;
+#pragma omp simd
+                        for (int h = 0; h < H; h++) G[h] += pa * aqt[h];
                     }
-                    S[h * kBlock + jj] = acc * c_scores;
+#pragma omp simd
+                    for (int h = 0; h < H; h++) st[h] += AK[h * Rk + s] * G[h];
                 }
             } else {
                 for (int h = 0; h < H; h++) {
@@ -107,18 +140,30 @@ void tpa_range(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCache
                 }
             }
         }
+        if (q.A)
+            for (int h = 0; h < H; h++)
+                for (int jj = 0; jj < n; jj++)
+                    S[h * kBlock + jj] = St[size_t(jj) * H + h] * c_scores;
         for (int h = 0; h < H; h++)
             softmax_update(S + h * kBlock, n, part.m[h], part.l[h], part.acc + size_t(h) * D, D);
-        // Values token by token, so each record is read once while the (H, D) accumulator
-        // stays in L1 (head-major order would re-read the block's records once per head).
-        for (int jj = 0; jj < n; jj++) {
-            const float* r = recs + jj * rec;
-            const float* AV = r + dm.off_AV();
-            const float* BV = r + dm.off_BV();
+        // Values in sub-blocks of kSub records (small enough to stay in L1), head by head, so
+        // each head's output row is loaded and stored once per sub-block rather than once per
+        // (token, rank) term.
+        for (int j0s = 0; j0s < n; j0s += kSub) {
+            const int ns = std::min(kSub, n - j0s);
             for (int h = 0; h < H; h++) {
-                const float w = S[h * kBlock + jj] * c_values;
                 float* acc = part.acc + size_t(h) * D;
-                for (int s = 0; s < Rv; s++) axpy(acc, w * AV[h * Rv + s], BV + s * D, D);
+                if (D == 64) {
+                    values_d64(acc, S + h * kBlock + j0s, recs + long(j0s) * rec, ns, rec,
+                               dm.off_AV() + h * Rv, dm.off_BV(), Rv, c_values);
+                    continue;
+                }
+                for (int jj = j0s; jj < j0s + ns; jj++) {
+                    const float* r = recs + jj * rec;
+                    const float w = S[h * kBlock + jj] * c_values;
+                    for (int s = 0; s < Rv; s++)
+                        axpy(acc, w * r[dm.off_AV() + h * Rv + s], r + dm.off_BV() + s * D, D);
+                }
             }
         }
     }
