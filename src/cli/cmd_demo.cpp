@@ -1,5 +1,5 @@
-// t6 demo: what the README's first command shows until training lands: the preset table and a
-// timed forward+backward pass of the tiny T6 model on an embedded text.
+// t6 demo: a quick look without data: the preset table and a timed forward+backward pass of the
+// tiny T6 model on an embedded text. (The README's first command trains: scripts/demo.sh.)
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -55,7 +55,9 @@ int cmd_demo(int argc, char** argv) {
         "forward+backward over %d byte tokens: loss %.4f (ln V = %.4f at random init), "
         "%.1f ms\n",
         T, loss, std::log(double(cfg.vocab_size)), 1e3 * s);
-    std::printf("This build has no trainer yet; see README for what is implemented.\n");
+    std::printf(
+        "Train a model with `t6 train` (the README's demo: scripts/demo.sh), then "
+        "`t6 generate --model CHECKPOINT`.\n");
     return 0;
 }
 
