@@ -25,11 +25,6 @@ namespace {
 // The official code's forward+backward tokens/s on this machine kind, OpenBLAS variables unset
 // (../shared/baselines.md, "The official PyTorch code on this CPU", measured 2026-11-28, 2
 // threads, float32).
-struct PeerFigure {
-    const char* preset;
-    int batch, seq;
-    double tokens_per_s;
-};
 const PeerFigure kPeers[] = {{"tiny-t6", 8, 256, 387.0},
                              {"tiny-mha", 8, 256, 436.0},
                              {"small-t6", 4, 256, 86.0},
@@ -44,12 +39,6 @@ void print_profile(const std::string& name, int steps) {
         std::printf("  %-26s %9.2f  %5.1f%%\n", e.name.c_str(), 1e3 * e.seconds / steps,
                     100 * e.seconds / total);
     profile::reset();
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    size_t n = v.size();
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 nlohmann::json bench_step_one(const std::string& name, const ModelConfig& cfg, int B, int T,

@@ -22,8 +22,6 @@
 
 namespace t6::cli {
 
-double parse_bytes(const std::string& s, const std::string& what);  // cmd_kv.cpp
-
 namespace {
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -131,8 +129,7 @@ int cmd_bench_decode(int argc, char** argv) {
                                    .count();
                     if (i > 0) secs.push_back(s);
                 }
-                std::sort(secs.begin(), secs.end());
-                const double med = secs[secs.size() / 2];
+                const double med = median(secs);
                 const DecodeCost cost =
                     decode_step_cost(cfg, batch, ctx, 4.0, ct == CacheType::f32 ? 4.0 : 2.0);
                 const double floor = cost.floor_s(bw, peak);

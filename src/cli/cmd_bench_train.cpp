@@ -29,21 +29,10 @@ namespace {
 // The official code's full training step (forward with targets, backward, clip_grad_norm_(1.0),
 // AdamW step) in tokens/s with the OpenBLAS variables unset (../shared/baselines.md, "The
 // official PyTorch code on this CPU", 2 threads, float32, measured 2026-11-28).
-struct PeerFigure {
-    const char* preset;
-    int batch, seq;
-    double tokens_per_s;
-};
 const PeerFigure kTrainPeers[] = {{"tiny-t6", 8, 256, 359.0},
                                   {"tiny-mha", 8, 256, 417.0},
                                   {"small-t6", 4, 256, 79.9},
                                   {"small-mha", 4, 256, 106.7}};
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 double peak_rss_bytes() {
     struct rusage ru {};

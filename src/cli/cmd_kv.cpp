@@ -14,38 +14,6 @@
 
 namespace t6::cli {
 
-double parse_bytes(const std::string& s, const std::string& what) {
-    size_t i = 0;
-    double v = 0;
-    try {
-        v = std::stod(s, &i);
-    } catch (...) {
-        fail(what, " '", s, "' is not a size (e.g. 2GiB, 512MiB, 1e9)");
-    }
-    std::string unit = s.substr(i);
-    double mult = 1;
-    if (unit.empty() || unit == "B")
-        mult = 1;
-    else if (unit == "KiB" || unit == "K")
-        mult = 1024.0;
-    else if (unit == "MiB" || unit == "M")
-        mult = 1024.0 * 1024;
-    else if (unit == "GiB" || unit == "G")
-        mult = 1024.0 * 1024 * 1024;
-    else if (unit == "TiB" || unit == "T")
-        mult = 1024.0 * 1024 * 1024 * 1024;
-    else if (unit == "KB")
-        mult = 1e3;
-    else if (unit == "MB")
-        mult = 1e6;
-    else if (unit == "GB")
-        mult = 1e9;
-    else
-        fail(what, " '", s, "': unknown unit '", unit, "' (B, KiB, MiB, GiB, TiB, KB, MB, GB)");
-    if (!(v > 0)) fail(what, " '", s, "' must be positive");
-    return v * mult;
-}
-
 namespace {
 
 std::string kind_label(const ModelConfig& c) {

@@ -23,8 +23,6 @@
 
 namespace t6::cli {
 
-double parse_bytes(const std::string& s, const std::string& what);  // cmd_kv.cpp
-
 namespace {
 
 volatile std::sig_atomic_t g_signal = 0;

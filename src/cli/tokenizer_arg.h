@@ -9,7 +9,7 @@
 
 namespace t6::cli {
 
-std::unique_ptr<Tokenizer> resolve_tokenizer(const std::string& option, const std::string& checkpoint,
-                                             int vocab_size);
+std::unique_ptr<Tokenizer> resolve_tokenizer(const std::string& option,
+                                             const std::string& checkpoint, int vocab_size);
 
 }  // namespace t6::cli
