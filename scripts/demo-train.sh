@@ -40,6 +40,6 @@ best="$out/$(sed -E 's/.*"checkpoint":"([^"]+)".*/\1/' "$out/best.json")"
 echo
 echo "== greedy sample from the best checkpoint ($best), decoded with the factorized KV cache =="
 "$t6" generate --model "$best" --prompt "The meaning of life is" --temperature 0 \
-    --max-new-tokens 240
+    --max-new-tokens 200
 echo "checkpoints: $out (weights: $out/ckpt_*/model.safetensors)"
 echo "continue training: $t6 train --resume $out max_iters=1000"
