@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config   # toolchain
   libopenblas-openmp-dev             # GEMM: OpenBLAS, OpenMP build (one thread pool with t6's loops)
+  libdnnl-dev                        # bf16 GEMM: oneDNN matmul (bf16 inputs, fp32 accumulation)
   nlohmann-json3-dev                 # JSON: configs, safetensors headers, --json output
   libgtest-dev                       # tests: GoogleTest + CTest
   fortunes                           # demo corpus: English text from Debian's fortune files

@@ -110,6 +110,8 @@ TEST(CliTrain, BadArgumentsAreOneLineErrors) {
     for (const std::string& args :
          {std::string("train --config '") + cfg + "' batch_size=two",
           std::string("train --config '") + cfg + "' no_such_key=1",
+          std::string("train --config '") + cfg + "' matmul_precision=fp8",
+          std::string("bench train --preset tiny-t6 --matmul-precision f32,fp16"),
           std::string("train --config '") + cfg + "' vocab_size=32",  // data ids >= 32
           std::string("train --config '") + tmp.file("missing.json") + "'",
           std::string("train --preset tiny-t6"),  // no data
@@ -120,6 +122,31 @@ TEST(CliTrain, BadArgumentsAreOneLineErrors) {
         EXPECT_EQ(r.err.rfind("t6: error: ", 0), 0u) << args << ": " << r.err;
         EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << ": " << r.err;
     }
+}
+
+TEST(CliTrain, BenchTrainReportsBothPrecisionsAndTheGemmRateMeasuredNow) {
+    test::TempDir tmp;
+    RunResult r =
+        t6("bench train --preset tiny-t6 n_layer=1 n_embd=128 n_head=2 vocab_size=512 --batch 2 "
+           "--seq 64 --steps 1 --warmup 0 --matmul-precision f32,bf16 --json",
+           tmp);
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    const auto last = r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1);
+    const auto j = nlohmann::json::parse(last);
+    EXPECT_EQ(j["benchmark"], "train");
+    EXPECT_NE(j["gemm_bf16_kernel"].get<std::string>().find("oneDNN"), std::string::npos);
+    ASSERT_EQ(j["results"].size(), 2u);
+    EXPECT_EQ(j["results"][0]["matmul_precision"], "f32");
+    EXPECT_EQ(j["results"][1]["matmul_precision"], "bf16");
+    for (const auto& row : j["results"]) {
+        EXPECT_GT(row["gemm_gflops_measured_f32"].get<double>(), 0.0);
+        EXPECT_NEAR(
+            row["mfu_vs_measured_f32_gemm"].get<double>(),
+            row["achieved_gflops"].get<double>() / row["gemm_gflops_measured_f32"].get<double>(),
+            1e-9);
+        EXPECT_FALSE(row.contains("speedup_vs_official"));  // not the preset as measured
+    }
+    EXPECT_GT(j["results"][1]["gemm_gflops_measured_bf16"].get<double>(), 0.0);
 }
 
 }  // namespace

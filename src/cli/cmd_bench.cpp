@@ -10,6 +10,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "cli/gemm_probe.h"
 #include "cli/model_arg.h"
 #include "core/error.h"
 #include "core/profile.h"
@@ -41,10 +42,12 @@ void print_profile(const std::string& name, int steps) {
     profile::reset();
 }
 
-nlohmann::json bench_step_one(const std::string& name, const ModelConfig& cfg, int B, int T,
-                              int warmup, int steps, double peak_gflops, bool prof) {
+nlohmann::json bench_step_one(const std::string& name, const ModelConfig& cfg,
+                              MatmulPrecision precision, int B, int T, int warmup, int steps,
+                              double peak_gflops, bool prof) {
     Model model(cfg);
     model.init_weights(1234);
+    model.set_matmul_precision(precision);
     std::mt19937 rng(42);
     std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
     std::vector<int32_t> x(size_t(B) * T), y(size_t(B) * T);
@@ -68,6 +71,7 @@ nlohmann::json bench_step_one(const std::string& name, const ModelConfig& cfg, i
     const double flops = 3.0 * forward_flops_per_token(cfg, T);
     const double mfu = tps * flops / (peak_gflops * 1e9);
     nlohmann::json j = {{"model", name},
+                        {"matmul_precision", matmul_precision_name(precision)},
                         {"params", model.num_params()},
                         {"batch", B},
                         {"seq_len", T},
@@ -82,7 +86,8 @@ nlohmann::json bench_step_one(const std::string& name, const ModelConfig& cfg, i
                         {"loss", loss},
                         {"activation_bytes", model.activation_bytes()}};
     for (const auto& p : kPeers)
-        if (name == p.preset && B == p.batch && T == p.seq) {
+        if (name == p.preset && B == p.batch && T == p.seq &&
+            cfg.to_json() == preset_config(p.preset).to_json()) {
             j["official_tokens_per_s"] = p.tokens_per_s;
             j["speedup_vs_official"] = tps / p.tokens_per_s;
         }
@@ -103,6 +108,10 @@ int bench_step(int argc, char** argv) {
     p.option("threads", "N", "threads (OpenMP and GEMM)", "all cores");
     p.option("peak-gflops", "G", "GEMM rate MFU is relative to (fp32, 2 threads, baselines.md)",
              "370");
+    p.option("matmul-precision", "LIST",
+             "f32, bf16 or f32,bf16: GEMM precision(s) to run (bf16: bf16 inputs, f32 "
+             "accumulation; weights, activations and optimizer stay f32)",
+             "f32");
     p.flag("profile", "print where the time goes (per phase, summed over timed steps)");
     p.flag("json", "print one JSON object as the last line");
     p.parse(argc, argv, 0);
@@ -110,6 +119,8 @@ int bench_step(int argc, char** argv) {
     const bool prof = p.has("profile");
     const int T = p.get_int("seq"), steps = p.get_int("steps"), warmup = p.get_int("warmup");
     const double peak = p.get_double("peak-gflops");
+    const std::vector<MatmulPrecision> precisions =
+        parse_precision_list(p.get("matmul-precision"), "t6 bench step: --matmul-precision");
     if (T <= 0 || steps <= 0 || warmup < 0 || !(peak > 0))
         fail("t6 bench step: --seq and --steps must be positive, --warmup >= 0");
     std::vector<std::pair<std::string, ModelConfig>> models;
@@ -120,31 +131,41 @@ int bench_step(int argc, char** argv) {
         for (const char* n : {"tiny-t6", "tiny-mha", "small-t6", "small-mha"})
             models.push_back({n, preset_config(n)});
     }
-    const std::string kernel = gemm_kernel_name();
+    const std::string kernel = gemm_kernel_name(), bf16_kernel = gemm_bf16_kernel_name();
     std::printf("GEMM: %s, threads: %d\n", kernel.c_str(), num_threads());
-    std::printf("%-12s %5s %5s %12s %12s %9s %7s %10s\n", "model", "batch", "seq", "step_s",
-                "tokens/s", "GFLOP/s", "MFU", "vs_official");
+    for (MatmulPrecision mp : precisions)
+        if (mp == MatmulPrecision::bf16) std::printf("bf16 GEMM: %s\n", bf16_kernel.c_str());
+    std::printf(
+        "MFU: against %.0f GFLOP/s (nominal fp32) and, as MFU_now, against the fp32 GEMM "
+        "rate measured right after each row\n",
+        peak);
+    std::printf("%-12s %5s %5s %5s %10s %10s %9s %7s %9s %8s %10s\n", "model", "prec", "batch",
+                "seq", "step_s", "tokens/s", "GFLOP/s", "MFU", "GEMM_now", "MFU_now",
+                "vs_official");
     nlohmann::json results = nlohmann::json::array();
     for (const auto& [name, cfg] : models) {
         int B = p.has("batch") ? p.get_int("batch") : (name.rfind("tiny", 0) == 0 ? 8 : 4);
         if (B <= 0) fail("t6 bench step: --batch must be positive");
-        auto j = bench_step_one(name, cfg, B, T, warmup, steps, peak, prof);
-        std::string ratio = j.contains("speedup_vs_official")
-                                ? fixed(j["speedup_vs_official"].get<double>(), 2) + "x"
-                                : "-";
-        std::printf("%-12s %5d %5d %12.4f %12.1f %9.1f %6.1f%% %10s\n", name.c_str(), B, T,
-                    j["step_s_median"].get<double>(), j["tokens_per_s"].get<double>(),
-                    j["achieved_gflops"].get<double>(), 100 * j["mfu"].get<double>(),
-                    ratio.c_str());
-        std::fflush(stdout);
-        results.push_back(j);
+        for (MatmulPrecision mp : precisions) {
+            auto j = bench_step_one(name, cfg, mp, B, T, warmup, steps, peak, prof);
+            add_measured_gemm_rates(j, mp);
+            std::string ratio = j.contains("speedup_vs_official")
+                                    ? fixed(j["speedup_vs_official"].get<double>(), 2) + "x"
+                                    : "-";
+            std::printf("%-12s %5s %5d %5d %10.4f %10.1f %9.1f %6.1f%% %9.1f %7.1f%% %10s\n",
+                        name.c_str(), matmul_precision_name(mp), B, T,
+                        j["step_s_median"].get<double>(), j["tokens_per_s"].get<double>(),
+                        j["achieved_gflops"].get<double>(), 100 * j["mfu"].get<double>(),
+                        j["gemm_gflops_measured_f32"].get<double>(),
+                        100 * j["mfu_vs_measured_f32_gemm"].get<double>(), ratio.c_str());
+            std::fflush(stdout);
+            results.push_back(j);
+        }
     }
     if (p.has("json")) {
-        nlohmann::json out = {{"benchmark", "step"},
-                              {"gemm_kernel", kernel},
-                              {"threads", num_threads()},
-                              {"peak_gflops", peak},
-                              {"results", results}};
+        nlohmann::json out = {
+            {"benchmark", "step"},      {"gemm_kernel", kernel}, {"gemm_bf16_kernel", bf16_kernel},
+            {"threads", num_threads()}, {"peak_gflops", peak},   {"results", results}};
         std::printf("%s\n", out.dump().c_str());
     }
     return 0;

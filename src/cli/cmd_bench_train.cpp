@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "cli/gemm_probe.h"
 #include "cli/model_arg.h"
 #include "core/error.h"
 #include "core/threads.h"
@@ -40,10 +41,11 @@ double peak_rss_bytes() {
     return double(ru.ru_maxrss) * 1024.0;  // Linux reports KiB
 }
 
-nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, int B, int T, int warmup,
-                         int steps, double peak_gflops) {
+nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, MatmulPrecision precision,
+                         int B, int T, int warmup, int steps, double peak_gflops) {
     Model model(cfg);
     model.init_weights(1234);
+    model.set_matmul_precision(precision);
     AdamW opt(model.num_params(), AdamWConfig{});
     std::mt19937 rng(42);
     std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
@@ -72,6 +74,7 @@ nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, int B,
     const double tps = tokens / med;
     const double flops = 3.0 * forward_flops_per_token(cfg, T);
     nlohmann::json j = {{"model", name},
+                        {"matmul_precision", matmul_precision_name(precision)},
                         {"params", model.num_params()},
                         {"batch", B},
                         {"seq_len", T},
@@ -114,11 +117,17 @@ int cmd_bench_train(int argc, char** argv) {
     p.option("threads", "N", "threads (OpenMP and GEMM)", "all cores");
     p.option("peak-gflops", "G", "GEMM rate MFU is relative to (fp32, 2 threads, baselines.md)",
              "370");
+    p.option("matmul-precision", "LIST",
+             "f32, bf16 or f32,bf16: GEMM precision(s) to run (bf16: bf16 inputs, f32 "
+             "accumulation; weights, activations and optimizer stay f32)",
+             "f32");
     p.flag("json", "print one JSON object as the last line");
     p.parse(argc, argv, 0);
     if (p.has("threads")) set_num_threads(p.get_int("threads"));
     const int T = p.get_int("seq"), steps = p.get_int("steps"), warmup = p.get_int("warmup");
     const double peak = p.get_double("peak-gflops");
+    const std::vector<MatmulPrecision> precisions =
+        parse_precision_list(p.get("matmul-precision"), "t6 bench train: --matmul-precision");
     if (T <= 0 || steps <= 0 || warmup < 0 || !(peak > 0))
         fail("t6 bench train: --seq, --steps and --peak-gflops must be positive, --warmup >= 0");
     std::vector<std::pair<std::string, ModelConfig>> models;
@@ -129,32 +138,43 @@ int cmd_bench_train(int argc, char** argv) {
         for (const char* n : {"tiny-t6", "tiny-mha", "small-t6", "small-mha"})
             models.push_back({n, preset_config(n)});
     }
-    const std::string kernel = gemm_kernel_name();
+    const std::string kernel = gemm_kernel_name(), bf16_kernel = gemm_bf16_kernel_name();
     std::printf("GEMM: %s, threads: %d\n", kernel.c_str(), num_threads());
-    std::printf("%-12s %5s %5s %10s %10s %10s %9s %7s %10s %10s\n", "model", "batch", "seq",
-                "step_s", "optim_s", "tokens/s", "GFLOP/s", "MFU", "vs_official", "peak_RSS");
+    for (MatmulPrecision mp : precisions)
+        if (mp == MatmulPrecision::bf16) std::printf("bf16 GEMM: %s\n", bf16_kernel.c_str());
+    std::printf(
+        "MFU: against %.0f GFLOP/s (nominal fp32) and, as MFU_now, against the fp32 GEMM "
+        "rate measured right after each row\n",
+        peak);
+    std::printf("%-12s %5s %5s %5s %9s %9s %10s %9s %7s %9s %8s %10s %10s\n", "model", "prec",
+                "batch", "seq", "step_s", "optim_s", "tokens/s", "GFLOP/s", "MFU", "GEMM_now",
+                "MFU_now", "vs_official", "peak_RSS");
     nlohmann::json results = nlohmann::json::array();
     for (const auto& [name, cfg] : models) {
         const int B = p.has("batch") ? p.get_int("batch") : (name.rfind("tiny", 0) == 0 ? 8 : 4);
         if (B <= 0) fail("t6 bench train: --batch must be positive");
-        auto j = bench_one(name, cfg, B, T, warmup, steps, peak);
-        const std::string ratio = j.contains("speedup_vs_official")
-                                      ? fixed(j["speedup_vs_official"].get<double>(), 2) + "x"
-                                      : "-";
-        std::printf("%-12s %5d %5d %10.4f %10.4f %10.1f %9.1f %6.1f%% %10s %10s\n", name.c_str(), B,
-                    T, j["step_s_median"].get<double>(), j["optimizer_s_median"].get<double>(),
-                    j["tokens_per_s"].get<double>(), j["achieved_gflops"].get<double>(),
-                    100 * j["mfu"].get<double>(), ratio.c_str(),
-                    human_bytes(j["peak_rss_bytes"].get<double>()).c_str());
-        std::fflush(stdout);
-        results.push_back(j);
+        for (MatmulPrecision mp : precisions) {
+            auto j = bench_one(name, cfg, mp, B, T, warmup, steps, peak);
+            add_measured_gemm_rates(j, mp);
+            const std::string ratio = j.contains("speedup_vs_official")
+                                          ? fixed(j["speedup_vs_official"].get<double>(), 2) + "x"
+                                          : "-";
+            std::printf(
+                "%-12s %5s %5d %5d %9.4f %9.4f %10.1f %9.1f %6.1f%% %9.1f %7.1f%% %10s %10s\n",
+                name.c_str(), matmul_precision_name(mp), B, T, j["step_s_median"].get<double>(),
+                j["optimizer_s_median"].get<double>(), j["tokens_per_s"].get<double>(),
+                j["achieved_gflops"].get<double>(), 100 * j["mfu"].get<double>(),
+                j["gemm_gflops_measured_f32"].get<double>(),
+                100 * j["mfu_vs_measured_f32_gemm"].get<double>(), ratio.c_str(),
+                human_bytes(j["peak_rss_bytes"].get<double>()).c_str());
+            std::fflush(stdout);
+            results.push_back(j);
+        }
     }
     if (p.has("json")) {
-        nlohmann::json out = {{"benchmark", "train"},
-                              {"gemm_kernel", kernel},
-                              {"threads", num_threads()},
-                              {"peak_gflops", peak},
-                              {"results", results}};
+        nlohmann::json out = {
+            {"benchmark", "train"},     {"gemm_kernel", kernel}, {"gemm_bf16_kernel", bf16_kernel},
+            {"threads", num_threads()}, {"peak_gflops", peak},   {"results", results}};
         std::printf("%s\n", out.dump().c_str());
     }
     return 0;

@@ -1,6 +1,14 @@
 #include "kernels/gemm.h"
 
 #include <cblas.h>
+#include <immintrin.h>
+#include <omp.h>
+
+#include <cstring>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "core/buffer.h"
+#include "core/error.h"
 
 extern "C" {
 char* openblas_get_corename(void);
@@ -9,9 +17,100 @@ char* openblas_get_config(void);
 
 namespace t6 {
 
-void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-          const float* B, int ldb, float beta, float* C, int ldc) {
-    if (M <= 0 || N <= 0) return;
+namespace {
+
+thread_local MatmulPrecision g_precision = MatmulPrecision::f32;
+
+// Products with fewer multiply-adds than this stay in float32 under bf16 precision: rounding the
+// inputs and entering oneDNN would cost more than the faster products save.
+constexpr double kMinBf16MultiplyAdds = double(1 << 22);
+
+uint16_t to_bf16_scalar(float x) {
+    uint32_t u;
+    std::memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // quiet NaN
+    u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest, ties to even
+    return uint16_t(u >> 16);
+}
+
+void to_bf16_serial(uint16_t* dst, const float* src, size_t n) {
+    size_t i = 0;
+#if defined(__AVX512BF16__)
+    for (; i + 16 <= n; i += 16) {
+        const __m256bh v = _mm512_cvtneps_pbh(_mm512_loadu_ps(src + i));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                            reinterpret_cast<const __m256i&>(v));
+    }
+#endif
+    for (; i < n; i++) dst[i] = to_bf16_scalar(src[i]);
+}
+
+// Rounds a rows x cols matrix (row stride ld) into a packed rows x cols bf16 matrix.
+void round_matrix(uint16_t* dst, const float* src, int rows, int cols, int ld) {
+    if (ld == cols) {
+        to_bf16(dst, src, size_t(rows) * cols);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++)
+        to_bf16_serial(dst + size_t(r) * cols, src + size_t(r) * ld, cols);
+}
+
+// Per-thread buffers for rounded operands; they grow to the largest product seen.
+struct RoundedOperands {
+    AlignedArray<uint16_t> a, b;
+};
+uint16_t* reserve(AlignedArray<uint16_t>& buf, size_t n) {
+    if (buf.size() < n) buf.resize(n);
+    return buf.data();
+}
+RoundedOperands& rounded_operands() {
+    thread_local RoundedOperands r;
+    return r;
+}
+
+dnnl::engine& cpu_engine() {
+    static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+    return e;
+}
+
+// C = alpha * op(A) op(B) + beta * C with A, B in bf16 (strides as in gemm()), float32 C.
+void onednn_matmul(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const uint16_t* A,
+                   int lda, const uint16_t* B, int ldb, float beta, float* C, int ldc) {
+    using dnnl::memory;
+    using dt = memory::data_type;
+    // Logical A is [M,K]: stored as [M][lda], or transposed as [K][lda] (strides {1, lda}).
+    const memory::desc ad({M, K}, dt::bf16, trans_a ? memory::dims{1, lda} : memory::dims{lda, 1});
+    const memory::desc bd({K, N}, dt::bf16, trans_b ? memory::dims{1, ldb} : memory::dims{ldb, 1});
+    const memory::desc cd({M, N}, dt::f32, memory::dims{ldc, 1});
+    dnnl::primitive_attr attr;
+    if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
+    if (beta != 0.0f) {
+        dnnl::post_ops po;
+        po.append_sum(beta);  // dst = alpha * A B + beta * dst
+        attr.set_post_ops(po);
+    }
+    dnnl::engine& eng = cpu_engine();
+    // oneDNN keeps created primitives in its own cache, so a repeated shape is not re-JITted.
+    const dnnl::matmul mm(dnnl::matmul::primitive_desc(dnnl::matmul::desc(ad, bd, cd), attr, eng));
+    dnnl::stream s(eng);
+    memory am(ad, eng, const_cast<uint16_t*>(A)), bm(bd, eng, const_cast<uint16_t*>(B)),
+        cm(cd, eng, C);
+    mm.execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+    s.wait();
+}
+
+// Rounds op(B)'s storage (K x N, or N x K when transposed) and runs the bf16 product.
+void bf16_product(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const uint16_t* A,
+                  int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+    const int b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
+    uint16_t* Bb = reserve(rounded_operands().b, size_t(b_rows) * b_cols);
+    round_matrix(Bb, B, b_rows, b_cols, ldb);
+    onednn_matmul(trans_a, trans_b, M, N, K, alpha, A, lda, Bb, b_cols, beta, C, ldc);
+}
+
+void f32_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+              const float* B, int ldb, float beta, float* C, int ldc) {
     if (M == 1) {
         // One row (decoding one token): a matrix-vector product. OpenBLAS's sgemm runs such
         // shapes several times slower than sgemv, which streams the matrix at memory speed.
@@ -25,6 +124,64 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace
+
+const char* matmul_precision_name(MatmulPrecision p) {
+    return p == MatmulPrecision::bf16 ? "bf16" : "f32";
+}
+
+MatmulPrecision parse_matmul_precision(const std::string& s, const std::string& where) {
+    if (s == "f32" || s == "fp32" || s == "float32") return MatmulPrecision::f32;
+    if (s == "bf16" || s == "bfloat16") return MatmulPrecision::bf16;
+    fail(where, ": unknown matmul precision '", s, "' (expected f32 or bf16)");
+}
+
+MatmulPrecision matmul_precision() {
+    return g_precision;
+}
+
+ScopedMatmulPrecision::ScopedMatmulPrecision(MatmulPrecision p) : prev_(g_precision) {
+    g_precision = p;
+}
+ScopedMatmulPrecision::~ScopedMatmulPrecision() {
+    g_precision = prev_;
+}
+
+void to_bf16(uint16_t* dst, const float* src, size_t n) {
+    constexpr size_t kChunk = 1 << 14;
+    const long chunks = long((n + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (long c = 0; c < chunks; c++) {
+        const size_t i0 = size_t(c) * kChunk;
+        to_bf16_serial(dst + i0, src + i0, std::min(kChunk, n - i0));
+    }
+}
+
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+          const float* B, int ldb, float beta, float* C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (g_precision == MatmulPrecision::bf16 && M > 1 && K > 0 &&
+        double(M) * N * K >= kMinBf16MultiplyAdds && !omp_in_parallel()) {
+        const int a_rows = trans_a ? K : M, a_cols = trans_a ? M : K;
+        uint16_t* Ab = reserve(rounded_operands().a, size_t(a_rows) * a_cols);
+        round_matrix(Ab, A, a_rows, a_cols, lda);
+        bf16_product(trans_a, trans_b, M, N, K, alpha, Ab, a_cols, B, ldb, beta, C, ldc);
+        return;
+    }
+    f32_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_bf16_a(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const uint16_t* A,
+                 int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {  // empty sum: C = beta * C
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) C[size_t(i) * ldc + j] *= beta;
+        return;
+    }
+    bf16_product(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void linear_forward(float* out, const float* inp, const float* W, int N, int C, int OC) {
@@ -45,6 +202,29 @@ std::string gemm_kernel_name() {
     s += " kernel=";
     s += core ? core : "?";
     return s;
+}
+
+std::string gemm_bf16_kernel_name() {
+    const dnnl_version_t* v = dnnl_version();
+    const char* isa = "other";
+    switch (dnnl::get_effective_cpu_isa()) {
+        case dnnl::cpu_isa::avx512_core_amx:
+            isa = "avx512_core_amx";
+            break;
+        case dnnl::cpu_isa::avx512_core_bf16:
+            isa = "avx512_core_bf16";
+            break;
+        case dnnl::cpu_isa::avx512_core_vnni:
+            isa = "avx512_core_vnni (bf16 emulated)";
+            break;
+        case dnnl::cpu_isa::avx512_core:
+            isa = "avx512_core (bf16 emulated)";
+            break;
+        default:
+            break;
+    }
+    return cat("oneDNN ", v->major, ".", v->minor, ".", v->patch,
+               " matmul, bf16 inputs, f32 accumulate, isa ", isa);
 }
 
 }  // namespace t6

@@ -1,16 +1,53 @@
-// The one wrapper over the GEMM library (OpenBLAS, OpenMP build). Everything in t6 that multiplies
-// matrices goes through here, so the library can be swapped in one place.
-// All matrices are row-major.
+// The one wrapper over the GEMM libraries. Everything in t6 that multiplies matrices goes through
+// here, so a library can be swapped in one place:
+//   - float32 (the reference): OpenBLAS, OpenMP build;
+//   - bf16 matmul precision: oneDNN's matmul primitive on bf16-rounded inputs with float32
+//     accumulation and output (the machine's `vdpbf16ps`, about 2x the fp32 GEMM rate).
+// All matrices are row-major and float32 in memory; the precision only changes how products are
+// computed, like PyTorch's torch.set_float32_matmul_precision.
 #pragma once
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace t6 {
 
+enum class MatmulPrecision {
+    f32,   // exact float32 products (default; the conformance reference)
+    bf16,  // inputs rounded to bfloat16, products accumulated in float32
+};
+
+// "f32" / "bf16"; parse fails with a one-line error naming `where` for anything else.
+const char* matmul_precision_name(MatmulPrecision p);
+MatmulPrecision parse_matmul_precision(const std::string& s, const std::string& where);
+
+// The precision gemm() uses on this thread (f32 unless a ScopedMatmulPrecision is active).
+MatmulPrecision matmul_precision();
+class ScopedMatmulPrecision {
+  public:
+    explicit ScopedMatmulPrecision(MatmulPrecision p);
+    ~ScopedMatmulPrecision();
+    ScopedMatmulPrecision(const ScopedMatmulPrecision&) = delete;
+    ScopedMatmulPrecision& operator=(const ScopedMatmulPrecision&) = delete;
+
+  private:
+    MatmulPrecision prev_;
+};
+
 // C[M,N] = alpha * op(A) @ op(B) + beta * C, op(X) = X or X^T.
 // A is [M,K] (or [K,M] when trans_a), B is [K,N] (or [N,K] when trans_b); lda/ldb/ldc are row
-// strides in elements.
+// strides in elements. Runs at matmul_precision(); single-row products (M == 1), small products
+// and calls from inside a parallel region always run in float32.
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc);
+
+// Same product with A already rounded to bf16 (see to_bf16): always the bf16 path. Lets a caller
+// that feeds one large operand to several products round it once.
+void gemm_bf16_a(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const uint16_t* A,
+                 int lda, const float* B, int ldb, float beta, float* C, int ldc);
+
+// dst[i] = src[i] rounded to the nearest bfloat16 (ties to even), as its 16 raw bits.
+void to_bf16(uint16_t* dst, const float* src, size_t n);
 
 // Linear layer without bias, PyTorch layout: out[N,OC] = inp[N,C] @ W[OC,C]^T.
 void linear_forward(float* out, const float* inp, const float* W, int N, int C, int OC);
@@ -22,5 +59,7 @@ void linear_backward(float* dinp, float* dW, const float* dout, const float* inp
 
 // Name of the GEMM kernel the library selected at load time (e.g. "OpenBLAS 0.3.21 Cooperlake").
 std::string gemm_kernel_name();
+// Name and version of the bf16 GEMM library (e.g. "oneDNN 2.6.3 matmul, bf16 in / f32 out").
+std::string gemm_bf16_kernel_name();
 
 }  // namespace t6

@@ -77,7 +77,8 @@ void Model::zero_grad() {
 }
 
 size_t Model::activation_bytes() const {
-    return (acts_.size() + logits_.size() + scratch_.size()) * sizeof(float);
+    return (acts_.size() + logits_.size() + scratch_.size()) * sizeof(float) +
+           dlogits_bf16_.size() * sizeof(uint16_t);
 }
 
 void Model::ensure_capacity(int B, int T) {
@@ -198,6 +199,7 @@ void Model::run_forward(const int32_t* tokens, int B, int T) {
 
 float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T) {
     check_tokens(tokens, targets, B, T);
+    const ScopedMatmulPrecision precision(matmul_precision_);
     run_forward(tokens, B, T);
     if (!targets) return 0.0f;
     return cross_entropy_forward_backward(nullptr, nullptr, logits_.data(), targets, B * T,
@@ -208,6 +210,7 @@ float Model::forward_backward(const int32_t* tokens, const int32_t* targets, int
                               float grad_scale) {
     if (!targets) fail("forward_backward needs targets");
     check_tokens(tokens, targets, B, T);
+    const ScopedMatmulPrecision precision(matmul_precision_);
     run_forward(tokens, B, T);
     // Loss and d(loss)/d(logits) in one pass, in place over the logits.
     float loss;
@@ -230,8 +233,19 @@ void Model::run_backward(const int32_t* tokens, int B, int T) {
     {
         T6_PROFILE_SCOPE("bwd.lm_head");
         // lm_head (tied): dlnf = dlogits @ wte, dwte += dlogits^T lnf.
-        gemm(false, false, N, C, V, 1.0f, logits_.data(), V, W + wte, C, 0.0f, dln_, C);
-        gemm(true, false, V, C, N, 1.0f, logits_.data(), V, lnf_, C, 1.0f, G + wte, C);
+        if (matmul_precision_ == MatmulPrecision::bf16) {
+            // Round the (N,V) dlogits once instead of once per product.
+            const size_t NV = size_t(N) * V;
+            if (dlogits_bf16_.size() < NV) dlogits_bf16_.resize(NV);
+            to_bf16(dlogits_bf16_.data(), logits_.data(), NV);
+            gemm_bf16_a(false, false, N, C, V, 1.0f, dlogits_bf16_.data(), V, W + wte, C, 0.0f,
+                        dln_, C);
+            gemm_bf16_a(true, false, V, C, N, 1.0f, dlogits_bf16_.data(), V, lnf_, C, 1.0f, G + wte,
+                        C);
+        } else {
+            gemm(false, false, N, C, V, 1.0f, logits_.data(), V, W + wte, C, 0.0f, dln_, C);
+            gemm(true, false, V, C, N, 1.0f, logits_.data(), V, lnf_, C, 1.0f, G + wte, C);
+        }
         std::memset(dres_, 0, sizeof(float) * NC);
         rmsnorm_backward(dres_, nullptr, dln_, res_final_, nullptr, rstdf_, N, C);
     }

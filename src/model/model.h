@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "kernels/gemm.h"
 #include "kernels/rope.h"
 #include "model/config.h"
 #include "model/params.h"
@@ -45,6 +46,12 @@ class Model {
 
     const float* logits() const { return logits_.data(); }
 
+    // How forward() and forward_backward() compute their matrix products: f32 (default, the
+    // reference) or bf16 (inputs rounded to bfloat16, float32 accumulation; see kernels/gemm.h).
+    // Parameters, gradients, activations and everything outside the GEMMs stay float32.
+    void set_matmul_precision(MatmulPrecision p) { matmul_precision_ = p; }
+    MatmulPrecision matmul_precision() const { return matmul_precision_; }
+
     // Bytes held in activations for the largest (B,T) seen so far.
     size_t activation_bytes() const;
 
@@ -70,6 +77,9 @@ class Model {
     std::vector<LayerActs> la_;
     float *res_final_ = nullptr, *lnf_ = nullptr, *rstdf_ = nullptr;
     FloatBuffer logits_;
+    MatmulPrecision matmul_precision_ = MatmulPrecision::f32;
+    // bf16 copy of d(loss)/d(logits), rounded once for both lm_head backward products.
+    AlignedArray<uint16_t> dlogits_bf16_;
     // Backward scratch, shared by all layers.
     FloatBuffer scratch_;
     float *dres_ = nullptr, *dln_ = nullptr, *dproj_ = nullptr, *dattn_scratch_ = nullptr,

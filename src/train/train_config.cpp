@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "kernels/gemm.h"
 #include "model/checkpoint.h"
 #include "train/token_data.h"
 
@@ -51,6 +52,8 @@ const std::vector<KeySpec>& keys() {
         {"keep_last", &TrainConfig::keep_last, "complete checkpoints to keep (plus the best)"},
         {"seed", &TrainConfig::seed, "seed of the weights and the data order"},
         {"threads", &TrainConfig::threads, "threads (0: all cores); fixed for exact resume"},
+        {"matmul_precision", &TrainConfig::matmul_precision,
+         "f32 (reference) | bf16: GEMM inputs rounded to bf16, f32 accumulation, f32 weights"},
         {"sample_tokens", &TrainConfig::sample_tokens,
          "after training, greedily sample this many bytes (byte-level models)"},
         {"sample_prompt", &TrainConfig::sample_prompt, "the sample's prompt text"},
@@ -242,6 +245,7 @@ void validate_train_setup(const TrainSetup& s, const std::string& where) {
     if (!(c.grad_clip >= 0)) fail(where, ": grad_clip must be >= 0");
     if (c.sample_tokens < 0) fail(where, ": sample_tokens must be >= 0");
     if (c.threads < 0) fail(where, ": threads must be >= 0");
+    parse_matmul_precision(c.matmul_precision, where + ": key 'matmul_precision'");
     if (c.seed < 0) fail(where, ": seed must be >= 0");
     parse_token_format(c.data_format, where);
     if (c.seq_len > s.model.block_size)

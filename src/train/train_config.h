@@ -47,7 +47,8 @@ struct TrainConfig {
     int keep_last = 3;  // complete checkpoints kept (the best one is always kept too)
     // Reproducibility and speed.
     long long seed = 1337;
-    int threads = 0;  // 0: OpenMP default
+    int threads = 0;                       // 0: OpenMP default
+    std::string matmul_precision = "f32";  // f32 | bf16 (bf16 GEMM inputs, f32 accumulation)
     // After training: greedy byte-level sample (needs vocab_size >= 256).
     int sample_tokens = 0;
     std::string sample_prompt = "\n";

@@ -103,6 +103,7 @@ Trainer::Trainer(const TrainSetup& setup, FILE* log) : log_(log) {
     state_.model = setup.model;
     state_.threads = num_threads();
     model_ = std::make_unique<Model>(setup.model);
+    model_->set_matmul_precision(parse_matmul_precision(c.matmul_precision, "matmul_precision"));
     if (c.init_from == "scratch")
         model_->init_weights(uint64_t(c.seed));
     else
@@ -170,6 +171,8 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
         tr->opt_ = std::move(opt);
     }
     tr->state_.config = setup.train;
+    tr->model_->set_matmul_precision(
+        parse_matmul_precision(setup.train.matmul_precision, "matmul_precision"));
     if (setup.train.threads > 0) set_num_threads(setup.train.threads);
     if (tr->state_.threads != num_threads())
         tr->logf(
@@ -265,9 +268,10 @@ TrainResult Trainer::run(long long stop_at) {
     if (st.step == 0 && st.step < c.max_iters)
         logf(
             "training %s: %zu parameters, %lld steps of %d x %d x %d tokens, data %s (%zu "
-            "train / %zu val tokens), out_dir %s\n",
+            "train / %zu val tokens), matmul precision %s, out_dir %s\n",
             st.model.describe().c_str(), model_->num_params(), (long long)c.max_iters, accum, B, T,
-            c.data.c_str(), train_->total_tokens(), eval_val_->total_tokens(), c.out_dir.c_str());
+            c.data.c_str(), train_->total_tokens(), eval_val_->total_tokens(),
+            c.matmul_precision.c_str(), c.out_dir.c_str());
 
     auto do_eval = [&](bool checkpoint) {
         double tl = 0, vl = 0;

@@ -1,0 +1,55 @@
+#include "cli/gemm_probe.h"
+
+#include <chrono>
+#include <vector>
+
+#include "cli/format.h"
+#include "core/buffer.h"
+#include "core/error.h"
+
+namespace t6::cli {
+
+double measure_gemm_gflops(MatmulPrecision precision, int reps) {
+    const int M = 2048, N = 3072, K = 768;
+    FloatBuffer a(size_t(M) * K), b(size_t(N) * K), c(size_t(M) * N);
+    for (size_t i = 0; i < a.size(); i++) a[i] = float(i % 13) * 0.01f;
+    for (size_t i = 0; i < b.size(); i++) b[i] = float(i % 7) * 0.02f;
+    const ScopedMatmulPrecision scope(precision);
+    std::vector<double> secs;
+    for (int r = 0; r < reps + 1; r++) {
+        const auto t0 = std::chrono::steady_clock::now();
+        gemm(false, true, M, N, K, 1.0f, a.data(), K, b.data(), K, 0.0f, c.data(), N);
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (r > 0) secs.push_back(s);  // the first call warms caches and JIT
+    }
+    return 2.0 * M * N * K / median(secs) / 1e9;
+}
+
+std::vector<MatmulPrecision> parse_precision_list(const std::string& s, const std::string& where) {
+    std::vector<MatmulPrecision> out;
+    size_t start = 0;
+    while (start <= s.size()) {
+        const size_t comma = std::min(s.find(',', start), s.size());
+        const MatmulPrecision p = parse_matmul_precision(s.substr(start, comma - start), where);
+        bool seen = false;
+        for (MatmulPrecision q : out) seen |= q == p;
+        if (!seen) out.push_back(p);
+        start = comma + 1;
+    }
+    return out;
+}
+
+void add_measured_gemm_rates(nlohmann::json& row, MatmulPrecision precision) {
+    const double achieved = row.at("achieved_gflops").get<double>();
+    const double f32 = measure_gemm_gflops(MatmulPrecision::f32);
+    row["gemm_gflops_measured_f32"] = f32;
+    row["mfu_vs_measured_f32_gemm"] = achieved / f32;
+    if (precision == MatmulPrecision::bf16) {
+        const double bf16 = measure_gemm_gflops(MatmulPrecision::bf16);
+        row["gemm_gflops_measured_bf16"] = bf16;
+        row["mfu_vs_measured_bf16_gemm"] = achieved / bf16;
+    }
+}
+
+}  // namespace t6::cli

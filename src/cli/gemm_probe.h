@@ -1,0 +1,25 @@
+// The GEMM rate of this machine, measured now: benchmarks report model-FLOPs utilisation against
+// it as well as against the nominal rate of ../shared/baselines.md, since this shared machine's
+// speed changes from minute to minute and only ratios measured side by side are meaningful.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "kernels/gemm.h"
+
+namespace t6::cli {
+
+// Median GFLOP/s of `reps` products of the shape ../shared/baselines.md measures
+// (2048x3072x768, forward NT), at the given matmul precision and the current thread count.
+double measure_gemm_gflops(MatmulPrecision precision, int reps = 7);
+
+// "f32", "bf16" or "f32,bf16" -> the precisions to run; a one-line error naming `where`.
+std::vector<MatmulPrecision> parse_precision_list(const std::string& s, const std::string& where);
+
+// Measures the GEMM rate now and adds to a benchmark row that has "achieved_gflops":
+// gemm_gflops_measured_f32 and mfu_vs_measured_f32_gemm (the MFU definition, against the
+// fp32 rate of this minute), and for a bf16 row also the bf16 pair.
+void add_measured_gemm_rates(nlohmann::json& row, MatmulPrecision precision);
+
+}  // namespace t6::cli
