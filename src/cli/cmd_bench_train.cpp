@@ -139,13 +139,7 @@ int cmd_bench_train(int argc, char** argv) {
             models.push_back({n, preset_config(n)});
     }
     const std::string kernel = gemm_kernel_name(), bf16_kernel = gemm_bf16_kernel_name();
-    std::printf("GEMM: %s, threads: %d\n", kernel.c_str(), num_threads());
-    for (MatmulPrecision mp : precisions)
-        if (mp == MatmulPrecision::bf16) std::printf("bf16 GEMM: %s\n", bf16_kernel.c_str());
-    std::printf(
-        "MFU: against %.0f GFLOP/s (nominal fp32) and, as MFU_now, against the fp32 GEMM "
-        "rate measured right after each row\n",
-        peak);
+    print_gemm_header(peak, precisions);
     std::printf("%-12s %5s %5s %5s %9s %9s %10s %9s %7s %9s %8s %10s %10s\n", "model", "prec",
                 "batch", "seq", "step_s", "optim_s", "tokens/s", "GFLOP/s", "MFU", "GEMM_now",
                 "MFU_now", "vs_official", "peak_RSS");

@@ -1,11 +1,13 @@
 #include "cli/gemm_probe.h"
 
 #include <chrono>
+#include <cstdio>
 #include <vector>
 
 #include "cli/format.h"
 #include "core/buffer.h"
 #include "core/error.h"
+#include "core/threads.h"
 
 namespace t6::cli {
 
@@ -50,6 +52,17 @@ void add_measured_gemm_rates(nlohmann::json& row, MatmulPrecision precision) {
         row["gemm_gflops_measured_bf16"] = bf16;
         row["mfu_vs_measured_bf16_gemm"] = achieved / bf16;
     }
+}
+
+void print_gemm_header(double peak_gflops, const std::vector<MatmulPrecision>& precisions) {
+    std::printf("GEMM: %s, threads: %d\n", gemm_kernel_name().c_str(), num_threads());
+    for (MatmulPrecision mp : precisions)
+        if (mp == MatmulPrecision::bf16)
+            std::printf("bf16 GEMM: %s\n", gemm_bf16_kernel_name().c_str());
+    std::printf(
+        "MFU: against %.0f GFLOP/s (nominal fp32) and, as MFU_now, against the fp32 GEMM rate "
+        "measured right after each row\n",
+        peak_gflops);
 }
 
 }  // namespace t6::cli

@@ -22,4 +22,7 @@ std::vector<MatmulPrecision> parse_precision_list(const std::string& s, const st
 // fp32 rate of this minute), and for a bf16 row also the bf16 pair.
 void add_measured_gemm_rates(nlohmann::json& row, MatmulPrecision precision);
 
+// The lines a training benchmark starts with: GEMM kernels, threads, what MFU is against.
+void print_gemm_header(double peak_gflops, const std::vector<MatmulPrecision>& precisions);
+
 }  // namespace t6::cli
