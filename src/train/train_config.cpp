@@ -51,6 +51,12 @@ const std::vector<KeySpec>& keys() {
         {"keep_last", &TrainConfig::keep_last, "complete checkpoints to keep (plus the best)"},
         {"seed", &TrainConfig::seed, "seed of the weights and the data order"},
         {"threads", &TrainConfig::threads, "threads (0: all cores); fixed for exact resume"},
+        {"zero1", &TrainConfig::zero1,
+         "data-parallel: shard AdamW's moments and update over the ranks (ZeRO-1)"},
+        {"dist_overlap", &TrainConfig::dist_overlap,
+         "data-parallel: all-reduce gradient buckets while backward still runs"},
+        {"dist_timeout", &TrainConfig::dist_timeout,
+         "data-parallel: seconds to wait for the other ranks before stopping the job"},
         {"sample_tokens", &TrainConfig::sample_tokens,
          "after training, greedily sample this many bytes (byte-level models)"},
         {"sample_prompt", &TrainConfig::sample_prompt, "the sample's prompt text"},
@@ -243,6 +249,7 @@ void validate_train_setup(const TrainSetup& s, const std::string& where) {
     if (c.sample_tokens < 0) fail(where, ": sample_tokens must be >= 0");
     if (c.threads < 0) fail(where, ": threads must be >= 0");
     if (c.seed < 0) fail(where, ": seed must be >= 0");
+    if (!(c.dist_timeout > 0)) fail(where, ": dist_timeout must be positive");
     parse_token_format(c.data_format, where);
     if (c.seq_len > s.model.block_size)
         fail(where, ": seq_len ", c.seq_len, " exceeds the model's block_size ",
