@@ -176,6 +176,11 @@ TEST_F(Dist, TwoRanksWithZero1MatchOneProcess) {
     check_equivalence(*this, tmp, {{"zero1", true}}, 1);
 }
 
+TEST_F(Dist, TwoRanksWithAccumulationMatchOneProcess) {
+    T6_REQUIRE_MPI();
+    check_equivalence(*this, tmp, json::object(), 2);
+}
+
 TEST_F(Dist, TwoRanksWithAccumulationAndNoOverlapMatchOneProcess) {
     T6_REQUIRE_MPI();
     check_equivalence(*this, tmp, {{"dist_overlap", false}}, 2);
@@ -309,7 +314,7 @@ TEST_F(Dist, KilledRankEndsTheJobWithinSeconds) {
 TEST_F(Dist, StoppedRankEndsTheJobAfterTheTimeout) {
     T6_REQUIRE_MPI();
     pid_t job = -1;
-    const pid_t victim = start_long_run(tmp, "dist_timeout=2", job);
+    const pid_t victim = start_long_run(tmp, "dist_timeout=3", job);
     ASSERT_GT(victim, 0) << "the run did not start: " << read_file_text(tmp.file("stderr.txt"));
     ASSERT_EQ(kill(victim, SIGSTOP), 0);
     double waited = 0;
@@ -319,8 +324,8 @@ TEST_F(Dist, StoppedRankEndsTheJobAfterTheTimeout) {
     EXPECT_NE(status, -1) << "the job still ran 30 s after rank 1 was stopped";
     EXPECT_NE(status, 0);
     EXPECT_LT(waited, 10.0) << err;
-    std::printf("job ended %.2f s after rank 1 was stopped (timeout 2 s)\n", waited);
-    EXPECT_NE(err.find("t6: error: rank 0 of 2: no answer from the other ranks for 2 s"),
+    std::printf("job ended %.2f s after rank 1 was stopped (timeout 3 s)\n", waited);
+    EXPECT_NE(err.find("t6: error: rank 0 of 2: no answer from the other ranks for 3 s"),
               std::string::npos)
         << err;
 }

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/embedding.h"
 #include "model/model.h"
 #include "test_train_util.h"
 #include "test_util.h"
@@ -30,7 +31,8 @@ std::vector<int32_t> random_tokens(size_t n, int vocab, unsigned seed) {
 // For each attention kind: every bucket the hook reports holds, at that moment, exactly the
 // final gradient of the whole forward_backward call; the buckets are disjoint, cover every
 // parameter, arrive in grad_buckets() order, the layers' buckets before the rest; and setting
-// the hook leaves the gradients bit for bit as without it.
+// the hook leaves the gradients bit for bit as without it. Then the same with the embedding
+// backward deferred (data-parallel overlap).
 void check_buckets(const ModelConfig& cfg) {
     Model m(cfg);
     m.init_weights(7);
@@ -47,10 +49,11 @@ void check_buckets(const ModelConfig& cfg) {
 
     std::vector<std::pair<size_t, size_t>> seen;
     std::map<size_t, std::vector<float>> snapshot;
-    m.set_grad_ready_hook([&](size_t offset, size_t count) {
+    auto hook = [&](size_t offset, size_t count) {
         seen.push_back({offset, count});
         snapshot[offset].assign(m.grads() + offset, m.grads() + offset + count);
-    });
+    };
+    m.set_grad_ready_hook(hook);
     m.zero_grad();
     m.forward_backward(x.data(), y.data(), B, T, 0.5f);
     m.set_grad_ready_hook(nullptr);
@@ -74,6 +77,30 @@ void check_buckets(const ModelConfig& cfg) {
     for (const auto& [offset, count] : seen)
         EXPECT_TRUE(std::any_of(m.grads() + offset, m.grads() + offset + count,
                                 [](float g) { return g != 0.0f; }));
+
+    // Deferred embedding backward: the embedding's bucket comes first (the lm_head's part of its
+    // gradient); adding embedding_backward of embedding_output_grad() afterwards gives the plain
+    // gradient bit for bit.
+    seen.clear();
+    snapshot.clear();
+    m.set_defer_embedding_backward(true);
+    m.set_grad_ready_hook(hook);
+    m.zero_grad();
+    m.forward_backward(x.data(), y.data(), B, T, 0.5f);
+    m.set_grad_ready_hook(nullptr);
+    ASSERT_EQ(seen, m.grad_buckets());
+    ASSERT_EQ(seen.front().first, 0u);
+    for (const auto& [offset, count] : seen)
+        EXPECT_TRUE(
+            std::equal(snapshot[offset].begin(), snapshot[offset].end(), m.grads() + offset))
+            << "bucket at " << offset << " changed after it was reported final (deferred)";
+    const size_t wte = seen.front().second;
+    EXPECT_FALSE(std::equal(plain.begin(), plain.begin() + long(wte), m.grads()))
+        << "the embedding lookup's gradient was not left out";
+    embedding_backward(m.grads(), m.embedding_output_grad(), x.data(), B * T, cfg.n_embd,
+                       cfg.vocab_size);
+    m.set_defer_embedding_backward(false);
+    EXPECT_TRUE(std::equal(plain.begin(), plain.end(), m.grads()));
 }
 
 TEST(DataParallel, GradientBucketsAreFinalWhenReportedT6) {

@@ -123,9 +123,10 @@ nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, int B,
         j["tokens_per_s_no_overlap"] = tokens / median(blocking_secs);
         j["grad_buckets"] = model.grad_buckets().size();
     }
-    // Only the preset itself (no key overrides) at the measured shape has a peer figure.
+    // Only the preset itself (no key overrides) at the measured shape, in one process, has a
+    // peer figure.
     for (const auto& p : kTrainPeers)
-        if (name == p.preset && B == p.batch && T == p.seq &&
+        if (ranks == 1 && name == p.preset && B == p.batch && T == p.seq &&
             cfg.to_json() == preset_config(p.preset).to_json()) {
             j["official_tokens_per_s"] = p.tokens_per_s;
             j["speedup_vs_official"] = tps / p.tokens_per_s;

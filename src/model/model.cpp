@@ -66,9 +66,25 @@ void Model::build_grad_buckets() {
         at = std::max(at, e);
     }
     if (at < layout_.total) tail_buckets_.push_back({at, layout_.total - at});
-    for (int l = int(layer_bucket_.size()) - 1; l >= 0; l--)
-        buckets_.push_back(layer_bucket_[size_t(l)]);
-    buckets_.insert(buckets_.end(), tail_buckets_.begin(), tail_buckets_.end());
+}
+
+std::vector<std::pair<size_t, size_t>> Model::grad_buckets() const {
+    std::vector<std::pair<size_t, size_t>> b;
+    if (defer_embedding_) b = tail_buckets_;
+    for (int l = int(layer_bucket_.size()) - 1; l >= 0; l--) b.push_back(layer_bucket_[size_t(l)]);
+    if (!defer_embedding_) b.insert(b.end(), tail_buckets_.begin(), tail_buckets_.end());
+    return b;
+}
+
+void Model::set_defer_embedding_backward(bool on) {
+    // Only the tied embedding may lie outside the layers' buckets: it alone then waits for the
+    // embedding backward, and the lm_head has written the rest of its gradient before layer
+    // n_layer-1's backward starts.
+    const size_t wte = layout_.specs[0].numel;
+    T6_CHECK(!on || (layer_bucket_.size() == size_t(cfg_.n_layer) && tail_buckets_.size() == 1 &&
+                     tail_buckets_[0].first == 0 && tail_buckets_[0].second == wte),
+             "deferred embedding backward needs per-layer buckets");
+    defer_embedding_ = on;
 }
 
 void Model::init_weights(uint64_t seed) {
@@ -273,6 +289,9 @@ void Model::run_backward(const int32_t* tokens, int B, int T) {
         rmsnorm_backward(dres_, nullptr, dln_, res_final_, nullptr, rstdf_, N, C);
     }
     for (int l = cfg_.n_layer - 1; l >= 0; l--) {
+        // Deferred embedding backward: the tied embedding's gradient (lm_head's part) is final.
+        if (l == cfg_.n_layer - 1 && grad_ready_ && defer_embedding_)
+            for (const auto& [offset, count] : tail_buckets_) grad_ready_(offset, count);
         LayerActs& a = la_[l];
         const LayerWeights& w = lw_[l];
         // MLP: res_out = res_mid + c_proj(swiglu(fc1(ln2), fc2(ln2))).
@@ -313,6 +332,7 @@ void Model::run_backward(const int32_t* tokens, int B, int T) {
         if (grad_ready_ && !layer_bucket_.empty())
             grad_ready_(layer_bucket_[size_t(l)].first, layer_bucket_[size_t(l)].second);
     }
+    if (defer_embedding_) return;  // dres_ holds d(loss)/d(embedding output) for the caller
     T6_PROFILE_SCOPE("bwd.embedding");
     embedding_backward(G + wte, dres_, tokens, N, C, V);
     if (grad_ready_)

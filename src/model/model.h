@@ -55,7 +55,17 @@ class Model {
     // grad_buckets(); together they cover every parameter once. An empty hook: no calls.
     using GradReadyHook = std::function<void(size_t offset, size_t count)>;
     void set_grad_ready_hook(GradReadyHook hook) { grad_ready_ = std::move(hook); }
-    const std::vector<std::pair<size_t, size_t>>& grad_buckets() const { return buckets_; }
+    std::vector<std::pair<size_t, size_t>> grad_buckets() const;
+
+    // With defer_embedding_backward(true), forward_backward leaves the embedding lookup's share
+    // out of the tied embedding's gradient: it keeps embedding_output_grad() (B*T rows of
+    // n_embd, d(loss)/d(embedding output), grad_scale included) for the caller to add with
+    // embedding_backward(grads() + embedding offset, ..., tokens) — in data-parallel training,
+    // every rank's rows after the all-reduce. The embedding's bucket, then final right after the
+    // lm_head backward, is reported first, before any layer's, so its all-reduce (the largest
+    // bucket of small models) runs behind the whole backward pass.
+    void set_defer_embedding_backward(bool on);
+    const float* embedding_output_grad() const { return dres_; }
 
     // Bytes held in activations for the largest (B,T) seen so far.
     size_t activation_bytes() const;
@@ -90,7 +100,8 @@ class Model {
     // Gradient buckets (see set_grad_ready_hook): per layer (empty if a layer's parameters are
     // not contiguous), then the ranges no layer covers.
     GradReadyHook grad_ready_;
-    std::vector<std::pair<size_t, size_t>> layer_bucket_, tail_buckets_, buckets_;
+    bool defer_embedding_ = false;
+    std::vector<std::pair<size_t, size_t>> layer_bucket_, tail_buckets_;
     void build_grad_buckets();
 };
 

@@ -246,6 +246,19 @@ void BucketReducer::start(float* data, size_t count) {
     call_s_ += std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+void BucketReducer::gather(const void* send, void* recv, size_t bytes) {
+    if (g_size <= 1) {
+        std::memcpy(recv, send, bytes);
+        return;
+    }
+    const auto t0 = Clock::now();
+    MPI_Request r;
+    MPI_Iallgather(send, checked_int(bytes, "an all-gather"), MPI_BYTE, recv, int(bytes), MPI_BYTE,
+                   MPI_COMM_WORLD, &r);
+    reqs_->v.push_back(r);
+    call_s_ += std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
 void BucketReducer::poke() {
     if (reqs_->v.empty()) return;
     const auto t0 = Clock::now();
@@ -282,6 +295,9 @@ struct BucketReducer::Requests {};
 BucketReducer::BucketReducer() : reqs_(std::make_unique<Requests>()) {}
 BucketReducer::~BucketReducer() {}
 void BucketReducer::start(float*, size_t) {}
+void BucketReducer::gather(const void* send, void* recv, size_t bytes) {
+    std::memcpy(recv, send, bytes);
+}
 void BucketReducer::poke() {}
 double BucketReducer::finish() {
     call_s_ = 0;

@@ -62,7 +62,7 @@ std::vector<size_t> split_evenly(size_t n, int parts);
 
 // In-place sum all-reduce of gradient buckets started while the backward pass still runs:
 // start() launches a non-blocking all-reduce of one bucket, poke() lets MPI progress the
-// outstanding ones (called between layers), finish() waits for all of them.
+// outstanding ones (called between layers), finish() waits for all of them (and for gathers).
 class BucketReducer {
   public:
     BucketReducer();
@@ -71,6 +71,8 @@ class BucketReducer {
     BucketReducer& operator=(const BucketReducer&) = delete;
 
     void start(float* data, size_t count);
+    // Starts an all-gather of `bytes` from every rank into recv (ranks x bytes, in rank order).
+    void gather(const void* send, void* recv, size_t bytes);
     void poke();
     // Waits for every started bucket; returns the seconds spent waiting.
     double finish();

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/threads.h"
+#include "kernels/embedding.h"
 #include "model/checkpoint.h"
 #include "train/dist.h"
 #include "train/sample.h"
@@ -78,7 +79,10 @@ uint64_t params_hash(const float* p, size_t n) {
 // Clears the model's gradient hook when train_step leaves (also by an exception).
 struct HookReset {
     Model& m;
-    ~HookReset() { m.set_grad_ready_hook(nullptr); }
+    ~HookReset() {
+        m.set_grad_ready_hook(nullptr);
+        m.set_defer_embedding_backward(false);
+    }
 };
 
 }  // namespace
@@ -98,19 +102,36 @@ StepResult train_step(Model& model, AdamW& opt, const int32_t* x, const int32_t*
     HookReset reset{model};
     double sum = 0;
     for (int k = 0; k < accum; k++) {
-        // Only the last micro-batch's backward makes gradients final.
-        if (overlap && k == accum - 1)
+        // Only the last micro-batch's backward makes gradients final. Its embedding backward is
+        // left out, so the tied embedding's bucket (final after the lm_head) reduces first.
+        if (overlap && k == accum - 1) {
+            model.set_defer_embedding_backward(true);
             model.set_grad_ready_hook([&](size_t offset, size_t count) {
                 reducer.start(model.grads() + offset, count);
                 reducer.poke();
             });
+        }
         sum += model.forward_backward(x + k * bt, y + k * bt, B, T, scale);
     }
     model.set_grad_ready_hook(nullptr);
     if (ranks > 1) {
         if (overlap) {
+            // The embedding backward of every rank's rows, added on every rank in rank order
+            // (the order one process with the global batch adds them in), after the all-reduce.
+            const int C = model.config().n_embd;
+            dp->emb_tokens.resize(bt * size_t(ranks));
+            dp->emb_grad.resize(bt * size_t(C) * size_t(ranks));
+            reducer.gather(x + (accum - 1) * bt, dp->emb_tokens.data(), bt * sizeof(int32_t));
+            reducer.gather(model.embedding_output_grad(), dp->emb_grad.data(),
+                           bt * size_t(C) * sizeof(float));
             dp->backward_mpi_s = reducer.call_seconds();
             dp->wait_s = reducer.finish();
+            model.set_defer_embedding_backward(false);
+            float* dwte = model.grads() + model.layout().specs[0].offset;
+            for (int q = 0; q < ranks; q++)
+                embedding_backward(dwte, dp->emb_grad.data() + size_t(q) * bt * size_t(C),
+                                   dp->emb_tokens.data() + size_t(q) * bt, int(bt), C,
+                                   model.config().vocab_size);
         } else {
             const auto t0 = Clock::now();
             dist::allreduce_sum(model.grads(), n, "the gradient all-reduce");

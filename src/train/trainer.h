@@ -42,6 +42,10 @@ struct DataParallel {
     // progressing buckets), waiting for the gradient all-reduce after backward (without
     // overlap: the whole all-reduce), and in the ZeRO-1 all-gather.
     double backward_mpi_s = 0, wait_s = 0, gather_s = 0;
+    // Overlap: the last micro-batch's embedding backward runs after the all-reduce, over every
+    // rank's rows (Model::set_defer_embedding_backward); its inputs, gathered from all ranks.
+    std::vector<int32_t> emb_tokens;
+    std::vector<float> emb_grad;
 };
 
 StepResult train_step(Model& model, AdamW& opt, const int32_t* x, const int32_t* y, int B, int T,
