@@ -1,11 +1,13 @@
 #include "train/dist.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "core/error.h"
@@ -20,6 +22,9 @@ namespace {
 
 bool g_tried = false;                     // init() ran
 [[maybe_unused]] bool g_started = false;  // init() started MPI
+// BucketReducer progresses its all-reduces from a thread while backward computes (MPI
+// implementations progress non-blocking collectives only inside MPI calls).
+[[maybe_unused]] bool g_progress_thread = false;
 int g_rank = 0, g_size = 1;
 double g_timeout = 300.0;
 
@@ -84,9 +89,12 @@ void init() {
     if (!want) return;
 #ifdef T6_HAVE_MPI
     int provided = 0;
-    // OpenMP threads never call MPI: only the main thread does.
-    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+    // OpenMP threads never call MPI. BucketReducer's progress thread does, one call at a time
+    // with the main thread (a mutex): MPI_THREAD_SERIALIZED.
+    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS)
         fail("MPI_Init_thread failed");
+    const char* pt = env("T6_MPI_PROGRESS_THREAD");
+    g_progress_thread = provided >= MPI_THREAD_SERIALIZED && !(pt && std::strcmp(pt, "0") == 0);
     g_started = true;
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
@@ -225,6 +233,28 @@ void gather_parts(const float* part, float* all, const std::vector<size_t>& offs
 
 struct BucketReducer::Requests {
     std::vector<MPI_Request> v;
+    // The progress thread (g_progress_thread): tests the outstanding requests every few tens of
+    // microseconds until finish(). `mu` makes every MPI call of the two threads one at a time.
+    std::mutex mu;
+    std::thread thread;
+    std::atomic<bool> stop{false};
+
+    void progress_loop() {
+        while (!stop.load(std::memory_order_relaxed)) {
+            {
+                std::lock_guard<std::mutex> lock(mu);
+                int done = 0;
+                if (!v.empty()) MPI_Testall(int(v.size()), v.data(), &done, MPI_STATUSES_IGNORE);
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(20));
+        }
+    }
+    void stop_thread() {
+        if (!thread.joinable()) return;
+        stop = true;
+        thread.join();
+        stop = false;
+    }
 };
 
 BucketReducer::BucketReducer() : reqs_(std::make_unique<Requests>()) {}
@@ -232,17 +262,23 @@ BucketReducer::BucketReducer() : reqs_(std::make_unique<Requests>()) {}
 BucketReducer::~BucketReducer() {
     // Outstanding requests only remain if an exception left backward early; the job is being
     // stopped then, so they are not waited for.
+    reqs_->stop_thread();
 }
 
 void BucketReducer::start(float* data, size_t count) {
     if (g_size <= 1) return;
     const auto t0 = Clock::now();
-    for (size_t i = 0; i < count; i += kMaxCount) {
-        MPI_Request r;
-        MPI_Iallreduce(MPI_IN_PLACE, data + i, int(std::min(kMaxCount, count - i)), MPI_FLOAT,
-                       MPI_SUM, MPI_COMM_WORLD, &r);
-        reqs_->v.push_back(r);
+    {
+        std::lock_guard<std::mutex> lock(reqs_->mu);
+        for (size_t i = 0; i < count; i += kMaxCount) {
+            MPI_Request r;
+            MPI_Iallreduce(MPI_IN_PLACE, data + i, int(std::min(kMaxCount, count - i)), MPI_FLOAT,
+                           MPI_SUM, MPI_COMM_WORLD, &r);
+            reqs_->v.push_back(r);
+        }
     }
+    if (g_progress_thread && !reqs_->thread.joinable())
+        reqs_->thread = std::thread([this] { reqs_->progress_loop(); });
     call_s_ += std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
@@ -252,6 +288,7 @@ void BucketReducer::gather(const void* send, void* recv, size_t bytes) {
         return;
     }
     const auto t0 = Clock::now();
+    std::lock_guard<std::mutex> lock(reqs_->mu);
     MPI_Request r;
     MPI_Iallgather(send, checked_int(bytes, "an all-gather"), MPI_BYTE, recv, int(bytes), MPI_BYTE,
                    MPI_COMM_WORLD, &r);
@@ -260,7 +297,7 @@ void BucketReducer::gather(const void* send, void* recv, size_t bytes) {
 }
 
 void BucketReducer::poke() {
-    if (reqs_->v.empty()) return;
+    if (reqs_->v.empty() || reqs_->thread.joinable()) return;  // the thread does it
     const auto t0 = Clock::now();
     int done = 0;
     MPI_Testall(int(reqs_->v.size()), reqs_->v.data(), &done, MPI_STATUSES_IGNORE);
@@ -269,6 +306,7 @@ void BucketReducer::poke() {
 
 double BucketReducer::finish() {
     const auto t0 = Clock::now();
+    reqs_->stop_thread();
     if (!reqs_->v.empty())
         wait_all(reqs_->v.data(), int(reqs_->v.size()), "the gradient all-reduce");
     reqs_->v.clear();

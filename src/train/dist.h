@@ -8,6 +8,10 @@
 // start spawns helper daemons) and runs as one process of rank 0 in a group of 1. Builds without
 // MPI (cmake -DT6_MPI=OFF) always run as one process and refuse a launcher with more ranks.
 //
+// Non-blocking all-reduces are progressed by a helper thread while backward computes (MPI is
+// initialised with MPI_THREAD_SERIALIZED; a mutex keeps the two threads' calls apart);
+// T6_MPI_PROGRESS_THREAD=0 turns it off.
+//
 // Every collective waits with a deadline (set_timeout): a rank whose peers do not answer in time
 // (one was stopped, hangs, or died without the launcher noticing) prints what it was waiting for
 // and aborts the whole job. A rank that fails with an error prints it with its rank and aborts
