@@ -15,7 +15,7 @@
 // Every collective waits with a deadline (set_timeout): a rank whose peers do not answer in time
 // (one was stopped, hangs, or died without the launcher noticing) prints what it was waiting for
 // and aborts the whole job. A rank that fails with an error prints it with its rank and aborts
-// the job (abort_job), so no rank is left waiting.
+// the job (report_fatal), so no rank is left waiting.
 #pragma once
 #include <cstddef>
 #include <cstdint>
