@@ -186,9 +186,9 @@ TEST_F(Dist, TwoRanksWithAccumulationAndNoOverlapMatchOneProcess) {
     check_equivalence(*this, tmp, {{"dist_overlap", false}}, 2);
 }
 
-// 2 ranks for 10 steps, then 1 process (batch 4) resumes to 20; and 1 process for 10 steps, then
-// 2 ranks with ZeRO-1 resume to 20 (the moments are sharded on load and gathered on save). Both
-// follow the uninterrupted 2-rank run.
+// 2 ranks with ZeRO-1 for 10 steps, then 1 process (batch 4) resumes to 20 (the moments were
+// gathered on save); 1 process for 10 steps, then 2 ranks with ZeRO-1 resume to 20 (sharded on
+// load); 2 ranks, then 2 ranks again. All follow the uninterrupted 2-rank run.
 TEST_F(Dist, ResumeWithADifferentNumberOfRanks) {
     T6_REQUIRE_MPI();
     const std::string ref = write_config(tmp, "ref.json", tmp.file("ref"), 2);
@@ -212,13 +212,21 @@ TEST_F(Dist, ResumeWithADifferentNumberOfRanks) {
            tmp);
     ASSERT_EQ(r.status, 0) << r.out << r.err;
 
+    // The same number of ranks: 2 ranks for 10 steps, 2 ranks resume.
+    const std::string c = write_config(tmp, "c.json", tmp.file("c"), 2);
+    r = sh(mpirun(2) + t6_bin() + " train --config " + c + " max_iters=10", tmp);
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    r = sh(mpirun(2) + t6_bin() + " train --resume " + tmp.file("c") + " max_iters=20", tmp);
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+
     const Curve c_ref = read_curve(tmp.file("ref"));
     ASSERT_EQ(c_ref.loss.size(), 20u);
-    const Curve c_a = read_curve(tmp.file("a")), c_b = read_curve(tmp.file("b"));
-    ASSERT_EQ(c_a.loss.size(), 20u);
-    ASSERT_EQ(c_b.loss.size(), 20u);
-    expect_same_curve(c_ref, c_a, 1, 20);
-    expect_same_curve(c_ref, c_b, 1, 20);
+    for (const char* run : {"a", "b", "c"}) {
+        SCOPED_TRACE(run);
+        const Curve got = read_curve(tmp.file(run));
+        ASSERT_EQ(got.loss.size(), 20u);
+        expect_same_curve(c_ref, got, 1, 20);
+    }
 }
 
 // A long run in the background (its own process group); returns the shell's pid.
