@@ -167,6 +167,12 @@ void Trainer::setup_parallel(FILE* log) {
     dp_.overlap = c.dist_overlap;
     dp_.zero1 = c.zero1;
     if (dp_.ranks <= 1) return;
+    // Every rank must start at the same step (on --resume each reads the checkpoint itself).
+    uint64_t lo = 0, hi = 0;
+    dist::allreduce_minmax(uint64_t(state_.step), lo, hi, "the start step check");
+    if (lo != hi)
+        fail("the ranks start at different steps (", lo, " to ", hi,
+             "): every rank must see the same out_dir and checkpoints");
     // Every rank starts from rank 0's weights (they are equal already when all ranks read the
     // same checkpoint or seed; this makes it certain).
     dist::broadcast(model_->params(), model_->num_params(), 0, "the initial weight broadcast");
