@@ -21,6 +21,7 @@
 #include "model/model.h"
 #include "model/model_stats.h"
 #include "train/adamw.h"
+#include "train/dist.h"
 #include "train/trainer.h"
 
 namespace t6::cli {
@@ -52,14 +53,36 @@ nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, Matmul
     std::vector<int32_t> x(size_t(B) * T), y(size_t(B) * T);
     for (auto& t : x) t = tok(rng);
     for (auto& t : y) t = tok(rng);
-    std::vector<double> secs, opt_secs;
+    // Under mpirun: every rank runs B sequences of its own (different tokens per rank) and the
+    // gradients are all-reduced as in t6 train, in buckets during backward.
+    const int ranks = dist::size();
+    for (int i = 0; i < dist::rank(); i++)
+        for (auto& t : x) t = tok(rng);
+    DataParallel dp;
+    dp.ranks = ranks;
+    dp.rank = dist::rank();
+    DataParallel* dpp = ranks > 1 ? &dp : nullptr;
+    std::vector<double> secs, opt_secs, exposed, blocking, blocking_secs;
     StepResult r;
-    for (int i = 0; i < warmup + steps; i++) {
+    auto timed_step = [&]() {
         const auto t0 = std::chrono::steady_clock::now();
-        r = train_step(model, opt, x.data(), y.data(), B, T, 1, 6e-4, 1.0);
-        const double s =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (i >= warmup) secs.push_back(s);
+        r = train_step(model, opt, x.data(), y.data(), B, T, 1, 6e-4, 1.0, dpp);
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    for (int i = 0; i < warmup + steps; i++) {
+        const double s = timed_step();
+        if (i >= warmup) {
+            secs.push_back(s);
+            exposed.push_back(dp.backward_mpi_s + dp.wait_s);
+        }
+    }
+    if (ranks > 1) {
+        // The same steps with the whole all-reduce after backward: its full cost.
+        dp.overlap = false;
+        for (int i = 0; i < steps; i++) {
+            blocking_secs.push_back(timed_step());
+            blocking.push_back(dp.wait_s);
+        }
     }
     // The optimizer part alone (norm, clip and AdamW over the flat buffers), for the breakdown.
     for (int i = 0; i < std::max(3, steps); i++) {
@@ -69,7 +92,7 @@ nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, Matmul
         opt_secs.push_back(
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
-    const double tokens = double(B) * T;
+    const double tokens = double(B) * T * ranks;
     const double med = median(secs);
     const double tps = tokens / med;
     const double flops = 3.0 * forward_flops_per_token(cfg, T);
@@ -89,10 +112,24 @@ nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, Matmul
                         {"mfu", tps * flops / (peak_gflops * 1e9)},
                         {"loss", r.loss},
                         {"grad_norm", r.grad_norm},
-                        {"peak_rss_bytes", peak_rss_bytes()}};
-    // Only the preset itself (no key overrides) at the measured shape has a peer figure.
+                        {"peak_rss_bytes", peak_rss_bytes()},
+                        {"ranks", ranks}};
+    if (ranks > 1) {
+        // allreduce_s: the gradient all-reduce alone (after backward, nothing to hide behind);
+        // exposed_s: what the step still spends in MPI with the buckets started during backward
+        // (calls during backward + the wait after it). Hidden = 1 - exposed / all-reduce.
+        const double ar = median(blocking), ex = median(exposed);
+        j["grad_allreduce_s_median"] = ar;
+        j["grad_allreduce_exposed_s_median"] = ex;
+        j["grad_allreduce_hidden_fraction"] = ar > 0 ? 1.0 - ex / ar : 0.0;
+        j["step_s_median_no_overlap"] = median(blocking_secs);
+        j["tokens_per_s_no_overlap"] = tokens / median(blocking_secs);
+        j["grad_buckets"] = model.grad_buckets().size();
+    }
+    // Only the preset itself (no key overrides) at the measured shape, in one process, has a
+    // peer figure.
     for (const auto& p : kTrainPeers)
-        if (name == p.preset && B == p.batch && T == p.seq &&
+        if (ranks == 1 && name == p.preset && B == p.batch && T == p.seq &&
             cfg.to_json() == preset_config(p.preset).to_json()) {
             j["official_tokens_per_s"] = p.tokens_per_s;
             j["speedup_vs_official"] = tps / p.tokens_per_s;
@@ -123,6 +160,9 @@ int cmd_bench_train(int argc, char** argv) {
              "f32");
     p.flag("json", "print one JSON object as the last line");
     p.parse(argc, argv, 0);
+    dist::init();  // under mpirun: data-parallel steps over the ranks (batch B per rank)
+    if (dist::rank() != 0 && !std::freopen("/dev/null", "w", stdout))
+        fail("t6 bench train: cannot silence rank ", dist::rank(), "'s output");
     if (p.has("threads")) set_num_threads(p.get_int("threads"));
     const int T = p.get_int("seq"), steps = p.get_int("steps"), warmup = p.get_int("warmup");
     const double peak = p.get_double("peak-gflops");
@@ -140,6 +180,9 @@ int cmd_bench_train(int argc, char** argv) {
     }
     const std::string kernel = gemm_kernel_name(), bf16_kernel = gemm_bf16_kernel_name();
     print_gemm_header(peak, precisions);
+    if (dist::size() > 1)
+        std::printf("data-parallel: %d ranks x batch B each (tokens/s over all ranks)\n",
+                    dist::size());
     std::printf("%-12s %5s %5s %5s %9s %9s %10s %9s %7s %9s %8s %10s %10s\n", "model", "prec",
                 "batch", "seq", "step_s", "optim_s", "tokens/s", "GFLOP/s", "MFU", "GEMM_now",
                 "MFU_now", "vs_official", "peak_RSS");
@@ -161,6 +204,16 @@ int cmd_bench_train(int argc, char** argv) {
                 j["gemm_gflops_measured_f32"].get<double>(),
                 100 * j["mfu_vs_measured_f32_gemm"].get<double>(), ratio.c_str(),
                 human_bytes(j["peak_rss_bytes"].get<double>()).c_str());
+            if (j.contains("grad_allreduce_s_median"))
+                std::printf(
+                    "  gradient all-reduce %.4f s/step alone, %.4f s/step exposed with the %d "
+                    "buckets started during backward: %.0f%% hidden; without overlap %.1f "
+                    "tokens/s\n",
+                    j["grad_allreduce_s_median"].get<double>(),
+                    j["grad_allreduce_exposed_s_median"].get<double>(),
+                    j["grad_buckets"].get<int>(),
+                    100 * j["grad_allreduce_hidden_fraction"].get<double>(),
+                    j["tokens_per_s_no_overlap"].get<double>());
             std::fflush(stdout);
             results.push_back(j);
         }
@@ -168,7 +221,8 @@ int cmd_bench_train(int argc, char** argv) {
     if (p.has("json")) {
         nlohmann::json out = {
             {"benchmark", "train"},     {"gemm_kernel", kernel}, {"gemm_bf16_kernel", bf16_kernel},
-            {"threads", num_threads()}, {"peak_gflops", peak},   {"results", results}};
+            {"threads", num_threads()}, {"ranks", dist::size()}, {"peak_gflops", peak},
+            {"results", results}};
         std::printf("%s\n", out.dump().c_str());
     }
     return 0;

@@ -9,6 +9,7 @@
 #include "cli/model_arg.h"
 #include "core/error.h"
 #include "model/checkpoint.h"
+#include "train/dist.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 
@@ -30,8 +31,12 @@ int cmd_train(int argc, char** argv) {
              "\nexamples:\n"
              "  t6 train --preset tiny-t6 vocab_size=256 data=data/fortunes max_iters=500\n"
              "  t6 train --config configs/demo-fortunes.json\n"
-             "  t6 train --resume out/demo max_iters=2000");
+             "  t6 train --resume out/demo max_iters=2000\n"
+             "  mpirun -np 2 t6 train --config configs/demo-fortunes.json   (data-parallel: "
+             "README)");
     p.parse(argc, argv, 0);
+    // Under mpirun/srun: join the group of ranks (train/dist.h); else a single process.
+    dist::init();
 
     std::vector<std::string> overrides;
     for (const auto& a : p.positionals()) {

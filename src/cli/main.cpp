@@ -6,6 +6,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "train/dist.h"
 
 namespace {
 
@@ -55,20 +56,22 @@ int main(int argc, char** argv) {
     }
     for (const auto& c : kCommands) {
         if (cmd != c.name) continue;
+        // Errors print "t6: error: <message>"; in a data-parallel run (train/dist.h) with the
+        // rank in front, and the whole job is stopped so that no other rank waits for this one.
+        int rc = 1;
         try {
-            return c.run(argc - 2, argv + 2);
+            rc = c.run(argc - 2, argv + 2);
         } catch (const t6::cli::HelpShown&) {
-            return 0;
+            rc = 0;
         } catch (const t6::Error& e) {
-            std::fprintf(stderr, "t6: error: %s\n", e.what());
-            return 1;
+            t6::dist::report_fatal(e.what());
         } catch (const std::bad_alloc&) {
-            std::fprintf(stderr, "t6: error: out of memory\n");
-            return 1;
+            t6::dist::report_fatal("out of memory");
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "t6: error: %s\n", e.what());
-            return 1;
+            t6::dist::report_fatal(e.what());
         }
+        t6::dist::finalize();
+        return rc;
     }
     std::fprintf(stderr, "t6: error: unknown command '%s' (see t6 --help)\n", cmd.c_str());
     return 2;

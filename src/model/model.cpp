@@ -1,6 +1,8 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <random>
 
@@ -32,6 +34,57 @@ Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
         w.mlp_proj = layout_.at(pre + "mlp.c_proj.weight").offset;
         lw_.push_back(w);
     }
+    build_grad_buckets();
+}
+
+void Model::build_grad_buckets() {
+    // A layer's bucket is the span of its parameters "transformer.h.<l>."; it is used only if
+    // the span holds nothing else (the layout keeps each layer's parameters together).
+    std::vector<std::pair<size_t, size_t>> spans(size_t(cfg_.n_layer), {SIZE_MAX, 0});
+    std::vector<size_t> numel(size_t(cfg_.n_layer), 0);
+    for (const auto& s : layout_.specs)
+        for (int l = 0; l < cfg_.n_layer; l++)
+            if (s.name.rfind(cat("transformer.h.", l, "."), 0) == 0) {
+                auto& sp = spans[size_t(l)];
+                sp.first = std::min(sp.first, s.offset);
+                sp.second = std::max(sp.second, s.offset + s.numel);
+                numel[size_t(l)] += s.numel;
+            }
+    bool ok = true;
+    for (int l = 0; l < cfg_.n_layer; l++)
+        ok = ok && spans[size_t(l)].second - spans[size_t(l)].first == numel[size_t(l)];
+    std::vector<std::pair<size_t, size_t>> covered;  // [begin, end), sorted below
+    if (ok)
+        for (int l = 0; l < cfg_.n_layer; l++) {
+            layer_bucket_.push_back({spans[size_t(l)].first, numel[size_t(l)]});
+            covered.push_back(spans[size_t(l)]);
+        }
+    std::sort(covered.begin(), covered.end());
+    size_t at = 0;
+    for (const auto& [b, e] : covered) {
+        if (b > at) tail_buckets_.push_back({at, b - at});
+        at = std::max(at, e);
+    }
+    if (at < layout_.total) tail_buckets_.push_back({at, layout_.total - at});
+}
+
+std::vector<std::pair<size_t, size_t>> Model::grad_buckets() const {
+    std::vector<std::pair<size_t, size_t>> b;
+    if (defer_embedding_) b = tail_buckets_;
+    for (int l = int(layer_bucket_.size()) - 1; l >= 0; l--) b.push_back(layer_bucket_[size_t(l)]);
+    if (!defer_embedding_) b.insert(b.end(), tail_buckets_.begin(), tail_buckets_.end());
+    return b;
+}
+
+void Model::set_defer_embedding_backward(bool on) {
+    // Only the tied embedding may lie outside the layers' buckets: it alone then waits for the
+    // embedding backward, and the lm_head has written the rest of its gradient before layer
+    // n_layer-1's backward starts.
+    const size_t wte = layout_.specs[0].numel;
+    T6_CHECK(!on || (layer_bucket_.size() == size_t(cfg_.n_layer) && tail_buckets_.size() == 1 &&
+                     tail_buckets_[0].first == 0 && tail_buckets_[0].second == wte),
+             "deferred embedding backward needs per-layer buckets");
+    defer_embedding_ = on;
 }
 
 void Model::init_weights(uint64_t seed) {
@@ -250,6 +303,9 @@ void Model::run_backward(const int32_t* tokens, int B, int T) {
         rmsnorm_backward(dres_, nullptr, dln_, res_final_, nullptr, rstdf_, N, C);
     }
     for (int l = cfg_.n_layer - 1; l >= 0; l--) {
+        // Deferred embedding backward: the tied embedding's gradient (lm_head's part) is final.
+        if (l == cfg_.n_layer - 1 && grad_ready_ && defer_embedding_)
+            for (const auto& [offset, count] : tail_buckets_) grad_ready_(offset, count);
         LayerActs& a = la_[l];
         const LayerWeights& w = lw_[l];
         // MLP: res_out = res_mid + c_proj(swiglu(fc1(ln2), fc2(ln2))).
@@ -286,9 +342,15 @@ void Model::run_backward(const int32_t* tokens, int B, int T) {
             gemm(true, false, P, C, N, 1.0f, dproj_, P, a.ln1, C, 1.0f, G + w.qkv, C);
             rmsnorm_backward(dres_, nullptr, dln_, a.res, nullptr, a.rstd1, N, C);
         }
+        // Layer l's gradients are final (data-parallel: its all-reduce may start).
+        if (grad_ready_ && !layer_bucket_.empty())
+            grad_ready_(layer_bucket_[size_t(l)].first, layer_bucket_[size_t(l)].second);
     }
+    if (defer_embedding_) return;  // dres_ holds d(loss)/d(embedding output) for the caller
     T6_PROFILE_SCOPE("bwd.embedding");
     embedding_backward(G + wte, dres_, tokens, N, C, V);
+    if (grad_ready_)
+        for (const auto& [offset, count] : tail_buckets_) grad_ready_(offset, count);
 }
 
 }  // namespace t6

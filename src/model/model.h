@@ -6,6 +6,8 @@
 // Parameters, gradients and activations each live in one contiguous buffer.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include "core/buffer.h"
@@ -51,6 +53,25 @@ class Model {
     // Parameters, gradients, activations and everything outside the GEMMs stay float32.
     void set_matmul_precision(MatmulPrecision p) { matmul_precision_ = p; }
     MatmulPrecision matmul_precision() const { return matmul_precision_; }
+    // Data-parallel training (train/dist.h) starts reducing gradients while backward runs:
+    // forward_backward calls hook(offset, count) as soon as grads()[offset, offset+count) holds
+    // its final value for this call: each layer's parameters when that layer's backward is done
+    // (last layer first), then the rest (the tied embedding, which both the lm_head and the
+    // embedding backward write, is final only at the very end). The ranges, in that order, are
+    // grad_buckets(); together they cover every parameter once. An empty hook: no calls.
+    using GradReadyHook = std::function<void(size_t offset, size_t count)>;
+    void set_grad_ready_hook(GradReadyHook hook) { grad_ready_ = std::move(hook); }
+    std::vector<std::pair<size_t, size_t>> grad_buckets() const;
+
+    // With defer_embedding_backward(true), forward_backward leaves the embedding lookup's share
+    // out of the tied embedding's gradient: it keeps embedding_output_grad() (B*T rows of
+    // n_embd, d(loss)/d(embedding output), grad_scale included) for the caller to add with
+    // embedding_backward(grads() + embedding offset, ..., tokens) — in data-parallel training,
+    // every rank's rows after the all-reduce. The embedding's bucket, then final right after the
+    // lm_head backward, is reported first, before any layer's, so its all-reduce (the largest
+    // bucket of small models) runs behind the whole backward pass.
+    void set_defer_embedding_backward(bool on);
+    const float* embedding_output_grad() const { return dres_; }
 
     // Bytes held in activations for the largest (B,T) seen so far.
     size_t activation_bytes() const;
@@ -85,6 +106,12 @@ class Model {
     float *dres_ = nullptr, *dln_ = nullptr, *dproj_ = nullptr, *dattn_scratch_ = nullptr,
           *dy_ = nullptr, *da_ = nullptr, *db_ = nullptr, *dh_ = nullptr;
     int cap_tokens_ = 0, cap_B_ = 0;
+    // Gradient buckets (see set_grad_ready_hook): per layer (empty if a layer's parameters are
+    // not contiguous), then the ranges no layer covers.
+    GradReadyHook grad_ready_;
+    bool defer_embedding_ = false;
+    std::vector<std::pair<size_t, size_t>> layer_bucket_, tail_buckets_;
+    void build_grad_buckets();
 };
 
 }  // namespace t6

@@ -160,6 +160,7 @@ json TrainState::to_json() const {
             {"last_train_loss", number_or_null(last_train_loss)},
             {"elapsed_s", elapsed_s},
             {"threads", threads},
+            {"ranks", ranks},
             {"train_config", config.to_json()},
             {"model_config", model.to_json()}};
 }
@@ -185,6 +186,7 @@ TrainState TrainState::from_json(const json& j, const std::string& where) {
         s.last_train_loss = number_or(j.at("last_train_loss"), std::nan(""));
         s.elapsed_s = j.at("elapsed_s").get<double>();
         s.threads = j.at("threads").get<int>();
+        s.ranks = j.value("ranks", 1);  // absent before data parallelism
         s.config = train_config_from_json(j.at("train_config"), where + ": train_config");
         s.model = config_from_json(j.at("model_config"), where + ": model_config");
     } catch (const Error&) {

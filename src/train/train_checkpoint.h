@@ -35,6 +35,7 @@ struct TrainState {
     double last_train_loss = std::numeric_limits<double>::quiet_NaN();  // last eval's
     double elapsed_s = 0;  // training wall time so far, over all sessions
     int threads = 0;
+    int ranks = 1;  // data-parallel ranks of the run that saved it
     TrainConfig config;
     ModelConfig model;
 

@@ -54,6 +54,12 @@ const std::vector<KeySpec>& keys() {
         {"threads", &TrainConfig::threads, "threads (0: all cores); fixed for exact resume"},
         {"matmul_precision", &TrainConfig::matmul_precision,
          "f32 (reference) | bf16: GEMM inputs rounded to bf16, f32 accumulation, f32 weights"},
+        {"zero1", &TrainConfig::zero1,
+         "data-parallel: shard AdamW's moments and update over the ranks (ZeRO-1)"},
+        {"dist_overlap", &TrainConfig::dist_overlap,
+         "data-parallel: all-reduce gradient buckets while backward still runs"},
+        {"dist_timeout", &TrainConfig::dist_timeout,
+         "data-parallel: seconds to wait for the other ranks before stopping the job"},
         {"sample_tokens", &TrainConfig::sample_tokens,
          "after training, greedily sample this many bytes (byte-level models)"},
         {"sample_prompt", &TrainConfig::sample_prompt, "the sample's prompt text"},
@@ -247,6 +253,7 @@ void validate_train_setup(const TrainSetup& s, const std::string& where) {
     if (c.threads < 0) fail(where, ": threads must be >= 0");
     parse_matmul_precision(c.matmul_precision, where + ": key 'matmul_precision'");
     if (c.seed < 0) fail(where, ": seed must be >= 0");
+    if (!(c.dist_timeout > 0)) fail(where, ": dist_timeout must be positive");
     parse_token_format(c.data_format, where);
     if (c.seq_len > s.model.block_size)
         fail(where, ": seq_len ", c.seq_len, " exceeds the model's block_size ",

@@ -49,6 +49,11 @@ struct TrainConfig {
     long long seed = 1337;
     int threads = 0;                       // 0: OpenMP default
     std::string matmul_precision = "f32";  // f32 | bf16 (bf16 GEMM inputs, f32 accumulation)
+    // Data parallelism (t6 train under mpirun/srun; see train/dist.h). batch_size is per rank:
+    // the global batch is ranks x batch_size x gradient_accumulation_steps sequences.
+    bool zero1 = false;         // shard the AdamW moments and update over the ranks (ZeRO-1)
+    bool dist_overlap = true;   // all-reduce gradient buckets while backward runs
+    double dist_timeout = 300;  // seconds a rank waits for the others before stopping the job
     // After training: greedy byte-level sample (needs vocab_size >= 256).
     int sample_tokens = 0;
     std::string sample_prompt = "\n";

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdarg>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -11,7 +12,9 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/threads.h"
+#include "kernels/embedding.h"
 #include "model/checkpoint.h"
+#include "train/dist.h"
 #include "train/sample.h"
 
 namespace fs = std::filesystem;
@@ -62,24 +65,142 @@ json finite_or_null(double v) {
     return std::isfinite(v) ? json(v) : json(nullptr);
 }
 
+// A 64-bit hash of the parameters' bits, to check that every rank holds the same weights.
+uint64_t params_hash(const float* p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull ^ n;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        std::memcpy(&b, p + i, 4);
+        h = (h ^ b) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+// Clears the model's gradient hook when train_step leaves (also by an exception).
+struct HookReset {
+    Model& m;
+    ~HookReset() {
+        m.set_grad_ready_hook(nullptr);
+        m.set_defer_embedding_backward(false);
+    }
+};
+
 }  // namespace
 
 StepResult train_step(Model& model, AdamW& opt, const int32_t* x, const int32_t* y, int B, int T,
-                      int accum, double lr, double grad_clip) {
+                      int accum, double lr, double grad_clip, DataParallel* dp) {
+    const int ranks = dp ? dp->ranks : 1;
     StepResult r;
     model.zero_grad();
-    const size_t bt = size_t(B) * T;
+    const size_t bt = size_t(B) * T, n = model.num_params();
     // Official: loss = loss / gradient_accumulation_steps before backward, i.e. every
-    // micro-batch's gradient is scaled by 1/accum and summed.
-    const float scale = 1.0f / float(accum);
+    // micro-batch's gradient is scaled by 1/accum and summed. Over several ranks also by
+    // 1/ranks, so that the sum all-reduce yields the mean over the global batch.
+    const float scale = 1.0f / float(accum * ranks);
+    const bool overlap = ranks > 1 && dp->overlap;
+    dist::BucketReducer reducer;
+    HookReset reset{model};
     double sum = 0;
-    for (int k = 0; k < accum; k++)
+    for (int k = 0; k < accum; k++) {
+        // Only the last micro-batch's backward makes gradients final. Its embedding backward is
+        // left out, so the tied embedding's bucket (final after the lm_head) reduces first.
+        if (overlap && k == accum - 1) {
+            model.set_defer_embedding_backward(true);
+            model.set_grad_ready_hook([&](size_t offset, size_t count) {
+                reducer.start(model.grads() + offset, count);
+                reducer.poke();
+            });
+        }
         sum += model.forward_backward(x + k * bt, y + k * bt, B, T, scale);
+    }
+    model.set_grad_ready_hook(nullptr);
+    if (ranks > 1) {
+        if (overlap) {
+            // The embedding backward of every rank's rows, added on every rank in rank order
+            // (the order one process with the global batch adds them in), after the all-reduce.
+            const int C = model.config().n_embd;
+            dp->emb_tokens.resize(bt * size_t(ranks));
+            dp->emb_grad.resize(bt * size_t(C) * size_t(ranks));
+            reducer.gather(x + (accum - 1) * bt, dp->emb_tokens.data(), bt * sizeof(int32_t));
+            reducer.gather(model.embedding_output_grad(), dp->emb_grad.data(),
+                           bt * size_t(C) * sizeof(float));
+            dp->backward_mpi_s = reducer.call_seconds();
+            dp->wait_s = reducer.finish();
+            model.set_defer_embedding_backward(false);
+            float* dwte = model.grads() + model.layout().specs[0].offset;
+            for (int q = 0; q < ranks; q++)
+                embedding_backward(dwte, dp->emb_grad.data() + size_t(q) * bt * size_t(C),
+                                   dp->emb_tokens.data() + size_t(q) * bt, int(bt), C,
+                                   model.config().vocab_size);
+        } else {
+            const auto t0 = Clock::now();
+            dist::allreduce_sum(model.grads(), n, "the gradient all-reduce");
+            dp->backward_mpi_s = 0;
+            dp->wait_s = seconds_since(t0);
+        }
+        dist::allreduce_sum(&sum, 1, "the loss all-reduce");
+        sum /= ranks;
+    }
     r.loss = float(sum / accum);
-    r.grad_norm = grad_global_norm(model.grads(), model.num_params());
+    // The averaged gradient is the same on every rank, hence its norm and the clip coefficient.
+    r.grad_norm = grad_global_norm(model.grads(), n);
     r.clip_coef = clip_coefficient(r.grad_norm, float(grad_clip));
-    opt.step(model.params(), model.grads(), lr, r.clip_coef);
+    if (ranks > 1 && dp->zero1) {
+        const size_t lo = dp->shard[size_t(dp->rank)], hi = dp->shard[size_t(dp->rank) + 1];
+        T6_CHECK(opt.size() == hi - lo, "ZeRO-1 optimizer shard size");
+        opt.step(model.params() + lo, model.grads() + lo, lr, r.clip_coef);
+        const auto t0 = Clock::now();
+        dist::allgather_parts(model.params(), dp->shard, "the ZeRO-1 parameter all-gather");
+        dp->gather_s = seconds_since(t0);
+    } else {
+        opt.step(model.params(), model.grads(), lr, r.clip_coef);
+    }
     return r;
+}
+
+void Trainer::setup_parallel(FILE* log) {
+    dp_.ranks = dist::size();
+    dp_.rank = dist::rank();
+    log_ = dp_.rank == 0 ? log : nullptr;  // only rank 0 logs
+    const TrainConfig& c = state_.config;
+    dist::set_timeout(c.dist_timeout);
+    dp_.overlap = c.dist_overlap;
+    dp_.zero1 = c.zero1;
+    if (dp_.ranks <= 1) return;
+    // Every rank must start at the same step (on --resume each reads the checkpoint itself).
+    uint64_t lo = 0, hi = 0;
+    dist::allreduce_minmax(uint64_t(state_.step), lo, hi, "the start step check");
+    if (lo != hi)
+        fail("the ranks start at different steps (", lo, " to ", hi,
+             "): every rank must see the same out_dir and checkpoints");
+    // Every rank starts from rank 0's weights (they are equal already when all ranks read the
+    // same checkpoint or seed; this makes it certain).
+    dist::broadcast(model_->params(), model_->num_params(), 0, "the initial weight broadcast");
+    if (sharded()) {
+        // Keep only this rank's part of the moments.
+        dp_.shard = dist::split_evenly(model_->num_params(), dp_.ranks);
+        const size_t lo = dp_.shard[size_t(dp_.rank)], hi = dp_.shard[size_t(dp_.rank) + 1];
+        auto part = std::make_unique<AdamW>(hi - lo, opt_->config());
+        std::copy(opt_->exp_avg() + lo, opt_->exp_avg() + hi, part->exp_avg());
+        std::copy(opt_->exp_avg_sq() + lo, opt_->exp_avg_sq() + hi, part->exp_avg_sq());
+        part->set_steps_taken(opt_->steps_taken());
+        opt_ = std::move(part);
+    }
+}
+
+void Trainer::next_slice(BatchSampler& s, int32_t* x, int32_t* y) {
+    const size_t bt = size_t(state_.config.batch_size) * state_.config.seq_len;
+    if (dp_.ranks <= 1) {
+        s.next(x, y);
+        return;
+    }
+    // One sampler draws the global micro-batch for all ranks (the same stream as one process
+    // with batch_size x ranks); rank r takes rows [r*B, (r+1)*B).
+    gx_.resize(bt * size_t(dp_.ranks));
+    gy_.resize(gx_.size());
+    s.next(gx_.data(), gy_.data());
+    std::copy_n(gx_.data() + bt * size_t(dp_.rank), bt, x);
+    std::copy_n(gy_.data() + bt * size_t(dp_.rank), bt, y);
 }
 
 void Trainer::logf(const char* fmt, ...) {
@@ -96,7 +217,7 @@ Trainer::Trainer(const TrainSetup& setup, FILE* log) : log_(log) {
     const TrainConfig& c = setup.train;
     if (c.threads > 0) set_num_threads(c.threads);
     const auto existing = list_complete_checkpoints(c.out_dir);
-    if (!existing.empty())
+    if (!existing.empty() && dist::rank() == 0)
         fail(c.out_dir, ": already holds checkpoints (latest step ", existing.back().step,
              "); continue it with t6 train --resume ", c.out_dir, ", or choose another out_dir");
     state_.config = c;
@@ -109,7 +230,9 @@ Trainer::Trainer(const TrainSetup& setup, FILE* log) : log_(log) {
     else
         load_weights(*model_, checkpoint_weights_path(c.init_from));
     opt_ = std::make_unique<AdamW>(model_->num_params(), c.adamw());
+    setup_parallel(log);
     open_data();
+    if (dp_.rank != 0) return;  // only rank 0 writes
     fs::create_directories(c.out_dir);
     write_file_atomic((fs::path(c.out_dir) / "metrics.jsonl").string(), std::string());
 }
@@ -117,7 +240,7 @@ Trainer::Trainer(const TrainSetup& setup, FILE* log) : log_(log) {
 std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
                                          const std::vector<std::string>& overrides, FILE* log) {
     std::unique_ptr<Trainer> tr(new Trainer());
-    tr->log_ = log;
+    tr->log_ = dist::rank() == 0 ? log : nullptr;
     if (!fs::is_directory(dir)) fail(dir, ": no such folder to resume from");
     std::vector<std::string> candidates;
     std::string out_dir;
@@ -180,12 +303,19 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
             "uninterrupted run's bit for bit (set threads=%d)\n",
             tr->state_.threads, num_threads(), tr->state_.threads);
     tr->state_.threads = num_threads();
+    if (tr->state_.ranks != dist::size())
+        tr->logf(
+            "the run used %d rank%s, this one %d: the data stream continues with a global "
+            "micro-batch of %d x %d sequences\n",
+            tr->state_.ranks, tr->state_.ranks == 1 ? "" : "s", dist::size(), dist::size(),
+            setup.train.batch_size);
+    tr->setup_parallel(log);
     tr->open_data();
     const std::string where = tr->resumed_from_ + "/state.json";
     tr->train_->set_state(tr->state_.train_sampler, where);
     tr->eval_train_->set_state(tr->state_.eval_train_sampler, where);
     tr->eval_val_->set_state(tr->state_.eval_val_sampler, where);
-    tr->trim_metrics(tr->state_.step);
+    if (tr->dp_.rank == 0) tr->trim_metrics(tr->state_.step);
     tr->logf("resuming from %s (step %lld)\n", tr->resumed_from_.c_str(), tr->state_.step);
     return tr;
 }
@@ -198,12 +328,11 @@ void Trainer::open_data() {
     const size_t min_tokens = size_t(c.seq_len) + 1;
     auto train = open_token_split(files.train, fmt, V, min_tokens, files.raw_width);
     auto val = open_token_split(files.val, fmt, V, min_tokens, files.raw_width);
-    train_ =
-        std::make_unique<BatchSampler>(train, c.batch_size, c.seq_len, sampler_seed(c.seed, 1));
-    eval_train_ =
-        std::make_unique<BatchSampler>(train, c.batch_size, c.seq_len, sampler_seed(c.seed, 2));
-    eval_val_ =
-        std::make_unique<BatchSampler>(val, c.batch_size, c.seq_len, sampler_seed(c.seed, 3));
+    // The samplers draw global micro-batches (ranks x batch_size); each rank takes its rows.
+    const int GB = c.batch_size * dp_.ranks;
+    train_ = std::make_unique<BatchSampler>(train, GB, c.seq_len, sampler_seed(c.seed, 1));
+    eval_train_ = std::make_unique<BatchSampler>(train, GB, c.seq_len, sampler_seed(c.seed, 2));
+    eval_val_ = std::make_unique<BatchSampler>(val, GB, c.seq_len, sampler_seed(c.seed, 3));
 }
 
 void Trainer::evaluate(double& train_loss, double& val_loss) {
@@ -214,16 +343,18 @@ void Trainer::evaluate(double& train_loss, double& val_loss) {
     auto mean_loss = [&](BatchSampler& s) {
         double sum = 0;
         for (int i = 0; i < c.eval_iters; i++) {
-            s.next(x.data(), y.data());
+            next_slice(s, x.data(), y.data());
             sum += model_->forward(x.data(), y.data(), c.batch_size, c.seq_len);
         }
-        return sum / c.eval_iters;
+        dist::allreduce_sum(&sum, 1, "the evaluation loss all-reduce");
+        return sum / (double(c.eval_iters) * dp_.ranks);
     };
     train_loss = mean_loss(*eval_train_);
     val_loss = mean_loss(*eval_val_);
 }
 
 void Trainer::write_metrics(const std::string& line) {
+    if (dp_.rank != 0) return;
     const std::string path = (fs::path(state_.config.out_dir) / "metrics.jsonl").string();
     FILE* f = std::fopen(path.c_str(), "a");
     if (!f) fail(path, ": cannot open for appending");
@@ -247,13 +378,50 @@ void Trainer::trim_metrics(long long max_step) {
     write_file_atomic(path, kept);
 }
 
+void Trainer::save_checkpoint(TrainResult& res, bool best) {
+    TrainState& st = state_;
+    const TrainConfig& c = st.config;
+    st.ranks = dp_.ranks;
+    st.train_sampler = train_->state();
+    st.eval_train_sampler = eval_train_->state();
+    st.eval_val_sampler = eval_val_->state();
+    if (dp_.ranks > 1) {
+        // Every rank must hold the same weights; a difference would be a bug (or a
+        // non-deterministic all-reduce), caught here before it is saved.
+        uint64_t lo = 0, hi = 0;
+        dist::allreduce_minmax(params_hash(model_->params(), model_->num_params()), lo, hi,
+                               "the weight check");
+        if (lo != hi) fail("step ", st.step, ": the ranks' weights differ (stopping the job)");
+    }
+    std::unique_ptr<AdamW> full;  // ZeRO-1: the whole moments, gathered on rank 0
+    if (sharded()) {
+        if (dp_.rank == 0) full = std::make_unique<AdamW>(model_->num_params(), opt_->config());
+        dist::gather_parts(opt_->exp_avg(), full ? full->exp_avg() : nullptr, dp_.shard, 0,
+                           "the ZeRO-1 moment gather");
+        dist::gather_parts(opt_->exp_avg_sq(), full ? full->exp_avg_sq() : nullptr, dp_.shard, 0,
+                           "the ZeRO-1 moment gather");
+        if (full) full->set_steps_taken(opt_->steps_taken());
+    }
+    if (dp_.rank != 0) return;  // only rank 0 writes checkpoints
+    res.last_checkpoint = save_train_checkpoint(c.out_dir, *model_, full ? *full : *opt_, st,
+                                                data_tokenizer_metadata(c.data));
+    if (best) {
+        json b = {{"step", st.step},
+                  {"val_loss", st.last_val_loss},
+                  {"checkpoint", checkpoint_dir_name(st.step)}};
+        write_file_atomic((fs::path(c.out_dir) / "best.json").string(), b.dump() + "\n");
+    }
+    prune_checkpoints(c.out_dir, c.keep_last, st.best_step);
+    logf("checkpoint %s\n", res.last_checkpoint.c_str());
+}
+
 TrainResult Trainer::run(long long stop_at) {
     TrainState& st = state_;
     const TrainConfig& c = st.config;
     const LrSchedule sched = c.schedule();
     const int B = c.batch_size, T = c.seq_len, accum = c.gradient_accumulation_steps;
     const size_t bt = size_t(B) * T;
-    const long long tokens_per_step = (long long)bt * accum;
+    const long long tokens_per_step = (long long)bt * accum * dp_.ranks;
     std::vector<int32_t> x(bt * accum), y(bt * accum);
 
     TrainResult res;
@@ -272,6 +440,14 @@ TrainResult Trainer::run(long long stop_at) {
             st.model.describe().c_str(), model_->num_params(), (long long)c.max_iters, accum, B, T,
             c.data.c_str(), train_->total_tokens(), eval_val_->total_tokens(),
             c.matmul_precision.c_str(), c.out_dir.c_str());
+    if (st.step < c.max_iters)
+        logf(
+            "global batch: %d rank%s x %d sequences x %d accumulation steps = %lld sequences of "
+            "%d tokens per step%s\n",
+            dp_.ranks, dp_.ranks == 1 ? "" : "s", B, accum, (long long)dp_.ranks * B * accum, T,
+            dp_.ranks == 1 ? ""
+            : sharded()    ? " (gradient all-reduce; ZeRO-1: AdamW sharded over the ranks)"
+                           : " (gradient all-reduce)");
 
     auto do_eval = [&](bool checkpoint) {
         double tl = 0, vl = 0;
@@ -295,18 +471,7 @@ TrainResult Trainer::run(long long stop_at) {
                             {"elapsed_s", st.elapsed_s}})
                           .dump());
         if (!checkpoint) return;
-        st.train_sampler = train_->state();
-        st.eval_train_sampler = eval_train_->state();
-        st.eval_val_sampler = eval_val_->state();
-        res.last_checkpoint =
-            save_train_checkpoint(c.out_dir, *model_, *opt_, st, data_tokenizer_metadata(c.data));
-        if (best) {
-            json b = {
-                {"step", st.step}, {"val_loss", vl}, {"checkpoint", checkpoint_dir_name(st.step)}};
-            write_file_atomic((fs::path(c.out_dir) / "best.json").string(), b.dump() + "\n");
-        }
-        prune_checkpoints(c.out_dir, c.keep_last, st.best_step);
-        logf("checkpoint %s\n", res.last_checkpoint.c_str());
+        save_checkpoint(res, best);
     };
 
     if (st.step == 0 && c.eval_at_start && c.max_iters > 0 && stop_at != 0) do_eval(false);
@@ -320,10 +485,10 @@ TrainResult Trainer::run(long long stop_at) {
             return res;  // as if killed: no final evaluation or checkpoint
         }
         const double lr = sched.at(st.step);
-        for (int k = 0; k < accum; k++) train_->next(x.data() + k * bt, y.data() + k * bt);
+        for (int k = 0; k < accum; k++) next_slice(*train_, x.data() + k * bt, y.data() + k * bt);
         const auto t0 = Clock::now();
-        const StepResult r =
-            train_step(*model_, *opt_, x.data(), y.data(), B, T, accum, lr, c.grad_clip);
+        const StepResult r = train_step(*model_, *opt_, x.data(), y.data(), B, T, accum, lr,
+                                        c.grad_clip, dp_.ranks > 1 ? &dp_ : nullptr);
         const double dt = seconds_since(t0);
         train_s += dt;
         interval_train_s += dt;
@@ -345,16 +510,17 @@ TrainResult Trainer::run(long long stop_at) {
                  st.step, (long long)c.max_iters, r.loss, lr, r.grad_norm, tps,
                  duration_str(eta).c_str());
             account();
-            write_metrics(json({{"kind", "train"},
-                                {"step", st.step},
-                                {"loss", r.loss},
-                                {"lr", lr},
-                                {"grad_norm", r.grad_norm},
-                                {"clip_coef", r.clip_coef},
-                                {"tokens", st.tokens},
-                                {"tokens_per_s", tps},
-                                {"elapsed_s", st.elapsed_s}})
-                              .dump());
+            json m = {{"kind", "train"},          {"step", st.step},
+                      {"loss", r.loss},           {"lr", lr},
+                      {"grad_norm", r.grad_norm}, {"clip_coef", r.clip_coef},
+                      {"tokens", st.tokens},      {"tokens_per_s", tps},
+                      {"elapsed_s", st.elapsed_s}};
+            if (dp_.ranks > 1) {  // this step's all-reduce, as rank 0 saw it
+                m["ranks"] = dp_.ranks;
+                m["allreduce_wait_s"] = dp_.wait_s;
+                m["allreduce_in_backward_s"] = dp_.backward_mpi_s;
+            }
+            write_metrics(m.dump());
             interval_tokens = 0;
             interval_train_s = 0;
         }
@@ -382,9 +548,10 @@ TrainResult Trainer::run(long long stop_at) {
                         {"elapsed_s", st.elapsed_s},
                         {"best_val_loss", finite_or_null(st.best_val_loss)},
                         {"best_step", st.best_step},
-                        {"final_val_loss", finite_or_null(st.last_val_loss)}})
+                        {"final_val_loss", finite_or_null(st.last_val_loss)},
+                        {"ranks", dp_.ranks}})
                       .dump());
-    if (c.sample_tokens > 0) {
+    if (c.sample_tokens > 0 && dp_.rank == 0) {
         res.sample = greedy_sample_bytes(*model_, c.sample_prompt, c.sample_tokens, c.seq_len);
         logf("sample (greedy, %d bytes):\n%s%s\n", c.sample_tokens,
              printable_text(c.sample_prompt).c_str(), printable_text(res.sample).c_str());

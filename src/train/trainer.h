@@ -26,8 +26,30 @@ struct StepResult {
     double grad_norm = 0;  // before clipping
     float clip_coef = 1;
 };
+
+// Data parallelism (train/dist.h) for train_step: every rank of the group runs train_step on its
+// own slice of the global batch; the gradients are averaged by a sum all-reduce (the backward
+// pass scales them by 1/(accum * ranks)), in buckets started while the last micro-batch's
+// backward still runs (overlap), or in one call after it. The step is then the same on every
+// rank, or with zero1 each rank updates its shard [shard[rank], shard[rank+1]) of the
+// parameters (`opt` holds only that shard's moments) and the shards are all-gathered.
+struct DataParallel {
+    int ranks = 1, rank = 0;
+    bool overlap = true;
+    bool zero1 = false;
+    std::vector<size_t> shard;  // zero1: dist::split_evenly(num_params, ranks)
+    // Seconds spent by the last step: in MPI calls made during backward (starting and
+    // progressing buckets), waiting for the gradient all-reduce after backward (without
+    // overlap: the whole all-reduce), and in the ZeRO-1 all-gather.
+    double backward_mpi_s = 0, wait_s = 0, gather_s = 0;
+    // Overlap: the last micro-batch's embedding backward runs after the all-reduce, over every
+    // rank's rows (Model::set_defer_embedding_backward); its inputs, gathered from all ranks.
+    std::vector<int32_t> emb_tokens;
+    std::vector<float> emb_grad;
+};
+
 StepResult train_step(Model& model, AdamW& opt, const int32_t* x, const int32_t* y, int B, int T,
-                      int accum, double lr, double grad_clip);
+                      int accum, double lr, double grad_clip, DataParallel* dp = nullptr);
 
 struct TrainResult {
     long long start_step = 0, end_step = 0;  // steps completed before and after this run
@@ -68,6 +90,11 @@ class Trainer {
     void write_metrics(const std::string& line);
     void trim_metrics(long long max_step);
     void logf(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+    void setup_parallel(FILE* log);
+    bool sharded() const { return dp_.zero1 && dp_.ranks > 1; }
+    // The sampler's global micro-batch (ranks x batch_size rows); this rank's rows to x, y.
+    void next_slice(BatchSampler& s, int32_t* x, int32_t* y);
+    void save_checkpoint(TrainResult& res, bool best);
 
     TrainState state_;
     std::unique_ptr<Model> model_;
@@ -75,6 +102,8 @@ class Trainer {
     std::unique_ptr<BatchSampler> train_, eval_train_, eval_val_;
     FILE* log_ = nullptr;
     std::string resumed_from_;
+    DataParallel dp_;               // ranks, this rank, ZeRO-1 shard
+    std::vector<int32_t> gx_, gy_;  // a global micro-batch (all ranks' rows)
 };
 
 }  // namespace t6
