@@ -87,10 +87,10 @@ inline void values_d64(float* __restrict acc, const float* p, const float* recs,
     for (int d = 0; d < 64; d++) acc[d] = a[d];
 }
 
-// One task of FlashTPA: query q over cache records [j0, j1).
+// One task of FlashTPA: query q over cache records [j0, j1). Portable version (any D).
 template <typename T>
-void tpa_range(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCacheDims& dm,
-               float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+void tpa_range_generic(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCacheDims& dm,
+                       float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
     const int H = dm.H, Rk = dm.Rk, Rv = dm.Rv, D = dm.D, Rq = q.Rq;
     const long rec = dm.rec();
     sc.resize(size_t(H) * kBlock + size_t(Rq > 0 ? Rq : H) * Rk + size_t(H) * (Rq + 1) +
@@ -167,6 +167,323 @@ void tpa_range(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCache
             }
         }
     }
+}
+
+#ifdef __AVX512F__
+// ---- FlashTPA with AVX-512 (D a multiple of 16) ----
+// Per block of n cached tokens the three steps of Algorithm 2 run as small register-blocked
+// matrix products:
+//  1. feature products P[t][i][j] = B_Q[i] . B_K[t][j], an (R_Q x D) by (D x n R_K) product: the
+//     B_K row is held in registers, each product is a 16-lane partial sum, and 16 partial sums
+//     are reduced at once by a transpose-add tree (no horizontal sum per product);
+//  2. rank mixing with heads in vector lanes: s[t][h] = sum_j A_K[t][h,j] sum_i A_Q'[i][h]
+//     P[t][i][j] (A_Q' transposed, scale/(R_Q R_K) folded in), then the online softmax
+//     lane-wise over heads;
+//  3. values: acc[h][:] = alpha[h] acc[h][:] + sum_{t,s} W[t,s][h] B_V[t][s][:] with
+//     W[t,s][h] = p[t][h] A_V[t][h,s] / R_V, an (H x n R_V) by (n R_V x D) product in register
+//     tiles of up to 6 heads x 64 columns (24 accumulators; each B_V row is loaded once per tile
+//     and the weights are broadcast from memory).
+// Multiply-adds per cached token: R_Q R_K D + H R_Q R_K + H R_V D (paper Appendix A.4).
+// For T6_kvonly (full q) step 1 is the (H x D) by (D x n R_K) product q_h . B_K[t][j] and step 2
+// s[t][h] = scale/R_K sum_j A_K[t][h,j] P[t][h][j].
+
+inline __mmask16 lane_mask(int count) {
+    return count >= 16  ? __mmask16(0xffff)
+           : count <= 0 ? __mmask16(0)
+                        : __mmask16((1u << count) - 1);
+}
+
+// dst (R, Hp): dst[s][h] = src[h*R + s] for h < H, 0 for H <= h < Hp (the cache stores A_K and
+// A_V head-major with the rank innermost; the kernel wants heads in lanes).
+inline void deinterleave(const float* src, int R, int H, int Hp, float* dst) {
+    if (R == 1) {
+        for (int h = 0; h < Hp; h += 16)
+            _mm512_storeu_ps(dst + h, _mm512_maskz_loadu_ps(lane_mask(H - h), src + h));
+    } else if (R == 2) {
+        const __m512i even =
+            _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+        for (int h = 0; h < Hp; h += 16) {
+            const int count = 2 * (H - h);
+            const __m512 lo = _mm512_maskz_loadu_ps(lane_mask(count), src + 2 * h);
+            const __m512 hi = _mm512_maskz_loadu_ps(lane_mask(count - 16), src + 2 * h + 16);
+            _mm512_storeu_ps(dst + h, _mm512_permutex2var_ps(lo, even, hi));
+            _mm512_storeu_ps(dst + Hp + h, _mm512_permutex2var_ps(lo, odd, hi));
+        }
+    } else {
+        for (int s = 0; s < R; s++) {
+            for (int h = 0; h < H; h++) dst[s * Hp + h] = src[h * R + s];
+            for (int h = H; h < Hp; h++) dst[s * Hp + h] = 0.0f;
+        }
+    }
+}
+
+// acc rows [h0, h0+HB), columns [c0, c0+64) ∩ [0, D): acc = alpha acc + sum_k W[k][h] B_k, over
+// the k = (t, s) of a block, B_k = recs[t][off_bv + s*D ..].
+template <int HB>
+void tpa_values_tile(float* acc, int D, int c0, int h0, const float* W, int Hp, int Rv,
+                     const float* recs, long rec, long off_bv, int n, const float* alpha) {
+    static_assert(HB >= 1 && HB <= 6);
+    const __mmask16 m0 = lane_mask(D - c0), m1 = lane_mask(D - c0 - 16),
+                    m2 = lane_mask(D - c0 - 32), m3 = lane_mask(D - c0 - 48);
+    // Named accumulators (an array of __m512 makes GCC spill them).
+    __m512 r00, r01, r02, r03, r10, r11, r12, r13, r20, r21, r22, r23, r30, r31, r32, r33, r40, r41,
+        r42, r43, r50, r51, r52, r53;
+#define T6_TPA_LOAD(i, a0, a1, a2, a3)                               \
+    if constexpr (i < HB) {                                          \
+        const __m512 al = _mm512_set1_ps(alpha[h0 + i]);             \
+        const float* src = acc + size_t(h0 + i) * D + c0;            \
+        a0 = _mm512_mul_ps(al, _mm512_maskz_loadu_ps(m0, src));      \
+        a1 = _mm512_mul_ps(al, _mm512_maskz_loadu_ps(m1, src + 16)); \
+        a2 = _mm512_mul_ps(al, _mm512_maskz_loadu_ps(m2, src + 32)); \
+        a3 = _mm512_mul_ps(al, _mm512_maskz_loadu_ps(m3, src + 48)); \
+    } else {                                                         \
+        a0 = a1 = a2 = a3 = _mm512_setzero_ps();                     \
+    }
+    T6_TPA_LOAD(0, r00, r01, r02, r03)
+    T6_TPA_LOAD(1, r10, r11, r12, r13)
+    T6_TPA_LOAD(2, r20, r21, r22, r23)
+    T6_TPA_LOAD(3, r30, r31, r32, r33)
+    T6_TPA_LOAD(4, r40, r41, r42, r43)
+    T6_TPA_LOAD(5, r50, r51, r52, r53)
+#undef T6_TPA_LOAD
+    for (int t = 0; t < n; t++) {
+        for (int s = 0; s < Rv; s++) {
+            const float* b = recs + t * rec + off_bv + long(s) * D + c0;
+            const __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16),
+                         b2 = _mm512_maskz_loadu_ps(m2, b + 32),
+                         b3 = _mm512_maskz_loadu_ps(m3, b + 48);
+            const float* w = W + size_t(t * Rv + s) * Hp + h0;
+#define T6_TPA_FMA(i, a0, a1, a2, a3)          \
+    if constexpr (i < HB) {                    \
+        const __m512 p = _mm512_set1_ps(w[i]); \
+        a0 = _mm512_fmadd_ps(p, b0, a0);       \
+        a1 = _mm512_fmadd_ps(p, b1, a1);       \
+        a2 = _mm512_fmadd_ps(p, b2, a2);       \
+        a3 = _mm512_fmadd_ps(p, b3, a3);       \
+    }
+            T6_TPA_FMA(0, r00, r01, r02, r03)
+            T6_TPA_FMA(1, r10, r11, r12, r13)
+            T6_TPA_FMA(2, r20, r21, r22, r23)
+            T6_TPA_FMA(3, r30, r31, r32, r33)
+            T6_TPA_FMA(4, r40, r41, r42, r43)
+            T6_TPA_FMA(5, r50, r51, r52, r53)
+#undef T6_TPA_FMA
+        }
+    }
+#define T6_TPA_STORE(i, a0, a1, a2, a3)             \
+    if constexpr (i < HB) {                         \
+        float* dst = acc + size_t(h0 + i) * D + c0; \
+        _mm512_mask_storeu_ps(dst, m0, a0);         \
+        _mm512_mask_storeu_ps(dst + 16, m1, a1);    \
+        _mm512_mask_storeu_ps(dst + 32, m2, a2);    \
+        _mm512_mask_storeu_ps(dst + 48, m3, a3);    \
+    }
+    T6_TPA_STORE(0, r00, r01, r02, r03)
+    T6_TPA_STORE(1, r10, r11, r12, r13)
+    T6_TPA_STORE(2, r20, r21, r22, r23)
+    T6_TPA_STORE(3, r30, r31, r32, r33)
+    T6_TPA_STORE(4, r40, r41, r42, r43)
+    T6_TPA_STORE(5, r50, r51, r52, r53)
+#undef T6_TPA_STORE
+}
+
+// Feature products of one block: Pv[e] (16-lane partial sums) for e = (t*NQ + i)*Rk + j, the
+// product of query feature row i (of NQ rows of D) with B_K[t][j]; D = 16*NC.
+template <int NC>
+void tpa_feature_products(float* Pv, const float* QB, int NQ, const float* recs, long rec,
+                          long off_bk, int Rk, int n) {
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < Rk; j++) {
+            const float* bk = recs + t * rec + off_bk + long(j) * 16 * NC;
+            __m512 k[NC];
+            for (int c = 0; c < NC; c++) k[c] = _mm512_loadu_ps(bk + 16 * c);
+            for (int i = 0; i < NQ; i++) {
+                const float* qb = QB + size_t(i) * 16 * NC;
+                __m512 a = _mm512_mul_ps(k[0], _mm512_loadu_ps(qb));
+                for (int c = 1; c < NC; c++)
+                    a = _mm512_fmadd_ps(k[c], _mm512_loadu_ps(qb + 16 * c), a);
+                _mm512_storeu_ps(Pv + 16 * (size_t(t * NQ + i) * Rk + j), a);
+            }
+        }
+}
+
+template <typename T>
+void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCacheDims& dm,
+                      float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+    const bool full = q.A != nullptr;
+    const int H = dm.H, Rk = dm.Rk, Rv = dm.Rv, D = dm.D, NQ = full ? q.Rq : H;
+    const int G = (H + 15) / 16, Hp = 16 * G;
+    const long rec = dm.rec();
+    const int E = (kBlock * NQ * Rk + 15) / 16 * 16;
+    const size_t nAQ = size_t(NQ) * Hp, nAK = size_t(Rk) * Hp, nAV = size_t(Rv) * Hp,
+                 nS = size_t(kBlock) * Hp, nW = size_t(kBlock) * Rv * Hp, nPv = size_t(E) * 16,
+                 nP = E, nX = size_t(Hp) * Rk;
+    sc.assign(nAQ + nAK + nAV + nS + nW + nPv + nP + nX + 3 * size_t(Hp), 0.0f);
+    float* AQt = sc.data();  // (NQ, Hp) A_Q transposed and scaled (full TPA)
+    float* AKd = AQt + nAQ;  // (Rk, Hp) A_K of one token, heads in lanes
+    float* AVd = AKd + nAK;  // (Rv, Hp)
+    float* St = AVd + nAV;   // (kBlock, Hp) scores, then probabilities
+    float* W = St + nS;      // (kBlock*Rv, Hp) value weights
+    float* Pv = W + nW;      // (E, 16) partial feature products
+    float* P = Pv + nPv;     // (E) feature products
+    float* X = P + nP;       // (H*Rk) kvonly: A_K * P of one token
+    float* m = X + nX;       // (Hp) running max
+    float* l = m + Hp;       // (Hp) running sum
+    float* alpha = l + Hp;   // (Hp) rescaling of acc
+    if (full)
+        for (int i = 0; i < NQ; i++)
+            for (int h = 0; h < H; h++) AQt[i * Hp + h] = q.A[h * NQ + i] * scale / float(NQ * Rk);
+    for (int h = 0; h < Hp; h++) m[h] = -INFINITY;
+    const __m512 c_kv = _mm512_set1_ps(scale / float(Rk)), c_v = _mm512_set1_ps(1.0f / float(Rv));
+    for (int b0 = j0; b0 < j1; b0 += kBlock) {
+        const int n = std::min(kBlock, j1 - b0);
+        const float* recs = records_f32(cache, rec, b0, n, buf);
+        // 1. Feature products, reduced 16 at a time.
+        switch (D / 16) {
+            case 1:
+                tpa_feature_products<1>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+                break;
+            case 2:
+                tpa_feature_products<2>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+                break;
+            case 3:
+                tpa_feature_products<3>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+                break;
+            case 4:
+                tpa_feature_products<4>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+                break;
+            case 5:
+                tpa_feature_products<5>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+                break;
+            case 6:
+                tpa_feature_products<6>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+                break;
+            case 7:
+                tpa_feature_products<7>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+                break;
+            default:
+                tpa_feature_products<8>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+                break;
+        }
+        const int En = n * NQ * Rk;
+        for (int e = En; e < (En + 15) / 16 * 16; e++)
+            _mm512_storeu_ps(Pv + 16 * size_t(e), _mm512_setzero_ps());
+        for (int e0 = 0; e0 < En; e0 += 16) {
+            __m512 v[16];
+            for (int k = 0; k < 16; k++) v[k] = _mm512_loadu_ps(Pv + 16 * size_t(e0 + k));
+            _mm512_storeu_ps(P + e0, detail::hsum16(v));
+        }
+        // 2. Rank mixing, heads in lanes.
+        for (int t = 0; t < n; t++) {
+            const float* r = recs + t * rec;
+            float* st = St + size_t(t) * Hp;
+            if (full) {
+                deinterleave(r + dm.off_AK(), Rk, H, Hp, AKd);
+                const float* pt = P + size_t(t) * NQ * Rk;
+                for (int g = 0; g < Hp; g += 16) {
+                    __m512 s = _mm512_setzero_ps();
+                    for (int j = 0; j < Rk; j++) {
+                        __m512 u = _mm512_setzero_ps();
+                        for (int i = 0; i < NQ; i++)
+                            u = _mm512_fmadd_ps(_mm512_loadu_ps(AQt + i * Hp + g),
+                                                _mm512_set1_ps(pt[i * Rk + j]), u);
+                        s = _mm512_fmadd_ps(_mm512_loadu_ps(AKd + j * Hp + g), u, s);
+                    }
+                    _mm512_storeu_ps(st + g, s);
+                }
+            } else {
+                // P[t][h][j] has A_K's layout: multiply elementwise, then sum over j.
+                const float* pt = P + size_t(t) * H * Rk;
+                const float* ak = r + dm.off_AK();
+                for (int e = 0; e < H * Rk; e++) X[e] = ak[e] * pt[e];
+                deinterleave(X, Rk, H, Hp, AKd);
+                for (int g = 0; g < Hp; g += 16) {
+                    __m512 s = _mm512_loadu_ps(AKd + g);
+                    for (int j = 1; j < Rk; j++)
+                        s = _mm512_add_ps(s, _mm512_loadu_ps(AKd + j * Hp + g));
+                    _mm512_storeu_ps(st + g, _mm512_mul_ps(c_kv, s));
+                }
+            }
+        }
+        // Online softmax, lane-wise over heads.
+        for (int g = 0; g < Hp; g += 16) {
+            const __m512 mo = _mm512_loadu_ps(m + g);
+            __m512 mb = _mm512_set1_ps(-INFINITY);
+            for (int t = 0; t < n; t++)
+                mb = _mm512_max_ps(mb, _mm512_loadu_ps(St + size_t(t) * Hp + g));
+            const __m512 mnew = _mm512_max_ps(mo, mb);
+            const __m512 al = detail::exp512(_mm512_sub_ps(mo, mnew));  // m = -inf: 0
+            __m512 sum = _mm512_setzero_ps();
+            for (int t = 0; t < n; t++) {
+                float* st = St + size_t(t) * Hp + g;
+                const __m512 e = detail::exp512(_mm512_sub_ps(_mm512_loadu_ps(st), mnew));
+                _mm512_storeu_ps(st, e);
+                sum = _mm512_add_ps(sum, e);
+            }
+            _mm512_storeu_ps(l + g, _mm512_fmadd_ps(_mm512_loadu_ps(l + g), al, sum));
+            _mm512_storeu_ps(m + g, mnew);
+            _mm512_storeu_ps(alpha + g, al);
+        }
+        // 3. Value weights W[t,s][h] = p[t][h] A_V[t][h,s] / R_V, then the value product.
+        for (int t = 0; t < n; t++) {
+            deinterleave(recs + t * rec + dm.off_AV(), Rv, H, Hp, AVd);
+            for (int s = 0; s < Rv; s++)
+                for (int g = 0; g < Hp; g += 16)
+                    _mm512_storeu_ps(
+                        W + size_t(t * Rv + s) * Hp + g,
+                        _mm512_mul_ps(_mm512_mul_ps(c_v, _mm512_loadu_ps(St + size_t(t) * Hp + g)),
+                                      _mm512_loadu_ps(AVd + s * Hp + g)));
+        }
+        // Head tiles of 5 or 6 (balanced).
+        const int tiles = (H + 5) / 6;
+        for (int ti = 0; ti < tiles; ti++) {
+            const int h0 = int(long(H) * ti / tiles), hb = int(long(H) * (ti + 1) / tiles) - h0;
+            for (int c0 = 0; c0 < D; c0 += 64) {
+                switch (hb) {
+                    case 6:
+                        tpa_values_tile<6>(part.acc, D, c0, h0, W, Hp, Rv, recs, rec, dm.off_BV(),
+                                           n, alpha);
+                        break;
+                    case 5:
+                        tpa_values_tile<5>(part.acc, D, c0, h0, W, Hp, Rv, recs, rec, dm.off_BV(),
+                                           n, alpha);
+                        break;
+                    case 4:
+                        tpa_values_tile<4>(part.acc, D, c0, h0, W, Hp, Rv, recs, rec, dm.off_BV(),
+                                           n, alpha);
+                        break;
+                    case 3:
+                        tpa_values_tile<3>(part.acc, D, c0, h0, W, Hp, Rv, recs, rec, dm.off_BV(),
+                                           n, alpha);
+                        break;
+                    case 2:
+                        tpa_values_tile<2>(part.acc, D, c0, h0, W, Hp, Rv, recs, rec, dm.off_BV(),
+                                           n, alpha);
+                        break;
+                    default:
+                        tpa_values_tile<1>(part.acc, D, c0, h0, W, Hp, Rv, recs, rec, dm.off_BV(),
+                                           n, alpha);
+                        break;
+                }
+            }
+        }
+    }
+    for (int h = 0; h < H; h++) part.m[h] = m[h], part.l[h] = l[h];
+}
+#endif
+
+// One task of FlashTPA: query q over cache records [j0, j1).
+template <typename T>
+void tpa_range(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCacheDims& dm,
+               float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+#ifdef __AVX512F__
+    if (dm.D % 16 == 0 && dm.D <= 128) {
+        tpa_range_avx512(q, cache, j0, j1, dm, scale, part, buf, sc);
+        return;
+    }
+#endif
+    tpa_range_generic(q, cache, j0, j1, dm, scale, part, buf, sc);
 }
 
 // One task of standard K/V decoding: query q (Hq*D) over records [j0, j1).
