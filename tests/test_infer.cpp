@@ -334,6 +334,80 @@ TEST_P(FlashMla, AbsorbedEqualsDecompressThenAttend) {
 // Heads 3 (one tile of 3), 5 (tiles of 2 and 3), 19 (two 16-lane head groups).
 INSTANTIATE_TEST_SUITE_P(Heads, FlashMla, ::testing::Values(3, 5, 19));
 
+// Flash decoding over a K/V cache equals softmax attention in double, for MHA, GQA and MQA head
+// layouts, head sizes of the AVX-512 kernel (16, 64) and of the portable one (24), float32 and
+// bf16 caches (the latter against the same reference on the rounded cache).
+struct KvCase {
+    int Hq, Hkv, D;
+};
+class FlashKv : public ::testing::TestWithParam<KvCase> {};
+
+TEST_P(FlashKv, EqualsSoftmaxAttention) {
+    const auto [Hq, Hkv, D] = GetParam();
+    const KvCacheDims dims{Hq, Hkv, D};
+    const float scale = 1.0f / std::sqrt(float(D));
+    const int lens[3] = {1, 77, 1100};  // single token, a partial block, several splits
+    for (bool bf16 : {false, true}) {
+        std::vector<std::vector<float>> caches, qs, outs;
+        std::vector<std::vector<uint16_t>> c16;
+        for (int i = 0; i < 3; i++) {
+            caches.push_back(test::random_vector(size_t(lens[i]) * dims.rec(), 70 + i));
+            c16.emplace_back(caches.back().size());
+            if (bf16)
+                for (size_t k = 0; k < caches.back().size(); k++) {
+                    c16.back()[k] = float_to_bf16(caches.back()[k]);
+                    caches.back()[k] = bf16_to_float(c16.back()[k]);
+                }
+            qs.push_back(test::random_vector(size_t(Hq) * D, 80 + i));
+            outs.emplace_back(size_t(Hq) * D);
+        }
+        std::vector<const float*> cp, qp;
+        std::vector<const uint16_t*> cp16;
+        std::vector<float*> op;
+        for (int i = 0; i < 3; i++) {
+            cp.push_back(caches[i].data());
+            cp16.push_back(c16[i].data());
+            qp.push_back(qs[i].data());
+            op.push_back(outs[i].data());
+        }
+        if (bf16)
+            flash_kv_decode(op.data(), qp.data(), cp16.data(), lens, 3, dims, scale);
+        else
+            flash_kv_decode(op.data(), qp.data(), cp.data(), lens, 3, dims, scale);
+        const int group = Hq / Hkv;
+        for (int i = 0; i < 3; i++) {
+            std::vector<float> ref(size_t(Hq) * D);
+            for (int h = 0; h < Hq; h++) {
+                const int kv = h / group;
+                std::vector<double> s(lens[i]);
+                double mx = -1e300;
+                for (int j = 0; j < lens[i]; j++) {
+                    const float* k = caches[i].data() + size_t(j) * dims.rec() + size_t(kv) * D;
+                    double acc = 0;
+                    for (int d = 0; d < D; d++) acc += double(qs[i][h * D + d]) * k[d];
+                    s[j] = acc * scale;
+                    mx = std::max(mx, s[j]);
+                }
+                double sum = 0;
+                for (auto& x : s) sum += (x = std::exp(x - mx));
+                for (int d = 0; d < D; d++) {
+                    double o = 0;
+                    for (int j = 0; j < lens[i]; j++)
+                        o += s[j] / sum *
+                             caches[i][size_t(j) * dims.rec() + size_t(Hkv + kv) * D + d];
+                    ref[h * D + d] = float(o);
+                }
+            }
+            EXPECT_LT(test::rel_error(outs[i].data(), ref.data(), ref.size()), 1e-5)
+                << "sequence " << i << " (len " << lens[i] << ")" << (bf16 ? " bf16" : "");
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Heads, FlashKv,
+                         ::testing::Values(KvCase{6, 6, 64}, KvCase{6, 2, 64}, KvCase{6, 1, 64},
+                                           KvCase{4, 2, 16}, KvCase{3, 3, 24}));
+
 // FlashTPA on random factors equals forming q, K, V and running softmax attention in double.
 struct RankCase {
     int Rq, Rk, Rv, H, D;

@@ -316,13 +316,13 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
     const int G = (H + 15) / 16, Hp = 16 * G;
     const long rec = dm.rec();
     const int E = (kBlock * NQ * Rk + 15) / 16 * 16;
-    const size_t nAQ = size_t(NQ) * Hp, nAK = size_t(Rk) * Hp, nAV = size_t(Rv) * Hp,
-                 nS = size_t(kBlock) * Hp, nW = size_t(kBlock) * Rv * Hp, nPv = size_t(E) * 16,
-                 nP = E, nX = size_t(Hp) * Rk;
+    const size_t nAQ = size_t(NQ) * Hp, nAK = size_t(kBlock) * Rk * Hp,
+                 nAV = size_t(kBlock) * Rv * Hp, nS = size_t(kBlock) * Hp,
+                 nW = size_t(kBlock) * Rv * Hp, nPv = size_t(E) * 16, nP = E, nX = size_t(Hp) * Rk;
     sc.assign(nAQ + nAK + nAV + nS + nW + nPv + nP + nX + 3 * size_t(Hp), 0.0f);
     float* AQt = sc.data();  // (NQ, Hp) A_Q transposed and scaled (full TPA)
-    float* AKd = AQt + nAQ;  // (Rk, Hp) A_K of one token, heads in lanes
-    float* AVd = AKd + nAK;  // (Rv, Hp)
+    float* AKd = AQt + nAQ;  // (kBlock, Rk, Hp) A_K of the block, heads in lanes
+    float* AVd = AKd + nAK;  // (kBlock, Rv, Hp) A_V likewise
     float* St = AVd + nAV;   // (kBlock, Hp) scores, then probabilities
     float* W = St + nS;      // (kBlock*Rv, Hp) value weights
     float* Pv = W + nW;      // (E, 16) partial feature products
@@ -374,39 +374,68 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
             for (int k = 0; k < 16; k++) v[k] = _mm512_loadu_ps(Pv + 16 * size_t(e0 + k));
             _mm512_storeu_ps(P + e0, detail::hsum16(v));
         }
-        // 2. Rank mixing, heads in lanes.
+        // 2. Rank mixing, heads in lanes. Meanwhile the matching record of the next block is
+        // prefetched into L2: the block reads each record in several places (B_K, A_K, A_V,
+        // B_V), which the hardware prefetcher does not follow far enough ahead.
         for (int t = 0; t < n; t++) {
+            if (b0 + kBlock + t < j1) {
+                const char* nx =
+                    reinterpret_cast<const char*>(cache + (long(b0) + kBlock + t) * rec);
+                for (long off = 0; off < rec * long(sizeof(T)); off += 64)
+                    _mm_prefetch(nx + off, _MM_HINT_T1);
+            }
             const float* r = recs + t * rec;
-            float* st = St + size_t(t) * Hp;
+            deinterleave(r + dm.off_AV(), Rv, H, Hp, AVd + size_t(t) * Rv * Hp);
             if (full) {
-                deinterleave(r + dm.off_AK(), Rk, H, Hp, AKd);
-                const float* pt = P + size_t(t) * NQ * Rk;
-                for (int g = 0; g < Hp; g += 16) {
-                    __m512 s = _mm512_setzero_ps();
-                    for (int j = 0; j < Rk; j++) {
-                        __m512 u = _mm512_setzero_ps();
-                        for (int i = 0; i < NQ; i++)
-                            u = _mm512_fmadd_ps(_mm512_loadu_ps(AQt + i * Hp + g),
-                                                _mm512_set1_ps(pt[i * Rk + j]), u);
-                        s = _mm512_fmadd_ps(_mm512_loadu_ps(AKd + j * Hp + g), u, s);
-                    }
-                    _mm512_storeu_ps(st + g, s);
-                }
-            } else {
-                // P[t][h][j] has A_K's layout: multiply elementwise, then sum over j.
-                const float* pt = P + size_t(t) * H * Rk;
-                const float* ak = r + dm.off_AK();
-                for (int e = 0; e < H * Rk; e++) X[e] = ak[e] * pt[e];
-                deinterleave(X, Rk, H, Hp, AKd);
-                for (int g = 0; g < Hp; g += 16) {
-                    __m512 s = _mm512_loadu_ps(AKd + g);
-                    for (int j = 1; j < Rk; j++)
-                        s = _mm512_add_ps(s, _mm512_loadu_ps(AKd + j * Hp + g));
-                    _mm512_storeu_ps(st + g, _mm512_mul_ps(c_kv, s));
-                }
+                deinterleave(r + dm.off_AK(), Rk, H, Hp, AKd + size_t(t) * Rk * Hp);
+                continue;
+            }
+            // T6_kvonly: P[t][h][j] has A_K's layout: multiply elementwise, then sum over j.
+            const float* pt = P + size_t(t) * H * Rk;
+            const float* ak = r + dm.off_AK();
+            for (int e = 0; e < H * Rk; e++) X[e] = ak[e] * pt[e];
+            deinterleave(X, Rk, H, Hp, AKd);
+            for (int g = 0; g < Hp; g += 16) {
+                __m512 s = _mm512_loadu_ps(AKd + g);
+                for (int j = 1; j < Rk; j++)
+                    s = _mm512_add_ps(s, _mm512_loadu_ps(AKd + j * Hp + g));
+                _mm512_storeu_ps(St + size_t(t) * Hp + g, _mm512_mul_ps(c_kv, s));
             }
         }
-        // Online softmax, lane-wise over heads.
+        // Full TPA: s[t][h] = sum_j A_K[t][h,j] sum_i A_Q'[i][h] P[t][i][j], four tokens at a
+        // time so that the FMA chains over i are independent (kBlock is a multiple of 4; rows
+        // past n are computed on stale data and never read).
+        if (full)
+            for (int g = 0; g < Hp; g += 16)
+                for (int t = 0; t < n; t += 4) {
+                    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+                    const float* p0 = P + size_t(t) * NQ * Rk;
+                    const size_t pt = size_t(NQ) * Rk;
+                    for (int j = 0; j < Rk; j++) {
+                        __m512 u0 = _mm512_setzero_ps(), u1 = u0, u2 = u0, u3 = u0;
+                        for (int i = 0; i < NQ; i++) {
+                            const __m512 a = _mm512_loadu_ps(AQt + i * Hp + g);
+                            const float* pi = p0 + i * Rk + j;
+                            u0 = _mm512_fmadd_ps(a, _mm512_set1_ps(pi[0]), u0);
+                            u1 = _mm512_fmadd_ps(a, _mm512_set1_ps(pi[pt]), u1);
+                            u2 = _mm512_fmadd_ps(a, _mm512_set1_ps(pi[2 * pt]), u2);
+                            u3 = _mm512_fmadd_ps(a, _mm512_set1_ps(pi[3 * pt]), u3);
+                        }
+                        const float* ak = AKd + (size_t(t) * Rk + j) * Hp + g;
+                        const size_t at = size_t(Rk) * Hp;
+                        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(ak), u0, s0);
+                        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(ak + at), u1, s1);
+                        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(ak + 2 * at), u2, s2);
+                        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(ak + 3 * at), u3, s3);
+                    }
+                    float* st = St + size_t(t) * Hp + g;
+                    _mm512_storeu_ps(st, s0);
+                    _mm512_storeu_ps(st + Hp, s1);
+                    _mm512_storeu_ps(st + 2 * Hp, s2);
+                    _mm512_storeu_ps(st + 3 * Hp, s3);
+                }
+        // Online softmax, lane-wise over heads, fused with the value weights
+        // W[t,s][h] = p[t][h] A_V[t][h,s] / R_V.
         for (int g = 0; g < Hp; g += 16) {
             const __m512 mo = _mm512_loadu_ps(m + g);
             __m512 mb = _mm512_set1_ps(-INFINITY);
@@ -416,24 +445,18 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
             const __m512 al = detail::exp512(_mm512_sub_ps(mo, mnew));  // m = -inf: 0
             __m512 sum = _mm512_setzero_ps();
             for (int t = 0; t < n; t++) {
-                float* st = St + size_t(t) * Hp + g;
-                const __m512 e = detail::exp512(_mm512_sub_ps(_mm512_loadu_ps(st), mnew));
-                _mm512_storeu_ps(st, e);
+                const __m512 e =
+                    detail::exp512(_mm512_sub_ps(_mm512_loadu_ps(St + size_t(t) * Hp + g), mnew));
                 sum = _mm512_add_ps(sum, e);
+                const __m512 ec = _mm512_mul_ps(c_v, e);
+                for (int s = 0; s < Rv; s++) {
+                    const size_t k = (size_t(t) * Rv + s) * Hp + g;
+                    _mm512_storeu_ps(W + k, _mm512_mul_ps(ec, _mm512_loadu_ps(AVd + k)));
+                }
             }
             _mm512_storeu_ps(l + g, _mm512_fmadd_ps(_mm512_loadu_ps(l + g), al, sum));
             _mm512_storeu_ps(m + g, mnew);
             _mm512_storeu_ps(alpha + g, al);
-        }
-        // 3. Value weights W[t,s][h] = p[t][h] A_V[t][h,s] / R_V, then the value product.
-        for (int t = 0; t < n; t++) {
-            deinterleave(recs + t * rec + dm.off_AV(), Rv, H, Hp, AVd);
-            for (int s = 0; s < Rv; s++)
-                for (int g = 0; g < Hp; g += 16)
-                    _mm512_storeu_ps(
-                        W + size_t(t * Rv + s) * Hp + g,
-                        _mm512_mul_ps(_mm512_mul_ps(c_v, _mm512_loadu_ps(St + size_t(t) * Hp + g)),
-                                      _mm512_loadu_ps(AVd + s * Hp + g)));
         }
         // Head tiles of 5 or 6 (balanced).
         const int tiles = (H + 5) / 6;
@@ -486,10 +509,10 @@ void tpa_range(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCache
     tpa_range_generic(q, cache, j0, j1, dm, scale, part, buf, sc);
 }
 
-// One task of standard K/V decoding: query q (Hq*D) over records [j0, j1).
+// One task of standard K/V decoding: query q (Hq*D) over records [j0, j1). Portable version.
 template <typename T>
-void kv_range(const float* q, const T* cache, int j0, int j1, const KvCacheDims& dm, float scale,
-              Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+void kv_range_generic(const float* q, const T* cache, int j0, int j1, const KvCacheDims& dm,
+                      float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
     const int Hq = dm.Hq, Hkv = dm.Hkv, D = dm.D, group = Hq / Hkv;
     const long rec = dm.rec();
     sc.resize(size_t(Hq) * kBlock);
@@ -511,6 +534,100 @@ void kv_range(const float* q, const T* cache, int j0, int j1, const KvCacheDims&
                 axpy(part.acc + size_t(h) * D, S[h * kBlock + jj], V + long(h / group) * D, D);
         }
     }
+}
+
+#ifdef __AVX512F__
+// Standard K/V decoding with AVX-512 (D = 16*NC). The kernel is bound by the bytes of the cache
+// (2 FLOPs per 4-byte element), so each record is streamed once, token-major, in blocks of 16:
+//  1. scores: every K row is loaded into registers once and multiplied with the query heads that
+//     share it (GQA groups); the 16-lane partial sums of head h are laid out [h][t] so that one
+//     transpose-add (hsum16) gives the block's 16 scores of head h in vector lanes;
+//  2. online softmax per head on that one vector;
+//  3. values: acc[h] (NC registers) += p[h][t] V[t][kv(h)] over the block, which is still in L2.
+constexpr int kKvBlock = 16;
+
+template <int NC, typename T>
+void kv_range_avx512(const float* q, const T* cache, int j0, int j1, const KvCacheDims& dm,
+                     float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+    constexpr int D = 16 * NC;
+    const int Hq = dm.Hq, Hkv = dm.Hkv, group = Hq / Hkv;
+    const long rec = dm.rec();
+    sc.assign(size_t(Hq) * kKvBlock * 16 + 16, 0.0f);
+    float* Pv = sc.data();                       // (Hq, kKvBlock, 16) partial scores
+    float* p = Pv + size_t(Hq) * kKvBlock * 16;  // (16) probabilities of one head
+    const __m512 vscale = _mm512_set1_ps(scale);
+    for (int b0 = j0; b0 < j1; b0 += kKvBlock) {
+        const int n = std::min(kKvBlock, j1 - b0);
+        const float* recs = records_f32(cache, rec, b0, n, buf);
+        for (int t = 0; t < n; t++) {
+            if (b0 + kKvBlock + t < j1) {  // the matching record of the next block, into L2
+                const char* nx =
+                    reinterpret_cast<const char*>(cache + (long(b0) + kKvBlock + t) * rec);
+                for (long off = 0; off < rec * long(sizeof(T)); off += 64)
+                    _mm_prefetch(nx + off, _MM_HINT_T1);
+            }
+            for (int kv = 0; kv < Hkv; kv++) {
+                const float* kr = recs + t * rec + long(kv) * D;
+                __m512 k[NC];
+                for (int c = 0; c < NC; c++) k[c] = _mm512_loadu_ps(kr + 16 * c);
+                for (int g = 0; g < group; g++) {
+                    const int h = kv * group + g;
+                    const float* qh = q + size_t(h) * D;
+                    __m512 a = _mm512_mul_ps(k[0], _mm512_loadu_ps(qh));
+                    for (int c = 1; c < NC; c++)
+                        a = _mm512_fmadd_ps(k[c], _mm512_loadu_ps(qh + 16 * c), a);
+                    _mm512_storeu_ps(Pv + (size_t(h) * kKvBlock + t) * 16, a);
+                }
+            }
+        }
+        const __mmask16 valid = lane_mask(n);
+        for (int h = 0; h < Hq; h++) {
+            __m512 v[16];
+            for (int t = 0; t < 16; t++)
+                v[t] = t < n ? _mm512_loadu_ps(Pv + (size_t(h) * kKvBlock + t) * 16)
+                             : _mm512_setzero_ps();
+            const __m512 s = _mm512_mask_blend_ps(valid, _mm512_set1_ps(-INFINITY),
+                                                  _mm512_mul_ps(vscale, detail::hsum16(v)));
+            const float mb = _mm512_reduce_max_ps(s);
+            const float mnew = std::max(part.m[h], mb);
+            const float alpha = std::exp(part.m[h] - mnew);  // m = -inf on the first block: 0
+            const __m512 e = detail::exp512(_mm512_sub_ps(s, _mm512_set1_ps(mnew)));  // -inf: 0
+            part.l[h] = part.l[h] * alpha + _mm512_reduce_add_ps(e);
+            part.m[h] = mnew;
+            _mm512_storeu_ps(p, e);
+            float* acc = part.acc + size_t(h) * D;
+            const __m512 al = _mm512_set1_ps(alpha);
+            __m512 a[NC];
+            for (int c = 0; c < NC; c++) a[c] = _mm512_mul_ps(al, _mm512_loadu_ps(acc + 16 * c));
+            const float* vr = recs + long(Hkv + h / group) * D;
+            for (int t = 0; t < n; t++) {
+                const __m512 pt = _mm512_set1_ps(p[t]);
+                for (int c = 0; c < NC; c++)
+                    a[c] = _mm512_fmadd_ps(pt, _mm512_loadu_ps(vr + t * rec + 16 * c), a[c]);
+            }
+            for (int c = 0; c < NC; c++) _mm512_storeu_ps(acc + 16 * c, a[c]);
+        }
+    }
+}
+#endif
+
+// One task of standard K/V decoding: query q (Hq*D) over records [j0, j1).
+template <typename T>
+void kv_range(const float* q, const T* cache, int j0, int j1, const KvCacheDims& dm, float scale,
+              Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+#ifdef __AVX512F__
+    switch (dm.D) {
+        case 32:
+            return kv_range_avx512<2>(q, cache, j0, j1, dm, scale, part, buf, sc);
+        case 64:
+            return kv_range_avx512<4>(q, cache, j0, j1, dm, scale, part, buf, sc);
+        case 128:
+            return kv_range_avx512<8>(q, cache, j0, j1, dm, scale, part, buf, sc);
+        default:
+            break;
+    }
+#endif
+    kv_range_generic(q, cache, j0, j1, dm, scale, part, buf, sc);
 }
 
 // One task of absorbed MLA decoding: query q (H, C+R) over records [j0, j1), in blocks of
