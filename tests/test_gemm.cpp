@@ -36,7 +36,8 @@ TEST(Gemm, MatchesNaiveForAllTransposesAndOneRow) {
             }
 }
 
-// The bf16-weight linear layer equals a double-precision product over the bf16-rounded weights,
+// The bf16-weight linear layer equals a double-precision product over the bf16-rounded weights
+// (and the float32 few-rows kernel one over the float32 weights),
 // for one, two and several rows (the three register tilings), ragged C and OC, beta 0 and 1.
 TEST(LinearBf16, MatchesNaiveOverRoundedWeights) {
     for (int N : {1, 2, 3, 9})
@@ -56,9 +57,21 @@ TEST(LinearBf16, MatchesNaiveOverRoundedWeights) {
                                 s += double(x[n * C + c]) * bf16_to_float(wb[size_t(o) * C + c]);
                             ref[n * OC + o] = float(s);
                         }
+                    std::vector<float> out32 = out, ref32(out.size());
+                    for (int n = 0; n < N; n++)
+                        for (int o = 0; o < OC; o++) {
+                            double s = beta * out[n * OC + o];
+                            for (int c = 0; c < C; c++)
+                                s += double(x[n * C + c]) * w[size_t(o) * C + c];
+                            ref32[n * OC + o] = float(s);
+                        }
                     linear_bf16(out.data(), x.data(), wb.data(), N, C, OC, beta);
                     EXPECT_LT(test::rel_error(out.data(), ref.data(), ref.size()), 1e-6)
                         << "N " << N << " C " << C << " OC " << OC << " beta " << beta;
+                    // The float32 kernel for a few rows, over the unrounded weights.
+                    linear_f32_few_rows(out32.data(), x.data(), w.data(), N, C, OC, beta);
+                    EXPECT_LT(test::rel_error(out32.data(), ref32.data(), ref32.size()), 1e-6)
+                        << "f32 N " << N << " C " << C << " OC " << OC << " beta " << beta;
                     // The rounding itself: bf16 keeps 8 significant bits.
                     for (size_t i = 0; i < w.size(); i++)
                         ASSERT_LE(std::fabs(bf16_to_float(wb[i]) - w[i]), std::fabs(w[i]) / 256);

@@ -79,9 +79,14 @@ void Decoder::step(const int* slots, const int32_t* tokens, int n, float* logits
     run(tokens, n, slots, pos.data(), false, logits, true);
 }
 
+// Rows up to which the float32 linear layers use the matrix-vector kernel instead of the GEMM.
+constexpr int kFewRows = 16;
+
 void Decoder::linear(float* out, const float* in, size_t off, int n, int C, int OC, float beta) {
     if (wtype_ == WeightType::bf16)
         linear_bf16(out, in, wbf16_.data() + off, n, C, OC, beta);
+    else if (n <= kFewRows)  // decoding steps: stream the weights once
+        linear_f32_few_rows(out, in, model_.params() + off, n, C, OC, beta);
     else
         gemm(false, true, n, OC, C, 1.0f, in, C, model_.params() + off, C, beta, out, OC);
 }

@@ -13,7 +13,11 @@ namespace t6 {
 void to_bf16(uint16_t* dst, const float* src, size_t n);
 
 // out[N,OC] = beta * out + inp[N,C] @ W[OC,C]^T, W in bf16 (PyTorch layout). beta is 0 or 1.
-void linear_bf16(float* out, const float* inp, const uint16_t* W, int N, int C, int OC,
-                 float beta);
+void linear_bf16(float* out, const float* inp, const uint16_t* W, int N, int C, int OC, float beta);
+
+// The same kernel over float32 weights: for a few rows (decoding a batch) it streams the weights
+// once at memory speed, where the BLAS GEMM runs small-M shapes several times slower.
+void linear_f32_few_rows(float* out, const float* inp, const float* W, int N, int C, int OC,
+                         float beta);
 
 }  // namespace t6
