@@ -62,40 +62,52 @@ void fill_random(KVCache& cache, int slot, int len, uint32_t seed) {
     cache.set_length(slot, len);
 }
 
-// Streaming read bandwidth now (bytes/s): a vectorised sum over 512 MiB, all threads, best of 3.
-double measure_read_bandwidth() {
-    const size_t n = size_t(128) << 20;
-    std::vector<float> a(n);
+// This machine's speed now: streaming read bandwidth (bytes/s; a vectorised sum over 256 MiB, all
+// threads, best of 3) and fp32 GEMM rate (FLOP/s; 1024 x 3072 x 768 through the GEMM wrapper,
+// best of 3). The shared machine's speed drifts within minutes, so the benchmark probes again
+// right before every point and compares the point with that probe.
+class MachineProbe {
+  public:
+    MachineProbe()
+        : a_(size_t(64) << 20),
+          A_(size_t(kM) * kK, 0.5f),
+          B_(size_t(kN) * kK, 0.25f),
+          C_(size_t(kM) * kN) {
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) a[i] = float(i & 7);
-    double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        auto t0 = std::chrono::steady_clock::now();
-        float s = 0;
+        for (size_t i = 0; i < a_.size(); i++) a_[i] = float(i & 7);
+    }
+    double bandwidth() {
+        double best = 0;
+        for (int rep = 0; rep < 3; rep++) {
+            auto t0 = std::chrono::steady_clock::now();
+            float s = 0;
+            const size_t n = a_.size();
+            const float* a = a_.data();
 #pragma omp parallel for simd schedule(static) reduction(+ : s)
-        for (size_t i = 0; i < n; i++) s += a[i];
-        const double t =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (s < 0) std::printf("?");  // keeps the sum alive
-        best = std::max(best, double(n) * 4 / t);
+            for (size_t i = 0; i < n; i++) s += a[i];
+            const double t =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (s < 0) std::printf("?");  // keeps the sum alive
+            best = std::max(best, double(n) * 4 / t);
+        }
+        return best;
     }
-    return best;
-}
+    double gemm_rate() {
+        double best = 0;
+        for (int rep = 0; rep < 4; rep++) {
+            auto t0 = std::chrono::steady_clock::now();
+            gemm(false, true, kM, kN, kK, 1.0f, A_.data(), kK, B_.data(), kK, 0.0f, C_.data(), kN);
+            const double t =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (rep > 0) best = std::max(best, 2.0 * kM * kN * kK / t);
+        }
+        return best;
+    }
 
-// fp32 GEMM rate now (FLOP/s): a 1024 x 3072 x 768 product through the GEMM wrapper, best of 5.
-double measure_gemm_rate() {
-    const int M = 1024, N = 3072, K = 768;
-    std::vector<float> A(size_t(M) * K, 0.5f), B(size_t(N) * K, 0.25f), C(size_t(M) * N);
-    double best = 0;
-    for (int rep = 0; rep < 6; rep++) {
-        auto t0 = std::chrono::steady_clock::now();
-        gemm(false, true, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, C.data(), N);
-        const double t =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (rep > 0) best = std::max(best, 2.0 * M * N * K / t);
-    }
-    return best;
-}
+  private:
+    static constexpr int kM = 1024, kN = 3072, kK = 768;
+    std::vector<float> a_, A_, B_, C_;
+};
 
 }  // namespace
 
@@ -138,16 +150,18 @@ int cmd_bench_decode(int argc, char** argv) {
         batches.push_back(v);
     }
     const std::string kernel = gemm_kernel_name();
-    const double bw_now = measure_read_bandwidth(), peak_now = measure_gemm_rate();
+    MachineProbe probe;
+    const double bw_start = probe.bandwidth(), peak_start = probe.gemm_rate();
     std::printf("GEMM: %s, threads: %d, cache %s, weights %s\n", kernel.c_str(), num_threads(),
                 cache_type_name(ct), weight_type_name(wt));
     std::printf(
-        "roofline nominal: %.0f GB/s, %.0f GFLOP/s | measured now: %.1f GB/s streaming "
-        "read, %.0f GFLOP/s fp32 GEMM\n",
-        bw / 1e9, peak / 1e9, bw_now / 1e9, peak_now / 1e9);
-    std::printf("%-16s %6s %5s %9s %9s %10s %9s %10s %9s %6s %9s %6s\n", "model", "ctx", "batch",
-                "step_ms", "best_ms", "tokens/s", "MB/step", "GFLOP/step", "floor_ms", "roof",
-                "now_ms", "roof");
+        "roofline nominal: %.0f GB/s, %.0f GFLOP/s | measured at the start: %.1f GB/s "
+        "streaming read, %.0f GFLOP/s fp32 GEMM (again before every point: columns GB/s, "
+        "GFLOP/s; now_ms and its roof use them)\n",
+        bw / 1e9, peak / 1e9, bw_start / 1e9, peak_start / 1e9);
+    std::printf("%-16s %6s %5s %9s %9s %10s %9s %10s %9s %6s %6s %8s %9s %6s\n", "model", "ctx",
+                "batch", "step_ms", "best_ms", "tokens/s", "MB/step", "GFLOP/step", "floor_ms",
+                "roof", "GB/s", "GFLOP/s", "now_ms", "roof");
     nlohmann::json results = nlohmann::json::array();
     for (const auto& name : split_list(p.get("presets"))) {
         ModelConfig cfg = preset_config(name);
@@ -168,6 +182,7 @@ int cmd_bench_decode(int argc, char** argv) {
                 std::vector<int32_t> toks(batch, 42);
                 for (int s = 0; s < batch; s++) slots[s] = s;
                 std::vector<float> logits(size_t(batch) * cfg.vocab_size);
+                const double bw_now = probe.bandwidth(), peak_now = probe.gemm_rate();
                 std::vector<double> secs;
                 for (int i = 0; i <= steps; i++) {  // the first step warms up
                     auto t0 = std::chrono::steady_clock::now();
@@ -186,10 +201,11 @@ int cmd_bench_decode(int argc, char** argv) {
                 // Roofline fractions of the median step; the best step is printed too (the
                 // shared machine's noise only ever slows a step down).
                 std::printf(
-                    "%-16s %6ld %5d %9.2f %9.2f %10.1f %9.1f %10.3f %9.2f %5.0f%% %9.2f %5.0f%%\n",
+                    "%-16s %6ld %5d %9.2f %9.2f %10.1f %9.1f %10.3f %9.2f %5.0f%% %6.1f "
+                    "%8.0f %9.2f %5.0f%%\n",
                     name.c_str(), ctx, batch, 1e3 * med, 1e3 * best, batch / med, cost.bytes / 1e6,
-                    cost.flops / 1e9, 1e3 * floor, 100 * floor / med, 1e3 * floor_now,
-                    100 * floor_now / med);
+                    cost.flops / 1e9, 1e3 * floor, 100 * floor / med, bw_now / 1e9, peak_now / 1e9,
+                    1e3 * floor_now, 100 * floor_now / med);
                 std::fflush(stdout);
                 results.push_back({{"model", name},
                                    {"attention", attention_kind_name(cfg.attention)},
@@ -203,7 +219,9 @@ int cmd_bench_decode(int argc, char** argv) {
                                    {"roofline_floor_ms", 1e3 * floor},
                                    {"roofline_fraction", floor / med},
                                    {"roofline_floor_now_ms", 1e3 * floor_now},
-                                   {"roofline_fraction_now", floor_now / med}});
+                                   {"roofline_fraction_now", floor_now / med},
+                                   {"bandwidth_now_gb_per_s", bw_now / 1e9},
+                                   {"gemm_gflops_now", peak_now / 1e9}});
             }
     }
     if (p.has("json"))
@@ -212,8 +230,8 @@ int cmd_bench_decode(int argc, char** argv) {
                                             {"threads", num_threads()},
                                             {"cache_type", cache_type_name(ct)},
                                             {"weights", weight_type_name(wt)},
-                                            {"bandwidth_now_gb_per_s", bw_now / 1e9},
-                                            {"gemm_gflops_now", peak_now / 1e9},
+                                            {"bandwidth_start_gb_per_s", bw_start / 1e9},
+                                            {"gemm_gflops_start", peak_start / 1e9},
                                             {"bandwidth_gb_per_s", bw / 1e9},
                                             {"peak_gflops", peak / 1e9},
                                             {"results", results}})
