@@ -458,7 +458,7 @@ TEST_P(FlashTpa, EqualsMaterializeThenAttend) {
                 for (int d = 0; d < D; d++) {
                     double k = 0;
                     for (int t = 0; t < Rk; t++)
-                        k += double(r[dims.off_AK() + h * Rk + t]) * r[dims.off_BK() + t * D + d];
+                        k += double(r[dims.ak(h, t)]) * r[dims.off_BK() + t * D + d];
                     acc += q[h * D + d] * k / Rk;
                 }
                 s[j] = acc * scale;
@@ -472,7 +472,7 @@ TEST_P(FlashTpa, EqualsMaterializeThenAttend) {
                     const float* r = caches[i].data() + size_t(j) * dims.rec();
                     double v = 0;
                     for (int t = 0; t < Rv; t++)
-                        v += double(r[dims.off_AV() + h * Rv + t]) * r[dims.off_BV() + t * D + d];
+                        v += double(r[dims.av(h, t)]) * r[dims.off_BV() + t * D + d];
                     o += s[j] / sum * v / Rv;
                 }
                 ref[h * D + d] = float(o);

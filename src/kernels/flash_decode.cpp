@@ -71,14 +71,14 @@ constexpr int kSub = 8;  // records per value sub-block (8 * rec floats stay in 
 // acc[0..64) += sum_{j < n} p[j] * c * sum_s rec_j[off_av + s] * rec_j[off_bv + s*64 ..]: the
 // value aggregation of one head over n records, with the output row held in registers.
 inline void values_d64(float* __restrict acc, const float* p, const float* recs, int n, long rec,
-                       long off_av, long off_bv, int Rv, float c) {
+                       long off_av, long stride_av, long off_bv, int Rv, float c) {
     float a[64];
     for (int d = 0; d < 64; d++) a[d] = acc[d];
     for (int jj = 0; jj < n; jj++) {
         const float* r = recs + jj * rec;
         const float w = p[jj] * c;
         for (int s = 0; s < Rv; s++) {
-            const float ws = w * r[off_av + s];
+            const float ws = w * r[off_av + s * stride_av];
             const float* b = r + off_bv + s * 64;
 #pragma omp simd
             for (int d = 0; d < 64; d++) a[d] += ws * b[d];
@@ -129,13 +129,13 @@ void tpa_range_generic(const TpaQuery& q, const T* cache, int j0, int j1, const 
                         for (int h = 0; h < H; h++) G[h] += pa * aqt[h];
                     }
 #pragma omp simd
-                    for (int h = 0; h < H; h++) st[h] += AK[h * Rk + s] * G[h];
+                    for (int h = 0; h < H; h++) st[h] += AK[long(s) * H + h] * G[h];
                 }
             } else {
                 for (int h = 0; h < H; h++) {
                     float acc = 0.0f;
                     for (int s = 0; s < Rk; s++)
-                        acc += AK[h * Rk + s] * dot(q.B + h * D, BK + s * D, D);
+                        acc += AK[long(s) * H + h] * dot(q.B + h * D, BK + s * D, D);
                     S[h * kBlock + jj] = acc * c_scores;
                 }
             }
@@ -155,14 +155,14 @@ void tpa_range_generic(const TpaQuery& q, const T* cache, int j0, int j1, const 
                 float* acc = part.acc + size_t(h) * D;
                 if (D == 64) {
                     values_d64(acc, S + h * kBlock + j0s, recs + long(j0s) * rec, ns, rec,
-                               dm.off_AV() + h * Rv, dm.off_BV(), Rv, c_values);
+                               dm.av(h, 0), H, dm.off_BV(), Rv, c_values);
                     continue;
                 }
                 for (int jj = j0s; jj < j0s + ns; jj++) {
                     const float* r = recs + jj * rec;
                     const float w = S[h * kBlock + jj] * c_values;
                     for (int s = 0; s < Rv; s++)
-                        axpy(acc, w * r[dm.off_AV() + h * Rv + s], r + dm.off_BV() + s * D, D);
+                        axpy(acc, w * r[dm.av(h, s)], r + dm.off_BV() + s * D, D);
                 }
             }
         }
@@ -176,7 +176,7 @@ void tpa_range_generic(const TpaQuery& q, const T* cache, int j0, int j1, const 
 //  1. feature products P[t][i][j] = B_Q[i] . B_K[t][j], an (R_Q x D) by (D x n R_K) product: the
 //     B_K row is held in registers, each product is a 16-lane partial sum, and 16 partial sums
 //     are reduced at once by a transpose-add tree (no horizontal sum per product);
-//  2. rank mixing with heads in vector lanes: s[t][h] = sum_j A_K[t][h,j] sum_i A_Q'[i][h]
+//  2. rank mixing with heads in vector lanes: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h]
 //     P[t][i][j] (A_Q' transposed, scale/(R_Q R_K) folded in), then the online softmax
 //     lane-wise over heads;
 //  3. values: acc[h][:] = alpha[h] acc[h][:] + sum_{t,s} W[t,s][h] B_V[t][s][:] with
@@ -193,8 +193,8 @@ inline __mmask16 lane_mask(int count) {
                         : __mmask16((1u << count) - 1);
 }
 
-// dst (R, Hp): dst[s][h] = src[h*R + s] for h < H, 0 for H <= h < Hp (the cache stores A_K and
-// A_V head-major with the rank innermost; the kernel wants heads in lanes).
+// dst (R, Hp): dst[s][h] = src[h*R + s] for h < H, 0 for H <= h < Hp (T6_kvonly's per-head
+// feature products come head-major; the kernel wants heads in lanes).
 inline void deinterleave(const float* src, int R, int H, int Hp, float* dst) {
     if (R == 1) {
         for (int h = 0; h < Hp; h += 16)
@@ -316,18 +316,15 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
     const int G = (H + 15) / 16, Hp = 16 * G;
     const long rec = dm.rec();
     const int E = (kBlock * NQ * Rk + 15) / 16 * 16;
-    const size_t nAQ = size_t(NQ) * Hp, nAK = size_t(kBlock) * Rk * Hp,
-                 nAV = size_t(kBlock) * Rv * Hp, nS = size_t(kBlock) * Hp,
-                 nW = size_t(kBlock) * Rv * Hp, nPv = size_t(E) * 16, nP = E, nX = size_t(Hp) * Rk;
-    sc.assign(nAQ + nAK + nAV + nS + nW + nPv + nP + nX + 3 * size_t(Hp), 0.0f);
+    const size_t nAQ = size_t(NQ) * Hp, nS = size_t(kBlock) * Hp, nW = size_t(kBlock) * Rv * Hp,
+                 nPv = size_t(E) * 16, nP = E, nX = size_t(Hp) * Rk;
+    sc.assign(nAQ + nS + nW + nPv + nP + nX + 3 * size_t(Hp), 0.0f);
     float* AQt = sc.data();  // (NQ, Hp) A_Q transposed and scaled (full TPA)
-    float* AKd = AQt + nAQ;  // (kBlock, Rk, Hp) A_K of the block, heads in lanes
-    float* AVd = AKd + nAK;  // (kBlock, Rv, Hp) A_V likewise
-    float* St = AVd + nAV;   // (kBlock, Hp) scores, then probabilities
+    float* St = AQt + nAQ;   // (kBlock, Hp) scores, then probabilities
     float* W = St + nS;      // (kBlock*Rv, Hp) value weights
     float* Pv = W + nW;      // (E, 16) partial feature products
     float* P = Pv + nPv;     // (E) feature products
-    float* X = P + nP;       // (H*Rk) kvonly: A_K * P of one token
+    float* X = P + nP;       // (Rk, Hp) kvonly: P of one token, heads in lanes
     float* m = X + nX;       // (Hp) running max
     float* l = m + Hp;       // (Hp) running sum
     float* alpha = l + Hp;   // (Hp) rescaling of acc
@@ -374,7 +371,8 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
             for (int k = 0; k < 16; k++) v[k] = _mm512_loadu_ps(Pv + 16 * size_t(e0 + k));
             _mm512_storeu_ps(P + e0, detail::hsum16(v));
         }
-        // 2. Rank mixing, heads in lanes. Meanwhile the matching record of the next block is
+        // 2. Rank mixing, heads in lanes (the cache stores A_K and A_V rank-major, so a row of
+        // 16 heads is one masked load). Meanwhile the matching record of the next block is
         // prefetched into L2: the block reads each record in several places (B_K, A_K, A_V,
         // B_V), which the hardware prefetcher does not follow far enough ahead.
         for (int t = 0; t < n; t++) {
@@ -384,33 +382,33 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
                 for (long off = 0; off < rec * long(sizeof(T)); off += 64)
                     _mm_prefetch(nx + off, _MM_HINT_T1);
             }
-            const float* r = recs + t * rec;
-            deinterleave(r + dm.off_AV(), Rv, H, Hp, AVd + size_t(t) * Rv * Hp);
-            if (full) {
-                deinterleave(r + dm.off_AK(), Rk, H, Hp, AKd + size_t(t) * Rk * Hp);
-                continue;
-            }
-            // T6_kvonly: P[t][h][j] has A_K's layout: multiply elementwise, then sum over j.
-            const float* pt = P + size_t(t) * H * Rk;
-            const float* ak = r + dm.off_AK();
-            for (int e = 0; e < H * Rk; e++) X[e] = ak[e] * pt[e];
-            deinterleave(X, Rk, H, Hp, AKd);
+            if (full) continue;
+            // T6_kvonly: s[t][h] = scale/R_K sum_j A_K[t][j][h] P[t][h][j].
+            deinterleave(P + size_t(t) * H * Rk, Rk, H, Hp, X);
+            const float* ak = recs + t * rec + dm.off_AK();
             for (int g = 0; g < Hp; g += 16) {
-                __m512 s = _mm512_loadu_ps(AKd + g);
-                for (int j = 1; j < Rk; j++)
-                    s = _mm512_add_ps(s, _mm512_loadu_ps(AKd + j * Hp + g));
+                const __mmask16 mk = lane_mask(H - g);
+                __m512 s = _mm512_setzero_ps();
+                for (int j = 0; j < Rk; j++)
+                    s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, ak + long(j) * H + g),
+                                        _mm512_loadu_ps(X + j * Hp + g), s);
                 _mm512_storeu_ps(St + size_t(t) * Hp + g, _mm512_mul_ps(c_kv, s));
             }
         }
-        // Full TPA: s[t][h] = sum_j A_K[t][h,j] sum_i A_Q'[i][h] P[t][i][j], four tokens at a
+        // Full TPA: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h] P[t][i][j], four tokens at a
         // time so that the FMA chains over i are independent (kBlock is a multiple of 4; rows
-        // past n are computed on stale data and never read).
+        // past n repeat row n-1 and are never read).
         if (full)
-            for (int g = 0; g < Hp; g += 16)
+            for (int g = 0; g < Hp; g += 16) {
+                const __mmask16 mk = lane_mask(H - g);
                 for (int t = 0; t < n; t += 4) {
                     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
                     const float* p0 = P + size_t(t) * NQ * Rk;
                     const size_t pt = size_t(NQ) * Rk;
+                    const float* ak0 = recs + t * rec + dm.off_AK() + g;
+                    const float* ak1 = recs + std::min(t + 1, n - 1) * rec + dm.off_AK() + g;
+                    const float* ak2 = recs + std::min(t + 2, n - 1) * rec + dm.off_AK() + g;
+                    const float* ak3 = recs + std::min(t + 3, n - 1) * rec + dm.off_AK() + g;
                     for (int j = 0; j < Rk; j++) {
                         __m512 u0 = _mm512_setzero_ps(), u1 = u0, u2 = u0, u3 = u0;
                         for (int i = 0; i < NQ; i++) {
@@ -421,12 +419,11 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
                             u2 = _mm512_fmadd_ps(a, _mm512_set1_ps(pi[2 * pt]), u2);
                             u3 = _mm512_fmadd_ps(a, _mm512_set1_ps(pi[3 * pt]), u3);
                         }
-                        const float* ak = AKd + (size_t(t) * Rk + j) * Hp + g;
-                        const size_t at = size_t(Rk) * Hp;
-                        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(ak), u0, s0);
-                        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(ak + at), u1, s1);
-                        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(ak + 2 * at), u2, s2);
-                        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(ak + 3 * at), u3, s3);
+                        const long o = long(j) * H;
+                        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, ak0 + o), u0, s0);
+                        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, ak1 + o), u1, s1);
+                        s2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, ak2 + o), u2, s2);
+                        s3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, ak3 + o), u3, s3);
                     }
                     float* st = St + size_t(t) * Hp + g;
                     _mm512_storeu_ps(st, s0);
@@ -434,9 +431,11 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
                     _mm512_storeu_ps(st + 2 * Hp, s2);
                     _mm512_storeu_ps(st + 3 * Hp, s3);
                 }
+            }
         // Online softmax, lane-wise over heads, fused with the value weights
-        // W[t,s][h] = p[t][h] A_V[t][h,s] / R_V.
+        // W[t,s][h] = p[t][h] A_V[t][s][h] / R_V.
         for (int g = 0; g < Hp; g += 16) {
+            const __mmask16 mk = lane_mask(H - g);
             const __m512 mo = _mm512_loadu_ps(m + g);
             __m512 mb = _mm512_set1_ps(-INFINITY);
             for (int t = 0; t < n; t++)
@@ -449,10 +448,11 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
                     detail::exp512(_mm512_sub_ps(_mm512_loadu_ps(St + size_t(t) * Hp + g), mnew));
                 sum = _mm512_add_ps(sum, e);
                 const __m512 ec = _mm512_mul_ps(c_v, e);
-                for (int s = 0; s < Rv; s++) {
-                    const size_t k = (size_t(t) * Rv + s) * Hp + g;
-                    _mm512_storeu_ps(W + k, _mm512_mul_ps(ec, _mm512_loadu_ps(AVd + k)));
-                }
+                const float* av = recs + t * rec + dm.off_AV() + g;
+                for (int s = 0; s < Rv; s++)
+                    _mm512_storeu_ps(
+                        W + (size_t(t) * Rv + s) * Hp + g,
+                        _mm512_mul_ps(ec, _mm512_maskz_loadu_ps(mk, av + long(s) * H)));
             }
             _mm512_storeu_ps(l + g, _mm512_fmadd_ps(_mm512_loadu_ps(l + g), al, sum));
             _mm512_storeu_ps(m + g, mnew);
