@@ -81,7 +81,7 @@ void linear_few_rows(float* out, const float* inp, const WT* W, int N, int C, in
     if (N <= 0 || OC <= 0) return;
     constexpr int kGroup = 64;  // outputs per parallel work item
     const int groups = (OC + kGroup - 1) / kGroup;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 2)
     for (int g = 0; g < groups; g++) {
         const int o0 = g * kGroup, o1 = std::min(OC, o0 + kGroup);
 #ifdef __AVX512F__
