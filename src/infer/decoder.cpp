@@ -32,7 +32,7 @@ Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
       cache_(model.config(), max_slots, max_seq, type) {
     const ParameterLayout& L = model.layout();
     if (wtype_ == WeightType::bf16) {
-        wbf16_.resize(L.total);
+        wbf16_.resize(L.total, true);
         to_bf16(wbf16_.data(), model.params(), L.total);
     }
     const auto projections = attention_projections(cfg_);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/buffer.h"
 #include "infer/kv_cache.h"
 #include "kernels/rope.h"
 #include "model/model.h"
@@ -53,7 +54,7 @@ class Decoder {
     const Model& model_;
     ModelConfig cfg_;
     WeightType wtype_;
-    std::vector<uint16_t> wbf16_;  // bf16 copy of all parameters (WeightType::bf16)
+    AlignedArray<uint16_t> wbf16_;  // bf16 copy of all parameters (WeightType::bf16)
     std::vector<LayerOffsets> lw_;
     size_t wte_ = 0;
     RopeTables rope_;

@@ -220,9 +220,18 @@ inline void deinterleave(const float* src, int R, int H, int Hp, float* dst) {
 
 // acc rows [h0, h0+HB), columns [c0, c0+64) ∩ [0, D): acc = alpha acc + sum_k W[k][h] B_k, over
 // the k = (t, s) of a block, B_k = recs[t][off_bv + s*D ..].
+// Cache lines [l0, l1) of each of the next block's n records (base, rec_bytes apart) are
+// prefetched while a tile runs, so the next block streams in during the arithmetic.
+struct NextBlock {
+    const char* base = nullptr;
+    long rec_bytes = 0;
+    int n = 0, l0 = 0, l1 = 0;
+};
+
 template <int HB>
 void tpa_values_tile(float* acc, int D, int c0, int h0, const float* W, int Hp, int Rv,
-                     const float* recs, long rec, long off_bv, int n, const float* alpha) {
+                     const float* recs, long rec, long off_bv, int n, const float* alpha,
+                     const NextBlock& nb) {
     static_assert(HB >= 1 && HB <= 6);
     const __mmask16 m0 = lane_mask(D - c0), m1 = lane_mask(D - c0 - 16),
                     m2 = lane_mask(D - c0 - 32), m3 = lane_mask(D - c0 - 48);
@@ -248,6 +257,10 @@ void tpa_values_tile(float* acc, int D, int c0, int h0, const float* W, int Hp, 
     T6_TPA_LOAD(5, r50, r51, r52, r53)
 #undef T6_TPA_LOAD
     for (int t = 0; t < n; t++) {
+        if (t < nb.n) {
+            const char* nx = nb.base + t * nb.rec_bytes;
+            for (int l = nb.l0; l < nb.l1; l++) _mm_prefetch(nx + 64L * l, _MM_HINT_T0);
+        }
         for (int s = 0; s < Rv; s++) {
             const float* b = recs + t * rec + off_bv + long(s) * D + c0;
             const __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16),
@@ -372,16 +385,8 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
             _mm512_storeu_ps(P + e0, detail::hsum16(v));
         }
         // 2. Rank mixing, heads in lanes (the cache stores A_K and A_V rank-major, so a row of
-        // 16 heads is one masked load). Meanwhile the matching record of the next block is
-        // prefetched into L2: the block reads each record in several places (B_K, A_K, A_V,
-        // B_V), which the hardware prefetcher does not follow far enough ahead.
+        // 16 heads is one masked load).
         for (int t = 0; t < n; t++) {
-            if (b0 + kBlock + t < j1) {
-                const char* nx =
-                    reinterpret_cast<const char*>(cache + (long(b0) + kBlock + t) * rec);
-                for (long off = 0; off < rec * long(sizeof(T)); off += 64)
-                    _mm_prefetch(nx + off, _MM_HINT_T1);
-            }
             if (full) continue;
             // T6_kvonly: s[t][h] = scale/R_K sum_j A_K[t][j][h] P[t][h][j].
             deinterleave(P + size_t(t) * H * Rk, Rk, H, Hp, X);
@@ -459,34 +464,49 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
             _mm512_storeu_ps(alpha + g, al);
         }
         // Head tiles of 5 or 6 (balanced).
+        // The next block is prefetched during the value tiles, each tile taking a share of every
+        // record's cache lines: the block reads each record in several places (B_K, A_K, A_V,
+        // B_V), which the hardware prefetcher does not follow, and prefetches issued in one
+        // burst stall on the core's outstanding-miss limit.
         const int tiles = (H + 5) / 6;
+        const long rec_bytes = rec * long(sizeof(T));
+        const int lines = int((rec_bytes + 63) / 64);
         for (int ti = 0; ti < tiles; ti++) {
             const int h0 = int(long(H) * ti / tiles), hb = int(long(H) * (ti + 1) / tiles) - h0;
+            NextBlock nb;
+            if (b0 + kBlock < j1) {
+                nb.base = reinterpret_cast<const char*>(cache + (long(b0) + kBlock) * rec);
+                nb.rec_bytes = rec_bytes;
+                nb.n = std::min(kBlock, j1 - b0 - kBlock);
+                nb.l0 = lines * ti / tiles;
+                nb.l1 = lines * (ti + 1) / tiles;
+            }
             for (int c0 = 0; c0 < D; c0 += 64) {
+                if (c0 > 0) nb.n = 0;
                 switch (hb) {
                     case 6:
                         tpa_values_tile<6>(part.acc, D, c0, h0, W, Hp, Rv, recs, rec, dm.off_BV(),
-                                           n, alpha);
+                                           n, alpha, nb);
                         break;
                     case 5:
                         tpa_values_tile<5>(part.acc, D, c0, h0, W, Hp, Rv, recs, rec, dm.off_BV(),
-                                           n, alpha);
+                                           n, alpha, nb);
                         break;
                     case 4:
                         tpa_values_tile<4>(part.acc, D, c0, h0, W, Hp, Rv, recs, rec, dm.off_BV(),
-                                           n, alpha);
+                                           n, alpha, nb);
                         break;
                     case 3:
                         tpa_values_tile<3>(part.acc, D, c0, h0, W, Hp, Rv, recs, rec, dm.off_BV(),
-                                           n, alpha);
+                                           n, alpha, nb);
                         break;
                     case 2:
                         tpa_values_tile<2>(part.acc, D, c0, h0, W, Hp, Rv, recs, rec, dm.off_BV(),
-                                           n, alpha);
+                                           n, alpha, nb);
                         break;
                     default:
                         tpa_values_tile<1>(part.acc, D, c0, h0, W, Hp, Rv, recs, rec, dm.off_BV(),
-                                           n, alpha);
+                                           n, alpha, nb);
                         break;
                 }
             }
