@@ -77,6 +77,19 @@ TEST(CliGenerate, SeededSamplingReproduces) {
     EXPECT_EQ(a.out, b.out);
 }
 
+TEST(CliGenerate, Bf16WeightsGenerate) {
+    test::TempDir dir;
+    std::string ckpt = make_checkpoint(dir);
+    auto r = test::run_command(kT6 + " generate --model " + ckpt +
+                               " --prompt 'To be' --max-new-tokens 6 --temperature 0 --weights "
+                               "bf16 --json");
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto j = last_json(r.out);
+    EXPECT_EQ(j["weights"], "bf16");
+    EXPECT_EQ(j["generated_tokens"], 6);
+    EXPECT_NE(r.err.find("weights bf16"), std::string::npos);
+}
+
 TEST(CliGenerate, PromptFromStdin) {
     test::TempDir dir;
     std::string ckpt = make_checkpoint(dir);
@@ -98,6 +111,7 @@ TEST(CliGenerate, BadInputGivesOneLineErrors) {
     expect_one_line_error(test::run_command(base + " --prompt a --top-p 0"), "top_p");
     expect_one_line_error(test::run_command(base + " --prompt a --top-k -3"), "top_k");
     expect_one_line_error(test::run_command(base + " --prompt a --cache f16"), "f16");
+    expect_one_line_error(test::run_command(base + " --prompt a --weights f16"), "f16");
     expect_one_line_error(test::run_command(kT6 + " generate --model " + dir.file("nope")),
                           "no such file");
     // A checkpoint whose weights belong to another architecture than its config says.
@@ -179,8 +193,28 @@ TEST(CliBench, DecodeJsonHasRooflineFields) {
     for (const auto& x : j["results"]) {
         EXPECT_GT(x["tokens_per_s"].get<double>(), 0.0);
         EXPECT_GT(x["roofline_fraction"].get<double>(), 0.0);
+        EXPECT_GT(x["roofline_fraction_now"].get<double>(), 0.0);
+        EXPECT_GT(x["bandwidth_now_gb_per_s"].get<double>(), 0.0);
+        EXPECT_LE(x["best_step_ms"].get<double>(), x["step_ms"].get<double>());
     }
     EXPECT_NE(j["gemm_kernel"].get<std::string>().find("OpenBLAS"), std::string::npos);
+    EXPECT_GT(j["bandwidth_start_gb_per_s"].get<double>(), 0.0);
+    EXPECT_GT(j["gemm_gflops_start"].get<double>(), 0.0);
+    EXPECT_EQ(j["weights"].get<std::string>(), "f32");
+}
+
+// bf16 weights: the roofline counts 2 bytes per parameter (and the cache is the same).
+TEST(CliBench, DecodeBf16WeightsHalveWeightBytes) {
+    auto run = [](const char* w) {
+        auto r = test::run_command(kT6 +
+                                   " bench decode --presets tiny-t6 --contexts 1 --batches 1 "
+                                   "--steps 1 --json --weights " +
+                                   w);
+        EXPECT_EQ(r.status, 0) << r.err;
+        return last_json(r.out)["results"][0]["bytes_per_step"].get<double>();
+    };
+    const double f32 = run("f32"), bf16 = run("bf16");
+    EXPECT_NEAR(bf16 / f32, 0.5, 0.01);
 }
 
 TEST(CliHelp, EveryCommandHasHelp) {

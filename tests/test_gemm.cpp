@@ -2,7 +2,11 @@
 // one-row (matrix-vector) path used when decoding a single token.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
+#include "kernels/flash_decode.h"
 #include "kernels/gemm.h"
+#include "kernels/linear_bf16.h"
 #include "test_util.h"
 
 using namespace t6;
@@ -30,4 +34,46 @@ TEST(Gemm, MatchesNaiveForAllTransposesAndOneRow) {
                     EXPECT_LT(test::rel_error(&C[i * ldc], &ref[i * ldc], N), 1e-6)
                         << "M=" << M << " ta=" << ta << " tb=" << tb << " row " << i;
             }
+}
+
+// The bf16-weight linear layer equals a double-precision product over the bf16-rounded weights
+// (and the float32 few-rows kernel one over the float32 weights),
+// for one, two and several rows (the three register tilings), ragged C and OC, beta 0 and 1.
+TEST(LinearBf16, MatchesNaiveOverRoundedWeights) {
+    for (int N : {1, 2, 3, 9})
+        for (int C : {16, 37, 768})
+            for (int OC : {1, 70})
+                for (float beta : {0.0f, 1.0f}) {
+                    auto x = test::random_vector(size_t(N) * C, 4);
+                    auto w = test::random_vector(size_t(OC) * C, 5);
+                    auto out = test::random_vector(size_t(N) * OC, 6);
+                    std::vector<uint16_t> wb(w.size());
+                    to_bf16(wb.data(), w.data(), w.size());
+                    std::vector<float> ref(out.size());
+                    for (int n = 0; n < N; n++)
+                        for (int o = 0; o < OC; o++) {
+                            double s = beta * out[n * OC + o];
+                            for (int c = 0; c < C; c++)
+                                s += double(x[n * C + c]) * bf16_to_float(wb[size_t(o) * C + c]);
+                            ref[n * OC + o] = float(s);
+                        }
+                    std::vector<float> out32 = out, ref32(out.size());
+                    for (int n = 0; n < N; n++)
+                        for (int o = 0; o < OC; o++) {
+                            double s = beta * out[n * OC + o];
+                            for (int c = 0; c < C; c++)
+                                s += double(x[n * C + c]) * w[size_t(o) * C + c];
+                            ref32[n * OC + o] = float(s);
+                        }
+                    linear_bf16(out.data(), x.data(), wb.data(), N, C, OC, beta);
+                    EXPECT_LT(test::rel_error(out.data(), ref.data(), ref.size()), 1e-6)
+                        << "N " << N << " C " << C << " OC " << OC << " beta " << beta;
+                    // The float32 kernel for a few rows, over the unrounded weights.
+                    linear_f32_few_rows(out32.data(), x.data(), w.data(), N, C, OC, beta);
+                    EXPECT_LT(test::rel_error(out32.data(), ref32.data(), ref32.size()), 1e-6)
+                        << "f32 N " << N << " C " << C << " OC " << OC << " beta " << beta;
+                    // The rounding itself: bf16 keeps 8 significant bits.
+                    for (size_t i = 0; i < w.size(); i++)
+                        ASSERT_LE(std::fabs(bf16_to_float(wb[i]) - w[i]), std::fabs(w[i]) / 256);
+                }
 }

@@ -135,6 +135,44 @@ TEST_P(DecodeMatchesForward, Bf16CacheStaysClose) {
     EXPECT_GT(e, 0.0);   // and it really is rounded
 }
 
+// bf16 weights: on a model whose weights are already bf16 values the bf16-weight decoder equals
+// the float32 decoder (only summation order differs), prefill chunks and batched steps of
+// different lengths included; on the unrounded model it stays close but really differs.
+TEST_P(DecodeMatchesForward, Bf16WeightsEqualF32OnRoundedWeights) {
+    ModelConfig cfg = tiny_config(GetParam().kind);
+    Model model(cfg);
+    randomize(model, 13);
+    const size_t np = model.layout().total;
+    std::vector<float> orig(model.params(), model.params() + np);
+    const int V = cfg.vocab_size;
+    const int lens[2] = {11, 26};
+    auto run = [&](WeightType wt) {
+        Decoder dec(model, 2, 40, CacheType::f32, wt);
+        dec.chunk_tokens = 8;
+        std::vector<float> out;
+        std::vector<float> logits(size_t(2) * V);
+        for (int s = 0; s < 2; s++) {
+            auto toks = random_tokens(lens[s], V, 200 + s);
+            dec.append(s, toks.data(), lens[s], logits.data());
+            out.insert(out.end(), logits.begin(), logits.begin() + V);
+        }
+        for (int k = 0; k < 4; k++) {
+            int slots[2] = {1, 0};
+            int32_t toks[2] = {int32_t((7 * k + 1) % V), int32_t((5 * k + 3) % V)};
+            dec.step(slots, toks, 2, logits.data());
+            out.insert(out.end(), logits.begin(), logits.end());
+        }
+        return out;
+    };
+    const auto f32_orig = run(WeightType::f32), bf16_orig = run(WeightType::bf16);
+    const double e_orig = test::rel_error(bf16_orig.data(), f32_orig.data(), f32_orig.size());
+    EXPECT_LT(e_orig, 2e-2) << GetParam().name;
+    EXPECT_GT(e_orig, 0.0) << GetParam().name;
+    for (size_t i = 0; i < np; i++) model.params()[i] = bf16_to_float(float_to_bf16(orig[i]));
+    const auto f32_r = run(WeightType::f32), bf16_r = run(WeightType::bf16);
+    EXPECT_LT(test::rel_error(bf16_r.data(), f32_r.data(), f32_r.size()), 1e-5) << GetParam().name;
+}
+
 TEST_P(DecodeMatchesForward, CacheAllocationEqualsFormula) {
     ModelConfig cfg = tiny_config(GetParam().kind);
     Model model(cfg);
@@ -296,17 +334,90 @@ TEST_P(FlashMla, AbsorbedEqualsDecompressThenAttend) {
 // Heads 3 (one tile of 3), 5 (tiles of 2 and 3), 19 (two 16-lane head groups).
 INSTANTIATE_TEST_SUITE_P(Heads, FlashMla, ::testing::Values(3, 5, 19));
 
+// Flash decoding over a K/V cache equals softmax attention in double, for MHA, GQA and MQA head
+// layouts, head sizes of the AVX-512 kernel (16, 64) and of the portable one (24), float32 and
+// bf16 caches (the latter against the same reference on the rounded cache).
+struct KvCase {
+    int Hq, Hkv, D;
+};
+class FlashKv : public ::testing::TestWithParam<KvCase> {};
+
+TEST_P(FlashKv, EqualsSoftmaxAttention) {
+    const auto [Hq, Hkv, D] = GetParam();
+    const KvCacheDims dims{Hq, Hkv, D};
+    const float scale = 1.0f / std::sqrt(float(D));
+    const int lens[3] = {1, 77, 1100};  // single token, a partial block, several splits
+    for (bool bf16 : {false, true}) {
+        std::vector<std::vector<float>> caches, qs, outs;
+        std::vector<std::vector<uint16_t>> c16;
+        for (int i = 0; i < 3; i++) {
+            caches.push_back(test::random_vector(size_t(lens[i]) * dims.rec(), 70 + i));
+            c16.emplace_back(caches.back().size());
+            if (bf16)
+                for (size_t k = 0; k < caches.back().size(); k++) {
+                    c16.back()[k] = float_to_bf16(caches.back()[k]);
+                    caches.back()[k] = bf16_to_float(c16.back()[k]);
+                }
+            qs.push_back(test::random_vector(size_t(Hq) * D, 80 + i));
+            outs.emplace_back(size_t(Hq) * D);
+        }
+        std::vector<const float*> cp, qp;
+        std::vector<const uint16_t*> cp16;
+        std::vector<float*> op;
+        for (int i = 0; i < 3; i++) {
+            cp.push_back(caches[i].data());
+            cp16.push_back(c16[i].data());
+            qp.push_back(qs[i].data());
+            op.push_back(outs[i].data());
+        }
+        if (bf16)
+            flash_kv_decode(op.data(), qp.data(), cp16.data(), lens, 3, dims, scale);
+        else
+            flash_kv_decode(op.data(), qp.data(), cp.data(), lens, 3, dims, scale);
+        const int group = Hq / Hkv;
+        for (int i = 0; i < 3; i++) {
+            std::vector<float> ref(size_t(Hq) * D);
+            for (int h = 0; h < Hq; h++) {
+                const int kv = h / group;
+                std::vector<double> s(lens[i]);
+                double mx = -1e300;
+                for (int j = 0; j < lens[i]; j++) {
+                    const float* k = caches[i].data() + size_t(j) * dims.rec() + size_t(kv) * D;
+                    double acc = 0;
+                    for (int d = 0; d < D; d++) acc += double(qs[i][h * D + d]) * k[d];
+                    s[j] = acc * scale;
+                    mx = std::max(mx, s[j]);
+                }
+                double sum = 0;
+                for (auto& x : s) sum += (x = std::exp(x - mx));
+                for (int d = 0; d < D; d++) {
+                    double o = 0;
+                    for (int j = 0; j < lens[i]; j++)
+                        o += s[j] / sum *
+                             caches[i][size_t(j) * dims.rec() + size_t(Hkv + kv) * D + d];
+                    ref[h * D + d] = float(o);
+                }
+            }
+            EXPECT_LT(test::rel_error(outs[i].data(), ref.data(), ref.size()), 1e-5)
+                << "sequence " << i << " (len " << lens[i] << ")" << (bf16 ? " bf16" : "");
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Heads, FlashKv,
+                         ::testing::Values(KvCase{6, 6, 64}, KvCase{6, 2, 64}, KvCase{6, 1, 64},
+                                           KvCase{4, 2, 16}, KvCase{3, 3, 24}));
+
 // FlashTPA on random factors equals forming q, K, V and running softmax attention in double.
 struct RankCase {
-    int Rq, Rk, Rv;
+    int Rq, Rk, Rv, H, D;
 };
 class FlashTpa : public ::testing::TestWithParam<RankCase> {};
 
 TEST_P(FlashTpa, EqualsMaterializeThenAttend) {
-    const auto [Rq, Rk, Rv] = GetParam();
-    const int H = 5, D = 64;
+    const auto [Rq, Rk, Rv, H, D] = GetParam();
     const TpaCacheDims dims{H, Rk, Rv, D};
-    const float scale = 1.0f / 8.0f;
+    const float scale = 1.0f / std::sqrt(float(D));
     const int lens[3] = {1, 77, 1100};  // single token, a partial block, several splits
     std::vector<std::vector<float>> caches, qa, qb, outs;
     for (int i = 0; i < 3; i++) {
@@ -347,7 +458,7 @@ TEST_P(FlashTpa, EqualsMaterializeThenAttend) {
                 for (int d = 0; d < D; d++) {
                     double k = 0;
                     for (int t = 0; t < Rk; t++)
-                        k += double(r[dims.off_AK() + h * Rk + t]) * r[dims.off_BK() + t * D + d];
+                        k += double(r[dims.ak(h, t)]) * r[dims.off_BK() + t * D + d];
                     acc += q[h * D + d] * k / Rk;
                 }
                 s[j] = acc * scale;
@@ -361,7 +472,7 @@ TEST_P(FlashTpa, EqualsMaterializeThenAttend) {
                     const float* r = caches[i].data() + size_t(j) * dims.rec();
                     double v = 0;
                     for (int t = 0; t < Rv; t++)
-                        v += double(r[dims.off_AV() + h * Rv + t]) * r[dims.off_BV() + t * D + d];
+                        v += double(r[dims.av(h, t)]) * r[dims.off_BV() + t * D + d];
                     o += s[j] / sum * v / Rv;
                 }
                 ref[h * D + d] = float(o);
@@ -372,9 +483,52 @@ TEST_P(FlashTpa, EqualsMaterializeThenAttend) {
     }
 }
 
+// The bf16 cache kernel equals the float32 kernel on the same (bf16-rounded) cache.
+TEST_P(FlashTpa, Bf16CacheEqualsF32OfRoundedCache) {
+    const auto [Rq, Rk, Rv, H, D] = GetParam();
+    const TpaCacheDims dims{H, Rk, Rv, D};
+    const int lens[2] = {45, 700};
+    std::vector<std::vector<float>> c32, qa, qb, o32, o16;
+    std::vector<std::vector<uint16_t>> c16;
+    for (int i = 0; i < 2; i++) {
+        c32.push_back(test::random_vector(size_t(lens[i]) * dims.rec(), 40 + i));
+        c16.emplace_back(c32.back().size());
+        for (size_t k = 0; k < c32.back().size(); k++) {
+            c16.back()[k] = float_to_bf16(c32.back()[k]);
+            c32.back()[k] = bf16_to_float(c16.back()[k]);
+        }
+        qa.push_back(test::random_vector(size_t(H) * (Rq ? Rq : 1), 50 + i));
+        qb.push_back(test::random_vector(size_t(Rq ? Rq : H) * D, 60 + i));
+        o32.emplace_back(size_t(H) * D);
+        o16.emplace_back(size_t(H) * D);
+    }
+    std::vector<TpaQuery> qs;
+    std::vector<const float*> p32;
+    std::vector<const uint16_t*> p16;
+    std::vector<float*> a32, a16;
+    for (int i = 0; i < 2; i++) {
+        qs.push_back(Rq ? TpaQuery{qa[i].data(), qb[i].data(), Rq}
+                        : TpaQuery{nullptr, qb[i].data(), 0});
+        p32.push_back(c32[i].data());
+        p16.push_back(c16[i].data());
+        a32.push_back(o32[i].data());
+        a16.push_back(o16[i].data());
+    }
+    flash_tpa_decode(a32.data(), qs.data(), p32.data(), lens, 2, dims, 0.125f);
+    flash_tpa_decode(a16.data(), qs.data(), p16.data(), lens, 2, dims, 0.125f);
+    for (int i = 0; i < 2; i++)
+        EXPECT_LT(test::rel_error(o16[i].data(), o32[i].data(), o32[i].size()), 1e-6);
+}
+
+// (R_Q, R_K, R_V, heads, head size): one and several 16-lane head groups and 6-head value tiles
+// (H 5, 17, 34), ranks 1-4 (R 2 and others take different de-interleaving paths), head sizes
+// that are a multiple of 64, of 16 only (masked column tiles) and of neither (portable kernel).
 INSTANTIATE_TEST_SUITE_P(Ranks, FlashTpa,
-                         ::testing::Values(RankCase{6, 2, 2}, RankCase{1, 1, 1}, RankCase{4, 3, 1},
-                                           RankCase{2, 1, 4},
-                                           RankCase{0, 2, 2}));  // 0: full q (T6_kvonly)
+                         ::testing::Values(RankCase{6, 2, 2, 5, 64}, RankCase{1, 1, 1, 5, 64},
+                                           RankCase{4, 3, 1, 17, 64}, RankCase{2, 1, 4, 5, 64},
+                                           RankCase{6, 2, 2, 34, 64}, RankCase{3, 2, 3, 7, 48},
+                                           RankCase{2, 2, 2, 6, 128}, RankCase{2, 2, 1, 3, 24},
+                                           RankCase{0, 2, 2, 5, 64},  // 0: full q (T6_kvonly)
+                                           RankCase{0, 1, 2, 34, 64}));
 
 }  // namespace

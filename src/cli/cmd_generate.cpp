@@ -43,6 +43,10 @@ int cmd_generate(int argc, char** argv) {
     p.option("max-context", "N", "tokens the cache holds (prompt + generated)",
              "the model's block_size");
     p.option("cache", "TYPE", "KV cache element type: f32 or bf16", "f32");
+    p.option("weights", "TYPE",
+             "weights of the linear layers while generating: f32, or bf16 (a rounded copy; "
+             "half the bytes read per token)",
+             "f32");
     p.option("tokenizer", "NAME", "gpt2, bytes or a tokenizer file (default: the checkpoint's)");
     p.option("threads", "N", "threads", "all cores");
     p.flag("ignore-eos", "keep going after <|endoftext|>");
@@ -59,6 +63,7 @@ int cmd_generate(int argc, char** argv) {
     const int max_new = p.get_int("max-new-tokens");
     if (max_new < 0) fail("t6 generate: --max-new-tokens must be >= 0");
     const CacheType ctype = parse_cache_type(p.get("cache"));
+    const WeightType wtype = parse_weight_type(p.get("weights"));
 
     ModelChoice m = resolve_model_choice(p, "generate");
     std::unique_ptr<Model> model;
@@ -87,7 +92,7 @@ int cmd_generate(int argc, char** argv) {
         fail("t6 generate: prompt of ", ids.size(), " tokens + ", max_new,
              " new tokens exceeds the context of ", max_ctx, " tokens (--max-context)");
 
-    Decoder dec(*model, 1, max_ctx, ctype);
+    Decoder dec(*model, 1, max_ctx, ctype, wtype);
     Sampler sampler(sp);
     std::vector<float> logits(cfg.vocab_size);
     auto t0 = std::chrono::steady_clock::now();
@@ -119,13 +124,14 @@ int cmd_generate(int argc, char** argv) {
     const double decode_tps = generated > 0 ? generated / decode_s : 0.0;
     std::fprintf(stderr,
                  "[t6 generate] %s | prompt %zu tokens, %.1f tokens/s | decode %d tokens, %.1f "
-                 "tokens/s | KV cache %s allocated (%s per token, %s), %s in use | peak RSS %s\n",
+                 "tokens/s | KV cache %s allocated (%s per token, %s), %s in use | weights %s | "
+                 "peak RSS %s\n",
                  cfg.describe().c_str(), ids.size(), prompt_tps, generated, decode_tps,
                  human_bytes(double(cache.bytes())).c_str(),
                  human_bytes(double(cache.bytes_per_token())).c_str(),
                  cache_type_name(cache.type()),
                  human_bytes(double(cache.bytes_per_token()) * cache.length(0)).c_str(),
-                 human_bytes(peak_rss_bytes()).c_str());
+                 weight_type_name(wtype), human_bytes(peak_rss_bytes()).c_str());
     if (p.has("json")) {
         nlohmann::json j = {{"prompt_tokens", ids.size()},
                             {"generated_tokens", generated},
@@ -135,6 +141,7 @@ int cmd_generate(int argc, char** argv) {
                             {"kv_cache_bytes_per_token", cache.bytes_per_token()},
                             {"kv_cache_type", cache_type_name(cache.type())},
                             {"max_context", max_ctx},
+                            {"weights", weight_type_name(wtype)},
                             {"peak_rss_bytes", peak_rss_bytes()}};
         std::printf("%s\n", j.dump().c_str());
     }

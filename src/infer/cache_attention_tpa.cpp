@@ -32,9 +32,12 @@ void tpa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         else
             rope_forward_inplace(row, 1, 1, H, D, P, D, rope, t.pos[i]);
         rope_forward_inplace(row + oBk, 1, 1, Rk, D, P, D, rope, t.pos[i]);
-        std::memcpy(&record[dims.off_AK()], row + oAk, sizeof(float) * H * Rk);
+        // A_K, A_V come as (H, R) rows of the projection; the cache stores them rank-major.
+        for (int h = 0; h < H; h++) {
+            for (int s = 0; s < Rk; s++) record[dims.ak(h, s)] = row[oAk + h * Rk + s];
+            for (int s = 0; s < Rv; s++) record[dims.av(h, s)] = row[oAv + h * Rv + s];
+        }
         std::memcpy(&record[dims.off_BK()], row + oBk, sizeof(float) * Rk * D);
-        std::memcpy(&record[dims.off_AV()], row + oAv, sizeof(float) * H * Rv);
         std::memcpy(&record[dims.off_BV()], row + oBv, sizeof(float) * Rv * D);
         cache.store(layer, t.slot[i], t.pos[i], record.data());
     }

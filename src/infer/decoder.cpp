@@ -7,18 +7,34 @@
 #include "infer/cache_attention.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
+#include "kernels/linear_bf16.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/swiglu.h"
 #include "model/attention_core.h"
 
 namespace t6 {
 
-Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type)
+const char* weight_type_name(WeightType t) {
+    return t == WeightType::f32 ? "f32" : "bf16";
+}
+
+WeightType parse_weight_type(const std::string& s) {
+    if (s == "f32") return WeightType::f32;
+    if (s == "bf16") return WeightType::bf16;
+    fail("unknown weight type '", s, "' (expected f32 or bf16)");
+}
+
+Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type, WeightType weights)
     : model_(model),
       cfg_(model.config()),
+      wtype_(weights),
       rope_(make_rope_tables(max_seq, model.config().rope_dim(), model.config().rope_theta)),
       cache_(model.config(), max_slots, max_seq, type) {
     const ParameterLayout& L = model.layout();
+    if (wtype_ == WeightType::bf16) {
+        wbf16_.resize(L.total, true);
+        to_bf16(wbf16_.data(), model.params(), L.total);
+    }
     const auto projections = attention_projections(cfg_);
     wte_ = L.at(kEmbeddingName).offset;
     for (int i = 0; i < cfg_.n_layer; i++) {
@@ -63,6 +79,18 @@ void Decoder::step(const int* slots, const int32_t* tokens, int n, float* logits
     run(tokens, n, slots, pos.data(), false, logits, true);
 }
 
+// Rows up to which the float32 linear layers use the matrix-vector kernel instead of the GEMM.
+constexpr int kFewRows = 16;
+
+void Decoder::linear(float* out, const float* in, size_t off, int n, int C, int OC, float beta) {
+    if (wtype_ == WeightType::bf16)
+        linear_bf16(out, in, wbf16_.data() + off, n, C, OC, beta);
+    else if (n <= kFewRows)  // decoding steps: stream the weights once
+        linear_f32_few_rows(out, in, model_.params() + off, n, C, OC, beta);
+    else
+        gemm(false, true, n, OC, C, 1.0f, in, C, model_.params() + off, C, beta, out, OC);
+}
+
 // Forward of n new tokens (rows) through every layer; attention reads and extends the cache.
 void Decoder::run(const int32_t* tokens, int n, const int* slots, const int* pos, bool chunk,
                   float* logits, bool all_logits) {
@@ -88,15 +116,15 @@ void Decoder::run(const int32_t* tokens, int n, const int* slots, const int* pos
     for (int l = 0; l < cfg_.n_layer; l++) {
         const LayerOffsets& w = lw_[l];
         rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), nullptr, n, C, cfg_.norm_eps);
-        linear_forward(proj_.data(), ln_.data(), W + w.qkv, n, C, P);
+        linear(proj_.data(), ln_.data(), w.qkv, n, C, P, 0.0f);
         const LayerParamRef lp{&model_.layout(), l, W, nullptr};  // MLA reads its core weights
         cache_attention(cfg_, cache_, l, lp, rope_, proj_.data(), nt, y_.data(), scratch_);
-        gemm(false, true, n, C, Y, 1.0f, y_.data(), Y, W + w.c_proj, Y, 1.0f, x_.data(), C);
+        linear(x_.data(), y_.data(), w.c_proj, n, Y, C, 1.0f);
         rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), nullptr, n, C, cfg_.norm_eps);
-        linear_forward(a_.data(), ln_.data(), W + w.fc1, n, C, F);
-        linear_forward(b_.data(), ln_.data(), W + w.fc2, n, C, F);
+        linear(a_.data(), ln_.data(), w.fc1, n, C, F, 0.0f);
+        linear(b_.data(), ln_.data(), w.fc2, n, C, F, 0.0f);
         swiglu_forward(h_.data(), a_.data(), b_.data(), size_t(n) * F);
-        gemm(false, true, n, C, F, 1.0f, h_.data(), F, W + w.mlp_proj, F, 1.0f, x_.data(), C);
+        linear(x_.data(), h_.data(), w.mlp_proj, n, F, C, 1.0f);
     }
     for (int i = 0; i < n; i++) cache_.set_length(slots[i], pos[i] + 1);
     if (!logits) return;
@@ -104,7 +132,7 @@ void Decoder::run(const int32_t* tokens, int n, const int* slots, const int* pos
     const int first = all_logits ? 0 : n - 1, rows = n - first;
     rmsnorm_forward(ln_.data(), rstd.data(), x_.data() + size_t(first) * C, nullptr, rows, C,
                     cfg_.norm_eps);
-    linear_forward(logits, ln_.data(), W + wte_, rows, C, V);
+    linear(logits, ln_.data(), wte_, rows, C, V, 0.0f);
 }
 
 }  // namespace t6

@@ -1,23 +1,34 @@
 // Incremental inference over a KV cache for every attention kind: prefill a prompt in chunks,
 // then decode token by token, for one or many sequences (cache slots) at once. Shares the
-// weights of a Model (float32), never modifies them.
+// weights of a Model (float32), never modifies them. With WeightType::bf16 the matrices of the
+// linear layers (attention projections, MLP, tied lm_head) are read from a bf16 copy made once
+// (half the bytes per decoding step, arithmetic still float32); MLA's up-projections and the
+// embedding lookup stay float32.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "core/buffer.h"
 #include "infer/kv_cache.h"
 #include "kernels/rope.h"
 #include "model/model.h"
 
 namespace t6 {
 
+enum class WeightType { f32, bf16 };
+const char* weight_type_name(WeightType t);
+WeightType parse_weight_type(const std::string& s);  // "f32" | "bf16"
+
 class Decoder {
   public:
     // A cache of max_slots sequences of up to max_seq tokens (max_seq may exceed the model's
     // block_size: RoPE tables are built for max_seq).
-    Decoder(const Model& model, int max_slots, int max_seq, CacheType type);
+    Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
+            WeightType weights = WeightType::f32);
 
     const ModelConfig& config() const { return cfg_; }
+    WeightType weight_type() const { return wtype_; }
     KVCache& cache() { return cache_; }
     const KVCache& cache() const { return cache_; }
 
@@ -35,11 +46,15 @@ class Decoder {
   private:
     void run(const int32_t* tokens, int n, const int* slots, const int* pos, bool chunk,
              float* logits, bool all_logits);
+    // out[n,OC] = beta*out + in[n,C] @ W[OC,C]^T for the matrix at parameter offset `off`.
+    void linear(float* out, const float* in, size_t off, int n, int C, int OC, float beta);
     struct LayerOffsets {
         size_t qkv, c_proj, fc1, fc2, mlp_proj;
     };
     const Model& model_;
     ModelConfig cfg_;
+    WeightType wtype_;
+    AlignedArray<uint16_t> wbf16_;  // bf16 copy of all parameters (WeightType::bf16)
     std::vector<LayerOffsets> lw_;
     size_t wte_ = 0;
     RopeTables rope_;

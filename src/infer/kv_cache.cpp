@@ -44,7 +44,8 @@ KVCache::KVCache(const ModelConfig& c, int max_slots, int max_seq, CacheType typ
              ")");
     const double bytes = double(n_layer_) * max_slots * max_seq * rec_ * element_bytes();
     if (bytes > 1e12) fail("KV cache of ", bytes / 1e9, " GB is too large");
-    data_.resize(size_t(bytes));  // zero-filled: every page is touched once, here
+    // Zero-filled: every page is touched once, here. Huge pages: decoding streams the cache.
+    data_.resize(size_t(bytes), true);
 }
 
 void KVCache::store(int layer, int slot, int pos, const float* rec) {

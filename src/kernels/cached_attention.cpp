@@ -35,13 +35,13 @@ void tile_tpa(float* K, float* V, const T* cache, int j0, int n, int h, const Tp
         std::fill(k, k + D, 0.0f);
         std::fill(v, v + D, 0.0f);
         for (int s = 0; s < dm.Rk; s++) {
-            const float a = ck * cache_value(r[dm.off_AK() + h * dm.Rk + s]);
+            const float a = ck * cache_value(r[dm.ak(h, s)]);
             const T* b = r + dm.off_BK() + long(s) * D;
 #pragma omp simd
             for (int d = 0; d < D; d++) k[d] += a * cache_value(b[d]);
         }
         for (int s = 0; s < dm.Rv; s++) {
-            const float a = cv * cache_value(r[dm.off_AV() + h * dm.Rv + s]);
+            const float a = cv * cache_value(r[dm.av(h, s)]);
             const T* b = r + dm.off_BV() + long(s) * D;
 #pragma omp simd
             for (int d = 0; d < D; d++) v[d] += a * cache_value(b[d]);

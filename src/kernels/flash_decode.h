@@ -3,7 +3,9 @@
 // softmax over blocks of the cache, split across threads along the cache and combined at the end
 // (flash-decoding). Two cache kinds:
 //  * FlashTPA (paper Algorithm 2, Appendix B): the cache holds TPA factors per token,
-//    record = [A_K (H*R_K) | B_K (R_K*D), RoPE pre-rotated | A_V (H*R_V) | B_V (R_V*D)]; the
+//    record = [A_K (R_K*H) | B_K (R_K*D), RoPE pre-rotated | A_V (R_V*H) | B_V (R_V*D)], the
+//    head factors stored rank-major (A_K[s*H + h] = A_K[h, s]) so that a kernel with heads in
+//    vector lanes reads them without a transposition; the
 //    query is given as its factors A_Q (H*R_Q) and rotated B_Q (R_Q*D). Scores never form Q or K:
 //      P[r,s]  = B_Q[r] . B_K[j,s]                      (head-shared, R_Q*R_K*D)
 //      s_h(j)  = scale/(R_Q R_K) * sum_s A_K[j,h,s] * sum_r A_Q[h,r] P[r,s]   (H*R_Q*R_K)
@@ -34,6 +36,9 @@ struct TpaCacheDims {
     long off_BK() const { return long(H) * Rk; }
     long off_AV() const { return off_BK() + long(Rk) * D; }
     long off_BV() const { return off_AV() + long(H) * Rv; }
+    // Positions of A_K[h, s] and A_V[h, s] in a record.
+    long ak(int h, int s) const { return off_AK() + long(s) * H + h; }
+    long av(int h, int s) const { return off_AV() + long(s) * H + h; }
 };
 
 struct KvCacheDims {
