@@ -27,6 +27,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/bf16.h"
+
 namespace t6 {
 
 struct TpaCacheDims {
@@ -74,20 +76,5 @@ void flash_kv_decode(float* const* out, const float* const* q, const T* const* c
 template <typename T>
 void flash_mla_decode(float* const* out, const float* const* q, const T* const* cache,
                       const int* lens, int nseq, const MlaCacheDims& dims, float scale);
-
-// bf16 <-> float (round to nearest even), as the cache stores them.
-inline uint16_t float_to_bf16(float f) {
-    uint32_t u;
-    __builtin_memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // NaN stays NaN
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return uint16_t(u >> 16);
-}
-inline float bf16_to_float(uint16_t h) {
-    uint32_t u = uint32_t(h) << 16;
-    float f;
-    __builtin_memcpy(&f, &u, 4);
-    return f;
-}
 
 }  // namespace t6

@@ -1,10 +1,8 @@
 #include "kernels/gemm.h"
 
 #include <cblas.h>
-#include <immintrin.h>
 #include <omp.h>
 
-#include <cstring>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "core/buffer.h"
@@ -24,26 +22,6 @@ thread_local MatmulPrecision g_precision = MatmulPrecision::f32;
 // Products with fewer multiply-adds than this stay in float32 under bf16 precision: rounding the
 // inputs and entering oneDNN would cost more than the faster products save.
 constexpr double kMinBf16MultiplyAdds = double(1 << 22);
-
-uint16_t to_bf16_scalar(float x) {
-    uint32_t u;
-    std::memcpy(&u, &x, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // quiet NaN
-    u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest, ties to even
-    return uint16_t(u >> 16);
-}
-
-void to_bf16_serial(uint16_t* dst, const float* src, size_t n) {
-    size_t i = 0;
-#if defined(__AVX512BF16__)
-    for (; i + 16 <= n; i += 16) {
-        const __m256bh v = _mm512_cvtneps_pbh(_mm512_loadu_ps(src + i));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
-                            reinterpret_cast<const __m256i&>(v));
-    }
-#endif
-    for (; i < n; i++) dst[i] = to_bf16_scalar(src[i]);
-}
 
 // Rounds a rows x cols matrix (row stride ld) into a packed rows x cols bf16 matrix.
 void round_matrix(uint16_t* dst, const float* src, int rows, int cols, int ld) {
@@ -147,16 +125,6 @@ ScopedMatmulPrecision::ScopedMatmulPrecision(MatmulPrecision p) : prev_(g_precis
 }
 ScopedMatmulPrecision::~ScopedMatmulPrecision() {
     g_precision = prev_;
-}
-
-void to_bf16(uint16_t* dst, const float* src, size_t n) {
-    constexpr size_t kChunk = 1 << 14;
-    const long chunks = long((n + kChunk - 1) / kChunk);
-#pragma omp parallel for schedule(static) if (chunks > 1)
-    for (long c = 0; c < chunks; c++) {
-        const size_t i0 = size_t(c) * kChunk;
-        to_bf16_serial(dst + i0, src + i0, std::min(kChunk, n - i0));
-    }
 }
 
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,

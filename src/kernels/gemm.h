@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/bf16.h"  // to_bf16 for gemm_bf16_a's operand
+
 namespace t6 {
 
 enum class MatmulPrecision {
@@ -45,9 +47,6 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
 // that feeds one large operand to several products round it once.
 void gemm_bf16_a(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const uint16_t* A,
                  int lda, const float* B, int ldb, float beta, float* C, int ldc);
-
-// dst[i] = src[i] rounded to the nearest bfloat16 (ties to even), as its 16 raw bits.
-void to_bf16(uint16_t* dst, const float* src, size_t n);
 
 // Linear layer without bias, PyTorch layout: out[N,OC] = inp[N,C] @ W[OC,C]^T.
 void linear_forward(float* out, const float* inp, const float* W, int N, int C, int OC);

@@ -7,11 +7,6 @@
 
 namespace t6 {
 
-void to_bf16(uint16_t* dst, const float* src, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) dst[i] = float_to_bf16(src[i]);
-}
-
 namespace {
 
 #ifdef __AVX512F__

@@ -7,10 +7,9 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace t6 {
+#include "kernels/bf16.h"  // to_bf16
 
-// dst[i] = bf16(src[i]), round to nearest even.
-void to_bf16(uint16_t* dst, const float* src, size_t n);
+namespace t6 {
 
 // out[N,OC] = beta * out + inp[N,C] @ W[OC,C]^T, W in bf16 (PyTorch layout). beta is 0 or 1.
 void linear_bf16(float* out, const float* inp, const uint16_t* W, int N, int C, int OC, float beta);
