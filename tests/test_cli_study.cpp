@@ -26,7 +26,7 @@ struct RunResult {
     std::string out, err;
 };
 
-RunResult t6(const std::string& args, const test::TempDir& tmp) {
+RunResult run_t6(const std::string& args, const test::TempDir& tmp) {
     const std::string out = tmp.file("stdout.txt"), err = tmp.file("stderr.txt");
     const std::string cmd =
         std::string("'") + T6_BINARY + "' " + args + " >'" + out + "' 2>'" + err + "'";
@@ -40,9 +40,9 @@ RunResult t6(const std::string& args, const test::TempDir& tmp) {
 
 std::string write_config(const test::TempDir& tmp) {
     json model = {
-        {"attention", "mha"}, {"vocab_size", 64},      {"n_layer", 1},     {"n_embd", 32},
-        {"n_head", 2},        {"head_dim", 16},        {"block_size", 32}, {"q_lora_rank", 16},
-        {"kv_lora_rank", 12}, {"qk_rope_head_dim", 8}, {"v_head_dim", 16}, {"q_rank", 6},
+        {"attention", "mha"}, {"vocab_size", 64},      {"n_layer", 1},     {"n_embd", 64},
+        {"n_head", 4},        {"head_dim", 16},        {"block_size", 32}, {"q_lora_rank", 32},
+        {"kv_lora_rank", 24}, {"qk_rope_head_dim", 8}, {"v_head_dim", 16}, {"q_rank", 6},
         {"rank", 2}};
     json cfg = {{"model", model},
                 {"data", tmp.file("data")},
@@ -111,7 +111,7 @@ TEST(CliStudy, MiniatureStudyWritesReportMatchingTheLogsAndDoesNotRetrain) {
     test::write_repetitive_dataset(tmp.file("data"), 64, 4000, 1000);
     const std::string cfg = write_config(tmp);
     const std::string out = tmp.file("out");
-    RunResult r = t6("study --config '" + cfg + "' --out '" + out + "' --json", tmp);
+    RunResult r = run_t6("study --config '" + cfg + "' --out '" + out + "' --json", tmp);
     ASSERT_EQ(r.status, 0) << r.out << r.err;
     EXPECT_NE(r.out.find("equal parameters:"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("== mha: training"), std::string::npos) << r.out;
@@ -173,7 +173,7 @@ TEST(CliStudy, MiniatureStudyWritesReportMatchingTheLogsAndDoesNotRetrain) {
 
     // A rerun trains nothing and leaves the logs as they were.
     const std::string log_before = read_file_text(out + "/runs/t6/metrics.jsonl");
-    r = t6("study --config '" + cfg + "' --out '" + out + "' --json", tmp);
+    r = run_t6("study --config '" + cfg + "' --out '" + out + "' --json", tmp);
     ASSERT_EQ(r.status, 0) << r.out << r.err;
     EXPECT_NE(r.out.find("== mha: already done"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("== t6: already done"), std::string::npos) << r.out;
@@ -184,7 +184,7 @@ TEST(CliStudy, MiniatureStudyWritesReportMatchingTheLogsAndDoesNotRetrain) {
                      summary["kinds"][1]["final_val_loss"].get<double>());
 
     // Another plan in the same folder is refused.
-    r = t6("study --config '" + cfg + "' --out '" + out + "' max_iters=6", tmp);
+    r = run_t6("study --config '" + cfg + "' --out '" + out + "' max_iters=6", tmp);
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("different plan"), std::string::npos) << r.err;
     EXPECT_EQ(count(r.err, "\n"), 1u) << r.err;
@@ -196,7 +196,7 @@ TEST(CliStudy, BadKindIsAOneLineError) {
     test::write_repetitive_dataset(tmp.file("data"), 64, 4000, 1000);
     const std::string cfg = write_config(tmp);
     RunResult r =
-        t6("study --config '" + cfg + "' --out '" + tmp.file("o") + "' --kinds mha,foo", tmp);
+        run_t6("study --config '" + cfg + "' --out '" + tmp.file("o") + "' --kinds mha,foo", tmp);
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("unknown kind 'foo'"), std::string::npos) << r.err;
     EXPECT_EQ(count(r.err, "\n"), 1u) << r.err;

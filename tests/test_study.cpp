@@ -114,6 +114,7 @@ TEST(Study, NiceTicksAndLabels) {
     EXPECT_EQ(study::tick_label(250000, 50000), "250k");
     EXPECT_EQ(study::tick_label(1.5, 0.1), "1.5");
     EXPECT_EQ(study::tick_label(1.75, 0.05), "1.75");
+    EXPECT_EQ(study::tick_label(5000, 5000, 2e4), "5k");  // the axis's unit
     const std::string svg = study::svg_line_chart(
         "a <b>", {{"p", "x", "y", {{"s&1", "#000", {0, 1, 2}, {3, 2, 1}, false, true}}}});
     EXPECT_NE(svg.find("a &lt;b&gt;"), std::string::npos);

@@ -57,10 +57,10 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
     return t;
 }
 
-std::string tick_label(double v, double step) {
+std::string tick_label(double v, double step, double axis_max) {
     char b[32];
     if (v == 0) return "0";
-    const double a = std::max(std::abs(v), std::abs(step));
+    const double a = std::max({std::abs(axis_max), std::abs(v), std::abs(step)});
     if (a >= 1e9) {
         std::snprintf(b, sizeof b, "%gG", v / 1e9);
     } else if (a >= 1e6) {
@@ -132,13 +132,17 @@ std::string svg_line_chart(const std::string& title, const std::vector<PlotPanel
             o << "<line x1=\"" << num(px(v)) << "\" y1=\"" << num(y0) << "\" x2=\"" << num(px(v))
               << "\" y2=\"" << num(y1) << "\" stroke=\"#e5e5e5\"/>\n"
               << "<text x=\"" << num(px(v)) << "\" y=\"" << num(y1 + 16)
-              << "\" text-anchor=\"middle\">" << tick_label(v, xstep) << "</text>\n";
+              << "\" text-anchor=\"middle\">"
+              << tick_label(v, xstep, std::max(std::abs(xt.front()), std::abs(xt.back())))
+              << "</text>\n";
         }
         for (double v : yt) {
             o << "<line x1=\"" << num(x0) << "\" y1=\"" << num(py(v)) << "\" x2=\"" << num(x1)
               << "\" y2=\"" << num(py(v)) << "\" stroke=\"#e5e5e5\"/>\n"
               << "<text x=\"" << num(x0 - 6) << "\" y=\"" << num(py(v) + 4)
-              << "\" text-anchor=\"end\">" << tick_label(v, ystep) << "</text>\n";
+              << "\" text-anchor=\"end\">"
+              << tick_label(v, ystep, std::max(std::abs(yt.front()), std::abs(yt.back())))
+              << "</text>\n";
         }
         o << "<rect x=\"" << num(x0) << "\" y=\"" << num(y0) << "\" width=\"" << num(x1 - x0)
           << "\" height=\"" << num(y1 - y0) << "\" fill=\"none\" stroke=\"#333\"/>\n"

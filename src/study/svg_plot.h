@@ -29,8 +29,9 @@ std::string svg_line_chart(const std::string& title, const std::vector<PlotPanel
 // Tick positions covering [lo, hi] at a 1/2/5 x 10^k step, about `target` of them.
 std::vector<double> nice_ticks(double lo, double hi, int target = 6);
 
-// "1.5M", "250k", "1.25" -- short tick labels.
-std::string tick_label(double v, double step);
+// "1.5M", "250k", "1.25" -- short tick labels; the unit (k, M, G) follows the axis's largest
+// absolute tick, so every label of an axis has the same unit.
+std::string tick_label(double v, double step, double axis_max = 0);
 
 // The colour of series i in t6's plots (the ten-colour Tableau palette).
 std::string plot_color(size_t i);
