@@ -101,8 +101,16 @@ int cmd_study(int argc, char** argv) {
     }
     if (p.has("preset") && p.has("model")) fail("t6 study: give --preset or --model, not both");
     if (p.has("preset")) {
-        setup.model = preset_config(p.get("preset"));
-        setup.model_source = p.get("preset");
+        // The size's shape, with the latent sizes of its MLA preset (the other presets keep
+        // MLA's defaults, sized for the paper's models).
+        const std::string name = p.get("preset");
+        setup.model = preset_config(name);
+        const ModelConfig mla = preset_config(name.substr(0, name.find('-')) + "-mla");
+        setup.model.q_lora_rank = mla.q_lora_rank;
+        setup.model.kv_lora_rank = mla.kv_lora_rank;
+        setup.model.qk_rope_head_dim = mla.qk_rope_head_dim;
+        setup.model.v_head_dim = mla.v_head_dim;
+        setup.model_source = name;
         setup.model_given = true;
     } else if (p.has("model")) {
         setup.model = resolve_model_config(p.get("model"));

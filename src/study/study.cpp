@@ -143,6 +143,8 @@ void validate_plan(const StudyPlan& plan) {
     if (plan.decode_context <= 0 || plan.decode_steps <= 0)
         fail("t6 study: decode_context and decode_steps must be positive");
     if (plan.base.train.data.empty()) fail("t6 study: no data given (data=DIR)");
+    if (!fs::is_directory(plan.base.train.data))
+        fail(plan.base.train.data, ": data folder not found (t6 prepare writes one)");
     if (plan.base.train.init_from != "scratch")
         fail("t6 study: every kind trains from scratch (init_from must be \"scratch\")");
     for (const auto& k : plan.kinds) {
@@ -295,9 +297,13 @@ StudyResult run_study(const StudyPlan& plan, FILE* log, long long stop_at) {
         std::fprintf(log, "equal parameters: %s\n", equal_params_rule(plan.base.model).c_str());
         for (const auto& k : plan.kinds) {
             const ModelConfig m = kind_model(plan, k);
-            std::fprintf(log,
-                         "  %-10s %3d heads (%d KV)  %8ld attention params/layer  %10zu params\n",
-                         k.c_str(), m.n_head, m.kv_heads(), attention_params_per_layer(m),
+            const bool grouped =
+                m.attention == AttentionKind::mqa || m.attention == AttentionKind::gqa;
+            const std::string heads =
+                std::to_string(m.n_head) +
+                (grouped ? " (" + std::to_string(m.kv_heads()) + " KV)" : std::string());
+            std::fprintf(log, "  %-10s %-10s heads %8ld attention params/layer %10zu params\n",
+                         k.c_str(), heads.c_str(), attention_params_per_layer(m),
                          model_stats(m).params_total);
         }
         std::fflush(log);
