@@ -45,16 +45,28 @@ const KindSummary* find(const std::vector<KindSummary>& ks, const std::string& k
 }
 
 std::string loss_svg(const StudyPlan& plan, const std::vector<KindSummary>& kinds) {
-    PlotPanel train{"training loss (logged steps)", "training tokens", "loss", {}};
+    PlotPanel train{
+        "training loss (logged steps, after the first 10%)", "training tokens", "loss", {}};
     PlotPanel val{"validation loss", "training tokens", "loss", {}};
     PlotPanel zoom{"validation loss, second half", "training tokens", "loss", {}};
     double half = 0;
     for (const auto& k : kinds)
         if (!k.eval_tokens.empty()) half = std::max(half, 0.5 * k.eval_tokens.back());
+    double total = 0;
+    for (const auto& k : kinds)
+        if (!k.train_tokens.empty()) total = std::max(total, k.train_tokens.back());
     for (size_t i = 0; i < kinds.size(); i++) {
         const KindSummary& k = kinds[i];
         const std::string c = plot_color(i);
-        train.series.push_back({k.kind, c, k.train_tokens, k.train_loss, false, false});
+        // The first 10% (the steep initial drop, shown by the validation panel) would flatten
+        // the rest of the curve.
+        PlotSeries tr{k.kind, c, {}, {}, false, false};
+        for (size_t j = 0; j < k.train_tokens.size(); j++)
+            if (k.train_tokens[j] >= 0.1 * total) {
+                tr.x.push_back(k.train_tokens[j]);
+                tr.y.push_back(k.train_loss[j]);
+            }
+        train.series.push_back(tr);
         val.series.push_back({k.kind, c, k.eval_tokens, k.eval_val, false, true});
         PlotSeries z{k.kind, c, {}, {}, false, true};
         for (size_t j = 0; j < k.eval_tokens.size(); j++)
