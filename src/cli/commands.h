@@ -16,5 +16,6 @@ int cmd_train(int argc, char** argv);
 int cmd_bench_train(int argc, char** argv);  // t6 bench train
 int cmd_eval(int argc, char** argv);         // t6 eval ppl | mc
 int cmd_serve(int argc, char** argv);
+int cmd_study(int argc, char** argv);
 
 }  // namespace t6::cli

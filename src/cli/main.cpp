@@ -28,6 +28,7 @@ const Command kCommands[] = {
     {"train", t6::cli::cmd_train, "train a model (AdamW, official schedule, checkpoints, resume)"},
     {"eval", t6::cli::cmd_eval, "perplexity and zero-/few-shot multiple choice (lm-eval scoring)"},
     {"serve", t6::cli::cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
+    {"study", t6::cli::cmd_study, "every attention kind at equal parameters: train, eval, report"},
 };
 
 void print_usage(FILE* f) {
