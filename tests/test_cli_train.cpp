@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/file_util.h"
+#include "test_cli_util.h"
 #include "test_train_util.h"
 #include "test_util.h"
 
@@ -18,22 +19,9 @@ using namespace t6;
 
 namespace {
 
-struct RunResult {
-    int status = -1;
-    std::string out, err;
-};
-
-// Runs `t6 <args>` through the shell, capturing stdout and stderr.
-RunResult t6(const std::string& args, const test::TempDir& tmp) {
-    const std::string out = tmp.file("stdout.txt"), err = tmp.file("stderr.txt");
-    const std::string cmd =
-        std::string("'") + T6_BINARY + "' " + args + " >'" + out + "' 2>'" + err + "'";
-    const int rc = std::system(cmd.c_str());
-    RunResult r;
-    r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-    r.out = read_file_text(out);
-    r.err = read_file_text(err);
-    return r;
+using RunResult = test::CommandResult;
+RunResult t6(const std::string& args, const test::TempDir&) {
+    return test::run_t6(args);
 }
 
 // The tiny model and a short run, as a t6 train config file.

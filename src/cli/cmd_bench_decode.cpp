@@ -28,18 +28,6 @@ namespace t6::cli {
 
 namespace {
 
-std::vector<std::string> split_list(const std::string& s) {
-    std::vector<std::string> out;
-    size_t a = 0;
-    while (a <= s.size()) {
-        size_t b = s.find(',', a);
-        if (b == std::string::npos) b = s.size();
-        if (b > a) out.push_back(s.substr(a, b - a));
-        a = b + 1;
-    }
-    return out;
-}
-
 // Fills `len` records of every layer of `slot` with pseudo-random values in [-1, 1).
 void fill_random(KVCache& cache, int slot, int len, uint32_t seed) {
     uint32_t x = seed * 2654435761u + 1;

@@ -13,6 +13,9 @@ std::string fixed(double v, int decimals);
 // "2GiB", "512MiB", "1e9", "64KB" -> bytes; a one-line error naming `what` otherwise.
 double parse_bytes(const std::string& s, const std::string& what);
 
+// "a,b,,c" -> {"a", "b", "c"} (empty items dropped).
+std::vector<std::string> split_list(const std::string& s);
+
 // Median of timings (mean of the middle two for an even count); v must not be empty.
 double median(std::vector<double> v);
 
