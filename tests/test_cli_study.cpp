@@ -172,6 +172,23 @@ TEST(CliStudy, MiniatureStudyWritesReportMatchingTheLogsAndDoesNotRetrain) {
     EXPECT_DOUBLE_EQ(again["kinds"][1]["final_val_loss"].get<double>(),
                      summary["kinds"][1]["final_val_loss"].get<double>());
 
+    // --retime-decode measures the finished kinds' decoding again (training untouched): the
+    // report's decode column then holds the new figures of done.json.
+    r = run_t6("study --config '" + cfg + "' --out '" + out + "' --retime-decode --json", tmp);
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("(batch 1; was "), std::string::npos) << r.out;
+    EXPECT_EQ(read_file_text(out + "/runs/t6/metrics.jsonl"), log_before);
+    const json retimed = json::parse(read_file_text(rep + "/summary.json"));
+    for (int i = 0; i < 2; i++) {
+        const std::string kind = retimed["kinds"][i]["kind"];
+        const json done = json::parse(read_file_text(out + "/runs/" + kind + "/done.json"));
+        EXPECT_GT(done["decode_tokens_per_s"].get<double>(), 0.0);
+        EXPECT_DOUBLE_EQ(retimed["kinds"][i]["decode_tokens_per_s"].get<double>(),
+                         done["decode_tokens_per_s"].get<double>());
+        EXPECT_DOUBLE_EQ(retimed["kinds"][i]["final_val_loss"].get<double>(),
+                         summary["kinds"][i]["final_val_loss"].get<double>());
+    }
+
     // Another plan in the same folder is refused.
     r = run_t6("study --config '" + cfg + "' --out '" + out + "' max_iters=6", tmp);
     EXPECT_EQ(r.status, 1);

@@ -54,6 +54,8 @@ int cmd_study(int argc, char** argv) {
     p.option("title", "TEXT", "report title", "t6 study");
     p.option("decode-context", "N", "tokens in the cache when decoding is timed", "1024");
     p.option("decode-steps", "N", "timed decoding steps (median reported)", "32");
+    p.flag("retime-decode",
+           "measure the decoding speed of kinds already trained again (after an engine upgrade)");
     p.flag("json", "print one JSON object (the summary) as the last line");
     p.epilog(
         "examples:\n"
@@ -67,7 +69,8 @@ int cmd_study(int argc, char** argv) {
 
     study::StudyPlan plan;
     plan.command = "t6 study";
-    for (int i = 0; i < argc; i++) plan.command += " " + shell_quote(argv[i]);
+    for (int i = 0; i < argc; i++)  // the command that regenerates the report
+        if (std::string(argv[i]) != "--retime-decode") plan.command += " " + shell_quote(argv[i]);
     TrainSetup& setup = plan.base;
     bool out_given = false, vocab_given = false;
     if (p.has("config")) {
@@ -145,7 +148,7 @@ int cmd_study(int argc, char** argv) {
         setup.model.vocab_size = m["vocab_size"].get<int>();
     }
 
-    const study::StudyResult r = study::run_study(plan, stdout);
+    const study::StudyResult r = study::run_study(plan, stdout, -1, p.has("retime-decode"));
     std::printf("\n%-10s %10s %7s %12s %10s %10s %10s %12s %12s\n", "kind", "params", "heads",
                 "KV B/token", "final val", "best val", "best ppl", "train tok/s", "decode tok/s");
     for (const auto& k : r.kinds)

@@ -85,8 +85,11 @@ struct StudyResult {
 
 // Trains every kind not yet done (resuming a half-done one from its latest checkpoint), then
 // writes the report. stop_at >= 0 stops each kind trained here after that many steps as if
-// killed (tests of resume); no report is written then.
-StudyResult run_study(const StudyPlan& plan, FILE* log, long long stop_at = -1);
+// killed (tests of resume); no report is written then. retime_decode: kinds already done get
+// their decoding speed measured again (from their last checkpoint), e.g. after an engine upgrade;
+// their training is untouched.
+StudyResult run_study(const StudyPlan& plan, FILE* log, long long stop_at = -1,
+                      bool retime_decode = false);
 
 // Writes report.md, loss.svg, summary.json and logs/ for the given kinds.
 void write_report(const StudyPlan& plan, const std::vector<KindSummary>& kinds,
