@@ -189,6 +189,18 @@ TEST(CliStudy, MiniatureStudyWritesReportMatchingTheLogsAndDoesNotRetrain) {
                          summary["kinds"][i]["final_val_loss"].get<double>());
     }
 
+    // A study written before a training key existed (here: without "zero1") continues when the
+    // key has its default value now.
+    json plan = json::parse(read_file_text(out + "/study.json"));
+    ASSERT_TRUE(plan["train"].contains("zero1"));
+    plan["train"].erase("zero1");
+    write_file_atomic(out + "/study.json", plan.dump(2));
+    r = run_t6("study --config '" + cfg + "' --out '" + out + "'", tmp);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    r = run_t6("study --config '" + cfg + "' --out '" + out + "' zero1=true", tmp);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("different plan"), std::string::npos) << r.err;
+
     // Another plan in the same folder is refused.
     r = run_t6("study --config '" + cfg + "' --out '" + out + "' max_iters=6", tmp);
     EXPECT_EQ(r.status, 1);

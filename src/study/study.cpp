@@ -38,6 +38,21 @@ json plan_identity(const StudyPlan& p) {
     return {{"model", p.base.model.to_json()}, {"train", t}};
 }
 
+// A plan written before a key existed (a newer t6 added a training or model key) lacks it: take
+// the key as the current plan has it when that is the key's default, so the study continues.
+json with_new_defaults(json old, const json& ident) {
+    const json defaults = {{"model", ModelConfig{}.to_json()}, {"train", TrainConfig{}.to_json()}};
+    for (const char* section : {"model", "train"}) {
+        if (!old.contains(section) || !old[section].is_object() || !ident.contains(section))
+            continue;
+        for (const auto& [key, value] : ident[section].items())
+            if (!old[section].contains(key) && defaults[section].contains(key) &&
+                defaults[section][key] == value)
+                old[section][key] = value;
+    }
+    return old;
+}
+
 std::vector<json> read_jsonl(const std::string& path) {
     std::vector<json> out;
     std::ifstream in(path);
@@ -306,7 +321,7 @@ StudyResult run_study(const StudyPlan& plan, FILE* log, long long stop_at, bool 
         const json old = json::parse(read_file_text(plan_path), nullptr, false);
         if (old.is_discarded() || !old.is_object())
             fail(plan_path, ": not a JSON object (remove it or choose another out_dir)");
-        const json diff = json::diff(old, ident);
+        const json diff = json::diff(with_new_defaults(old, ident), ident);
         if (!diff.empty())
             fail(out, ": holds a study with a different plan (", diff[0].value("path", ""),
                  " differs: was ",
