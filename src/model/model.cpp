@@ -21,7 +21,8 @@ Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
     cfg_.validate("model config");
     layout_ = build_parameter_layout(cfg_);
     params_.resize(layout_.total);
-    grads_.resize(layout_.total);
+    // grads_ is allocated by the first backward pass or grads() call: a model used only for
+    // inference (generation, evaluation, serving) never holds a gradient buffer.
     rope_ = make_rope_tables(cfg_.block_size, cfg_.rope_dim(), cfg_.rope_theta);
     const auto projections = attention_projections(cfg_);
     for (int i = 0; i < cfg_.n_layer; i++) {
@@ -125,8 +126,15 @@ void Model::init_weights(uint64_t seed) {
     }
 }
 
+void Model::ensure_grads() {
+    if (grads_.size() != layout_.total) grads_.resize(layout_.total);  // zero-filled
+}
+
 void Model::zero_grad() {
-    grads_.zero();
+    if (grads_.size() == layout_.total)
+        grads_.zero();
+    else
+        ensure_grads();
 }
 
 size_t Model::activation_bytes() const {
@@ -272,6 +280,7 @@ float Model::forward_backward(const int32_t* tokens, const int32_t* targets, int
         loss = cross_entropy_forward_backward(logits_.data(), nullptr, logits_.data(), targets,
                                               B * T, cfg_.vocab_size, grad_scale);
     }
+    ensure_grads();
     run_backward(tokens, B, T);
     return loss;
 }

@@ -27,10 +27,15 @@ class Model {
     size_t num_params() const { return layout_.total; }
     float* params() { return params_.data(); }
     const float* params() const { return params_.data(); }
-    float* grads() { return grads_.data(); }
+    // The gradient buffer, allocated (zero) on first use: by forward_backward, zero_grad or the
+    // non-const accessors. The const accessor returns nullptr before that.
+    float* grads() {
+        ensure_grads();
+        return grads_.data();
+    }
     const float* grads() const { return grads_.data(); }
     float* param(const std::string& name) { return params_.data() + layout_.at(name).offset; }
-    float* grad(const std::string& name) { return grads_.data() + layout_.at(name).offset; }
+    float* grad(const std::string& name) { return grads() + layout_.at(name).offset; }
 
     // The official initialisation (conformance README quirks 9, 12, 13), seeded.
     void init_weights(uint64_t seed);
@@ -84,6 +89,7 @@ class Model {
         size_t qkv, c_proj, fc1, fc2, mlp_proj;  // offsets into params_/grads_
     };
     void ensure_capacity(int B, int T);
+    void ensure_grads();
     void check_tokens(const int32_t* tokens, const int32_t* targets, int B, int T) const;
     void run_forward(const int32_t* tokens, int B, int T);
     void run_backward(const int32_t* tokens, int B, int T);
