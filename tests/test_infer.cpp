@@ -198,6 +198,11 @@ TEST_P(DecodeMatchesForward, CacheAllocationEqualsFormula) {
             break;
     }
     EXPECT_EQ(dec.cache().bytes(), size_t(per_token_layer) * 4 * cfg.n_layer * slots * seq);
+    // Inference holds the weights and the cache, no gradient buffer.
+    std::vector<int32_t> prompt = {1, 2, 3};
+    std::vector<float> logits(size_t(cfg.vocab_size));
+    dec.append(0, prompt.data(), 3, logits.data());
+    EXPECT_EQ(static_cast<const Model&>(model).grads(), nullptr);
     Decoder dec16(model, slots, seq, CacheType::bf16);
     EXPECT_EQ(dec16.cache().bytes(), size_t(per_token_layer) * 2 * cfg.n_layer * slots * seq);
 }
