@@ -10,6 +10,7 @@
 #include <random>
 
 #include "cli/args.h"
+#include "cli/bench_training.h"
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "cli/gemm_probe.h"
@@ -128,12 +129,7 @@ nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, Matmul
     }
     // Only the preset itself (no key overrides) at the measured shape, in one process, has a
     // peer figure.
-    for (const auto& p : kTrainPeers)
-        if (ranks == 1 && name == p.preset && B == p.batch && T == p.seq &&
-            cfg.to_json() == preset_config(p.preset).to_json()) {
-            j["official_tokens_per_s"] = p.tokens_per_s;
-            j["speedup_vs_official"] = tps / p.tokens_per_s;
-        }
+    if (ranks == 1) add_peer_figure(j, kTrainPeers, name, cfg, B, T, tps);
     return j;
 }
 
@@ -146,38 +142,16 @@ int cmd_bench_train(int argc, char** argv) {
                 "full-step figure. Without\n--preset/--model it runs tiny-t6, tiny-mha (batch 8) "
                 "and small-t6, small-mha (batch 4),\nsequence 256: the configurations of "
                 "../shared/baselines.md. Peak RSS is the process's so far.");
-    add_model_options(p);
-    p.option("batch", "B", "sequences per step (default 8 for tiny, 4 otherwise)");
-    p.option("seq", "T", "sequence length", "256");
-    p.option("steps", "N", "timed steps (the median is reported)", "5");
-    p.option("warmup", "N", "untimed steps first", "2");
-    p.option("threads", "N", "threads (OpenMP and GEMM)", "all cores");
-    p.option("peak-gflops", "G", "GEMM rate MFU is relative to (fp32, 2 threads, baselines.md)",
-             "370");
-    p.option("matmul-precision", "LIST",
-             "f32, bf16 or f32,bf16: GEMM precision(s) to run (bf16: bf16 inputs, f32 "
-             "accumulation; weights, activations and optimizer stay f32)",
-             "f32");
+    add_training_bench_options(p);
     p.flag("json", "print one JSON object as the last line");
     p.parse(argc, argv, 0);
     dist::init();  // under mpirun: data-parallel steps over the ranks (batch B per rank)
     if (dist::rank() != 0 && !std::freopen("/dev/null", "w", stdout))
         fail("t6 bench train: cannot silence rank ", dist::rank(), "'s output");
-    if (p.has("threads")) set_num_threads(p.get_int("threads"));
-    const int T = p.get_int("seq"), steps = p.get_int("steps"), warmup = p.get_int("warmup");
-    const double peak = p.get_double("peak-gflops");
-    const std::vector<MatmulPrecision> precisions =
-        parse_precision_list(p.get("matmul-precision"), "t6 bench train: --matmul-precision");
-    if (T <= 0 || steps <= 0 || warmup < 0 || !(peak > 0))
-        fail("t6 bench train: --seq, --steps and --peak-gflops must be positive, --warmup >= 0");
-    std::vector<std::pair<std::string, ModelConfig>> models;
-    if (p.has("preset") || p.has("model") || !p.positionals().empty()) {
-        ModelChoice m = resolve_model_choice(p, "bench train");
-        models.push_back({m.source, m.config});
-    } else {
-        for (const char* n : {"tiny-t6", "tiny-mha", "small-t6", "small-mha"})
-            models.push_back({n, preset_config(n)});
-    }
+    const TrainingBench b = read_training_bench(p, "bench train");
+    const int T = b.seq, steps = b.steps, warmup = b.warmup;
+    const double peak = b.peak_gflops;
+    const std::vector<MatmulPrecision>& precisions = b.precisions;
     const std::string kernel = gemm_kernel_name(), bf16_kernel = gemm_bf16_kernel_name();
     print_gemm_header(peak, precisions);
     if (dist::size() > 1)
@@ -187,9 +161,8 @@ int cmd_bench_train(int argc, char** argv) {
                 "batch", "seq", "step_s", "optim_s", "tokens/s", "GFLOP/s", "MFU", "GEMM_now",
                 "MFU_now", "vs_official", "peak_RSS");
     nlohmann::json results = nlohmann::json::array();
-    for (const auto& [name, cfg] : models) {
-        const int B = p.has("batch") ? p.get_int("batch") : (name.rfind("tiny", 0) == 0 ? 8 : 4);
-        if (B <= 0) fail("t6 bench train: --batch must be positive");
+    for (const auto& [name, cfg] : b.models) {
+        const int B = b.batch_size(p, name);
         for (MatmulPrecision mp : precisions) {
             auto j = bench_one(name, cfg, mp, B, T, warmup, steps, peak);
             add_measured_gemm_rates(j, mp);

@@ -1,0 +1,62 @@
+#include "cli/bench_training.h"
+
+#include "cli/gemm_probe.h"
+#include "cli/model_arg.h"
+#include "core/error.h"
+#include "core/threads.h"
+
+namespace t6::cli {
+
+void add_training_bench_options(ArgParser& p) {
+    add_model_options(p);
+    p.option("batch", "B", "sequences per step (default 8 for tiny, 4 otherwise)");
+    p.option("seq", "T", "sequence length", "256");
+    p.option("steps", "N", "timed steps (the median is reported)", "5");
+    p.option("warmup", "N", "untimed steps first", "2");
+    p.option("threads", "N", "threads (OpenMP and GEMM)", "all cores");
+    p.option("peak-gflops", "G", "GEMM rate MFU is relative to (fp32, 2 threads, baselines.md)",
+             "370");
+    p.option("matmul-precision", "LIST",
+             "f32, bf16 or f32,bf16: GEMM precision(s) to run (bf16: bf16 inputs, f32 "
+             "accumulation; weights, activations and optimizer stay f32)",
+             "f32");
+}
+
+TrainingBench read_training_bench(const ArgParser& p, const std::string& command) {
+    TrainingBench b;
+    const std::string tool = "t6 " + command;
+    if (p.has("threads")) set_num_threads(p.get_int("threads"));
+    b.seq = p.get_int("seq");
+    b.steps = p.get_int("steps");
+    b.warmup = p.get_int("warmup");
+    b.peak_gflops = p.get_double("peak-gflops");
+    b.precisions = parse_precision_list(p.get("matmul-precision"), tool + ": --matmul-precision");
+    if (b.seq <= 0 || b.steps <= 0 || b.warmup < 0 || !(b.peak_gflops > 0))
+        fail(tool, ": --seq, --steps and --peak-gflops must be positive, --warmup >= 0");
+    if (p.has("batch") && p.get_int("batch") <= 0) fail(tool, ": --batch must be positive");
+    if (p.has("preset") || p.has("model") || !p.positionals().empty()) {
+        ModelChoice m = resolve_model_choice(p, command);
+        b.models.push_back({m.source, m.config});
+    } else {
+        for (const char* n : {"tiny-t6", "tiny-mha", "small-t6", "small-mha"})
+            b.models.push_back({n, preset_config(n)});
+    }
+    return b;
+}
+
+int TrainingBench::batch_size(const ArgParser& p, const std::string& model) {
+    return p.has("batch") ? p.get_int("batch") : (model.rfind("tiny", 0) == 0 ? 8 : 4);
+}
+
+void add_peer_figure(nlohmann::json& row, std::span<const PeerFigure> peers,
+                     const std::string& name, const ModelConfig& cfg, int B, int T,
+                     double tokens_per_s) {
+    for (const auto& p : peers)
+        if (name == p.preset && B == p.batch && T == p.seq &&
+            cfg.to_json() == preset_config(p.preset).to_json()) {
+            row["official_tokens_per_s"] = p.tokens_per_s;
+            row["speedup_vs_official"] = tokens_per_s / p.tokens_per_s;
+        }
+}
+
+}  // namespace t6::cli
