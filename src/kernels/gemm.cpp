@@ -144,9 +144,12 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
 void gemm_bf16_a(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const uint16_t* A,
                  int lda, const float* B, int ldb, float beta, float* C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    if (K <= 0) {  // empty sum: C = beta * C
+    if (K <= 0) {  // empty sum: C = beta * C (with beta 0, C is not read, as in BLAS)
         for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) C[size_t(i) * ldc + j] *= beta;
+            for (int j = 0; j < N; j++) {
+                float& c = C[size_t(i) * ldc + j];
+                c = beta == 0.0f ? 0.0f : beta * c;
+            }
         return;
     }
     bf16_product(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
