@@ -66,15 +66,7 @@ int cmd_generate(int argc, char** argv) {
     const WeightType wtype = parse_weight_type(p.get("weights"));
 
     ModelChoice m = resolve_model_choice(p, "generate");
-    std::unique_ptr<Model> model;
-    if (m.is_checkpoint) {
-        model = load_model(m.source);
-    } else {
-        std::fprintf(stderr, "t6 generate: %s has no trained weights; using a random init\n",
-                     m.source.c_str());
-        model = std::make_unique<Model>(m.config);
-        model->init_weights(sp.seed);
-    }
+    std::unique_ptr<Model> model = load_or_init_model(m, "generate", sp.seed);
     const ModelConfig& cfg = model->config();
     const int max_ctx = p.has("max-context") ? p.get_int("max-context") : cfg.block_size;
     if (max_ctx <= 0) fail("t6 generate: --max-context must be positive");

@@ -75,15 +75,7 @@ int cmd_serve(int argc, char** argv) {
     if (p.has("threads")) set_num_threads(p.get_int("threads"));
 
     ModelChoice m = resolve_model_choice(p, "serve");
-    std::unique_ptr<Model> model;
-    if (m.is_checkpoint) {
-        model = load_model(m.source);
-    } else {
-        std::fprintf(stderr, "t6 serve: %s has no trained weights; using a random init\n",
-                     m.source.c_str());
-        model = std::make_unique<Model>(m.config);
-        model->init_weights(0);
-    }
+    std::unique_ptr<Model> model = load_or_init_model(m, "serve", 0);
     const ModelConfig& cfg = model->config();
     auto tok =
         resolve_tokenizer(p.get("tokenizer"), m.is_checkpoint ? m.source : "", cfg.vocab_size);

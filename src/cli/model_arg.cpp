@@ -1,5 +1,6 @@
 #include "cli/model_arg.h"
 
+#include <cstdio>
 #include <filesystem>
 
 #include "core/error.h"
@@ -40,6 +41,16 @@ ModelChoice resolve_model_choice(const ArgParser& p, const std::string& command)
     }
     for (const auto& o : overrides) apply_override(m.config, o);
     return m;
+}
+
+std::unique_ptr<Model> load_or_init_model(const ModelChoice& m, const std::string& command,
+                                          uint64_t seed) {
+    if (m.is_checkpoint) return load_model(m.source);
+    std::fprintf(stderr, "t6 %s: %s has no trained weights; using a random init\n", command.c_str(),
+                 m.source.c_str());
+    auto model = std::make_unique<Model>(m.config);
+    model->init_weights(seed);
+    return model;
 }
 
 }  // namespace t6::cli
