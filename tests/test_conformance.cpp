@@ -34,7 +34,7 @@ std::vector<std::string> conformance_models() {
 }
 
 class Conformance : public ::testing::TestWithParam<std::string> {
-protected:
+  protected:
     void SetUp() override {
         if (GetParam() == "none_found")
             GTEST_SKIP() << "no conformance vectors: set T6_SHARED to the shared folder (holding "

@@ -26,10 +26,11 @@ template <typename... Args>
 }
 
 // Internal invariant (a bug in t6, not bad input).
-#define T6_CHECK(cond, ...)                                                              \
-    do {                                                                                 \
-        if (!(cond)) ::t6::fail("internal check failed: " #cond " (", __FILE__, ":", __LINE__, \
-                                ") ", ##__VA_ARGS__);                                    \
+#define T6_CHECK(cond, ...)                                                                 \
+    do {                                                                                    \
+        if (!(cond))                                                                        \
+            ::t6::fail("internal check failed: " #cond " (", __FILE__, ":", __LINE__, ") ", \
+                       ##__VA_ARGS__);                                                      \
     } while (0)
 
 }  // namespace t6

@@ -28,7 +28,7 @@ struct TensorInfo {
 std::string shape_str(const std::vector<int64_t>& shape);  // "[2, 16, 64]"
 
 class SafeTensorsReader {
-public:
+  public:
     // Reads and validates the whole file (header JSON, dtypes, shapes, offsets within the file,
     // byte sizes equal to numel * dtype size, no overlapping tensors).
     explicit SafeTensorsReader(const std::string& path);
@@ -41,11 +41,12 @@ public:
 
     // Copies tensor `name` into dst as float32 (F32 as is; BF16/F16/I32 converted). If `shape` is
     // non-empty it must equal the stored shape, otherwise the error names both shapes.
-    void read_f32(const std::string& name, float* dst, const std::vector<int64_t>& shape = {}) const;
+    void read_f32(const std::string& name, float* dst,
+                  const std::vector<int64_t>& shape = {}) const;
     std::vector<float> read_f32(const std::string& name) const;
     std::vector<int32_t> read_i32(const std::string& name) const;  // I32 (or I64 narrowed)
 
-private:
+  private:
     const unsigned char* data_of(const TensorInfo& t) const;
     std::string path_;
     std::vector<unsigned char> bytes_;  // whole file

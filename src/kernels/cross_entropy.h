@@ -1,5 +1,5 @@
-// Cross-entropy over logits with ignore_index = -1 (official: F.cross_entropy(..., ignore_index=-1),
-// mean over non-ignored positions).
+// Cross-entropy over logits with ignore_index = -1 (official: F.cross_entropy(...,
+// ignore_index=-1), mean over non-ignored positions).
 #pragma once
 #include <cstdint>
 

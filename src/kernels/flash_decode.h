@@ -23,7 +23,11 @@
 //    Each record is read once for all H heads; the kernel is compute-bound (2H(2 d_c + d_h^R)
 //    FLOPs per (d_c + d_h^R) cached numbers), so blocks of records are processed as register-tiled
 //    small matrix products (AVX-512, heads in vector lanes; GEMM calls otherwise).
-// Cache elements are float or bf16 (uint16_t, the upper half of a float32); arithmetic is float32.
+// Cache elements are float or bf16 (uint16_t, the upper half of a float32). Arithmetic is float32,
+// except FlashTPA over a bf16 cache on CPUs with AVX-512 BF16: it multiplies the cached factors
+// with vdpbf16ps (exact products, float32 sums), which needs the query factor and the value
+// weights p*A_V/R_V rounded to bf16 as well (relative 2^-9 each); scores, softmax and the output
+// accumulators stay float32.
 #pragma once
 #include <cstdint>
 

@@ -5,6 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <type_traits>
 #include <vector>
 
@@ -78,16 +79,49 @@ inline __mmask16 lane_mask(int count) {
 // Cache lines [l0, l1) of each of the next block's n records (base, rec_bytes apart) are
 // prefetched into L2 while a tile runs, so the next block streams in during the arithmetic
 // (into L2, not L1: a block is larger than L1, and prefetching it there evicts the block in use).
+// The rows and weights are float32 (E = float), or, on CPUs with AVX-512 BF16, bf16 pairs
+// (E = Bf16Pair): row k of B then holds rows 2k and 2k+1 of the block interleaved column by
+// column, the weight of row k holds both rows' weights, and vdpbf16ps does both rows' multiply-adds
+// in one instruction (products exact, sums in float32).
 struct NextBlock {
     const char* base = nullptr;
     long rec_bytes = 0;
     int n = 0, l0 = 0, l1 = 0;
 };
 
-template <int HB>
-void values_tile(float* acc, int D, int c0, int h0, const float* W, int Hp, int Rv,
-                 const float* recs, long rec, long off_bv, int n, const float* alpha,
-                 const NextBlock& nb) {
+struct Bf16Pair {
+    uint32_t bits;  // lower half: the even row's bf16, upper half: the odd row's
+};
+
+template <typename E>
+struct ValueOps;
+
+template <>
+struct ValueOps<float> {
+    static __m512 load(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+    static __m512 weight(const float* w) { return _mm512_set1_ps(*w); }
+    static __m512 madd(__m512 acc, __m512 w, __m512 b) { return _mm512_fmadd_ps(w, b, acc); }
+};
+
+#ifdef __AVX512BF16__
+template <>
+struct ValueOps<Bf16Pair> {
+    static __m512 load(__mmask16 m, const Bf16Pair* p) {
+        return _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(m, p));
+    }
+    static __m512 weight(const Bf16Pair* w) {
+        return _mm512_castsi512_ps(_mm512_set1_epi32(int(w->bits)));
+    }
+    static __m512 madd(__m512 acc, __m512 w, __m512 b) {
+        return _mm512_dpbf16_ps(acc, __m512bh(w), __m512bh(b));
+    }
+};
+#endif
+
+template <int HB, typename E>
+void values_tile(float* acc, int D, int c0, int h0, const E* W, int Hp, int Rv, const E* recs,
+                 long rec, long off_bv, int n, const float* alpha, const NextBlock& nb) {
+    using Op = ValueOps<E>;
     static_assert(HB >= 1 && HB <= 6);
     const __mmask16 m0 = lane_mask(D - c0), m1 = lane_mask(D - c0 - 16),
                     m2 = lane_mask(D - c0 - 32), m3 = lane_mask(D - c0 - 48);
@@ -118,18 +152,17 @@ void values_tile(float* acc, int D, int c0, int h0, const float* W, int Hp, int 
             for (int l = nb.l0; l < nb.l1; l++) _mm_prefetch(nx + 64L * l, _MM_HINT_T1);
         }
         for (int s = 0; s < Rv; s++) {
-            const float* b = recs + t * rec + off_bv + long(s) * D + c0;
-            const __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16),
-                         b2 = _mm512_maskz_loadu_ps(m2, b + 32),
-                         b3 = _mm512_maskz_loadu_ps(m3, b + 48);
-            const float* w = W + size_t(t * Rv + s) * Hp + h0;
-#define T6_VT_FMA(i, a0, a1, a2, a3)           \
-    if constexpr (i < HB) {                    \
-        const __m512 p = _mm512_set1_ps(w[i]); \
-        a0 = _mm512_fmadd_ps(p, b0, a0);       \
-        a1 = _mm512_fmadd_ps(p, b1, a1);       \
-        a2 = _mm512_fmadd_ps(p, b2, a2);       \
-        a3 = _mm512_fmadd_ps(p, b3, a3);       \
+            const E* b = recs + t * rec + off_bv + long(s) * D + c0;
+            const __m512 b0 = Op::load(m0, b), b1 = Op::load(m1, b + 16), b2 = Op::load(m2, b + 32),
+                         b3 = Op::load(m3, b + 48);
+            const E* w = W + size_t(t * Rv + s) * Hp + h0;
+#define T6_VT_FMA(i, a0, a1, a2, a3)        \
+    if constexpr (i < HB) {                 \
+        const __m512 p = Op::weight(w + i); \
+        a0 = Op::madd(a0, p, b0);           \
+        a1 = Op::madd(a1, p, b1);           \
+        a2 = Op::madd(a2, p, b2);           \
+        a3 = Op::madd(a3, p, b3);           \
     }
             T6_VT_FMA(0, r00, r01, r02, r03)
             T6_VT_FMA(1, r10, r11, r12, r13)
@@ -161,9 +194,9 @@ void values_tile(float* acc, int D, int c0, int h0, const float* W, int Hp, int 
 // record lines (nb.base, nb.rec_bytes, nb.n; nb.n == 0: none) are shared out across the tiles:
 // the caller reads each record in several places, which the hardware prefetcher does not
 // follow, and prefetches issued in one burst stall on the core's outstanding-miss limit.
-inline void values_tiles(float* acc, int H, int D, int max_hb, const float* W, int Hp, int Rv,
-                         const float* recs, long rec, long off_bv, int n, const float* alpha,
-                         NextBlock next) {
+template <typename E>
+void values_tiles(float* acc, int H, int D, int max_hb, const E* W, int Hp, int Rv, const E* recs,
+                  long rec, long off_bv, int n, const float* alpha, NextBlock next) {
     const int tiles = (H + max_hb - 1) / max_hb;
     const int lines = int((next.rec_bytes + 63) / 64);
     for (int ti = 0; ti < tiles; ti++) {
@@ -175,22 +208,22 @@ inline void values_tiles(float* acc, int H, int D, int max_hb, const float* W, i
             if (c0 > 0) nb.n = 0;
             switch (hb) {
                 case 6:
-                    values_tile<6>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
+                    values_tile<6, E>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
                     break;
                 case 5:
-                    values_tile<5>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
+                    values_tile<5, E>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
                     break;
                 case 4:
-                    values_tile<4>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
+                    values_tile<4, E>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
                     break;
                 case 3:
-                    values_tile<3>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
+                    values_tile<3, E>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
                     break;
                 case 2:
-                    values_tile<2>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
+                    values_tile<2, E>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
                     break;
                 default:
-                    values_tile<1>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
+                    values_tile<1, E>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
                     break;
             }
         }

@@ -1,6 +1,7 @@
 // FlashTPA decoding (paper Algorithm 2, Appendix B): see flash_decode.h.
 #include <cstring>
 
+#include "kernels/bf16.h"
 #include "kernels/flash_decode_common.h"
 
 namespace t6 {
@@ -175,9 +176,109 @@ void tpa_feature_products(float* Pv, const float* QB, int NQ, const float* recs,
         }
 }
 
+// Heads [h, h+16) of a rank-major head-factor row (A_K or A_V) as float32, masked to the
+// valid heads: from a float32 record, or from a bf16 one by widening.
+inline __m512 load_heads(const float* p, __mmask16 m) {
+    return _mm512_maskz_loadu_ps(m, p);
+}
+inline __m512 load_heads(const uint16_t* p, __mmask16 m) {
+    const __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+}
+
+// ---- bf16 cache on CPUs with AVX-512 BF16 ----
+// The block is read as bf16 and multiplied with vdpbf16ps (pairs of bf16 products summed into
+// float32 lanes), which does twice the multiply-adds of an fp32 FMA per instruction and reads half
+// the bytes: the feature products take the query factor rounded to bf16 once per task, and the
+// value aggregation rounds its weights W = p A_V / R_V to bf16 (as GPU flash attention rounds P);
+// scores, softmax and accumulators stay float32.
+#ifdef __AVX512BF16__
+constexpr bool kBf16Dot = true;
+
+// As tpa_feature_products for bf16 rows: QB (NQ, D) is the query factor in bf16, and a product of
+// D elements is NB = D/32 (rounded up) vdpbf16ps; the 16-lane partial sums go to Pv as before.
+template <int NB>
+void tpa_feature_products_bf16(float* Pv, const uint16_t* QB, int NQ, const uint16_t* recs,
+                               long rec, long off_bk, int Rk, int n, int D) {
+    const __mmask32 last = D % 32 ? __mmask32(0xffff) : __mmask32(0xffffffff);
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < Rk; j++) {
+            const uint16_t* bk = recs + t * rec + off_bk + long(j) * D;
+            __m512i k[NB];
+            for (int c = 0; c < NB; c++)
+                k[c] = _mm512_maskz_loadu_epi16(c == NB - 1 ? last : ~__mmask32(0), bk + 32 * c);
+            for (int i = 0; i < NQ; i++) {
+                const uint16_t* qb = QB + size_t(i) * D;
+                __m512 a = _mm512_setzero_ps();
+                for (int c = 0; c < NB; c++) {
+                    const __m512i qv =
+                        _mm512_maskz_loadu_epi16(c == NB - 1 ? last : ~__mmask32(0), qb + 32 * c);
+                    a = _mm512_dpbf16_ps(a, __m512bh(k[c]), __m512bh(qv));
+                }
+                _mm512_storeu_ps(Pv + 16 * (size_t(t * NQ + i) * Rk + j), a);
+            }
+        }
+}
+
+void tpa_feature_products_bf16(float* Pv, const uint16_t* QB, int NQ, const uint16_t* recs,
+                               long rec, long off_bk, int Rk, int n, int D) {
+    switch ((D + 31) / 32) {
+        case 1:
+            return tpa_feature_products_bf16<1>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);
+        case 2:
+            return tpa_feature_products_bf16<2>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);
+        case 3:
+            return tpa_feature_products_bf16<3>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);
+        default:
+            return tpa_feature_products_bf16<4>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);
+    }
+}
+
+// The block's value rows k = t*R_V + s (nr = n R_V of them) and their weights W (nr, Hp) as bf16
+// pairs for values_tile: Bi (np, D) with Bi[p][d] = (B_V row 2p [d], row 2p+1 [d]) and
+// Wp (np, Hp) with Wp[p][h] = (W[2p][h], W[2p+1][h]); an odd last row is paired with zeros.
+// Returns np.
+int pack_value_pairs(Bf16Pair* Bi, Bf16Pair* Wp, const uint16_t* recs, long rec, long off_bv,
+                     int Rv, int D, const float* W, int Hp, int n) {
+    const int nr = n * Rv, np = (nr + 1) / 2;
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
+                                         8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int p = 0; p < np; p++) {
+        const int k0 = 2 * p, k1 = 2 * p + 1;
+        const uint16_t* r0 = recs + long(k0 / Rv) * rec + off_bv + long(k0 % Rv) * D;
+        const uint16_t* r1 = recs + long(k1 / Rv) * rec + off_bv + long(k1 % Rv) * D;
+        for (int d = 0; d < D; d += 16) {
+            const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r0 + d));
+            const __m256i b = k1 < nr ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r1 + d))
+                                      : _mm256_setzero_si256();
+            const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+            _mm512_storeu_si512(Bi + size_t(p) * D + d, _mm512_permutexvar_epi16(idx, z));
+        }
+        for (int g = 0; g < Hp; g += 16) {
+            const __m512 w0 = _mm512_loadu_ps(W + size_t(k0) * Hp + g);
+            const __m512 w1 =
+                k1 < nr ? _mm512_loadu_ps(W + size_t(k1) * Hp + g) : _mm512_setzero_ps();
+            const __m512i lo = _mm512_cvtepu16_epi32(__m256i(_mm512_cvtneps_pbh(w0)));
+            const __m512i hi = _mm512_cvtepu16_epi32(__m256i(_mm512_cvtneps_pbh(w1)));
+            _mm512_storeu_si512(Wp + size_t(p) * Hp + g,
+                                _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+    }
+    return np;
+}
+#else
+// Without AVX-512 BF16 a bf16 cache is widened to float32 block by block (records_f32); the
+// bf16-only helpers above are referenced from discarded `if constexpr (dot)` branches only.
+constexpr bool kBf16Dot = false;
+#endif
+
 template <typename T>
 void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCacheDims& dm,
                       float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+    // dot: a bf16 cache read as bf16 and multiplied with vdpbf16ps; otherwise the block is float32
+    // (a bf16 cache converted block by block).
+    constexpr bool dot = kBf16Dot && std::is_same_v<T, uint16_t>;
+    using R = std::conditional_t<dot, uint16_t, float>;
     const bool full = q.A != nullptr;
     const int H = dm.H, Rk = dm.Rk, Rv = dm.Rv, D = dm.D, NQ = full ? q.Rq : H;
     const int G = (H + 15) / 16, Hp = 16 * G;
@@ -199,37 +300,51 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
         for (int i = 0; i < NQ; i++)
             for (int h = 0; h < H; h++) AQt[i * Hp + h] = q.A[h * NQ + i] * scale / float(NQ * Rk);
     for (int h = 0; h < Hp; h++) m[h] = -INFINITY;
+    thread_local std::vector<uint16_t> qb16;   // dot: the query factor in bf16
+    thread_local std::vector<Bf16Pair> pairs;  // dot: the block's value rows and weights, paired
+    if constexpr (dot) {
+        qb16.resize(size_t(NQ) * D);
+        to_bf16_serial(qb16.data(), q.B, qb16.size());
+        pairs.resize(size_t(kBlock * Rv + 1) / 2 * (D + Hp));
+    }
     const __m512 c_kv = _mm512_set1_ps(scale / float(Rk)), c_v = _mm512_set1_ps(1.0f / float(Rv));
     for (int b0 = j0; b0 < j1; b0 += kBlock) {
         const int n = std::min(kBlock, j1 - b0);
-        const float* recs = records_f32(cache, rec, b0, n, buf);
+        const R* recs;
+        if constexpr (dot)
+            recs = cache + long(b0) * rec;
+        else
+            recs = records_f32(cache, rec, b0, n, buf);
         // 1. Feature products, reduced 16 at a time.
-        switch (D / 16) {
-            case 1:
-                tpa_feature_products<1>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-                break;
-            case 2:
-                tpa_feature_products<2>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-                break;
-            case 3:
-                tpa_feature_products<3>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-                break;
-            case 4:
-                tpa_feature_products<4>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-                break;
-            case 5:
-                tpa_feature_products<5>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-                break;
-            case 6:
-                tpa_feature_products<6>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-                break;
-            case 7:
-                tpa_feature_products<7>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-                break;
-            default:
-                tpa_feature_products<8>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-                break;
-        }
+        if constexpr (dot)
+            tpa_feature_products_bf16(Pv, qb16.data(), NQ, recs, rec, dm.off_BK(), Rk, n, D);
+        else
+            switch (D / 16) {
+                case 1:
+                    tpa_feature_products<1>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+                    break;
+                case 2:
+                    tpa_feature_products<2>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+                    break;
+                case 3:
+                    tpa_feature_products<3>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+                    break;
+                case 4:
+                    tpa_feature_products<4>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+                    break;
+                case 5:
+                    tpa_feature_products<5>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+                    break;
+                case 6:
+                    tpa_feature_products<6>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+                    break;
+                case 7:
+                    tpa_feature_products<7>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+                    break;
+                default:
+                    tpa_feature_products<8>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+                    break;
+            }
         const int En = n * NQ * Rk;
         for (int e = En; e < (En + 15) / 16 * 16; e++)
             _mm512_storeu_ps(Pv + 16 * size_t(e), _mm512_setzero_ps());
@@ -244,12 +359,12 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
             if (full) continue;
             // T6_kvonly: s[t][h] = scale/R_K sum_j A_K[t][j][h] P[t][h][j].
             deinterleave(P + size_t(t) * H * Rk, Rk, H, Hp, X);
-            const float* ak = recs + t * rec + dm.off_AK();
+            const R* ak = recs + t * rec + dm.off_AK();
             for (int g = 0; g < Hp; g += 16) {
                 const __mmask16 mk = lane_mask(H - g);
                 __m512 s = _mm512_setzero_ps();
                 for (int j = 0; j < Rk; j++)
-                    s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, ak + long(j) * H + g),
+                    s = _mm512_fmadd_ps(load_heads(ak + long(j) * H + g, mk),
                                         _mm512_loadu_ps(X + j * Hp + g), s);
                 _mm512_storeu_ps(St + size_t(t) * Hp + g, _mm512_mul_ps(c_kv, s));
             }
@@ -264,10 +379,10 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
                     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
                     const float* p0 = P + size_t(t) * NQ * Rk;
                     const size_t pt = size_t(NQ) * Rk;
-                    const float* ak0 = recs + t * rec + dm.off_AK() + g;
-                    const float* ak1 = recs + std::min(t + 1, n - 1) * rec + dm.off_AK() + g;
-                    const float* ak2 = recs + std::min(t + 2, n - 1) * rec + dm.off_AK() + g;
-                    const float* ak3 = recs + std::min(t + 3, n - 1) * rec + dm.off_AK() + g;
+                    const R* ak0 = recs + t * rec + dm.off_AK() + g;
+                    const R* ak1 = recs + std::min(t + 1, n - 1) * rec + dm.off_AK() + g;
+                    const R* ak2 = recs + std::min(t + 2, n - 1) * rec + dm.off_AK() + g;
+                    const R* ak3 = recs + std::min(t + 3, n - 1) * rec + dm.off_AK() + g;
                     for (int j = 0; j < Rk; j++) {
                         __m512 u0 = _mm512_setzero_ps(), u1 = u0, u2 = u0, u3 = u0;
                         for (int i = 0; i < NQ; i++) {
@@ -279,10 +394,10 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
                             u3 = _mm512_fmadd_ps(a, _mm512_set1_ps(pi[3 * pt]), u3);
                         }
                         const long o = long(j) * H;
-                        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, ak0 + o), u0, s0);
-                        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, ak1 + o), u1, s1);
-                        s2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, ak2 + o), u2, s2);
-                        s3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, ak3 + o), u3, s3);
+                        s0 = _mm512_fmadd_ps(load_heads(ak0 + o, mk), u0, s0);
+                        s1 = _mm512_fmadd_ps(load_heads(ak1 + o, mk), u1, s1);
+                        s2 = _mm512_fmadd_ps(load_heads(ak2 + o, mk), u2, s2);
+                        s3 = _mm512_fmadd_ps(load_heads(ak3 + o, mk), u3, s3);
                     }
                     float* st = St + size_t(t) * Hp + g;
                     _mm512_storeu_ps(st, s0);
@@ -307,11 +422,10 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
                     detail::exp512(_mm512_sub_ps(_mm512_loadu_ps(St + size_t(t) * Hp + g), mnew));
                 sum = _mm512_add_ps(sum, e);
                 const __m512 ec = _mm512_mul_ps(c_v, e);
-                const float* av = recs + t * rec + dm.off_AV() + g;
+                const R* av = recs + t * rec + dm.off_AV() + g;
                 for (int s = 0; s < Rv; s++)
-                    _mm512_storeu_ps(
-                        W + (size_t(t) * Rv + s) * Hp + g,
-                        _mm512_mul_ps(ec, _mm512_maskz_loadu_ps(mk, av + long(s) * H)));
+                    _mm512_storeu_ps(W + (size_t(t) * Rv + s) * Hp + g,
+                                     _mm512_mul_ps(ec, load_heads(av + long(s) * H, mk)));
             }
             _mm512_storeu_ps(l + g, _mm512_fmadd_ps(_mm512_loadu_ps(l + g), al, sum));
             _mm512_storeu_ps(m + g, mnew);
@@ -324,7 +438,14 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
             next.rec_bytes = rec * long(sizeof(T));
             next.n = std::min(kBlock, j1 - b0 - kBlock);
         }
-        values_tiles(part.acc, H, D, 6, W, Hp, Rv, recs, rec, dm.off_BV(), n, alpha, next);
+        if constexpr (dot) {
+            Bf16Pair* Bi = pairs.data();
+            Bf16Pair* Wp = Bi + size_t(kBlock * Rv + 1) / 2 * D;
+            const int np = pack_value_pairs(Bi, Wp, recs, rec, dm.off_BV(), Rv, D, W, Hp, n);
+            values_tiles(part.acc, H, D, 6, Wp, Hp, 1, Bi, D, 0, np, alpha, next);
+        } else {
+            values_tiles(part.acc, H, D, 6, W, Hp, Rv, recs, rec, dm.off_BV(), n, alpha, next);
+        }
     }
     for (int h = 0; h < H; h++) part.m[h] = m[h], part.l[h] = l[h];
 }

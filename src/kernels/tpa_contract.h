@@ -8,12 +8,11 @@
 namespace t6 {
 
 // out: contiguous (N,H,D).
-void tpa_contract_forward(float* out, const float* A, long a_stride, const float* Bf,
-                          long b_stride, int N, int H, int R, int D, float scale);
+void tpa_contract_forward(float* out, const float* A, long a_stride, const float* Bf, long b_stride,
+                          int N, int H, int R, int D, float scale);
 
 // Writes (=) dA and dB (same addressing as A and Bf) from dout (N,H,D).
 void tpa_contract_backward(float* dA, float* dB, const float* dout, const float* A, long a_stride,
-                           const float* Bf, long b_stride, int N, int H, int R, int D,
-                           float scale);
+                           const float* Bf, long b_stride, int N, int H, int R, int D, float scale);
 
 }  // namespace t6
