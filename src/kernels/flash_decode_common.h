@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/bf16.h"
 #include "kernels/flash_decode.h"
 #include "kernels/vec_math.h"
 
@@ -65,6 +66,23 @@ inline void softmax_update(float* s, int n, float& m, float& l, float* acc, int 
 }
 
 #ifdef __AVX512F__
+// 16 cached numbers (lanes outside m zero) as float32: float as is, bf16 widened in registers.
+inline __m512 load_f32x16(const float* p, __mmask16 m = 0xffff) {
+    return _mm512_maskz_loadu_ps(m, p);
+}
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+inline __m512 load_f32x16(const uint16_t* p, __mmask16 m = 0xffff) {
+    const __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+}
+#else
+inline __m512 load_f32x16(const uint16_t* p, __mmask16 m = 0xffff) {
+    alignas(64) float f[16];
+    for (int i = 0; i < 16; i++) f[i] = (m >> i) & 1 ? bf16_to_float(p[i]) : 0.0f;
+    return _mm512_load_ps(f);
+}
+#endif
+
 inline __mmask16 lane_mask(int count) {
     return count >= 16  ? __mmask16(0xffff)
            : count <= 0 ? __mmask16(0)

@@ -42,11 +42,13 @@ void kv_range_generic(const float* q, const T* cache, int j0, int j1, const KvCa
 //     transpose-add (hsum16) gives the block's 16 scores of head h in vector lanes;
 //  2. online softmax per head on that one vector;
 //  3. values: acc[h] (NC registers) += p[h][t] V[t][kv(h)] over the block, which is still in L2.
+// A bf16 cache is read in place and widened in registers (load_f32x16).
 constexpr int kKvBlock = 16;
 
 template <int NC, typename T>
 void kv_range_avx512(const float* q, const T* cache, int j0, int j1, const KvCacheDims& dm,
-                     float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+                     float scale, Partial part, std::vector<float>& /*buf*/,
+                     std::vector<float>& sc) {
     constexpr int D = 16 * NC;
     const int Hq = dm.Hq, Hkv = dm.Hkv, group = Hq / Hkv;
     const long rec = dm.rec();
@@ -56,7 +58,7 @@ void kv_range_avx512(const float* q, const T* cache, int j0, int j1, const KvCac
     const __m512 vscale = _mm512_set1_ps(scale);
     for (int b0 = j0; b0 < j1; b0 += kKvBlock) {
         const int n = std::min(kKvBlock, j1 - b0);
-        const float* recs = records_f32(cache, rec, b0, n, buf);
+        const T* recs = cache + long(b0) * rec;  // read in place, bf16 widened on load
         for (int t = 0; t < n; t++) {
             if (b0 + kKvBlock + t < j1) {  // the matching record of the next block, into L2
                 const char* nx =
@@ -65,9 +67,9 @@ void kv_range_avx512(const float* q, const T* cache, int j0, int j1, const KvCac
                     _mm_prefetch(nx + off, _MM_HINT_T1);
             }
             for (int kv = 0; kv < Hkv; kv++) {
-                const float* kr = recs + t * rec + long(kv) * D;
+                const T* kr = recs + t * rec + long(kv) * D;
                 __m512 k[NC];
-                for (int c = 0; c < NC; c++) k[c] = _mm512_loadu_ps(kr + 16 * c);
+                for (int c = 0; c < NC; c++) k[c] = load_f32x16(kr + 16 * c);
                 for (int g = 0; g < group; g++) {
                     const int h = kv * group + g;
                     const float* qh = q + size_t(h) * D;
@@ -97,11 +99,11 @@ void kv_range_avx512(const float* q, const T* cache, int j0, int j1, const KvCac
             const __m512 al = _mm512_set1_ps(alpha);
             __m512 a[NC];
             for (int c = 0; c < NC; c++) a[c] = _mm512_mul_ps(al, _mm512_loadu_ps(acc + 16 * c));
-            const float* vr = recs + long(Hkv + h / group) * D;
+            const T* vr = recs + long(Hkv + h / group) * D;
             for (int t = 0; t < n; t++) {
                 const __m512 pt = _mm512_set1_ps(p[t]);
                 for (int c = 0; c < NC; c++)
-                    a[c] = _mm512_fmadd_ps(pt, _mm512_loadu_ps(vr + t * rec + 16 * c), a[c]);
+                    a[c] = _mm512_fmadd_ps(pt, load_f32x16(vr + t * rec + 16 * c), a[c]);
             }
             for (int c = 0; c < NC; c++) _mm512_storeu_ps(acc + 16 * c, a[c]);
         }

@@ -176,16 +176,6 @@ void tpa_feature_products(float* Pv, const float* QB, int NQ, const float* recs,
         }
 }
 
-// Heads [h, h+16) of a rank-major head-factor row (A_K or A_V) as float32, masked to the
-// valid heads: from a float32 record, or from a bf16 one by widening.
-inline __m512 load_heads(const float* p, __mmask16 m) {
-    return _mm512_maskz_loadu_ps(m, p);
-}
-inline __m512 load_heads(const uint16_t* p, __mmask16 m) {
-    const __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-}
-
 // ---- bf16 cache on CPUs with AVX-512 BF16 ----
 // The block is read as bf16 and multiplied with vdpbf16ps (pairs of bf16 products summed into
 // float32 lanes), which does twice the multiply-adds of an fp32 FMA per instruction and reads half
@@ -364,7 +354,7 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
                 const __mmask16 mk = lane_mask(H - g);
                 __m512 s = _mm512_setzero_ps();
                 for (int j = 0; j < Rk; j++)
-                    s = _mm512_fmadd_ps(load_heads(ak + long(j) * H + g, mk),
+                    s = _mm512_fmadd_ps(load_f32x16(ak + long(j) * H + g, mk),
                                         _mm512_loadu_ps(X + j * Hp + g), s);
                 _mm512_storeu_ps(St + size_t(t) * Hp + g, _mm512_mul_ps(c_kv, s));
             }
@@ -394,10 +384,10 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
                             u3 = _mm512_fmadd_ps(a, _mm512_set1_ps(pi[3 * pt]), u3);
                         }
                         const long o = long(j) * H;
-                        s0 = _mm512_fmadd_ps(load_heads(ak0 + o, mk), u0, s0);
-                        s1 = _mm512_fmadd_ps(load_heads(ak1 + o, mk), u1, s1);
-                        s2 = _mm512_fmadd_ps(load_heads(ak2 + o, mk), u2, s2);
-                        s3 = _mm512_fmadd_ps(load_heads(ak3 + o, mk), u3, s3);
+                        s0 = _mm512_fmadd_ps(load_f32x16(ak0 + o, mk), u0, s0);
+                        s1 = _mm512_fmadd_ps(load_f32x16(ak1 + o, mk), u1, s1);
+                        s2 = _mm512_fmadd_ps(load_f32x16(ak2 + o, mk), u2, s2);
+                        s3 = _mm512_fmadd_ps(load_f32x16(ak3 + o, mk), u3, s3);
                     }
                     float* st = St + size_t(t) * Hp + g;
                     _mm512_storeu_ps(st, s0);
@@ -425,7 +415,7 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
                 const R* av = recs + t * rec + dm.off_AV() + g;
                 for (int s = 0; s < Rv; s++)
                     _mm512_storeu_ps(W + (size_t(t) * Rv + s) * Hp + g,
-                                     _mm512_mul_ps(ec, load_heads(av + long(s) * H, mk)));
+                                     _mm512_mul_ps(ec, load_f32x16(av + long(s) * H, mk)));
             }
             _mm512_storeu_ps(l + g, _mm512_fmadd_ps(_mm512_loadu_ps(l + g), al, sum));
             _mm512_storeu_ps(m + g, mnew);
