@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kernels/bf16.h"
@@ -66,6 +67,19 @@ inline void softmax_update(float* s, int n, float& m, float& l, float* acc, int 
 }
 
 #ifdef __AVX512F__
+// f(std::integral_constant<int, N>{}) for N = n clamped to [1, Max]: turns a runtime count (a head
+// tile's height, a row's number of 16-float chunks) into the template argument of a kernel whose
+// registers it sizes.
+template <int Max, typename F>
+void with_count(int n, F&& f) {
+    if constexpr (Max == 1) {
+        f(std::integral_constant<int, 1>{});
+    } else {
+        if (n >= Max) return f(std::integral_constant<int, Max>{});
+        with_count<Max - 1>(n, std::forward<F>(f));
+    }
+}
+
 // 16 cached numbers (lanes outside m zero) as float32: float as is, bf16 widened in registers.
 inline __m512 load_f32x16(const float* p, __mmask16 m = 0xffff) {
     return _mm512_maskz_loadu_ps(m, p);
@@ -224,26 +238,9 @@ void values_tiles(float* acc, int H, int D, int max_hb, const E* W, int Hp, int 
         nb.l1 = lines * (ti + 1) / tiles;
         for (int c0 = 0; c0 < D; c0 += 64) {
             if (c0 > 0) nb.n = 0;
-            switch (hb) {
-                case 6:
-                    values_tile<6, E>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
-                    break;
-                case 5:
-                    values_tile<5, E>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
-                    break;
-                case 4:
-                    values_tile<4, E>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
-                    break;
-                case 3:
-                    values_tile<3, E>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
-                    break;
-                case 2:
-                    values_tile<2, E>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
-                    break;
-                default:
-                    values_tile<1, E>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
-                    break;
-            }
+            with_count<6>(hb, [&](auto HB) {
+                values_tile<HB, E>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
+            });
         }
     }
 }

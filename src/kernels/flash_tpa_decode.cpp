@@ -212,16 +212,9 @@ void tpa_feature_products_bf16(float* Pv, const uint16_t* QB, int NQ, const uint
 
 void tpa_feature_products_bf16(float* Pv, const uint16_t* QB, int NQ, const uint16_t* recs,
                                long rec, long off_bk, int Rk, int n, int D) {
-    switch ((D + 31) / 32) {
-        case 1:
-            return tpa_feature_products_bf16<1>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);
-        case 2:
-            return tpa_feature_products_bf16<2>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);
-        case 3:
-            return tpa_feature_products_bf16<3>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);
-        default:
-            return tpa_feature_products_bf16<4>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);
-    }
+    with_count<4>((D + 31) / 32, [&](auto NB) {
+        tpa_feature_products_bf16<NB>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);
+    });
 }
 
 // The block's value rows k = t*R_V + s (nr = n R_V of them) and their weights W (nr, Hp) as bf16
@@ -309,32 +302,9 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
         if constexpr (dot)
             tpa_feature_products_bf16(Pv, qb16.data(), NQ, recs, rec, dm.off_BK(), Rk, n, D);
         else
-            switch (D / 16) {
-                case 1:
-                    tpa_feature_products<1>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-                    break;
-                case 2:
-                    tpa_feature_products<2>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-                    break;
-                case 3:
-                    tpa_feature_products<3>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-                    break;
-                case 4:
-                    tpa_feature_products<4>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-                    break;
-                case 5:
-                    tpa_feature_products<5>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-                    break;
-                case 6:
-                    tpa_feature_products<6>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-                    break;
-                case 7:
-                    tpa_feature_products<7>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-                    break;
-                default:
-                    tpa_feature_products<8>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-                    break;
-            }
+            with_count<8>(D / 16, [&](auto NC) {
+                tpa_feature_products<NC>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
+            });
         const int En = n * NQ * Rk;
         for (int e = En; e < (En + 15) / 16 * 16; e++)
             _mm512_storeu_ps(Pv + 16 * size_t(e), _mm512_setzero_ps());
