@@ -201,6 +201,7 @@ TEST(CliBench, DecodeJsonHasRooflineFields) {
     EXPECT_GT(j["bandwidth_start_gb_per_s"].get<double>(), 0.0);
     EXPECT_GT(j["gemm_gflops_start"].get<double>(), 0.0);
     EXPECT_EQ(j["weights"].get<std::string>(), "f32");
+    EXPECT_FALSE(j["flash_tpa_kernel"].get<std::string>().empty());
 }
 
 // bf16 weights: the roofline counts 2 bytes per parameter (and the cache is the same).

@@ -70,6 +70,10 @@ template <typename T>
 void flash_tpa_decode(float* const* out, const TpaQuery* qs, const T* const* cache, const int* lens,
                       int nseq, const TpaCacheDims& dims, float scale);
 
+// Which FlashTPA kernel this build runs over a cache of the given element type (for benchmark
+// output), e.g. "AVX-512 BF16 (vdpbf16ps)".
+const char* flash_tpa_kernel_name(bool bf16_cache);
+
 // out[i] (Hq*D) for sequence i: standard attention of q[i] (Hq*D, rotated) over the cache.
 template <typename T>
 void flash_kv_decode(float* const* out, const float* const* q, const T* const* cache,

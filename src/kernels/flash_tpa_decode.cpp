@@ -435,6 +435,15 @@ void flash_tpa_decode(float* const* out, const TpaQuery* qs, const T* const* cac
               });
 }
 
+const char* flash_tpa_kernel_name(bool bf16_cache) {
+#ifdef __AVX512F__
+    if (bf16_cache && kBf16Dot) return "AVX-512 BF16 (vdpbf16ps on the bf16 factors)";
+    return bf16_cache ? "AVX-512 fp32 FMA (bf16 factors widened per block)" : "AVX-512 fp32 FMA";
+#else
+    return bf16_cache ? "portable (bf16 factors widened per block)" : "portable";
+#endif
+}
+
 template void flash_tpa_decode<float>(float* const*, const TpaQuery*, const float* const*,
                                       const int*, int, const TpaCacheDims&, float);
 template void flash_tpa_decode<uint16_t>(float* const*, const TpaQuery*, const uint16_t* const*,
