@@ -536,8 +536,9 @@ Bf16VsF32 run_bf16_vs_f32(const RankCase& rc, bool round_query, Fill fill) {
 // The bf16 cache kernel against the float32 kernel on the same (bf16-rounded) cache and a
 // bf16-representable query. On CPUs with AVX-512 BF16 the bf16 kernel multiplies in bf16
 // (vdpbf16ps: exact products, float32 sums), so its scores match; the one rounding left is that
-// of the value weights p*A_V/R_V to bf16 (relative 2^-9 each, about 1.5e-3 here measured). Without
-// those instructions the block is widened to float32 and the results agree to float rounding.
+// of the value weights p*A_V/R_V to bf16 (relative 2^-9 each; 2e-4 to 1.8e-3 here measured).
+// Without those instructions the block is widened to float32 and the results agree to float
+// rounding.
 TEST_P(FlashTpa, Bf16CacheMatchesF32UpToBf16ValueWeights) {
     const auto r = run_bf16_vs_f32(GetParam(), true, [](const TpaCacheDims&, int, auto&) {});
     for (int i = 0; i < 2; i++)
