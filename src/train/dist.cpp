@@ -63,6 +63,21 @@ int checked_int(size_t n, const char* what) {
     if (n > size_t(INT_MAX)) fail(what, ": ", n, " elements exceed MPI's int count");
     return int(n);
 }
+
+// Per-rank element counts and displacements of a buffer split at offsets (size ranks + 1), as the
+// int arrays the v-collectives take.
+struct PartCounts {
+    std::vector<int> counts, displs;
+};
+PartCounts part_counts(const std::vector<size_t>& offsets, const char* what) {
+    checked_int(offsets.back(), what);
+    PartCounts pc{std::vector<int>(size_t(g_size)), std::vector<int>(size_t(g_size))};
+    for (int r = 0; r < g_size; r++) {
+        pc.counts[size_t(r)] = int(offsets[size_t(r) + 1] - offsets[size_t(r)]);
+        pc.displs[size_t(r)] = int(offsets[size_t(r)]);
+    }
+    return pc;
+}
 #endif
 
 }  // namespace
@@ -200,14 +215,9 @@ void allreduce_minmax(uint64_t v, uint64_t& lo, uint64_t& hi, const char* what) 
 
 void allgather_parts(float* buf, const std::vector<size_t>& offsets, const char* what) {
     if (g_size <= 1) return;
-    checked_int(offsets.back(), what);
-    std::vector<int> counts(static_cast<size_t>(g_size)), displs(static_cast<size_t>(g_size));
-    for (int r = 0; r < g_size; r++) {
-        counts[size_t(r)] = int(offsets[size_t(r) + 1] - offsets[size_t(r)]);
-        displs[size_t(r)] = int(offsets[size_t(r)]);
-    }
+    const PartCounts pc = part_counts(offsets, what);
     MPI_Request r;
-    MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts.data(), displs.data(),
+    MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, pc.counts.data(), pc.displs.data(),
                     MPI_FLOAT, MPI_COMM_WORLD, &r);
     wait_all(&r, 1, what);
 }
@@ -219,15 +229,10 @@ void gather_parts(const float* part, float* all, const std::vector<size_t>& offs
         std::memcpy(all, part, mine * sizeof(float));
         return;
     }
-    checked_int(offsets.back(), what);
-    std::vector<int> counts(static_cast<size_t>(g_size)), displs(static_cast<size_t>(g_size));
-    for (int r = 0; r < g_size; r++) {
-        counts[size_t(r)] = int(offsets[size_t(r) + 1] - offsets[size_t(r)]);
-        displs[size_t(r)] = int(offsets[size_t(r)]);
-    }
+    const PartCounts pc = part_counts(offsets, what);
     MPI_Request r;
-    MPI_Igatherv(part, int(mine), MPI_FLOAT, all, counts.data(), displs.data(), MPI_FLOAT, root,
-                 MPI_COMM_WORLD, &r);
+    MPI_Igatherv(part, int(mine), MPI_FLOAT, all, pc.counts.data(), pc.displs.data(), MPI_FLOAT,
+                 root, MPI_COMM_WORLD, &r);
     wait_all(&r, 1, what);
 }
 
