@@ -156,26 +156,6 @@ inline void deinterleave(const float* src, int R, int H, int Hp, float* dst) {
     }
 }
 
-// Feature products of one block: Pv[e] (16-lane partial sums) for e = (t*NQ + i)*Rk + j, the
-// product of query feature row i (of NQ rows of D) with B_K[t][j]; D = 16*NC.
-template <int NC>
-void tpa_feature_products(float* Pv, const float* QB, int NQ, const float* recs, long rec,
-                          long off_bk, int Rk, int n) {
-    for (int t = 0; t < n; t++)
-        for (int j = 0; j < Rk; j++) {
-            const float* bk = recs + t * rec + off_bk + long(j) * 16 * NC;
-            __m512 k[NC];
-            for (int c = 0; c < NC; c++) k[c] = _mm512_loadu_ps(bk + 16 * c);
-            for (int i = 0; i < NQ; i++) {
-                const float* qb = QB + size_t(i) * 16 * NC;
-                __m512 a = _mm512_mul_ps(k[0], _mm512_loadu_ps(qb));
-                for (int c = 1; c < NC; c++)
-                    a = _mm512_fmadd_ps(k[c], _mm512_loadu_ps(qb + 16 * c), a);
-                _mm512_storeu_ps(Pv + 16 * (size_t(t * NQ + i) * Rk + j), a);
-            }
-        }
-}
-
 // ---- bf16 cache on CPUs with AVX-512 BF16 ----
 // The block is read as bf16 and multiplied with vdpbf16ps (pairs of bf16 products summed into
 // float32 lanes), which does twice the multiply-adds of an fp32 FMA per instruction and reads half
@@ -184,38 +164,6 @@ void tpa_feature_products(float* Pv, const float* QB, int NQ, const float* recs,
 // scores, softmax and accumulators stay float32.
 #ifdef __AVX512BF16__
 constexpr bool kBf16Dot = true;
-
-// As tpa_feature_products for bf16 rows: QB (NQ, D) is the query factor in bf16, and a product of
-// D elements is NB = D/32 (rounded up) vdpbf16ps; the 16-lane partial sums go to Pv as before.
-template <int NB>
-void tpa_feature_products_bf16(float* Pv, const uint16_t* QB, int NQ, const uint16_t* recs,
-                               long rec, long off_bk, int Rk, int n, int D) {
-    const __mmask32 last = D % 32 ? __mmask32(0xffff) : __mmask32(0xffffffff);
-    for (int t = 0; t < n; t++)
-        for (int j = 0; j < Rk; j++) {
-            const uint16_t* bk = recs + t * rec + off_bk + long(j) * D;
-            __m512i k[NB];
-            for (int c = 0; c < NB; c++)
-                k[c] = _mm512_maskz_loadu_epi16(c == NB - 1 ? last : ~__mmask32(0), bk + 32 * c);
-            for (int i = 0; i < NQ; i++) {
-                const uint16_t* qb = QB + size_t(i) * D;
-                __m512 a = _mm512_setzero_ps();
-                for (int c = 0; c < NB; c++) {
-                    const __m512i qv =
-                        _mm512_maskz_loadu_epi16(c == NB - 1 ? last : ~__mmask32(0), qb + 32 * c);
-                    a = _mm512_dpbf16_ps(a, __m512bh(k[c]), __m512bh(qv));
-                }
-                _mm512_storeu_ps(Pv + 16 * (size_t(t * NQ + i) * Rk + j), a);
-            }
-        }
-}
-
-void tpa_feature_products_bf16(float* Pv, const uint16_t* QB, int NQ, const uint16_t* recs,
-                               long rec, long off_bk, int Rk, int n, int D) {
-    with_count<4>((D + 31) / 32, [&](auto NB) {
-        tpa_feature_products_bf16<NB>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);
-    });
-}
 
 // The block's value rows k = t*R_V + s (nr = n R_V of them) and their weights W (nr, Hp) as bf16
 // pairs for values_tile: Bi (np, D) with Bi[p][d] = (B_V row 2p [d], row 2p+1 [d]) and
@@ -255,6 +203,62 @@ int pack_value_pairs(Bf16Pair* Bi, Bf16Pair* Wp, const uint16_t* recs, long rec,
 constexpr bool kBf16Dot = false;
 #endif
 
+// Feature products of one block: Pv[e] (16-lane partial sums) for e = (t*NQ + i)*Rk + j, the
+// product of query feature row i (QB, NQ rows of D) with B_K[t][j]. The rows are float32 (16 per
+// FMA) or, with AVX-512 BF16, bf16 (32 per vdpbf16ps); a product takes NC such chunks, the B_K
+// chunks held in registers across the NQ query rows.
+template <typename R>
+struct FeatureOps;
+
+template <>
+struct FeatureOps<float> {
+    static constexpr int kChunk = 16;
+    static __m512 load(const float* p, int /*left*/) { return _mm512_loadu_ps(p); }
+    static __m512 madd(__m512 acc, __m512 a, __m512 b) { return _mm512_fmadd_ps(a, b, acc); }
+};
+
+#ifdef __AVX512BF16__
+template <>
+struct FeatureOps<uint16_t> {
+    static constexpr int kChunk = 32;
+    // left: elements of the row from p on (D may end half-way through a chunk).
+    static __m512 load(const uint16_t* p, int left) {
+        const __mmask32 m = left >= 32 ? ~__mmask32(0) : __mmask32((1u << left) - 1);
+        return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, p));
+    }
+    static __m512 madd(__m512 acc, __m512 a, __m512 b) {
+        return _mm512_dpbf16_ps(acc, __m512bh(a), __m512bh(b));
+    }
+};
+#endif
+
+template <int NC, typename R>
+void tpa_feature_products(float* Pv, const R* QB, int NQ, const R* recs, long rec, long off_bk,
+                          int Rk, int n, int D) {
+    using Op = FeatureOps<R>;
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < Rk; j++) {
+            const R* bk = recs + t * rec + off_bk + long(j) * D;
+            __m512 k[NC];
+            for (int c = 0; c < NC; c++) k[c] = Op::load(bk + Op::kChunk * c, D - Op::kChunk * c);
+            for (int i = 0; i < NQ; i++) {
+                const R* qb = QB + size_t(i) * D;
+                __m512 a = _mm512_setzero_ps();
+                for (int c = 0; c < NC; c++)
+                    a = Op::madd(a, k[c], Op::load(qb + Op::kChunk * c, D - Op::kChunk * c));
+                _mm512_storeu_ps(Pv + 16 * (size_t(t * NQ + i) * Rk + j), a);
+            }
+        }
+}
+
+template <typename R>
+void feature_products(float* Pv, const R* QB, int NQ, const R* recs, long rec, long off_bk, int Rk,
+                      int n, int D) {
+    with_count<128 / FeatureOps<R>::kChunk>(
+        (D + FeatureOps<R>::kChunk - 1) / FeatureOps<R>::kChunk,
+        [&](auto NC) { tpa_feature_products<NC>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D); });
+}
+
 template <typename T>
 void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCacheDims& dm,
                       float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
@@ -285,10 +289,14 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
     for (int h = 0; h < Hp; h++) m[h] = -INFINITY;
     thread_local std::vector<uint16_t> qb16;   // dot: the query factor in bf16
     thread_local std::vector<Bf16Pair> pairs;  // dot: the block's value rows and weights, paired
+    const R* qb;                               // the query factor as the block is read
     if constexpr (dot) {
         qb16.resize(size_t(NQ) * D);
         to_bf16_serial(qb16.data(), q.B, qb16.size());
         pairs.resize(size_t(kBlock * Rv + 1) / 2 * (D + Hp));
+        qb = qb16.data();
+    } else {
+        qb = q.B;
     }
     const __m512 c_kv = _mm512_set1_ps(scale / float(Rk)), c_v = _mm512_set1_ps(1.0f / float(Rv));
     for (int b0 = j0; b0 < j1; b0 += kBlock) {
@@ -299,12 +307,7 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
         else
             recs = records_f32(cache, rec, b0, n, buf);
         // 1. Feature products, reduced 16 at a time.
-        if constexpr (dot)
-            tpa_feature_products_bf16(Pv, qb16.data(), NQ, recs, rec, dm.off_BK(), Rk, n, D);
-        else
-            with_count<8>(D / 16, [&](auto NC) {
-                tpa_feature_products<NC>(Pv, q.B, NQ, recs, rec, dm.off_BK(), Rk, n);
-            });
+        feature_products(Pv, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
         const int En = n * NQ * Rk;
         for (int e = En; e < (En + 15) / 16 * 16; e++)
             _mm512_storeu_ps(Pv + 16 * size_t(e), _mm512_setzero_ps());
