@@ -52,7 +52,7 @@ void kv_range_avx512(const float* q, const T* cache, int j0, int j1, const KvCac
     constexpr int D = 16 * NC;
     const int Hq = dm.Hq, Hkv = dm.Hkv, group = Hq / Hkv;
     const long rec = dm.rec();
-    sc.assign(size_t(Hq) * kKvBlock * 16 + 16, 0.0f);
+    sc.resize(size_t(Hq) * kKvBlock * 16 + 16);  // written before read: no memset
     float* Pv = sc.data();                       // (Hq, kKvBlock, 16) partial scores
     float* p = Pv + size_t(Hq) * kKvBlock * 16;  // (16) probabilities of one head
     const __m512 vscale = _mm512_set1_ps(scale);

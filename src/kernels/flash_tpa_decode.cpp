@@ -273,7 +273,9 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
     const int E = (kBlock * NQ * Rk + 15) / 16 * 16;
     const size_t nAQ = size_t(NQ) * Hp, nS = size_t(kBlock) * Hp, nW = size_t(kBlock) * Rv * Hp,
                  nPv = size_t(E) * 16, nP = E, nX = size_t(Hp) * Rk;
-    sc.assign(nAQ + nS + nW + nPv + nP + nX + 3 * size_t(Hp), 0.0f);
+    // Every region is written before it is read, except the padded heads of AQt and the running
+    // sums l, zeroed below (no memset of the whole scratch per task).
+    sc.resize(nAQ + nS + nW + nPv + nP + nX + 3 * size_t(Hp));
     float* AQt = sc.data();  // (NQ, Hp) A_Q transposed and scaled (full TPA)
     float* St = AQt + nAQ;   // (kBlock, Hp) scores, then probabilities
     float* W = St + nS;      // (kBlock*Rv, Hp) value weights
@@ -283,10 +285,12 @@ void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const T
     float* m = X + nX;       // (Hp) running max
     float* l = m + Hp;       // (Hp) running sum
     float* alpha = l + Hp;   // (Hp) rescaling of acc
+    std::fill(AQt, AQt + nAQ, 0.0f);
     if (full)
         for (int i = 0; i < NQ; i++)
             for (int h = 0; h < H; h++) AQt[i * Hp + h] = q.A[h * NQ + i] * scale / float(NQ * Rk);
-    for (int h = 0; h < Hp; h++) m[h] = -INFINITY;
+    std::fill(m, m + Hp, -INFINITY);
+    std::fill(l, l + Hp, 0.0f);
     thread_local std::vector<uint16_t> qb16;   // dot: the query factor in bf16
     thread_local std::vector<Bf16Pair> pairs;  // dot: the block's value rows and weights, paired
     const R* qb;                               // the query factor as the block is read
