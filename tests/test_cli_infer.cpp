@@ -204,6 +204,18 @@ TEST(CliBench, DecodeJsonHasRooflineFields) {
     EXPECT_FALSE(j["flash_tpa_kernel"].get<std::string>().empty());
 }
 
+// Bad arguments fail with one line before the benchmark prints anything (no half table).
+TEST(CliBench, DecodeBadArgumentsFailBeforeAnyOutput) {
+    for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
+             {"--presets tiny-t6,small-zzz", "unknown preset 'small-zzz'"},
+             {"--cache f16", "cache type 'f16'"},
+             {"--contexts 0", "bad context length '0'"}}) {
+        auto r = test::run_command(kT6 + " bench decode " + args);
+        expect_one_line_error(r, needle);
+        EXPECT_EQ(r.out, "") << args;
+    }
+}
+
 // bf16 weights: the roofline counts 2 bytes per parameter (and the cache is the same).
 TEST(CliBench, DecodeBf16WeightsHalveWeightBytes) {
     auto run = [](const char* w) {

@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "cli/args.h"
@@ -137,6 +139,10 @@ int cmd_bench_decode(int argc, char** argv) {
         if (v <= 0) fail("t6 bench decode: bad batch size '", s, "'");
         batches.push_back(v);
     }
+    // Every preset is checked before any output, so a bad name fails with one line.
+    std::vector<std::pair<std::string, ModelConfig>> models;
+    for (const auto& name : split_list(p.get("presets")))
+        models.emplace_back(name, preset_config(name));
     const std::string kernel = gemm_kernel_name();
     MachineProbe probe;
     const double bw_start = probe.bandwidth(), peak_start = probe.gemm_rate();
@@ -152,8 +158,7 @@ int cmd_bench_decode(int argc, char** argv) {
                 "batch", "step_ms", "best_ms", "tokens/s", "MB/step", "GFLOP/step", "floor_ms",
                 "roof", "GB/s", "GFLOP/s", "now_ms", "roof");
     nlohmann::json results = nlohmann::json::array();
-    for (const auto& name : split_list(p.get("presets"))) {
-        ModelConfig cfg = preset_config(name);
+    for (const auto& [name, cfg] : models) {
         Model model(cfg);
         model.init_weights(1);
         for (long ctx : contexts)
