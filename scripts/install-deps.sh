@@ -7,6 +7,7 @@ packages=(
   g++ cmake ninja-build pkg-config   # toolchain
   libopenblas-openmp-dev             # GEMM: OpenBLAS, OpenMP build (one thread pool with t6's loops)
   libdnnl-dev                        # bf16 GEMM: oneDNN matmul (bf16 inputs, fp32 accumulation)
+  libhwy-dev                         # SIMD: Google Highway, kernels for AVX2/AVX-512/scalar chosen at run time
   nlohmann-json3-dev                 # JSON: configs, safetensors headers, --json output
   libgtest-dev                       # tests: GoogleTest + CTest
   fortunes                           # demo corpus: English text from Debian's fortune files

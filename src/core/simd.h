@@ -1,0 +1,60 @@
+// Run-time choice of the SIMD code path. Every hand-vectorised kernel is written once against
+// Google Highway (hwy/highway.h) and compiled for several targets; the best one this CPU supports
+// runs, capped by the environment variable T6_SIMD (or set_simd_target, for tests and benchmarks).
+//
+// t6's targets, each a superset of the one before:
+//   scalar      Highway's HWY_SCALAR (one lane; any x86-64, any CPU)
+//   avx2        Highway's HWY_AVX2 (AVX2 + FMA + F16C + BMI2: Haswell, Zen 1 and later)
+//   avx512      Highway's HWY_AVX3 (AVX-512 F/VL/DQ/BW: Skylake-SP, Zen 4 and later)
+//   avx512bf16  avx512 plus t6's own vdpbf16ps kernels (AVX512_BF16: Cooper Lake, Zen 4 and later)
+// A build with -DT6_NATIVE=ON compiles the Highway kernels for the building CPU's own target only;
+// the lower targets then do not exist in it (simd_available_targets says which do).
+#pragma once
+#include <string>
+#include <vector>
+
+namespace t6 {
+
+enum class SimdTarget { scalar = 0, avx2 = 1, avx512 = 2, avx512bf16 = 3 };
+
+// "scalar" | "avx2" | "avx512" | "avx512bf16".
+const char* simd_target_name(SimdTarget t);
+// The inverse; a one-line error naming `where` for anything else.
+SimdTarget parse_simd_target(const std::string& s, const std::string& where);
+
+// The best target this CPU (and this build) supports, ignoring any cap.
+SimdTarget simd_cpu_best();
+// Every target that can run here, from scalar up to simd_cpu_best().
+std::vector<SimdTarget> simd_available_targets();
+
+// The target in force: simd_cpu_best() capped by T6_SIMD (read once) or by set_simd_target.
+// Throws t6::Error if T6_SIMD holds an unknown name.
+SimdTarget simd_target();
+// Sets the cap (clamped to simd_cpu_best()) and returns the target now in force. Not to be called
+// while kernels run on other threads.
+SimdTarget set_simd_target(SimdTarget t);
+// True when the hand-written vdpbf16ps kernels run (simd_target() == avx512bf16).
+bool simd_native_bf16();
+
+// The Highway target that HWY_DYNAMIC_DISPATCH now selects, by Highway's name ("AVX3", "AVX2",
+// "SCALAR"): what the Highway kernels actually run.
+std::string simd_highway_target_name();
+
+// The CPU: model name (from /proc/cpuinfo) and the SIMD features t6 cares about that it has
+// (e.g. "avx2 fma f16c avx512f avx512bw avx512vl avx512dq avx512bf16").
+std::string cpu_model_name();
+std::string cpu_simd_features();
+
+// Sets a target for a scope and restores the previous one (tests, benchmarks).
+class ScopedSimdTarget {
+  public:
+    explicit ScopedSimdTarget(SimdTarget t) : prev_(simd_target()) { set_simd_target(t); }
+    ~ScopedSimdTarget() { set_simd_target(prev_); }
+    ScopedSimdTarget(const ScopedSimdTarget&) = delete;
+    ScopedSimdTarget& operator=(const ScopedSimdTarget&) = delete;
+
+  private:
+    SimdTarget prev_;
+};
+
+}  // namespace t6

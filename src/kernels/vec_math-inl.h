@@ -1,0 +1,87 @@
+// Per-target vector helpers shared by the Highway kernels (include from inside a file compiled
+// with hwy/foreach_target.h, after hwy/highway.h; the guard below re-includes it once per target,
+// Highway's "-inl.h" convention). Everything is in t6::HWY_NAMESPACE.
+//
+//   RowMax(p, n)            max of p[0..n), n >= 1
+//   ExpShiftSum(p, n, m)    p[j] = exp(p[j] - m), returns the sum (-inf inputs give exactly 0)
+//   Dot(a, b, n)            sum a[i] b[i]
+//   Axpy(y, a, x, n)        y[i] += a x[i]
+// exp is Highway's contrib Exp (max error 1 ulp on float32; inputs below -104 flush to 0).
+#if defined(T6_KERNELS_VEC_MATH_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef T6_KERNELS_VEC_MATH_INL_H_
+#undef T6_KERNELS_VEC_MATH_INL_H_
+#else
+#define T6_KERNELS_VEC_MATH_INL_H_
+#endif
+
+#include <cmath>
+
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace t6::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+HWY_INLINE float RowMax(const float* HWY_RESTRICT p, int n) {
+    const hn::ScalableTag<float> d;
+    const int N = int(hn::Lanes(d));
+    auto acc = hn::Set(d, -INFINITY);
+    int j = 0;
+    for (; j + N <= n; j += N) acc = hn::Max(acc, hn::LoadU(d, p + j));
+    float m = hn::GetLane(hn::MaxOfLanes(d, acc));
+    for (; j < n; j++) m = p[j] > m ? p[j] : m;
+    return m;
+}
+
+HWY_INLINE float ExpShiftSum(float* HWY_RESTRICT p, int n, float m) {
+    const hn::ScalableTag<float> d;
+    const int N = int(hn::Lanes(d));
+    const auto vm = hn::Set(d, m);
+    auto acc = hn::Zero(d);
+    int j = 0;
+    for (; j + N <= n; j += N) {
+        const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, p + j), vm));
+        hn::StoreU(e, d, p + j);
+        acc = hn::Add(acc, e);
+    }
+    if (j < n) {
+        const auto mask = hn::FirstN(d, size_t(n - j));
+        // Lanes past n read as -inf and give exp = 0, so the sum needs no second mask.
+        const auto x = hn::IfThenElse(mask, hn::MaskedLoad(mask, d, p + j), hn::Set(d, -INFINITY));
+        const auto e = hn::Exp(d, hn::Sub(x, vm));
+        hn::BlendedStore(e, mask, d, p + j);
+        acc = hn::Add(acc, e);
+    }
+    return hn::GetLane(hn::SumOfLanes(d, acc));
+}
+
+HWY_INLINE float Dot(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int n) {
+    const hn::ScalableTag<float> d;
+    const int N = int(hn::Lanes(d));
+    auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
+    int i = 0;
+    for (; i + 2 * N <= n; i += 2 * N) {
+        acc0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), acc0);
+        acc1 = hn::MulAdd(hn::LoadU(d, a + i + N), hn::LoadU(d, b + i + N), acc1);
+    }
+    for (; i + N <= n; i += N) acc0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), acc0);
+    float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+HWY_INLINE void Axpy(float* HWY_RESTRICT y, float a, const float* HWY_RESTRICT x, int n) {
+    const hn::ScalableTag<float> d;
+    const int N = int(hn::Lanes(d));
+    const auto va = hn::Set(d, a);
+    int i = 0;
+    for (; i + N <= n; i += N)
+        hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+}  // namespace t6::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // T6_KERNELS_VEC_MATH_INL_H_
