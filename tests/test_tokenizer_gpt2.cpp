@@ -19,10 +19,11 @@
 namespace fs = std::filesystem;
 using namespace t6;
 
-#define REQUIRE_GPT2_VOCAB()                                       \
-    if (!gpt2_vocab_available())                                   \
-    GTEST_SKIP() << "GPT-2 vocabulary not in " << gpt2_vocab_dir() \
-                 << ": run tools/fetch-gpt2-vocab.sh (or set T6_GPT2_VOCAB_DIR)"
+#define REQUIRE_GPT2_VOCAB()                     \
+    if (!gpt2_vocab_available())                 \
+    T6_SKIP_UNLESS_CI("GPT-2 vocabulary not in " \
+                      << gpt2_vocab_dir()        \
+                      << ": run tools/fetch-gpt2-vocab.sh (or set T6_GPT2_VOCAB_DIR)")
 
 TEST(Gpt2Tokenizer, MatchesReferenceEncoderIds) {
     REQUIRE_GPT2_VOCAB();

@@ -1,6 +1,7 @@
 #include "test_util.h"
 
 #include <sys/wait.h>
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -16,6 +17,25 @@ std::string shared_dir() {
     const char* env = std::getenv("T6_SHARED");
     std::string dir = env && *env ? env : std::string(T6_SOURCE_DIR) + "/../shared";
     return fs::is_directory(dir) ? dir : std::string();
+}
+
+std::vector<std::string> conformance_models(const std::string& file) {
+    std::vector<std::string> names = {"llama_gqa", "llama_mha", "llama_mla", "llama_mqa",
+                                      "t6",        "t6_kvonly", "t6_rank1"};
+    const std::string root = shared_dir();
+    if (!root.empty() && fs::is_directory(root + "/conformance"))
+        for (const auto& e : fs::directory_iterator(root + "/conformance"))
+            if (fs::exists(e.path() / file)) names.push_back(e.path().filename());
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    return names;
+}
+
+bool ci_mode() {
+    const char* env = std::getenv("CI");
+    if (env == nullptr) return false;
+    const std::string v = env;
+    return !(v.empty() || v == "0" || v == "false");
 }
 
 TempDir::TempDir() {

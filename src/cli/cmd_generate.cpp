@@ -111,14 +111,18 @@ int cmd_generate(int argc, char** argv) {
     }
     const double decode_s = seconds_since(t1);
     std::fputs("\n", stdout);
+    std::fflush(stdout);  // the text ends before the statistics on stderr begin
     const KVCache& cache = dec.cache();
     const double prompt_tps = ids.size() / prefill_s;
     const double decode_tps = generated > 0 ? generated / decode_s : 0.0;
     std::fprintf(stderr,
-                 "[t6 generate] %s | prompt %zu tokens, %.1f tokens/s | decode %d tokens, %.1f "
+                 "[t6 generate] %s | sampling: temperature %g, top-k %d, top-p %g, seed %llu | "
+                 "prompt %zu tokens, %.1f tokens/s | decode %d tokens, %.1f "
                  "tokens/s | KV cache %s allocated (%s per token, %s), %s in use | weights %s | "
                  "peak RSS %s\n",
-                 cfg.describe().c_str(), ids.size(), prompt_tps, generated, decode_tps,
+                 cfg.describe().c_str(), double(sp.temperature), sp.top_k, double(sp.top_p),
+                 static_cast<unsigned long long>(sp.seed), ids.size(), prompt_tps, generated,
+                 decode_tps,
                  human_bytes(double(cache.bytes())).c_str(),
                  human_bytes(double(cache.bytes_per_token())).c_str(),
                  cache_type_name(cache.type()),
@@ -133,6 +137,10 @@ int cmd_generate(int argc, char** argv) {
                             {"kv_cache_bytes_per_token", cache.bytes_per_token()},
                             {"kv_cache_type", cache_type_name(cache.type())},
                             {"max_context", max_ctx},
+                            {"temperature", sp.temperature},
+                            {"top_k", sp.top_k},
+                            {"top_p", sp.top_p},
+                            {"seed", sp.seed},
                             {"weights", weight_type_name(wtype)},
                             {"peak_rss_bytes", peak_rss_bytes()}};
         std::printf("%s\n", j.dump().c_str());
