@@ -521,38 +521,47 @@ int cmd_bench_kernels(int argc, char** argv) {
     }
     const Shapes shapes = Shapes::make(quick);
 
-    // The roofs, measured now: read bandwidth once, the FMA peak per target.
+    // The roofs, measured now: the read bandwidth and the FMA peak per target, at the start and
+    // (except with --quick) again before every kernel family, whose rows are compared with that
+    // probe: the shared machine's speed drifts within minutes. The FMA probe runs the same loop
+    // for targets that share a Highway target (avx512 and avx512bf16: AVX3), so it is measured
+    // once per Highway target and shared.
     ReadBandwidthProbe bw_probe(quick ? size_t(32) << 20 : size_t(256) << 20);
-    const double bw = bw_probe.measure(5);
     const long fma_iters = quick ? 1L << 18 : 1L << 21;
-    // The probe runs the same loop for targets that share a Highway target (avx512 and
-    // avx512bf16: AVX3), so it is measured once per Highway target and shared.
+    double bw = 0;
     std::map<SimdTarget, double> peak;
     std::map<SimdTarget, std::string> hwy_name;
-    std::map<std::string, double> hwy_peak;
-    auto peak_now = [&] {
-        const std::string h = simd_highway_target_name();
-        if (!hwy_peak.count(h)) hwy_peak[h] = measure_fma_peak(5, fma_iters);
-        return hwy_peak[h];
+    auto probe = [&] {
+        bw = bw_probe.measure(5);
+        std::map<std::string, double> hwy_peak;
+        for (SimdTarget t : targets) {
+            const ScopedSimdTarget scope(t);
+            const std::string h = simd_highway_target_name();
+            if (!hwy_peak.count(h)) hwy_peak[h] = measure_fma_peak(5, fma_iters);
+            peak[t] = hwy_peak[h];
+            hwy_name[t] = h;
+        }
     };
-    for (SimdTarget t : targets) {
-        const ScopedSimdTarget scope(t);
-        peak[t] = peak_now();
-        hwy_name[t] = simd_highway_target_name();
-    }
-    const double peak_in_force = peak_now();
+    probe();
+    const double bw_start = bw;
+    const std::map<SimdTarget, double> peak_start = peak;
+    const double peak_in_force = [&] {
+        const SimdTarget t = simd_target();
+        return peak.count(t) ? peak.at(t) : measure_fma_peak(5, fma_iters);
+    }();
 
     std::printf("cpu: %s, threads: %d, SIMD target in force: %s\n", cpu_model_name().c_str(),
                 num_threads(), simd_summary().c_str());
     std::printf("read bandwidth (measured now): %.1f GB/s; fp32 FMA peak (measured now):",
-                bw / 1e9);
+                bw_start / 1e9);
     for (SimdTarget t : targets) std::printf(" %s %.0f", simd_target_name(t), peak[t] / 1e9);
     std::printf(" GFLOP/s%s\n", quick ? " (--quick: small shapes, not a measurement)" : "");
-    std::printf("%-22s %-10s %-7s %10s %10s %9s %-7s %7s  %s\n", "kernel", "target", "hwy", "ms",
-                "GFLOP/s", "GB/s", "bound", "%roof", "shape");
+    std::printf("%-22s %-10s %-7s %10s %10s %9s %-7s %7s %7s %8s  %s\n", "kernel", "target", "hwy",
+                "ms", "GFLOP/s", "GB/s", "bound", "%roof", "BW_now", "FMA_now", "shape");
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& fam : families) {
         const Kernel k = make_kernel(fam, shapes);
+        if (!quick && &fam != &families.front()) probe();
         for (SimdTarget t : targets) {
             const ScopedSimdTarget scope(t);
             k.run();  // warm-up: caches, scratch, first-touch pages
@@ -562,9 +571,10 @@ int cmd_bench_kernels(int argc, char** argv) {
             const double gflops = k.flops / s / 1e9, gbps = k.bytes / s / 1e9;
             const bool compute = k.flops / peak[t] > k.bytes / bw;
             const double frac = compute ? k.flops / s / peak[t] : k.bytes / s / bw;
-            std::printf("%-22s %-10s %-7s %10.3f %10.2f %9.2f %-7s %6.1f%%  %s\n", fam.c_str(),
-                        simd_target_name(t), hwy_name[t].c_str(), 1e3 * s, gflops, gbps,
-                        compute ? "compute" : "memory", 100 * frac, k.shape.c_str());
+            std::printf("%-22s %-10s %-7s %10.3f %10.2f %9.2f %-7s %6.1f%% %7.1f %8.0f  %s\n",
+                        fam.c_str(), simd_target_name(t), hwy_name[t].c_str(), 1e3 * s, gflops,
+                        gbps, compute ? "compute" : "memory", 100 * frac, bw / 1e9, peak[t] / 1e9,
+                        k.shape.c_str());
             std::fflush(stdout);
             rows.push_back({{"kernel", fam},
                             {"target", simd_target_name(t)},
@@ -577,13 +587,19 @@ int cmd_bench_kernels(int argc, char** argv) {
                             {"gflops", gflops},
                             {"gb_per_s", gbps},
                             {"fma_peak_gflops", peak[t] / 1e9},
+                            {"read_bandwidth_gb_per_s", bw / 1e9},
                             {"fraction_of_peak", frac},
                             {"bound", compute ? "compute" : "memory"}});
         }
     }
+    std::printf(
+        "%%roof: of the FMA peak of the row's target (compute) or of the read bandwidth (memory), "
+        "as probed right before the kernel (columns BW_now GB/s, FMA_now GFLOP/s); "
+        "above 100%%: the working set fits in a cache, or the kernel does not dispatch on the "
+        "target (it runs its own code whatever the target)\n");
     if (p.has("json")) {
         nlohmann::json by_target = nlohmann::json::object();
-        for (SimdTarget t : targets) by_target[simd_target_name(t)] = peak[t] / 1e9;
+        for (SimdTarget t : targets) by_target[simd_target_name(t)] = peak_start.at(t) / 1e9;
         nlohmann::json out = {{"benchmark", "kernels"},
                               {"cpu", cpu_model_name()},
                               {"cpu_simd_features", cpu_simd_features()},
@@ -592,7 +608,7 @@ int cmd_bench_kernels(int argc, char** argv) {
                               {"repeats", repeats},
                               {"fma_peak_gflops", peak_in_force / 1e9},
                               {"fma_peak_gflops_by_target", by_target},
-                              {"read_bandwidth_gb_per_s", bw / 1e9},
+                              {"read_bandwidth_gb_per_s", bw_start / 1e9},
                               {"gemm_kernel", gemm_kernel_name()},
                               {"kernels", rows}};
         add_simd_fields(out);
