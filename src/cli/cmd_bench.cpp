@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "cli/gemm_probe.h"
+#include "cli/machine_probe.h"
 #include "cli/model_arg.h"
 #include "core/error.h"
 #include "core/profile.h"
@@ -106,6 +107,7 @@ int bench_step(int argc, char** argv) {
     const double peak = b.peak_gflops;
     const std::vector<MatmulPrecision>& precisions = b.precisions;
     const std::string kernel = gemm_kernel_name(), bf16_kernel = gemm_bf16_kernel_name();
+    std::printf("SIMD target: %s\n", simd_summary().c_str());
     print_gemm_header(peak, precisions);
     std::printf("%-12s %5s %5s %5s %10s %10s %9s %7s %9s %8s %10s\n", "model", "prec", "batch",
                 "seq", "step_s", "tokens/s", "GFLOP/s", "MFU", "GEMM_now", "MFU_now",
@@ -133,6 +135,7 @@ int bench_step(int argc, char** argv) {
         nlohmann::json out = {
             {"benchmark", "step"},      {"gemm_kernel", kernel}, {"gemm_bf16_kernel", bf16_kernel},
             {"threads", num_threads()}, {"peak_gflops", peak},   {"results", results}};
+        add_simd_fields(out);
         std::printf("%s\n", out.dump().c_str());
     }
     return 0;
@@ -145,15 +148,18 @@ int cmd_bench(int argc, char** argv) {
     if (sub == "step") return bench_step(argc - 1, argv + 1);
     if (sub == "train") return cmd_bench_train(argc - 1, argv + 1);
     if (sub == "decode") return cmd_bench_decode(argc - 1, argv + 1);
+    if (sub == "kernels") return cmd_bench_kernels(argc - 1, argv + 1);
     if (sub == "--help" || sub == "-h" || sub.empty()) {
         std::printf(
             "usage: t6 bench <benchmark> [options]\n\nbenchmarks:\n"
             "  step    forward+backward tokens/s and MFU (t6 bench step --help)\n"
             "  train   full training steps with clipping and AdamW (t6 bench train --help)\n"
-            "  decode  decode tokens/s per kind, context and batch (t6 bench decode --help)\n");
+            "  decode  decode tokens/s per kind, context and batch (t6 bench decode --help)\n"
+            "  kernels every kernel family per SIMD target vs the measured roofs (t6 bench kernels "
+            "--help)\n");
         return sub.empty() ? 2 : 0;
     }
-    fail("t6 bench: unknown benchmark '", sub, "' (available: step, train, decode)");
+    fail("t6 bench: unknown benchmark '", sub, "' (available: step, train, decode, kernels)");
 }
 
 }  // namespace t6::cli

@@ -1,9 +1,13 @@
 // t6 bench decode: decoding tokens/s of every attention kind at equal parameter count, over
 // context lengths and batch sizes, with the bytes read and FLOPs per step and the fraction of
 // this machine's roofline achieved, against two rooflines: the nominal one (bandwidth and GEMM
-// rate of ../shared/baselines.md) and the one measured in the same run, just before the table
-// (streaming read bandwidth over 512 MiB and the fp32 GEMM rate, both threads), because the
-// shared machine's speed varies from hour to hour.
+// rate of ../shared/baselines.md) and the one measured in the same run, again before every point
+// (streaming read bandwidth over 256 MiB and the fp32 FMA peak of the SIMD target in force, all
+// threads), because the shared machine's speed varies from hour to hour. The measured floor of a
+// step is max(bytes / bandwidth, FLOPs / FMA peak); both terms are reported. FLOPs per step: 2 per
+// weight per sequence plus attention over the cache per kind (infer/decode_cost.h: TPA counts
+// FlashTPA's R_Q R_K d_h + h R_Q R_K + h R_V d_h multiply-adds per cached token and layer,
+// MHA/GQA 2 h d_h, MLA its absorbed form h (2 d_c + d_h^R)).
 //
 // The cache is filled with random records up to the stated context (a decode step's cost does
 // not depend on the cached values), then `steps` real decoding steps are timed.
@@ -18,7 +22,9 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "cli/machine_probe.h"
 #include "core/error.h"
+#include "core/simd.h"
 #include "core/threads.h"
 #include "infer/decode_cost.h"
 #include "infer/decoder.h"
@@ -52,36 +58,16 @@ void fill_random(KVCache& cache, int slot, int len, uint32_t seed) {
     cache.set_length(slot, len);
 }
 
-// This machine's speed now: streaming read bandwidth (bytes/s; a vectorised sum over 256 MiB, all
-// threads, best of 3) and fp32 GEMM rate (FLOP/s; 1024 x 3072 x 768 through the GEMM wrapper,
-// best of 3). The shared machine's speed drifts within minutes, so the benchmark probes again
-// right before every point and compares the point with that probe.
+// This machine's speed now: streaming read bandwidth (bytes/s; machine_probe.h, 256 MiB, all
+// threads, best of 3), the fp32 FMA peak of the SIMD target in force (FLOP/s; machine_probe.h)
+// and the fp32 GEMM rate (FLOP/s; 1024 x 3072 x 768 through the GEMM wrapper, best of 3). The
+// shared machine's speed drifts within minutes, so the benchmark probes again right before every
+// point and compares the point with that probe: floor = max(bytes / bandwidth, FLOPs / FMA peak).
 class MachineProbe {
   public:
-    MachineProbe()
-        : a_(size_t(64) << 20),
-          A_(size_t(kM) * kK, 0.5f),
-          B_(size_t(kN) * kK, 0.25f),
-          C_(size_t(kM) * kN) {
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < a_.size(); i++) a_[i] = float(i & 7);
-    }
-    double bandwidth() {
-        double best = 0;
-        for (int rep = 0; rep < 3; rep++) {
-            auto t0 = std::chrono::steady_clock::now();
-            float s = 0;
-            const size_t n = a_.size();
-            const float* a = a_.data();
-#pragma omp parallel for simd schedule(static) reduction(+ : s)
-            for (size_t i = 0; i < n; i++) s += a[i];
-            const double t =
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            if (s < 0) std::printf("?");  // keeps the sum alive
-            best = std::max(best, double(n) * 4 / t);
-        }
-        return best;
-    }
+    MachineProbe() : A_(size_t(kM) * kK, 0.5f), B_(size_t(kN) * kK, 0.25f), C_(size_t(kM) * kN) {}
+    double bandwidth() { return bw_.measure(); }
+    double fma_peak() { return measure_fma_peak(3, 1L << 20); }
     double gemm_rate() {
         double best = 0;
         for (int rep = 0; rep < 4; rep++) {
@@ -96,7 +82,8 @@ class MachineProbe {
 
   private:
     static constexpr int kM = 1024, kN = 3072, kK = 768;
-    std::vector<float> a_, A_, B_, C_;
+    ReadBandwidthProbe bw_;
+    std::vector<float> A_, B_, C_;
 };
 
 }  // namespace
@@ -144,19 +131,23 @@ int cmd_bench_decode(int argc, char** argv) {
     for (const auto& name : split_list(p.get("presets")))
         models.emplace_back(name, preset_config(name));
     const std::string kernel = gemm_kernel_name();
+    const std::string simd = simd_summary();  // a bad T6_SIMD fails here, before any output
     MachineProbe probe;
     const double bw_start = probe.bandwidth(), peak_start = probe.gemm_rate();
-    const char* tpa_kernel = flash_tpa_kernel_name(ct == CacheType::bf16);
-    std::printf("GEMM: %s, threads: %d, cache %s, weights %s, FlashTPA: %s\n", kernel.c_str(),
-                num_threads(), cache_type_name(ct), weight_type_name(wt), tpa_kernel);
+    const double fma_start = probe.fma_peak();
+    const std::string tpa_kernel(flash_tpa_kernel_name(ct == CacheType::bf16));
+    std::printf("GEMM: %s, threads: %d, cache %s, weights %s, FlashTPA: %s, SIMD target: %s\n",
+                kernel.c_str(), num_threads(), cache_type_name(ct), weight_type_name(wt),
+                tpa_kernel.c_str(), simd.c_str());
     std::printf(
         "roofline nominal: %.0f GB/s, %.0f GFLOP/s | measured at the start: %.1f GB/s "
-        "streaming read, %.0f GFLOP/s fp32 GEMM (again before every point: columns GB/s, "
-        "GFLOP/s; now_ms and its roof use them)\n",
-        bw / 1e9, peak / 1e9, bw_start / 1e9, peak_start / 1e9);
-    std::printf("%-16s %6s %5s %9s %9s %10s %9s %10s %9s %6s %6s %8s %9s %6s\n", "model", "ctx",
-                "batch", "step_ms", "best_ms", "tokens/s", "MB/step", "GFLOP/step", "floor_ms",
-                "roof", "GB/s", "GFLOP/s", "now_ms", "roof");
+        "streaming read, %.0f GFLOP/s fp32 FMA peak, %.0f GFLOP/s fp32 GEMM (bandwidth and FMA "
+        "peak again before every point: columns GB/s, FMA_GF/s; now_ms = max(mem_ms, fma_ms) and "
+        "its roof use them)\n",
+        bw / 1e9, peak / 1e9, bw_start / 1e9, fma_start / 1e9, peak_start / 1e9);
+    std::printf("%-16s %6s %5s %9s %9s %10s %9s %10s %9s %6s %6s %8s %8s %8s %9s %6s\n", "model",
+                "ctx", "batch", "step_ms", "best_ms", "tokens/s", "MB/step", "GFLOP/step",
+                "floor_ms", "roof", "GB/s", "FMA_GF/s", "mem_ms", "fma_ms", "now_ms", "roof");
     nlohmann::json results = nlohmann::json::array();
     for (const auto& [name, cfg] : models) {
         Model model(cfg);
@@ -176,7 +167,7 @@ int cmd_bench_decode(int argc, char** argv) {
                 std::vector<int32_t> toks(batch, 42);
                 for (int s = 0; s < batch; s++) slots[s] = s;
                 std::vector<float> logits(size_t(batch) * cfg.vocab_size);
-                const double bw_now = probe.bandwidth(), peak_now = probe.gemm_rate();
+                const double bw_now = probe.bandwidth(), fma_now = probe.fma_peak();
                 std::vector<double> secs;
                 for (int i = 0; i <= steps; i++) {  // the first step warms up
                     auto t0 = std::chrono::steady_clock::now();
@@ -191,47 +182,54 @@ int cmd_bench_decode(int argc, char** argv) {
                     decode_step_cost(cfg, batch, ctx, wt == WeightType::f32 ? 4.0 : 2.0,
                                      ct == CacheType::f32 ? 4.0 : 2.0);
                 const double floor = cost.floor_s(bw, peak);
-                const double floor_now = cost.floor_s(bw_now, peak_now);
+                const double mem_now = cost.bytes / bw_now, fma_time_now = cost.flops / fma_now;
+                const double floor_now = std::max(mem_now, fma_time_now);
                 // Roofline fractions of the median step; the best step is printed too (the
                 // shared machine's noise only ever slows a step down).
                 std::printf(
                     "%-16s %6ld %5d %9.2f %9.2f %10.1f %9.1f %10.3f %9.2f %5.0f%% %6.1f "
-                    "%8.0f %9.2f %5.0f%%\n",
+                    "%8.0f %8.2f %8.2f %9.2f %5.0f%%\n",
                     name.c_str(), ctx, batch, 1e3 * med, 1e3 * best, batch / med, cost.bytes / 1e6,
-                    cost.flops / 1e9, 1e3 * floor, 100 * floor / med, bw_now / 1e9, peak_now / 1e9,
-                    1e3 * floor_now, 100 * floor_now / med);
+                    cost.flops / 1e9, 1e3 * floor, 100 * floor / med, bw_now / 1e9, fma_now / 1e9,
+                    1e3 * mem_now, 1e3 * fma_time_now, 1e3 * floor_now, 100 * floor_now / med);
                 std::fflush(stdout);
-                results.push_back({{"model", name},
-                                   {"attention", attention_kind_name(cfg.attention)},
-                                   {"context", ctx},
-                                   {"batch", batch},
-                                   {"step_ms", 1e3 * med},
-                                   {"best_step_ms", 1e3 * best},
-                                   {"tokens_per_s", batch / med},
-                                   {"bytes_per_step", cost.bytes},
-                                   {"flops_per_step", cost.flops},
-                                   {"roofline_floor_ms", 1e3 * floor},
-                                   {"roofline_fraction", floor / med},
-                                   {"roofline_floor_now_ms", 1e3 * floor_now},
-                                   {"roofline_fraction_now", floor_now / med},
-                                   {"bandwidth_now_gb_per_s", bw_now / 1e9},
-                                   {"gemm_gflops_now", peak_now / 1e9}});
+                results.push_back(
+                    {{"model", name},
+                     {"attention", attention_kind_name(cfg.attention)},
+                     {"context", ctx},
+                     {"batch", batch},
+                     {"step_ms", 1e3 * med},
+                     {"best_step_ms", 1e3 * best},
+                     {"tokens_per_s", batch / med},
+                     {"bytes_per_step", cost.bytes},
+                     {"flops_per_step", cost.flops},
+                     {"roofline_floor_ms", 1e3 * floor},
+                     {"roofline_fraction", floor / med},
+                     {"roofline_floor_now_ms", 1e3 * floor_now},
+                     {"roofline_memory_now_ms", 1e3 * mem_now},
+                     {"roofline_compute_now_ms", 1e3 * fma_time_now},
+                     {"roofline_bound_now", fma_time_now > mem_now ? "compute" : "memory"},
+                     {"roofline_fraction_now", floor_now / med},
+                     {"bandwidth_now_gb_per_s", bw_now / 1e9},
+                     {"fma_peak_now_gflops", fma_now / 1e9}});
             }
     }
-    if (p.has("json"))
-        std::printf("%s\n", nlohmann::json({{"benchmark", "decode"},
-                                            {"gemm_kernel", kernel},
-                                            {"flash_tpa_kernel", tpa_kernel},
-                                            {"threads", num_threads()},
-                                            {"cache_type", cache_type_name(ct)},
-                                            {"weights", weight_type_name(wt)},
-                                            {"bandwidth_start_gb_per_s", bw_start / 1e9},
-                                            {"gemm_gflops_start", peak_start / 1e9},
-                                            {"bandwidth_gb_per_s", bw / 1e9},
-                                            {"peak_gflops", peak / 1e9},
-                                            {"results", results}})
-                                .dump()
-                                .c_str());
+    if (p.has("json")) {
+        nlohmann::json out = {{"benchmark", "decode"},
+                              {"gemm_kernel", kernel},
+                              {"flash_tpa_kernel", tpa_kernel},
+                              {"threads", num_threads()},
+                              {"cache_type", cache_type_name(ct)},
+                              {"weights", weight_type_name(wt)},
+                              {"bandwidth_start_gb_per_s", bw_start / 1e9},
+                              {"fma_peak_start_gflops", fma_start / 1e9},
+                              {"gemm_gflops_start", peak_start / 1e9},
+                              {"bandwidth_gb_per_s", bw / 1e9},
+                              {"peak_gflops", peak / 1e9},
+                              {"results", results}};
+        add_simd_fields(out);
+        std::printf("%s\n", out.dump().c_str());
+    }
     return 0;
 }
 

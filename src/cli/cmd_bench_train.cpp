@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "cli/gemm_probe.h"
+#include "cli/machine_probe.h"
 #include "cli/model_arg.h"
 #include "core/error.h"
 #include "core/threads.h"
@@ -153,6 +154,7 @@ int cmd_bench_train(int argc, char** argv) {
     const double peak = b.peak_gflops;
     const std::vector<MatmulPrecision>& precisions = b.precisions;
     const std::string kernel = gemm_kernel_name(), bf16_kernel = gemm_bf16_kernel_name();
+    std::printf("SIMD target: %s\n", simd_summary().c_str());
     print_gemm_header(peak, precisions);
     if (dist::size() > 1)
         std::printf("data-parallel: %d ranks x batch B each (tokens/s over all ranks)\n",
@@ -196,6 +198,7 @@ int cmd_bench_train(int argc, char** argv) {
             {"benchmark", "train"},     {"gemm_kernel", kernel}, {"gemm_bf16_kernel", bf16_kernel},
             {"threads", num_threads()}, {"ranks", dist::size()}, {"peak_gflops", peak},
             {"results", results}};
+        add_simd_fields(out);
         std::printf("%s\n", out.dump().c_str());
     }
     return 0;

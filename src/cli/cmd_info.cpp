@@ -1,12 +1,21 @@
 // t6 info: what a model costs: parameters per component, FLOPs per token, KV cache per token.
+// t6 info --system: the CPU, its SIMD features, the dispatch targets, and the kernel each kernel
+// family runs.
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "cli/model_arg.h"
 #include "core/error.h"
+#include "core/simd.h"
+#include "core/threads.h"
+#include "kernels/flash_decode.h"
+#include "kernels/gemm.h"
 #include "model/model_stats.h"
 
 namespace t6::cli {
@@ -73,6 +82,58 @@ void print_preset_table(int T) {
     }
 }
 
+// The machine and the kernels that run on it (t6 info --system).
+int print_system(bool json) {
+    const SimdTarget t = simd_target();  // a bad T6_SIMD fails here, with one line
+    const SimdTarget best = simd_cpu_best();
+    const char* env = std::getenv("T6_SIMD");
+    const std::string env_value = env != nullptr ? env : "";
+    std::vector<std::string> avail;
+    for (SimdTarget a : simd_available_targets()) avail.push_back(simd_target_name(a));
+    std::string avail_s;
+    for (const auto& a : avail) avail_s += (avail_s.empty() ? "" : " ") + a;
+    const bool capped = t < best;
+    const std::string tpa_f32(flash_tpa_kernel_name(false)), tpa_bf16(flash_tpa_kernel_name(true));
+    const std::string gemm_f32 = gemm_kernel_name(), gemm_bf16 = gemm_bf16_kernel_name();
+    const std::string hwy = simd_highway_target_name();
+    std::printf("cpu                %s\n", cpu_model_name().c_str());
+    std::printf("simd features      %s\n", cpu_simd_features().c_str());
+    std::printf("simd targets       %s (best: %s)\n", avail_s.c_str(), simd_target_name(best));
+    std::printf(
+        "target in force    %s%s\n", simd_target_name(t),
+        capped
+            ? (" (capped by " +
+               (env_value.empty() ? std::string("set_simd_target") : "T6_SIMD=" + env_value) + ")")
+                  .c_str()
+            : "");
+    std::printf("threads            %d\n", num_threads());
+    std::printf("kernels\n");
+    std::printf("  Highway kernels  %s\n", hwy.c_str());
+    std::printf("  FlashTPA         f32 cache: %s; bf16 cache: %s\n", tpa_f32.c_str(),
+                tpa_bf16.c_str());
+    std::printf("  f32 GEMM         %s\n", gemm_f32.c_str());
+    std::printf("  bf16 GEMM        %s\n", gemm_bf16.c_str());
+    if (json) {
+        nlohmann::json j = {
+            {"cpu", cpu_model_name()},
+            {"cpu_simd_features", cpu_simd_features()},
+            {"simd_available_targets", avail},
+            {"simd_cpu_best", simd_target_name(best)},
+            {"simd_target", simd_target_name(t)},
+            {"simd_capped", capped},
+            {"t6_simd_env", env != nullptr ? nlohmann::json(env_value) : nlohmann::json(nullptr)},
+            {"simd_native_bf16", simd_native_bf16()},
+            {"simd_highway_target", hwy},
+            {"flash_tpa_kernel_f32", tpa_f32},
+            {"flash_tpa_kernel_bf16", tpa_bf16},
+            {"gemm_kernel", gemm_f32},
+            {"gemm_bf16_kernel", gemm_bf16},
+            {"threads", num_threads()}};
+        std::printf("%s\n", j.dump().c_str());
+    }
+    return 0;
+}
+
 }  // namespace
 
 int cmd_info(int argc, char** argv) {
@@ -82,8 +143,10 @@ int cmd_info(int argc, char** argv) {
     add_model_options(p);
     p.option("seq-len", "T", "sequence length for the attention FLOPs", "the model's block_size");
     p.flag("presets", "list every preset in one table");
+    p.flag("system", "the CPU, its SIMD features and targets, and the kernel each family runs");
     p.flag("json", "print one JSON object as the last line");
     p.parse(argc, argv, 0);
+    if (p.has("system")) return print_system(p.has("json"));
     if (p.has("presets")) {
         int T = p.has("seq-len") ? p.get_int("seq-len") : 1024;
         if (p.has("json")) {

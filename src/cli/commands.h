@@ -13,8 +13,9 @@ int cmd_tokenize(int argc, char** argv);
 int cmd_tokenizer(int argc, char** argv);
 int cmd_prepare(int argc, char** argv);
 int cmd_train(int argc, char** argv);
-int cmd_bench_train(int argc, char** argv);  // t6 bench train
-int cmd_eval(int argc, char** argv);         // t6 eval ppl | mc
+int cmd_bench_train(int argc, char** argv);    // t6 bench train
+int cmd_bench_kernels(int argc, char** argv);  // t6 bench kernels
+int cmd_eval(int argc, char** argv);           // t6 eval ppl | mc
 int cmd_serve(int argc, char** argv);
 int cmd_study(int argc, char** argv);
 

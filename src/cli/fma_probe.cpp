@@ -1,0 +1,127 @@
+// The fp32 FMA peak probe (machine_probe.h) and the read bandwidth probe. The FMA loop is written
+// once against Google Highway and compiled per target (foreach_target.h, as src/core/simd.cpp), so
+// that under set_simd_target / T6_SIMD it runs the widest vectors of the target in force.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "cli/fma_probe.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace t6::cli::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// 12 independent FMA chains (enough to cover an FMA latency of 4-6 cycles on two pipes) for
+// `iters` rounds; the sum of the lanes keeps the work alive. c <- c * a + b with a just below 1
+// stays finite and normal.
+float FmaChains(int64_t iters, float seed) {
+    const hn::ScalableTag<float> d;
+    const auto a = hn::Set(d, 0.99999994f), b = hn::Set(d, 1e-7f);
+    auto c0 = hn::Set(d, seed), c1 = hn::Set(d, seed + 1), c2 = hn::Set(d, seed + 2);
+    auto c3 = hn::Set(d, seed + 3), c4 = hn::Set(d, seed + 4), c5 = hn::Set(d, seed + 5);
+    auto c6 = hn::Set(d, seed + 6), c7 = hn::Set(d, seed + 7), c8 = hn::Set(d, seed + 8);
+    auto c9 = hn::Set(d, seed + 9), c10 = hn::Set(d, seed + 10), c11 = hn::Set(d, seed + 11);
+    for (int64_t i = 0; i < iters; i++) {
+        c0 = hn::MulAdd(c0, a, b);
+        c1 = hn::MulAdd(c1, a, b);
+        c2 = hn::MulAdd(c2, a, b);
+        c3 = hn::MulAdd(c3, a, b);
+        c4 = hn::MulAdd(c4, a, b);
+        c5 = hn::MulAdd(c5, a, b);
+        c6 = hn::MulAdd(c6, a, b);
+        c7 = hn::MulAdd(c7, a, b);
+        c8 = hn::MulAdd(c8, a, b);
+        c9 = hn::MulAdd(c9, a, b);
+        c10 = hn::MulAdd(c10, a, b);
+        c11 = hn::MulAdd(c11, a, b);
+    }
+    const auto s = hn::Add(hn::Add(hn::Add(c0, c1), hn::Add(c2, c3)),
+                           hn::Add(hn::Add(hn::Add(c4, c5), hn::Add(c6, c7)),
+                                   hn::Add(hn::Add(c8, c9), hn::Add(c10, c11))));
+    return hn::GetLane(hn::SumOfLanes(d, s));
+}
+
+int64_t FloatLanes() {
+    return int64_t(hn::Lanes(hn::ScalableTag<float>()));
+}
+
+}  // namespace t6::cli::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "cli/machine_probe.h"
+#include "core/simd.h"
+
+namespace t6::cli {
+
+HWY_EXPORT(FmaChains);
+HWY_EXPORT(FloatLanes);
+
+namespace {
+constexpr int kChains = 12;
+}
+
+int fma_probe_lanes() {
+    return int(HWY_DYNAMIC_DISPATCH(FloatLanes)());
+}
+
+double measure_fma_peak(int reps, long iters) {
+    const double lanes = fma_probe_lanes();
+    double best = 0;
+    for (int r = 0; r < reps; r++) {
+        float sink = 0;
+        int threads = 1;
+        const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel reduction(+ : sink)
+        {
+#pragma omp single
+            threads = omp_get_num_threads();
+            sink += HWY_DYNAMIC_DISPATCH(FmaChains)(iters, float(omp_get_thread_num()));
+        }
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (sink == 12345.678f) std::printf("?");  // keeps the sums alive
+        best = std::max(best, 2.0 * kChains * lanes * double(iters) * threads / s);
+    }
+    return best;
+}
+
+ReadBandwidthProbe::ReadBandwidthProbe(size_t bytes) : a_(std::max<size_t>(bytes / 4, 1024)) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < a_.size(); i++) a_[i] = float(i & 7);
+}
+
+double ReadBandwidthProbe::measure(int reps) {
+    double best = 0;
+    for (int rep = 0; rep < reps; rep++) {
+        const auto t0 = std::chrono::steady_clock::now();
+        float s = 0;
+        const size_t n = a_.size();
+        const float* a = a_.data();
+#pragma omp parallel for simd schedule(static) reduction(+ : s)
+        for (size_t i = 0; i < n; i++) s += a[i];
+        const double t =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (s < 0) std::printf("?");  // keeps the sum alive
+        best = std::max(best, double(n) * 4 / t);
+    }
+    return best;
+}
+
+std::string simd_summary() {
+    return std::string(simd_target_name(simd_target())) + " (Highway " +
+           simd_highway_target_name() + ")";
+}
+
+void add_simd_fields(nlohmann::json& j) {
+    j["simd_target"] = simd_target_name(simd_target());
+    j["simd_highway_target"] = simd_highway_target_name();
+}
+
+}  // namespace t6::cli
+#endif  // HWY_ONCE

@@ -1,0 +1,37 @@
+// This machine's speed, measured now, for the rooflines of the benchmarks: streaming read
+// bandwidth (a vectorised sum over a large buffer, all threads) and the fp32 FMA peak of the SIMD
+// target in force (fma_probe.cpp: independent chains of fused multiply-adds on the target's
+// widest vectors, all threads), beside the GEMM rate of gemm_probe.h. The shared machine's speed
+// drifts within minutes, so benchmarks probe in the same run as they measure.
+#pragma once
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace t6::cli {
+
+// fp32 FLOP/s of the SIMD target in force (simd_target(); scalar: one lane): every thread runs
+// `iters` rounds of 12 independent vector FMAs (2 FLOPs per lane each); best of `reps`.
+double measure_fma_peak(int reps = 3, long iters = 1L << 21);
+// float lanes of the widest vector of the target in force (what measure_fma_peak uses).
+int fma_probe_lanes();
+
+// Streaming read bandwidth (bytes/s) over a buffer of `bytes`, all threads, best of 3 sums; the
+// buffer is kept so that the probe can run again cheaply.
+class ReadBandwidthProbe {
+  public:
+    explicit ReadBandwidthProbe(size_t bytes = size_t(256) << 20);
+    double measure(int reps = 3);
+
+  private:
+    std::vector<float> a_;
+};
+
+// The SIMD target in force and the Highway target its kernels dispatch to, e.g.
+// "avx512 (Highway AVX3)", for the first lines of a benchmark.
+std::string simd_summary();
+// Adds simd_target and simd_highway_target to a benchmark's JSON object.
+void add_simd_fields(nlohmann::json& j);
+
+}  // namespace t6::cli
