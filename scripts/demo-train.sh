@@ -48,7 +48,7 @@ best="$out/$(sed -E 's/.*"checkpoint":"([^"]+)".*/\1/' "$out/best.json")"
 
 section "2. a sample from the best checkpoint, decoded from the factorized KV cache (temperature 0.8, top-k 40, seed $seed)"
 "$t6" generate --model "$best" --prompt "The meaning of life is" --temperature 0.8 --top-k 40 \
-    --seed "$seed" --max-new-tokens 300
+    --seed "$seed" --max-new-tokens 230
 echo "(another sample: T6_DEMO_SEED=<n> bash scripts/demo-train.sh, or $t6 generate --model $best --seed <n>)"
 
 section "3. what TPA caches: this model against the other attention kinds at equal parameters"
