@@ -146,9 +146,9 @@ int cmd_bench_decode(int argc, char** argv) {
     const std::string kernel = gemm_kernel_name();
     MachineProbe probe;
     const double bw_start = probe.bandwidth(), peak_start = probe.gemm_rate();
-    const char* tpa_kernel = flash_tpa_kernel_name(ct == CacheType::bf16);
+    const std::string tpa_kernel = flash_tpa_kernel_name(ct == CacheType::bf16);
     std::printf("GEMM: %s, threads: %d, cache %s, weights %s, FlashTPA: %s\n", kernel.c_str(),
-                num_threads(), cache_type_name(ct), weight_type_name(wt), tpa_kernel);
+                num_threads(), cache_type_name(ct), weight_type_name(wt), tpa_kernel.c_str());
     std::printf(
         "roofline nominal: %.0f GB/s, %.0f GFLOP/s | measured at the start: %.1f GB/s "
         "streaming read, %.0f GFLOP/s fp32 GEMM (again before every point: columns GB/s, "

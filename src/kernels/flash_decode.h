@@ -30,6 +30,7 @@
 // accumulators stay float32.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "kernels/bf16.h"
 
@@ -71,8 +72,9 @@ void flash_tpa_decode(float* const* out, const TpaQuery* qs, const T* const* cac
                       int nseq, const TpaCacheDims& dims, float scale);
 
 // Which FlashTPA kernel this build runs over a cache of the given element type (for benchmark
-// output), e.g. "AVX-512 BF16 (vdpbf16ps)".
-const char* flash_tpa_kernel_name(bool bf16_cache);
+// output): the path that runs at the SIMD target now in force, e.g. "avx512bf16: vdpbf16ps on the
+// bf16 factors", "Highway AVX2".
+std::string flash_tpa_kernel_name(bool bf16_cache);
 
 // out[i] (Hq*D) for sequence i: standard attention of q[i] (Hq*D, rotated) over the cache.
 template <typename T>
