@@ -72,24 +72,27 @@ struct FeatureOpsF32 {
     static HWY_INLINE VF MulAdd(VF acc, VF a, VF b) { return hn::MulAdd(a, b, acc); }
 };
 
-template <int NC, class Op>
+template <int NC, class Op, bool kFull>
 HWY_INLINE void FeatureProductsNC(float* Pv, const typename Op::R* QB, int NQ,
                                   const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
                                   int D) {
     const DF d;
+    // kFull: D == NC * kChunk, every chunk whole (no per-chunk mask test in the loop).
+#define T6_FP_LEFT(c) (kFull ? Op::kChunk : D - Op::kChunk * (c))
     for (int t = 0; t < n; t++)
         for (int j = 0; j < Rk; j++) {
             const typename Op::R* bk = recs + t * rec + off_bk + long(j) * D;
             VF k[NC];
-            for (int c = 0; c < NC; c++) k[c] = Op::Load(bk + Op::kChunk * c, D - Op::kChunk * c);
+            for (int c = 0; c < NC; c++) k[c] = Op::Load(bk + Op::kChunk * c, T6_FP_LEFT(c));
             for (int i = 0; i < NQ; i++) {
                 const typename Op::R* qb = QB + size_t(i) * D;
                 VF a = hn::Zero(d);
                 for (int c = 0; c < NC; c++)
-                    a = Op::MulAdd(a, k[c], Op::Load(qb + Op::kChunk * c, D - Op::kChunk * c));
+                    a = Op::MulAdd(a, k[c], Op::Load(qb + Op::kChunk * c, T6_FP_LEFT(c)));
                 hn::StoreU(a, d, Pv + kN * (size_t(t * NQ + i) * Rk + j));
             }
         }
+#undef T6_FP_LEFT
 }
 
 // NC = ceil(D / kChunk) <= 16 chosen at run time (a switch: this also runs inside the
@@ -107,9 +110,12 @@ HWY_INLINE void FeatureProducts(float* Pv, const typename Op::R* QB, int NQ,
                     flash_detail::dot(QB + size_t(i) * D, recs + t * rec + off_bk + long(j) * D, D);
 #else
     switch ((D + Op::kChunk - 1) / Op::kChunk) {
-#define T6_FP_CASE(NC)                                                      \
-    case NC:                                                                \
-        FeatureProductsNC<NC, Op>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D); \
+#define T6_FP_CASE(NC)                                                                 \
+    case NC:                                                                           \
+        if (D == NC * Op::kChunk)                                                      \
+            FeatureProductsNC<NC, Op, true>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);  \
+        else                                                                           \
+            FeatureProductsNC<NC, Op, false>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D); \
         break;
         T6_FP_CASE(1)
         T6_FP_CASE(2)
