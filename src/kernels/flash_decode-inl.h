@@ -17,8 +17,10 @@
 #endif
 
 #include <cstdint>
+#include <vector>
 
 #include "hwy/highway.h"
+#include "kernels/bf16.h"
 #include "kernels/flash_decode_common.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -63,6 +65,24 @@ HWY_INLINE VF MaskedLoadF32(const uint16_t* p, int count) {
     const hn::Rebind<uint16_t, DF> d16;
     const auto m = hn::FirstN(d16, size_t(count < 0 ? 0 : count));
     return hn::BitCast(DF(), hn::ShiftLeft<16>(hn::PromoteTo(du, hn::MaskedLoad(m, d16, p))));
+}
+
+// Records [j0, j0+n) of a cache (rec numbers each) as float32: the cache itself when it is float,
+// else widened into buf with vector loads (flash_detail::records_f32 in vector form).
+HWY_INLINE const float* RecordsF32(const float* cache, long rec, int j0, int /*n*/,
+                                   std::vector<float>& /*buf*/) {
+    return cache + long(j0) * rec;
+}
+HWY_INLINE const float* RecordsF32(const uint16_t* cache, long rec, int j0, int n,
+                                   std::vector<float>& buf) {
+    const size_t count = size_t(n) * rec;
+    if (buf.size() < count + kN) buf.resize(count + kN);
+    const uint16_t* src = cache + long(j0) * rec;
+    float* dst = buf.data();
+    size_t i = 0;
+    for (; i + kN <= count; i += kN) hn::StoreU(LoadF32(src + i), DF(), dst + i);
+    for (; i < count; i++) dst[i] = bf16_to_float(src[i]);
+    return dst;
 }
 
 // Lane k of the result is the sum of the N lanes of v[k] (N partial dot products reduced at

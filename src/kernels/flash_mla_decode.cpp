@@ -47,7 +47,7 @@ HWY_INLINE void MlaRangeT(const float* q, const T* cache, int j0, int j1, const 
         for (long k = 0; k < rec; k++) qT[k * Hp + h] = scale * q[h * rec + k];
     for (int b0 = j0; b0 < j1; b0 += kMlaBlock) {
         const int n = std::min(kMlaBlock, j1 - b0);
-        const float* recs = flash_detail::records_f32(cache, rec, b0, n, buf);
+        const float* recs = RecordsF32(cache, rec, b0, n, buf);
         // Scores S[j, h] = qT[:, h] . record j.
         for (int g = 0; g < G; g++)
             for (int jt = 0; jt < n; jt += J) {

@@ -273,7 +273,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const T* cache, int j0, int j1, con
         if constexpr (kDot)
             recs = cache + long(b0) * rec;
         else
-            recs = flash_detail::records_f32(cache, rec, b0, n, buf);
+            recs = RecordsF32(cache, rec, b0, n, buf);
             // 1. Feature products, reduced N at a time.
 #if HWY_TARGET == HWY_AVX3
         if constexpr (kDot)
