@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 #include <random>
+#include <tuple>
 
 #include "core/error.h"
+#include "core/simd.h"
 #include "infer/decoder.h"
 #include "kernels/flash_decode.h"
 #include "model/model.h"
@@ -59,10 +62,20 @@ struct KindCase {
     AttentionKind kind;
 };
 
-class DecodeMatchesForward : public ::testing::TestWithParam<KindCase> {};
+// Every case runs at every SIMD target this CPU supports (the decoding kernels dispatch at run
+// time: AVX-512 with and without BF16, AVX2, scalar).
+class DecodeMatchesForward : public ::testing::TestWithParam<std::tuple<KindCase, SimdTarget>> {
+  protected:
+    const KindCase& kc() const { return std::get<0>(GetParam()); }
+    void SetUp() override { target_ = std::make_unique<ScopedSimdTarget>(std::get<1>(GetParam())); }
+    void TearDown() override { target_.reset(); }
+
+  private:
+    std::unique_ptr<ScopedSimdTarget> target_;
+};
 
 TEST_P(DecodeMatchesForward, PrefillThenStepsF32) {
-    ModelConfig cfg = tiny_config(GetParam().kind);
+    ModelConfig cfg = tiny_config(kc().kind);
     Model model(cfg);
     randomize(model, 7);
     const int T = 40, V = cfg.vocab_size;
@@ -81,13 +94,13 @@ TEST_P(DecodeMatchesForward, PrefillThenStepsF32) {
     }
     for (int t = 0; t < T; t++) {
         double e = test::rel_error(got.data() + size_t(t) * V, ref.data() + size_t(t) * V, V);
-        ASSERT_LT(e, 1e-4) << GetParam().name << " position " << t;
+        ASSERT_LT(e, 1e-4) << kc().name << " position " << t;
     }
     EXPECT_EQ(dec.cache().length(0), T);
 }
 
 TEST_P(DecodeMatchesForward, BatchedStepsOfDifferentLengths) {
-    ModelConfig cfg = tiny_config(GetParam().kind);
+    ModelConfig cfg = tiny_config(kc().kind);
     Model model(cfg);
     randomize(model, 11);
     const int V = cfg.vocab_size;
@@ -111,13 +124,13 @@ TEST_P(DecodeMatchesForward, BatchedStepsOfDifferentLengths) {
         for (int i = 0; i < 3; i++) {
             const int s = slots[i], pos = lens[s] + k;
             double e = test::rel_error(&logits[size_t(i) * V], &refs[s][size_t(pos) * V], V);
-            ASSERT_LT(e, 1e-4) << GetParam().name << " seq " << s << " step " << k;
+            ASSERT_LT(e, 1e-4) << kc().name << " seq " << s << " step " << k;
         }
     }
 }
 
 TEST_P(DecodeMatchesForward, Bf16CacheStaysClose) {
-    ModelConfig cfg = tiny_config(GetParam().kind);
+    ModelConfig cfg = tiny_config(kc().kind);
     Model model(cfg);
     randomize(model, 5);
     const int T = 24, V = cfg.vocab_size;
@@ -139,7 +152,7 @@ TEST_P(DecodeMatchesForward, Bf16CacheStaysClose) {
 // the float32 decoder (only summation order differs), prefill chunks and batched steps of
 // different lengths included; on the unrounded model it stays close but really differs.
 TEST_P(DecodeMatchesForward, Bf16WeightsEqualF32OnRoundedWeights) {
-    ModelConfig cfg = tiny_config(GetParam().kind);
+    ModelConfig cfg = tiny_config(kc().kind);
     Model model(cfg);
     randomize(model, 13);
     const size_t np = model.layout().total;
@@ -166,15 +179,15 @@ TEST_P(DecodeMatchesForward, Bf16WeightsEqualF32OnRoundedWeights) {
     };
     const auto f32_orig = run(WeightType::f32), bf16_orig = run(WeightType::bf16);
     const double e_orig = test::rel_error(bf16_orig.data(), f32_orig.data(), f32_orig.size());
-    EXPECT_LT(e_orig, 2e-2) << GetParam().name;
-    EXPECT_GT(e_orig, 0.0) << GetParam().name;
+    EXPECT_LT(e_orig, 2e-2) << kc().name;
+    EXPECT_GT(e_orig, 0.0) << kc().name;
     for (size_t i = 0; i < np; i++) model.params()[i] = bf16_to_float(float_to_bf16(orig[i]));
     const auto f32_r = run(WeightType::f32), bf16_r = run(WeightType::bf16);
-    EXPECT_LT(test::rel_error(bf16_r.data(), f32_r.data(), f32_r.size()), 1e-5) << GetParam().name;
+    EXPECT_LT(test::rel_error(bf16_r.data(), f32_r.data(), f32_r.size()), 1e-5) << kc().name;
 }
 
 TEST_P(DecodeMatchesForward, CacheAllocationEqualsFormula) {
-    ModelConfig cfg = tiny_config(GetParam().kind);
+    ModelConfig cfg = tiny_config(kc().kind);
     Model model(cfg);
     const int slots = 3, seq = 50;
     Decoder dec(model, slots, seq, CacheType::f32);
@@ -208,7 +221,7 @@ TEST_P(DecodeMatchesForward, CacheAllocationEqualsFormula) {
 }
 
 TEST_P(DecodeMatchesForward, ContextOverflowIsAnError) {
-    ModelConfig cfg = tiny_config(GetParam().kind);
+    ModelConfig cfg = tiny_config(kc().kind);
     Model model(cfg);
     Decoder dec(model, 1, 8, CacheType::f32);
     auto tokens = random_tokens(9, cfg.vocab_size, 1);
@@ -219,13 +232,18 @@ TEST_P(DecodeMatchesForward, ContextOverflowIsAnError) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, DecodeMatchesForward,
-                         ::testing::Values(KindCase{"tpa", AttentionKind::tpa},
-                                           KindCase{"tpa_kvonly", AttentionKind::tpa_kvonly},
-                                           KindCase{"mha", AttentionKind::mha},
-                                           KindCase{"gqa", AttentionKind::gqa},
-                                           KindCase{"mqa", AttentionKind::mqa},
-                                           KindCase{"mla", AttentionKind::mla}),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         ::testing::Combine(::testing::Values(KindCase{"tpa", AttentionKind::tpa},
+                                                              KindCase{"tpa_kvonly",
+                                                                       AttentionKind::tpa_kvonly},
+                                                              KindCase{"mha", AttentionKind::mha},
+                                                              KindCase{"gqa", AttentionKind::gqa},
+                                                              KindCase{"mqa", AttentionKind::mqa},
+                                                              KindCase{"mla", AttentionKind::mla}),
+                                            ::testing::ValuesIn(simd_available_targets())),
+                         [](const auto& info) {
+                             return std::string(std::get<0>(info.param).name) + "_" +
+                                    simd_target_name(std::get<1>(info.param));
+                         });
 
 // MLA with a history longer than the chunk path's 64-key tiles and 64-row query blocks, at
 // realistic proportions (d_c > head_dim): chunked prefill, then absorbed steps, f32 and bf16.

@@ -1,3 +1,8 @@
+// Prefill / scoring attention over a KV cache (cached_attention.h): flash attention of a chunk
+// of queries against key/value tiles formed from the cache, S = scale Q K^T and acc += P V by
+// GEMM, with the online softmax per query row in between (m_new = max(m, max_j s_j),
+// l = l e^{m - m_new} + sum_j e^{s_j - m_new}, acc *= e^{m - m_new}). The softmax rows are a
+// Google Highway kernel compiled per SIMD target and chosen at run time (core/simd.h).
 #include "kernels/cached_attention.h"
 
 #include <algorithm>
@@ -6,9 +11,37 @@
 #include <vector>
 
 #include "kernels/gemm.h"
-#include "kernels/vec_math.h"
 
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cached_attention.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "kernels/vec_math-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace t6::HWY_NAMESPACE {
+
+// Online softmax of rows i < nq of S (row stride ld, nk scores each): scores become
+// probabilities relative to the new running max m[i]; l[i] is updated and alpha[i] = e^{m - m_new}
+// returned for rescaling the row's output.
+void SoftmaxRows(float* S, int ld, int nq, int nk, float* m, float* l, float* alpha) {
+    for (int i = 0; i < nq; i++) {
+        float* s = S + size_t(i) * ld;
+        const float mb = RowMax(s, nk);
+        const float mnew = std::max(m[i], mb);
+        alpha[i] = std::exp(m[i] - mnew);
+        l[i] = l[i] * alpha[i] + ExpShiftSum(s, nk, mnew);
+        m[i] = mnew;
+    }
+}
+
+}  // namespace t6::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
 namespace t6 {
+
+HWY_EXPORT(SoftmaxRows);
 
 namespace {
 
@@ -68,7 +101,7 @@ void chunk_head(float* out, const float* q, int p0, int qa, int qb, int h, int H
                 float scale, TileFn make_tile) {
     const int nq = qb - qa;
     std::vector<float> K(size_t(kK) * D), V(size_t(kK) * D), S(size_t(kQ) * kK),
-        acc(size_t(kQ) * D, 0.0f), m(kQ, -INFINITY), l(kQ, 0.0f);
+        acc(size_t(kQ) * D, 0.0f), m(kQ, -INFINITY), l(kQ, 0.0f), alpha(kQ);
     const int last_key = p0 + qb - 1;
     for (int k0 = 0; k0 <= last_key; k0 += kK) {
         const int nk = std::min(kK, last_key + 1 - k0);
@@ -79,14 +112,11 @@ void chunk_head(float* out, const float* q, int p0, int qa, int qb, int h, int H
             float* s = S.data() + size_t(i) * kK;
             const int qpos = p0 + qa + i;
             for (int jj = std::max(0, qpos + 1 - k0); jj < nk; jj++) s[jj] = -INFINITY;  // causal
-            const float mb = detail::row_max(s, nk);
-            const float mnew = std::max(m[i], mb);
-            const float alpha = std::exp(m[i] - mnew);
-            l[i] = l[i] * alpha + detail::exp_shift_sum(s, nk, mnew);
-            m[i] = mnew;
-            if (alpha != 1.0f)
-                for (int d = 0; d < D; d++) acc[size_t(i) * D + d] *= alpha;
         }
+        HWY_DYNAMIC_DISPATCH(SoftmaxRows)(S.data(), kK, nq, nk, m.data(), l.data(), alpha.data());
+        for (int i = 0; i < nq; i++)
+            if (alpha[i] != 1.0f)
+                for (int d = 0; d < D; d++) acc[size_t(i) * D + d] *= alpha[i];
         gemm(false, false, nq, D, nk, 1.0f, S.data(), kK, V.data(), D, 1.0f, acc.data(), D);
     }
     for (int i = 0; i < nq; i++) {
@@ -137,3 +167,4 @@ template void kv_chunk_attention<uint16_t>(float*, const float*, const uint16_t*
                                            const KvCacheDims&, float);
 
 }  // namespace t6
+#endif  // HWY_ONCE

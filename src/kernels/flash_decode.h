@@ -22,7 +22,11 @@
 //      o_h     = sum_j p_h(j) c_j      (d_c; the caller applies W_UV[h] once)  (H*d_c)
 //    Each record is read once for all H heads; the kernel is compute-bound (2H(2 d_c + d_h^R)
 //    FLOPs per (d_c + d_h^R) cached numbers), so blocks of records are processed as register-tiled
-//    small matrix products (AVX-512, heads in vector lanes; GEMM calls otherwise).
+//    small matrix products (heads in vector lanes).
+// The kernels are written once with Google Highway and compiled for AVX-512 (HWY_AVX3), AVX2 and
+// scalar; the target in force (core/simd.h: the CPU's best, capped by T6_SIMD) runs, chosen at
+// run time, so one portable binary uses the CPU it runs on. Shapes the vector kernels do not take
+// (FlashTPA D > 128; K/V D not in {16, 32, 64, 128}) run portable plain-loop versions.
 // Cache elements are float or bf16 (uint16_t, the upper half of a float32). Arithmetic is float32,
 // except FlashTPA over a bf16 cache on CPUs with AVX-512 BF16: it multiplies the cached factors
 // with vdpbf16ps (exact products, float32 sums), which needs the query factor and the value
@@ -30,6 +34,7 @@
 // accumulators stay float32.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "kernels/bf16.h"
 
@@ -71,8 +76,9 @@ void flash_tpa_decode(float* const* out, const TpaQuery* qs, const T* const* cac
                       int nseq, const TpaCacheDims& dims, float scale);
 
 // Which FlashTPA kernel this build runs over a cache of the given element type (for benchmark
-// output), e.g. "AVX-512 BF16 (vdpbf16ps)".
-const char* flash_tpa_kernel_name(bool bf16_cache);
+// output): the path that runs at the SIMD target now in force, e.g. "avx512bf16: vdpbf16ps on the
+// bf16 factors", "Highway AVX2".
+std::string flash_tpa_kernel_name(bool bf16_cache);
 
 // out[i] (Hq*D) for sequence i: standard attention of q[i] (Hq*D, rotated) over the cache.
 template <typename T>

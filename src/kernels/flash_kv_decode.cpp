@@ -1,7 +1,166 @@
-// Flash-decoding over a standard K/V cache (MHA, MQA, GQA): see flash_decode.h.
+// Flash-decoding over a standard K/V cache (MHA, MQA, GQA): see flash_decode.h. One query token
+// per sequence, o_h = sum_j softmax_j(scale q_h . K[j, kv(h)]) V[j, kv(h)], kv(h) = h / (Hq/Hkv),
+// with the online softmax over blocks of the cache and the cache split into tasks across threads
+// (flash_decode_common.h).
+//
+// The vector kernel is written once with Google Highway and compiled per SIMD target (AVX3,
+// AVX2, SCALAR: foreach_target.h); run-time dispatch picks the target in force (core/simd.h).
+// It is bound by the bytes of the cache (2 FLOPs per cached number), so each record is streamed
+// once, token-major, in blocks of 16 tokens:
+//  1. scores: every K row is loaded into registers once and multiplied with the query heads that
+//     share it (GQA groups); the N-lane partial sums of head h are laid out [h][t] so that one
+//     transpose-add gives N of the block's scores of head h in vector lanes;
+//  2. online softmax per head on those 16 / N vectors;
+//  3. values: acc[h] (D/N registers) += p[h][t] V[t][kv(h)] over the block, which is still in L2.
+// A bf16 cache is read in place and widened in registers. Head sizes other than 16, 32, 64 or
+// 128 (or not a multiple of N) take a portable plain-loop version.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/simd.h"
 #include "kernels/flash_decode_common.h"
 
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/flash_kv_decode.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "kernels/flash_decode-inl.h"
+#include "kernels/vec_math-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace t6::HWY_NAMESPACE {
+namespace {
+using namespace flash;
+using flash_detail::Partial;
+
+constexpr int kKvBlock = 16;  // tokens per online-softmax block
+
+template <int NC, typename T>
+HWY_INLINE void KvRangeD(const float* q, const T* cache, int j0, int j1, const KvCacheDims& dm,
+                         float scale, Partial part, std::vector<float>& sc) {
+    constexpr int D = NC * kN;
+    const DF d;
+    const int Hq = dm.Hq, Hkv = dm.Hkv, group = Hq / Hkv;
+    const long rec = dm.rec();
+    sc.resize(size_t(Hq) * kKvBlock * kN + 2 * kKvBlock);  // written before read: no memset
+    float* Pv = sc.data();                                 // (Hq, kKvBlock, N) partial scores
+    float* s = Pv + size_t(Hq) * kKvBlock * kN;            // (kKvBlock) scores of one head
+    float* p = s + kKvBlock;                               // (kKvBlock) probabilities
+    const VF vscale = hn::Set(d, scale);
+    for (int b0 = j0; b0 < j1; b0 += kKvBlock) {
+        const int n = std::min(kKvBlock, j1 - b0);
+        const T* recs = cache + long(b0) * rec;  // read in place, bf16 widened on load
+        for (int t = 0; t < n; t++) {
+            if (b0 + kKvBlock + t < j1) {  // the matching record of the next block, into L2
+                const char* nx =
+                    reinterpret_cast<const char*>(cache + (long(b0) + kKvBlock + t) * rec);
+                for (long off = 0; off < rec * long(sizeof(T)); off += 64)
+                    __builtin_prefetch(nx + off, 0, 2);
+            }
+            for (int kv = 0; kv < Hkv; kv++) {
+                const T* kr = recs + t * rec + long(kv) * D;
+                VF k[NC];
+                for (int c = 0; c < NC; c++) k[c] = LoadF32(kr + kN * c);
+                for (int g = 0; g < group; g++) {
+                    const int h = kv * group + g;
+                    const float* qh = q + size_t(h) * D;
+                    VF a = hn::Mul(k[0], hn::LoadU(d, qh));
+                    for (int c = 1; c < NC; c++) a = hn::MulAdd(k[c], hn::LoadU(d, qh + kN * c), a);
+                    hn::StoreU(a, d, Pv + (size_t(h) * kKvBlock + t) * kN);
+                }
+            }
+        }
+        for (int h = 0; h < Hq; h++) {
+            // Scores of the block, N at a time; tokens past n are -inf (probability 0).
+            VF mb = hn::Set(d, -INFINITY);
+            for (int t0 = 0; t0 < kKvBlock; t0 += kN) {
+                VF v[kN];
+                for (int k = 0; k < kN; k++)
+                    v[k] = t0 + k < n ? hn::LoadU(d, Pv + (size_t(h) * kKvBlock + t0 + k) * kN)
+                                      : hn::Zero(d);
+                const VF st = hn::IfThenElse(LaneMask(n - t0), hn::Mul(vscale, TransposeSum(v)),
+                                             hn::Set(d, -INFINITY));
+                hn::StoreU(st, d, s + t0);
+                mb = hn::Max(mb, st);
+            }
+            const float mnew = std::max(part.m[h], hn::GetLane(hn::MaxOfLanes(d, mb)));
+            const float alpha = std::exp(part.m[h] - mnew);  // m = -inf on the first block: 0
+            const VF vm = hn::Set(d, mnew);
+            VF sum = hn::Zero(d);
+            for (int t0 = 0; t0 < kKvBlock; t0 += kN) {
+                const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, s + t0), vm));  // -inf: 0
+                hn::StoreU(e, d, p + t0);
+                sum = hn::Add(sum, e);
+            }
+            part.l[h] = part.l[h] * alpha + hn::GetLane(hn::SumOfLanes(d, sum));
+            part.m[h] = mnew;
+            float* acc = part.acc + size_t(h) * D;
+            const VF al = hn::Set(d, alpha);
+            VF a[NC];
+            for (int c = 0; c < NC; c++) a[c] = hn::Mul(al, hn::LoadU(d, acc + kN * c));
+            const T* vr = recs + long(Hkv + h / group) * D;
+            for (int t = 0; t < n; t++) {
+                const VF pt = hn::Set(d, p[t]);
+                for (int c = 0; c < NC; c++)
+                    a[c] = hn::MulAdd(pt, LoadF32(vr + t * rec + kN * c), a[c]);
+            }
+            for (int c = 0; c < NC; c++) hn::StoreU(a[c], d, acc + kN * c);
+        }
+    }
+}
+
+// The vector kernel for D in {16, 32, 64, 128} with N | D; false when D is not one of them.
+template <typename T>
+HWY_INLINE bool KvRangeT(const float* q, const T* cache, int j0, int j1, const KvCacheDims& dm,
+                         float scale, Partial part, std::vector<float>& sc) {
+    if (dm.D % kN != 0) return false;
+    switch (dm.D / kN) {
+#define T6_KV_CASE(NC)                                       \
+    case NC:                                                 \
+        KvRangeD<NC>(q, cache, j0, j1, dm, scale, part, sc); \
+        return true;
+#if HWY_TARGET == HWY_SCALAR
+        T6_KV_CASE(16)
+        T6_KV_CASE(32)
+        T6_KV_CASE(64)
+        T6_KV_CASE(128)
+#elif HWY_TARGET == HWY_AVX2
+        T6_KV_CASE(2)
+        T6_KV_CASE(4)
+        T6_KV_CASE(8)
+        T6_KV_CASE(16)
+#else
+        T6_KV_CASE(1)
+        T6_KV_CASE(2)
+        T6_KV_CASE(4)
+        T6_KV_CASE(8)
+#endif
+#undef T6_KV_CASE
+        default:
+            return false;
+    }
+}
+
+}  // namespace
+
+bool KvRangeF32(const float* q, const float* cache, int j0, int j1, const KvCacheDims& dm,
+                float scale, flash_detail::Partial part, std::vector<float>& sc) {
+    return KvRangeT(q, cache, j0, j1, dm, scale, part, sc);
+}
+bool KvRangeBf16(const float* q, const uint16_t* cache, int j0, int j1, const KvCacheDims& dm,
+                 float scale, flash_detail::Partial part, std::vector<float>& sc) {
+    return KvRangeT(q, cache, j0, j1, dm, scale, part, sc);
+}
+
+}  // namespace t6::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
 namespace t6 {
+
+HWY_EXPORT(KvRangeF32);
+HWY_EXPORT(KvRangeBf16);
 
 using namespace flash_detail;
 
@@ -34,100 +193,13 @@ void kv_range_generic(const float* q, const T* cache, int j0, int j1, const KvCa
     }
 }
 
-#ifdef __AVX512F__
-// Standard K/V decoding with AVX-512 (D = 16*NC). The kernel is bound by the bytes of the cache
-// (2 FLOPs per 4-byte element), so each record is streamed once, token-major, in blocks of 16:
-//  1. scores: every K row is loaded into registers once and multiplied with the query heads that
-//     share it (GQA groups); the 16-lane partial sums of head h are laid out [h][t] so that one
-//     transpose-add (hsum16) gives the block's 16 scores of head h in vector lanes;
-//  2. online softmax per head on that one vector;
-//  3. values: acc[h] (NC registers) += p[h][t] V[t][kv(h)] over the block, which is still in L2.
-// A bf16 cache is read in place and widened in registers (load_f32x16).
-constexpr int kKvBlock = 16;
-
-template <int NC, typename T>
-void kv_range_avx512(const float* q, const T* cache, int j0, int j1, const KvCacheDims& dm,
-                     float scale, Partial part, std::vector<float>& /*buf*/,
-                     std::vector<float>& sc) {
-    constexpr int D = 16 * NC;
-    const int Hq = dm.Hq, Hkv = dm.Hkv, group = Hq / Hkv;
-    const long rec = dm.rec();
-    sc.resize(size_t(Hq) * kKvBlock * 16 + 16);  // written before read: no memset
-    float* Pv = sc.data();                       // (Hq, kKvBlock, 16) partial scores
-    float* p = Pv + size_t(Hq) * kKvBlock * 16;  // (16) probabilities of one head
-    const __m512 vscale = _mm512_set1_ps(scale);
-    for (int b0 = j0; b0 < j1; b0 += kKvBlock) {
-        const int n = std::min(kKvBlock, j1 - b0);
-        const T* recs = cache + long(b0) * rec;  // read in place, bf16 widened on load
-        for (int t = 0; t < n; t++) {
-            if (b0 + kKvBlock + t < j1) {  // the matching record of the next block, into L2
-                const char* nx =
-                    reinterpret_cast<const char*>(cache + (long(b0) + kKvBlock + t) * rec);
-                for (long off = 0; off < rec * long(sizeof(T)); off += 64)
-                    _mm_prefetch(nx + off, _MM_HINT_T1);
-            }
-            for (int kv = 0; kv < Hkv; kv++) {
-                const T* kr = recs + t * rec + long(kv) * D;
-                __m512 k[NC];
-                for (int c = 0; c < NC; c++) k[c] = load_f32x16(kr + 16 * c);
-                for (int g = 0; g < group; g++) {
-                    const int h = kv * group + g;
-                    const float* qh = q + size_t(h) * D;
-                    __m512 a = _mm512_mul_ps(k[0], _mm512_loadu_ps(qh));
-                    for (int c = 1; c < NC; c++)
-                        a = _mm512_fmadd_ps(k[c], _mm512_loadu_ps(qh + 16 * c), a);
-                    _mm512_storeu_ps(Pv + (size_t(h) * kKvBlock + t) * 16, a);
-                }
-            }
-        }
-        const __mmask16 valid = lane_mask(n);
-        for (int h = 0; h < Hq; h++) {
-            __m512 v[16];
-            for (int t = 0; t < 16; t++)
-                v[t] = t < n ? _mm512_loadu_ps(Pv + (size_t(h) * kKvBlock + t) * 16)
-                             : _mm512_setzero_ps();
-            const __m512 s = _mm512_mask_blend_ps(valid, _mm512_set1_ps(-INFINITY),
-                                                  _mm512_mul_ps(vscale, detail::hsum16(v)));
-            const float mb = _mm512_reduce_max_ps(s);
-            const float mnew = std::max(part.m[h], mb);
-            const float alpha = std::exp(part.m[h] - mnew);  // m = -inf on the first block: 0
-            const __m512 e = detail::exp512(_mm512_sub_ps(s, _mm512_set1_ps(mnew)));  // -inf: 0
-            part.l[h] = part.l[h] * alpha + _mm512_reduce_add_ps(e);
-            part.m[h] = mnew;
-            _mm512_storeu_ps(p, e);
-            float* acc = part.acc + size_t(h) * D;
-            const __m512 al = _mm512_set1_ps(alpha);
-            __m512 a[NC];
-            for (int c = 0; c < NC; c++) a[c] = _mm512_mul_ps(al, _mm512_loadu_ps(acc + 16 * c));
-            const T* vr = recs + long(Hkv + h / group) * D;
-            for (int t = 0; t < n; t++) {
-                const __m512 pt = _mm512_set1_ps(p[t]);
-                for (int c = 0; c < NC; c++)
-                    a[c] = _mm512_fmadd_ps(pt, load_f32x16(vr + t * rec + 16 * c), a[c]);
-            }
-            for (int c = 0; c < NC; c++) _mm512_storeu_ps(acc + 16 * c, a[c]);
-        }
-    }
+bool kv_range_simd(const float* q, const float* cache, int j0, int j1, const KvCacheDims& dm,
+                   float scale, Partial part, std::vector<float>& sc) {
+    return HWY_DYNAMIC_DISPATCH(KvRangeF32)(q, cache, j0, j1, dm, scale, part, sc);
 }
-#endif
-
-// One task of standard K/V decoding: query q (Hq*D) over records [j0, j1).
-template <typename T>
-void kv_range(const float* q, const T* cache, int j0, int j1, const KvCacheDims& dm, float scale,
-              Partial part, std::vector<float>& buf, std::vector<float>& sc) {
-#ifdef __AVX512F__
-    switch (dm.D) {
-        case 32:
-            return kv_range_avx512<2>(q, cache, j0, j1, dm, scale, part, buf, sc);
-        case 64:
-            return kv_range_avx512<4>(q, cache, j0, j1, dm, scale, part, buf, sc);
-        case 128:
-            return kv_range_avx512<8>(q, cache, j0, j1, dm, scale, part, buf, sc);
-        default:
-            break;
-    }
-#endif
-    kv_range_generic(q, cache, j0, j1, dm, scale, part, buf, sc);
+bool kv_range_simd(const float* q, const uint16_t* cache, int j0, int j1, const KvCacheDims& dm,
+                   float scale, Partial part, std::vector<float>& sc) {
+    return HWY_DYNAMIC_DISPATCH(KvRangeBf16)(q, cache, j0, j1, dm, scale, part, sc);
 }
 
 }  // namespace
@@ -137,7 +209,8 @@ void flash_kv_decode(float* const* out, const float* const* q, const T* const* c
                      const int* lens, int nseq, const KvCacheDims& dims, float scale) {
     run_split(out, lens, nseq, dims.Hq, dims.D,
               [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
-                  kv_range(q[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc);
+                  if (!kv_range_simd(q[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, sc))
+                      kv_range_generic(q[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc);
               });
 }
 
@@ -147,3 +220,4 @@ template void flash_kv_decode<uint16_t>(float* const*, const float* const*, cons
                                         const int*, int, const KvCacheDims&, float);
 
 }  // namespace t6
+#endif  // HWY_ONCE

@@ -1,28 +1,43 @@
-// Absorbed MLA decoding over the latent cache: see flash_decode.h.
+// Absorbed MLA decoding over the latent cache: see flash_decode.h. With the query absorbed,
+// [q_lat_h | q_pe_h], every head scores the whole record [c_j | k_pe_j] with one dot product and
+// keeps its output in the latent: s_h(j) = scale [q_lat_h | q_pe_h] . [c_j | k_pe_j],
+// o_h = sum_j softmax(s_h)(j) c_j (the caller applies W_UV[h]). Each record is read once for all
+// H heads, so the kernel is compute-bound (2H(2 d_c + d_h^R) FLOPs per d_c + d_h^R cached numbers).
+//
+// Written once with Google Highway and compiled per SIMD target (AVX3, AVX2, SCALAR), chosen at
+// run time (core/simd.h). Heads live in the N vector lanes (groups of N): the query is
+// transposed once per task, qT (C+R, Hp) scaled, so the scores of 8 records are 8 accumulators
+// updated by broadcast(record element) * qT row, with no horizontal sums; the online softmax runs
+// across heads lane-wise; values accumulate in register tiles of up to 4 heads (3 on AVX2) x 4N
+// latent columns (values_tiles, flash_decode-inl.h). A bf16 cache is widened block by block.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 #include "kernels/flash_decode_common.h"
-#include "kernels/gemm.h"
 
-namespace t6 {
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/flash_mla_decode.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "kernels/flash_decode-inl.h"
+#include "kernels/vec_math-inl.h"
 
-using namespace flash_detail;
-
+HWY_BEFORE_NAMESPACE();
+namespace t6::HWY_NAMESPACE {
 namespace {
+using namespace flash;
+using flash_detail::Partial;
 
-// One task of absorbed MLA decoding: query q (H, C+R) over records [j0, j1), in blocks of
-// kMlaBlock records. Each record is read once for all heads (the kernel is compute-bound).
-constexpr int kMlaBlock = 64;
+constexpr int kMlaBlock = 64;  // records per online-softmax block
 
-#ifdef __AVX512F__
-// AVX-512 version. Heads live in the 16 vector lanes (groups of 16): the query is transposed
-// once per task, qT (C+R, Hp) scaled, so the scores of 8 records are 8 accumulators updated by
-// broadcast(record element) * qT row, with no horizontal sums; the online softmax runs across
-// heads lane-wise; values accumulate in register tiles of 4 heads x 64 latent columns
-// (values_tiles).
 template <typename T>
-void mla_range(const float* q, const T* cache, int j0, int j1, const MlaCacheDims& dm, float scale,
-               Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+HWY_INLINE void MlaRangeT(const float* q, const T* cache, int j0, int j1, const MlaCacheDims& dm,
+                          float scale, Partial part, std::vector<float>& buf,
+                          std::vector<float>& sc) {
     constexpr int J = 8;  // records per score tile (independent accumulators)
-    const int H = dm.H, C = dm.C, G = (H + 15) / 16, Hp = 16 * G;
+    const DF d;
+    const int H = dm.H, C = dm.C, G = (H + kN - 1) / kN, Hp = kN * G;
     const long rec = dm.rec();
     sc.assign(size_t(rec) * Hp + size_t(kMlaBlock) * Hp + Hp, 0.0f);
     float* qT = sc.data();                      // (rec, Hp), scaled, zero-padded heads
@@ -32,7 +47,7 @@ void mla_range(const float* q, const T* cache, int j0, int j1, const MlaCacheDim
         for (long k = 0; k < rec; k++) qT[k * Hp + h] = scale * q[h * rec + k];
     for (int b0 = j0; b0 < j1; b0 += kMlaBlock) {
         const int n = std::min(kMlaBlock, j1 - b0);
-        const float* recs = records_f32(cache, rec, b0, n, buf);
+        const float* recs = RecordsF32(cache, rec, b0, n, buf);
         // Scores S[j, h] = qT[:, h] . record j.
         for (int g = 0; g < G; g++)
             for (int jt = 0; jt < n; jt += J) {
@@ -43,68 +58,82 @@ void mla_range(const float* q, const T* cache, int j0, int j1, const MlaCacheDim
                     const char* nx =
                         reinterpret_cast<const char*>(cache + (long(b0) + kMlaBlock + jt) * rec);
                     for (long off = 0; off < long(cnt) * rec * long(sizeof(T)); off += 64)
-                        _mm_prefetch(nx + off, _MM_HINT_T1);
+                        __builtin_prefetch(nx + off, 0, 2);
                 }
                 const float* rp[J];
                 for (int jj = 0; jj < J; jj++) rp[jj] = recs + std::min(jt + jj, n - 1) * rec;
-                __m512 a[J];
-                for (int jj = 0; jj < J; jj++) a[jj] = _mm512_setzero_ps();
-                const float* qg = qT + 16 * g;
+                VF a[J];
+                for (int jj = 0; jj < J; jj++) a[jj] = hn::Zero(d);
+                const float* qg = qT + kN * g;
                 for (long k = 0; k < rec; k++) {
-                    const __m512 qv = _mm512_loadu_ps(qg + k * Hp);
+                    const VF qv = hn::LoadU(d, qg + k * Hp);
                     for (int jj = 0; jj < J; jj++)
-                        a[jj] = _mm512_fmadd_ps(_mm512_set1_ps(rp[jj][k]), qv, a[jj]);
+                        a[jj] = hn::MulAdd(hn::Set(d, rp[jj][k]), qv, a[jj]);
                 }
                 for (int jj = 0; jj < J && jt + jj < n; jj++)
-                    _mm512_storeu_ps(S + size_t(jt + jj) * Hp + 16 * g, a[jj]);
+                    hn::StoreU(a[jj], d, S + size_t(jt + jj) * Hp + kN * g);
             }
-        // Online softmax per head, 16 heads per vector.
+        // Online softmax per head, N heads per vector.
         for (int g = 0; g < G; g++) {
-            const int lanes = std::min(16, H - 16 * g);
-            const __mmask16 mk = __mmask16((1u << lanes) - 1);
-            const __m512 m = _mm512_mask_loadu_ps(_mm512_set1_ps(0.0f), mk, part.m + 16 * g);
-            __m512 mb = _mm512_set1_ps(-INFINITY);
-            for (int j = 0; j < n; j++)
-                mb = _mm512_max_ps(mb, _mm512_loadu_ps(S + size_t(j) * Hp + 16 * g));
-            const __m512 mnew = _mm512_max_ps(m, mb);
-            const __m512 al = detail::exp512(_mm512_sub_ps(m, mnew));  // m = -inf: 0
-            __m512 sum = _mm512_setzero_ps();
+            const int lanes = H - kN * g;
+            const auto mk = LaneMask(lanes);
+            const VF m = MaskedLoadF32(part.m + kN * g, lanes);  // padded heads: 0
+            VF mb = hn::Set(d, -INFINITY);
+            for (int j = 0; j < n; j++) mb = hn::Max(mb, hn::LoadU(d, S + size_t(j) * Hp + kN * g));
+            const VF mnew = hn::Max(m, mb);
+            const VF al = hn::Exp(d, hn::Sub(m, mnew));  // m = -inf: 0
+            VF sum = hn::Zero(d);
             for (int j = 0; j < n; j++) {
-                float* sj = S + size_t(j) * Hp + 16 * g;
-                const __m512 e = detail::exp512(_mm512_sub_ps(_mm512_loadu_ps(sj), mnew));
-                _mm512_storeu_ps(sj, e);
-                sum = _mm512_add_ps(sum, e);
+                float* sj = S + size_t(j) * Hp + kN * g;
+                const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, sj), mnew));
+                hn::StoreU(e, d, sj);
+                sum = hn::Add(sum, e);
             }
-            const __m512 l = _mm512_maskz_loadu_ps(mk, part.l + 16 * g);
-            _mm512_mask_storeu_ps(part.l + 16 * g, mk, _mm512_fmadd_ps(l, al, sum));
-            _mm512_mask_storeu_ps(part.m + 16 * g, mk, mnew);
-            _mm512_storeu_ps(alpha + 16 * g, al);
+            const VF l = MaskedLoadF32(part.l + kN * g, lanes);
+            hn::BlendedStore(hn::MulAdd(l, al, sum), mk, d, part.l + kN * g);
+            hn::BlendedStore(mnew, mk, d, part.m + kN * g);
+            hn::StoreU(al, d, alpha + kN * g);
         }
-        // Latent values: acc[h] = alpha[h] acc[h] + sum_j P[j, h] c_j, in head tiles of 3 or 4
+        // Latent values: acc[h] = alpha[h] acc[h] + sum_j P[j, h] c_j, in head tiles of up to 4
         // (the next block was prefetched during the scores).
-        values_tiles(part.acc, H, C, 4, S, Hp, 1, recs, rec, 0, n, alpha, NextBlock{});
+        values_tiles<OpF32>(part.acc, H, C, 4, S, Hp, 1, recs, rec, 0, n, alpha, NextBlock{});
     }
 }
-#else
-// Portable version: per block, S (H, n) = scale * q @ recs^T and acc (H, C) += P @ recs[:, :C]
-// as GEMMs over all heads.
-template <typename T>
-void mla_range(const float* q, const T* cache, int j0, int j1, const MlaCacheDims& dm, float scale,
-               Partial part, std::vector<float>& buf, std::vector<float>& sc) {
-    const int H = dm.H, C = dm.C;
-    const int rec = int(dm.rec());
-    sc.resize(size_t(H) * kMlaBlock);
-    float* S = sc.data();
-    for (int b0 = j0; b0 < j1; b0 += kMlaBlock) {
-        const int n = std::min(kMlaBlock, j1 - b0);
-        const float* recs = records_f32(cache, rec, b0, n, buf);
-        gemm(false, true, H, n, rec, scale, q, rec, recs, rec, 0.0f, S, kMlaBlock);
-        for (int h = 0; h < H; h++)
-            softmax_update(S + h * kMlaBlock, n, part.m[h], part.l[h], part.acc + size_t(h) * C, C);
-        gemm(false, false, H, C, n, 1.0f, S, kMlaBlock, recs, rec, 1.0f, part.acc, C);
-    }
+
+}  // namespace
+
+void MlaRangeF32(const float* q, const float* cache, int j0, int j1, const MlaCacheDims& dm,
+                 float scale, flash_detail::Partial part, std::vector<float>& buf,
+                 std::vector<float>& sc) {
+    MlaRangeT(q, cache, j0, j1, dm, scale, part, buf, sc);
 }
-#endif
+void MlaRangeBf16(const float* q, const uint16_t* cache, int j0, int j1, const MlaCacheDims& dm,
+                  float scale, flash_detail::Partial part, std::vector<float>& buf,
+                  std::vector<float>& sc) {
+    MlaRangeT(q, cache, j0, j1, dm, scale, part, buf, sc);
+}
+
+}  // namespace t6::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace t6 {
+
+HWY_EXPORT(MlaRangeF32);
+HWY_EXPORT(MlaRangeBf16);
+
+using namespace flash_detail;
+
+namespace {
+
+void mla_range(const float* q, const float* cache, int j0, int j1, const MlaCacheDims& dm,
+               float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+    HWY_DYNAMIC_DISPATCH(MlaRangeF32)(q, cache, j0, j1, dm, scale, part, buf, sc);
+}
+void mla_range(const float* q, const uint16_t* cache, int j0, int j1, const MlaCacheDims& dm,
+               float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+    HWY_DYNAMIC_DISPATCH(MlaRangeBf16)(q, cache, j0, j1, dm, scale, part, buf, sc);
+}
 
 }  // namespace
 
@@ -123,3 +152,4 @@ template void flash_mla_decode<uint16_t>(float* const*, const float* const*, con
                                          const int*, int, const MlaCacheDims&, float);
 
 }  // namespace t6
+#endif  // HWY_ONCE

@@ -1,10 +1,441 @@
-// FlashTPA decoding (paper Algorithm 2, Appendix B): see flash_decode.h.
+// FlashTPA decoding: TPA paper (Tensor Product Attention Is All You Need), Algorithm 2 and
+// Appendix A.4 (FlashTPA); see flash_decode.h for the cache layout and the math. Per block of n
+// cached tokens the three steps run as small register-blocked matrix products:
+//  1. feature products P[t][i][j] = B_Q[i] . B_K[t][j], an (R_Q x D) by (D x n R_K) product: the
+//     B_K row is held in registers, each product is an N-lane partial sum, and N partial sums
+//     are reduced at once by a transpose-add tree (no horizontal sum per product);
+//  2. rank mixing with heads in vector lanes: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h]
+//     P[t][i][j] (A_Q' transposed, scale/(R_Q R_K) folded in), then the online softmax
+//     lane-wise over heads;
+//  3. values: acc[h][:] = alpha[h] acc[h][:] + sum_{t,s} W[t,s][h] B_V[t][s][:] with
+//     W[t,s][h] = p[t][h] A_V[t][h,s] / R_V, an (H x n R_V) by (n R_V x D) product in register
+//     tiles (flash_decode-inl.h: up to 6 heads x 64 columns on AVX3, 3 heads x 32 on AVX2).
+// Multiply-adds per cached token: R_Q R_K D + H R_Q R_K + H R_V D (paper Appendix A.4).
+// For T6_kvonly (full q) step 1 is the (H x D) by (D x n R_K) product q_h . B_K[t][j] and step 2
+// s[t][h] = scale/R_K sum_j A_K[t][h,j] P[t][h][j].
+//
+// The kernel is written once with Google Highway and compiled per SIMD target (AVX3, AVX2,
+// SCALAR: foreach_target.h); run-time dispatch picks the target in force (core/simd.h). A bf16
+// cache is widened to float32 block by block, except on CPUs with AVX-512 BF16
+// (simd_native_bf16()): there the AVX3 code is also compiled, in functions with the avx512bf16
+// target attribute, with the feature and value products done by vdpbf16ps on the bf16 numbers
+// (pairs of exact bf16 products summed into float32 lanes: twice the multiply-adds of an fp32 FMA
+// per instruction and half the bytes read). That needs the query factor rounded to bf16 once per
+// task and the value weights W rounded to bf16 (as GPU flash attention rounds P); scores, softmax
+// and accumulators stay float32. Head sizes above 128 take a portable plain-loop version.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
 
+#include "core/simd.h"
 #include "kernels/bf16.h"
 #include "kernels/flash_decode_common.h"
 
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/flash_tpa_decode.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "kernels/flash_decode-inl.h"
+#include "kernels/vec_math-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace t6::HWY_NAMESPACE {
+namespace {
+using namespace flash;
+using flash_detail::Bf16Pair;
+using flash_detail::kBlock;
+using flash_detail::Partial;
+
+constexpr int kMaxD = 128;  // head sizes of the vector kernel
+
+// dst (R, Hp): dst[s][h] = src[h*R + s] for h < H, 0 for H <= h < Hp (T6_kvonly's per-head
+// feature products come head-major; the kernel wants heads in lanes).
+HWY_INLINE void Deinterleave(const float* src, int R, int H, int Hp, float* dst) {
+    for (int s = 0; s < R; s++) {
+        for (int h = 0; h < H; h++) dst[s * Hp + h] = src[h * R + s];
+        for (int h = H; h < Hp; h++) dst[s * Hp + h] = 0.0f;
+    }
+}
+
+// Feature products of one block: Pv[e] (N-lane partial sums) for e = (t*NQ + i)*Rk + j, the
+// product of query feature row i (QB, NQ rows of D) with B_K[t][j]. Op loads kChunk numbers of a
+// row into a vector and multiply-adds: float32 (N per FMA) here, bf16 (32 per vdpbf16ps) in
+// FeatureOpsBf16. A product takes NC chunks, the B_K chunks held in registers across the NQ
+// query rows.
+struct FeatureOpsF32 {
+    using R = float;
+    static constexpr int kChunk = kN;
+    static HWY_INLINE VF Load(const float* p, int left) { return MaskedLoadF32(p, left); }
+    static HWY_INLINE VF MulAdd(VF acc, VF a, VF b) { return hn::MulAdd(a, b, acc); }
+};
+
+template <int NC, class Op, bool kFull>
+HWY_INLINE void FeatureProductsNC(float* Pv, const typename Op::R* QB, int NQ,
+                                  const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
+                                  int D) {
+    const DF d;
+    // kFull: D == NC * kChunk, every chunk whole (no per-chunk mask test in the loop).
+#define T6_FP_LEFT(c) (kFull ? Op::kChunk : D - Op::kChunk * (c))
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < Rk; j++) {
+            const typename Op::R* bk = recs + t * rec + off_bk + long(j) * D;
+            VF k[NC];
+            for (int c = 0; c < NC; c++) k[c] = Op::Load(bk + Op::kChunk * c, T6_FP_LEFT(c));
+            for (int i = 0; i < NQ; i++) {
+                const typename Op::R* qb = QB + size_t(i) * D;
+                VF a = hn::Zero(d);
+                for (int c = 0; c < NC; c++)
+                    a = Op::MulAdd(a, k[c], Op::Load(qb + Op::kChunk * c, T6_FP_LEFT(c)));
+                hn::StoreU(a, d, Pv + kN * (size_t(t * NQ + i) * Rk + j));
+            }
+        }
+#undef T6_FP_LEFT
+}
+
+// NC = ceil(D / kChunk) <= 16 chosen at run time (a switch: this also runs inside the
+// avx512bf16-attributed function, which generic lambdas would not inherit); one lane on SCALAR
+// takes plain dot products.
+template <class Op>
+HWY_INLINE void FeatureProducts(float* Pv, const typename Op::R* QB, int NQ,
+                                const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
+                                int D) {
+#if HWY_TARGET == HWY_SCALAR
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < NQ; i++)
+            for (int j = 0; j < Rk; j++)
+                Pv[size_t(t * NQ + i) * Rk + j] =
+                    flash_detail::dot(QB + size_t(i) * D, recs + t * rec + off_bk + long(j) * D, D);
+#else
+    switch ((D + Op::kChunk - 1) / Op::kChunk) {
+#define T6_FP_CASE(NC)                                                                 \
+    case NC:                                                                           \
+        if (D == NC * Op::kChunk)                                                      \
+            FeatureProductsNC<NC, Op, true>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);  \
+        else                                                                           \
+            FeatureProductsNC<NC, Op, false>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D); \
+        break;
+        T6_FP_CASE(1)
+        T6_FP_CASE(2)
+        T6_FP_CASE(3)
+        T6_FP_CASE(4)
+        T6_FP_CASE(5)
+        T6_FP_CASE(6)
+        T6_FP_CASE(7)
+        T6_FP_CASE(8)
+#if HWY_TARGET == HWY_AVX2
+        T6_FP_CASE(9)
+        T6_FP_CASE(10)
+        T6_FP_CASE(11)
+        T6_FP_CASE(12)
+        T6_FP_CASE(13)
+        T6_FP_CASE(14)
+        T6_FP_CASE(15)
+        T6_FP_CASE(16)
+#endif
+#undef T6_FP_CASE
+        default:
+            break;
+    }
+#endif
+}
+
+#if HWY_TARGET == HWY_AVX3
+// ---- bf16 cache on CPUs with AVX-512 BF16 (vdpbf16ps) ----
+// Compiled for the AVX3 target with avx512bf16 added by attribute and run only where
+// simd_native_bf16(). The leaf operations are plain `inline` with the attribute (not
+// always_inline: an always_inline bf16 function inside an always_inline template without the
+// attribute does not compile); they inline once the templates are inlined into TpaRangeDot.
+#define T6_BF16_TARGET __attribute__((target(HWY_TARGET_STR ",avx512bf16")))
+
+struct FeatureOpsBf16 {
+    using R = uint16_t;
+    static constexpr int kChunk = 32;
+    // left: elements of the row from p on (D may end half-way through a chunk).
+    static inline T6_BF16_TARGET VF Load(const uint16_t* p, int left) {
+        const __mmask32 m = left >= 32 ? ~__mmask32(0) : __mmask32((1u << left) - 1);
+        return VF{_mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, p))};
+    }
+    static inline T6_BF16_TARGET VF MulAdd(VF acc, VF a, VF b) {
+        return VF{_mm512_dpbf16_ps(acc.raw, __m512bh(a.raw), __m512bh(b.raw))};
+    }
+};
+
+// Value rows and weights as bf16 pairs: row k of B holds rows 2k and 2k+1 of the block
+// interleaved column by column, the weight of row k holds both rows' weights, and vdpbf16ps does
+// both rows' multiply-adds in one instruction.
+struct ValueOpsBf16 {
+    using E = Bf16Pair;
+    static inline T6_BF16_TARGET VF Load(const Bf16Pair* p, int count) {
+        const __mmask16 m = count >= 16  ? __mmask16(0xffff)
+                            : count <= 0 ? __mmask16(0)
+                                         : __mmask16((1u << count) - 1);
+        return VF{_mm512_castsi512_ps(_mm512_maskz_loadu_epi32(m, p))};
+    }
+    static inline T6_BF16_TARGET VF Weight(const Bf16Pair* w) {
+        return VF{_mm512_castsi512_ps(_mm512_set1_epi32(int(w->bits)))};
+    }
+    static inline T6_BF16_TARGET VF MulAdd(VF acc, VF w, VF b) {
+        return VF{_mm512_dpbf16_ps(acc.raw, __m512bh(w.raw), __m512bh(b.raw))};
+    }
+};
+
+// The block's value rows k = t*R_V + s (nr = n R_V of them) and their weights W (nr, Hp) as bf16
+// pairs for values_tile: Bi (np, D) with Bi[p][d] = (B_V row 2p [d], row 2p+1 [d]) and
+// Wp (np, Hp) with Wp[p][h] = (W[2p][h], W[2p+1][h]); an odd last row is paired with zeros.
+// Returns np. D is a multiple of 16 here.
+T6_BF16_TARGET int PackValuePairs(Bf16Pair* Bi, Bf16Pair* Wp, const uint16_t* recs, long rec,
+                                  long off_bv, int Rv, int D, const float* W, int Hp, int n) {
+    const int nr = n * Rv, np = (nr + 1) / 2;
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
+                                         8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int p = 0; p < np; p++) {
+        const int k0 = 2 * p, k1 = 2 * p + 1;
+        const uint16_t* r0 = recs + long(k0 / Rv) * rec + off_bv + long(k0 % Rv) * D;
+        const uint16_t* r1 = recs + long(k1 / Rv) * rec + off_bv + long(k1 % Rv) * D;
+        for (int d = 0; d < D; d += 16) {
+            const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r0 + d));
+            const __m256i b = k1 < nr ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r1 + d))
+                                      : _mm256_setzero_si256();
+            const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+            _mm512_storeu_si512(Bi + size_t(p) * D + d, _mm512_permutexvar_epi16(idx, z));
+        }
+        for (int g = 0; g < Hp; g += 16) {
+            const __m512 w0 = _mm512_loadu_ps(W + size_t(k0) * Hp + g);
+            const __m512 w1 =
+                k1 < nr ? _mm512_loadu_ps(W + size_t(k1) * Hp + g) : _mm512_setzero_ps();
+            const __m512i lo = _mm512_cvtepu16_epi32(__m256i(_mm512_cvtneps_pbh(w0)));
+            const __m512i hi = _mm512_cvtepu16_epi32(__m256i(_mm512_cvtneps_pbh(w1)));
+            _mm512_storeu_si512(Wp + size_t(p) * Hp + g,
+                                _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+    }
+    return np;
+}
+#endif  // HWY_TARGET == HWY_AVX3
+
+// One task of FlashTPA: query q over cache records [j0, j1). kDot: a bf16 cache read as bf16 and
+// multiplied with vdpbf16ps (AVX3 only); otherwise the block is float32 (a bf16 cache widened
+// block by block).
+template <typename T, bool kDot>
+HWY_INLINE void TpaRangeT(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCacheDims& dm,
+                          float scale, Partial part, std::vector<float>& buf,
+                          std::vector<float>& sc) {
+    using R = std::conditional_t<kDot, uint16_t, float>;
+    const DF d;
+    const bool full = q.A != nullptr;
+    const int H = dm.H, Rk = dm.Rk, Rv = dm.Rv, D = dm.D, NQ = full ? q.Rq : H;
+    const int G = (H + kN - 1) / kN, Hp = kN * G;
+    const long rec = dm.rec();
+    const int E = (kBlock * NQ * Rk + kN - 1) / kN * kN;
+    const size_t nAQ = size_t(NQ) * Hp, nS = size_t(kBlock) * Hp, nW = size_t(kBlock) * Rv * Hp,
+                 nPv = size_t(E) * kN, nP = E, nX = size_t(Hp) * Rk;
+    // Every region is written before it is read, except the padded heads of AQt and the running
+    // sums l, set below (no memset of the whole scratch per task).
+    sc.resize(nAQ + nS + nW + nPv + nP + nX + 3 * size_t(Hp));
+    float* AQt = sc.data();  // (NQ, Hp) A_Q transposed and scaled (full TPA)
+    float* St = AQt + nAQ;   // (kBlock, Hp) scores, then probabilities
+    float* W = St + nS;      // (kBlock*Rv, Hp) value weights
+    float* Pv = W + nW;      // (E, N) partial feature products
+    float* P = Pv + nPv;     // (E) feature products
+    float* X = P + nP;       // (Rk, Hp) kvonly: P of one token, heads in lanes
+    float* m = X + nX;       // (Hp) running max
+    float* l = m + Hp;       // (Hp) running sum
+    float* alpha = l + Hp;   // (Hp) rescaling of acc
+    std::fill(AQt, AQt + nAQ, 0.0f);
+    if (full)
+        for (int i = 0; i < NQ; i++)
+            for (int h = 0; h < H; h++) AQt[i * Hp + h] = q.A[h * NQ + i] * scale / float(NQ * Rk);
+    std::fill(m, m + Hp, -INFINITY);
+    std::fill(l, l + Hp, 0.0f);
+    const R* qb;  // the query factor as the block is read
+#if HWY_TARGET == HWY_AVX3
+    thread_local std::vector<uint16_t> qb16;   // kDot: the query factor in bf16
+    thread_local std::vector<Bf16Pair> pairs;  // kDot: the block's value rows and weights, paired
+    if constexpr (kDot) {
+        qb16.resize(size_t(NQ) * D);
+        to_bf16_serial(qb16.data(), q.B, qb16.size());
+        pairs.resize(size_t(kBlock * Rv + 1) / 2 * (D + Hp));
+        qb = qb16.data();
+    } else {
+        qb = q.B;
+    }
+#else
+    static_assert(!kDot);
+    qb = q.B;
+#endif
+    const VF c_kv = hn::Set(d, scale / float(Rk)), c_v = hn::Set(d, 1.0f / float(Rv));
+    for (int b0 = j0; b0 < j1; b0 += kBlock) {
+        const int n = std::min(kBlock, j1 - b0);
+        const R* recs;
+        if constexpr (kDot)
+            recs = cache + long(b0) * rec;
+        else
+            recs = RecordsF32(cache, rec, b0, n, buf);
+            // 1. Feature products, reduced N at a time.
+#if HWY_TARGET == HWY_AVX3
+        if constexpr (kDot)
+            FeatureProducts<FeatureOpsBf16>(Pv, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
+        else
+#endif
+            FeatureProducts<FeatureOpsF32>(Pv, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
+        const int En = n * NQ * Rk;
+        for (int e = En; e < (En + kN - 1) / kN * kN; e++)
+            hn::StoreU(hn::Zero(d), d, Pv + kN * size_t(e));
+        for (int e0 = 0; e0 < En; e0 += kN) {
+            VF v[kN];
+            for (int k = 0; k < kN; k++) v[k] = hn::LoadU(d, Pv + kN * size_t(e0 + k));
+            hn::StoreU(TransposeSum(v), d, P + e0);
+        }
+        // 2. Rank mixing, heads in lanes (the cache stores A_K and A_V rank-major, so a row of
+        // N heads is one masked load; lanes past H read the next factor of the same record).
+        if (!full)
+            for (int t = 0; t < n; t++) {
+                // T6_kvonly: s[t][h] = scale/R_K sum_j A_K[t][j][h] P[t][h][j].
+                Deinterleave(P + size_t(t) * H * Rk, Rk, H, Hp, X);
+                const R* ak = recs + t * rec + dm.off_AK();
+                for (int g = 0; g < Hp; g += kN) {
+                    VF s = hn::Zero(d);
+                    for (int j = 0; j < Rk; j++)
+                        s = hn::MulAdd(MaskedLoadF32(ak + long(j) * H + g, H - g),
+                                       hn::LoadU(d, X + j * Hp + g), s);
+                    hn::StoreU(hn::Mul(c_kv, s), d, St + size_t(t) * Hp + g);
+                }
+            }
+        // Full TPA: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h] P[t][i][j], four tokens at a
+        // time so that the FMA chains over i are independent (kBlock is a multiple of 4; rows
+        // past n repeat row n-1 and are never read).
+        if (full)
+            for (int g = 0; g < Hp; g += kN) {
+                const int lanes = H - g;
+                for (int t = 0; t < n; t += 4) {
+                    VF s0 = hn::Zero(d), s1 = s0, s2 = s0, s3 = s0;
+                    const float* p0 = P + size_t(t) * NQ * Rk;
+                    const size_t pt = size_t(NQ) * Rk;
+                    const R* ak0 = recs + t * rec + dm.off_AK() + g;
+                    const R* ak1 = recs + std::min(t + 1, n - 1) * rec + dm.off_AK() + g;
+                    const R* ak2 = recs + std::min(t + 2, n - 1) * rec + dm.off_AK() + g;
+                    const R* ak3 = recs + std::min(t + 3, n - 1) * rec + dm.off_AK() + g;
+                    for (int j = 0; j < Rk; j++) {
+                        VF u0 = hn::Zero(d), u1 = u0, u2 = u0, u3 = u0;
+                        for (int i = 0; i < NQ; i++) {
+                            const VF a = hn::LoadU(d, AQt + i * Hp + g);
+                            const float* pi = p0 + i * Rk + j;
+                            u0 = hn::MulAdd(a, hn::Set(d, pi[0]), u0);
+                            u1 = hn::MulAdd(a, hn::Set(d, pi[pt]), u1);
+                            u2 = hn::MulAdd(a, hn::Set(d, pi[2 * pt]), u2);
+                            u3 = hn::MulAdd(a, hn::Set(d, pi[3 * pt]), u3);
+                        }
+                        const long o = long(j) * H;
+                        s0 = hn::MulAdd(MaskedLoadF32(ak0 + o, lanes), u0, s0);
+                        s1 = hn::MulAdd(MaskedLoadF32(ak1 + o, lanes), u1, s1);
+                        s2 = hn::MulAdd(MaskedLoadF32(ak2 + o, lanes), u2, s2);
+                        s3 = hn::MulAdd(MaskedLoadF32(ak3 + o, lanes), u3, s3);
+                    }
+                    float* st = St + size_t(t) * Hp + g;
+                    hn::StoreU(s0, d, st);
+                    hn::StoreU(s1, d, st + Hp);
+                    hn::StoreU(s2, d, st + 2 * Hp);
+                    hn::StoreU(s3, d, st + 3 * Hp);
+                }
+            }
+        // Online softmax, lane-wise over heads, fused with the value weights
+        // W[t,s][h] = p[t][h] A_V[t][s][h] / R_V.
+        for (int g = 0; g < Hp; g += kN) {
+            const int lanes = H - g;
+            const VF mo = hn::LoadU(d, m + g);
+            VF mb = hn::Set(d, -INFINITY);
+            for (int t = 0; t < n; t++) mb = hn::Max(mb, hn::LoadU(d, St + size_t(t) * Hp + g));
+            const VF mnew = hn::Max(mo, mb);
+            const VF al = hn::Exp(d, hn::Sub(mo, mnew));  // m = -inf: 0
+            VF sum = hn::Zero(d);
+            for (int t = 0; t < n; t++) {
+                const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, St + size_t(t) * Hp + g), mnew));
+                sum = hn::Add(sum, e);
+                const VF ec = hn::Mul(c_v, e);
+                const R* av = recs + t * rec + dm.off_AV() + g;
+                for (int s = 0; s < Rv; s++)
+                    hn::StoreU(hn::Mul(ec, MaskedLoadF32(av + long(s) * H, lanes)), d,
+                               W + (size_t(t) * Rv + s) * Hp + g);
+            }
+            hn::StoreU(hn::MulAdd(hn::LoadU(d, l + g), al, sum), d, l + g);
+            hn::StoreU(mnew, d, m + g);
+            hn::StoreU(al, d, alpha + g);
+        }
+        // 3. Values in head tiles, prefetching the next block meanwhile.
+        NextBlock next;
+        if (b0 + kBlock < j1) {
+            next.base = reinterpret_cast<const char*>(cache + (long(b0) + kBlock) * rec);
+            next.rec_bytes = rec * long(sizeof(T));
+            next.n = std::min(kBlock, j1 - b0 - kBlock);
+        }
+#if HWY_TARGET == HWY_AVX3
+        if constexpr (kDot) {
+            Bf16Pair* Bi = pairs.data();
+            Bf16Pair* Wp = Bi + size_t(kBlock * Rv + 1) / 2 * D;
+            const int np = PackValuePairs(Bi, Wp, recs, rec, dm.off_BV(), Rv, D, W, Hp, n);
+            values_tiles<ValueOpsBf16>(part.acc, H, D, 6, Wp, Hp, 1, Bi, D, 0, np, alpha, next);
+        } else
+#endif
+            values_tiles<OpF32>(part.acc, H, D, 6, W, Hp, Rv, recs, rec, dm.off_BV(), n, alpha,
+                                next);
+    }
+    for (int h = 0; h < H; h++) part.m[h] = m[h], part.l[h] = l[h];
+}
+
+}  // namespace
+
+// The per-target entry points; false: D is not one of the vector kernel's (caller falls back).
+bool TpaRangeF32(const TpaQuery& q, const float* cache, int j0, int j1, const TpaCacheDims& dm,
+                 float scale, flash_detail::Partial part, std::vector<float>& buf,
+                 std::vector<float>& sc) {
+    if (dm.D > kMaxD) return false;
+    TpaRangeT<float, false>(q, cache, j0, j1, dm, scale, part, buf, sc);
+    return true;
+}
+bool TpaRangeBf16(const TpaQuery& q, const uint16_t* cache, int j0, int j1, const TpaCacheDims& dm,
+                  float scale, flash_detail::Partial part, std::vector<float>& buf,
+                  std::vector<float>& sc) {
+    if (dm.D > kMaxD) return false;
+    TpaRangeT<uint16_t, false>(q, cache, j0, j1, dm, scale, part, buf, sc);
+    return true;
+}
+// vdpbf16ps on the bf16 cache (AVX3 with AVX512_BF16; D a multiple of 16). Only called where
+// simd_native_bf16(); the other targets' copies widen like TpaRangeBf16.
+#if HWY_TARGET == HWY_AVX3
+T6_BF16_TARGET
+#endif
+bool TpaRangeDot(const TpaQuery& q, const uint16_t* cache, int j0, int j1, const TpaCacheDims& dm,
+                 float scale, flash_detail::Partial part, std::vector<float>& buf,
+                 std::vector<float>& sc) {
+    if (dm.D > kMaxD) return false;
+#if HWY_TARGET == HWY_AVX3
+    if (dm.D % 16 == 0) {
+        TpaRangeT<uint16_t, true>(q, cache, j0, j1, dm, scale, part, buf, sc);
+        return true;
+    }
+#endif
+    TpaRangeT<uint16_t, false>(q, cache, j0, j1, dm, scale, part, buf, sc);
+    return true;
+}
+
+// The name of the Highway target this copy was compiled for.
+const char* TpaTargetName() {
+    return hwy::TargetName(HWY_TARGET);
+}
+
+}  // namespace t6::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
 namespace t6 {
+
+HWY_EXPORT(TpaRangeF32);
+HWY_EXPORT(TpaRangeBf16);
+HWY_EXPORT(TpaRangeDot);
+HWY_EXPORT(TpaTargetName);
 
 using namespace flash_detail;
 
@@ -31,7 +462,8 @@ inline void values_d64(float* __restrict acc, const float* p, const float* recs,
     for (int d = 0; d < 64; d++) acc[d] = a[d];
 }
 
-// One task of FlashTPA: query q over cache records [j0, j1). Portable version (any D).
+// One task of FlashTPA: query q over cache records [j0, j1). Portable version (any D; the
+// vector kernel takes D <= 128).
 template <typename T>
 void tpa_range_generic(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCacheDims& dm,
                        float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
@@ -113,322 +545,16 @@ void tpa_range_generic(const TpaQuery& q, const T* cache, int j0, int j1, const 
     }
 }
 
-#ifdef __AVX512F__
-// ---- FlashTPA with AVX-512 (D a multiple of 16) ----
-// Per block of n cached tokens the three steps of Algorithm 2 run as small register-blocked
-// matrix products:
-//  1. feature products P[t][i][j] = B_Q[i] . B_K[t][j], an (R_Q x D) by (D x n R_K) product: the
-//     B_K row is held in registers, each product is a 16-lane partial sum, and 16 partial sums
-//     are reduced at once by a transpose-add tree (no horizontal sum per product);
-//  2. rank mixing with heads in vector lanes: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h]
-//     P[t][i][j] (A_Q' transposed, scale/(R_Q R_K) folded in), then the online softmax
-//     lane-wise over heads;
-//  3. values: acc[h][:] = alpha[h] acc[h][:] + sum_{t,s} W[t,s][h] B_V[t][s][:] with
-//     W[t,s][h] = p[t][h] A_V[t][h,s] / R_V, an (H x n R_V) by (n R_V x D) product in register
-//     tiles of up to 6 heads x 64 columns (24 accumulators; each B_V row is loaded once per tile
-//     and the weights are broadcast from memory).
-// Multiply-adds per cached token: R_Q R_K D + H R_Q R_K + H R_V D (paper Appendix A.4).
-// For T6_kvonly (full q) step 1 is the (H x D) by (D x n R_K) product q_h . B_K[t][j] and step 2
-// s[t][h] = scale/R_K sum_j A_K[t][h,j] P[t][h][j].
-
-// dst (R, Hp): dst[s][h] = src[h*R + s] for h < H, 0 for H <= h < Hp (T6_kvonly's per-head
-// feature products come head-major; the kernel wants heads in lanes).
-inline void deinterleave(const float* src, int R, int H, int Hp, float* dst) {
-    if (R == 1) {
-        for (int h = 0; h < Hp; h += 16)
-            _mm512_storeu_ps(dst + h, _mm512_maskz_loadu_ps(lane_mask(H - h), src + h));
-    } else if (R == 2) {
-        const __m512i even =
-            _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-        for (int h = 0; h < Hp; h += 16) {
-            const int count = 2 * (H - h);
-            const __m512 lo = _mm512_maskz_loadu_ps(lane_mask(count), src + 2 * h);
-            const __m512 hi = _mm512_maskz_loadu_ps(lane_mask(count - 16), src + 2 * h + 16);
-            _mm512_storeu_ps(dst + h, _mm512_permutex2var_ps(lo, even, hi));
-            _mm512_storeu_ps(dst + Hp + h, _mm512_permutex2var_ps(lo, odd, hi));
-        }
-    } else {
-        for (int s = 0; s < R; s++) {
-            for (int h = 0; h < H; h++) dst[s * Hp + h] = src[h * R + s];
-            for (int h = H; h < Hp; h++) dst[s * Hp + h] = 0.0f;
-        }
-    }
+bool tpa_range_simd(const TpaQuery& q, const float* cache, int j0, int j1, const TpaCacheDims& dm,
+                    float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+    return HWY_DYNAMIC_DISPATCH(TpaRangeF32)(q, cache, j0, j1, dm, scale, part, buf, sc);
 }
-
-// ---- bf16 cache on CPUs with AVX-512 BF16 ----
-// The block is read as bf16 and multiplied with vdpbf16ps (pairs of bf16 products summed into
-// float32 lanes), which does twice the multiply-adds of an fp32 FMA per instruction and reads half
-// the bytes: the feature products take the query factor rounded to bf16 once per task, and the
-// value aggregation rounds its weights W = p A_V / R_V to bf16 (as GPU flash attention rounds P);
-// scores, softmax and accumulators stay float32.
-#ifdef __AVX512BF16__
-constexpr bool kBf16Dot = true;
-
-// The block's value rows k = t*R_V + s (nr = n R_V of them) and their weights W (nr, Hp) as bf16
-// pairs for values_tile: Bi (np, D) with Bi[p][d] = (B_V row 2p [d], row 2p+1 [d]) and
-// Wp (np, Hp) with Wp[p][h] = (W[2p][h], W[2p+1][h]); an odd last row is paired with zeros.
-// Returns np.
-int pack_value_pairs(Bf16Pair* Bi, Bf16Pair* Wp, const uint16_t* recs, long rec, long off_bv,
-                     int Rv, int D, const float* W, int Hp, int n) {
-    const int nr = n * Rv, np = (nr + 1) / 2;
-    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
-                                         8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    for (int p = 0; p < np; p++) {
-        const int k0 = 2 * p, k1 = 2 * p + 1;
-        const uint16_t* r0 = recs + long(k0 / Rv) * rec + off_bv + long(k0 % Rv) * D;
-        const uint16_t* r1 = recs + long(k1 / Rv) * rec + off_bv + long(k1 % Rv) * D;
-        for (int d = 0; d < D; d += 16) {
-            const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r0 + d));
-            const __m256i b = k1 < nr ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r1 + d))
-                                      : _mm256_setzero_si256();
-            const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
-            _mm512_storeu_si512(Bi + size_t(p) * D + d, _mm512_permutexvar_epi16(idx, z));
-        }
-        for (int g = 0; g < Hp; g += 16) {
-            const __m512 w0 = _mm512_loadu_ps(W + size_t(k0) * Hp + g);
-            const __m512 w1 =
-                k1 < nr ? _mm512_loadu_ps(W + size_t(k1) * Hp + g) : _mm512_setzero_ps();
-            const __m512i lo = _mm512_cvtepu16_epi32(__m256i(_mm512_cvtneps_pbh(w0)));
-            const __m512i hi = _mm512_cvtepu16_epi32(__m256i(_mm512_cvtneps_pbh(w1)));
-            _mm512_storeu_si512(Wp + size_t(p) * Hp + g,
-                                _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-        }
-    }
-    return np;
-}
-#else
-// Without AVX-512 BF16 a bf16 cache is widened to float32 block by block (records_f32); the
-// bf16-only helpers above are referenced from discarded `if constexpr (dot)` branches only.
-constexpr bool kBf16Dot = false;
-#endif
-
-// Feature products of one block: Pv[e] (16-lane partial sums) for e = (t*NQ + i)*Rk + j, the
-// product of query feature row i (QB, NQ rows of D) with B_K[t][j]. The rows are float32 (16 per
-// FMA) or, with AVX-512 BF16, bf16 (32 per vdpbf16ps); a product takes NC such chunks, the B_K
-// chunks held in registers across the NQ query rows.
-template <typename R>
-struct FeatureOps;
-
-template <>
-struct FeatureOps<float> {
-    static constexpr int kChunk = 16;
-    static __m512 load(const float* p, int /*left*/) { return _mm512_loadu_ps(p); }
-    static __m512 madd(__m512 acc, __m512 a, __m512 b) { return _mm512_fmadd_ps(a, b, acc); }
-};
-
-#ifdef __AVX512BF16__
-template <>
-struct FeatureOps<uint16_t> {
-    static constexpr int kChunk = 32;
-    // left: elements of the row from p on (D may end half-way through a chunk).
-    static __m512 load(const uint16_t* p, int left) {
-        const __mmask32 m = left >= 32 ? ~__mmask32(0) : __mmask32((1u << left) - 1);
-        return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, p));
-    }
-    static __m512 madd(__m512 acc, __m512 a, __m512 b) {
-        return _mm512_dpbf16_ps(acc, __m512bh(a), __m512bh(b));
-    }
-};
-#endif
-
-template <int NC, typename R>
-void tpa_feature_products(float* Pv, const R* QB, int NQ, const R* recs, long rec, long off_bk,
-                          int Rk, int n, int D) {
-    using Op = FeatureOps<R>;
-    for (int t = 0; t < n; t++)
-        for (int j = 0; j < Rk; j++) {
-            const R* bk = recs + t * rec + off_bk + long(j) * D;
-            __m512 k[NC];
-            for (int c = 0; c < NC; c++) k[c] = Op::load(bk + Op::kChunk * c, D - Op::kChunk * c);
-            for (int i = 0; i < NQ; i++) {
-                const R* qb = QB + size_t(i) * D;
-                __m512 a = _mm512_setzero_ps();
-                for (int c = 0; c < NC; c++)
-                    a = Op::madd(a, k[c], Op::load(qb + Op::kChunk * c, D - Op::kChunk * c));
-                _mm512_storeu_ps(Pv + 16 * (size_t(t * NQ + i) * Rk + j), a);
-            }
-        }
-}
-
-template <typename R>
-void feature_products(float* Pv, const R* QB, int NQ, const R* recs, long rec, long off_bk, int Rk,
-                      int n, int D) {
-    with_count<128 / FeatureOps<R>::kChunk>(
-        (D + FeatureOps<R>::kChunk - 1) / FeatureOps<R>::kChunk,
-        [&](auto NC) { tpa_feature_products<NC>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D); });
-}
-
-template <typename T>
-void tpa_range_avx512(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCacheDims& dm,
-                      float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
-    // dot: a bf16 cache read as bf16 and multiplied with vdpbf16ps; otherwise the block is float32
-    // (a bf16 cache converted block by block).
-    constexpr bool dot = kBf16Dot && std::is_same_v<T, uint16_t>;
-    using R = std::conditional_t<dot, uint16_t, float>;
-    const bool full = q.A != nullptr;
-    const int H = dm.H, Rk = dm.Rk, Rv = dm.Rv, D = dm.D, NQ = full ? q.Rq : H;
-    const int G = (H + 15) / 16, Hp = 16 * G;
-    const long rec = dm.rec();
-    const int E = (kBlock * NQ * Rk + 15) / 16 * 16;
-    const size_t nAQ = size_t(NQ) * Hp, nS = size_t(kBlock) * Hp, nW = size_t(kBlock) * Rv * Hp,
-                 nPv = size_t(E) * 16, nP = E, nX = size_t(Hp) * Rk;
-    // Every region is written before it is read, except the padded heads of AQt and the running
-    // sums l, zeroed below (no memset of the whole scratch per task).
-    sc.resize(nAQ + nS + nW + nPv + nP + nX + 3 * size_t(Hp));
-    float* AQt = sc.data();  // (NQ, Hp) A_Q transposed and scaled (full TPA)
-    float* St = AQt + nAQ;   // (kBlock, Hp) scores, then probabilities
-    float* W = St + nS;      // (kBlock*Rv, Hp) value weights
-    float* Pv = W + nW;      // (E, 16) partial feature products
-    float* P = Pv + nPv;     // (E) feature products
-    float* X = P + nP;       // (Rk, Hp) kvonly: P of one token, heads in lanes
-    float* m = X + nX;       // (Hp) running max
-    float* l = m + Hp;       // (Hp) running sum
-    float* alpha = l + Hp;   // (Hp) rescaling of acc
-    std::fill(AQt, AQt + nAQ, 0.0f);
-    if (full)
-        for (int i = 0; i < NQ; i++)
-            for (int h = 0; h < H; h++) AQt[i * Hp + h] = q.A[h * NQ + i] * scale / float(NQ * Rk);
-    std::fill(m, m + Hp, -INFINITY);
-    std::fill(l, l + Hp, 0.0f);
-    thread_local std::vector<uint16_t> qb16;   // dot: the query factor in bf16
-    thread_local std::vector<Bf16Pair> pairs;  // dot: the block's value rows and weights, paired
-    const R* qb;                               // the query factor as the block is read
-    if constexpr (dot) {
-        qb16.resize(size_t(NQ) * D);
-        to_bf16_serial(qb16.data(), q.B, qb16.size());
-        pairs.resize(size_t(kBlock * Rv + 1) / 2 * (D + Hp));
-        qb = qb16.data();
-    } else {
-        qb = q.B;
-    }
-    const __m512 c_kv = _mm512_set1_ps(scale / float(Rk)), c_v = _mm512_set1_ps(1.0f / float(Rv));
-    for (int b0 = j0; b0 < j1; b0 += kBlock) {
-        const int n = std::min(kBlock, j1 - b0);
-        const R* recs;
-        if constexpr (dot)
-            recs = cache + long(b0) * rec;
-        else
-            recs = records_f32(cache, rec, b0, n, buf);
-        // 1. Feature products, reduced 16 at a time.
-        feature_products(Pv, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
-        const int En = n * NQ * Rk;
-        for (int e = En; e < (En + 15) / 16 * 16; e++)
-            _mm512_storeu_ps(Pv + 16 * size_t(e), _mm512_setzero_ps());
-        for (int e0 = 0; e0 < En; e0 += 16) {
-            __m512 v[16];
-            for (int k = 0; k < 16; k++) v[k] = _mm512_loadu_ps(Pv + 16 * size_t(e0 + k));
-            _mm512_storeu_ps(P + e0, detail::hsum16(v));
-        }
-        // 2. Rank mixing, heads in lanes (the cache stores A_K and A_V rank-major, so a row of
-        // 16 heads is one masked load).
-        for (int t = 0; t < n; t++) {
-            if (full) continue;
-            // T6_kvonly: s[t][h] = scale/R_K sum_j A_K[t][j][h] P[t][h][j].
-            deinterleave(P + size_t(t) * H * Rk, Rk, H, Hp, X);
-            const R* ak = recs + t * rec + dm.off_AK();
-            for (int g = 0; g < Hp; g += 16) {
-                const __mmask16 mk = lane_mask(H - g);
-                __m512 s = _mm512_setzero_ps();
-                for (int j = 0; j < Rk; j++)
-                    s = _mm512_fmadd_ps(load_f32x16(ak + long(j) * H + g, mk),
-                                        _mm512_loadu_ps(X + j * Hp + g), s);
-                _mm512_storeu_ps(St + size_t(t) * Hp + g, _mm512_mul_ps(c_kv, s));
-            }
-        }
-        // Full TPA: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h] P[t][i][j], four tokens at a
-        // time so that the FMA chains over i are independent (kBlock is a multiple of 4; rows
-        // past n repeat row n-1 and are never read).
-        if (full)
-            for (int g = 0; g < Hp; g += 16) {
-                const __mmask16 mk = lane_mask(H - g);
-                for (int t = 0; t < n; t += 4) {
-                    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-                    const float* p0 = P + size_t(t) * NQ * Rk;
-                    const size_t pt = size_t(NQ) * Rk;
-                    const R* ak0 = recs + t * rec + dm.off_AK() + g;
-                    const R* ak1 = recs + std::min(t + 1, n - 1) * rec + dm.off_AK() + g;
-                    const R* ak2 = recs + std::min(t + 2, n - 1) * rec + dm.off_AK() + g;
-                    const R* ak3 = recs + std::min(t + 3, n - 1) * rec + dm.off_AK() + g;
-                    for (int j = 0; j < Rk; j++) {
-                        __m512 u0 = _mm512_setzero_ps(), u1 = u0, u2 = u0, u3 = u0;
-                        for (int i = 0; i < NQ; i++) {
-                            const __m512 a = _mm512_loadu_ps(AQt + i * Hp + g);
-                            const float* pi = p0 + i * Rk + j;
-                            u0 = _mm512_fmadd_ps(a, _mm512_set1_ps(pi[0]), u0);
-                            u1 = _mm512_fmadd_ps(a, _mm512_set1_ps(pi[pt]), u1);
-                            u2 = _mm512_fmadd_ps(a, _mm512_set1_ps(pi[2 * pt]), u2);
-                            u3 = _mm512_fmadd_ps(a, _mm512_set1_ps(pi[3 * pt]), u3);
-                        }
-                        const long o = long(j) * H;
-                        s0 = _mm512_fmadd_ps(load_f32x16(ak0 + o, mk), u0, s0);
-                        s1 = _mm512_fmadd_ps(load_f32x16(ak1 + o, mk), u1, s1);
-                        s2 = _mm512_fmadd_ps(load_f32x16(ak2 + o, mk), u2, s2);
-                        s3 = _mm512_fmadd_ps(load_f32x16(ak3 + o, mk), u3, s3);
-                    }
-                    float* st = St + size_t(t) * Hp + g;
-                    _mm512_storeu_ps(st, s0);
-                    _mm512_storeu_ps(st + Hp, s1);
-                    _mm512_storeu_ps(st + 2 * Hp, s2);
-                    _mm512_storeu_ps(st + 3 * Hp, s3);
-                }
-            }
-        // Online softmax, lane-wise over heads, fused with the value weights
-        // W[t,s][h] = p[t][h] A_V[t][s][h] / R_V.
-        for (int g = 0; g < Hp; g += 16) {
-            const __mmask16 mk = lane_mask(H - g);
-            const __m512 mo = _mm512_loadu_ps(m + g);
-            __m512 mb = _mm512_set1_ps(-INFINITY);
-            for (int t = 0; t < n; t++)
-                mb = _mm512_max_ps(mb, _mm512_loadu_ps(St + size_t(t) * Hp + g));
-            const __m512 mnew = _mm512_max_ps(mo, mb);
-            const __m512 al = detail::exp512(_mm512_sub_ps(mo, mnew));  // m = -inf: 0
-            __m512 sum = _mm512_setzero_ps();
-            for (int t = 0; t < n; t++) {
-                const __m512 e =
-                    detail::exp512(_mm512_sub_ps(_mm512_loadu_ps(St + size_t(t) * Hp + g), mnew));
-                sum = _mm512_add_ps(sum, e);
-                const __m512 ec = _mm512_mul_ps(c_v, e);
-                const R* av = recs + t * rec + dm.off_AV() + g;
-                for (int s = 0; s < Rv; s++)
-                    _mm512_storeu_ps(W + (size_t(t) * Rv + s) * Hp + g,
-                                     _mm512_mul_ps(ec, load_f32x16(av + long(s) * H, mk)));
-            }
-            _mm512_storeu_ps(l + g, _mm512_fmadd_ps(_mm512_loadu_ps(l + g), al, sum));
-            _mm512_storeu_ps(m + g, mnew);
-            _mm512_storeu_ps(alpha + g, al);
-        }
-        // Values in head tiles of 5 or 6, prefetching the next block meanwhile.
-        NextBlock next;
-        if (b0 + kBlock < j1) {
-            next.base = reinterpret_cast<const char*>(cache + (long(b0) + kBlock) * rec);
-            next.rec_bytes = rec * long(sizeof(T));
-            next.n = std::min(kBlock, j1 - b0 - kBlock);
-        }
-        if constexpr (dot) {
-            Bf16Pair* Bi = pairs.data();
-            Bf16Pair* Wp = Bi + size_t(kBlock * Rv + 1) / 2 * D;
-            const int np = pack_value_pairs(Bi, Wp, recs, rec, dm.off_BV(), Rv, D, W, Hp, n);
-            values_tiles(part.acc, H, D, 6, Wp, Hp, 1, Bi, D, 0, np, alpha, next);
-        } else {
-            values_tiles(part.acc, H, D, 6, W, Hp, Rv, recs, rec, dm.off_BV(), n, alpha, next);
-        }
-    }
-    for (int h = 0; h < H; h++) part.m[h] = m[h], part.l[h] = l[h];
-}
-#endif
-
-// One task of FlashTPA: query q over cache records [j0, j1).
-template <typename T>
-void tpa_range(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCacheDims& dm,
-               float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
-#ifdef __AVX512F__
-    if (dm.D % 16 == 0 && dm.D <= 128) {
-        tpa_range_avx512(q, cache, j0, j1, dm, scale, part, buf, sc);
-        return;
-    }
-#endif
-    tpa_range_generic(q, cache, j0, j1, dm, scale, part, buf, sc);
+bool tpa_range_simd(const TpaQuery& q, const uint16_t* cache, int j0, int j1,
+                    const TpaCacheDims& dm, float scale, Partial part, std::vector<float>& buf,
+                    std::vector<float>& sc) {
+    if (simd_native_bf16())
+        return HWY_DYNAMIC_DISPATCH(TpaRangeDot)(q, cache, j0, j1, dm, scale, part, buf, sc);
+    return HWY_DYNAMIC_DISPATCH(TpaRangeBf16)(q, cache, j0, j1, dm, scale, part, buf, sc);
 }
 
 }  // namespace
@@ -438,17 +564,17 @@ void flash_tpa_decode(float* const* out, const TpaQuery* qs, const T* const* cac
                       int nseq, const TpaCacheDims& dims, float scale) {
     run_split(out, lens, nseq, dims.H, dims.D,
               [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
-                  tpa_range(qs[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc);
+                  if (!tpa_range_simd(qs[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc))
+                      tpa_range_generic(qs[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf,
+                                        sc);
               });
 }
 
-const char* flash_tpa_kernel_name(bool bf16_cache) {
-#ifdef __AVX512F__
-    if (bf16_cache && kBf16Dot) return "AVX-512 BF16 (vdpbf16ps on the bf16 factors)";
-    return bf16_cache ? "AVX-512 fp32 FMA (bf16 factors widened per block)" : "AVX-512 fp32 FMA";
-#else
-    return bf16_cache ? "portable (bf16 factors widened per block)" : "portable";
-#endif
+std::string flash_tpa_kernel_name(bool bf16_cache) {
+    const std::string target = HWY_DYNAMIC_DISPATCH(TpaTargetName)();
+    if (bf16_cache && simd_native_bf16() && target == "AVX3")
+        return "avx512bf16: vdpbf16ps on the bf16 factors";
+    return "Highway " + target + (bf16_cache ? " (bf16 factors widened per block)" : "");
 }
 
 template void flash_tpa_decode<float>(float* const*, const TpaQuery*, const float* const*,
@@ -457,3 +583,4 @@ template void flash_tpa_decode<uint16_t>(float* const*, const TpaQuery*, const u
                                          const int*, int, const TpaCacheDims&, float);
 
 }  // namespace t6
+#endif  // HWY_ONCE

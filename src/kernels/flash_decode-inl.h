@@ -1,0 +1,281 @@
+// Per-target (Google Highway) vector pieces shared by the decoding kernels: widening loads of
+// cached numbers, the transpose-add of partial dot products, and the register-tiled value
+// aggregation acc (H, D) = alpha acc + W^T B used by FlashTPA (TPA paper, Algorithm 2 / Appendix
+// A.4: o_h = 1/R_V sum_j p_h(j) sum_s A_V[j,h,s] B_V[j,s]) and by absorbed MLA (o_h = sum_j
+// p_h(j) c_j). Include from a file compiled with hwy/foreach_target.h, after hwy/highway.h and
+// flash_decode_common.h (Highway's "-inl.h" convention: the guard below re-includes it once per
+// target). Everything is in t6::HWY_NAMESPACE::flash.
+//
+// Vectors have N = Lanes(d) float lanes: 16 on AVX3, 8 on AVX2, 1 on SCALAR. Value tiles hold
+// HB heads x NV vectors of columns in registers, HB <= kMaxTileHeads (6 on AVX3: 24 of 32 zmm;
+// 3 on AVX2: 12 of 16 ymm).
+#if defined(T6_KERNELS_FLASH_DECODE_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef T6_KERNELS_FLASH_DECODE_INL_H_
+#undef T6_KERNELS_FLASH_DECODE_INL_H_
+#else
+#define T6_KERNELS_FLASH_DECODE_INL_H_
+#endif
+
+#include <cstdint>
+#include <vector>
+
+#include "hwy/highway.h"
+#include "kernels/bf16.h"
+#include "kernels/flash_decode_common.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace t6::HWY_NAMESPACE::flash {
+namespace hn = hwy::HWY_NAMESPACE;
+using flash_detail::NextBlock;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+constexpr int kN = int(hn::MaxLanes(DF()));  // float lanes per vector
+
+#if HWY_TARGET == HWY_AVX2
+constexpr int kMaxTileHeads = 3;
+#else
+constexpr int kMaxTileHeads = 6;
+#endif
+
+// The mask of the first count lanes (count may be <= 0 or >= N).
+HWY_INLINE hn::Mask<DF> LaneMask(int count) {
+    return hn::FirstN(DF(), size_t(count < 0 ? 0 : count));
+}
+
+// N cached numbers as float32: float as is, bf16 (the upper half of a float32) widened.
+HWY_INLINE VF LoadF32(const float* p) {
+    return hn::LoadU(DF(), p);
+}
+HWY_INLINE VF LoadF32(const uint16_t* p) {
+    const hn::RebindToUnsigned<DF> du;
+    const hn::Rebind<uint16_t, DF> d16;
+    return hn::BitCast(DF(), hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(d16, p))));
+}
+// The same with lanes >= count zero. The float load is a masked load (no access past count);
+// the bf16 one may read (not use) up to N-1 numbers past count on AVX2 and SCALAR, so callers
+// pass rows that continue inside the same cache record.
+HWY_INLINE VF MaskedLoadF32(const float* p, int count) {
+    if (count >= kN) return hn::LoadU(DF(), p);
+    return hn::MaskedLoad(LaneMask(count), DF(), p);
+}
+HWY_INLINE VF MaskedLoadF32(const uint16_t* p, int count) {
+    if (count >= kN) return LoadF32(p);
+    const hn::RebindToUnsigned<DF> du;
+    const hn::Rebind<uint16_t, DF> d16;
+    const auto m = hn::FirstN(d16, size_t(count < 0 ? 0 : count));
+    return hn::BitCast(DF(), hn::ShiftLeft<16>(hn::PromoteTo(du, hn::MaskedLoad(m, d16, p))));
+}
+
+// Records [j0, j0+n) of a cache (rec numbers each) as float32: the cache itself when it is float,
+// else widened into buf with vector loads (flash_detail::records_f32 in vector form).
+HWY_INLINE const float* RecordsF32(const float* cache, long rec, int j0, int /*n*/,
+                                   std::vector<float>& /*buf*/) {
+    return cache + long(j0) * rec;
+}
+HWY_INLINE const float* RecordsF32(const uint16_t* cache, long rec, int j0, int n,
+                                   std::vector<float>& buf) {
+    const size_t count = size_t(n) * rec;
+    if (buf.size() < count + kN) buf.resize(count + kN);
+    const uint16_t* src = cache + long(j0) * rec;
+    float* dst = buf.data();
+    size_t i = 0;
+    for (; i + kN <= count; i += kN) hn::StoreU(LoadF32(src + i), DF(), dst + i);
+    for (; i < count; i++) dst[i] = bf16_to_float(src[i]);
+    return dst;
+}
+
+// Lane k of the result is the sum of the N lanes of v[k] (N partial dot products reduced at
+// once by a transpose-add tree instead of N horizontal sums).
+HWY_INLINE VF TransposeSum(const VF* v) {
+#if HWY_TARGET == HWY_AVX3
+    __m512 x[8], y[4];
+    // x[k], per 128-bit block: [a0+a2, b0+b2, a1+a3, b1+b3] of a = v[2k], b = v[2k+1].
+    for (int k = 0; k < 8; k++)
+        x[k] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * k].raw, v[2 * k + 1].raw),
+                             _mm512_unpackhi_ps(v[2 * k].raw, v[2 * k + 1].raw));
+    // y[k], per 128-bit block L: the sums over block L of v[4k], ..., v[4k+3].
+    for (int k = 0; k < 4; k++) {
+        const __m512d a = _mm512_castps_pd(x[2 * k]), b = _mm512_castps_pd(x[2 * k + 1]);
+        y[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    }
+    const __m512 z0 = _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], 0x88),
+                                    _mm512_shuffle_f32x4(y[0], y[1], 0xdd));
+    const __m512 z1 = _mm512_add_ps(_mm512_shuffle_f32x4(y[2], y[3], 0x88),
+                                    _mm512_shuffle_f32x4(y[2], y[3], 0xdd));
+    return VF{
+        _mm512_add_ps(_mm512_shuffle_f32x4(z0, z1, 0x88), _mm512_shuffle_f32x4(z0, z1, 0xdd))};
+#elif HWY_TARGET == HWY_AVX2
+    // Per 128-bit half: hadd(hadd(v0, v1), hadd(v2, v3)) holds the half-sums of v0..v3.
+    const __m256 a =
+        _mm256_hadd_ps(_mm256_hadd_ps(v[0].raw, v[1].raw), _mm256_hadd_ps(v[2].raw, v[3].raw));
+    const __m256 b =
+        _mm256_hadd_ps(_mm256_hadd_ps(v[4].raw, v[5].raw), _mm256_hadd_ps(v[6].raw, v[7].raw));
+    return VF{
+        _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31))};
+#else
+    static_assert(kN == 1, "TransposeSum: no version for this target");
+    return v[0];
+#endif
+}
+
+// ---- Value aggregation ----
+// values_tile does heads [h0, h0+HB) and columns [c0, c0 + NV*N) ∩ [0, D) in registers: each row
+// k of B (B_k = recs[t*rec + off_bv + s*D ..], k = t*Rv + s) is loaded once per tile, and the
+// weight W[k][h] is broadcast from memory. Op says how rows and weights (elements E) are loaded
+// and multiplied: float32 here (OpF32); vdpbf16ps on bf16 pairs in flash_tpa_decode.cpp.
+struct OpF32 {
+    using E = float;
+    static HWY_INLINE VF Load(const float* p, int count) { return MaskedLoadF32(p, count); }
+    static HWY_INLINE VF Weight(const float* w) { return hn::Set(DF(), *w); }
+    static HWY_INLINE VF MulAdd(VF acc, VF w, VF b) { return hn::MulAdd(w, b, acc); }
+};
+
+template <int HB, int NV, class Op>
+HWY_INLINE void values_tile(float* acc, int D, int c0, int h0, const typename Op::E* W, int Hp,
+                            int Rv, const typename Op::E* recs, long rec, long off_bv, int n,
+                            const float* alpha, const NextBlock& nb) {
+    static_assert(HB >= 1 && HB <= 6 && NV >= 1 && NV <= 4);
+    const DF d;
+    const int n0 = D - c0, n1 = n0 - kN, n2 = n0 - 2 * kN, n3 = n0 - 3 * kN;
+    // Named accumulators (an array of vectors makes GCC spill them).
+    VF r00, r01, r02, r03, r10, r11, r12, r13, r20, r21, r22, r23, r30, r31, r32, r33, r40, r41,
+        r42, r43, r50, r51, r52, r53;
+#define T6_VT_LOAD(i, a0, a1, a2, a3)                                             \
+    if constexpr (i < HB) {                                                       \
+        const VF al = hn::Set(d, alpha[h0 + i]);                                  \
+        const float* src = acc + size_t(h0 + i) * D + c0;                         \
+        a0 = hn::Mul(al, MaskedLoadF32(src, n0));                                 \
+        a1 = NV > 1 ? hn::Mul(al, MaskedLoadF32(src + kN, n1)) : hn::Zero(d);     \
+        a2 = NV > 2 ? hn::Mul(al, MaskedLoadF32(src + 2 * kN, n2)) : hn::Zero(d); \
+        a3 = NV > 3 ? hn::Mul(al, MaskedLoadF32(src + 3 * kN, n3)) : hn::Zero(d); \
+    } else {                                                                      \
+        a0 = a1 = a2 = a3 = hn::Zero(d);                                          \
+    }
+    T6_VT_LOAD(0, r00, r01, r02, r03)
+    T6_VT_LOAD(1, r10, r11, r12, r13)
+    T6_VT_LOAD(2, r20, r21, r22, r23)
+    T6_VT_LOAD(3, r30, r31, r32, r33)
+    T6_VT_LOAD(4, r40, r41, r42, r43)
+    T6_VT_LOAD(5, r50, r51, r52, r53)
+#undef T6_VT_LOAD
+    for (int t = 0; t < n; t++) {
+        if (t < nb.n) {
+            const char* nx = nb.base + t * nb.rec_bytes;
+            for (int l = nb.l0; l < nb.l1; l++) __builtin_prefetch(nx + 64L * l, 0, 2);
+        }
+        for (int s = 0; s < Rv; s++) {
+            const typename Op::E* b = recs + t * rec + off_bv + long(s) * D + c0;
+            const VF b0 = Op::Load(b, n0);
+            const VF b1 = NV > 1 ? Op::Load(b + kN, n1) : hn::Zero(d);
+            const VF b2 = NV > 2 ? Op::Load(b + 2 * kN, n2) : hn::Zero(d);
+            const VF b3 = NV > 3 ? Op::Load(b + 3 * kN, n3) : hn::Zero(d);
+            const typename Op::E* w = W + size_t(t * Rv + s) * Hp + h0;
+#define T6_VT_FMA(i, a0, a1, a2, a3)                      \
+    if constexpr (i < HB) {                               \
+        const VF p = Op::Weight(w + i);                   \
+        a0 = Op::MulAdd(a0, p, b0);                       \
+        if constexpr (NV > 1) a1 = Op::MulAdd(a1, p, b1); \
+        if constexpr (NV > 2) a2 = Op::MulAdd(a2, p, b2); \
+        if constexpr (NV > 3) a3 = Op::MulAdd(a3, p, b3); \
+    }
+            T6_VT_FMA(0, r00, r01, r02, r03)
+            T6_VT_FMA(1, r10, r11, r12, r13)
+            T6_VT_FMA(2, r20, r21, r22, r23)
+            T6_VT_FMA(3, r30, r31, r32, r33)
+            T6_VT_FMA(4, r40, r41, r42, r43)
+            T6_VT_FMA(5, r50, r51, r52, r53)
+#undef T6_VT_FMA
+        }
+    }
+#define T6_VT_STORE(i, a0, a1, a2, a3)                                             \
+    if constexpr (i < HB) {                                                        \
+        float* dst = acc + size_t(h0 + i) * D + c0;                                \
+        hn::BlendedStore(a0, LaneMask(n0), d, dst);                                \
+        if constexpr (NV > 1) hn::BlendedStore(a1, LaneMask(n1), d, dst + kN);     \
+        if constexpr (NV > 2) hn::BlendedStore(a2, LaneMask(n2), d, dst + 2 * kN); \
+        if constexpr (NV > 3) hn::BlendedStore(a3, LaneMask(n3), d, dst + 3 * kN); \
+    }
+    T6_VT_STORE(0, r00, r01, r02, r03)
+    T6_VT_STORE(1, r10, r11, r12, r13)
+    T6_VT_STORE(2, r20, r21, r22, r23)
+    T6_VT_STORE(3, r30, r31, r32, r33)
+    T6_VT_STORE(4, r40, r41, r42, r43)
+    T6_VT_STORE(5, r50, r51, r52, r53)
+#undef T6_VT_STORE
+}
+
+// values_tile with NV = the vectors left in the row from c0 (at most 4), chosen at run time
+// (a switch, not a generic lambda: this runs inside target-attributed functions too).
+template <int HB, class Op>
+HWY_INLINE void values_tile_cols(float* acc, int D, int c0, int h0, const typename Op::E* W, int Hp,
+                                 int Rv, const typename Op::E* recs, long rec, long off_bv, int n,
+                                 const float* alpha, const NextBlock& nb) {
+    const int nv = (D - c0 + kN - 1) / kN;
+    if (nv >= 4)
+        values_tile<HB, 4, Op>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
+    else if (nv == 3)
+        values_tile<HB, 3, Op>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
+    else if (nv == 2)
+        values_tile<HB, 2, Op>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
+    else
+        values_tile<HB, 1, Op>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
+}
+
+// All of acc (H, D): the heads in balanced tiles of at most max_hb (<= kMaxTileHeads) heads,
+// columns 4N at a time. The next block's record lines (next.base, next.rec_bytes, next.n; n == 0:
+// none) are shared out across the tiles: the caller reads each record in several places, which the
+// hardware prefetcher does not follow, and prefetches issued in one burst stall on the core's
+// outstanding-miss limit.
+template <class Op>
+HWY_INLINE void values_tiles(float* acc, int H, int D, int max_hb, const typename Op::E* W, int Hp,
+                             int Rv, const typename Op::E* recs, long rec, long off_bv, int n,
+                             const float* alpha, NextBlock next) {
+    max_hb = max_hb < kMaxTileHeads ? max_hb : kMaxTileHeads;
+    const int tiles = (H + max_hb - 1) / max_hb;
+    const int lines = int((next.rec_bytes + 63) / 64);
+    for (int ti = 0; ti < tiles; ti++) {
+        const int h0 = int(long(H) * ti / tiles), hb = int(long(H) * (ti + 1) / tiles) - h0;
+        NextBlock nb = next;
+        nb.l0 = lines * ti / tiles;
+        nb.l1 = lines * (ti + 1) / tiles;
+        for (int c0 = 0; c0 < D; c0 += 4 * kN) {
+            if (c0 > 0) nb.n = 0;
+#define T6_VT_CALL(HB) \
+    values_tile_cols<HB, Op>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb)
+            switch (hb) {
+                case 1:
+                    T6_VT_CALL(1);
+                    break;
+                case 2:
+                    T6_VT_CALL(2);
+                    break;
+                case 3:
+                    T6_VT_CALL(3);
+                    break;
+#if HWY_TARGET != HWY_AVX2
+                case 4:
+                    T6_VT_CALL(4);
+                    break;
+                case 5:
+                    T6_VT_CALL(5);
+                    break;
+                default:
+                    T6_VT_CALL(6);
+                    break;
+#else
+                default:
+                    T6_VT_CALL(3);
+                    break;
+#endif
+            }
+#undef T6_VT_CALL
+        }
+    }
+}
+
+}  // namespace t6::HWY_NAMESPACE::flash
+HWY_AFTER_NAMESPACE();
+
+#endif  // T6_KERNELS_FLASH_DECODE_INL_H_

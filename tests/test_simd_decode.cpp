@@ -1,0 +1,331 @@
+// The decoding kernels (FlashTPA, flash K/V decode for MHA/MQA/GQA, absorbed MLA) at every SIMD
+// target this CPU supports (simd_available_targets(): scalar, AVX2, AVX-512, AVX-512 BF16),
+// against plain double-precision references written here: softmax attention over the
+// materialised q, K, V. float32 caches agree to 1e-5 (relative error over the output); bf16
+// caches are compared with the reference on the rounded cache, to 1e-5 where they are widened to
+// float32 and, on the native bf16 path (vdpbf16ps, which also rounds the query factor and the
+// value weights to bf16), to the 4e-3 of test_infer's bf16 tests on a bf16-representable query.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/simd.h"
+#include "kernels/bf16.h"
+#include "kernels/flash_decode.h"
+#include "test_util.h"
+
+using namespace t6;
+
+namespace {
+
+const int kLens[3] = {1, 77, 1100};  // single token, a partial block, several splits
+
+std::string target_label(SimdTarget t) {
+    return std::string("target ") + simd_target_name(t) + " (" + simd_highway_target_name() + ")";
+}
+
+// Rounds x to bf16 in place and returns the bf16 numbers.
+std::vector<uint16_t> round_bf16(std::vector<float>& x) {
+    std::vector<uint16_t> r(x.size());
+    for (size_t i = 0; i < x.size(); i++) {
+        r[i] = float_to_bf16(x[i]);
+        x[i] = bf16_to_float(r[i]);
+    }
+    return r;
+}
+
+// o (H, Dv) = softmax(scores) values for one head: scores s[j] (already scaled), value(j, d).
+template <typename ValueFn>
+void softmax_apply(const std::vector<double>& s, int Dv, ValueFn value, float* o) {
+    double mx = -1e300;
+    for (double x : s) mx = std::max(mx, x);
+    std::vector<double> p(s.size());
+    double sum = 0;
+    for (size_t j = 0; j < s.size(); j++) sum += (p[j] = std::exp(s[j] - mx));
+    for (int d = 0; d < Dv; d++) {
+        double acc = 0;
+        for (size_t j = 0; j < s.size(); j++) acc += p[j] / sum * value(int(j), d);
+        o[d] = float(acc);
+    }
+}
+
+// ---- FlashTPA ----
+struct TpaCase {
+    int Rq, Rk, Rv, H, D;  // Rq = 0: a full per-head query (T6_kvonly)
+};
+
+std::string tpa_name(const ::testing::TestParamInfo<TpaCase>& i) {
+    const TpaCase& c = i.param;
+    return "q" + std::to_string(c.Rq) + "k" + std::to_string(c.Rk) + "v" + std::to_string(c.Rv) +
+           "H" + std::to_string(c.H) + "D" + std::to_string(c.D);
+}
+
+// Reference: q_h = 1/Rq sum_r A_Q[h,r] B_Q[r]; k_jh = 1/Rk sum_s A_K B_K; v_jh = 1/Rv sum_s A_V
+// B_V.
+std::vector<float> tpa_reference(const TpaCase& c, const std::vector<float>& qa,
+                                 const std::vector<float>& qb, const std::vector<float>& cache,
+                                 int len, float scale) {
+    const TpaCacheDims dm{c.H, c.Rk, c.Rv, c.D};
+    const int H = c.H, D = c.D;
+    std::vector<float> out(size_t(H) * D);
+    for (int h = 0; h < H; h++) {
+        std::vector<double> q(D, 0.0);
+        for (int d = 0; d < D; d++) {
+            if (c.Rq == 0) {
+                q[d] = qb[size_t(h) * D + d];
+                continue;
+            }
+            for (int r = 0; r < c.Rq; r++)
+                q[d] += double(qa[size_t(h) * c.Rq + r]) * qb[size_t(r) * D + d] / c.Rq;
+        }
+        std::vector<double> s(len);
+        for (int j = 0; j < len; j++) {
+            const float* rec = cache.data() + size_t(j) * dm.rec();
+            double acc = 0;
+            for (int d = 0; d < D; d++) {
+                double k = 0;
+                for (int t = 0; t < c.Rk; t++)
+                    k += double(rec[dm.ak(h, t)]) * rec[dm.off_BK() + t * D + d];
+                acc += q[d] * k / c.Rk;
+            }
+            s[j] = acc * scale;
+        }
+        softmax_apply(
+            s, D,
+            [&](int j, int d) {
+                const float* rec = cache.data() + size_t(j) * dm.rec();
+                double v = 0;
+                for (int t = 0; t < c.Rv; t++)
+                    v += double(rec[dm.av(h, t)]) * rec[dm.off_BV() + t * D + d];
+                return v / c.Rv;
+            },
+            out.data() + size_t(h) * D);
+    }
+    return out;
+}
+
+class SimdTpa : public ::testing::TestWithParam<TpaCase> {};
+
+TEST_P(SimdTpa, EveryTargetEqualsReference) {
+    const TpaCase c = GetParam();
+    const TpaCacheDims dims{c.H, c.Rk, c.Rv, c.D};
+    const float scale = 1.0f / std::sqrt(float(c.D));
+    for (bool bf16 : {false, true}) {
+        std::vector<std::vector<float>> caches, qa, qb;
+        std::vector<std::vector<uint16_t>> c16;
+        for (int i = 0; i < 3; i++) {
+            caches.push_back(test::random_vector(size_t(kLens[i]) * dims.rec(), 10 + i));
+            qa.push_back(test::random_vector(size_t(c.H) * (c.Rq ? c.Rq : 1), 20 + i));
+            qb.push_back(test::random_vector(size_t(c.Rq ? c.Rq : c.H) * c.D, 30 + i));
+            if (bf16) {
+                c16.push_back(round_bf16(caches.back()));
+                round_bf16(qb.back());  // the native bf16 path rounds it; keep the reference equal
+            }
+        }
+        std::vector<std::vector<float>> refs;
+        for (int i = 0; i < 3; i++)
+            refs.push_back(tpa_reference(c, qa[i], qb[i], caches[i], kLens[i], scale));
+        for (SimdTarget target : simd_available_targets()) {
+            ScopedSimdTarget scoped(target);
+            std::vector<std::vector<float>> outs(3, std::vector<float>(size_t(c.H) * c.D, -1.0f));
+            std::vector<TpaQuery> qs;
+            std::vector<const float*> cp;
+            std::vector<const uint16_t*> cp16;
+            std::vector<float*> op;
+            for (int i = 0; i < 3; i++) {
+                qs.push_back(c.Rq ? TpaQuery{qa[i].data(), qb[i].data(), c.Rq}
+                                  : TpaQuery{nullptr, qb[i].data(), 0});
+                cp.push_back(caches[i].data());
+                if (bf16) cp16.push_back(c16[i].data());
+                op.push_back(outs[i].data());
+            }
+            if (bf16)
+                flash_tpa_decode(op.data(), qs.data(), cp16.data(), kLens, 3, dims, scale);
+            else
+                flash_tpa_decode(op.data(), qs.data(), cp.data(), kLens, 3, dims, scale);
+            // vdpbf16ps rounds the value weights p*A_V/R_V to bf16 (D a multiple of 16 only).
+            const bool native = bf16 && simd_native_bf16() && c.D % 16 == 0 && c.D <= 128;
+            const double tol = native ? 4e-3 : 1e-5;
+            for (int i = 0; i < 3; i++)
+                EXPECT_LT(test::rel_error(outs[i].data(), refs[i].data(), refs[i].size()), tol)
+                    << target_label(target) << ", sequence " << i << " (len " << kLens[i] << ")"
+                    << (bf16 ? ", bf16 cache" : ", f32 cache") << ", kernel "
+                    << flash_tpa_kernel_name(bf16);
+        }
+    }
+}
+
+// Ranks 1, 2 and 6 in each factor, head counts that fill no vector (5) and more than two AVX-512
+// vectors (34), full-q TPA (Rq = 0), D of 16, 32, 64, 128, one D not a multiple of 16 (40: masked
+// vectors; widened on the native bf16 path too) and one above the vector kernel (160: portable).
+INSTANTIATE_TEST_SUITE_P(Ranks, SimdTpa,
+                         ::testing::Values(TpaCase{1, 1, 1, 5, 64}, TpaCase{2, 2, 2, 34, 64},
+                                           TpaCase{6, 6, 6, 5, 64}, TpaCase{6, 2, 1, 34, 32},
+                                           TpaCase{1, 6, 2, 3, 16}, TpaCase{2, 1, 6, 8, 128},
+                                           TpaCase{0, 2, 2, 5, 64}, TpaCase{0, 1, 6, 34, 32},
+                                           TpaCase{0, 6, 1, 17, 16}, TpaCase{2, 2, 2, 5, 40},
+                                           TpaCase{1, 2, 1, 3, 160}),
+                         tpa_name);
+
+// ---- Flash K/V (MHA, GQA, MQA) ----
+struct KvCase {
+    int Hq, Hkv, D;
+};
+
+class SimdKv : public ::testing::TestWithParam<KvCase> {};
+
+TEST_P(SimdKv, EveryTargetEqualsReference) {
+    const auto [Hq, Hkv, D] = GetParam();
+    const KvCacheDims dims{Hq, Hkv, D};
+    const float scale = 1.0f / std::sqrt(float(D));
+    const int group = Hq / Hkv;
+    for (bool bf16 : {false, true}) {
+        std::vector<std::vector<float>> caches, qs, refs;
+        std::vector<std::vector<uint16_t>> c16;
+        for (int i = 0; i < 3; i++) {
+            caches.push_back(test::random_vector(size_t(kLens[i]) * dims.rec(), 70 + i));
+            if (bf16) c16.push_back(round_bf16(caches.back()));
+            qs.push_back(test::random_vector(size_t(Hq) * D, 80 + i));
+            std::vector<float> ref(size_t(Hq) * D);
+            for (int h = 0; h < Hq; h++) {
+                const int kv = h / group;
+                const float* c = caches[i].data();
+                std::vector<double> s(kLens[i]);
+                for (int j = 0; j < kLens[i]; j++) {
+                    double acc = 0;
+                    for (int d = 0; d < D; d++)
+                        acc += double(qs[i][size_t(h) * D + d]) *
+                               c[size_t(j) * dims.rec() + size_t(kv) * D + d];
+                    s[j] = acc * scale;
+                }
+                softmax_apply(
+                    s, D,
+                    [&](int j, int d) {
+                        return double(c[size_t(j) * dims.rec() + size_t(Hkv + kv) * D + d]);
+                    },
+                    ref.data() + size_t(h) * D);
+            }
+            refs.push_back(ref);
+        }
+        for (SimdTarget target : simd_available_targets()) {
+            ScopedSimdTarget scoped(target);
+            std::vector<std::vector<float>> outs(3, std::vector<float>(size_t(Hq) * D, -1.0f));
+            std::vector<const float*> cp, qp;
+            std::vector<const uint16_t*> cp16;
+            std::vector<float*> op;
+            for (int i = 0; i < 3; i++) {
+                cp.push_back(caches[i].data());
+                if (bf16) cp16.push_back(c16[i].data());
+                qp.push_back(qs[i].data());
+                op.push_back(outs[i].data());
+            }
+            if (bf16)
+                flash_kv_decode(op.data(), qp.data(), cp16.data(), kLens, 3, dims, scale);
+            else
+                flash_kv_decode(op.data(), qp.data(), cp.data(), kLens, 3, dims, scale);
+            for (int i = 0; i < 3; i++)
+                EXPECT_LT(test::rel_error(outs[i].data(), refs[i].data(), refs[i].size()), 1e-5)
+                    << target_label(target) << ", sequence " << i << " (len " << kLens[i] << ")"
+                    << (bf16 ? ", bf16 cache" : ", f32 cache");
+        }
+    }
+}
+
+// MHA, GQA (Hq != Hkv), MQA; odd head counts; every head size of the vector kernel (16, 32, 64,
+// 128) and one of the portable version (24).
+INSTANTIATE_TEST_SUITE_P(Heads, SimdKv,
+                         ::testing::Values(KvCase{5, 5, 64}, KvCase{6, 2, 64}, KvCase{6, 1, 32},
+                                           KvCase{8, 2, 128}, KvCase{4, 2, 16}, KvCase{9, 3, 16},
+                                           KvCase{3, 3, 24}),
+                         [](const auto& i) {
+                             return "Hq" + std::to_string(i.param.Hq) + "Hkv" +
+                                    std::to_string(i.param.Hkv) + "D" + std::to_string(i.param.D);
+                         });
+
+// ---- Absorbed MLA ----
+struct MlaCase {
+    int H, C, R;
+};
+
+class SimdMla : public ::testing::TestWithParam<MlaCase> {};
+
+// The kernel's own contract on an absorbed query: s_h(j) = scale [q_lat_h | q_pe_h] . rec_j,
+// o_h = sum_j p_h(j) c_j (test_infer checks the absorption itself against decompress-then-attend).
+TEST_P(SimdMla, EveryTargetEqualsReference) {
+    const auto [H, C, R] = GetParam();
+    const MlaCacheDims dims{H, C, R};
+    const long rec = dims.rec();
+    const float scale = 0.3f;
+    for (bool bf16 : {false, true}) {
+        std::vector<std::vector<float>> caches, qs, refs;
+        std::vector<std::vector<uint16_t>> c16;
+        for (int i = 0; i < 3; i++) {
+            caches.push_back(test::random_vector(size_t(kLens[i]) * rec, 90 + i));
+            if (bf16) c16.push_back(round_bf16(caches.back()));
+            qs.push_back(test::random_vector(size_t(H) * rec, 95 + i));
+            std::vector<float> ref(size_t(H) * C);
+            const float* c = caches[i].data();
+            for (int h = 0; h < H; h++) {
+                std::vector<double> s(kLens[i]);
+                for (int j = 0; j < kLens[i]; j++) {
+                    double acc = 0;
+                    for (long k = 0; k < rec; k++)
+                        acc += double(qs[i][size_t(h) * rec + k]) * c[size_t(j) * rec + k];
+                    s[j] = acc * scale;
+                }
+                softmax_apply(
+                    s, C, [&](int j, int d) { return double(c[size_t(j) * rec + d]); },
+                    ref.data() + size_t(h) * C);
+            }
+            refs.push_back(ref);
+        }
+        for (SimdTarget target : simd_available_targets()) {
+            ScopedSimdTarget scoped(target);
+            std::vector<std::vector<float>> outs(3, std::vector<float>(size_t(H) * C, -1.0f));
+            std::vector<const float*> cp, qp;
+            std::vector<const uint16_t*> cp16;
+            std::vector<float*> op;
+            for (int i = 0; i < 3; i++) {
+                cp.push_back(caches[i].data());
+                if (bf16) cp16.push_back(c16[i].data());
+                qp.push_back(qs[i].data());
+                op.push_back(outs[i].data());
+            }
+            if (bf16)
+                flash_mla_decode(op.data(), qp.data(), cp16.data(), kLens, 3, dims, scale);
+            else
+                flash_mla_decode(op.data(), qp.data(), cp.data(), kLens, 3, dims, scale);
+            for (int i = 0; i < 3; i++)
+                EXPECT_LT(test::rel_error(outs[i].data(), refs[i].data(), refs[i].size()), 1e-5)
+                    << target_label(target) << ", sequence " << i << " (len " << kLens[i] << ")"
+                    << (bf16 ? ", bf16 cache" : ", f32 cache");
+        }
+    }
+}
+
+// Head counts of one partial vector (3, 5), of two AVX-512 vectors (19) and of whole ones (16);
+// latent sizes that end inside a vector (40) and span several column tiles (160).
+INSTANTIATE_TEST_SUITE_P(Heads, SimdMla,
+                         ::testing::Values(MlaCase{3, 40, 8}, MlaCase{5, 64, 8}, MlaCase{19, 40, 8},
+                                           MlaCase{16, 160, 16}),
+                         [](const auto& i) {
+                             return "H" + std::to_string(i.param.H) + "C" +
+                                    std::to_string(i.param.C) + "R" + std::to_string(i.param.R);
+                         });
+
+// The kernel name follows the target in force.
+TEST(SimdDecode, KernelNameFollowsTarget) {
+    for (SimdTarget target : simd_available_targets()) {
+        ScopedSimdTarget scoped(target);
+        const std::string f32 = flash_tpa_kernel_name(false), b16 = flash_tpa_kernel_name(true);
+        EXPECT_NE(f32.find(simd_highway_target_name()), std::string::npos) << f32;
+        if (target == SimdTarget::avx512bf16)
+            EXPECT_NE(b16.find("vdpbf16ps"), std::string::npos) << b16;
+        else
+            EXPECT_EQ(b16.find("vdpbf16ps"), std::string::npos) << b16;
+    }
+}
+
+}  // namespace
