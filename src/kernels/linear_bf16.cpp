@@ -7,7 +7,9 @@
 // weight vector is loaded (and widened) once and used for all MR rows, so the weights stream
 // through once per MR rows at memory speed. The accumulators are reduced four at a time by a
 // transpose-and-add (Sum4) into one 128-bit vector of four dot products; the C % Lanes tail
-// columns are added in scalar code. HWY_SCALAR runs the plain scalar loop: the reference.
+// columns are added in scalar code. While a tile streams its rows it prefetches the next tile's
+// (one line per 64 bytes read): with only 2-4 rows in flight (N >= 3) the hardware prefetchers
+// alone leave the weights latency-bound. HWY_SCALAR runs the plain scalar loop: the reference.
 // Work is split over OpenMP threads in groups of 64 outputs.
 
 #include <algorithm>
@@ -98,7 +100,8 @@ HWY_INLINE hn::Vec128<float> Sum4(VF a, VF b, VF c, VF d) {
 
 // MR input rows by OR weight rows: the MR*OR dot products of length C into r[OR * m + k].
 template <int MR, int OR, typename WT>
-HWY_INLINE void Tile(const float* const* x, const WT* const* w, int C, float* HWY_RESTRICT r) {
+HWY_INLINE void Tile(const float* const* x, const WT* const* w, const WT* const* next, int C,
+                     float* HWY_RESTRICT r) {
     constexpr int kAcc = MR * OR;
     static_assert(kAcc % 4 == 0, "accumulators are reduced four at a time");
     const DF d;
@@ -109,6 +112,9 @@ HWY_INLINE void Tile(const float* const* x, const WT* const* w, int C, float* HW
     for (int c = 0; c < Cv; c += L) {
         VF xv[MR];
         for (int m = 0; m < MR; m++) xv[m] = hn::LoadU(d, x[m] + c);
+        // One cache line of the next tile's rows per 64 bytes of this one's.
+        if (next != nullptr && (c * sizeof(WT)) % 64 == 0)
+            for (int k = 0; k < OR; k++) __builtin_prefetch(next[k] + c);
         for (int k = 0; k < OR; k++) {
             const VF wv = LoadW(d, w[k] + c);
             for (int m = 0; m < MR; m++) a[OR * m + k] = hn::MulAdd(xv[m], wv, a[OR * m + k]);
@@ -129,11 +135,13 @@ void TiledRows(float* out, const float* inp, const WT* W, int N, int C, int OC, 
         // Rows past the end repeat the last one (computed, not stored).
         const WT* w[OR];
         for (int k = 0; k < OR; k++) w[k] = W + size_t(std::min(o + k, OC - 1)) * C;
+        const WT* next[OR];
+        for (int k = 0; k < OR; k++) next[k] = W + size_t(std::min(o + OR + k, OC - 1)) * C;
         for (int n0 = 0; n0 < N; n0 += MR) {
             const float* x[MR];
             for (int m = 0; m < MR; m++) x[m] = inp + size_t(std::min(n0 + m, N - 1)) * C;
             float r[MR * OR];
-            Tile<MR, OR>(x, w, C, r);
+            Tile<MR, OR>(x, w, n0 == 0 && o + OR < o1 ? next : nullptr, C, r);
             for (int m = 0; m < MR && n0 + m < N; m++)
                 for (int k = 0; k < OR && o + k < o1; k++) {
                     float& y = out[size_t(n0 + m) * OC + o + k];
