@@ -1,12 +1,22 @@
+// The GEMM wrapper (see gemm.h). bf16 matmul precision computes alpha * round(A) round(B) +
+// beta * C, round = float32 -> bf16 (nearest even), float32 accumulation:
+//   - with native bf16 (simd_native_bf16(): AVX512-BF16 and the T6_SIMD cap at avx512bf16) by
+//     oneDNN's bf16 matmul on the rounded operands (vdpbf16ps);
+//   - otherwise by OpenBLAS sgemm on float32 copies of the rounded operands: the same products,
+//     summed in float32 in another order. oneDNN's bf16 matmul needs AVX-512 (it fails to create
+//     a primitive on AVX2), and a capped target must not run it.
 #include "kernels/gemm.h"
 
 #include <cblas.h>
 #include <omp.h>
 
+#include <atomic>
+
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "core/buffer.h"
 #include "core/error.h"
+#include "core/simd.h"
 
 extern "C" {
 char* openblas_get_corename(void);
@@ -34,11 +44,25 @@ void round_matrix(uint16_t* dst, const float* src, int rows, int cols, int ld) {
         to_bf16_serial(dst + size_t(r) * cols, src + size_t(r) * ld, cols);
 }
 
+// Rounds a rows x cols matrix (row stride ld) into a packed rows x cols float32 matrix of
+// bf16-representable values.
+void round_matrix_f32(float* dst, const float* src, int rows, int cols, int ld) {
+    if (ld == cols) {
+        round_to_bf16(dst, src, size_t(rows) * cols);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++)
+        round_to_bf16_serial(dst + size_t(r) * cols, src + size_t(r) * ld, cols);
+}
+
 // Per-thread buffers for rounded operands; they grow to the largest product seen.
 struct RoundedOperands {
     AlignedArray<uint16_t> a, b;
+    AlignedArray<float> fa, fb;  // the fallback's float32 copies
 };
-uint16_t* reserve(AlignedArray<uint16_t>& buf, size_t n) {
+template <typename T>
+T* reserve(AlignedArray<T>& buf, size_t n) {
     if (buf.size() < n) buf.resize(n);
     return buf.data();
 }
@@ -78,13 +102,40 @@ void onednn_matmul(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
     s.wait();
 }
 
-// Rounds op(B)'s storage (K x N, or N x K when transposed) and runs the bf16 product.
-void bf16_product(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const uint16_t* A,
+// Whether bf16 products run on oneDNN: only with native bf16 in force, and not after oneDNN
+// once failed to create its primitive (then the float32 fallback runs from there on).
+std::atomic<bool> g_onednn_failed{false};
+bool use_onednn() {
+    return simd_native_bf16() && !g_onednn_failed.load(std::memory_order_relaxed);
+}
+
+// The fallback: C = alpha * op(A) op(round(B)) + beta * C by sgemm, A already rounded (packed,
+// row stride lda), B rounded here into a packed float32 copy.
+void rounded_f32_product(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                         const float* A, int lda, const float* B, int ldb, float beta, float* C,
+                         int ldc) {
+    const int b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
+    float* Bf = reserve(rounded_operands().fb, size_t(b_rows) * b_cols);
+    round_matrix_f32(Bf, B, b_rows, b_cols, ldb);
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, Bf, b_cols, beta, C,
+                ldc);
+}
+
+// Rounds op(B)'s storage (K x N, or N x K when transposed) and runs the bf16 product on oneDNN;
+// false (C untouched) when oneDNN cannot create the primitive.
+bool bf16_product(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const uint16_t* A,
                   int lda, const float* B, int ldb, float beta, float* C, int ldc) {
     const int b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
     uint16_t* Bb = reserve(rounded_operands().b, size_t(b_rows) * b_cols);
     round_matrix(Bb, B, b_rows, b_cols, ldb);
-    onednn_matmul(trans_a, trans_b, M, N, K, alpha, A, lda, Bb, b_cols, beta, C, ldc);
+    try {
+        onednn_matmul(trans_a, trans_b, M, N, K, alpha, A, lda, Bb, b_cols, beta, C, ldc);
+    } catch (const dnnl::error&) {
+        g_onednn_failed.store(true);
+        return false;
+    }
+    return true;
 }
 
 void f32_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
@@ -133,9 +184,15 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
     if (g_precision == MatmulPrecision::bf16 && M > 1 && K > 0 &&
         double(M) * N * K >= kMinBf16MultiplyAdds && !omp_in_parallel()) {
         const int a_rows = trans_a ? K : M, a_cols = trans_a ? M : K;
-        uint16_t* Ab = reserve(rounded_operands().a, size_t(a_rows) * a_cols);
-        round_matrix(Ab, A, a_rows, a_cols, lda);
-        bf16_product(trans_a, trans_b, M, N, K, alpha, Ab, a_cols, B, ldb, beta, C, ldc);
+        if (use_onednn()) {
+            uint16_t* Ab = reserve(rounded_operands().a, size_t(a_rows) * a_cols);
+            round_matrix(Ab, A, a_rows, a_cols, lda);
+            if (bf16_product(trans_a, trans_b, M, N, K, alpha, Ab, a_cols, B, ldb, beta, C, ldc))
+                return;
+        }
+        float* Af = reserve(rounded_operands().fa, size_t(a_rows) * a_cols);
+        round_matrix_f32(Af, A, a_rows, a_cols, lda);
+        rounded_f32_product(trans_a, trans_b, M, N, K, alpha, Af, a_cols, B, ldb, beta, C, ldc);
         return;
     }
     f32_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -152,7 +209,16 @@ void gemm_bf16_a(bool trans_a, bool trans_b, int M, int N, int K, float alpha, c
             }
         return;
     }
-    bf16_product(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (use_onednn() &&
+        bf16_product(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+        return;
+    // Widen A (already bf16) into a packed float32 copy.
+    const int a_rows = trans_a ? K : M, a_cols = trans_a ? M : K;
+    float* Af = reserve(rounded_operands().fa, size_t(a_rows) * a_cols);
+#pragma omp parallel for schedule(static) if (size_t(a_rows) * a_cols > (size_t(1) << 16))
+    for (int r = 0; r < a_rows; r++)
+        bf16_to_float_serial(Af + size_t(r) * a_cols, A + size_t(r) * lda, a_cols);
+    rounded_f32_product(trans_a, trans_b, M, N, K, alpha, Af, a_cols, B, ldb, beta, C, ldc);
 }
 
 void linear_forward(float* out, const float* inp, const float* W, int N, int C, int OC) {
@@ -176,6 +242,9 @@ std::string gemm_kernel_name() {
 }
 
 std::string gemm_bf16_kernel_name() {
+    if (!use_onednn())
+        return cat("bf16-rounded inputs, f32 OpenBLAS sgemm (no native bf16; SIMD target ",
+                   simd_target_name(simd_target()), ")");
     const dnnl_version_t* v = dnnl_version();
     const char* isa = "other";
     switch (dnnl::get_effective_cpu_isa()) {
