@@ -1,6 +1,7 @@
 // Causal scaled-dot-product attention, flash style: tiled over queries and keys with an online
 // softmax; the backward pass recomputes the probabilities from the saved log-sum-exp. No T x T
-// score matrix is ever held whole.
+// score matrix is ever held whole. The kernels are Google Highway code dispatched at run time
+// (AVX-512 / AVX2 / scalar, core/simd.h); see attention.cpp for the math.
 #pragma once
 
 namespace t6 {
@@ -23,5 +24,14 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out,
                         const float* lse, const float* q, const float* k, const float* v,
                         const AttnDims& d);
+
+// Plain scalar references (the softmax of each causal row in full, in double; O(B Hq T^2 D)):
+// what the tests compare the SIMD kernels of every target against. The backward needs no out
+// or lse (it recomputes them).
+void attention_forward_reference(float* out, float* lse, const float* q, const float* k,
+                                 const float* v, const AttnDims& d);
+void attention_backward_reference(float* dq, float* dk, float* dv, const float* dout,
+                                  const float* q, const float* k, const float* v,
+                                  const AttnDims& d);
 
 }  // namespace t6

@@ -1,55 +1,114 @@
+// Cross-entropy over logits with ignore_index = -1, forward and backward in one pass per row:
+//   loss_n = logsumexp(x_n) - x_n[t_n] = log(sum_j e^(x_nj - m_n)) + m_n - x_n[t_n],
+//   m_n = max_j x_nj,  d loss_n / d x_n = softmax(x_n) - onehot(t_n),
+// mean over the non-ignored rows. The row kernel (max, exp, sum in double, scaling) is Google
+// Highway code compiled for AVX-512, AVX2 and scalar and chosen at run time (core/simd.h);
+// cross_entropy_forward_backward_reference is the plain loop the tests compare it against.
 #include "kernels/cross_entropy.h"
 
 #include <cmath>
 #include <vector>
 
-#include "kernels/vec_math.h"
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cross_entropy.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "kernels/vec_math-inl.h"
 
-namespace t6 {
-
-namespace {
+HWY_BEFORE_NAMESPACE();
+namespace t6::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
 
 // Writes e[j] = exp(x[j] - m) (if e is non-null; e may alias x) and returns sum_j exp(x[j] - m),
 // with the sum accumulated in double.
-double exp_sum_row(float* e, const float* x, int V, float m) {
+double ExpSumRow(float* e, const float* x, int V, float m) {
+    const hn::ScalableTag<float> d;
+    const auto vm = hn::Set(d, m);
     int j = 0;
     double sum = 0.0;
-#ifdef __AVX512F__
-    const __m512 vm = _mm512_set1_ps(m);
-    __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
-    for (; j + 16 <= V; j += 16) {
-        const __m512 ex = detail::exp512(_mm512_sub_ps(_mm512_loadu_ps(x + j), vm));
-        if (e) _mm512_storeu_ps(e + j, ex);
-        acc0 = _mm512_add_pd(acc0, _mm512_cvtps_pd(_mm512_castps512_ps256(ex)));
-        acc1 = _mm512_add_pd(acc1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(ex, 1)));
-    }
-    sum = _mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1));
-#endif
+#if HWY_TARGET == HWY_SCALAR
     for (; j < V; j++) {
-        const float ex = std::exp(x[j] - m);
+        const float ex = hn::GetLane(hn::Exp(d, hn::Sub(hn::Set(d, x[j]), vm)));
         if (e) e[j] = ex;
         sum += ex;
     }
+#else
+    const int L = int(hn::Lanes(d));
+    const hn::Half<decltype(d)> dh;
+    const hn::Rebind<double, decltype(dh)> dd;
+    auto acc0 = hn::Zero(dd), acc1 = hn::Zero(dd);
+    auto add = [&](decltype(vm) ex) {
+        acc0 = hn::Add(acc0, hn::PromoteTo(dd, hn::LowerHalf(dh, ex)));
+        acc1 = hn::Add(acc1, hn::PromoteTo(dd, hn::UpperHalf(dh, ex)));
+    };
+    for (; j + L <= V; j += L) {
+        const auto ex = hn::Exp(d, hn::Sub(hn::LoadU(d, x + j), vm));
+        if (e) hn::StoreU(ex, d, e + j);
+        add(ex);
+    }
+    if (j < V) {
+        const auto mask = hn::FirstN(d, size_t(V - j));
+        // Lanes past V read as -inf and give exp = 0.
+        const auto xv = hn::IfThenElse(mask, hn::MaskedLoad(mask, d, x + j), hn::Set(d, -INFINITY));
+        const auto ex = hn::Exp(d, hn::Sub(xv, vm));
+        if (e) hn::BlendedStore(ex, mask, d, e + j);
+        add(ex);
+    }
+    sum = hn::GetLane(hn::SumOfLanes(dd, hn::Add(acc0, acc1)));
+#endif
     return sum;
 }
 
-float max_row(const float* x, int V) {
-    float m = -INFINITY;
-    int j = 0;
-#ifdef __AVX512F__
-    __m512 acc = _mm512_set1_ps(-INFINITY);
-    for (; j + 16 <= V; j += 16) acc = _mm512_max_ps(acc, _mm512_loadu_ps(x + j));
-    m = _mm512_reduce_max_ps(acc);
-#endif
-    for (; j < V; j++) m = x[j] > m ? x[j] : m;
-    return m;
+// One row: returns the loss; writes g (= gscale * (softmax - onehot), g may alias x) if non-null.
+double CrossEntropyRow(float* g, const float* x, int tgt, int V, float gscale) {
+    const float xt = x[tgt];  // read before g (which may alias x) is overwritten
+    const float m = RowMax(x, V);
+    const double sum = ExpSumRow(g, x, V, m);
+    if (g) {
+        const hn::ScalableTag<float> d;
+        const int L = int(hn::Lanes(d));
+        const float s = float(double(gscale) / sum);
+        const auto vs = hn::Set(d, s);
+        int j = 0;
+        for (; j + L <= V; j += L) hn::StoreU(hn::Mul(vs, hn::LoadU(d, g + j)), d, g + j);
+        for (; j < V; j++) g[j] *= s;
+        g[tgt] -= gscale;
+    }
+    return std::log(sum) + double(m) - double(xt);
 }
 
-}  // namespace
+}  // namespace t6::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
 
-// loss_n = logsumexp(x_n) - x_n[target];  d loss_n / d x_n = softmax(x_n) - onehot(target).
-float cross_entropy_forward_backward(float* dlogits, float* losses, const float* logits,
-                                     const int32_t* targets, int N, int V, float grad_scale) {
+#if HWY_ONCE
+namespace t6 {
+
+HWY_EXPORT(CrossEntropyRow);
+
+namespace {
+
+// The scalar row of the reference: same contract as CrossEntropyRow, plain loops.
+double cross_entropy_row_reference(float* g, const float* x, int tgt, int V, float gscale) {
+    const float xt = x[tgt];
+    float m = x[0];
+    for (int j = 1; j < V; j++) m = x[j] > m ? x[j] : m;
+    double sum = 0.0;
+    for (int j = 0; j < V; j++) {
+        const float ex = std::exp(x[j] - m);
+        if (g) g[j] = ex;
+        sum += ex;
+    }
+    if (g) {
+        const float s = float(double(gscale) / sum);
+        for (int j = 0; j < V; j++) g[j] *= s;
+        g[tgt] -= gscale;
+    }
+    return std::log(sum) + double(m) - double(xt);
+}
+
+template <bool kReference>
+float cross_entropy_impl(float* dlogits, float* losses, const float* logits, const int32_t* targets,
+                         int N, int V, float grad_scale) {
     long n_valid = 0;
     for (int n = 0; n < N; n++) n_valid += targets[n] != -1;
     const float gscale = n_valid > 0 ? float(double(grad_scale) / double(n_valid)) : 0.0f;
@@ -66,21 +125,29 @@ float cross_entropy_forward_backward(float* dlogits, float* losses, const float*
                 for (int j = 0; j < V; j++) g[j] = 0.0f;
             continue;
         }
-        const float xt = x[tgt];  // read before g (which may alias x) is overwritten
-        const float m = max_row(x, V);
-        const double sum = exp_sum_row(g, x, V, m);
-        const double loss = std::log(sum) + double(m) - double(xt);
+        const double loss = kReference
+                                ? cross_entropy_row_reference(g, x, tgt, V, gscale)
+                                : HWY_DYNAMIC_DISPATCH(CrossEntropyRow)(g, x, tgt, V, gscale);
         if (losses) losses[n] = float(loss);
         row_loss[n] = loss;
-        if (g) {
-            const float s = float(double(gscale) / sum);
-            for (int j = 0; j < V; j++) g[j] *= s;
-            g[tgt] -= gscale;
-        }
     }
     double total = 0.0;
     for (int n = 0; n < N; n++) total += row_loss[n];
     return n_valid > 0 ? float(total / double(n_valid)) : 0.0f;
 }
 
+}  // namespace
+
+float cross_entropy_forward_backward(float* dlogits, float* losses, const float* logits,
+                                     const int32_t* targets, int N, int V, float grad_scale) {
+    return cross_entropy_impl<false>(dlogits, losses, logits, targets, N, V, grad_scale);
+}
+
+float cross_entropy_forward_backward_reference(float* dlogits, float* losses, const float* logits,
+                                               const int32_t* targets, int N, int V,
+                                               float grad_scale) {
+    return cross_entropy_impl<true>(dlogits, losses, logits, targets, N, V, grad_scale);
+}
+
 }  // namespace t6
+#endif  // HWY_ONCE

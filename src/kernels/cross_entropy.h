@@ -13,4 +13,9 @@ namespace t6 {
 float cross_entropy_forward_backward(float* dlogits, float* losses, const float* logits,
                                      const int32_t* targets, int N, int V, float grad_scale);
 
+// The same with plain scalar loops (std::exp): the reference the SIMD targets are tested against.
+float cross_entropy_forward_backward_reference(float* dlogits, float* losses, const float* logits,
+                                               const int32_t* targets, int N, int V,
+                                               float grad_scale);
+
 }  // namespace t6

@@ -16,4 +16,10 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                       const float* weight, const float* rstd, int N, int C);
 
+// Plain scalar loops: the references the SIMD targets are tested against.
+void rmsnorm_forward_reference(float* out, float* rstd, const float* inp, const float* weight,
+                               int N, int C, float eps);
+void rmsnorm_backward_reference(float* dinp, float* dweight, const float* dout, const float* inp,
+                                const float* weight, const float* rstd, int N, int C);
+
 }  // namespace t6

@@ -1,3 +1,10 @@
+// Rotary position embedding (RoPE) with the official conventions (see rope.h): half-split
+// pairing, for pair i (element i with element i + d/2) and angle theta_ti = t * inv_freq[i],
+//   forward:  y1 = x1 cos + x2 sin,  y2 = -x1 sin + x2 cos,
+//   backward (the transpose):  dx1 = dy1 cos - dy2 sin,  dx2 = dy1 sin + dy2 cos,
+// cos/sin read from bf16-rounded tables. The per-token rotation is Google Highway code compiled
+// for AVX-512, AVX2 and scalar and chosen at run time (core/simd.h);
+// rope_*_inplace_reference are the plain loops the tests compare it against.
 #include "kernels/rope.h"
 
 #include <cmath>
@@ -6,7 +13,54 @@
 
 #include "core/error.h"
 
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/rope.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace t6::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Rotates the `nvec` vectors of tokens [t0, t1) of batch row b (see RopeApply for addressing);
+// sign = +1 forward, -1 backward.
+void RotateTokens(float* x, int T, int b, int t0, int t1, int nvec, long token_stride,
+                  long vec_stride, const float* cos, const float* sin, int h, int pos0,
+                  float sign) {
+    const hn::ScalableTag<float> d;
+    const int L = int(hn::Lanes(d));
+    const auto vsign = hn::Set(d, sign);
+    for (int t = t0; t < t1; t++) {
+        const float* HWY_RESTRICT c = cos + (long)(pos0 + t) * h;
+        const float* HWY_RESTRICT s = sin + (long)(pos0 + t) * h;
+        float* tok = x + ((long)b * T + t) * token_stride;
+        for (int v = 0; v < nvec; v++) {
+            float* HWY_RESTRICT p = tok + v * vec_stride;
+            int i = 0;
+            for (; i + L <= h; i += L) {
+                const auto x1 = hn::LoadU(d, p + i), x2 = hn::LoadU(d, p + i + h);
+                const auto ci = hn::LoadU(d, c + i);
+                const auto si = hn::Mul(vsign, hn::LoadU(d, s + i));
+                hn::StoreU(hn::Add(hn::Mul(x1, ci), hn::Mul(x2, si)), d, p + i);
+                hn::StoreU(hn::Sub(hn::Mul(x2, ci), hn::Mul(x1, si)), d, p + i + h);
+            }
+            for (; i < h; i++) {
+                const float x1 = p[i], x2 = p[i + h];
+                const float si = sign * s[i];
+                p[i] = x1 * c[i] + x2 * si;
+                p[i + h] = x2 * c[i] - x1 * si;
+            }
+        }
+    }
+}
+
+}  // namespace t6::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
 namespace t6 {
+
+HWY_EXPORT(RotateTokens);
 
 namespace {
 
@@ -35,18 +89,31 @@ void rotate(float* __restrict x, const float* __restrict c, const float* __restr
 }
 
 void rope_apply(float* x, int B, int T, int nvec, int dim, long token_stride, long vec_stride,
-                const RopeTables& tab, int pos0, float sign) {
+                const RopeTables& tab, int pos0, float sign, bool reference) {
     T6_CHECK(dim == tab.dim && dim % 2 == 0, "rope dim ", dim, " vs table dim ", tab.dim);
     T6_CHECK(pos0 >= 0 && pos0 + T <= tab.max_positions, "rope positions ", pos0 + T,
              " exceed table size ", tab.max_positions);
     const int h = dim / 2;
+    if (reference) {
+        for (int b = 0; b < B; b++) {
+            for (int t = 0; t < T; t++) {
+                const float* c = tab.cos.data() + (long)(pos0 + t) * h;
+                const float* s = tab.sin.data() + (long)(pos0 + t) * h;
+                float* tok = x + ((long)b * T + t) * token_stride;
+                for (int v = 0; v < nvec; v++) rotate(tok + v * vec_stride, c, s, h, sign);
+            }
+        }
+        return;
+    }
+    constexpr int kTokens = 8;  // tokens per OpenMP work item
+    const int tblocks = (T + kTokens - 1) / kTokens;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++) {
-        for (int t = 0; t < T; t++) {
-            const float* c = tab.cos.data() + (long)(pos0 + t) * h;
-            const float* s = tab.sin.data() + (long)(pos0 + t) * h;
-            float* tok = x + ((long)b * T + t) * token_stride;
-            for (int v = 0; v < nvec; v++) rotate(tok + v * vec_stride, c, s, h, sign);
+        for (int tb = 0; tb < tblocks; tb++) {
+            const int t0 = tb * kTokens, t1 = t0 + kTokens < T ? t0 + kTokens : T;
+            HWY_DYNAMIC_DISPATCH(RotateTokens)
+            (x, T, b, t0, t1, nvec, token_stride, vec_stride, tab.cos.data(), tab.sin.data(), h,
+             pos0, sign);
         }
     }
 }
@@ -79,12 +146,23 @@ RopeTables make_rope_tables(int max_positions, int dim, float theta) {
 
 void rope_forward_inplace(float* x, int B, int T, int nvec, int dim, long token_stride,
                           long vec_stride, const RopeTables& tab, int pos0) {
-    rope_apply(x, B, T, nvec, dim, token_stride, vec_stride, tab, pos0, 1.0f);
+    rope_apply(x, B, T, nvec, dim, token_stride, vec_stride, tab, pos0, 1.0f, false);
 }
 
 void rope_backward_inplace(float* dx, int B, int T, int nvec, int dim, long token_stride,
                            long vec_stride, const RopeTables& tab, int pos0) {
-    rope_apply(dx, B, T, nvec, dim, token_stride, vec_stride, tab, pos0, -1.0f);
+    rope_apply(dx, B, T, nvec, dim, token_stride, vec_stride, tab, pos0, -1.0f, false);
+}
+
+void rope_forward_inplace_reference(float* x, int B, int T, int nvec, int dim, long token_stride,
+                                    long vec_stride, const RopeTables& tab, int pos0) {
+    rope_apply(x, B, T, nvec, dim, token_stride, vec_stride, tab, pos0, 1.0f, true);
+}
+
+void rope_backward_inplace_reference(float* dx, int B, int T, int nvec, int dim, long token_stride,
+                                     long vec_stride, const RopeTables& tab, int pos0) {
+    rope_apply(dx, B, T, nvec, dim, token_stride, vec_stride, tab, pos0, -1.0f, true);
 }
 
 }  // namespace t6
+#endif  // HWY_ONCE

@@ -27,4 +27,10 @@ void rope_forward_inplace(float* x, int B, int T, int nvec, int dim, long token_
 void rope_backward_inplace(float* dx, int B, int T, int nvec, int dim, long token_stride,
                            long vec_stride, const RopeTables& tab, int pos0 = 0);
 
+// Plain scalar loops (single-threaded): the references the SIMD targets are tested against.
+void rope_forward_inplace_reference(float* x, int B, int T, int nvec, int dim, long token_stride,
+                                    long vec_stride, const RopeTables& tab, int pos0 = 0);
+void rope_backward_inplace_reference(float* dx, int B, int T, int nvec, int dim, long token_stride,
+                                     long vec_stride, const RopeTables& tab, int pos0 = 0);
+
 }  // namespace t6

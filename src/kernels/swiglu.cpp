@@ -1,52 +1,93 @@
+// SwiGLU gate: out = silu(a) * b with silu(z) = z * sigmoid(z), sigmoid(z) = 1 / (1 + e^-z);
+// backward: db = dout * silu(a), da = dout * b * silu'(a), silu'(z) = sig * (1 + z (1 - sig)).
+// The element loops are Google Highway code (exp: Highway's contrib Exp) compiled for AVX-512,
+// AVX2 and scalar and chosen at run time (core/simd.h), one dispatch per OpenMP chunk;
+// swiglu_*_reference are the plain std::exp loops the tests compare them against.
 #include "kernels/swiglu.h"
 
 #include <cmath>
 
-#include "kernels/vec_math.h"
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/swiglu.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+// After highway.h (per-target re-inclusion):
+#include "hwy/contrib/math/math-inl.h"
 
+HWY_BEFORE_NAMESPACE();
+namespace t6::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+
+// sigmoid(z); e^-z is clamped at e^88 (Highway's Exp is valid up to 88), which leaves sigmoid
+// of z < -88 at ~6e-39 instead of 0: silu(z) = z * sig is then below 1e-36 either way.
+HWY_INLINE hn::Vec<DF> Sigmoid(DF d, hn::Vec<DF> z) {
+    const auto one = hn::Set(d, 1.0f);
+    const auto e = hn::Exp(d, hn::Min(hn::Neg(z), hn::Set(d, 88.0f)));
+    return hn::Div(one, hn::Add(one, e));
+}
+
+void ForwardRange(float* HWY_RESTRICT out, const float* HWY_RESTRICT a, const float* HWY_RESTRICT b,
+                  size_t i0, size_t i1) {
+    const DF d;
+    const size_t N = hn::Lanes(d);
+    size_t i = i0;
+    for (; i + N <= i1; i += N) {
+        const auto z = hn::LoadU(d, a + i);
+        hn::StoreU(hn::Mul(hn::Mul(z, Sigmoid(d, z)), hn::LoadU(d, b + i)), d, out + i);
+    }
+    if (i < i1) {
+        const auto m = hn::FirstN(d, i1 - i);
+        const auto z = hn::MaskedLoad(m, d, a + i);
+        hn::BlendedStore(hn::Mul(hn::Mul(z, Sigmoid(d, z)), hn::MaskedLoad(m, d, b + i)), m, d,
+                         out + i);
+    }
+}
+
+void BackwardRange(float* HWY_RESTRICT da, float* HWY_RESTRICT db, const float* HWY_RESTRICT dout,
+                   const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, size_t i0, size_t i1) {
+    const DF d;
+    const size_t N = hn::Lanes(d);
+    const auto one = hn::Set(d, 1.0f);
+    auto step = [&](hn::Vec<DF> z, hn::Vec<DF> g, hn::Vec<DF> bv, hn::Vec<DF>& va,
+                    hn::Vec<DF>& vb) {
+        const auto sig = Sigmoid(d, z);
+        const auto dsilu = hn::Mul(sig, hn::MulAdd(z, hn::Sub(one, sig), one));
+        vb = hn::Mul(g, hn::Mul(z, sig));
+        va = hn::Mul(hn::Mul(g, bv), dsilu);
+    };
+    size_t i = i0;
+    for (; i + N <= i1; i += N) {
+        hn::Vec<DF> va, vb;
+        step(hn::LoadU(d, a + i), hn::LoadU(d, dout + i), hn::LoadU(d, b + i), va, vb);
+        hn::StoreU(va, d, da + i);
+        hn::StoreU(vb, d, db + i);
+    }
+    if (i < i1) {
+        const auto m = hn::FirstN(d, i1 - i);
+        hn::Vec<DF> va, vb;
+        step(hn::MaskedLoad(m, d, a + i), hn::MaskedLoad(m, d, dout + i),
+             hn::MaskedLoad(m, d, b + i), va, vb);
+        hn::BlendedStore(va, m, d, da + i);
+        hn::BlendedStore(vb, m, d, db + i);
+    }
+}
+
+}  // namespace t6::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
 namespace t6 {
 
-// silu(a) * b with silu(z) = z * sigmoid(z); d silu/dz = sig * (1 + z * (1 - sig)).
-namespace {
+HWY_EXPORT(ForwardRange);
+HWY_EXPORT(BackwardRange);
 
-inline float sigmoid(float z) {
-    return 1.0f / (1.0f + std::exp(-z));
-}
+namespace {
 
 constexpr size_t kChunk = 4096;  // elements per OpenMP work item
 
-void forward_range(float* out, const float* a, const float* b, size_t i0, size_t i1) {
-    size_t i = i0;
-#ifdef __AVX512F__
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (; i + 16 <= i1; i += 16) {
-        const __m512 z = _mm512_loadu_ps(a + i);
-        const __m512 sig = _mm512_div_ps(one, _mm512_add_ps(one, detail::exp512(-z)));
-        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(z, sig), _mm512_loadu_ps(b + i)));
-    }
-#endif
-    for (; i < i1; i++) out[i] = a[i] * sigmoid(a[i]) * b[i];
-}
-
-void backward_range(float* da, float* db, const float* dout, const float* a, const float* b,
-                    size_t i0, size_t i1) {
-    size_t i = i0;
-#ifdef __AVX512F__
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (; i + 16 <= i1; i += 16) {
-        const __m512 z = _mm512_loadu_ps(a + i);
-        const __m512 g = _mm512_loadu_ps(dout + i);
-        const __m512 sig = _mm512_div_ps(one, _mm512_add_ps(one, detail::exp512(-z)));
-        const __m512 dsilu = _mm512_mul_ps(sig, _mm512_fmadd_ps(z, _mm512_sub_ps(one, sig), one));
-        _mm512_storeu_ps(db + i, _mm512_mul_ps(g, _mm512_mul_ps(z, sig)));
-        _mm512_storeu_ps(da + i, _mm512_mul_ps(_mm512_mul_ps(g, _mm512_loadu_ps(b + i)), dsilu));
-    }
-#endif
-    for (; i < i1; i++) {
-        const float z = a[i], sig = sigmoid(z), g = dout[i];
-        db[i] = g * z * sig;
-        da[i] = g * b[i] * (sig * (1.0f + z * (1.0f - sig)));
-    }
+inline float sigmoid(float z) {
+    return 1.0f / (1.0f + std::exp(-z));
 }
 
 }  // namespace
@@ -56,7 +97,7 @@ void swiglu_forward(float* out, const float* a, const float* b, size_t n) {
 #pragma omp parallel for schedule(static)
     for (long c = 0; c < nchunks; c++) {
         const size_t i0 = size_t(c) * kChunk;
-        forward_range(out, a, b, i0, i0 + kChunk < n ? i0 + kChunk : n);
+        HWY_DYNAMIC_DISPATCH(ForwardRange)(out, a, b, i0, i0 + kChunk < n ? i0 + kChunk : n);
     }
 }
 
@@ -66,8 +107,23 @@ void swiglu_backward(float* da, float* db, const float* dout, const float* a, co
 #pragma omp parallel for schedule(static)
     for (long c = 0; c < nchunks; c++) {
         const size_t i0 = size_t(c) * kChunk;
-        backward_range(da, db, dout, a, b, i0, i0 + kChunk < n ? i0 + kChunk : n);
+        HWY_DYNAMIC_DISPATCH(BackwardRange)
+        (da, db, dout, a, b, i0, i0 + kChunk < n ? i0 + kChunk : n);
+    }
+}
+
+void swiglu_forward_reference(float* out, const float* a, const float* b, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = a[i] * sigmoid(a[i]) * b[i];
+}
+
+void swiglu_backward_reference(float* da, float* db, const float* dout, const float* a,
+                               const float* b, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const float z = a[i], sig = sigmoid(z), g = dout[i];
+        db[i] = g * z * sig;
+        da[i] = g * b[i] * (sig * (1.0f + z * (1.0f - sig)));
     }
 }
 
 }  // namespace t6
+#endif  // HWY_ONCE

@@ -11,4 +11,9 @@ void swiglu_forward(float* out, const float* a, const float* b, size_t n);
 void swiglu_backward(float* da, float* db, const float* dout, const float* a, const float* b,
                      size_t n);
 
+// Plain scalar loops (std::exp): the references the SIMD targets are tested against.
+void swiglu_forward_reference(float* out, const float* a, const float* b, size_t n);
+void swiglu_backward_reference(float* da, float* db, const float* dout, const float* a,
+                               const float* b, size_t n);
+
 }  // namespace t6

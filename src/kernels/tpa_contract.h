@@ -15,4 +15,11 @@ void tpa_contract_forward(float* out, const float* A, long a_stride, const float
 void tpa_contract_backward(float* dA, float* dB, const float* dout, const float* A, long a_stride,
                            const float* Bf, long b_stride, int N, int H, int R, int D, float scale);
 
+// Plain scalar loops: the references the SIMD targets are tested against.
+void tpa_contract_forward_reference(float* out, const float* A, long a_stride, const float* Bf,
+                                    long b_stride, int N, int H, int R, int D, float scale);
+void tpa_contract_backward_reference(float* dA, float* dB, const float* dout, const float* A,
+                                     long a_stride, const float* Bf, long b_stride, int N, int H,
+                                     int R, int D, float scale);
+
 }  // namespace t6

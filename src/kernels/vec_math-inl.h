@@ -6,6 +6,8 @@
 //   ExpShiftSum(p, n, m)    p[j] = exp(p[j] - m), returns the sum (-inf inputs give exactly 0)
 //   Dot(a, b, n)            sum a[i] b[i]
 //   Axpy(y, a, x, n)        y[i] += a x[i]
+//   DotF64(a, b, n)         sum a[i] b[i] with products and sum in double (b may equal a)
+//   Dot3F64(a, b, c, n)     sum a[i] b[i] c[i] in double
 // exp is Highway's contrib Exp (max error 1 ulp on float32; inputs below -104 flush to 0).
 #if defined(T6_KERNELS_VEC_MATH_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef T6_KERNELS_VEC_MATH_INL_H_
@@ -80,6 +82,62 @@ HWY_INLINE void Axpy(float* HWY_RESTRICT y, float a, const float* HWY_RESTRICT x
         hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
     for (; i < n; i++) y[i] += a * x[i];
 }
+
+#if HWY_TARGET == HWY_SCALAR
+HWY_INLINE double DotF64(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int n) {
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += double(a[i]) * double(b[i]);
+    return s;
+}
+
+HWY_INLINE double Dot3F64(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b,
+                          const float* HWY_RESTRICT c, int n) {
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += double(a[i]) * double(b[i]) * double(c[i]);
+    return s;
+}
+#else
+HWY_INLINE double DotF64(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int n) {
+    const hn::ScalableTag<float> d;
+    const hn::Half<decltype(d)> dh;
+    const hn::Rebind<double, decltype(dh)> dd;
+    const int N = int(hn::Lanes(d));
+    auto acc0 = hn::Zero(dd), acc1 = hn::Zero(dd);
+    int i = 0;
+    for (; i + N <= n; i += N) {
+        const auto va = hn::LoadU(d, a + i), vb = hn::LoadU(d, b + i);
+        acc0 = hn::MulAdd(hn::PromoteTo(dd, hn::LowerHalf(dh, va)),
+                          hn::PromoteTo(dd, hn::LowerHalf(dh, vb)), acc0);
+        acc1 = hn::MulAdd(hn::PromoteTo(dd, hn::UpperHalf(dh, va)),
+                          hn::PromoteTo(dd, hn::UpperHalf(dh, vb)), acc1);
+    }
+    double s = hn::GetLane(hn::SumOfLanes(dd, hn::Add(acc0, acc1)));
+    for (; i < n; i++) s += double(a[i]) * double(b[i]);
+    return s;
+}
+
+HWY_INLINE double Dot3F64(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b,
+                          const float* HWY_RESTRICT c, int n) {
+    const hn::ScalableTag<float> d;
+    const hn::Half<decltype(d)> dh;
+    const hn::Rebind<double, decltype(dh)> dd;
+    const int N = int(hn::Lanes(d));
+    auto acc0 = hn::Zero(dd), acc1 = hn::Zero(dd);
+    int i = 0;
+    for (; i + N <= n; i += N) {
+        const auto va = hn::LoadU(d, a + i), vb = hn::LoadU(d, b + i), vc = hn::LoadU(d, c + i);
+        acc0 = hn::MulAdd(hn::Mul(hn::PromoteTo(dd, hn::LowerHalf(dh, va)),
+                                  hn::PromoteTo(dd, hn::LowerHalf(dh, vb))),
+                          hn::PromoteTo(dd, hn::LowerHalf(dh, vc)), acc0);
+        acc1 = hn::MulAdd(hn::Mul(hn::PromoteTo(dd, hn::UpperHalf(dh, va)),
+                                  hn::PromoteTo(dd, hn::UpperHalf(dh, vb))),
+                          hn::PromoteTo(dd, hn::UpperHalf(dh, vc)), acc1);
+    }
+    double s = hn::GetLane(hn::SumOfLanes(dd, hn::Add(acc0, acc1)));
+    for (; i < n; i++) s += double(a[i]) * double(b[i]) * double(c[i]);
+    return s;
+}
+#endif
 
 }  // namespace t6::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();

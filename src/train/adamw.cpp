@@ -1,3 +1,9 @@
+// AdamW (torch.optim.AdamW semantics, see adamw.h) and the global gradient norm. The update is a
+// Google Highway loop compiled for AVX-512, AVX2 and scalar and chosen at run time
+// (core/simd.h); it writes torch's operations in torch's order (the compiler may still fuse a
+// multiply and an add), AdamW::step_reference is the plain loop the tests compare it against:
+//   p <- p (1 - lr wd);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
+//   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 #include "train/adamw.h"
 
 #include <omp.h>
@@ -8,7 +14,64 @@
 
 #include "core/error.h"
 
+#ifndef T6_TRAIN_ADAMW_COMMON_
+#define T6_TRAIN_ADAMW_COMMON_
 namespace t6 {
+// The scalars of one step, rounded to float32 as torch rounds them.
+struct AdamWScalars {
+    float grad_scale, decay, beta1, beta2, one_m_b1, one_m_b2, neg_step_size, bc2_sqrt, eps;
+};
+}  // namespace t6
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "train/adamw.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace t6::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Elements [i0, i1).
+void AdamWRange(float* HWY_RESTRICT p, const float* HWY_RESTRICT g, float* HWY_RESTRICT m,
+                float* HWY_RESTRICT v, size_t i0, size_t i1, const AdamWScalars& k) {
+    const hn::ScalableTag<float> d;
+    const size_t N = hn::Lanes(d);
+    const auto gs = hn::Set(d, k.grad_scale), decay = hn::Set(d, k.decay);
+    const auto b1 = hn::Set(d, k.beta1), b2 = hn::Set(d, k.beta2);
+    const auto omb1 = hn::Set(d, k.one_m_b1), omb2 = hn::Set(d, k.one_m_b2);
+    const auto nss = hn::Set(d, k.neg_step_size), bc2 = hn::Set(d, k.bc2_sqrt);
+    const auto eps = hn::Set(d, k.eps);
+    size_t i = i0;
+    for (; i + N <= i1; i += N) {
+        const auto gi = hn::Mul(hn::LoadU(d, g + i), gs);
+        const auto pi = hn::Mul(hn::LoadU(d, p + i), decay);
+        const auto mi = hn::Add(hn::Mul(hn::LoadU(d, m + i), b1), hn::Mul(omb1, gi));
+        const auto vi = hn::Add(hn::Mul(hn::LoadU(d, v + i), b2), hn::Mul(hn::Mul(omb2, gi), gi));
+        hn::StoreU(mi, d, m + i);
+        hn::StoreU(vi, d, v + i);
+        const auto denom = hn::Add(hn::Div(hn::Sqrt(vi), bc2), eps);
+        hn::StoreU(hn::Add(pi, hn::Div(hn::Mul(nss, mi), denom)), d, p + i);
+    }
+    for (; i < i1; i++) {
+        const float gi = g[i] * k.grad_scale;
+        const float pi = p[i] * k.decay;
+        const float mi = m[i] * k.beta1 + k.one_m_b1 * gi;
+        const float vi = v[i] * k.beta2 + k.one_m_b2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = pi + k.neg_step_size * mi / (std::sqrt(vi) / k.bc2_sqrt + k.eps);
+    }
+}
+
+}  // namespace t6::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace t6 {
+
+HWY_EXPORT(AdamWRange);
 
 double grad_global_norm(const float* g, size_t n) {
     // Static schedule: each thread sums a fixed contiguous block, and the partial sums are added
@@ -43,6 +106,14 @@ float clip_coefficient(double total_norm, float max_norm) {
 AdamW::AdamW(size_t n, const AdamWConfig& cfg) : cfg_(cfg), m_(n), v_(n) {}
 
 void AdamW::step(float* p, const float* g, double lr, float grad_scale) {
+    step_impl(p, g, lr, grad_scale, false);
+}
+
+void AdamW::step_reference(float* p, const float* g, double lr, float grad_scale) {
+    step_impl(p, g, lr, grad_scale, true);
+}
+
+void AdamW::step_impl(float* p, const float* g, double lr, float grad_scale, bool reference) {
     t_ += 1;
     // torch.optim.AdamW, single-tensor path (torch/optim/adamw.py, _single_tensor_adamw):
     //   param.mul_(1 - lr * weight_decay)
@@ -54,26 +125,40 @@ void AdamW::step(float* p, const float* g, double lr, float grad_scale) {
     // The Python scalars are computed in double and rounded to float32 when they meet the
     // float32 tensors, as here.
     const double b1 = cfg_.beta1, b2 = cfg_.beta2;
-    const float decay = float(1.0 - lr * cfg_.weight_decay);
-    const float beta1 = float(b1), beta2 = float(b2);
-    const float one_m_b1 = float(1.0 - b1), one_m_b2 = float(1.0 - b2);
-    const float neg_step_size = float(-lr / (1.0 - std::pow(b1, double(t_))));
-    const float bc2_sqrt = float(std::sqrt(1.0 - std::pow(b2, double(t_))));
-    const float eps = float(cfg_.eps);
+    AdamWScalars k;
+    k.grad_scale = grad_scale;
+    k.decay = float(1.0 - lr * cfg_.weight_decay);
+    k.beta1 = float(b1);
+    k.beta2 = float(b2);
+    k.one_m_b1 = float(1.0 - b1);
+    k.one_m_b2 = float(1.0 - b2);
+    k.neg_step_size = float(-lr / (1.0 - std::pow(b1, double(t_))));
+    k.bc2_sqrt = float(std::sqrt(1.0 - std::pow(b2, double(t_))));
+    k.eps = float(cfg_.eps);
     float* __restrict m = m_.data();
     float* __restrict v = v_.data();
-    const long long n = (long long)m_.size();
-#pragma omp parallel for simd schedule(static)
-    for (long long i = 0; i < n; i++) {
-        const float gi = g[i] * grad_scale;
-        const float pi = p[i] * decay;
-        const float mi = m[i] * beta1 + one_m_b1 * gi;
-        const float vi = v[i] * beta2 + one_m_b2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        // addcdiv: self + value * t1 / t2, evaluated left to right as torch's CPU kernel.
-        p[i] = pi + neg_step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps);
+    const size_t n = m_.size();
+    if (reference) {
+        for (size_t i = 0; i < n; i++) {
+            const float gi = g[i] * k.grad_scale;
+            const float pi = p[i] * k.decay;
+            const float mi = m[i] * k.beta1 + k.one_m_b1 * gi;
+            const float vi = v[i] * k.beta2 + k.one_m_b2 * gi * gi;
+            m[i] = mi;
+            v[i] = vi;
+            // addcdiv: self + value * t1 / t2, evaluated left to right as torch's CPU kernel.
+            p[i] = pi + k.neg_step_size * mi / (std::sqrt(vi) / k.bc2_sqrt + k.eps);
+        }
+        return;
+    }
+    constexpr size_t kChunk = 8192;  // elements per OpenMP work item
+    const long nchunks = long((n + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(static)
+    for (long c = 0; c < nchunks; c++) {
+        const size_t i0 = size_t(c) * kChunk, i1 = std::min(n, i0 + kChunk);
+        HWY_DYNAMIC_DISPATCH(AdamWRange)(p, g, m, v, i0, i1, k);
     }
 }
 
 }  // namespace t6
+#endif  // HWY_ONCE

@@ -35,6 +35,9 @@ class AdamW {
     // One step on p[0..n) with gradient grad_scale * g (grad_scale carries the clip
     // coefficient, so clipping and the update are one pass and g is left unchanged).
     void step(float* p, const float* g, double lr, float grad_scale = 1.0f);
+    // The same update as one plain single-threaded loop: the reference the SIMD targets are
+    // tested against (they give the same bits).
+    void step_reference(float* p, const float* g, double lr, float grad_scale = 1.0f);
 
     const AdamWConfig& config() const { return cfg_; }
     size_t size() const { return m_.size(); }
@@ -46,6 +49,8 @@ class AdamW {
     const float* exp_avg_sq() const { return v_.data(); }
 
   private:
+    void step_impl(float* p, const float* g, double lr, float grad_scale, bool reference);
+
     AdamWConfig cfg_;
     FloatBuffer m_, v_;
     long long t_ = 0;

@@ -1,0 +1,243 @@
+// Every Highway target of the training/prefill kernels against their plain scalar references:
+// attention forward/backward (vs a double reference), cross-entropy, SwiGLU, RMSNorm, RoPE, the
+// TPA contraction and AdamW, for each target simd_available_targets() lists (set with
+// ScopedSimdTarget), with shapes that are not multiples of any vector width.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/simd.h"
+#include "kernels/attention.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
+#include "kernels/tpa_contract.h"
+#include "test_util.h"
+#include "train/adamw.h"
+
+namespace t6 {
+namespace {
+
+using test::random_vector;
+
+// max |a - b| / max |b|: relative to the tensor's scale, so entries near zero do not dominate.
+double rel_max(const std::vector<float>& a, const std::vector<float>& b) {
+    EXPECT_EQ(a.size(), b.size());
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < a.size(); i++) {
+        num = std::max(num, std::fabs(double(a[i]) - double(b[i])));
+        den = std::max(den, std::fabs(double(b[i])));
+    }
+    return den > 0.0 ? num / den : num;
+}
+
+// Highway's name for the target each t6 target must dispatch to.
+std::string highway_name(SimdTarget t) {
+    return t == SimdTarget::scalar ? "SCALAR" : t == SimdTarget::avx2 ? "AVX2" : "AVX3";
+}
+
+// Runs body(target) once per available target, with that target set and named in failures.
+template <class F>
+void for_each_target(F body) {
+    for (SimdTarget t : simd_available_targets()) {
+        ScopedSimdTarget scoped(t);
+        SCOPED_TRACE(std::string("target ") + simd_target_name(t));
+        ASSERT_EQ(simd_highway_target_name(), highway_name(t));
+        body(t);
+    }
+}
+
+constexpr double kTolF32 = 1e-5;  // plain float32 arithmetic, other summation order
+constexpr double kTolExp = 2e-5;  // exp-based kernels vs a double (or std::exp) reference
+
+TEST(SimdTrain, TargetsIncludeScalar) {
+    const auto ts = simd_available_targets();
+    ASSERT_FALSE(ts.empty());
+    EXPECT_EQ(ts.front(), SimdTarget::scalar);
+}
+
+void check_attention(int B, int T, int Hq, int Hkv, int D, int Dv) {
+    AttnDims d;
+    d.B = B, d.T = T, d.Hq = Hq, d.Hkv = Hkv, d.D = D, d.Dv = Dv;
+    // q, k, v as slots of one fused row (with padding) as the models use them.
+    const long row = (long)Hq * D + (long)Hkv * D + (long)Hkv * Dv + 3;
+    d.q_stride = d.k_stride = d.v_stride = row;
+    d.scale = 1.0f / std::sqrt(float(D));
+    const size_t n = (size_t)B * T * row;
+    const auto qkv = random_vector(n, 11, 1.5f);
+    const float* q = qkv.data();
+    const float* k = q + (long)Hq * D;
+    const float* v = k + (long)Hkv * D;
+    const size_t nout = (size_t)B * T * Hq * Dv, nlse = (size_t)B * Hq * T;
+    const auto dout = random_vector(nout, 12);
+    std::vector<float> out_ref(nout), lse_ref(nlse), g_ref(n, 0.0f);
+    attention_forward_reference(out_ref.data(), lse_ref.data(), q, k, v, d);
+    attention_backward_reference(g_ref.data(), g_ref.data() + (long)Hq * D,
+                                 g_ref.data() + (long)Hq * D + (long)Hkv * D, dout.data(), q, k, v,
+                                 d);
+    for_each_target([&](SimdTarget) {
+        std::vector<float> out(nout), lse(nlse), g(n, 0.0f);
+        attention_forward(out.data(), lse.data(), q, k, v, d);
+        EXPECT_LT(rel_max(out, out_ref), kTolExp);
+        EXPECT_LT(rel_max(lse, lse_ref), kTolExp);
+        attention_backward(g.data(), g.data() + (long)Hq * D,
+                           g.data() + (long)Hq * D + (long)Hkv * D, dout.data(), out.data(),
+                           lse.data(), q, k, v, d);
+        EXPECT_LT(rel_max(g, g_ref), kTolExp);
+    });
+}
+
+TEST(SimdTrain, AttentionGqaOddShapes) {
+    check_attention(2, 75, 4, 2, 20, 13);
+}
+
+TEST(SimdTrain, AttentionMhaMultiTile) {
+    check_attention(1, 141, 2, 2, 64, 37);
+}
+
+TEST(SimdTrain, CrossEntropy) {
+    const int N = 9, V = 1003;
+    const auto logits = random_vector((size_t)N * V, 21, 4.0f);
+    std::vector<int32_t> tgt(N);
+    for (int n = 0; n < N; n++) tgt[n] = (n * 397 + 5) % V;
+    tgt[3] = -1;
+    std::vector<float> g_ref((size_t)N * V), l_ref(N);
+    const float loss_ref = cross_entropy_forward_backward_reference(
+        g_ref.data(), l_ref.data(), logits.data(), tgt.data(), N, V, 0.7f);
+    // A double-precision loss as well (the reference uses float std::exp).
+    double want = 0.0;
+    for (int n = 0; n < N; n++) {
+        if (tgt[n] < 0) continue;
+        const float* x = logits.data() + (long)n * V;
+        double m = *std::max_element(x, x + V), s = 0.0;
+        for (int j = 0; j < V; j++) s += std::exp(double(x[j]) - m);
+        want += std::log(s) + m - double(x[tgt[n]]);
+    }
+    want /= N - 1;
+    EXPECT_NEAR(loss_ref, want, 1e-5 * std::fabs(want));
+    for_each_target([&](SimdTarget) {
+        std::vector<float> g((size_t)N * V), l(N);
+        const float loss = cross_entropy_forward_backward(g.data(), l.data(), logits.data(),
+                                                          tgt.data(), N, V, 0.7f);
+        EXPECT_NEAR(loss, want, 1e-5 * std::fabs(want));
+        EXPECT_LT(rel_max(l, l_ref), kTolExp);
+        EXPECT_LT(rel_max(g, g_ref), kTolExp);
+        // In place (dlogits aliasing logits) gives the same, and no dlogits the same loss.
+        std::vector<float> inplace = logits;
+        cross_entropy_forward_backward(inplace.data(), nullptr, inplace.data(), tgt.data(), N, V,
+                                       0.7f);
+        EXPECT_EQ(inplace, g);
+        EXPECT_EQ(
+            cross_entropy_forward_backward(nullptr, nullptr, logits.data(), tgt.data(), N, V, 0.7f),
+            loss);
+    });
+}
+
+TEST(SimdTrain, SwiGlu) {
+    const size_t n = 2 * 4096 + 37;
+    auto a = random_vector(n, 31, 6.0f);
+    a[0] = -120.0f, a[1] = 95.0f;  // beyond the exp clamp
+    const auto b = random_vector(n, 32), g = random_vector(n, 33);
+    std::vector<float> out_ref(n), da_ref(n), db_ref(n);
+    swiglu_forward_reference(out_ref.data(), a.data(), b.data(), n);
+    swiglu_backward_reference(da_ref.data(), db_ref.data(), g.data(), a.data(), b.data(), n);
+    for_each_target([&](SimdTarget) {
+        std::vector<float> out(n), da(n), db(n);
+        swiglu_forward(out.data(), a.data(), b.data(), n);
+        swiglu_backward(da.data(), db.data(), g.data(), a.data(), b.data(), n);
+        EXPECT_LT(rel_max(out, out_ref), kTolExp);
+        EXPECT_LT(rel_max(da, da_ref), kTolExp);
+        EXPECT_LT(rel_max(db, db_ref), kTolExp);
+    });
+}
+
+TEST(SimdTrain, RmsNorm) {
+    const int N = 19, C = 77;
+    const auto x = random_vector((size_t)N * C, 41, 2.0f), w = random_vector(C, 42);
+    const auto dy = random_vector((size_t)N * C, 43), dx0 = random_vector((size_t)N * C, 44);
+    const auto dw0 = random_vector(C, 45);
+    for (const float* weight : {(const float*)nullptr, w.data()}) {
+        SCOPED_TRACE(weight ? "weight" : "no weight");
+        std::vector<float> y_ref((size_t)N * C), r_ref(N), dx_ref = dx0, dw_ref = dw0;
+        rmsnorm_forward_reference(y_ref.data(), r_ref.data(), x.data(), weight, N, C, 1e-6f);
+        rmsnorm_backward_reference(dx_ref.data(), dw_ref.data(), dy.data(), x.data(), weight,
+                                   r_ref.data(), N, C);
+        for_each_target([&](SimdTarget) {
+            std::vector<float> y((size_t)N * C), r(N), dx = dx0, dw = dw0;
+            rmsnorm_forward(y.data(), r.data(), x.data(), weight, N, C, 1e-6f);
+            rmsnorm_backward(dx.data(), dw.data(), dy.data(), x.data(), weight, r.data(), N, C);
+            EXPECT_LT(rel_max(y, y_ref), kTolF32);
+            EXPECT_LT(rel_max(r, r_ref), kTolF32);
+            EXPECT_LT(rel_max(dx, dx_ref), kTolF32);
+            EXPECT_LT(rel_max(dw, dw_ref), kTolF32);
+        });
+    }
+}
+
+TEST(SimdTrain, Rope) {
+    const int B = 2, T = 9, nvec = 3, dim = 22, pos0 = 3;
+    const long vec_stride = dim + 1, token_stride = nvec * vec_stride + 5;
+    const RopeTables tab = make_rope_tables(32, dim);
+    const auto x0 = random_vector((size_t)B * T * token_stride, 51);
+    std::vector<float> f_ref = x0, b_ref = x0;
+    rope_forward_inplace_reference(f_ref.data(), B, T, nvec, dim, token_stride, vec_stride, tab,
+                                   pos0);
+    rope_backward_inplace_reference(b_ref.data(), B, T, nvec, dim, token_stride, vec_stride, tab,
+                                    pos0);
+    for_each_target([&](SimdTarget) {
+        std::vector<float> f = x0, b = x0;
+        rope_forward_inplace(f.data(), B, T, nvec, dim, token_stride, vec_stride, tab, pos0);
+        rope_backward_inplace(b.data(), B, T, nvec, dim, token_stride, vec_stride, tab, pos0);
+        EXPECT_LT(rel_max(f, f_ref), kTolF32);
+        EXPECT_LT(rel_max(b, b_ref), kTolF32);
+    });
+}
+
+TEST(SimdTrain, TpaContract) {
+    const int N = 13, H = 5, R = 3, D = 19;
+    const long as = H * R + 4, bs = (long)R * D + 2;
+    const float scale = 1.0f / R;
+    const auto A = random_vector((size_t)N * as, 61), Bf = random_vector((size_t)N * bs, 62);
+    const auto g = random_vector((size_t)N * H * D, 63);
+    std::vector<float> out_ref((size_t)N * H * D), dA_ref(A.size(), 0.0f), dB_ref(Bf.size(), 0.0f);
+    tpa_contract_forward_reference(out_ref.data(), A.data(), as, Bf.data(), bs, N, H, R, D, scale);
+    tpa_contract_backward_reference(dA_ref.data(), dB_ref.data(), g.data(), A.data(), as, Bf.data(),
+                                    bs, N, H, R, D, scale);
+    for_each_target([&](SimdTarget) {
+        std::vector<float> out(out_ref.size()), dA(A.size(), 0.0f), dB(Bf.size(), 0.0f);
+        tpa_contract_forward(out.data(), A.data(), as, Bf.data(), bs, N, H, R, D, scale);
+        tpa_contract_backward(dA.data(), dB.data(), g.data(), A.data(), as, Bf.data(), bs, N, H, R,
+                              D, scale);
+        EXPECT_LT(rel_max(out, out_ref), kTolF32);
+        EXPECT_LT(rel_max(dA, dA_ref), kTolF32);
+        EXPECT_LT(rel_max(dB, dB_ref), kTolF32);
+    });
+}
+
+TEST(SimdTrain, AdamW) {
+    const size_t n = 3 * 8192 + 1001;
+    const auto p0 = random_vector(n, 71), g = random_vector(n, 72, 0.1f);
+    AdamWConfig cfg;
+    std::vector<float> p_ref = p0;
+    AdamW ref(n, cfg);
+    for (int s = 0; s < 3; s++) ref.step_reference(p_ref.data(), g.data(), 1e-3 * (s + 1), 0.9f);
+    for_each_target([&](SimdTarget) {
+        std::vector<float> p = p0;
+        AdamW opt(n, cfg);
+        for (int s = 0; s < 3; s++) opt.step(p.data(), g.data(), 1e-3 * (s + 1), 0.9f);
+        // Not bit-exact: the compiler may fuse a multiply and an add of the vector code.
+        EXPECT_LT(rel_max(p, p_ref), kTolF32);
+        const std::vector<float> m(opt.exp_avg(), opt.exp_avg() + n),
+            m_ref(ref.exp_avg(), ref.exp_avg() + n), v(opt.exp_avg_sq(), opt.exp_avg_sq() + n),
+            v_ref(ref.exp_avg_sq(), ref.exp_avg_sq() + n);
+        EXPECT_LT(rel_max(m, m_ref), kTolF32);
+        EXPECT_LT(rel_max(v, v_ref), kTolF32);
+    });
+}
+
+}  // namespace
+}  // namespace t6
