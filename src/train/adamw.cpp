@@ -43,25 +43,34 @@ void AdamWRange(float* HWY_RESTRICT p, const float* HWY_RESTRICT g, float* HWY_R
     const auto omb1 = hn::Set(d, k.one_m_b1), omb2 = hn::Set(d, k.one_m_b2);
     const auto nss = hn::Set(d, k.neg_step_size), bc2 = hn::Set(d, k.bc2_sqrt);
     const auto eps = hn::Set(d, k.eps);
-    size_t i = i0;
-    for (; i + N <= i1; i += N) {
-        const auto gi = hn::Mul(hn::LoadU(d, g + i), gs);
-        const auto pi = hn::Mul(hn::LoadU(d, p + i), decay);
-        const auto mi = hn::Add(hn::Mul(hn::LoadU(d, m + i), b1), hn::Mul(omb1, gi));
-        const auto vi = hn::Add(hn::Mul(hn::LoadU(d, v + i), b2), hn::Mul(hn::Mul(omb2, gi), gi));
-        hn::StoreU(mi, d, m + i);
-        hn::StoreU(vi, d, v + i);
+    // One vector of elements. Every element goes through this same instruction sequence (the
+    // tail too, through a padded copy), so a parameter's update does not depend on where its
+    // range starts: ZeRO-1's sharded steps equal the whole step bit for bit.
+    auto step = [&](float* HWY_RESTRICT pp, const float* HWY_RESTRICT gp, float* HWY_RESTRICT mp,
+                    float* HWY_RESTRICT vp) HWY_ATTR {
+        const auto gi = hn::Mul(hn::LoadU(d, gp), gs);
+        const auto pi = hn::Mul(hn::LoadU(d, pp), decay);
+        const auto mi = hn::Add(hn::Mul(hn::LoadU(d, mp), b1), hn::Mul(omb1, gi));
+        const auto vi = hn::Add(hn::Mul(hn::LoadU(d, vp), b2), hn::Mul(hn::Mul(omb2, gi), gi));
+        hn::StoreU(mi, d, mp);
+        hn::StoreU(vi, d, vp);
         const auto denom = hn::Add(hn::Div(hn::Sqrt(vi), bc2), eps);
-        hn::StoreU(hn::Add(pi, hn::Div(hn::Mul(nss, mi), denom)), d, p + i);
-    }
-    for (; i < i1; i++) {
-        const float gi = g[i] * k.grad_scale;
-        const float pi = p[i] * k.decay;
-        const float mi = m[i] * k.beta1 + k.one_m_b1 * gi;
-        const float vi = v[i] * k.beta2 + k.one_m_b2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = pi + k.neg_step_size * mi / (std::sqrt(vi) / k.bc2_sqrt + k.eps);
+        hn::StoreU(hn::Add(pi, hn::Div(hn::Mul(nss, mi), denom)), d, pp);
+    };
+    size_t i = i0;
+    for (; i + N <= i1; i += N) step(p + i, g + i, m + i, v + i);
+    if (i < i1) {
+        constexpr size_t kMax = HWY_MAX_BYTES / sizeof(float);
+        alignas(64) float tp[kMax] = {}, tg[kMax] = {}, tm[kMax] = {}, tv[kMax] = {};
+        const size_t r = i1 - i;
+        std::copy(p + i, p + i1, tp);
+        std::copy(g + i, g + i1, tg);
+        std::copy(m + i, m + i1, tm);
+        std::copy(v + i, v + i1, tv);
+        step(tp, tg, tm, tv);
+        std::copy(tp, tp + r, p + i);
+        std::copy(tm, tm + r, m + i);
+        std::copy(tv, tv + r, v + i);
     }
 }
 
