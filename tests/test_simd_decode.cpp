@@ -51,6 +51,37 @@ void softmax_apply(const std::vector<double>& s, int Dv, ValueFn value, float* o
     }
 }
 
+// Runs decode(out, q, cache) -- over the f32 caches, or over the bf16 ones when bf16 -- at every
+// available target and compares each sequence's output with its reference (relative error 1e-5).
+template <typename Decode>
+void expect_every_target_matches(const std::vector<std::vector<float>>& caches,
+                                 const std::vector<std::vector<uint16_t>>& c16,
+                                 const std::vector<std::vector<float>>& qs,
+                                 const std::vector<std::vector<float>>& refs, bool bf16,
+                                 Decode decode) {
+    for (SimdTarget target : simd_available_targets()) {
+        ScopedSimdTarget scoped(target);
+        std::vector<std::vector<float>> outs(3, std::vector<float>(refs[0].size(), -1.0f));
+        std::vector<const float*> cp, qp;
+        std::vector<const uint16_t*> cp16;
+        std::vector<float*> op;
+        for (int i = 0; i < 3; i++) {
+            cp.push_back(caches[i].data());
+            if (bf16) cp16.push_back(c16[i].data());
+            qp.push_back(qs[i].data());
+            op.push_back(outs[i].data());
+        }
+        if (bf16)
+            decode(op.data(), qp.data(), cp16.data());
+        else
+            decode(op.data(), qp.data(), cp.data());
+        for (int i = 0; i < 3; i++)
+            EXPECT_LT(test::rel_error(outs[i].data(), refs[i].data(), refs[i].size()), 1e-5)
+                << target_label(target) << ", sequence " << i << " (len " << kLens[i] << ")"
+                << (bf16 ? ", bf16 cache" : ", f32 cache");
+    }
+}
+
 // ---- FlashTPA ----
 struct TpaCase {
     int Rq, Rk, Rv, H, D;  // Rq = 0: a full per-head query (T6_kvonly)
@@ -209,27 +240,11 @@ TEST_P(SimdKv, EveryTargetEqualsReference) {
             }
             refs.push_back(ref);
         }
-        for (SimdTarget target : simd_available_targets()) {
-            ScopedSimdTarget scoped(target);
-            std::vector<std::vector<float>> outs(3, std::vector<float>(size_t(Hq) * D, -1.0f));
-            std::vector<const float*> cp, qp;
-            std::vector<const uint16_t*> cp16;
-            std::vector<float*> op;
-            for (int i = 0; i < 3; i++) {
-                cp.push_back(caches[i].data());
-                if (bf16) cp16.push_back(c16[i].data());
-                qp.push_back(qs[i].data());
-                op.push_back(outs[i].data());
-            }
-            if (bf16)
-                flash_kv_decode(op.data(), qp.data(), cp16.data(), kLens, 3, dims, scale);
-            else
-                flash_kv_decode(op.data(), qp.data(), cp.data(), kLens, 3, dims, scale);
-            for (int i = 0; i < 3; i++)
-                EXPECT_LT(test::rel_error(outs[i].data(), refs[i].data(), refs[i].size()), 1e-5)
-                    << target_label(target) << ", sequence " << i << " (len " << kLens[i] << ")"
-                    << (bf16 ? ", bf16 cache" : ", f32 cache");
-        }
+        expect_every_target_matches(
+            caches, c16, qs, refs, bf16,
+            [&](float* const* o, const float* const* q, const auto* const* cache) {
+                flash_kv_decode(o, q, cache, kLens, 3, dims, scale);
+            });
     }
 }
 
@@ -281,27 +296,11 @@ TEST_P(SimdMla, EveryTargetEqualsReference) {
             }
             refs.push_back(ref);
         }
-        for (SimdTarget target : simd_available_targets()) {
-            ScopedSimdTarget scoped(target);
-            std::vector<std::vector<float>> outs(3, std::vector<float>(size_t(H) * C, -1.0f));
-            std::vector<const float*> cp, qp;
-            std::vector<const uint16_t*> cp16;
-            std::vector<float*> op;
-            for (int i = 0; i < 3; i++) {
-                cp.push_back(caches[i].data());
-                if (bf16) cp16.push_back(c16[i].data());
-                qp.push_back(qs[i].data());
-                op.push_back(outs[i].data());
-            }
-            if (bf16)
-                flash_mla_decode(op.data(), qp.data(), cp16.data(), kLens, 3, dims, scale);
-            else
-                flash_mla_decode(op.data(), qp.data(), cp.data(), kLens, 3, dims, scale);
-            for (int i = 0; i < 3; i++)
-                EXPECT_LT(test::rel_error(outs[i].data(), refs[i].data(), refs[i].size()), 1e-5)
-                    << target_label(target) << ", sequence " << i << " (len " << kLens[i] << ")"
-                    << (bf16 ? ", bf16 cache" : ", f32 cache");
-        }
+        expect_every_target_matches(
+            caches, c16, qs, refs, bf16,
+            [&](float* const* o, const float* const* q, const auto* const* cache) {
+                flash_mla_decode(o, q, cache, kLens, 3, dims, scale);
+            });
     }
 }
 
