@@ -21,7 +21,8 @@ run_ctest() {
   local rc=0
   (cd "$dir" && ctest --output-on-failure -j"$jobs" --output-junit ctest-junit.xml "$@") || rc=$?
   local head
-  head=$(grep -o '<testsuite [^>]*>' "$dir/ctest-junit.xml" 2>/dev/null || true)
+  # The <testsuite ...> tag, whose attributes ctest writes one per line.
+  head=$(head -n 20 "$dir/ctest-junit.xml" 2>/dev/null | tr '\n\t' '  ' | grep -o '<testsuite [^>]*>' || true)
   attr() { printf '%s\n' "$head" | sed -nE "s/.* $1=\"([0-9]+)\".*/\1/p"; }
   local total failed skipped
   total=$(attr tests) failed=$(attr failures) skipped=$(attr skipped)
