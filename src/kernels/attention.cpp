@@ -427,26 +427,37 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 // ---------------------------------------------------------------------------------------------
 // Plain references: the softmax of every causal row in full, in double.
 
+// Query (b, t, head h) of the references below, in double: p[j] = exp(s_j - mx) for the causal
+// scores s_j = scale q.k_j, j <= t, with mx their max; returns sum_j p[j].
+static double causal_exp_scores_reference(double* p, double* mx_out, const float* q, const float* k,
+                                          const AttnDims& d, int b, int h, int t) {
+    const int T = d.T, D = d.D, kvh = h / (d.Hq / d.Hkv);
+    const float* qi = q + ((long)b * T + t) * d.q_stride + (long)h * D;
+    double mx = -INFINITY;
+    for (int j = 0; j <= t; j++) {
+        const float* kj = k + ((long)b * T + j) * d.k_stride + (long)kvh * D;
+        double s = 0.0;
+        for (int c = 0; c < D; c++) s += double(qi[c]) * double(kj[c]);
+        p[j] = s * double(d.scale);
+        mx = std::max(mx, p[j]);
+    }
+    double sum = 0.0;
+    for (int j = 0; j <= t; j++) sum += (p[j] = std::exp(p[j] - mx));
+    *mx_out = mx;
+    return sum;
+}
+
 void attention_forward_reference(float* out, float* lse, const float* q, const float* k,
                                  const float* v, const AttnDims& d) {
     check_dims(d);
-    const int T = d.T, D = d.D, Dv = d.Dv, group = d.Hq / d.Hkv;
+    const int T = d.T, Dv = d.Dv, group = d.Hq / d.Hkv;
     std::vector<double> p(T), o(Dv);
     for (int b = 0; b < d.B; b++) {
         for (int h = 0; h < d.Hq; h++) {
             const int kvh = h / group;
             for (int t = 0; t < T; t++) {
-                const float* qi = q + ((long)b * T + t) * d.q_stride + (long)h * D;
-                double mx = -INFINITY;
-                for (int j = 0; j <= t; j++) {
-                    const float* kj = k + ((long)b * T + j) * d.k_stride + (long)kvh * D;
-                    double s = 0.0;
-                    for (int c = 0; c < D; c++) s += double(qi[c]) * double(kj[c]);
-                    p[j] = s * double(d.scale);
-                    mx = std::max(mx, p[j]);
-                }
-                double sum = 0.0;
-                for (int j = 0; j <= t; j++) sum += (p[j] = std::exp(p[j] - mx));
+                double mx = 0.0;
+                const double sum = causal_exp_scores_reference(p.data(), &mx, q, k, d, b, h, t);
                 std::fill(o.begin(), o.end(), 0.0);
                 for (int j = 0; j <= t; j++) {
                     const float* vj = v + ((long)b * T + j) * d.v_stride + (long)kvh * Dv;
@@ -477,16 +488,8 @@ void attention_backward_reference(float* dq, float* dk, float* dv, const float* 
             for (int t = 0; t < T; t++) {
                 const float* qi = q + ((long)b * T + t) * d.q_stride + (long)h * D;
                 const float* go = dout + (((long)b * T + t) * d.Hq + h) * Dv;
-                double mx = -INFINITY;
-                for (int j = 0; j <= t; j++) {
-                    const float* kj = k + ((long)b * T + j) * d.k_stride + (long)kvh * D;
-                    double s = 0.0;
-                    for (int c = 0; c < D; c++) s += double(qi[c]) * double(kj[c]);
-                    p[j] = s * double(d.scale);
-                    mx = std::max(mx, p[j]);
-                }
-                double sum = 0.0;
-                for (int j = 0; j <= t; j++) sum += (p[j] = std::exp(p[j] - mx));
+                double mx = 0.0;
+                const double sum = causal_exp_scores_reference(p.data(), &mx, q, k, d, b, h, t);
                 double pdp = 0.0;
                 for (int j = 0; j <= t; j++) {
                     p[j] /= sum;
