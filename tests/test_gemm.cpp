@@ -6,6 +6,7 @@
 
 #include "kernels/flash_decode.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_backend.h"
 #include "kernels/linear_bf16.h"
 #include "test_util.h"
 
@@ -34,6 +35,25 @@ TEST(Gemm, MatchesNaiveForAllTransposesAndOneRow) {
                     EXPECT_LT(test::rel_error(&C[i * ldc], &ref[i * ldc], N), 1e-6)
                         << "M=" << M << " ta=" << ta << " tb=" << tb << " row " << i;
             }
+}
+
+// The float32 backend is OpenBLAS unless the kernel OpenBLAS picked lacks AVX2+FMA on a CPU that
+// has them (OpenBLAS 0.3.21 gives a 5th-generation Xeon its Prescott SSE3 kernel); then oneDNN.
+TEST(GemmBackend, AutoTakesOneDnnOnlyWhenOpenBlasPickedAKernelBelowTheCpu) {
+    for (const char* core : {"Haswell", "SKYLAKEX", "Cooperlake", "Zen", "SapphireRapids"}) {
+        EXPECT_TRUE(openblas_core_has_fma(core)) << core;
+        EXPECT_EQ(gemm_backend_auto(core, true), GemmBackend::openblas) << core;
+    }
+    for (const char* core : {"Prescott", "Nehalem", "Sandybridge", "Core2", "?", ""}) {
+        EXPECT_FALSE(openblas_core_has_fma(core)) << core;
+        EXPECT_EQ(gemm_backend_auto(core, true), GemmBackend::onednn) << core;
+        EXPECT_EQ(gemm_backend_auto(core, false), GemmBackend::openblas) << core;
+    }
+    // The backend in force names itself in the kernel description benchmarks print.
+    const std::string name = gemm_kernel_name();
+    EXPECT_NE(name.find(gemm_backend() == GemmBackend::onednn ? "oneDNN" : "OpenBLAS"),
+              std::string::npos)
+        << name;
 }
 
 // The bf16-weight linear layer equals a double-precision product over the bf16-rounded weights

@@ -17,6 +17,7 @@
 #include "core/buffer.h"
 #include "core/error.h"
 #include "core/simd.h"
+#include "kernels/gemm_backend.h"
 
 extern "C" {
 char* openblas_get_corename(void);
@@ -109,6 +110,18 @@ bool use_onednn() {
     return simd_native_bf16() && !g_onednn_failed.load(std::memory_order_relaxed);
 }
 
+// The float32 product on the backend in force (gemm_backend.h): OpenBLAS sgemm, or oneDNN's
+// sgemm (row-major, the same arguments) where OpenBLAS chose a kernel below the CPU.
+void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+           const float* B, int ldb, float beta, float* C, int ldc) {
+    if (gemm_backend() == GemmBackend::onednn &&
+        dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta,
+                   C, ldc) == dnnl_success)
+        return;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 // The fallback: C = alpha * op(A) op(round(B)) + beta * C by sgemm, A already rounded (packed,
 // row stride lda), B rounded here into a packed float32 copy.
 void rounded_f32_product(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
@@ -117,9 +130,7 @@ void rounded_f32_product(bool trans_a, bool trans_b, int M, int N, int K, float 
     const int b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
     float* Bf = reserve(rounded_operands().fb, size_t(b_rows) * b_cols);
     round_matrix_f32(Bf, B, b_rows, b_cols, ldb);
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, Bf, b_cols, beta, C,
-                ldc);
+    sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, Bf, b_cols, beta, C, ldc);
 }
 
 // Rounds op(B)'s storage (K x N, or N x K when transposed) and runs the bf16 product on oneDNN;
@@ -140,7 +151,7 @@ bool bf16_product(bool trans_a, bool trans_b, int M, int N, int K, float alpha, 
 
 void f32_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
               const float* B, int ldb, float beta, float* C, int ldc) {
-    if (M == 1) {
+    if (M == 1 && gemm_backend() == GemmBackend::openblas) {
         // One row (decoding one token): a matrix-vector product. OpenBLAS's sgemm runs such
         // shapes several times slower than sgemv, which streams the matrix at memory speed.
         // C[1,N] = alpha * a op(B): with B [N,K] (trans_b) that is B a, with B [K,N] it is B^T a.
@@ -151,8 +162,7 @@ void f32_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, cons
             cblas_sgemv(CblasRowMajor, CblasTrans, K, N, alpha, B, ldb, A, incx, beta, C, 1);
         return;
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 }  // namespace
@@ -232,6 +242,11 @@ void linear_backward(float* dinp, float* dW, const float* dout, const float* inp
 }
 
 std::string gemm_kernel_name() {
+    if (gemm_backend() == GemmBackend::onednn) {
+        const dnnl_version_t* v = dnnl_version();
+        return cat("oneDNN ", v->major, ".", v->minor, ".", v->patch, " sgemm (",
+                   gemm_backend_reason(), ")");
+    }
     std::string s = "OpenBLAS ";
     const char* cfg = openblas_get_config();
     const char* core = openblas_get_corename();
@@ -243,8 +258,9 @@ std::string gemm_kernel_name() {
 
 std::string gemm_bf16_kernel_name() {
     if (!use_onednn())
-        return cat("bf16-rounded inputs, f32 OpenBLAS sgemm (no native bf16; SIMD target ",
-                   simd_target_name(simd_target()), ")");
+        return cat("bf16-rounded inputs, f32 ",
+                   gemm_backend() == GemmBackend::onednn ? "oneDNN" : "OpenBLAS",
+                   " sgemm (no native bf16; SIMD target ", simd_target_name(simd_target()), ")");
     const dnnl_version_t* v = dnnl_version();
     const char* isa = "other";
     switch (dnnl::get_effective_cpu_isa()) {

@@ -1,10 +1,11 @@
 // The one wrapper over the GEMM libraries. Everything in t6 that multiplies matrices goes through
 // here, so a library can be swapped in one place:
-//   - float32 (the reference): OpenBLAS, OpenMP build;
+//   - float32 (the reference): OpenBLAS, OpenMP build; oneDNN's sgemm where OpenBLAS picked a
+//     kernel below the CPU's instruction set, or when T6_GEMM says so (gemm_backend.h);
 //   - bf16 matmul precision: the product of the bf16-rounded inputs with float32 accumulation and
 //     output. With native bf16 (simd_native_bf16(), core/simd.h) oneDNN's matmul primitive runs it
 //     (the machine's `vdpbf16ps`, about 2x the fp32 GEMM rate); on any other CPU or SIMD cap,
-//     OpenBLAS sgemm on float32 copies of the rounded inputs (the same numbers, summed in another
+//     the float32 sgemm on float32 copies of the rounded inputs (the same numbers, summed in another
 //     order; no faster than float32).
 // All matrices are row-major and float32 in memory; the precision only changes how products are
 // computed, like PyTorch's torch.set_float32_matmul_precision.
@@ -59,7 +60,8 @@ void linear_forward(float* out, const float* inp, const float* W, int N, int C, 
 void linear_backward(float* dinp, float* dW, const float* dout, const float* inp, const float* W,
                      int N, int C, int OC);
 
-// Name of the GEMM kernel the library selected at load time (e.g. "OpenBLAS 0.3.21 Cooperlake").
+// The float32 GEMM in force: the library and the kernel it selected (e.g. "OpenBLAS 0.3.21 ...
+// kernel=Cooperlake", or "oneDNN 2.7.3 sgemm (why)").
 std::string gemm_kernel_name();
 // The bf16 GEMM path in force now: oneDNN's name, version and ISA, or the OpenBLAS fallback
 // ("bf16-rounded inputs, f32 OpenBLAS sgemm (no native bf16; ...)").
