@@ -243,3 +243,28 @@ TEST(CliImport, GeneratePrintsTheGreedyIds) {
         EXPECT_EQ(std::max_element(row, row + V) - row, ids[k]) << "token " << k;
     }
 }
+
+TEST(CliImport, TrainContinuesTheOfficialRunWithItsAdamWState) {
+    T6_NEED_CASES();
+    test::TempDir tmp;
+    fs::create_directories(tmp.file("data"));
+    for (const auto& [split, n] : std::map<std::string, int>{{"train", 2000}, {"val", 500}}) {
+        std::vector<uint16_t> t(static_cast<size_t>(n));
+        for (int i = 0; i < n; i++) t[size_t(i)] = uint16_t((i * 7919 + i / 3) % 256);
+        write_file_atomic(tmp.file("data/" + split + ".bin"),
+                          std::string(reinterpret_cast<const char*>(t.data()), t.size() * 2));
+    }
+    auto r = test::run_t6("train init_from=" + q(cs.dir.file("t6.safetensors")) +
+                          " data=" + q(tmp.file("data")) + " out_dir=" + q(tmp.file("run")) +
+                          " max_iters=9 batch_size=2 seq_len=16 eval_interval=9 eval_iters=1 "
+                          "threads=1");
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE((r.out + r.err).find("continuing the official run imported in"), std::string::npos)
+        << r.out << r.err;
+    // iter_num 7 of optimizer.pt + 2 steps; Adam's count: 1 (optimizer.pt) + 2.
+    auto state = nlohmann::json::parse(read_file_text(tmp.file("run/ckpt_000009/state.json")));
+    EXPECT_EQ(state["step"], 9);
+    EXPECT_EQ(state["best_val_loss"], 5.25);
+    SafeTensorsReader opt(tmp.file("run/ckpt_000009/optimizer.safetensors"));
+    EXPECT_EQ(opt.metadata().at("adam_step"), "3");
+}
