@@ -138,6 +138,18 @@ def main():
         for name, folder in bad.items():
             results[name] = run_importer(importer, [folder, "-o",
                                                     os.path.join(out, name + ".safetensors")])
+        # nanoGPT's char-level meta.pkl as the tokenizer (shakespeare_char's 65 characters).
+        import pickle
+        chars = sorted(set("\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
+        with open(os.path.join(out, "meta.pkl"), "wb") as f:
+            pickle.dump({"vocab_size": len(chars), "itos": dict(enumerate(chars)),
+                         "stoi": {c: i for i, c in enumerate(chars)}}, f)
+        results["tokenizer_meta_pkl"] = run_importer(
+            importer, [t6, "--tokenizer", os.path.join(out, "meta.pkl"), "-o",
+                       os.path.join(out, "tokenizer_meta_pkl.safetensors")])
+        results["tokenizer_missing"] = run_importer(
+            importer, [t6, "--tokenizer", os.path.join(out, "no-such-tokenizer.json"), "-o",
+                       os.path.join(out, "tokenizer_missing.safetensors")])
         results["wrong_model_type"] = run_importer(
             importer, [t6, "--model-type", "llama-mla", "-o",
                        os.path.join(out, "wrong_model_type.safetensors")])

@@ -158,7 +158,8 @@ TEST(CliImport, BadInputIsOneLineErrorAndWritesNothing) {
         {"bad_config", "n_head = 8 contradicts the tensors, which give 4"},
         {"truncated", "pytorch_model.bin: not a readable torch.save file"},
         {"unknown_tensor", "unknown tensor 'transformer.h.0.attn.c_qkv.W_C_q.weight'"},
-        {"wrong_model_type", "model_type 'llama-mla' contradicts the tensors, which are a T6"}};
+        {"wrong_model_type", "model_type 'llama-mla' contradicts the tensors, which are a T6"},
+        {"tokenizer_missing", "no-such-tokenizer.json: neither gpt2, bytes, none nor a file"}};
     for (const auto& [c, text] : want) {
         SCOPED_TRACE(c);
         const auto& r = cs.results.at(c);
@@ -197,8 +198,9 @@ TEST(CliImport, EvalPplRawTokenFileWithFormatOption) {
     }
     write_file_atomic(cs.dir.file("tokens.u16"), raw);
     const std::string model = q(cs.dir.file("t6.safetensors"));
-    auto r = test::run_t6("eval ppl --model " + model + " --tokens " +
-                          q(cs.dir.file("tokens.u16")) + " --format nanogpt --quiet --json");
+    auto r =
+        test::run_t6("eval ppl --model " + model + " --tokens " + q(cs.dir.file("tokens.u16")) +
+                     " --format nanogpt --quiet --threads 1 --json");
     ASSERT_EQ(r.status, 0) << r.err;
     auto j = last_json(r.out);
     EXPECT_EQ(j["tokens_scored"], 599);
@@ -219,9 +221,10 @@ TEST(CliImport, EvalPplRawTokenFileWithFormatOption) {
 TEST(CliImport, GeneratePrintsTheGreedyIds) {
     T6_NEED_CASES();
     const std::string path = cs.dir.file("t6.safetensors");
-    auto r = test::run_t6("generate --model " + q(path) +
-                          " --prompt abc --temperature 0 --max-new-tokens 6 --ignore-eos "
-                          "--print-ids --json");
+    auto r =
+        test::run_t6("generate --model " + q(path) +
+                     " --prompt abc --temperature 0 --max-new-tokens 6 --ignore-eos --threads 1 "
+                     "--print-ids --json");
     ASSERT_EQ(r.status, 0) << r.err;
     auto j = last_json(r.out);
     auto prompt = j["prompt_ids"].get<std::vector<int32_t>>();
@@ -267,4 +270,19 @@ TEST(CliImport, TrainContinuesTheOfficialRunWithItsAdamWState) {
     EXPECT_EQ(state["best_val_loss"], 5.25);
     SafeTensorsReader opt(tmp.file("run/ckpt_000009/optimizer.safetensors"));
     EXPECT_EQ(opt.metadata().at("adam_step"), "3");
+}
+
+TEST(CliImport, CharTokenizerFromNanoGptMetaPkl) {
+    T6_NEED_CASES();
+    const auto& r = cs.results.at("tokenizer_meta_pkl");
+    ASSERT_EQ(r["rc"], 0) << r["err"].get<std::string>();
+    const std::string path = cs.dir.file("tokenizer_meta_pkl.safetensors");
+    auto spec = nlohmann::json::parse(checkpoint_metadata(path).at("tokenizer"));
+    EXPECT_EQ(spec["format"], "t6-char");
+    EXPECT_EQ(spec["vocab_size"], 65);
+    // Later commands find it without --tokenizer: "Hi" is ids 20 ('H') and 47 ('i').
+    auto g = test::run_t6("generate --model " + q(path) +
+                          " --prompt Hi --temperature 0 --max-new-tokens 3 --threads 1 --json");
+    ASSERT_EQ(g.status, 0) << g.err;
+    EXPECT_EQ(last_json(g.out)["prompt_ids"], nlohmann::json({20, 47}));
 }
