@@ -186,6 +186,10 @@ TEST(CliImport, InfoDescribesImportedModelAndOfficialConfig) {
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("tools/import_official.py"), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    // So does the official output folder given as a model.
+    r = test::run_t6("info --model " + q(cs.dir.file("t6")));
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("tools/import_official.py"), std::string::npos) << r.err;
 }
 
 TEST(CliImport, EvalPplRawTokenFileWithFormatOption) {
