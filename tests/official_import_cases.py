@@ -7,8 +7,9 @@ pytorch_model.bin (torch.save of the state dict, both tied names), optimizer.pt 
 AdamW state_dict after one real torch AdamW step on the conformance gradients, "iter_num",
 "best_val_loss"}) and a checkpoint-<iter>/ subfolder with the same three files -- plus a
 nanoGPT-style ckpt.pt and broken folders; then runs tools/import_official.py on each, exactly as
-its command line does (runpy, __main__, sys.argv), and records exit status, stdout and stderr in
-OUT/results.json.
+its command line does (runpy, __main__, sys.argv), and tools/export_official.py on each imported
+model (then imports that folder again: the round trip), recording exit status, stdout and stderr
+in OUT/results.json.
 
 Usage: official_import_cases.py CONFORMANCE_DIR OUT_DIR IMPORTER MODEL...
 """
@@ -96,6 +97,7 @@ def run_importer(importer, args):
 
 def main():
     conf, out, importer, models = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+    exporter = os.path.join(os.path.dirname(importer), "export_official.py")
     results = {}
     for m in models:
         src = os.path.join(conf, m)
@@ -106,6 +108,11 @@ def main():
         write_official_folder(os.path.join(out, m), cfg, sd, optim)
         results[m] = run_importer(importer, [os.path.join(out, m), "-o",
                                              os.path.join(out, m + ".safetensors")])
+        # Round trip: the imported checkpoint exported as an official folder, imported again.
+        results[m + ":export"] = run_importer(exporter, [os.path.join(out, m + ".safetensors"),
+                                                         "-o", os.path.join(out, m + "_export")])
+        results[m + ":roundtrip"] = run_importer(importer, [
+            os.path.join(out, m + "_export"), "-o", os.path.join(out, m + "_rt.safetensors")])
         if m != "t6":
             continue
         t6 = os.path.join(out, "t6")

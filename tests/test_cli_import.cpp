@@ -290,3 +290,30 @@ TEST(CliImport, CharTokenizerFromNanoGptMetaPkl) {
     ASSERT_EQ(g.status, 0) << g.err;
     EXPECT_EQ(last_json(g.out)["prompt_ids"], nlohmann::json({20, 47}));
 }
+
+TEST(CliImport, ExportRoundTripIsExact) {
+    T6_NEED_CASES();
+    for (const auto& m : kModels) {
+        SCOPED_TRACE(m);
+        for (const std::string step : {":export", ":roundtrip"}) {
+            const auto& r = cs.results.at(m + step);
+            ASSERT_EQ(r["rc"], 0) << step << ": " << r["err"].get<std::string>();
+        }
+        // The exported folder is the official format again.
+        auto hf = nlohmann::json::parse(read_file_text(cs.dir.file(m + "_export/config.json")));
+        EXPECT_EQ(hf["model_type"], "gpt2");
+        EXPECT_TRUE(fs::exists(cs.dir.file(m + "_export/optimizer.pt")));
+        // t6 -> official -> t6 gives the same config, iteration, weights and AdamW state, bit
+        // for bit.
+        auto a = checkpoint_metadata(cs.dir.file(m + ".safetensors"));
+        auto b = checkpoint_metadata(cs.dir.file(m + "_rt.safetensors"));
+        EXPECT_EQ(nlohmann::json::parse(a.at("config")), nlohmann::json::parse(b.at("config")));
+        EXPECT_EQ(a.at("iter_num"), b.at("iter_num"));
+        for (const std::string suffix : {".safetensors", ".adamw.safetensors"}) {
+            SafeTensorsReader ra(cs.dir.file(m + suffix)), rb(cs.dir.file(m + "_rt" + suffix));
+            ASSERT_EQ(ra.tensors().size(), rb.tensors().size()) << suffix;
+            for (const auto& t : ra.tensors())
+                EXPECT_EQ(ra.read_f32(t.name), rb.read_f32(t.name)) << t.name;
+        }
+    }
+}
