@@ -1,7 +1,5 @@
-// End-to-end tests of the text commands (t6 tokenize, t6 tokenizer, t6 prepare) and of
-// tools/import_official.py (official ckpt.pt -> t6 checkpoint -> same logits as the official
-// code's). The importer test needs Debian's python3-torch and $T6_SHARED/conformance; it skips
-// with a message otherwise.
+// End-to-end tests of the text commands (t6 tokenize, t6 tokenizer, t6 prepare). The importer
+// (tools/import_official.py) is tested in test_cli_import.cpp.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -9,9 +7,6 @@
 #include <filesystem>
 
 #include "core/file_util.h"
-#include "core/safetensors.h"
-#include "model/checkpoint.h"
-#include "model/model.h"
 #include "test_util.h"
 #include "text/tokenizer.h"
 
@@ -100,54 +95,4 @@ TEST(CliText, Gpt2TokenizeAndBench) {
     r = sh(kT6 + " tokenize --bench " + tmp.file("b.txt") + " --threads 2 --json", tmp);
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_GT(nlohmann::json::parse(r.out)["mb_per_s_1thread"].get<double>(), 0);
-}
-
-TEST(CliText, ImportOfficialCheckpointRoundTrip) {
-    T6_REQUIRE_SHARED("conformance/t6");
-    test::TempDir tmp;
-    const std::string py = fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-    if (sh(py + " -c 'import torch'", tmp).status != 0)
-        T6_SKIP_UNLESS_CI("python3-torch is not installed (scripts/install-deps.sh import)");
-    // An official-format ckpt.pt from the conformance weights: state_dict keys prefixed by
-    // torch.compile's _orig_mod., both tied names, model_type only in the training config.
-    write_file_atomic(tmp.file("mk.py"), std::string(R"PY(
-import json, struct, sys, torch
-src, cfgp, out = sys.argv[1:4]
-b = open(src, 'rb').read()
-n = struct.unpack('<Q', b[:8])[0]
-h = json.loads(b[8:8 + n])
-sd = {}
-for k, v in h.items():
-    if k == '__metadata__':
-        continue
-    s, e = v['data_offsets']
-    t = torch.frombuffer(bytearray(b[8 + n + s:8 + n + e]), dtype=torch.float32)
-    sd['_orig_mod.' + k] = t.reshape(v['shape'])
-cfg = json.load(open(cfgp))
-mt = cfg.pop('model_type')
-torch.save({'model': sd, 'model_args': cfg, 'config': {'model_type': mt}, 'iter_num': 7}, out)
-)PY"));
-    const std::string dir = shared_path_;
-    ShellResult r = sh(py + " " + tmp.file("mk.py") + " " + dir + "/weights.safetensors " + dir +
-                           "/config.json " + tmp.file("ckpt.pt"),
-                       tmp);
-    ASSERT_EQ(r.status, 0) << r.err;
-    r = sh(py + " " + std::string(T6_SOURCE_DIR) + "/tools/import_official.py " +
-               tmp.file("ckpt.pt") + " -o " + tmp.file("model.safetensors"),
-           tmp);
-    ASSERT_EQ(r.status, 0) << r.err;
-
-    auto model = load_model(tmp.file("model.safetensors"));
-    SafeTensorsReader meta(tmp.file("model.safetensors"));
-    EXPECT_EQ(meta.metadata().at("format"), "t6");
-    EXPECT_EQ(meta.metadata().at("iter_num"), "7");
-    EXPECT_EQ(nlohmann::json::parse(meta.metadata().at("tokenizer"))["kind"], "gpt2");
-    SafeTensorsReader io(dir + "/io.safetensors");
-    auto shape = io.info("tokens").shape;
-    const int B = int(shape[0]), T = int(shape[1]);
-    auto tokens = io.read_i32("tokens"), targets = io.read_i32("targets");
-    model->forward(tokens.data(), targets.data(), B, T);
-    auto ref = io.read_f32("logits");
-    double err = test::rel_error(model->logits(), ref.data(), ref.size());
-    EXPECT_LT(err, 1e-4) << "logits relative error " << err;
 }

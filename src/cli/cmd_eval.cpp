@@ -106,6 +106,10 @@ int eval_ppl(int argc, char** argv) {
     p.option("data", "DIR", "data folder from t6 prepare (train.bin/val.bin or llm.c shards)");
     p.option("split", "NAME", "split of --data: val or train", "val");
     p.option("tokens", "FILE", "one token file (nanoGPT .bin or llm.c shard)");
+    p.option("format", "F",
+             "token file format of --tokens/--data: auto (llm.c header, or a raw nanoGPT file "
+             "named train.bin/val.bin), nanogpt (raw uint16, any name) or llmc",
+             "auto");
     p.option("text", "FILE", "a text file, tokenized with the checkpoint's tokenizer");
     p.option("tokenizer", "NAME", "gpt2, bytes or a tokenizer file (default: the checkpoint's)");
     p.option("context", "N", "input tokens per window", "the model's block_size");
@@ -116,8 +120,14 @@ int eval_ppl(int argc, char** argv) {
     p.flag("quiet", "no progress on stderr");
     p.flag("json", "print one JSON object as the last line");
     p.parse(argc, argv, 0);
+    if (!p.positionals().empty())
+        fail("t6 eval ppl: unexpected argument '", p.positionals()[0],
+             "' (eval ppl takes options only; see t6 eval ppl --help)");
     if (p.has("threads")) set_num_threads(p.get_int("threads"));
     if (!p.has("model")) fail("t6 eval ppl: --model CKPT is required");
+    const TokenFormat format = parse_token_format(p.get("format"), "t6 eval ppl: --format");
+    if (p.has("text") && p.has("format"))
+        fail("t6 eval ppl: --format applies to --tokens and --data, not --text");
     const int sources = int(p.has("data")) + int(p.has("tokens")) + int(p.has("text"));
     if (sources != 1) fail("t6 eval ppl: give exactly one of --data, --tokens, --text");
     const std::string ckpt = p.get("model");
@@ -159,8 +169,7 @@ int eval_ppl(int argc, char** argv) {
             paths = split == "val" ? df.val : df.train;
             if (paths.empty()) fail(p.get("data"), ": no ", split, " token files");
         }
-        for (const auto& path : paths)
-            files.emplace_back(path, TokenFormat::automatic, cfg.vocab_size);
+        for (const auto& path : paths) files.emplace_back(path, format, cfg.vocab_size);
         long long left = max_tokens > 0 ? max_tokens : -1;
         for (const TokenFile& f : files) {
             if (left == 0) break;

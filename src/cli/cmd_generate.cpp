@@ -50,6 +50,9 @@ int cmd_generate(int argc, char** argv) {
     p.option("tokenizer", "NAME", "gpt2, bytes or a tokenizer file (default: the checkpoint's)");
     p.option("threads", "N", "threads", "all cores");
     p.flag("ignore-eos", "keep going after <|endoftext|>");
+    p.flag("print-ids",
+           "after the text, print a line 'ids: ID ID ...' with the generated token ids (--json "
+           "always has them, as ids and prompt_ids)");
     p.flag("json", "print a JSON summary as the last line");
     p.parse(argc, argv, 0);
     if (p.has("threads")) set_num_threads(p.get_int("threads"));
@@ -94,11 +97,13 @@ int cmd_generate(int argc, char** argv) {
     std::fflush(stdout);
 
     int generated = 0;
+    std::vector<int32_t> out_ids;
     auto t1 = std::chrono::steady_clock::now();
     for (; generated < max_new; generated++) {
         // Only ids the tokenizer can print (GPT-2's vocabulary is padded from 50257 to 50304).
         int32_t next = sampler.sample(logits.data(), std::min(cfg.vocab_size, tok->vocab_size()));
         if (next == tok->eot() && !p.has("ignore-eos")) break;
+        out_ids.push_back(next);
         std::string piece = tok->token_bytes(next);
         std::fwrite(piece.data(), 1, piece.size(), stdout);
         std::fflush(stdout);
@@ -111,6 +116,11 @@ int cmd_generate(int argc, char** argv) {
     }
     const double decode_s = seconds_since(t1);
     std::fputs("\n", stdout);
+    if (p.has("print-ids")) {
+        std::string line = "ids:";
+        for (int32_t id : out_ids) line += " " + std::to_string(id);
+        std::printf("%s\n", line.c_str());
+    }
     std::fflush(stdout);  // the text ends before the statistics on stderr begin
     const KVCache& cache = dec.cache();
     const double prompt_tps = ids.size() / prefill_s;
@@ -141,7 +151,9 @@ int cmd_generate(int argc, char** argv) {
                             {"top_p", sp.top_p},
                             {"seed", sp.seed},
                             {"weights", weight_type_name(wtype)},
-                            {"peak_rss_bytes", peak_rss_bytes()}};
+                            {"peak_rss_bytes", peak_rss_bytes()},
+                            {"prompt_ids", ids},
+                            {"ids", out_ids}};
         std::printf("%s\n", j.dump().c_str());
     }
     return 0;

@@ -73,9 +73,19 @@ std::string checkpoint_weights_path(const std::string& path) {
     if (fs::is_directory(path)) {
         for (const char* name : {"model.safetensors", "weights.safetensors"})
             if (fs::exists(fs::path(path) / name)) return (fs::path(path) / name).string();
+        for (const char* name : {"pytorch_model.bin", "ckpt.pt"})
+            if (fs::exists(fs::path(path) / name))
+                fail(path, ": an official training output (", name,
+                     "), not a t6 checkpoint: convert it with /usr/bin/python3 "
+                     "tools/import_official.py ",
+                     path, " -o MODEL.safetensors");
         fail(path, ": folder has no model.safetensors (not a t6 checkpoint)");
     }
     if (!fs::exists(path)) fail(path, ": no such file or folder");
+    const std::string base = fs::path(path).filename().string();
+    if (base == "pytorch_model.bin" || base == "ckpt.pt" || base == "optimizer.pt")
+        fail(path, ": a file of the official training code, not a t6 checkpoint: convert its ",
+             "folder with /usr/bin/python3 tools/import_official.py DIR -o MODEL.safetensors");
     return path;
 }
 

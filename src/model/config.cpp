@@ -227,6 +227,12 @@ ModelConfig config_from_official_json(const json& j, const std::string& where) {
         c.attention = AttentionKind::gqa;
     else if (mt == "llama-mla")
         c.attention = AttentionKind::mla;
+    else if (mt == "gpt2")
+        // Hugging Face's save_pretrained writes "gpt2" for every official kind: only the tensor
+        // names (pytorch_model.bin) tell T6 from llama-mha etc., and t6 cannot read that pickle.
+        fail(where,
+             ": an official train_adam.py config (model_type 'gpt2' for every kind; the kind is "
+             "in the tensor names): import its folder with python3 tools/import_official.py DIR");
     else
         fail(where, ": model_type '", mt, "' is not an official T6/llama model file");
     // GPTConfig defaults of the official model files for the keys a config may omit.
@@ -242,8 +248,11 @@ ModelConfig config_from_official_json(const json& j, const std::string& where) {
         if (key == "model_type") continue;
         if (key == "group_size") {
             group_size = get_int(v, where, key);
-        } else if (key == "bias" || key == "dropout" || key == "scale_attn_by_inverse_layer_idx") {
-            // Accepted and unused by the official model files (conformance README quirk 7).
+        } else if (key == "bias" || key == "dropout" || key == "scale_attn_by_inverse_layer_idx" ||
+                   key == "architectures" || key == "torch_dtype" ||
+                   key == "transformers_version") {
+            // Accepted and unused by the official model files (conformance README quirk 7), or
+            // written by Hugging Face's save_pretrained around the official GPTConfig.
         } else if (key == "using_groupnorm") {
             if (v.is_boolean() && v.get<bool>())
                 fail(where,

@@ -73,11 +73,14 @@ TokenFile::TokenFile(const std::string& path, TokenFormat format, int vocab_size
         if (format == TokenFormat::llmc) {
             if (map_bytes_ < kLlmcHeaderBytes)
                 fail(path, ": ", map_bytes_, " bytes is too short for an llm.c token file (",
-                     kLlmcHeaderBytes, "-byte header)");
+                     kLlmcHeaderBytes,
+                     "-byte header; a raw nanoGPT file is named train.bin or val.bin, ",
+                     "or set data_format=nanogpt in t6 train, --format nanogpt in t6 eval ppl)");
             if (!magic_ok)
                 fail(path, ": bad magic number ", head[0], " in the header (llm.c token files ",
                      "start with ", kLlmcMagic, "; a raw nanoGPT file is named train.bin or ",
-                     "val.bin, or set data_format=nanogpt)");
+                     "val.bin; for any other name set data_format=nanogpt in t6 train, --format "
+                     "nanogpt in t6 eval ppl)");
             const bool u32 = head[0] == kLlmcMagicU32;
             const int32_t want_version = u32 ? kLlmcVersionU32 : kLlmcVersion;
             if (head[1] != want_version)

@@ -15,6 +15,7 @@
 #include "kernels/embedding.h"
 #include "model/checkpoint.h"
 #include "train/dist.h"
+#include "train/imported_optimizer.h"
 #include "train/sample.h"
 
 namespace fs = std::filesystem;
@@ -230,6 +231,11 @@ Trainer::Trainer(const TrainSetup& setup, FILE* log) : log_(log) {
     else
         load_weights(*model_, checkpoint_weights_path(c.init_from));
     opt_ = std::make_unique<AdamW>(model_->num_params(), c.adamw());
+    if (c.init_from != "scratch") {  // an official run imported with its optimizer.pt continues
+        const std::string note =
+            load_imported_optimizer(checkpoint_weights_path(c.init_from), *model_, *opt_, state_);
+        if (!note.empty()) logf("%s\n", note.c_str());
+    }
     setup_parallel(log);
     open_data();
     if (dp_.rank != 0) return;  // only rank 0 writes
