@@ -13,7 +13,7 @@
 //  * Chunks (prefill, scoring) decompress K/V tile by tile from the latent records (one GEMM with
 //    kv_b_proj per tile, shared by the whole chunk) and run tiled causal attention with an online
 //    softmax, so a long history is never materialised at once.
-// scale = 1/sqrt(D + d_h^R) (official q_head_dim, conformance quirk 7).
+// scale = 1/sqrt(D + d_h^R) (official q_head_dim, docs/numerics.md §7).
 #include <algorithm>
 #include <cmath>
 #include <cstring>

@@ -1,5 +1,5 @@
 // Rotary position embedding exactly as the official Rotary / apply_rotary_emb compute it
-// (conformance README quirks 1-4):
+// (docs/numerics.md §1-§4):
 //  * inv_freq[i] = 1 / 10000^(2i/d) in float32; angle = (float)t * inv_freq[i];
 //    cos/sin are rounded to bfloat16 (round-to-nearest-even) and used as float32 values;
 //  * half-split pairing: element i pairs with element i + d/2;

@@ -1,11 +1,11 @@
-// Multi-head Latent Attention (official llama-mla.py, DeepSeek-V2 style; conformance README
-// quirks 5, 7, 8, 16). Per token, from the fused projection row
+// Multi-head Latent Attention (official llama-mla.py, DeepSeek-V2 style; docs/numerics.md §5, §7,
+// §8, §16). Per token, from the fused projection row
 //   proj = x @ [q_a_proj; kv_a_proj_with_mqa]^T = [cq_raw (q_lora) | ckv (kv_lora) | k_pe (R)]:
 //   q   = q_b_proj(q_a_layernorm(cq_raw))            per head [q_nope (D) | q_pe (R)]
 //   kv  = kv_b_proj(kv_a_layernorm(ckv))             per head [k_nope (D) | v (Dv)]
 //   q_pe, k_pe rotated (half-split within the R dims); k_pe is one vector shared by every head
 //   k   = [k_nope | k_pe]                            per head
-//   y   = causal softmax(q k^T / sqrt(D + R)) v      (the scale uses q_head_dim, quirk 7)
+//   y   = causal softmax(q k^T / sqrt(D + R)) v      (the scale uses q_head_dim, §7)
 // The two latent norms are the official class RMSNorm: x * rsqrt(mean(x^2) + 1e-6) * weight.
 #include <cmath>
 #include <cstring>

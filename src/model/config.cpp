@@ -251,7 +251,7 @@ ModelConfig config_from_official_json(const json& j, const std::string& where) {
         } else if (key == "bias" || key == "dropout" || key == "scale_attn_by_inverse_layer_idx" ||
                    key == "architectures" || key == "torch_dtype" ||
                    key == "transformers_version") {
-            // Accepted and unused by the official model files (conformance README quirk 7), or
+            // Accepted and unused by the official model files (docs/numerics.md §7), or
             // written by Hugging Face's save_pretrained around the official GPTConfig.
         } else if (key == "using_groupnorm") {
             if (v.is_boolean() && v.get<bool>())
@@ -268,7 +268,7 @@ ModelConfig config_from_official_json(const json& j, const std::string& where) {
         }
     }
     if (c.attention == AttentionKind::mha) {
-        // The official llama-mha ignores head_dim and uses n_embd // n_head (quirk 15).
+        // The official llama-mha ignores head_dim and uses n_embd // n_head (docs/numerics.md §15).
         if (c.n_head <= 0 || c.n_embd % c.n_head != 0)
             fail(where, ": n_embd must be a multiple of n_head for llama-mha");
         c.head_dim = c.n_embd / c.n_head;

@@ -20,7 +20,7 @@ struct ModelConfig {
     int n_layer = 12;
     int n_embd = 768;
     int n_head = 12;
-    int head_dim = 64;  // per-head q/k/v width (MLA: the no-RoPE part, official quirk 16)
+    int head_dim = 64;  // per-head q/k/v width (MLA: the no-RoPE part, docs/numerics.md §16)
     int n_kv_head = 0;  // gqa/mqa: KV heads; mha: = n_head (official group_size = n_head/n_kv_head)
     int q_rank = 6;     // TPA: R_Q
     int k_rank = 2;     // TPA: R_K

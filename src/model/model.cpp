@@ -103,13 +103,14 @@ void Model::init_weights(uint64_t seed) {
             return n.size() >= k && n.compare(n.size() - k, k, suffix) == 0;
         };
         if (ends_with("c_proj.weight")) {
-            std::fill(p, p + s.numel, 0.0f);  // zero-initialised output projections (quirk 12)
+            std::fill(p, p + s.numel,
+                      0.0f);  // zero-initialised output projections (docs/numerics.md §12)
         } else if (s.shape.size() == 1) {
             // MLA's q_a_layernorm / kv_a_layernorm gains: official RMSNorm, torch.ones.
             std::fill(p, p + s.numel, 1.0f);
         } else if (n.find(".W_A_") != std::string::npos) {
             // CPLinear: xavier_uniform_ on W_A viewed as [C, H, R]: fan_in = H*R,
-            // fan_out = C*R (quirk 13).
+            // fan_out = C*R (docs/numerics.md §13).
             double R = double(s.shape[0]) / H;
             uniform(p, s.numel, std::sqrt(6.0 / (H * R + C * R)));
         } else if (n.find(".W_B_") != std::string::npos) {
@@ -120,7 +121,7 @@ void Model::init_weights(uint64_t seed) {
             uniform(p, s.numel, std::sqrt(6.0 / double(s.shape[0] + s.shape[1])));  // xavier
         } else {
             // nn.Linear default (kaiming_uniform a=sqrt(5)): U(-1/sqrt(in), 1/sqrt(in)); also
-            // the tied embedding, which takes lm_head's init (quirk 9).
+            // the tied embedding, which takes lm_head's init (docs/numerics.md §9).
             uniform(p, s.numel, 1.0 / std::sqrt(double(s.shape.back())));
         }
     }

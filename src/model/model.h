@@ -37,7 +37,7 @@ class Model {
     float* param(const std::string& name) { return params_.data() + layout_.at(name).offset; }
     float* grad(const std::string& name) { return grads() + layout_.at(name).offset; }
 
-    // The official initialisation (conformance README quirks 9, 12, 13), seeded.
+    // The official initialisation (docs/numerics.md §9, §12, §13), seeded.
     void init_weights(uint64_t seed);
     void zero_grad();
 

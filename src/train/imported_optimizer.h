@@ -20,7 +20,7 @@ std::string imported_optimizer_path(const std::string& weights_path);
 // steps completed, so the learning-rate schedule continues where the official run stopped) and
 // state.best_val_loss, and returns a line saying so. Otherwise changes nothing and returns "".
 // The mapping is exact: torch's AdamW keeps the same un-corrected m and v and the same step
-// count t that t6's AdamW uses in its bias corrections (conformance README quirk 19).
+// count t that t6's AdamW uses in its bias corrections (docs/numerics.md §19).
 std::string load_imported_optimizer(const std::string& weights_path, const Model& model, AdamW& opt,
                                     TrainState& state);
 
