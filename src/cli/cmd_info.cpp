@@ -16,6 +16,7 @@
 #include "core/threads.h"
 #include "kernels/flash_decode.h"
 #include "kernels/gemm.h"
+#include "model/checkpoint.h"
 #include "model/model_stats.h"
 
 namespace t6::cli {
@@ -159,6 +160,9 @@ int cmd_info(int argc, char** argv) {
         return 0;
     }
     ModelChoice m = resolve_model_choice(p, "info");
+    // A checkpoint is loaded as generate and eval load it (checksums, tensor names and shapes,
+    // finite weights), so that info does not vouch for a file they reject.
+    if (m.is_checkpoint) (void)load_model(m.source);
     int T = p.has("seq-len") ? p.get_int("seq-len") : m.config.block_size;
     if (T <= 0) fail("t6 info: --seq-len must be positive");
     if (p.has("json")) {

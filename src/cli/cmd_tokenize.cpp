@@ -44,10 +44,14 @@ std::vector<int32_t> parse_ids(const std::string& s, const Tokenizer& tok) {
         size_t j = i;
         while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
         if (j == i) fail("t6 tokenize --decode: '", s.substr(i, 20), "' is not a token id");
-        long long v = std::stoll(s.substr(i, j - i));
-        if (v >= tok.vocab_size())
-            fail("t6 tokenize --decode: id ", v, " is outside the vocabulary (0..",
-                 tok.vocab_size() - 1, ")");
+        // Digits only, so the id is >= 0; more than 10 digits cannot be a vocabulary id (and
+        // would overflow the conversion).
+        const std::string digits = s.substr(i, j - i);
+        const long long v = digits.size() > 10 ? -1 : std::stoll(digits);
+        if (v < 0 || v >= tok.vocab_size())
+            fail("t6 tokenize --decode: id ",
+                 digits.size() > 24 ? digits.substr(0, 24) + "..." : digits,
+                 " is outside the vocabulary (0..", tok.vocab_size() - 1, ")");
         ids.push_back(int32_t(v));
         i = j;
     }

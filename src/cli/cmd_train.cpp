@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "model/checkpoint.h"
 #include "train/dist.h"
+#include "train/stop_signal.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 
@@ -33,8 +34,16 @@ int cmd_train(int argc, char** argv) {
              "  t6 train --config configs/demo-fortunes.json\n"
              "  t6 train --resume out/demo max_iters=2000\n"
              "  mpirun -np 2 t6 train --config configs/demo-fortunes.json   (data-parallel: "
-             "README)");
+             "README)\n\n"
+             "One run at a time per out_dir (a lock, out_dir/train.lock). Ctrl-C or SIGTERM: the "
+             "step in progress\nfinishes, a checkpoint is written (without an evaluation), and t6 "
+             "exits with status 130 (SIGINT)\nor 143 (SIGTERM); a second signal ends it at once. "
+             "A run whose loss or evaluation is not\nfinite stops with status 1 before saving "
+             "those weights.");
     p.parse(argc, argv, 0);
+    // Ctrl-C / SIGTERM: finish the step, write a checkpoint, exit 128 + signal
+    // (train/stop_signal.h).
+    install_stop_handlers();
     // Under mpirun/srun: join the group of ranks (train/dist.h); else a single process.
     dist::init();
 
@@ -51,8 +60,8 @@ int cmd_train(int argc, char** argv) {
                 "t6 train: --resume continues a run with its saved config; give only key=value "
                 "overrides with it");
         auto trainer = Trainer::resume(p.get("resume"), overrides, stdout);
-        trainer->run();
-        return 0;
+        const TrainResult r = trainer->run();
+        return r.stopped_by ? 128 + r.stopped_by : 0;
     }
 
     TrainSetup setup;
@@ -95,8 +104,8 @@ int cmd_train(int argc, char** argv) {
             "t6 train: no model given (--preset NAME, --model PATH, or \"model\" in the config "
             "file)");
     Trainer trainer(setup, stdout);
-    trainer.run();
-    return 0;
+    const TrainResult r = trainer.run();
+    return r.stopped_by ? 128 + r.stopped_by : 0;
 }
 
 }  // namespace t6::cli

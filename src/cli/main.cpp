@@ -44,7 +44,7 @@ void print_usage(FILE* f) {
 int main(int argc, char** argv) {
     if (argc < 2) {
         print_usage(stderr);
-        return 2;
+        return 1;
     }
     std::string cmd = argv[1];
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
@@ -75,5 +75,5 @@ int main(int argc, char** argv) {
         return rc;
     }
     std::fprintf(stderr, "t6: error: unknown command '%s' (see t6 --help)\n", cmd.c_str());
-    return 2;
+    return 1;  // bad input, as every other error (README)
 }

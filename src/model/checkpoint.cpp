@@ -1,5 +1,11 @@
 #include "model/checkpoint.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -42,9 +48,95 @@ void check_format_version(const SafeTensorsReader& r) {
     if (v < 1) fail(r.path(), ": checkpoint format version ", v, " is not a t6 version");
 }
 
+// Fails naming the tensor and the position of the first NaN or infinite value in a parameter.
+void check_finite(const Model& model, const std::string& path) {
+    for (const auto& s : model.layout().specs) {
+        const float* p = model.params() + s.offset;
+        for (size_t i = 0; i < s.numel; i++)
+            if (!std::isfinite(p[i]))
+                fail(path, ": tensor '", s.name, "' holds ", p[i], " at element ", i,
+                     " (weights of a diverged or corrupted run)");
+    }
+}
+
 }  // namespace
 
-void load_weights(Model& model, const std::string& path) {
+std::string file_checksum_hex(const std::string& path) {
+    // Four multiply-xorshift lanes over 64-bit words, then the tail bytes and the length.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(path, ": cannot open to checksum");
+    constexpr size_t kChunk = size_t(1) << 20;  // a multiple of 32
+    std::vector<unsigned char> buf(kChunk);
+    uint64_t lane[4] = {0x9e3779b97f4a7c15ull, 0xbf58476d1ce4e5b9ull, 0x94d049bb133111ebull,
+                        0xd6e8feb86659fd93ull};
+    uint64_t total = 0, tail = 0;
+    for (;;) {
+        size_t got = 0;
+        while (got < kChunk) {
+            const ssize_t r = ::read(fd, buf.data() + got, kChunk - got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) {
+                ::close(fd);
+                fail(path, ": read failed while checksumming");
+            }
+            if (r == 0) break;
+            got += size_t(r);
+        }
+        const size_t words = got / 32 * 4;
+        for (size_t w = 0; w < words; w += 4)
+            for (int k = 0; k < 4; k++) {
+                uint64_t x;
+                std::memcpy(&x, buf.data() + (w + k) * 8, 8);
+                lane[k] = (lane[k] ^ x) * 0x100000001b3ull;
+                lane[k] ^= lane[k] >> 29;
+            }
+        for (size_t i = words * 8; i < got; i++) tail = (tail ^ buf[i]) * 0x100000001b3ull;
+        total += got;
+        if (got < kChunk) break;
+    }
+    ::close(fd);
+    uint64_t h = total * 0x9e3779b97f4a7c15ull ^ tail;
+    for (uint64_t l : lane) h = (h ^ l) * 0xbf58476d1ce4e5b9ull, h ^= h >> 31;
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+    return hex;
+}
+
+void verify_complete_marker(const std::string& dir, const std::vector<std::string>& files,
+                            bool checksums) {
+    const std::string marker = (fs::path(dir) / "COMPLETE").string();
+    if (!file_exists(marker))
+        fail(dir, ": checkpoint has no COMPLETE marker (interrupted while being written)");
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(read_file_text(marker));
+    } catch (const nlohmann::json::exception&) {
+        fail(marker, ": not valid JSON (truncated or corrupted?)");
+    }
+    if (!j.is_object() || !j.contains("files") || !j["files"].is_object())
+        fail(marker, ": malformed checkpoint marker");
+    for (const auto& name : files) {
+        const std::string p = (fs::path(dir) / name).string();
+        if (!file_exists(p)) fail(p, ": missing from a checkpoint marked COMPLETE");
+        if (!j["files"].contains(name) || !j["files"][name].is_number_unsigned())
+            fail(marker, ": no size recorded for ", name);
+        const auto want = j["files"][name].get<uintmax_t>();
+        const auto have = fs::file_size(p);
+        if (have != want)
+            fail(p, ": size ", have, " bytes, but the checkpoint recorded ", want,
+                 " (truncated or corrupted)");
+        // Markers written before checksums existed have none: sizes only.
+        if (checksums && j.contains("checksums") && j["checksums"].is_object() &&
+            j["checksums"].contains(name) && j["checksums"][name] != file_checksum_hex(p))
+            fail(p, ": checksum differs from the one recorded in ", marker, " (corrupted)");
+    }
+}
+
+void load_weights(Model& model, const std::string& path, bool verify) {
+    const fs::path dir = fs::path(path).parent_path();
+    if (verify && fs::path(path).filename() == "model.safetensors" &&
+        file_exists((dir / "COMPLETE").string()))
+        verify_complete_marker(dir.empty() ? "." : dir.string(), {"model.safetensors"}, true);
     SafeTensorsReader r(path);
     check_format_version(r);
     const ParameterLayout& L = model.layout();
@@ -67,6 +159,7 @@ void load_weights(Model& model, const std::string& path) {
                  ": lm_head.weight differs from transformer.wte.weight, but t6 models tie "
                  "them");
     }
+    check_finite(model, path);
 }
 
 std::string checkpoint_weights_path(const std::string& path) {

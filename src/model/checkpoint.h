@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "model/model.h"
 
@@ -22,8 +23,22 @@ void save_weights(const std::string& path, const Model& model,
 
 // Copies every parameter from a safetensors file into `model`, checking names and shapes.
 // Accepts the tied alias lm_head.weight (it must equal transformer.wte.weight). Fails, naming the
-// file and the tensor, on a missing, extra or mis-shaped tensor.
-void load_weights(Model& model, const std::string& path);
+// file and the tensor, on a missing, extra or mis-shaped tensor, and on a NaN or infinite weight.
+// When the file is the model.safetensors of a checkpoint folder with a COMPLETE marker (as
+// `t6 train` writes), its size and checksum are first checked against the marker (`verify`;
+// callers that checked the whole folder already pass false).
+void load_weights(Model& model, const std::string& path, bool verify = true);
+
+// The checksum a checkpoint folder's COMPLETE marker records for each file: 16 hex digits of a
+// fast 64-bit hash of the bytes. It detects truncation and flipped bits; it is no cryptographic
+// hash.
+std::string file_checksum_hex(const std::string& path);
+
+// Checks the COMPLETE marker of checkpoint folder `dir` ({"step", "files": {name: size},
+// "checksums": {name: hex}}) against the named files beside it: each present with its recorded
+// size, and when `checksums`, its recorded checksum (reads every byte). Fails naming the file.
+void verify_complete_marker(const std::string& dir, const std::vector<std::string>& files,
+                            bool checksums);
 
 // Finds the weights file of a checkpoint given as a .safetensors file or a folder holding
 // model.safetensors (t6) or weights.safetensors / model.safetensors with config.json (official).

@@ -71,6 +71,11 @@ std::unique_ptr<Tokenizer> make_bpe_tokenizer(const nlohmann::json& spec,
         auto ia = ids.find(a), ib = ids.find(b);
         if (ia == ids.end() || ib == ids.end())
             fail(where, ": merges[", r, "] uses a token that no earlier merge made");
+        // Each merge makes a new token (id 256 + r): a second merge making the same bytes (a
+        // duplicated line) would give one token two ids.
+        if (auto dup = ids.find(a + b); dup != ids.end())
+            fail(where, ": merges[", r, "] '", s, "' makes the token that merges[",
+                 dup->second - 256, "] already made (a duplicated merge)");
         int32_t id = int32_t(256 + r);
         merges.push_back({ia->second, ib->second, id});
         token_bytes.push_back(a + b);

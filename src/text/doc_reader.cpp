@@ -213,7 +213,7 @@ bool DocReader::next_text(DocPiece& piece) {
         } else if (!read_line(line, P)) {
             in_doc_ = false;  // a document never spans two inputs
             return started;
-        } else {
+        } else if (opt_.require_utf8) {
             size_t bad = utf8_first_invalid(line.text);
             if (bad != std::string::npos)
                 fail(where(line.number), ": invalid UTF-8 at column ", bad + 1);

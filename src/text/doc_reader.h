@@ -25,6 +25,9 @@ struct DocReaderOptions {
     std::string field = "text";         // JSONL field holding the document
     std::string docs = "file";          // text input: file | line | blank
     size_t piece_bytes = size_t(1) << 20;
+    // Text input must be UTF-8 (checked line by line), unless the tokenizer encodes any bytes
+    // (the byte tokenizer); JSONL is always UTF-8.
+    bool require_utf8 = true;
 };
 
 struct DocPiece {

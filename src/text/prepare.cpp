@@ -97,6 +97,8 @@ void remove_stale_shards(const std::string& dir, const std::vector<std::string>&
 
 PrepareResult prepare_data(const Tokenizer& tok, const PrepareOptions& opt_in) {
     PrepareOptions opt = opt_in;
+    // The byte tokenizer encodes any bytes: text that is not UTF-8 is data for it, not an error.
+    if (tok.kind() == "bytes") opt.reader.require_utf8 = false;
     DocReader reader(opt.inputs, opt.reader);
     check_options(tok, opt, reader.reads_stdin());
     std::error_code ec;
@@ -192,6 +194,16 @@ PrepareResult prepare_data(const Tokenizer& tok, const PrepareOptions& opt_in) {
     }
     if (opt.eot == "append" && have_doc) (last_val ? val : train).write(&eot, 1);
     progress.update(reader, train.tokens() + val.tokens(), true);
+
+    // An empty data set would only fail later, in training; nothing is written (the writers
+    // remove their temporary files).
+    if (train.tokens() == 0) {
+        if (reader.documents() == 0 || val.tokens() == 0)
+            fail("the input holds no text (", reader.documents(),
+                 " documents, 0 tokens): nothing to prepare");
+        fail("the training split is empty (all ", val.tokens(),
+             " tokens went to validation): give more text or a smaller --val-fraction");
+    }
 
     train.commit();
     val.commit();

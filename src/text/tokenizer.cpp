@@ -45,14 +45,38 @@ std::unique_ptr<Tokenizer> load_tokenizer_spec(const nlohmann::json& spec,
                                                const std::string& where) {
     if (spec.is_string()) return load_tokenizer(spec.get<std::string>());
     if (!spec.is_object()) fail(where, ": a tokenizer spec must be a JSON object or a name");
+    if (spec.contains("format") && !spec["format"].is_string())
+        fail(where, ": 'format' must be a string");
+    if (spec.contains("kind") && !spec["kind"].is_string())
+        fail(where, ": 'kind' must be a string");
     std::string format = spec.value("format", "");
-    if (format == "t6-bpe") return text::make_bpe_tokenizer(spec, where);
-    if (format == "t6-char") return text::make_char_tokenizer(spec, where);
     std::string kind = spec.value("kind", "");
-    if (format.empty() && kind == "gpt2") return make_gpt2_tokenizer();
-    if (format.empty() && kind == "bytes") return make_byte_tokenizer();
-    fail(where, ": unknown tokenizer (format '", format, "', kind '", kind,
-         "'); expected kind gpt2 or bytes, or format t6-bpe / t6-char");
+    std::unique_ptr<Tokenizer> tok;
+    if (format == "t6-bpe")
+        tok = text::make_bpe_tokenizer(spec, where);
+    else if (format == "t6-char")
+        tok = text::make_char_tokenizer(spec, where);
+    else if (format.empty() && kind == "gpt2")
+        tok = make_gpt2_tokenizer();
+    else if (format.empty() && kind == "bytes")
+        tok = make_byte_tokenizer();
+    else
+        fail(where, ": unknown tokenizer (format '", format, "', kind '", kind,
+             "'); expected kind gpt2 or bytes, or format t6-bpe / t6-char");
+    // A recorded end-of-text id must be the tokenizer's own (its position is fixed by the
+    // format: the last id for t6-bpe, 50256 for gpt2; none for char and bytes).
+    if (spec.contains("eot")) {
+        const auto& e = spec["eot"];
+        const bool none = e.is_null() || (e.is_number_integer() && e.get<long long>() < 0);
+        const bool same =
+            none ? tok->eot() < 0 : e.is_number_integer() && e.get<long long>() == tok->eot();
+        if (!same)
+            fail(where, ": eot ", e.dump(), " is not this tokenizer's end-of-text id (",
+                 tok->eot() < 0 ? std::string("it has none")
+                                : cat(tok->eot(), ", of ids 0..", tok->vocab_size() - 1),
+                 ")");
+    }
+    return tok;
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& name_or_path) {

@@ -41,12 +41,17 @@ TokenFile::TokenFile(const std::string& path, TokenFormat format, int vocab_size
                      int raw_width)
     : path_(path), vocab_(vocab_size) {
     T6_CHECK(raw_width == 2 || raw_width == 4);
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // A FIFO or device would block open() or read forever: only regular files (checked before
+    // opening, and again on the open descriptor; O_NONBLOCK keeps a FIFO's open from waiting).
+    struct stat pre {};
+    if (::stat(path.c_str(), &pre) == 0 && !S_ISREG(pre.st_mode))
+        fail(path, ": not a regular file (token data must be a file, not a pipe or device)");
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) fail(path, ": cannot open token file: ", std::strerror(errno));
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
-        fail(path, ": not a regular file");
+        fail(path, ": not a regular file (token data must be a file, not a pipe or device)");
     }
     map_bytes_ = size_t(st.st_size);
     if (map_bytes_ > 0) {
@@ -164,15 +169,35 @@ void TokenFile::copy_window(size_t i, int T, int32_t* x, int32_t* y) const {
     }
 }
 
+nlohmann::json read_data_meta(const std::string& dir) {
+    const fs::path meta = fs::path(dir) / "meta.json";
+    std::error_code ec;
+    const auto st = fs::status(meta, ec);
+    if (!fs::exists(st)) return nullptr;
+    if (!fs::is_regular_file(st)) fail(meta.string(), ": not a regular file");
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(read_file_text(meta.string()));
+    } catch (const nlohmann::json::exception& e) {
+        fail(meta.string(), ": not valid JSON (", e.what(),
+             "); fix it, or delete it and run t6 prepare again");
+    }
+    if (!j.is_object()) fail(meta.string(), ": not a JSON object");
+    return j;
+}
+
 DataFiles find_data_files(const std::string& dir) {
     if (dir.empty()) fail("no training data given (set data=FOLDER)");
     if (!fs::is_directory(dir)) fail(dir, ": data folder not found");
     DataFiles d;
     // `t6 prepare` records the token width of headerless files in meta.json.
-    const fs::path meta = fs::path(dir) / "meta.json";
-    if (fs::exists(meta)) {
-        const auto j = nlohmann::json::parse(read_file_text(meta.string()), nullptr, false);
-        if (j.is_object() && j.contains("dtype") && j["dtype"] == "uint32") d.raw_width = 4;
+    const nlohmann::json meta = read_data_meta(dir);
+    if (meta.is_object() && meta.contains("dtype")) {
+        if (meta["dtype"] == "uint32")
+            d.raw_width = 4;
+        else if (meta["dtype"] != "uint16")
+            fail((fs::path(dir) / "meta.json").string(), ": dtype ", meta["dtype"].dump(),
+                 " is not \"uint16\" or \"uint32\"");
     }
     if (fs::exists(fs::path(dir) / "train.bin") || fs::exists(fs::path(dir) / "val.bin")) {
         for (const char* n : {"train.bin", "val.bin"})

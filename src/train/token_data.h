@@ -88,6 +88,10 @@ struct DataFiles {
 };
 DataFiles find_data_files(const std::string& dir);
 
+// The data folder's meta.json (as `t6 prepare` writes it) as a JSON object, or null when there
+// is none. Fails naming the file when it is not a regular file, not valid JSON or not an object.
+nlohmann::json read_data_meta(const std::string& dir);
+
 // Where a sampler is: its random state and the file it is reading.
 struct SamplerState {
     std::array<uint64_t, 4> rng{};

@@ -65,76 +65,33 @@ json read_json_file(const std::string& path) {
     }
 }
 
-// A fast 64-bit checksum of a file's bytes (four multiply-xorshift lanes over 64-bit words, then
-// the tail bytes and the length). It detects truncation and flipped bits; it is no cryptographic
-// hash. Reading back what was just written also checks the write.
-uint64_t file_checksum(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail(path, ": cannot open to checksum");
-    constexpr size_t kChunk = size_t(1) << 20;  // a multiple of 32
-    std::vector<unsigned char> buf(kChunk);
-    uint64_t lane[4] = {0x9e3779b97f4a7c15ull, 0xbf58476d1ce4e5b9ull, 0x94d049bb133111ebull,
-                        0xd6e8feb86659fd93ull};
-    uint64_t total = 0, tail = 0;
-    for (;;) {
-        size_t got = 0;
-        while (got < kChunk) {
-            const ssize_t r = ::read(fd, buf.data() + got, kChunk - got);
-            if (r < 0 && errno == EINTR) continue;
-            if (r < 0) {
-                ::close(fd);
-                fail(path, ": read failed while checksumming");
-            }
-            if (r == 0) break;
-            got += size_t(r);
-        }
-        const size_t words = got / 32 * 4;
-        for (size_t w = 0; w < words; w += 4)
-            for (int k = 0; k < 4; k++) {
-                uint64_t x;
-                std::memcpy(&x, buf.data() + (w + k) * 8, 8);
-                lane[k] = (lane[k] ^ x) * 0x100000001b3ull;
-                lane[k] ^= lane[k] >> 29;
-            }
-        for (size_t i = words * 8; i < got; i++) tail = (tail ^ buf[i]) * 0x100000001b3ull;
-        total += got;
-        if (got < kChunk) break;
-    }
-    ::close(fd);
-    uint64_t h = total * 0x9e3779b97f4a7c15ull ^ tail;
-    for (uint64_t l : lane) h = (h ^ l) * 0xbf58476d1ce4e5b9ull, h ^= h >> 31;
-    return h;
-}
-
-std::string hex64(uint64_t v) {
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)v);
-    return buf;
-}
-
-// Checks the COMPLETE marker of a checkpoint folder against the files beside it: sizes always,
+// Checks the COMPLETE marker of a checkpoint folder against its three files: sizes always,
 // checksums when `checksums` (they read every byte).
 void verify_complete(const std::string& dir, bool checksums) {
-    const std::string marker = (fs::path(dir) / kCompleteFile).string();
-    if (!file_exists(marker))
-        fail(dir, ": checkpoint has no COMPLETE marker (interrupted while being written)");
-    json j = read_json_file(marker);
-    if (!j.is_object() || !j.contains("files") || !j["files"].is_object())
-        fail(marker, ": malformed checkpoint marker");
-    for (const char* name : {kModelFile, kOptimizerFile, kStateFile}) {
-        const std::string p = (fs::path(dir) / name).string();
-        if (!file_exists(p)) fail(p, ": missing from a checkpoint marked COMPLETE");
-        if (!j["files"].contains(name) || !j["files"][name].is_number_unsigned())
-            fail(marker, ": no size recorded for ", name);
-        const auto want = j["files"][name].get<uintmax_t>();
-        const auto have = fs::file_size(p);
-        if (have != want)
-            fail(p, ": size ", have, " bytes, but the checkpoint recorded ", want,
-                 " (truncated or corrupted)");
-        if (checksums && j.contains("checksums") && j["checksums"].contains(name) &&
-            j["checksums"][name] != hex64(file_checksum(p)))
-            fail(p, ": checksum differs from the one recorded in COMPLETE (corrupted)");
-    }
+    verify_complete_marker(dir, {kModelFile, kOptimizerFile, kStateFile}, checksums);
+}
+
+// Fails if a weight or optimizer moment is NaN or infinite: such a checkpoint would only fail
+// again on resume.
+void check_finite(const Model& model, const AdamW& opt, long long step) {
+    auto bad = [](const float* p, size_t n) {
+        for (size_t i = 0; i < n; i++)
+            if (!std::isfinite(p[i])) return true;
+        return false;
+    };
+    const size_t n = model.num_params();
+    if (bad(model.params(), n))
+        fail("step ", step,
+             ": the weights hold NaN or infinite values (the run diverged); no checkpoint "
+             "written (lower learning_rate or check the data)");
+    if (opt.size() == n && (bad(opt.exp_avg(), n) || bad(opt.exp_avg_sq(), n)))
+        fail("step ", step,
+             ": the optimizer moments hold NaN or infinite values (the run diverged); no "
+             "checkpoint written (lower learning_rate or check the data)");
+}
+
+bool is_temporary(const std::string& name) {
+    return name.rfind(".tmp_" + std::string(kPrefix), 0) == 0;
 }
 
 }  // namespace
@@ -201,6 +158,7 @@ TrainState TrainState::from_json(const json& j, const std::string& where) {
 std::string save_train_checkpoint(const std::string& out_dir, const Model& model, const AdamW& opt,
                                   const TrainState& state,
                                   const std::map<std::string, std::string>& weight_metadata) {
+    check_finite(model, opt, state.step);
     fs::create_directories(out_dir);
     const std::string name = checkpoint_dir_name(state.step);
     const fs::path final_dir = fs::path(out_dir) / name;
@@ -210,38 +168,47 @@ std::string save_train_checkpoint(const std::string& out_dir, const Model& model
     if (!fs::create_directory(tmp, ec) || ec)
         fail(tmp.string(), ": cannot create checkpoint folder: ", ec.message());
 
-    // Weights and optimizer moments (each written to a temporary file, fsynced, renamed).
-    std::map<std::string, std::string> meta = weight_metadata;
-    meta["step"] = std::to_string(state.step);
-    save_weights((tmp / kModelFile).string(), model, meta);
-    std::vector<TensorToWrite> moments;
-    for (const auto& s : model.layout().specs) {
-        moments.push_back({"exp_avg." + s.name, DType::F32, s.shape, opt.exp_avg() + s.offset});
-        moments.push_back(
-            {"exp_avg_sq." + s.name, DType::F32, s.shape, opt.exp_avg_sq() + s.offset});
-    }
-    write_safetensors((tmp / kOptimizerFile).string(), moments,
-                      {{"format", "t6-adamw"},
-                       {"format_version", "1"},
-                       {"adam_step", std::to_string(opt.steps_taken())}});
-    write_file_atomic((tmp / kStateFile).string(), state.to_json().dump(2) + "\n");
-    fsync_dir(tmp.string());
+    // On any failure (a full disk, an I/O error) nothing half-written stays behind: the
+    // temporary folder, or the renamed folder that did not get its marker, is removed.
+    bool renamed = false;
+    try {
+        // Weights and optimizer moments (each written to a temporary file, fsynced, renamed).
+        std::map<std::string, std::string> meta = weight_metadata;
+        meta["step"] = std::to_string(state.step);
+        save_weights((tmp / kModelFile).string(), model, meta);
+        std::vector<TensorToWrite> moments;
+        for (const auto& s : model.layout().specs) {
+            moments.push_back({"exp_avg." + s.name, DType::F32, s.shape, opt.exp_avg() + s.offset});
+            moments.push_back(
+                {"exp_avg_sq." + s.name, DType::F32, s.shape, opt.exp_avg_sq() + s.offset});
+        }
+        write_safetensors((tmp / kOptimizerFile).string(), moments,
+                          {{"format", "t6-adamw"},
+                           {"format_version", "1"},
+                           {"adam_step", std::to_string(opt.steps_taken())}});
+        write_file_atomic((tmp / kStateFile).string(), state.to_json().dump(2) + "\n");
+        fsync_dir(tmp.string());
 
-    // Into place. A folder of that name left by an interrupted run (or an older run resumed from
-    // an earlier step) is replaced.
-    fs::remove_all(final_dir, ec);
-    fs::rename(tmp, final_dir, ec);
-    if (ec) fail(final_dir.string(), ": cannot rename checkpoint into place: ", ec.message());
-    fsync_dir(out_dir);
+        // Into place. A folder of that name left by an interrupted run (or an older run resumed
+        // from an earlier step) is replaced.
+        fs::remove_all(final_dir, ec);
+        fs::rename(tmp, final_dir, ec);
+        renamed = !ec;
+        if (ec) fail(final_dir.string(), ": cannot rename checkpoint into place: ", ec.message());
+        fsync_dir(out_dir);
 
-    // The marker, last.
-    json files = json::object(), sums = json::object();
-    for (const char* f : {kModelFile, kOptimizerFile, kStateFile}) {
-        files[f] = uintmax_t(fs::file_size(final_dir / f));
-        sums[f] = hex64(file_checksum((final_dir / f).string()));
+        // The marker, last.
+        json files = json::object(), sums = json::object();
+        for (const char* f : {kModelFile, kOptimizerFile, kStateFile}) {
+            files[f] = uintmax_t(fs::file_size(final_dir / f));
+            sums[f] = file_checksum_hex((final_dir / f).string());
+        }
+        json marker = {{"step", state.step}, {"files", files}, {"checksums", sums}};
+        write_file_atomic((final_dir / kCompleteFile).string(), marker.dump() + "\n");
+    } catch (...) {
+        fs::remove_all(renamed ? final_dir : tmp, ec);
+        throw;
     }
-    json marker = {{"step", state.step}, {"files", files}, {"checksums", sums}};
-    write_file_atomic((final_dir / kCompleteFile).string(), marker.dump() + "\n");
     return final_dir.string();
 }
 
@@ -253,7 +220,7 @@ TrainState read_train_state(const std::string& ckpt_dir) {
 
 void load_train_checkpoint(const std::string& ckpt_dir, Model& model, AdamW& opt) {
     verify_complete(ckpt_dir, true);
-    load_weights(model, (fs::path(ckpt_dir) / kModelFile).string());
+    load_weights(model, (fs::path(ckpt_dir) / kModelFile).string(), /*verify=*/false);
     const std::string op = (fs::path(ckpt_dir) / kOptimizerFile).string();
     SafeTensorsReader r(op);
     const size_t expected = 2 * model.layout().specs.size();
@@ -305,10 +272,26 @@ void prune_checkpoints(const std::string& out_dir, int keep_last, long long best
         const long long s = step_of(name);
         const bool stale_incomplete =
             s >= 0 && s < newest && !file_exists((e.path() / kCompleteFile).string());
-        const bool stale_tmp = name.rfind(".tmp_" + std::string(kPrefix), 0) == 0 &&
-                               name.find("." + std::to_string(::getpid())) == std::string::npos;
+        const bool stale_tmp =
+            is_temporary(name) && name.find("." + std::to_string(::getpid())) == std::string::npos;
         if (stale_incomplete || stale_tmp) fs::remove_all(e.path(), ec);
     }
+}
+
+}  // namespace t6
+
+namespace t6 {
+
+int remove_temporary_checkpoints(const std::string& out_dir) {
+    int n = 0;
+    std::error_code ec;
+    if (!fs::is_directory(out_dir, ec)) return 0;
+    for (const auto& e : fs::directory_iterator(out_dir, ec)) {
+        if (!e.is_directory(ec) || !is_temporary(e.path().filename().string())) continue;
+        fs::remove_all(e.path(), ec);
+        n += !ec;
+    }
+    return n;
 }
 
 }  // namespace t6

@@ -45,7 +45,9 @@ struct TrainState {
 
 std::string checkpoint_dir_name(long long step);  // "ckpt_000500"
 
-// Writes out_dir/ckpt_<state.step>/ atomically (see above) and returns its path.
+// Writes out_dir/ckpt_<state.step>/ atomically (see above) and returns its path. Refuses (fails,
+// writing nothing) weights or moments holding NaN or infinite values. On a failed write (e.g. a
+// full disk) the partial folder is removed before the error propagates.
 std::string save_train_checkpoint(const std::string& out_dir, const Model& model, const AdamW& opt,
                                   const TrainState& state,
                                   const std::map<std::string, std::string>& weight_metadata = {});
@@ -70,5 +72,10 @@ bool is_checkpoint_dir(const std::string& dir);
 // Deletes complete checkpoints beyond the newest keep_last (never best_step's), incomplete
 // ckpt_* folders older than the newest complete one, and leftover temporary folders.
 void prune_checkpoints(const std::string& out_dir, int keep_last, long long best_step);
+
+// Removes every temporary checkpoint folder (.tmp_ckpt_<step>.<pid>) in out_dir, left by runs
+// that died while writing one; the caller holds out_dir's lock (train/run_lock.h), so none is
+// being written. Returns how many were removed.
+int remove_temporary_checkpoints(const std::string& out_dir);
 
 }  // namespace t6

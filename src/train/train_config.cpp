@@ -191,6 +191,9 @@ void load_train_config_file(TrainSetup& s, const std::string& path) {
         j = json::parse(text);
     } catch (const json::parse_error& e) {
         fail(path, ": not valid JSON (byte ", e.byte, ")");
+    } catch (const json::exception&) {
+        // e.g. a number such as 1e400 that no double holds
+        fail(path, ": a number in it is out of range (no double holds it)");
     }
     apply_train_config_json(s, j, path);
 }
@@ -209,6 +212,8 @@ void apply_train_override(TrainSetup& s, const std::string& assignment, bool all
                 v = json::parse(val);
             } catch (const json::parse_error&) {
                 v = val;  // reported as a wrong type below
+            } catch (const json::exception&) {
+                fail(where, ": key '", key, "': ", val, " is out of range");
             }
         }
         set_train_key(s.train, key, v, where);

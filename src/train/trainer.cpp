@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdarg>
 #include <cstring>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include "train/dist.h"
 #include "train/imported_optimizer.h"
 #include "train/sample.h"
+#include "train/stop_signal.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -30,7 +32,7 @@ namespace {
 std::map<std::string, std::string> data_tokenizer_metadata(const std::string& data_dir) {
     const fs::path meta = fs::path(data_dir) / "meta.json";
     if (data_dir.empty() || !fs::exists(meta)) return {};
-    const auto j = nlohmann::json::parse(read_file_text(meta.string()), nullptr, false);
+    const auto j = read_data_meta(data_dir);  // fails on a broken meta.json
     if (!j.is_object() || !j.contains("tokenizer")) return {};
     return {{"tokenizer", j["tokenizer"].dump()}};
 }
@@ -213,6 +215,29 @@ void Trainer::logf(const char* fmt, ...) {
     std::fflush(log_);
 }
 
+void Trainer::warnf(const char* fmt, ...) {
+    if (dist::rank() != 0) return;
+    if (log_) std::fflush(log_);  // keep the order of the two streams on a terminal
+    std::fputs("t6 train: ", stderr);
+    va_list ap;
+    va_start(ap, fmt);
+    std::vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    std::fflush(stderr);
+}
+
+int Trainer::agreed_stop_signal() {
+    int sig = stop_signal();
+    if (dp_.ranks > 1) {
+        // mpirun forwards the signal to every rank, not necessarily within the same step: all
+        // ranks stop after the first step in which any of them saw it.
+        uint64_t lo = 0, hi = 0;
+        dist::allreduce_minmax(uint64_t(sig), lo, hi, "the stop-signal check");
+        sig = int(hi);
+    }
+    return sig;
+}
+
 Trainer::Trainer(const TrainSetup& setup, FILE* log) : log_(log) {
     validate_train_setup(setup, "t6 train");
     const TrainConfig& c = setup.train;
@@ -239,7 +264,16 @@ Trainer::Trainer(const TrainSetup& setup, FILE* log) : log_(log) {
     setup_parallel(log);
     open_data();
     if (dp_.rank != 0) return;  // only rank 0 writes
-    fs::create_directories(c.out_dir);
+    // From here on this run owns out_dir: a second one fails at once (and checks again for
+    // checkpoints, which a run that held the lock until now may have written).
+    lock_ = std::make_unique<RunLock>(c.out_dir);
+    const auto now = list_complete_checkpoints(c.out_dir);
+    if (!now.empty())
+        fail(c.out_dir, ": already holds checkpoints (latest step ", now.back().step,
+             "); continue it with t6 train --resume ", c.out_dir, ", or choose another out_dir");
+    if (const int n = remove_temporary_checkpoints(c.out_dir))
+        warnf("removed %d unfinished checkpoint folder%s left in %s by an earlier run\n", n,
+              n == 1 ? "" : "s", c.out_dir.c_str());
     write_file_atomic((fs::path(c.out_dir) / "metrics.jsonl").string(), std::string());
 }
 
@@ -254,10 +288,13 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
     if (single) {
         candidates.push_back(dir);
         out_dir = fs::absolute(dir).parent_path().string();
+        if (dist::rank() == 0) tr->lock_ = std::make_unique<RunLock>(out_dir);
     } else {
         for (const auto& e : list_complete_checkpoints(dir))
             candidates.insert(candidates.begin(), e.path);
         out_dir = dir;
+        // One run at a time in out_dir (two resumes of it would write the same checkpoints).
+        if (dist::rank() == 0) tr->lock_ = std::make_unique<RunLock>(out_dir);
         if (candidates.empty())
             fail(dir,
                  ": no complete checkpoint to resume from (folders ckpt_<step>/ with a "
@@ -276,7 +313,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
             break;
         } catch (const Error& e) {
             if (single) throw;
-            tr->logf("warning: skipping checkpoint %s: %s\n", cand.c_str(), e.what());
+            tr->warnf("warning: skipping checkpoint %s: %s\n", cand.c_str(), e.what());
         }
     }
     if (!tr->model_) fail(dir, ": no checkpoint in it could be loaded (see the warnings above)");
@@ -304,7 +341,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
         parse_matmul_precision(setup.train.matmul_precision, "matmul_precision"));
     if (setup.train.threads > 0) set_num_threads(setup.train.threads);
     if (tr->state_.threads != num_threads())
-        tr->logf(
+        tr->warnf(
             "warning: the run used %d threads, this one %d: losses will not repeat the "
             "uninterrupted run's bit for bit (set threads=%d)\n",
             tr->state_.threads, num_threads(), tr->state_.threads);
@@ -321,7 +358,13 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
     tr->train_->set_state(tr->state_.train_sampler, where);
     tr->eval_train_->set_state(tr->state_.eval_train_sampler, where);
     tr->eval_val_->set_state(tr->state_.eval_val_sampler, where);
-    if (tr->dp_.rank == 0) tr->trim_metrics(tr->state_.step);
+    if (tr->dp_.rank == 0) {
+        tr->trim_metrics(tr->state_.step);
+        if (const int n = remove_temporary_checkpoints(out_dir))
+            tr->warnf("removed %d unfinished checkpoint folder%s left in %s by an earlier run\n", n,
+                      n == 1 ? "" : "s", out_dir.c_str());
+    }
+    tr->saved_step_ = tr->state_.step;
     tr->logf("resuming from %s (step %lld)\n", tr->resumed_from_.c_str(), tr->state_.step);
     return tr;
 }
@@ -387,6 +430,7 @@ void Trainer::trim_metrics(long long max_step) {
 void Trainer::save_checkpoint(TrainResult& res, bool best) {
     TrainState& st = state_;
     const TrainConfig& c = st.config;
+    saved_step_ = st.step;  // on every rank (the stop check compares it on all of them)
     st.ranks = dp_.ranks;
     st.train_sampler = train_->state();
     st.eval_train_sampler = eval_train_->state();
@@ -458,6 +502,18 @@ TrainResult Trainer::run(long long stop_at) {
     auto do_eval = [&](bool checkpoint) {
         double tl = 0, vl = 0;
         evaluate(tl, vl);
+        if (!std::isfinite(tl) || !std::isfinite(vl)) {
+            // A diverged run: its weights must not become a checkpoint that every --resume
+            // would load and fail on again.
+            logf("eval step %lld: train loss %.4f, val loss %.4f\n", st.step, tl, vl);
+            fail("step ", st.step, ": the evaluation loss is not finite (train ", tl, ", val ", vl,
+                 "): the run diverged; no checkpoint written",
+                 res.last_checkpoint.empty() && resumed_from_.empty()
+                     ? std::string()
+                     : cat(" (the last good one: ",
+                           res.last_checkpoint.empty() ? resumed_from_ : res.last_checkpoint, ")"),
+                 "; lower learning_rate or check the data");
+        }
         st.last_train_loss = tl;
         st.last_val_loss = vl;
         bool best = false;
@@ -531,6 +587,25 @@ TrainResult Trainer::run(long long stop_at) {
             interval_train_s = 0;
         }
         if (st.step % c.eval_interval == 0 || st.step == c.max_iters) do_eval(true);
+        if (st.step >= c.max_iters) break;  // done: a signal now changes nothing
+        if (const int sig = agreed_stop_signal()) {
+            // Graceful stop: this step is done; save it (unless the evaluation just did) without
+            // an evaluation, so that the stop stays quick.
+            account();
+            if (saved_step_ != st.step) save_checkpoint(res, false);
+            res.stopped_by = sig;
+            res.end_step = st.step;
+            res.wall_s = seconds_since(run_t0);
+            warnf(
+                "stopped by %s after step %lld; checkpoint %s (continue with t6 train --resume "
+                "%s)\n",
+                sig == SIGINT    ? "SIGINT"
+                : sig == SIGTERM ? "SIGTERM"
+                                 : "a signal",
+                st.step, (fs::path(c.out_dir) / checkpoint_dir_name(saved_step_)).string().c_str(),
+                c.out_dir.c_str());
+            return res;
+        }
     }
     account();
     res.end_step = st.step;

@@ -13,6 +13,7 @@
 
 #include "model/model.h"
 #include "train/adamw.h"
+#include "train/run_lock.h"
 #include "train/token_data.h"
 #include "train/train_checkpoint.h"
 #include "train/train_config.h"
@@ -61,6 +62,7 @@ struct TrainResult {
     long long best_step = -1;
     std::string last_checkpoint;
     std::string sample;  // greedy sample (sample_tokens > 0)
+    int stopped_by = 0;  // SIGINT/SIGTERM that stopped the run early (train/stop_signal.h), or 0
 };
 
 class Trainer {
@@ -75,7 +77,10 @@ class Trainer {
                                            const std::vector<std::string>& overrides, FILE* log);
 
     // Trains up to max_iters. stop_at >= 0 stops after that many steps (total) as if killed:
-    // no final evaluation or checkpoint (tests of resume).
+    // no final evaluation or checkpoint (tests of resume). A stop signal (train/stop_signal.h)
+    // ends the run after the current step with a checkpoint (no evaluation) and sets stopped_by.
+    // A non-finite training or evaluation loss, or non-finite weights, fail the run before any
+    // checkpoint of them is written.
     TrainResult run(long long stop_at = -1);
 
     const Model& model() const { return *model_; }
@@ -90,6 +95,10 @@ class Trainer {
     void write_metrics(const std::string& line);
     void trim_metrics(long long max_step);
     void logf(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+    // Warnings go to stderr (rank 0 only), never into the progress log on stdout.
+    void warnf(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+    // The signal that stops the run, agreed by all ranks (0: none).
+    int agreed_stop_signal();
     void setup_parallel(FILE* log);
     bool sharded() const { return dp_.zero1 && dp_.ranks > 1; }
     // The sampler's global micro-batch (ranks x batch_size rows); this rank's rows to x, y.
@@ -101,6 +110,8 @@ class Trainer {
     std::unique_ptr<AdamW> opt_;
     std::unique_ptr<BatchSampler> train_, eval_train_, eval_val_;
     FILE* log_ = nullptr;
+    std::unique_ptr<RunLock> lock_;  // out_dir's lock (rank 0)
+    long long saved_step_ = -1;      // the step of the newest checkpoint written or resumed from
     std::string resumed_from_;
     DataParallel dp_;               // ranks, this rank, ZeRO-1 shard
     std::vector<int32_t> gx_, gy_;  // a global micro-batch (all ranks' rows)
