@@ -127,8 +127,9 @@ TEST(CliTrainSafety, OutDirLockAndGracefulSigterm) {
     const pid_t pid = spawn_t6("train --config " + q(cfg), tmp.file("a.out"), tmp.file("a.err"));
     ASSERT_GT(pid, 0);
     const bool started = wait_for_text(tmp.file("out/metrics.jsonl"), "\"kind\":\"train\"");
-    RunResult second = test::run_t6("train --config " + q(cfg));
-    RunResult resume = test::run_t6("train --resume " + q(tmp.file("out")));
+    // Short runs: without the lock (before the fix) they ran too, mixing metrics.jsonl.
+    RunResult second = test::run_t6("train --config " + q(cfg) + " max_iters=3");
+    RunResult resume = test::run_t6("train --resume " + q(tmp.file("out")) + " max_iters=4");
     ::kill(pid, SIGTERM);
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
