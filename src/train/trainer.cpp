@@ -64,6 +64,11 @@ uint64_t sampler_seed(long long seed, uint64_t stream) {
     return uint64_t(seed) * 0x9e3779b97f4a7c15ull + stream * 0xd1b54a32d192ed03ull + 1;
 }
 
+// A loss for a message: "nan" rather than the "-nan" that printf and streams may show.
+std::string loss_str(double v) {
+    return std::isnan(v) ? std::string("nan") : cat(v);
+}
+
 json finite_or_null(double v) {
     return std::isfinite(v) ? json(v) : json(nullptr);
 }
@@ -506,8 +511,8 @@ TrainResult Trainer::run(long long stop_at) {
             // A diverged run: its weights must not become a checkpoint that every --resume
             // would load and fail on again.
             logf("eval step %lld: train loss %.4f, val loss %.4f\n", st.step, tl, vl);
-            fail("step ", st.step, ": the evaluation loss is not finite (train ", tl, ", val ", vl,
-                 "): the run diverged; no checkpoint written",
+            fail("step ", st.step, ": the evaluation loss is not finite (train ", loss_str(tl),
+                 ", val ", loss_str(vl), "): the run diverged; no checkpoint written",
                  res.last_checkpoint.empty() && resumed_from_.empty()
                      ? std::string()
                      : cat(" (the last good one: ",
@@ -562,7 +567,7 @@ TrainResult Trainer::run(long long stop_at) {
         res.losses.push_back(r.loss);
         res.grad_norms.push_back(r.grad_norm);
         if (!std::isfinite(r.loss))
-            fail("step ", st.step, ": the loss is ", r.loss,
+            fail("step ", st.step, ": the loss is ", loss_str(r.loss),
                  " (diverged; lower learning_rate or check the data)");
 
         if (st.step % c.log_interval == 0 || st.step == 1 || st.step == c.max_iters) {
