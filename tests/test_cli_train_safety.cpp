@@ -187,8 +187,10 @@ TEST(CliTrainSafety, LoadersVerifyChecksumsAndRefuseNonFiniteWeights) {
     }
     for (const std::string& args :
          {"info " + q(ck), "generate --model " + q(ck) + " --tokenizer bytes --prompt ab",
-          "eval ppl --model " + q(ck) + " --data " + q(tmp.file("data"))}) {
-        r = test::run_t6(args);
+          "eval ppl --model " + q(ck) + " --data " + q(tmp.file("data")),
+          // serve fails before it listens (`timeout` only bounds the old behaviour: serving)
+          "serve --model " + q(ck) + " --port 0 --threads 1"}) {
+        r = test::run_command("timeout 30 " + q(T6_BINARY) + " " + args);
         EXPECT_EQ(r.status, 1) << args << ": " << r.out << r.err;
         EXPECT_TRUE(one_line_error(r)) << args << ": " << r.err;
         EXPECT_NE(r.err.find("checksum"), std::string::npos) << args << ": " << r.err;
