@@ -249,6 +249,9 @@ TEST(CliTrainSafety, SmallErrorPaths) {
     EXPECT_EQ(r.status, 1) << r.err;
     EXPECT_TRUE(one_line_error(r)) << r.err;
     EXPECT_NE(r.err.find("'max_iters'"), std::string::npos) << r.err;
+    r = test::run_t6("train --config " + q(cfg) + " n_layer=1e400");  // a model key
+    EXPECT_TRUE(one_line_error(r)) << r.err;
+    EXPECT_NE(r.err.find("'n_layer'"), std::string::npos) << r.err;
 
     write_file_atomic(tmp.file("data/meta.json"), std::string("{\"dtype\": \"uint16\", "));
     r = test::run_t6("train --config " + q(cfg));

@@ -329,6 +329,8 @@ void apply_override(ModelConfig& cfg, const std::string& assignment) {
         v = json::parse(val);
     } catch (const json::parse_error&) {
         v = val;  // a bare string, e.g. attention=tpa
+    } catch (const json::exception&) {
+        fail(where, ": key '", key, "': ", val, " is out of range");  // e.g. 1e400
     }
     if (!set_key(cfg, key, v, where)) fail(where, ": unknown key '", key, "'");
     cfg.validate(where);
