@@ -8,6 +8,7 @@
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
 #include "kernels/linear_bf16.h"
+#include "kernels/quant.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/swiglu.h"
 #include "model/attention_core.h"
@@ -15,13 +16,35 @@
 namespace t6 {
 
 const char* weight_type_name(WeightType t) {
-    return t == WeightType::f32 ? "f32" : "bf16";
+    switch (t) {
+        case WeightType::f32:
+            return "f32";
+        case WeightType::bf16:
+            return "bf16";
+        case WeightType::q8:
+            return "q8";
+        case WeightType::q4:
+            return "q4";
+    }
+    return "?";
 }
 
 WeightType parse_weight_type(const std::string& s) {
     if (s == "f32") return WeightType::f32;
     if (s == "bf16") return WeightType::bf16;
-    fail("unknown weight type '", s, "' (expected f32 or bf16)");
+    if (s == "q8") return WeightType::q8;
+    if (s == "q4") return WeightType::q4;
+    fail("unknown weight type '", s, "' (expected f32, bf16, q8 or q4)");
+}
+
+bool is_quantized(WeightType t) {
+    return t == WeightType::q8 || t == WeightType::q4;
+}
+QuantScheme quant_scheme_of(WeightType t) {
+    return t == WeightType::q4 ? QuantScheme::q4 : QuantScheme::q8;
+}
+WeightType weight_type_of(QuantScheme s) {
+    return s == QuantScheme::q4 ? WeightType::q4 : WeightType::q8;
 }
 
 Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type, WeightType weights)
@@ -35,6 +58,24 @@ Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
         wbf16_.resize(L.total, true);
         to_bf16(wbf16_.data(), model.params(), L.total);
     }
+    if (is_quantized(wtype_))
+        wq_ = std::make_shared<QuantizedWeights>(quantize_model(model, quant_scheme_of(wtype_)));
+    init_layers();
+}
+
+Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
+                 std::shared_ptr<const QuantizedWeights> quantized)
+    : model_(model),
+      cfg_(model.config()),
+      wtype_(weight_type_of(quantized->scheme)),
+      wq_(std::move(quantized)),
+      rope_(make_rope_tables(max_seq, model.config().rope_dim(), model.config().rope_theta)),
+      cache_(model.config(), max_slots, max_seq, type) {
+    init_layers();
+}
+
+void Decoder::init_layers() {
+    const ParameterLayout& L = model_.layout();
     const auto projections = attention_projections(cfg_);
     wte_ = L.at(kEmbeddingName).offset;
     for (int i = 0; i < cfg_.n_layer; i++) {
@@ -44,6 +85,28 @@ Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
                        L.at(pre + "mlp.c_fc1.weight").offset, L.at(pre + "mlp.c_fc2.weight").offset,
                        L.at(pre + "mlp.c_proj.weight").offset});
     }
+    if (wq_) {
+        const std::vector<QuantTarget> expect = quant_targets(cfg_, L);
+        if (wq_->targets.size() != expect.size() || wq_->mats.size() != expect.size())
+            fail("quantized weights do not match the model (", wq_->targets.size(),
+                 " matrices, expected ", expect.size(), ")");
+        for (size_t i = 0; i < expect.size(); i++) {
+            const QuantMatrix& m = wq_->mats[i];
+            if (wq_->targets[i].offset != expect[i].offset || m.rows != expect[i].rows ||
+                m.cols != expect[i].cols)
+                fail("quantized matrix ", expect[i].name, " does not match the model");
+        }
+        wq_wte_ = wq_->find(wte_);
+    }
+}
+
+double Decoder::weight_bytes_per_step() const {
+    const double total = double(model_.layout().total);
+    if (wtype_ == WeightType::f32) return total * 4;
+    if (wtype_ == WeightType::bf16) return total * 2;
+    double numel = 0;
+    for (const auto& m : wq_->mats) numel += double(m.rows) * m.cols;
+    return double(wq_->bytes()) + (total - numel) * 4;
 }
 
 void Decoder::append(int slot, const int32_t* tokens, int n, float* logits, bool all_logits) {
@@ -83,7 +146,11 @@ void Decoder::step(const int* slots, const int32_t* tokens, int n, float* logits
 constexpr int kFewRows = 16;
 
 void Decoder::linear(float* out, const float* in, size_t off, int n, int C, int OC, float beta) {
-    if (wtype_ == WeightType::bf16)
+    if (wq_) {
+        const int i = wq_->find(off);
+        if (i < 0) fail("internal: no quantized matrix at parameter offset ", off);
+        linear_quant(out, in, wq_->mats[i], n, beta);
+    } else if (wtype_ == WeightType::bf16)
         linear_bf16(out, in, wbf16_.data() + off, n, C, OC, beta);
     else if (n <= kFewRows)  // decoding steps: stream the weights once
         linear_f32_few_rows(out, in, model_.params() + off, n, C, OC, beta);
@@ -111,7 +178,11 @@ void Decoder::run(const int32_t* tokens, int n, const int* slots, const int* pos
     grow(b_, size_t(n) * F);
     grow(h_, size_t(n) * F);
     std::vector<float> rstd(n);
-    embedding_forward(x_.data(), tokens, W + wte_, n, C);
+    if (wq_)  // the tied matrix's dequantized rows
+        for (int i = 0; i < n; i++)
+            dequantize_row(wq_->mats[wq_wte_], tokens[i], x_.data() + size_t(i) * C);
+    else
+        embedding_forward(x_.data(), tokens, W + wte_, n, C);
     const NewTokens nt{n, chunk, slots, pos};
     for (int l = 0; l < cfg_.n_layer; l++) {
         const LayerOffsets& w = lw_[l];

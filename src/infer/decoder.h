@@ -3,9 +3,13 @@
 // weights of a Model (float32), never modifies them. With WeightType::bf16 the matrices of the
 // linear layers (attention projections, MLP, tied lm_head) are read from a bf16 copy made once
 // (half the bytes per decoding step, arithmetic still float32); MLA's up-projections and the
-// embedding lookup stay float32.
+// embedding lookup stay float32. With WeightType::q8 / q4 the same matrices and the tied
+// embedding are read from blockwise-quantized copies (model/quantize.h; 1.125 / 0.75 bytes per
+// weight), made at construction or handed over already quantized (a `t6 quantize` checkpoint);
+// the decoder then computes exactly the float32 model whose weights are the dequantized ones.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,12 +17,16 @@
 #include "infer/kv_cache.h"
 #include "kernels/rope.h"
 #include "model/model.h"
+#include "model/quantize.h"
 
 namespace t6 {
 
-enum class WeightType { f32, bf16 };
+enum class WeightType { f32, bf16, q8, q4 };
 const char* weight_type_name(WeightType t);
-WeightType parse_weight_type(const std::string& s);  // "f32" | "bf16"
+WeightType parse_weight_type(const std::string& s);  // "f32" | "bf16" | "q8" | "q4"
+bool is_quantized(WeightType t);
+QuantScheme quant_scheme_of(WeightType t);  // q8 or q4 (t must be quantized)
+WeightType weight_type_of(QuantScheme s);
 
 class Decoder {
   public:
@@ -26,9 +34,15 @@ class Decoder {
     // block_size: RoPE tables are built for max_seq).
     Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
             WeightType weights = WeightType::f32);
+    // Decodes from weights quantized beforehand (`quantized` of this model's config; the model's
+    // own copies of those matrices are not read).
+    Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
+            std::shared_ptr<const QuantizedWeights> quantized);
 
     const ModelConfig& config() const { return cfg_; }
     WeightType weight_type() const { return wtype_; }
+    // Bytes of weights one decoding step streams (the linear layers' matrices as stored).
+    double weight_bytes_per_step() const;
     KVCache& cache() { return cache_; }
     const KVCache& cache() const { return cache_; }
 
@@ -54,7 +68,10 @@ class Decoder {
     const Model& model_;
     ModelConfig cfg_;
     WeightType wtype_;
-    AlignedArray<uint16_t> wbf16_;  // bf16 copy of all parameters (WeightType::bf16)
+    void init_layers();
+    AlignedArray<uint16_t> wbf16_;                // bf16 copy of all parameters (WeightType::bf16)
+    std::shared_ptr<const QuantizedWeights> wq_;  // WeightType::q8 / q4
+    int wq_wte_ = -1;
     std::vector<LayerOffsets> lw_;
     size_t wte_ = 0;
     RopeTables rope_;
