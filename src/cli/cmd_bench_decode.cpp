@@ -98,8 +98,11 @@ int cmd_bench_decode(int argc, char** argv) {
     p.option("contexts", "LIST", "cached tokens per sequence", "1024,4096,16384,65536");
     p.option("batches", "LIST", "sequences decoded together", "1,8");
     p.option("steps", "N", "timed decode steps per point (median reported)", "5");
-    p.option("cache", "TYPE", "cache element type f32 or bf16", "f32");
-    p.option("weights", "TYPE", "weights of the linear layers: f32 or bf16", "f32");
+    p.option("cache", "LIST", "cache element types, each f32 or bf16 (swept)", "f32");
+    p.option("weights", "LIST",
+             "weights of the linear layers, each f32, bf16, q8 or q4 (swept; q8/q4 bytes include "
+             "the block scales)",
+             "f32");
     p.option("mem-limit", "BYTES", "skip points whose cache exceeds this", "12GiB");
     p.option("bandwidth", "GB/s", "memory bandwidth for the roofline (baselines.md)", "54");
     p.option("peak-gflops", "G", "GEMM rate for the roofline (fp32, 2 threads)", "370");
@@ -107,8 +110,12 @@ int cmd_bench_decode(int argc, char** argv) {
     p.flag("json", "print one JSON object as the last line");
     p.parse(argc, argv, 0);
     if (p.has("threads")) set_num_threads(p.get_int("threads"));
-    const CacheType ct = parse_cache_type(p.get("cache"));
-    const WeightType wt = parse_weight_type(p.get("weights"));
+    std::vector<CacheType> cache_types;
+    std::vector<WeightType> weight_types;
+    for (const auto& s : split_list(p.get("cache"))) cache_types.push_back(parse_cache_type(s));
+    for (const auto& s : split_list(p.get("weights"))) weight_types.push_back(parse_weight_type(s));
+    if (cache_types.empty() || weight_types.empty())
+        fail("t6 bench decode: --cache and --weights need at least one type");
     const double mem_limit = parse_bytes(p.get("mem-limit"), "--mem-limit");
     const double bw = p.get_double("bandwidth") * 1e9, peak = p.get_double("peak-gflops") * 1e9;
     const int steps = p.get_int("steps");
@@ -135,9 +142,9 @@ int cmd_bench_decode(int argc, char** argv) {
     MachineProbe probe;
     const double bw_start = probe.bandwidth(), peak_start = probe.gemm_rate();
     const double fma_start = probe.fma_peak();
-    const std::string tpa_kernel(flash_tpa_kernel_name(ct == CacheType::bf16));
+    const std::string tpa_kernel(flash_tpa_kernel_name(cache_types[0] == CacheType::bf16));
     std::printf("GEMM: %s, threads: %d, cache %s, weights %s, FlashTPA: %s, SIMD target: %s\n",
-                kernel.c_str(), num_threads(), cache_type_name(ct), weight_type_name(wt),
+                kernel.c_str(), num_threads(), p.get("cache").c_str(), p.get("weights").c_str(),
                 tpa_kernel.c_str(), simd.c_str());
     std::printf(
         "roofline nominal: %.0f GB/s, %.0f GFLOP/s | measured at the start: %.1f GB/s "
@@ -145,82 +152,99 @@ int cmd_bench_decode(int argc, char** argv) {
         "peak again before every point: columns GB/s, FMA_GF/s; now_ms = max(mem_ms, fma_ms) and "
         "its roof use them)\n",
         bw / 1e9, peak / 1e9, bw_start / 1e9, fma_start / 1e9, peak_start / 1e9);
-    std::printf("%-16s %6s %5s %9s %9s %10s %9s %10s %9s %6s %6s %8s %8s %8s %9s %6s\n", "model",
-                "ctx", "batch", "step_ms", "best_ms", "tokens/s", "MB/step", "GFLOP/step",
-                "floor_ms", "roof", "GB/s", "FMA_GF/s", "mem_ms", "fma_ms", "now_ms", "roof");
+    std::printf("%-16s %4s %4s %6s %5s %9s %9s %10s %9s %10s %9s %6s %6s %8s %8s %8s %9s %6s\n",
+                "model", "wts", "kv", "ctx", "batch", "step_ms", "best_ms", "tokens/s", "MB/step",
+                "GFLOP/step", "floor_ms", "roof", "GB/s", "FMA_GF/s", "mem_ms", "fma_ms", "now_ms",
+                "roof");
     nlohmann::json results = nlohmann::json::array();
     for (const auto& [name, cfg] : models) {
         Model model(cfg);
         model.init_weights(1);
-        for (long ctx : contexts)
-            for (int batch : batches) {
-                const double cache_bytes = double(batch) * (ctx + steps + 1) * cfg.n_layer *
-                                           kv_record_numbers(cfg) * (ct == CacheType::f32 ? 4 : 2);
-                if (cache_bytes > mem_limit) {
-                    std::printf("%-16s %6ld %5d   skipped: cache %s > --mem-limit\n", name.c_str(),
-                                ctx, batch, human_bytes(cache_bytes).c_str());
-                    continue;
-                }
-                Decoder dec(model, batch, int(ctx + steps + 1), ct, wt);
-                for (int s = 0; s < batch; s++) fill_random(dec.cache(), s, int(ctx), 17 + s);
-                std::vector<int> slots(batch);
-                std::vector<int32_t> toks(batch, 42);
-                for (int s = 0; s < batch; s++) slots[s] = s;
-                std::vector<float> logits(size_t(batch) * cfg.vocab_size);
-                const double bw_now = probe.bandwidth(), fma_now = probe.fma_peak();
-                std::vector<double> secs;
-                for (int i = 0; i <= steps; i++) {  // the first step warms up
-                    auto t0 = std::chrono::steady_clock::now();
-                    dec.step(slots.data(), toks.data(), batch, logits.data());
-                    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
-                                   .count();
-                    if (i > 0) secs.push_back(s);
-                }
-                const double med = median(secs);
-                const double best = *std::min_element(secs.begin(), secs.end());
-                const DecodeCost cost =
-                    decode_step_cost(cfg, batch, ctx, wt == WeightType::f32 ? 4.0 : 2.0,
-                                     ct == CacheType::f32 ? 4.0 : 2.0);
-                const double floor = cost.floor_s(bw, peak);
-                const double mem_now = cost.bytes / bw_now, fma_time_now = cost.flops / fma_now;
-                const double floor_now = std::max(mem_now, fma_time_now);
-                // Roofline fractions of the median step; the best step is printed too (the
-                // shared machine's noise only ever slows a step down).
-                std::printf(
-                    "%-16s %6ld %5d %9.2f %9.2f %10.1f %9.1f %10.3f %9.2f %5.0f%% %6.1f "
-                    "%8.0f %8.2f %8.2f %9.2f %5.0f%%\n",
-                    name.c_str(), ctx, batch, 1e3 * med, 1e3 * best, batch / med, cost.bytes / 1e6,
-                    cost.flops / 1e9, 1e3 * floor, 100 * floor / med, bw_now / 1e9, fma_now / 1e9,
-                    1e3 * mem_now, 1e3 * fma_time_now, 1e3 * floor_now, 100 * floor_now / med);
-                std::fflush(stdout);
-                results.push_back(
-                    {{"model", name},
-                     {"attention", attention_kind_name(cfg.attention)},
-                     {"context", ctx},
-                     {"batch", batch},
-                     {"step_ms", 1e3 * med},
-                     {"best_step_ms", 1e3 * best},
-                     {"tokens_per_s", batch / med},
-                     {"bytes_per_step", cost.bytes},
-                     {"flops_per_step", cost.flops},
-                     {"roofline_floor_ms", 1e3 * floor},
-                     {"roofline_fraction", floor / med},
-                     {"roofline_floor_now_ms", 1e3 * floor_now},
-                     {"roofline_memory_now_ms", 1e3 * mem_now},
-                     {"roofline_compute_now_ms", 1e3 * fma_time_now},
-                     {"roofline_bound_now", fma_time_now > mem_now ? "compute" : "memory"},
-                     {"roofline_fraction_now", floor_now / med},
-                     {"bandwidth_now_gb_per_s", bw_now / 1e9},
-                     {"fma_peak_now_gflops", fma_now / 1e9}});
-            }
+        for (WeightType wt : weight_types)
+            for (CacheType ct : cache_types)
+                for (long ctx : contexts)
+                    for (int batch : batches) {
+                        const double cache_bytes = double(batch) * (ctx + steps + 1) * cfg.n_layer *
+                                                   kv_record_numbers(cfg) *
+                                                   (ct == CacheType::f32 ? 4 : 2);
+                        if (cache_bytes > mem_limit) {
+                            std::printf(
+                                "%-16s %4s %4s %6ld %5d   skipped: cache %s > --mem-limit\n",
+                                name.c_str(), weight_type_name(wt), cache_type_name(ct), ctx, batch,
+                                human_bytes(cache_bytes).c_str());
+                            continue;
+                        }
+                        Decoder dec(model, batch, int(ctx + steps + 1), ct, wt);
+                        for (int s = 0; s < batch; s++)
+                            fill_random(dec.cache(), s, int(ctx), 17 + s);
+                        std::vector<int> slots(batch);
+                        std::vector<int32_t> toks(batch, 42);
+                        for (int s = 0; s < batch; s++) slots[s] = s;
+                        std::vector<float> logits(size_t(batch) * cfg.vocab_size);
+                        const double bw_now = probe.bandwidth(), fma_now = probe.fma_peak();
+                        std::vector<double> secs;
+                        for (int i = 0; i <= steps; i++) {  // the first step warms up
+                            auto t0 = std::chrono::steady_clock::now();
+                            dec.step(slots.data(), toks.data(), batch, logits.data());
+                            double s =
+                                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+                                    .count();
+                            if (i > 0) secs.push_back(s);
+                        }
+                        const double med = median(secs);
+                        const double best = *std::min_element(secs.begin(), secs.end());
+                        // Weight bytes as stored (quantized: codes and scales; MLA's float32
+                        // up-projections and the norms at 4 bytes) per parameter.
+                        const DecodeCost cost = decode_step_cost(
+                            cfg, batch, ctx,
+                            dec.weight_bytes_per_step() / double(model.num_params()),
+                            ct == CacheType::f32 ? 4.0 : 2.0);
+                        const double floor = cost.floor_s(bw, peak);
+                        const double mem_now = cost.bytes / bw_now,
+                                     fma_time_now = cost.flops / fma_now;
+                        const double floor_now = std::max(mem_now, fma_time_now);
+                        // Roofline fractions of the median step; the best step is printed too (the
+                        // shared machine's noise only ever slows a step down).
+                        std::printf(
+                            "%-16s %4s %4s %6ld %5d %9.2f %9.2f %10.1f %9.1f %10.3f %9.2f %5.0f%% "
+                            "%6.1f "
+                            "%8.0f %8.2f %8.2f %9.2f %5.0f%%\n",
+                            name.c_str(), weight_type_name(wt), cache_type_name(ct), ctx, batch,
+                            1e3 * med, 1e3 * best, batch / med, cost.bytes / 1e6, cost.flops / 1e9,
+                            1e3 * floor, 100 * floor / med, bw_now / 1e9, fma_now / 1e9,
+                            1e3 * mem_now, 1e3 * fma_time_now, 1e3 * floor_now,
+                            100 * floor_now / med);
+                        std::fflush(stdout);
+                        results.push_back(
+                            {{"model", name},
+                             {"attention", attention_kind_name(cfg.attention)},
+                             {"weights", weight_type_name(wt)},
+                             {"cache_type", cache_type_name(ct)},
+                             {"context", ctx},
+                             {"batch", batch},
+                             {"step_ms", 1e3 * med},
+                             {"best_step_ms", 1e3 * best},
+                             {"tokens_per_s", batch / med},
+                             {"bytes_per_step", cost.bytes},
+                             {"flops_per_step", cost.flops},
+                             {"roofline_floor_ms", 1e3 * floor},
+                             {"roofline_fraction", floor / med},
+                             {"roofline_floor_now_ms", 1e3 * floor_now},
+                             {"roofline_memory_now_ms", 1e3 * mem_now},
+                             {"roofline_compute_now_ms", 1e3 * fma_time_now},
+                             {"roofline_bound_now", fma_time_now > mem_now ? "compute" : "memory"},
+                             {"roofline_fraction_now", floor_now / med},
+                             {"bandwidth_now_gb_per_s", bw_now / 1e9},
+                             {"fma_peak_now_gflops", fma_now / 1e9}});
+                    }
     }
     if (p.has("json")) {
         nlohmann::json out = {{"benchmark", "decode"},
                               {"gemm_kernel", kernel},
                               {"flash_tpa_kernel", tpa_kernel},
                               {"threads", num_threads()},
-                              {"cache_type", cache_type_name(ct)},
-                              {"weights", weight_type_name(wt)},
+                              {"cache_type", p.get("cache")},
+                              {"weights", p.get("weights")},
                               {"bandwidth_start_gb_per_s", bw_start / 1e9},
                               {"fma_peak_start_gflops", fma_start / 1e9},
                               {"gemm_gflops_start", peak_start / 1e9},

@@ -18,6 +18,7 @@
 #include "eval/perplexity.h"
 #include "eval/report.h"
 #include "model/checkpoint.h"
+#include "model/quantize.h"
 #include "train/token_data.h"
 
 namespace t6::cli {
@@ -116,6 +117,10 @@ int eval_ppl(int argc, char** argv) {
     p.option("stride", "S", "new tokens scored per window, <= context", "the context");
     p.option("batch", "B", "windows per forward pass", "4");
     p.option("max-tokens", "N", "score only the first N tokens (0 = all)", "0");
+    p.option("weights", "TYPE",
+             "f32, or q8 / q4: score the model whose decoder matrices are quantized and "
+             "dequantized (what decoding with --weights q8|q4 computes)",
+             "f32");
     p.option("threads", "N", "threads", "all cores");
     p.flag("quiet", "no progress on stderr");
     p.flag("json", "print one JSON object as the last line");
@@ -128,10 +133,15 @@ int eval_ppl(int argc, char** argv) {
     const TokenFormat format = parse_token_format(p.get("format"), "t6 eval ppl: --format");
     if (p.has("text") && p.has("format"))
         fail("t6 eval ppl: --format applies to --tokens and --data, not --text");
+    const std::string weights = p.get("weights");
+    const bool quantized = weights != "f32";
+    const QuantScheme scheme =
+        quantized ? parse_quant_scheme(weights, "t6 eval ppl: --weights") : QuantScheme::q8;
     const int sources = int(p.has("data")) + int(p.has("tokens")) + int(p.has("text"));
     if (sources != 1) fail("t6 eval ppl: give exactly one of --data, --tokens, --text");
     const std::string ckpt = p.get("model");
     auto model = load_model(ckpt);
+    if (quantized) apply_dequantized(*model, quantize_model(*model, scheme));
     const ModelConfig& cfg = model->config();
 
     eval::PplOptions opt;
@@ -218,6 +228,7 @@ int eval_ppl(int argc, char** argv) {
                             {"nll_sum_nats", sum.nll},
                             {"context_tokens", opt.context},
                             {"stride_tokens", opt.stride},
+                            {"weights", weights},
                             {"elapsed_s", elapsed},
                             {"tokens_per_s", elapsed > 0 ? double(sum.tokens) / elapsed : 0.0}};
         if (tok) j["bits_per_byte"] = bpb;

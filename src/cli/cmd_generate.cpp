@@ -44,8 +44,9 @@ int cmd_generate(int argc, char** argv) {
              "the model's block_size");
     p.option("cache", "TYPE", "KV cache element type: f32 or bf16", "f32");
     p.option("weights", "TYPE",
-             "weights of the linear layers while generating: f32, or bf16 (a rounded copy; "
-             "half the bytes read per token)",
+             "weights of the linear layers while generating: f32, bf16 (a rounded copy; half "
+             "the bytes read per token), or q8 / q4 (blockwise quantized copies, embedding "
+             "included; 1.125 / 0.75 bytes per weight)",
              "f32");
     p.option("tokenizer", "NAME", "gpt2, bytes or a tokenizer file (default: the checkpoint's)");
     p.option("threads", "N", "threads", "all cores");
