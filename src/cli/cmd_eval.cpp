@@ -18,7 +18,7 @@
 #include "eval/perplexity.h"
 #include "eval/report.h"
 #include "model/checkpoint.h"
-#include "model/quantize.h"
+#include "model/quantize_io.h"
 #include "train/token_data.h"
 
 namespace t6::cli {
@@ -140,8 +140,15 @@ int eval_ppl(int argc, char** argv) {
     const int sources = int(p.has("data")) + int(p.has("tokens")) + int(p.has("text"));
     if (sources != 1) fail("t6 eval ppl: give exactly one of --data, --tokens, --text");
     const std::string ckpt = p.get("model");
-    auto model = load_model(ckpt);
-    if (quantized) apply_dequantized(*model, quantize_model(*model, scheme));
+    // A `t6 quantize` checkpoint is scored as stored (its dequantized weights).
+    std::unique_ptr<Model> model;
+    if (is_quantized_checkpoint(ckpt)) {
+        if (quantized) fail("t6 eval ppl: ", ckpt, " is quantized already (drop --weights)");
+        model = std::move(load_quantized(ckpt).model);
+    } else {
+        model = load_model(ckpt);
+        if (quantized) apply_dequantized(*model, quantize_model(*model, scheme));
+    }
     const ModelConfig& cfg = model->config();
 
     eval::PplOptions opt;

@@ -18,6 +18,7 @@
 #include "infer/decoder.h"
 #include "infer/sampler.h"
 #include "model/checkpoint.h"
+#include "model/quantize_io.h"
 
 namespace t6::cli {
 
@@ -67,10 +68,23 @@ int cmd_generate(int argc, char** argv) {
     const int max_new = p.get_int("max-new-tokens");
     if (max_new < 0) fail("t6 generate: --max-new-tokens must be >= 0");
     const CacheType ctype = parse_cache_type(p.get("cache"));
-    const WeightType wtype = parse_weight_type(p.get("weights"));
+    WeightType wtype = parse_weight_type(p.get("weights"));
 
     ModelChoice m = resolve_model_choice(p, "generate");
-    std::unique_ptr<Model> model = load_or_init_model(m, "generate", sp.seed);
+    // A `t6 quantize` checkpoint decodes from its stored codes (--weights may only name them).
+    std::shared_ptr<QuantizedWeights> stored;
+    std::unique_ptr<Model> model;
+    if (m.is_checkpoint && is_quantized_checkpoint(m.source)) {
+        QuantizedCheckpoint qc = load_quantized(m.source);
+        model = std::move(qc.model);
+        stored = qc.weights;
+        if (p.has("weights") && wtype != weight_type_of(stored->scheme))
+            fail("t6 generate: ", m.source, " holds ", quant_scheme_name(stored->scheme),
+                 " weights, not ", p.get("weights"));
+        wtype = weight_type_of(stored->scheme);
+    } else {
+        model = load_or_init_model(m, "generate", sp.seed);
+    }
     const ModelConfig& cfg = model->config();
     const int max_ctx = p.has("max-context") ? p.get_int("max-context") : cfg.block_size;
     if (max_ctx <= 0) fail("t6 generate: --max-context must be positive");
@@ -88,7 +102,8 @@ int cmd_generate(int argc, char** argv) {
         fail("t6 generate: prompt of ", ids.size(), " tokens + ", max_new,
              " new tokens exceeds the context of ", max_ctx, " tokens (--max-context)");
 
-    Decoder dec(*model, 1, max_ctx, ctype, wtype);
+    Decoder dec = stored ? Decoder(*model, 1, max_ctx, ctype, stored)
+                         : Decoder(*model, 1, max_ctx, ctype, wtype);
     Sampler sampler(sp);
     std::vector<float> logits(cfg.vocab_size);
     auto t0 = std::chrono::steady_clock::now();

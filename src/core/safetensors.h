@@ -45,6 +45,8 @@ class SafeTensorsReader {
                   const std::vector<int64_t>& shape = {}) const;
     std::vector<float> read_f32(const std::string& name) const;
     std::vector<int32_t> read_i32(const std::string& name) const;  // I32 (or I64 narrowed)
+    // The stored bytes of tensor `name` as they are (any dtype; numel * dtype size of them).
+    const unsigned char* raw(const std::string& name) const { return data_of(info(name)); }
 
   private:
     const unsigned char* data_of(const TensorInfo& t) const;

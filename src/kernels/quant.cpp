@@ -47,6 +47,9 @@ size_t QuantMatrix::bytes() const {
 
 namespace {
 
+// Matrices below this many weights are (de)quantized on one thread (a parallel region costs more).
+constexpr size_t kParallelWeights = size_t(1) << 18;
+
 void quantize_block_q8(const float* w, int n, uint8_t* q, float* d) {
     float amax = 0.0f;
     for (int i = 0; i < n; i++) amax = std::max(amax, std::fabs(w[i]));
@@ -79,7 +82,7 @@ void quantize_matrix(QuantMatrix& m, const float* W, int rows, int cols, QuantSc
     if (rows <= 0 || cols <= 0) fail("cannot quantize an empty matrix (", rows, " x ", cols, ")");
     m.allocate(s, rows, cols);
     const int nb = m.blocks_per_row(), cb = m.code_bytes();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelWeights)
     for (int r = 0; r < rows; r++)
         for (int b = 0; b < nb; b++) {
             const size_t blk = size_t(r) * nb + b;
@@ -109,7 +112,7 @@ void dequantize_row(const QuantMatrix& m, int row, float* out) {
 }
 
 void dequantize_matrix(const QuantMatrix& m, float* W) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (size_t(m.rows) * m.cols >= kParallelWeights)
     for (int r = 0; r < m.rows; r++) dequantize_row(m, r, W + size_t(r) * m.cols);
 }
 
@@ -140,7 +143,7 @@ void linear_quant(float* out, const float* inp, const QuantMatrix& W, int N, flo
     std::vector<float> band(size_t(std::min(kBand, W.rows)) * W.cols);
     for (int o0 = 0; o0 < W.rows; o0 += kBand) {
         const int nr = std::min(kBand, W.rows - o0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (size_t(nr) * W.cols >= kParallelWeights)
         for (int r = 0; r < nr; r++) dequantize_row(W, o0 + r, band.data() + size_t(r) * W.cols);
         gemm(false, true, N, nr, W.cols, 1.0f, inp, W.cols, band.data(), W.cols, beta, out + o0,
              W.rows);

@@ -207,7 +207,8 @@ void GroupRows(float* out, const float* inp, const QuantMatrix& W, int N, float 
 void LinearQuantFewRows(float* out, const float* inp, const QuantMatrix& W, int N, float beta) {
     if (N <= 0 || W.rows <= 0) return;
     const int groups = (W.rows + kGroup - 1) / kGroup;
-#pragma omp parallel for schedule(dynamic, 2)
+    // Small matrices (tests, tiny models) on one thread: a parallel region costs more.
+#pragma omp parallel for schedule(dynamic, 2) if (size_t(W.rows) * W.cols >= (size_t(1) << 16))
     for (int g = 0; g < groups; g++) {
         const int o0 = g * kGroup, o1 = std::min(W.rows, o0 + kGroup);
         if (W.scheme == QuantScheme::q8)
