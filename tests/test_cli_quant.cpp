@@ -1,0 +1,90 @@
+// t6 quantize end to end: writes a q8 / q4 checkpoint that t6 generate decodes and t6 eval ppl
+// scores (both as stored); bad arguments give one-line errors and no output file.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "model/checkpoint.h"
+#include "model/model.h"
+#include "test_cli_util.h"
+#include "test_util.h"
+
+using namespace t6;
+using test::run_t6;
+
+namespace {
+
+std::string make_checkpoint(const test::TempDir& dir) {
+    ModelConfig c;
+    c.attention = AttentionKind::tpa;
+    c.vocab_size = 256;
+    c.n_layer = 2;
+    c.n_embd = 64;
+    c.n_head = 2;
+    c.head_dim = 16;
+    c.q_rank = 2;
+    c.k_rank = 2;
+    c.v_rank = 2;
+    c.block_size = 64;
+    Model m(c);
+    m.init_weights(3);
+    std::string path = dir.file("model.safetensors");
+    save_weights(path, m, {{"tokenizer", R"({"kind":"bytes"})"}});
+    return path;
+}
+
+TEST(CliQuantize, WritesCheckpointsThatGenerateAndEvalRead) {
+    test::TempDir dir;
+    const std::string ckpt = make_checkpoint(dir);
+    { std::ofstream(dir.file("text.txt")) << "To be, or not to be, that is the question.\n"; }
+    for (const char* type : {"q8", "q4"}) {
+        const std::string out = dir.file(std::string(type) + ".safetensors");
+        auto r = run_t6("quantize " + ckpt + " --type " + type + " --out " + out + " --json");
+        ASSERT_EQ(r.status, 0) << r.err;
+        EXPECT_NE(r.out.find("\"scheme\":\"" + std::string(type) + "\""), std::string::npos);
+        ASSERT_TRUE(std::filesystem::exists(out));
+        EXPECT_LT(std::filesystem::file_size(out), std::filesystem::file_size(ckpt) / 2);
+        r = run_t6("generate --model " + out +
+                   " --prompt hello --max-new-tokens 4 --temperature 0 --json");
+        ASSERT_EQ(r.status, 0) << r.err;
+        EXPECT_NE(r.out.find("\"weights\":\"" + std::string(type) + "\""), std::string::npos)
+            << r.out;
+        r = run_t6("eval ppl --model " + out + " --text " + dir.file("text.txt") + " --json");
+        ASSERT_EQ(r.status, 0) << r.err;
+        // The stored model scores as the float checkpoint quantized at load.
+        auto r2 = run_t6("eval ppl --model " + ckpt + " --weights " + type + " --text " +
+                         dir.file("text.txt") + " --json");
+        ASSERT_EQ(r2.status, 0) << r2.err;
+        const auto ppl = [](const std::string& s) {
+            auto i = s.find("\"perplexity\":");
+            return std::stod(s.substr(i + 13));
+        };
+        EXPECT_DOUBLE_EQ(ppl(r.out), ppl(r2.out));
+    }
+}
+
+TEST(CliQuantize, BadArgumentsGiveOneLineErrors) {
+    test::TempDir dir;
+    const std::string ckpt = make_checkpoint(dir), out = dir.file("o.safetensors");
+    for (const std::string& args :
+         {"quantize " + ckpt + " --type q5 --out " + out, "quantize " + ckpt + " --out " + out,
+          "quantize " + ckpt + " --type q8",
+          "quantize " + dir.file("none") + " --type q8 --out " + out}) {
+        auto r = run_t6(args);
+        EXPECT_EQ(r.status, 1) << args;
+        EXPECT_EQ(r.err.rfind("t6: error: ", 0), 0u) << r.err;
+        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+        EXPECT_FALSE(std::filesystem::exists(out)) << args;
+    }
+    auto r = run_t6("quantize " + ckpt + " --type q8 --out " + out);
+    ASSERT_EQ(r.status, 0) << r.err;
+    r = run_t6("quantize " + out + " --type q4 --out " + dir.file("again.safetensors"));
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("already quantized"), std::string::npos) << r.err;
+    r = run_t6("generate --model " + out + " --weights q4 --prompt hi --max-new-tokens 1");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("holds q8 weights"), std::string::npos) << r.err;
+}
+
+}  // namespace
