@@ -57,6 +57,7 @@ int cmd_serve(int argc, char** argv) {
              "the model's block_size");
     p.option("max-slots", "N", "at most this many concurrent sequences", "256");
     p.option("cache", "TYPE", "KV cache element type: f32 or bf16", "f32");
+    p.option("weights", "TYPE", "decoding weights: f32, bf16, q8 or q4 (quantized at load)", "f32");
     p.option("queue", "N", "requests that may wait for a slot (beyond: 503 + Retry-After)", "64");
     p.option("api-key", "KEY",
              "require 'Authorization: Bearer KEY' (default: $T6_API_KEY; none if unset)");
@@ -83,6 +84,7 @@ int cmd_serve(int argc, char** argv) {
     serve::SchedulerOptions so;
     so.max_context = p.has("max-context") ? p.get_int("max-context") : cfg.block_size;
     so.cache = parse_cache_type(p.get("cache"));
+    so.weights = parse_weight_type(p.get("weights"));
     so.queue = p.get_int("queue");
     so.throttle_ms = p.get_int("throttle-ms");
     so.row_by_row = p.has("deterministic");

@@ -27,7 +27,7 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tok, const SchedulerOp
     : tok_(tok),
       opt_(o),
       metrics_(m),
-      dec_(model, o.max_slots, o.max_context, o.cache),
+      dec_(model, o.max_slots, o.max_context, o.cache, o.weights),
       vocab_(std::min(model.config().vocab_size, tok.vocab_size())) {
     T6_CHECK(o.max_slots > 0 && o.max_context > 0 && o.queue >= 0);
     for (int s = o.max_slots - 1; s >= 0; s--) free_slots_.push_back(s);

@@ -26,8 +26,9 @@ struct SchedulerOptions {
     int max_slots = 1;
     int max_context = 0;
     CacheType cache = CacheType::f32;
-    int queue = 64;       // jobs that may wait for a slot
-    int throttle_ms = 0;  // sleep after each step (tests and demos only)
+    WeightType weights = WeightType::f32;  // the decoder's linear layers (f32, bf16, q8, q4)
+    int queue = 64;                        // jobs that may wait for a slot
+    int throttle_ms = 0;                   // sleep after each step (tests and demos only)
     // Decode each sequence with its own single-row step instead of one batched step. OpenBLAS's
     // GEMM rows for M > 1 can differ from M = 1 in the last bits, so only this makes a
     // request's text independent of its batch mates, bit for bit (at the cost of throughput).
