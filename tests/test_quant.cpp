@@ -14,6 +14,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/error.h"
 #include "core/simd.h"
 #include "infer/decoder.h"
 #include "kernels/quant.h"
@@ -58,6 +59,13 @@ TEST(QuantFormat, DequantizedWithinHalfAStep) {
             }
             EXPECT_EQ(m.bytes(), m.blocks() * (s == QuantScheme::q8 ? 36u : 24u));
         }
+}
+
+TEST(QuantFormat, NonFiniteWeightIsAnError) {
+    std::vector<float> w(64, 0.5f);
+    w[40] = NAN;
+    QuantMatrix m;
+    EXPECT_THROW(quantize_matrix(m, w.data(), 2, 32, QuantScheme::q8), Error);
 }
 
 class QuantKernel : public ::testing::TestWithParam<SimdTarget> {};

@@ -80,6 +80,10 @@ void quantize_block_q4(const float* w, int n, uint8_t* q, float* d, float* m) {
 
 void quantize_matrix(QuantMatrix& m, const float* W, int rows, int cols, QuantScheme s) {
     if (rows <= 0 || cols <= 0) fail("cannot quantize an empty matrix (", rows, " x ", cols, ")");
+    for (size_t i = 0; i < size_t(rows) * cols; i++)
+        if (!std::isfinite(W[i]))
+            fail("cannot quantize: weight [", i / cols, ", ", i % cols, "] is ", W[i],
+                 " (not finite)");
     m.allocate(s, rows, cols);
     const int nb = m.blocks_per_row(), cb = m.code_bytes();
 #pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelWeights)

@@ -42,7 +42,8 @@ struct QuantMatrix {
     void allocate(QuantScheme s, int rows, int cols);
 };
 
-// Quantizes W[rows, cols] (round to nearest, ties away from zero; an all-zero block gets scale 0).
+// Quantizes W[rows, cols] (round to nearest, ties away from zero; an all-zero block gets scale 0;
+// a non-finite weight is a one-line error).
 void quantize_matrix(QuantMatrix& m, const float* W, int rows, int cols, QuantScheme s);
 // The dequantized weights w' of one row (cols floats), or of the whole matrix.
 void dequantize_row(const QuantMatrix& m, int row, float* out);
