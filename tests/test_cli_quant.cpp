@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "model/checkpoint.h"
 #include "model/model.h"
@@ -85,6 +86,31 @@ TEST(CliQuantize, BadArgumentsGiveOneLineErrors) {
     r = run_t6("generate --model " + out + " --weights q4 --prompt hi --max-new-tokens 1");
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("holds q8 weights"), std::string::npos) << r.err;
+}
+
+// Quantized weights in the roofline and the memory planner: bytes as stored, scales included
+// (tiny-t6: nearly every parameter is in a quantized matrix, 36 / 128 and 24 / 128 of f32).
+TEST(CliQuantize, BenchDecodeAndKvCountQuantizedBytes) {
+    auto r = run_t6(
+        "bench decode --presets tiny-t6 --contexts 1 --batches 1 --steps 1 --threads 1 "
+        "--weights f32,q8,q4 --json");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
+    ASSERT_EQ(j["results"].size(), 3u);
+    const double f32 = j["results"][0]["bytes_per_step"].get<double>();
+    EXPECT_EQ(j["results"][1]["weights"], "q8");
+    EXPECT_NEAR(j["results"][1]["bytes_per_step"].get<double>() / f32, 36.0 / 128, 0.01);
+    EXPECT_NEAR(j["results"][2]["bytes_per_step"].get<double>() / f32, 24.0 / 128, 0.01);
+    r = run_t6("kv tiny-t6 --weights q8 --json");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto k = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
+    for (const auto& m : k["models"]) {
+        // MLA keeps its up-projections float32: a little above 36 / 128.
+        const double ratio = m["weight_bytes"].get<double>() / (4.0 * m["params"].get<double>());
+        EXPECT_GT(ratio, 36.0 / 128 - 0.005) << m["model"];
+        EXPECT_LT(ratio, 0.32) << m["model"];
+        EXPECT_GT(m["cache_exceeds_weights_from_tokens"].get<double>(), 0.0);
+    }
 }
 
 }  // namespace
