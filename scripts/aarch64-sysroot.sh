@@ -11,7 +11,7 @@
 # usage: scripts/aarch64-sysroot.sh [DIR]   (default build-aarch64/sysroot)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-case "${1:-}" in -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 dir="${1:-$root/build-aarch64/sysroot}"
 [ -f "$dir/.complete" ] && exit 0
 

@@ -11,7 +11,8 @@
 # here: arm64 .debs unpacked into build-aarch64/sysroot, nothing arm64 installed).
 # Emulated run times say nothing about ARM speed. Not part of scripts/test.sh (CI's time budget).
 #
-# usage: scripts/test-aarch64.sh [CTEST_ARGS...]   (e.g. -R 'Simd|Conformance'; default: -L core)
+# usage: scripts/test-aarch64.sh [CTEST_ARGS...]   (e.g. -R 'Simd|Conformance'; default:
+#        -L 'core|simd', the core tests and the conformance/training/decoding reruns at T6_SIMD=scalar)
 # env:   T6_AARCH64_BUILD (default build-aarch64/build), T6_AARCH64_OPT (default -O1: a short
 #        build; the tests do not depend on it), T6_SHARED (default ../shared)
 set -euo pipefail
@@ -42,8 +43,8 @@ cmake --build "$build" -j"$(nproc)" --target t6 "${tests[@]}"
 echo "== t6 info --system (qemu-aarch64)"
 qemu-aarch64-static -L "$sysroot" "$build/t6" info --system
 
-echo "== core tests under qemu-aarch64"
-[ $# -gt 0 ] || set -- -L core
+[ $# -gt 0 ] || set -- -L 'core|simd'
+echo "== tests under qemu-aarch64 (ctest $*)"
 rc=0
 (cd "$build" && ctest --output-on-failure -j"$(nproc)" --timeout 1800 --output-junit ctest-junit.xml "$@") || rc=$?
 # The pass's summary from ctest's JUnit report (ctest's own counts a skipped test as passed), as
