@@ -14,7 +14,8 @@ using namespace t6;
 namespace {
 
 const std::string kT6 = T6_BINARY;
-const std::set<std::string> kTargets = {"scalar", "avx2", "avx512", "avx512bf16"};
+const std::set<std::string> kTargets = {"scalar", "avx2", "avx512", "avx512bf16",
+                                        "neon",   "sve",  "sve2"};
 
 nlohmann::json last_json(const std::string& out) {
     std::string s = out;

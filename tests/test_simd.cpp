@@ -10,16 +10,23 @@
 using namespace t6;
 
 TEST(Simd, TargetNamesRoundTripAndBadNamesFailWithOneLine) {
-    for (SimdTarget t :
-         {SimdTarget::scalar, SimdTarget::avx2, SimdTarget::avx512, SimdTarget::avx512bf16})
+    for (SimdTarget t : simd_arch_targets())
         EXPECT_EQ(parse_simd_target(simd_target_name(t), "x"), t);
-    try {
-        parse_simd_target("avx1024", "T6_SIMD");
-        FAIL() << "no error";
-    } catch (const Error& e) {
-        EXPECT_EQ(std::string(e.what()),
-                  "T6_SIMD: unknown SIMD target 'avx1024' (expected scalar, avx2, avx512 or "
-                  "avx512bf16)");
+#if defined(__aarch64__)
+    const char* expected = "(expected scalar, neon, sve or sve2)";
+    const char* foreign = "avx2";  // another architecture's target
+#else
+    const char* expected = "(expected scalar, avx2, avx512 or avx512bf16)";
+    const char* foreign = "neon";
+#endif
+    for (const char* bad : {"avx1024", foreign}) {
+        try {
+            parse_simd_target(bad, "T6_SIMD");
+            FAIL() << "no error for " << bad;
+        } catch (const Error& e) {
+            EXPECT_EQ(std::string(e.what()),
+                      std::string("T6_SIMD: unknown SIMD target '") + bad + "' " + expected);
+        }
     }
 }
 
@@ -43,15 +50,25 @@ TEST(Simd, CapClampsToTheCpuAndHighwayDispatchFollowsIt) {
     for (SimdTarget t : simd_available_targets()) {
         ScopedSimdTarget cap(t);
         EXPECT_EQ(simd_target(), t);
-        const char* hwy = t == SimdTarget::scalar ? "SCALAR"
-                          : t == SimdTarget::avx2 ? "AVX2"
-                                                  : "AVX3";
-        EXPECT_EQ(simd_highway_target_name(), hwy) << simd_target_name(t);
+        EXPECT_EQ(simd_highway_target_name(), simd_highway_name_of(t)) << simd_target_name(t);
         EXPECT_EQ(simd_native_bf16(), t == SimdTarget::avx512bf16);
     }
     // Asking for more than the CPU has gives the CPU's best.
-    ScopedSimdTarget cap(SimdTarget::avx512bf16);
+    ScopedSimdTarget cap(simd_arch_targets().back());
     EXPECT_EQ(simd_target(), simd_cpu_best());
+}
+
+TEST(Simd, HighwayNamesOfThisArchitecturesTargets) {
+#if defined(__aarch64__)
+    EXPECT_STREQ(simd_highway_name_of(SimdTarget::scalar), "SCALAR");
+    EXPECT_STREQ(simd_highway_name_of(SimdTarget::neon), "NEON");
+    EXPECT_STREQ(simd_highway_name_of(SimdTarget::sve2), "SVE2");
+#else
+    EXPECT_STREQ(simd_highway_name_of(SimdTarget::scalar), "SCALAR");
+    EXPECT_STREQ(simd_highway_name_of(SimdTarget::avx2), "AVX2");
+    EXPECT_STREQ(simd_highway_name_of(SimdTarget::avx512), "AVX3");
+    EXPECT_STREQ(simd_highway_name_of(SimdTarget::avx512bf16), "AVX3");
+#endif
 }
 
 TEST(Simd, CpuDescriptionIsNotEmpty) {

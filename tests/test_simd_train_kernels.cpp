@@ -37,7 +37,7 @@ double rel_max(const std::vector<float>& a, const std::vector<float>& b) {
 
 // Highway's name for the target each t6 target must dispatch to.
 std::string highway_name(SimdTarget t) {
-    return t == SimdTarget::scalar ? "SCALAR" : t == SimdTarget::avx2 ? "AVX2" : "AVX3";
+    return simd_highway_name_of(t);
 }
 
 // Runs body(target) once per available target, with that target set and named in failures.

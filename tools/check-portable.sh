@@ -5,10 +5,19 @@
 # hand-written kernels for a named instruction set (a name containing "native_bf16" or
 # "avx512"). Anything else would run on every CPU and crash with SIGILL on one without it.
 #
+# x86-64 only: for a binary of another architecture (an aarch64 build, whose NEON baseline every
+# ARM64 CPU has) it prints that it skipped and exits with status 77 (CTest's SKIP_RETURN_CODE).
+#
 # usage: tools/check-portable.sh [BINARY]   (default build/t6; needs objdump from binutils)
 set -euo pipefail
 bin="${1:-build/t6}"
 [ -x "$bin" ] || { echo "check-portable: $bin not found" >&2; exit 2; }
+# ELF e_machine (2 bytes at offset 18, little-endian): 62 is x86-64.
+machine="$(od -An -tu2 -j18 -N2 "$bin" | tr -d ' ')"
+if [ "$machine" != 62 ]; then
+  echo "check-portable: skipped: $bin is not an x86-64 binary (ELF machine ${machine:-unknown})"
+  exit 77
+fi
 objdump -d --no-show-raw-insn -C "$bin" | awk '
     /^[0-9a-f]+ <.*>:$/ { fn = substr($0, index($0, "<") + 1); sub(/>:$/, "", fn); next }
     /%ymm|%zmm|%k[1-7]/ {

@@ -21,6 +21,9 @@ HWY_AFTER_NAMESPACE();
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#if HWY_ARCH_ARM_A64 && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 #include "core/error.h"
 
@@ -32,20 +35,48 @@ namespace {
 
 // The Highway targets t6 dispatches between (the build disables the others, see CMakeLists.txt).
 constexpr int64_t kHwyScalar = HWY_SCALAR;
-constexpr int64_t kHwyAvx2 = HWY_AVX2;
-constexpr int64_t kHwyAvx3 = HWY_AVX3;
 
-int64_t highway_mask(SimdTarget t) {
+// Highway's target bit for each t6 target (avx512bf16 shares avx512's).
+int64_t highway_bit(SimdTarget t) {
     switch (t) {
         case SimdTarget::scalar:
-            return kHwyScalar;
+            return HWY_SCALAR;
         case SimdTarget::avx2:
-            return kHwyScalar | kHwyAvx2;
+            return HWY_AVX2;
         case SimdTarget::avx512:
         case SimdTarget::avx512bf16:
-            return kHwyScalar | kHwyAvx2 | kHwyAvx3;
+            return HWY_AVX3;
+        case SimdTarget::neon:
+            return HWY_NEON;
+        case SimdTarget::sve:
+            return HWY_SVE;
+        case SimdTarget::sve2:
+            return HWY_SVE2;
     }
     return kHwyScalar;
+}
+
+// The Highway targets that t6 target t allows: its own and those of the targets below it.
+int64_t highway_mask(SimdTarget t) {
+    int64_t m = kHwyScalar;
+    for (SimdTarget a : simd_arch_targets())
+        if (a <= t) m |= highway_bit(a);
+    return m;
+}
+
+// The best target of this CPU and build, from Highway's detection.
+SimdTarget detect_best(int64_t real_targets) {
+#if HWY_ARCH_X86
+    if ((real_targets & HWY_AVX3) != 0)
+        return __builtin_cpu_supports("avx512bf16") ? SimdTarget::avx512bf16 : SimdTarget::avx512;
+    if ((real_targets & HWY_AVX2) != 0) return SimdTarget::avx2;
+    return SimdTarget::scalar;
+#else
+    SimdTarget best = SimdTarget::scalar;
+    for (SimdTarget t : simd_arch_targets())
+        if ((real_targets & highway_bit(t)) != 0) best = t;
+    return best;
+#endif
 }
 
 struct State {
@@ -60,11 +91,7 @@ State& state() {
         auto* st = new State;
         // Supported by the CPU and compiled into this build (HWY_TARGETS).
         st->real_targets = hwy::SupportedTargets() & (HWY_TARGETS | HWY_STATIC_TARGET);
-        if ((st->real_targets & kHwyAvx3) != 0)
-            st->best =
-                __builtin_cpu_supports("avx512bf16") ? SimdTarget::avx512bf16 : SimdTarget::avx512;
-        else if ((st->real_targets & kHwyAvx2) != 0)
-            st->best = SimdTarget::avx2;
+        st->best = detect_best(st->real_targets);
         SimdTarget t = st->best;
         if (const char* env = std::getenv("T6_SIMD"); env != nullptr && *env != '\0') {
             try {
@@ -95,15 +122,43 @@ const char* simd_target_name(SimdTarget t) {
             return "avx512";
         case SimdTarget::avx512bf16:
             return "avx512bf16";
+        case SimdTarget::neon:
+            return "neon";
+        case SimdTarget::sve:
+            return "sve";
+        case SimdTarget::sve2:
+            return "sve2";
     }
     return "?";
 }
 
+const std::vector<SimdTarget>& simd_arch_targets() {
+#if HWY_ARCH_ARM_A64
+    static const std::vector<SimdTarget> ts = {SimdTarget::scalar, SimdTarget::neon,
+                                               SimdTarget::sve, SimdTarget::sve2};
+#else
+    static const std::vector<SimdTarget> ts = {SimdTarget::scalar, SimdTarget::avx2,
+                                               SimdTarget::avx512, SimdTarget::avx512bf16};
+#endif
+    return ts;
+}
+
+const char* simd_highway_name_of(SimdTarget t) {
+    return hwy::TargetName(highway_bit(t));
+}
+
 SimdTarget parse_simd_target(const std::string& s, const std::string& where) {
-    for (SimdTarget t :
-         {SimdTarget::scalar, SimdTarget::avx2, SimdTarget::avx512, SimdTarget::avx512bf16})
+    const auto& ts = simd_arch_targets();
+    for (SimdTarget t : ts)
         if (s == simd_target_name(t)) return t;
-    fail(where, ": unknown SIMD target '", s, "' (expected scalar, avx2, avx512 or avx512bf16)");
+    // "(expected a, b, c or d)"
+    std::string expected;
+    for (size_t i = 0; i < ts.size(); i++)
+        expected += std::string(i == 0               ? ""
+                                : i + 1 == ts.size() ? " or "
+                                                     : ", ") +
+                    simd_target_name(ts[i]);
+    fail(where, ": unknown SIMD target '", s, "' (expected ", expected, ")");
 }
 
 SimdTarget simd_cpu_best() {
@@ -113,15 +168,11 @@ SimdTarget simd_cpu_best() {
 std::vector<SimdTarget> simd_available_targets() {
     std::vector<SimdTarget> out;
     const State& st = state();
-    for (SimdTarget t :
-         {SimdTarget::scalar, SimdTarget::avx2, SimdTarget::avx512, SimdTarget::avx512bf16}) {
+    for (SimdTarget t : simd_arch_targets()) {
         if (t > st.best) break;
         // A native build has no kernels below its baseline: leave out targets whose Highway
         // target was not compiled (avx512bf16 shares avx512's).
-        const int64_t need = t == SimdTarget::scalar ? kHwyScalar
-                             : t == SimdTarget::avx2 ? kHwyAvx2
-                                                     : kHwyAvx3;
-        if ((st.real_targets & need) != 0) out.push_back(t);
+        if ((st.real_targets & highway_bit(t)) != 0) out.push_back(t);
     }
     return out;
 }
@@ -150,13 +201,24 @@ std::string simd_highway_target_name() {
 
 std::string cpu_model_name() {
     std::ifstream f("/proc/cpuinfo");
-    std::string line;
+    std::string line, implementer, part;
+    // The value after "key<tabs>: ", or "" for another key.
+    auto value = [&](const char* key) -> std::string {
+        if (line.rfind(key, 0) != 0) return "";
+        const size_t c = line.find(':');
+        if (c == std::string::npos) return "";
+        const size_t v = line.find_first_not_of(" \t", c + 1);
+        return v == std::string::npos ? "" : line.substr(v);
+    };
     while (std::getline(f, line)) {
-        if (line.rfind("model name", 0) == 0) {
-            const size_t c = line.find(':');
-            if (c != std::string::npos) return line.substr(line.find_first_not_of(" \t", c + 1));
-        }
+        if (std::string m = value("model name"); !m.empty()) return m;
+        // ARM's /proc/cpuinfo has no model name: its implementer and part numbers name the core
+        // (e.g. 0x41 0xd0c: Arm Neoverse N1).
+        if (std::string v = value("CPU implementer"); !v.empty() && implementer.empty())
+            implementer = v;
+        if (std::string v = value("CPU part"); !v.empty() && part.empty()) part = v;
     }
+    if (!implementer.empty()) return "ARM CPU implementer " + implementer + " part " + part;
     return "unknown";
 }
 
@@ -167,6 +229,7 @@ std::string cpu_simd_features() {
         if (!out.empty()) out += ' ';
         out += name;
     };
+#if HWY_ARCH_X86
     __builtin_cpu_init();
     add("sse4.2", __builtin_cpu_supports("sse4.2"));
     add("avx", __builtin_cpu_supports("avx"));
@@ -178,6 +241,20 @@ std::string cpu_simd_features() {
     add("avx512vl", __builtin_cpu_supports("avx512vl"));
     add("avx512vnni", __builtin_cpu_supports("avx512vnni"));
     add("avx512bf16", __builtin_cpu_supports("avx512bf16"));
+#elif HWY_ARCH_ARM_A64 && defined(__linux__)
+    // The kernel's hwcaps (the bits of Linux's arch/arm64/include/uapi/asm/hwcap.h, spelled out so
+    // that older headers do not matter), named as /proc/cpuinfo's "Features" line names them.
+    const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    add("asimd", (hw & (1UL << 1)) != 0);      // HWCAP_ASIMD
+    add("aes", (hw & (1UL << 3)) != 0);        // HWCAP_AES (Highway's NEON target needs it)
+    add("asimdhp", (hw & (1UL << 10)) != 0);   // HWCAP_ASIMDHP: fp16 arithmetic
+    add("asimddp", (hw & (1UL << 20)) != 0);   // HWCAP_ASIMDDP: int8 dot product
+    add("bf16", (hw2 & (1UL << 14)) != 0);     // HWCAP2_BF16: BFDOT/BFMMLA
+    add("i8mm", (hw2 & (1UL << 13)) != 0);     // HWCAP2_I8MM
+    add("sve", (hw & (1UL << 22)) != 0);       // HWCAP_SVE
+    add("sve2", (hw2 & (1UL << 1)) != 0);      // HWCAP2_SVE2
+    add("svebf16", (hw2 & (1UL << 12)) != 0);  // HWCAP2_SVEBF16
+#endif
     return out.empty() ? "none" : out;
 }
 

@@ -2,11 +2,22 @@
 // Google Highway (hwy/highway.h) and compiled for several targets; the best one this CPU supports
 // runs, capped by the environment variable T6_SIMD (or set_simd_target, for tests and benchmarks).
 //
-// t6's targets, each a superset of the one before:
+// t6's targets on x86-64, each a superset of the one before:
 //   scalar      Highway's HWY_SCALAR (one lane; any x86-64, any CPU)
 //   avx2        Highway's HWY_AVX2 (AVX2 + FMA + F16C + BMI2: Haswell, Zen 1 and later)
 //   avx512      Highway's HWY_AVX3 (AVX-512 F/VL/DQ/BW: Skylake-SP, Zen 4 and later)
 //   avx512bf16  avx512 plus t6's own vdpbf16ps kernels (AVX512_BF16: Cooper Lake, Zen 4 and later)
+// and on aarch64 (ARM64):
+//   scalar      Highway's HWY_SCALAR
+//   neon        Highway's HWY_NEON (Advanced SIMD; Highway 1.0 also requires the AES extension, so
+//               a CPU without it, e.g. the Raspberry Pi 4's Cortex-A72, runs scalar)
+//   sve, sve2   Highway's HWY_SVE / HWY_SVE2: named, but not compiled into this build (Highway's
+//   SVE
+//               vectors are sizeless types that t6's register-tiled kernels cannot hold), so they
+//               are never available and a cap of sve or sve2 means neon.
+// bf16 numbers are widened to float32 on every target except avx512bf16 (on NEON, Highway 1.0's
+// bf16 ReorderWidenMulAccumulate widens too: no BFDOT/BFMMLA path).
+// Only the names of the building architecture are accepted (T6_SIMD=neon is an error on x86-64).
 // A build with -DT6_NATIVE=ON compiles the Highway kernels for the building CPU's own target only;
 // the lower targets then do not exist in it (simd_available_targets says which do).
 #pragma once
@@ -15,12 +26,27 @@
 
 namespace t6 {
 
-enum class SimdTarget { scalar = 0, avx2 = 1, avx512 = 2, avx512bf16 = 3 };
+// Ordered within each architecture (a higher value is a superset of a lower one there).
+enum class SimdTarget {
+    scalar = 0,
+    avx2 = 1,
+    avx512 = 2,
+    avx512bf16 = 3,
+    neon = 4,
+    sve = 5,
+    sve2 = 6,
+};
 
-// "scalar" | "avx2" | "avx512" | "avx512bf16".
+// "scalar" | "avx2" | "avx512" | "avx512bf16" | "neon" | "sve" | "sve2".
 const char* simd_target_name(SimdTarget t);
-// The inverse; a one-line error naming `where` for anything else.
+// The inverse, for this architecture's targets; a one-line error naming `where` for anything else.
 SimdTarget parse_simd_target(const std::string& s, const std::string& where);
+// This architecture's targets, from scalar up (x86-64: scalar avx2 avx512 avx512bf16; aarch64:
+// scalar neon sve sve2), whether or not this CPU or build has them.
+const std::vector<SimdTarget>& simd_arch_targets();
+// Highway's name of the target the Highway kernels run at t6 target t ("SCALAR", "AVX2", "AVX3",
+// "NEON", "SVE", "SVE2"), as simd_highway_target_name() reports it when t is in force.
+const char* simd_highway_name_of(SimdTarget t);
 
 // The best target this CPU (and this build) supports, ignoring any cap.
 SimdTarget simd_cpu_best();
@@ -40,8 +66,10 @@ bool simd_native_bf16();
 // "SCALAR"): what the Highway kernels actually run.
 std::string simd_highway_target_name();
 
-// The CPU: model name (from /proc/cpuinfo) and the SIMD features t6 cares about that it has
-// (e.g. "avx2 fma f16c avx512f avx512bw avx512vl avx512dq avx512bf16").
+// The CPU: model name (from /proc/cpuinfo; on ARM, which has none, its implementer and part
+// numbers) and the SIMD features t6 cares about that it has (e.g. "avx2 fma avx512f avx512dq
+// avx512bw avx512vl avx512bf16"; on aarch64, from the kernel's hwcaps: "asimd asimdhp asimddp
+// bf16 i8mm sve sve2 svebf16").
 std::string cpu_model_name();
 std::string cpu_simd_features();
 

@@ -6,9 +6,9 @@
 // flash_decode_common.h (Highway's "-inl.h" convention: the guard below re-includes it once per
 // target). Everything is in t6::HWY_NAMESPACE::flash.
 //
-// Vectors have N = Lanes(d) float lanes: 16 on AVX3, 8 on AVX2, 1 on SCALAR. Value tiles hold
-// HB heads x NV vectors of columns in registers, HB <= kMaxTileHeads (6 on AVX3: 24 of 32 zmm;
-// 3 on AVX2: 12 of 16 ymm).
+// Vectors have N = Lanes(d) float lanes: 16 on AVX3, 8 on AVX2, 4 on NEON, 1 on SCALAR. Value tiles
+// hold HB heads x NV vectors of columns in registers, HB <= kMaxTileHeads (6 on AVX3: 24 of 32 zmm;
+// 3 on AVX2: 12 of 16 ymm; 6 on NEON: 24 of 32 q registers).
 #if defined(T6_KERNELS_FLASH_DECODE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef T6_KERNELS_FLASH_DECODE_INL_H_
 #undef T6_KERNELS_FLASH_DECODE_INL_H_
@@ -114,6 +114,9 @@ HWY_INLINE VF TransposeSum(const VF* v) {
         _mm256_hadd_ps(_mm256_hadd_ps(v[4].raw, v[5].raw), _mm256_hadd_ps(v[6].raw, v[7].raw));
     return VF{
         _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31))};
+#elif HWY_TARGET == HWY_NEON
+    // Pairwise adds (A64 FADDP): [v0 v1 v2 v3] lane sums in two rounds.
+    return VF{vpaddq_f32(vpaddq_f32(v[0].raw, v[1].raw), vpaddq_f32(v[2].raw, v[3].raw))};
 #else
     static_assert(kN == 1, "TransposeSum: no version for this target");
     return v[0];

@@ -130,6 +130,11 @@ HWY_INLINE bool KvRangeT(const float* q, const T* cache, int j0, int j1, const K
         T6_KV_CASE(4)
         T6_KV_CASE(8)
         T6_KV_CASE(16)
+#elif HWY_TARGET == HWY_NEON
+        T6_KV_CASE(4)
+        T6_KV_CASE(8)
+        T6_KV_CASE(16)
+        T6_KV_CASE(32)
 #else
         T6_KV_CASE(1)
         T6_KV_CASE(2)

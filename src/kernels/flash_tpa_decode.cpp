@@ -95,6 +95,29 @@ HWY_INLINE void FeatureProductsNC(float* Pv, const typename Op::R* QB, int NQ,
 #undef T6_FP_LEFT
 }
 
+// FeatureProductsNC for any number of chunks, the B_K chunks loaded again for each query row.
+template <class Op>
+HWY_INLINE void FeatureProductsAny(float* Pv, const typename Op::R* QB, int NQ,
+                                   const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
+                                   int D) {
+    const DF d;
+    const int NC = (D + Op::kChunk - 1) / Op::kChunk;
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < Rk; j++) {
+            const typename Op::R* bk = recs + t * rec + off_bk + long(j) * D;
+            for (int i = 0; i < NQ; i++) {
+                const typename Op::R* qb = QB + size_t(i) * D;
+                VF a = hn::Zero(d);
+                for (int c = 0; c < NC; c++) {
+                    const int left = D - Op::kChunk * c;
+                    a = Op::MulAdd(a, Op::Load(bk + Op::kChunk * c, left),
+                                   Op::Load(qb + Op::kChunk * c, left));
+                }
+                hn::StoreU(a, d, Pv + kN * (size_t(t * NQ + i) * Rk + j));
+            }
+        }
+}
+
 // NC = ceil(D / kChunk) <= 16 chosen at run time (a switch: this also runs inside the
 // avx512bf16-attributed function, which generic lambdas would not inherit); one lane on SCALAR
 // takes plain dot products.
@@ -125,7 +148,7 @@ HWY_INLINE void FeatureProducts(float* Pv, const typename Op::R* QB, int NQ,
         T6_FP_CASE(6)
         T6_FP_CASE(7)
         T6_FP_CASE(8)
-#if HWY_TARGET == HWY_AVX2
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_NEON
         T6_FP_CASE(9)
         T6_FP_CASE(10)
         T6_FP_CASE(11)
@@ -137,6 +160,8 @@ HWY_INLINE void FeatureProducts(float* Pv, const typename Op::R* QB, int NQ,
 #endif
 #undef T6_FP_CASE
         default:
+            // More chunks than the cases above hold in registers (NEON's 4-lane vectors: D > 32).
+            FeatureProductsAny<Op>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);
             break;
     }
 #endif
