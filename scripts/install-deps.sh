@@ -31,7 +31,7 @@ for a in "$@"; do
     all) for f in "$here"/deps.d/*.txt; do
            [ "$(basename "$f" .txt)" = aarch64 ] || parts+=("$(basename "$f" .txt)")
          done ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) [ -f "$here/deps.d/$a.txt" ] || { echo "install-deps: unknown part '$a' (see --help)" >&2; exit 2; }
        parts+=("$a") ;;
   esac
