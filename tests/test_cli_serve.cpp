@@ -599,7 +599,9 @@ TEST_F(ServeTest, AbandonedNonStreamingRequestFreesItsSlot) {
 // #17.10: an empty key is refused (it would disable authentication), and listening beyond
 // loopback without a key is said out loud.
 TEST_F(ServeTest, EmptyApiKeyIsRefusedAndAnOpenAddressWarns) {
-    const std::string serve = std::string("'") + T6_BINARY + "' serve --port 0 --model " + ckpt;
+    // (`timeout`: a server that wrongly starts must not hang the test)
+    const std::string serve =
+        std::string("timeout 20 '") + T6_BINARY + "' serve --port 0 --model " + ckpt;
     for (const std::string& cmd : {serve + " --api-key ''", "env T6_API_KEY= " + serve}) {
         const auto r = test::run_command(cmd);
         EXPECT_EQ(r.status, 1) << cmd << "\n" << r.err;
