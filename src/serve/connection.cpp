@@ -223,6 +223,7 @@ class ConnStream final : public httplib::Stream {
 };
 
 thread_local ConnStream* tl_stream = nullptr;
+thread_local int tl_rank = 0;  // the open connections, this one included, when it was accepted
 
 // Closes a connection without a reset: stop sending, read (and drop) what the client still
 // sends until it closes its side, for at most 2 s and 1 MiB, then close.
@@ -249,10 +250,16 @@ void lingering_close(socket_t fd) {
 // connection beyond that waits for a thread (the budget check turns those away quickly).
 class ConnectionThreads final : public httplib::TaskQueue {
   public:
-    explicit ConnectionThreads(size_t max_threads) : max_(max_threads) {}
+    ConnectionThreads(size_t max_threads, std::atomic<int>& open)
+        : max_(max_threads), open_(open) {}
+    // Runs on the accepting thread, so connections are counted in the order they came.
     void enqueue(std::function<void()> fn) override {
+        const int rank = ++open_;
         std::lock_guard<std::mutex> lock(mu_);
-        jobs_.push_back(std::move(fn));
+        jobs_.push_back([fn = std::move(fn), rank] {
+            tl_rank = rank;
+            fn();
+        });
         if (jobs_.size() > idle_ && threads_.size() < max_)
             threads_.emplace_back([this] { work(); });
         cv_.notify_one();
@@ -284,6 +291,7 @@ class ConnectionThreads final : public httplib::TaskQueue {
         }
     }
     size_t max_;
+    std::atomic<int>& open_;
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<std::function<void()>> jobs_;
@@ -305,7 +313,9 @@ std::string busy_response() {
 }  // namespace
 
 GuardedServer::GuardedServer(const ConnectionLimits& limits) : lim_(limits) {
-    new_task_queue = [n = size_t(lim_.max_connections) + 16] { return new ConnectionThreads(n); };
+    new_task_queue = [this] {
+        return new ConnectionThreads(size_t(lim_.max_connections) + 16, open_);
+    };
     set_payload_max_length(lim_.max_body_bytes);
     // What the Keep-Alive response header advertises.
     set_keep_alive_timeout(time_t(lim_.idle_timeout_s));
@@ -325,13 +335,12 @@ void GuardedServer::close_after_response() {
 }
 
 bool GuardedServer::process_and_close_socket(socket_t sock) {
-    struct Count {
+    // Counted when accepted (ConnectionThreads::enqueue); uncounted when closed.
+    struct Uncount {
         std::atomic<int>& n;
-        int now;
-        explicit Count(std::atomic<int>& c) : n(c), now(++c) {}
-        ~Count() { n--; }
-    } count(open_);
-    if (count.now > lim_.max_connections) {
+        ~Uncount() { n--; }
+    } uncount{open_};
+    if (tl_rank > lim_.max_connections) {
         static const std::string busy = busy_response();
         ::send(sock, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         lingering_close(sock);

@@ -379,6 +379,7 @@ bool HttpServer::wait_handlers(int ms) {
 }
 
 void HttpServer::stop() {
+    impl_->http.begin_shutdown();  // idle keep-alive connections end now, not at their timeout
     if (impl_->http.is_running()) impl_->http.stop();
 }
 
