@@ -1,9 +1,13 @@
 // End-to-end tests of `t6 serve`: the real binary on a free loopback port, driven by an HTTP
 // client. Completions (plain, streamed, concurrent), client disconnects, bad input, API keys,
 // a full queue, and SIGTERM. Every wait is bounded.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,8 +56,10 @@ std::string slurp(const std::string& path) {
 // `t6 serve --port 0 ...` as a child process; the port is read from its first stdout line.
 class Server {
   public:
-    Server(const test::TempDir& dir, const std::string& ckpt, std::vector<std::string> args)
-        : out_(dir.file("serve" + std::to_string(counter_) + ".out")),
+    Server(const test::TempDir& dir, const std::string& ckpt, std::vector<std::string> args,
+           std::vector<std::pair<std::string, std::string>> env = {})
+        : env_(std::move(env)),
+          out_(dir.file("serve" + std::to_string(counter_) + ".out")),
           err_(dir.file("serve" + std::to_string(counter_++) + ".err")) {
         std::vector<std::string> argv = {T6_BINARY, "serve", "--model",   ckpt,
                                          "--port",  "0",     "--threads", "1"};
@@ -62,6 +68,11 @@ class Server {
         if (pid_ == 0) {
             if (!freopen(out_.c_str(), "w", stdout) || !freopen(err_.c_str(), "w", stderr))
                 _exit(127);
+            // The default OpenMP wait policy is part of what is tested.
+            unsetenv("OMP_WAIT_POLICY");
+            unsetenv("GOMP_SPINCOUNT");
+            unsetenv("T6_OMP_ACTIVE");
+            for (const auto& [k, v] : env_) setenv(k.c_str(), v.c_str(), 1);
             std::vector<char*> cargv;
             for (auto& a : argv) cargv.push_back(a.data());
             cargv.push_back(nullptr);
@@ -71,9 +82,10 @@ class Server {
         const auto end = Clock::now() + std::chrono::seconds(20);
         while (Clock::now() < end && port_ == 0 && alive()) {
             const std::string s = slurp(out_);
-            const auto at = s.find("listening on http://127.0.0.1:");
-            if (at != std::string::npos && s.find('\n', at) != std::string::npos)
-                port_ = std::stoi(s.substr(at + 30));
+            const auto at = s.find("listening on http://");
+            const auto colon = at == std::string::npos ? at : s.find(':', at + 20);
+            if (colon != std::string::npos && s.find('\n', colon) != std::string::npos)
+                port_ = std::stoi(s.substr(colon + 1));
             else
                 std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
@@ -115,6 +127,7 @@ class Server {
 
   private:
     static inline int counter_ = 0;
+    std::vector<std::pair<std::string, std::string>> env_;
     std::string out_, err_;
     pid_t pid_ = -1;
     int port_ = 0;
@@ -165,6 +178,8 @@ TEST_F(ServeTest, CompletionModelsHealthAndMetrics) {
     Server s(dir, ckpt, {});
     ASSERT_GT(s.port(), 0) << s.err();
     EXPECT_NE(s.err().find("slots x 64 tokens"), std::string::npos) << s.err();
+    // Issue #17.4: the OpenMP pool sleeps when idle instead of spinning against other processes.
+    EXPECT_NE(s.err().find("OpenMP wait policy passive"), std::string::npos) << s.err();
     int status = 0;
     json r = complete(
         s, {{"model", "tiny"}, {"prompt", "Hello"}, {"max_tokens", 12}, {"temperature", 0}},
@@ -304,6 +319,8 @@ TEST_F(ServeTest, BadInputIsA4xxJsonErrorAndTheServerKeepsServing) {
         {R"({"prompt": "x", "max_tokens": -5})", 400, "max_tokens"},
         {R"({"prompt": "x", "max_tokens": 100000000000})", 400, "max_tokens"},
         {R"({"prompt": "x", "temperature": -0.5})", 400, "temperature"},
+        {R"({"prompt": "x", "max_tokens": 1e400})", 400, nullptr},  // #17.11: was a 500
+        {R"({"prompt": "x", "temperature": -1e999})", 400, nullptr},
         {json({{"prompt", std::string(60, 'a')}, {"max_tokens", 10}}).dump(), 400, "prompt"},
         {json({{"prompt", std::string(8000, 'a')}}).dump(), 413, nullptr},
     };
@@ -335,6 +352,13 @@ TEST_F(ServeTest, ApiKeyIsRequired) {
     expect_error(r, status, 401, "wrong key");
     EXPECT_EQ(complete(s, body, &status, "sekrit")["usage"]["completion_tokens"], 2);
     EXPECT_EQ(status, 200);
+    {  // #17.12: the scheme is case-insensitive (RFC 7235)
+        auto c = s.client();
+        auto r = c.Post("/v1/completions", {{"Authorization", "bearer sekrit"}}, body.dump(),
+                        "application/json");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 200) << r->body;
+    }
     auto c = s.client();
     auto m = c.Get("/v1/models");
     ASSERT_TRUE(m);
@@ -399,6 +423,199 @@ TEST_F(ServeTest, SigtermCancelsWhatOutlivesTheGrace) {
     ASSERT_GE(events.size(), 2u) << body;
     EXPECT_EQ(events.back(), "[DONE]");
     EXPECT_TRUE(json::parse(events[events.size() - 2]).contains("error"));
+}
+
+// Raw sockets, for what an HTTP client library will not do (trickle, stall, overrun).
+int connect_to(int port) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(uint16_t(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+bool send_all(int fd, const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+        const ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+        if (n <= 0) return false;
+        off += size_t(n);
+    }
+    return true;
+}
+
+// One response's head and body (Content-Length), or what came before EOF / a 10 s timeout.
+std::string read_response(int fd) {
+    std::string got;
+    char buf[4096];
+    for (;;) {
+        const auto head = got.find("\r\n\r\n");
+        if (head != std::string::npos) {
+            const auto at = got.find("Content-Length: ");
+            if (at != std::string::npos && at < head &&
+                got.size() >= head + 4 + std::stoul(got.substr(at + 16)))
+                return got;
+        }
+        const ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) return got;
+        got.append(buf, size_t(n));
+    }
+}
+
+// Whether the server has closed `fd` (EOF or reset), waiting at most `ms`.
+bool closed_by_server(int fd, int ms) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, ms) <= 0) return false;
+    char buf[4096];
+    for (;;) {  // a response (e.g. 400) may come first
+        const ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) return true;
+        if (n < 0) return false;
+    }
+}
+
+// #17.1: a chunked body is held to --max-body like a Content-Length one: 413 as soon as it is
+// passed, the rest is never read (before: all of it was read into memory, then parsed).
+TEST_F(ServeTest, ChunkedBodyIsCutAtMaxBodyWith413) {
+    Server s(dir, ckpt, {"--max-body", "1KiB"});
+    ASSERT_GT(s.port(), 0) << s.err();
+    const int fd = connect_to(s.port());
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(send_all(fd,
+                         "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                         "application/json\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    const std::string chunk = "400\r\n" + std::string(1024, 'a') + "\r\n";
+    size_t sent = 0;
+    while (sent < (16u << 20) && send_all(fd, chunk)) sent += 1024;
+    const std::string r = read_response(fd);
+    close(fd);
+    EXPECT_EQ(r.rfind("HTTP/1.1 413", 0), 0u) << r.substr(0, 200);
+    EXPECT_LT(sent, 16u << 20);  // the server stopped reading long before
+    // A Content-Length over the limit: 413 without sending the body at all.
+    const int fd2 = connect_to(s.port());
+    ASSERT_TRUE(send_all(fd2,
+                         "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                         "419430400\r\n\r\n{"));
+    EXPECT_EQ(read_response(fd2).rfind("HTTP/1.1 413", 0), 0u);
+    close(fd2);
+    int status = 0;
+    complete(s, {{"prompt", "fine"}, {"max_tokens", 2}}, &status);
+    EXPECT_EQ(status, 200);
+}
+
+// #17.2: clients that send their headers a line at a time neither hold the workers (before: 64
+// of them, so 80 slow clients made /health time out) nor stay connected past --header-timeout.
+TEST_F(ServeTest, SlowHeaderClientsNeitherLockTheServerNorStay) {
+    Server s(dir, ckpt, {"--header-timeout", "2"});
+    ASSERT_GT(s.port(), 0) << s.err();
+    std::vector<int> slow;
+    for (int i = 0; i < 80; i++) {
+        const int fd = connect_to(s.port());
+        ASSERT_GE(fd, 0);
+        ASSERT_TRUE(send_all(fd, "GET /health HTTP/1.1\r\n"));
+        slow.push_back(fd);
+    }
+    auto c = s.client();
+    c.set_read_timeout(5);
+    auto h = c.Get("/health");
+    ASSERT_TRUE(h) << httplib::to_string(h.error());
+    EXPECT_EQ(h->status, 200);
+    // A header line every 300 ms: cut off after the 2 s header timeout (checked for 10 s).
+    bool cut = false;
+    for (int i = 0; i < 33 && !cut; i++)
+        cut = !send_all(slow[0], "X-Slow: 1\r\n") || closed_by_server(slow[0], 300);
+    EXPECT_TRUE(cut);
+    for (int fd : slow) close(fd);
+}
+
+// The connection budget: beyond --max-connections open connections, 503 and close at once.
+TEST_F(ServeTest, ConnectionsBeyondTheBudgetGet503) {
+    Server s(dir, ckpt, {"--max-connections", "3"});
+    ASSERT_GT(s.port(), 0) << s.err();
+    std::vector<int> idle;
+    for (int i = 0; i < 3; i++) idle.push_back(connect_to(s.port()));
+    const int extra = connect_to(s.port());
+    ASSERT_TRUE(send_all(extra, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const std::string r = read_response(extra);
+    close(extra);
+    EXPECT_EQ(r.rfind("HTTP/1.1 503", 0), 0u) << r;
+    EXPECT_NE(r.find("Retry-After: 1"), std::string::npos) << r;
+    for (int fd : idle) close(fd);
+    // Their places free up as they close.
+    int status = 0;
+    for (int i = 0; i < 100 && status != 200; i++) {
+        auto c = s.client();
+        auto h = c.Get("/health");
+        status = h ? h->status : 0;
+        if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_EQ(status, 200);
+}
+
+// #17.4: a keep-alive connection reused after a pause still works (before: closed after 2 s
+// idle, so a client reusing it raced the close and could get "connection reset by peer").
+TEST_F(ServeTest, KeepAliveConnectionSurvivesAPause) {
+    Server s(dir, ckpt, {});
+    ASSERT_GT(s.port(), 0) << s.err();
+    const int fd = connect_to(s.port());
+    const std::string get = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    ASSERT_TRUE(send_all(fd, get));
+    EXPECT_EQ(read_response(fd).rfind("HTTP/1.1 200", 0), 0u);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    ASSERT_TRUE(send_all(fd, get));
+    const std::string again = read_response(fd);
+    EXPECT_EQ(again.rfind("HTTP/1.1 200", 0), 0u) << again;
+    close(fd);
+}
+
+// #17.11: a non-streaming request whose client gives up stops generating and frees its slot
+// (before: it held the slot to the end).
+TEST_F(ServeTest, AbandonedNonStreamingRequestFreesItsSlot) {
+    Server s(dir, ckpt, {"--throttle-ms", "20", "--max-context", "2048"});
+    ASSERT_GT(s.port(), 0) << s.err();
+    {
+        auto c = s.client();
+        c.set_read_timeout(1);
+        auto r = c.Post("/v1/completions", json({{"prompt", "go"}, {"max_tokens", 1000}}).dump(),
+                        "application/json");
+        EXPECT_FALSE(r);  // timed out: the client hangs up
+    }
+    const auto end = Clock::now() + std::chrono::seconds(10);
+    while (Clock::now() < end && metric(s, "t6_requests_cancelled_total") < 1)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_EQ(metric(s, "t6_requests_cancelled_total"), 1);
+    EXPECT_EQ(metric(s, "t6_active_sequences"), 0);
+    EXPECT_LT(metric(s, "t6_tokens_generated_total"), 500);
+}
+
+// #17.10: an empty key is refused (it would disable authentication), and listening beyond
+// loopback without a key is said out loud.
+TEST_F(ServeTest, EmptyApiKeyIsRefusedAndAnOpenAddressWarns) {
+    // (`timeout`: a server that wrongly starts must not hang the test)
+    const std::string serve =
+        std::string("timeout 20 '") + T6_BINARY + "' serve --port 0 --model " + ckpt;
+    for (const std::string& cmd : {serve + " --api-key ''", "env T6_API_KEY= " + serve}) {
+        const auto r = test::run_command(cmd);
+        EXPECT_EQ(r.status, 1) << cmd << "\n" << r.err;
+        EXPECT_EQ(r.err.rfind("t6: error: ", 0), 0u) << r.err;
+        EXPECT_NE(r.err.find("empty"), std::string::npos) << r.err;
+    }
+    Server open(dir, ckpt, {"--host", "0.0.0.0"});
+    ASSERT_GT(open.port(), 0) << open.err();
+    EXPECT_NE(open.err().find("warning: listening on 0.0.0.0 without an API key"),
+              std::string::npos)
+        << open.err();
+    Server keyed(dir, ckpt, {"--host", "0.0.0.0", "--api-key", "k"});
+    ASSERT_GT(keyed.port(), 0) << keyed.err();
+    EXPECT_EQ(keyed.err().find("warning"), std::string::npos) << keyed.err();
 }
 
 }  // namespace

@@ -72,7 +72,10 @@ TEST(Auth, BearerKeyMatchesExactly) {
     EXPECT_FALSE(constant_time_equal("secret1", "secret"));
     EXPECT_FALSE(constant_time_equal("", "secret"));
     EXPECT_TRUE(bearer_matches("Bearer k3y", "k3y"));
-    EXPECT_FALSE(bearer_matches("bearer k3y", "k3y"));
+    EXPECT_TRUE(bearer_matches("bearer k3y", "k3y"));  // RFC 7235: the scheme is case-blind
+    EXPECT_TRUE(bearer_matches("BEARER  k3y", "k3y"));
+    EXPECT_FALSE(bearer_matches("Bearerk3y", "k3y"));
+    EXPECT_FALSE(bearer_matches("Basic k3y", "k3y"));
     EXPECT_FALSE(bearer_matches("Bearer k3", "k3y"));
     EXPECT_FALSE(bearer_matches("", "k3y"));
 }
@@ -114,6 +117,7 @@ TEST(OpenAiRequest, BadInputNamesTheParameter) {
     const Case cases[] = {
         {"{not json", 400, ""},
         {"[1,2]", 400, ""},
+        {R"({"prompt":"x","max_tokens":1e400})", 400, ""},  // #17.11: was a 500 server_error
         {R"({"model":"other","prompt":"x"})", 404, "model"},
         {R"({"model":3,"prompt":"x"})", 400, "model"},
         {R"({"max_tokens":4})", 400, "prompt"},

@@ -46,6 +46,9 @@ def main():
     ap.add_argument("--stream", action="store_true", help="request server-sent events")
     ap.add_argument("--api-key", default="")
     ap.add_argument("--timeout", type=float, default=60.0, help="per-request timeout (s)")
+    ap.add_argument("--slow-headers", type=int, default=0, metavar="N",
+                    help="also hold N connections that send one header line every 3 s, and "
+                         "time GET /health every 0.5 s meanwhile (health_max_s)")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON")
     a = ap.parse_args()
     if not is_loopback(a.host):
@@ -100,6 +103,45 @@ def main():
         if conn is not None:
             conn.close()
 
+    # Slow-header clients (a "slowloris"): each sends a header line every 3 s, reconnecting when
+    # the server cuts it off; meanwhile /health is timed on fresh connections.
+    health = []
+    stop_slow = threading.Event()
+
+    def slow_client():
+        while not stop_slow.is_set():
+            try:
+                s = socket.create_connection((a.host, a.port), timeout=10)
+                s.sendall(b"GET /health HTTP/1.1\r\n")
+                while not stop_slow.wait(3.0):
+                    s.sendall(b"X-Slow: 1\r\n")
+            except OSError:
+                pass  # cut off by the server: come back
+            finally:
+                try:
+                    s.close()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    def health_probe():
+        while not stop_slow.wait(0.5):
+            t0 = time.monotonic()
+            try:
+                c = http.client.HTTPConnection(a.host, a.port, timeout=30)
+                c.request("GET", "/health")
+                ok = c.getresponse().status == 200
+                c.close()
+            except OSError:
+                ok = False
+            with lock:
+                health.append(time.monotonic() - t0 if ok else float("inf"))
+
+    side = [threading.Thread(target=slow_client, daemon=True) for _ in range(a.slow_headers)]
+    if a.slow_headers:
+        side.append(threading.Thread(target=health_probe, daemon=True))
+    for t in side:
+        t.start()
+
     t_start = time.monotonic()
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(a.clients)]
     for t in threads:
@@ -107,6 +149,7 @@ def main():
     for t in threads:
         t.join(a.duration + a.timeout + 10)
     elapsed = time.monotonic() - t_start
+    stop_slow.set()
     lat = sorted(latencies)
     summary = {
         "clients": a.clients, "seconds": round(elapsed, 2), "ok": len(lat),
@@ -117,6 +160,10 @@ def main():
         "requests_per_s": round(len(lat) / elapsed, 2),
         "tokens_per_s": round(tokens[0] / elapsed, 1),
     }
+    if a.slow_headers:
+        summary["slow_header_connections"] = a.slow_headers
+        summary["health_checks"] = len(health)
+        summary["health_max_s"] = round(max(health), 4) if health else None
     if a.json:
         print(json.dumps(summary))
     else:

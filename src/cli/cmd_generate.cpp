@@ -57,7 +57,8 @@ int cmd_generate(int argc, char** argv) {
            "always has them, as ids and prompt_ids)");
     p.flag("json", "print a JSON summary as the last line");
     p.parse(argc, argv, 0);
-    if (p.has("threads")) set_num_threads(p.get_int("threads"));
+    if (p.has("threads"))
+        set_num_threads(int(check_thread_count(p.get_int64("threads"), "t6 generate: --threads")));
 
     SamplingParams sp;
     sp.temperature = float(p.get_double("temperature"));

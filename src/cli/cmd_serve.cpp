@@ -1,6 +1,8 @@
 // t6 serve: an OpenAI-compatible HTTP server (POST /v1/completions, GET /v1/models, /health,
 // /metrics) with continuous batching over the KV cache. SIGTERM/SIGINT: stop taking requests,
 // let those in flight finish for up to --shutdown-grace seconds, cancel the rest, exit 0.
+#include <arpa/inet.h>
+
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -40,6 +42,13 @@ std::string default_model_id(const ModelChoice& m) {
     return p.stem().string();
 }
 
+// Whether `host` only accepts connections from this machine (127.0.0.0/8, ::1, localhost).
+bool is_loopback_host(const std::string& host) {
+    if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+    in_addr a{};
+    return inet_pton(AF_INET, host.c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
 }  // namespace
 
 int cmd_serve(int argc, char** argv) {
@@ -62,8 +71,12 @@ int cmd_serve(int argc, char** argv) {
     p.option("api-key", "KEY",
              "require 'Authorization: Bearer KEY' (default: $T6_API_KEY; none if unset)");
     p.option("model-name", "NAME", "the model id clients pass", "the checkpoint's file name");
-    p.option("max-connections", "N", "connections served at once (worker threads)", "64");
-    p.option("max-body", "BYTES", "largest request body", "1MiB");
+    p.option("max-connections", "N",
+             "open connections at once (one thread each; beyond: 503 and close)", "512");
+    p.option("max-body", "BYTES", "largest request body (any encoding; beyond: 413)", "1MiB");
+    p.option("header-timeout", "S", "request line and headers must arrive within S seconds", "10");
+    p.option("body-timeout", "S", "a request body must arrive within S seconds", "30");
+    p.option("idle-timeout", "S", "keep-alive connections idle for S seconds are closed", "30");
     p.option("shutdown-grace", "S", "seconds in-flight requests get to finish at shutdown", "10");
     p.option("tokenizer", "NAME", "gpt2, bytes or a tokenizer file (default: the checkpoint's)");
     p.option("threads", "N", "compute threads", "all cores");
@@ -73,7 +86,8 @@ int cmd_serve(int argc, char** argv) {
            "ones in the last bits); lower throughput");
     p.option("throttle-ms", "N", "sleep N ms after each decode step (tests, demos)", "0");
     p.parse(argc, argv, 0);
-    if (p.has("threads")) set_num_threads(p.get_int("threads"));
+    if (p.has("threads"))
+        set_num_threads(int(check_thread_count(p.get_int64("threads"), "t6 serve: --threads")));
 
     ModelChoice m = resolve_model_choice(p, "serve");
     std::unique_ptr<Model> model = load_or_init_model(m, "serve", 0);
@@ -99,15 +113,32 @@ int cmd_serve(int argc, char** argv) {
     serve::ServerOptions ho;
     ho.host = p.get("host");
     ho.port = p.get_int("port");
-    if (p.has("api-key"))
+    if (p.has("api-key")) {
         ho.api_key = p.get("api-key");
-    else if (const char* k = std::getenv("T6_API_KEY"))
+        if (ho.api_key.empty())
+            fail(
+                "t6 serve: --api-key is empty, which would let anyone in; give a key, or leave "
+                "the option out to serve without one");
+    } else if (const char* k = std::getenv("T6_API_KEY")) {
         ho.api_key = k;
+        if (ho.api_key.empty())
+            fail(
+                "t6 serve: T6_API_KEY is set but empty, which would let anyone in; set a key, "
+                "or unset it to serve without one");
+    }
     ho.model_id = p.has("model-name") ? p.get("model-name") : default_model_id(m);
     ho.max_connections = p.get_int("max-connections");
     ho.max_body_bytes = size_t(parse_bytes(p.get("max-body"), "--max-body"));
     if (ho.port < 0 || ho.port > 65535) fail("t6 serve: --port must be in 0..65535");
     if (ho.max_connections < 1) fail("t6 serve: --max-connections must be >= 1");
+    const auto seconds = [&](const char* name) {
+        const double x = p.get_double(name);
+        if (!(x > 0 && x <= 86400)) fail("t6 serve: --", name, " must be in (0, 86400] seconds");
+        return x;
+    };
+    ho.header_timeout_s = seconds("header-timeout");
+    ho.body_timeout_s = seconds("body-timeout");
+    ho.idle_timeout_s = seconds("idle-timeout");
     const double grace = p.get_double("shutdown-grace");
     if (!(grace >= 0)) fail("t6 serve: --shutdown-grace must be >= 0");
 
@@ -120,12 +151,18 @@ int cmd_serve(int argc, char** argv) {
     std::signal(SIGINT, on_signal);
     std::fprintf(stderr,
                  "[t6 serve] %s as '%s' | %d slots x %d tokens (KV cache %s, %s per token, %s; "
-                 "the %s budget holds %lld) | queue %d%s%s\n",
+                 "the %s budget holds %lld) | queue %d | %d threads, OpenMP wait policy %s%s%s\n",
                  cfg.describe().c_str(), ho.model_id.c_str(), plan.slots, so.max_context,
                  human_bytes(double(plan.bytes)).c_str(), human_bytes(double(per_token)).c_str(),
                  cache_type_name(so.cache), human_bytes(budget).c_str(), plan.budget_slots,
-                 so.queue, so.row_by_row ? " | deterministic (row-by-row steps)" : "",
+                 so.queue, num_threads(), omp_wait_policy().c_str(),
+                 so.row_by_row ? " | deterministic (row-by-row steps)" : "",
                  ho.api_key.empty() ? "" : " | API key required");
+    if (ho.api_key.empty() && !is_loopback_host(ho.host))
+        std::fprintf(stderr,
+                     "[t6 serve] warning: listening on %s without an API key: anyone who can "
+                     "reach this port can use the model (set --api-key or T6_API_KEY)\n",
+                     ho.host.c_str());
     std::printf("t6 serve: listening on http://%s:%d\n", ho.host.c_str(), port);
     std::fflush(stdout);
 

@@ -1,13 +1,16 @@
 // t6 train: trains a model with the official recipe (AdamW, clipping, warm-up + cosine schedule,
 // gradient accumulation) on nanoGPT or llm.c token files, with atomic checkpoints and exact
 // resume. See src/train/trainer.h.
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/model_arg.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "model/checkpoint.h"
 #include "train/dist.h"
 #include "train/stop_signal.h"
@@ -52,6 +55,14 @@ int cmd_train(int argc, char** argv) {
         if (a.find('=') == std::string::npos)
             fail("t6 train: unexpected argument '", a, "' (expected key=value)");
         overrides.push_back(a);
+        // threads=N is checked against the machine here, for new runs and resumes alike.
+        if (a.rfind("threads=", 0) == 0) {
+            char* end = nullptr;
+            errno = 0;
+            const long long n = std::strtoll(a.c_str() + 8, &end, 10);
+            if (end != a.c_str() + 8 && *end == '\0' && errno == 0)
+                check_thread_count(n, "t6 train: threads", true);
+        }
     }
 
     if (p.has("resume")) {
@@ -103,6 +114,7 @@ int cmd_train(int argc, char** argv) {
         fail(
             "t6 train: no model given (--preset NAME, --model PATH, or \"model\" in the config "
             "file)");
+    check_thread_count(setup.train.threads, "t6 train: threads", true);
     Trainer trainer(setup, stdout);
     const TrainResult r = trainer.run();
     return r.stopped_by ? 128 + r.stopped_by : 0;

@@ -6,6 +6,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "train/dist.h"
 
 namespace {
@@ -43,6 +44,7 @@ void print_usage(FILE* f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    t6::ensure_passive_wait(argv);  // the OpenMP pool sleeps when idle (core/threads.h)
     if (argc < 2) {
         print_usage(stderr);
         return 1;

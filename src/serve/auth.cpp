@@ -1,5 +1,7 @@
 #include "serve/auth.h"
 
+#include <cctype>
+
 namespace t6::serve {
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
@@ -13,9 +15,16 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
 }
 
 bool bearer_matches(std::string_view authorization, std::string_view key) {
-    constexpr std::string_view kBearer = "Bearer ";
-    if (authorization.substr(0, kBearer.size()) != kBearer) return false;
-    return constant_time_equal(authorization.substr(kBearer.size()), key);
+    // RFC 7235: the scheme name is case-insensitive ("Bearer", "bearer", "BEARER"), and one or
+    // more spaces separate it from the credentials.
+    constexpr std::string_view kBearer = "bearer";
+    if (authorization.size() <= kBearer.size()) return false;
+    for (size_t i = 0; i < kBearer.size(); i++)
+        if (std::tolower(static_cast<unsigned char>(authorization[i])) != kBearer[i]) return false;
+    size_t at = kBearer.size();
+    if (authorization[at] != ' ') return false;
+    while (at < authorization.size() && authorization[at] == ' ') at++;
+    return constant_time_equal(authorization.substr(at), key);
 }
 
 }  // namespace t6::serve

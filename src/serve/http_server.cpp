@@ -3,11 +3,14 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "core/error.h"
 #include "serve/auth.h"
+#include "serve/connection.h"
 #include "serve/openai.h"
 
 namespace t6::serve {
@@ -51,13 +54,52 @@ struct HttpServer::Impl {
     const Tokenizer& tok;
     Metrics& metrics;
     ServerOptions opt;
-    httplib::Server http;
+    GuardedServer http;
     int64_t created = unix_time();
     std::atomic<bool> draining{false};
     std::atomic<int> handlers{0};  // completions whose response is still being produced
 
     Impl(Scheduler& s, const Tokenizer& t, Metrics& m, ServerOptions o)
-        : scheduler(s), tok(t), metrics(m), opt(std::move(o)) {}
+        : scheduler(s), tok(t), metrics(m), opt(std::move(o)), http(limits(opt)) {}
+
+    static ConnectionLimits limits(const ServerOptions& o) {
+        ConnectionLimits l;
+        l.max_connections = o.max_connections;
+        l.max_body_bytes = o.max_body_bytes;
+        l.header_timeout_s = o.header_timeout_s;
+        l.body_timeout_s = o.body_timeout_s;
+        l.idle_timeout_s = o.idle_timeout_s;
+        return l;
+    }
+
+    // Refuses, before any of it is read, a body no handler would take: one over --max-body
+    // by its Content-Length, or one sent anywhere but POST /v1/completions. Such a response
+    // closes the connection, as the body stays unread. Returns whether it answered.
+    bool refuse_body(const httplib::Request& req, httplib::Response& res) {
+        const bool chunked = req.has_header("Transfer-Encoding");
+        const std::string len = req.get_header_value("Content-Length");
+        const bool has_length = !len.empty() && len.find_first_not_of('0') != std::string::npos;
+        if (!chunked && !has_length) return false;
+        if (has_length) {
+            char* end = nullptr;
+            errno = 0;
+            const unsigned long long n = std::strtoull(len.c_str(), &end, 10);
+            if (errno != 0 || *end != '\0' || n > opt.max_body_bytes) {
+                GuardedServer::close_after_response();
+                send_error(res, ApiError(413, default_message(req, 413)), opt.retry_after_s);
+                return true;
+            }
+        }
+        if (req.method == "POST" && req.path == "/v1/completions") return false;
+        GuardedServer::close_after_response();
+        const bool known = req.path == "/health" || req.path == "/metrics" ||
+                           req.path == "/v1/models" || req.path == "/v1/completions";
+        send_error(res,
+                   known ? ApiError(400, cat(req.method, " ", req.path, " takes no request body"))
+                         : ApiError(404, default_message(req, 404)),
+                   opt.retry_after_s);
+        return true;
+    }
 
     // Runs a handler; an ApiError (or any exception) becomes an OpenAI error body.
     template <typename F>
@@ -74,12 +116,8 @@ struct HttpServer::Impl {
     }
 
     void routes() {
-        http.new_task_queue = [n = opt.max_connections] {
-            return new httplib::ThreadPool(size_t(n));
-        };
-        http.set_payload_max_length(opt.max_body_bytes);
-        http.set_keep_alive_timeout(2);
         http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+            if (refuse_body(req, res)) return httplib::Server::HandlerResponse::Handled;
             if (opt.api_key.empty() || req.path == "/health")
                 return httplib::Server::HandlerResponse::Unhandled;
             if (bearer_matches(req.get_header_value("Authorization"), opt.api_key))
@@ -106,7 +144,16 @@ struct HttpServer::Impl {
         http.Get("/health", guarded(&Impl::health));
         http.Get("/metrics", guarded(&Impl::get_metrics));
         http.Get("/v1/models", guarded(&Impl::models));
-        http.Post("/v1/completions", guarded(&Impl::completions));
+        http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res,
+                                            const httplib::ContentReader& reader) {
+            try {
+                completions(req, res, read_body(reader));
+            } catch (const ApiError& e) {
+                send_error(res, e, opt.retry_after_s);
+            } catch (const std::exception& e) {
+                send_error(res, ApiError(500, e.what(), "", "", "server_error"), opt.retry_after_s);
+            }
+        });
     }
 
     void health(const httplib::Request&, httplib::Response& res) {
@@ -179,9 +226,33 @@ struct HttpServer::Impl {
         return ApiError(500, "Generation failed: " + job.error, "", "", "server_error");
     }
 
-    void completions(const httplib::Request& req, httplib::Response& res) {
+    // The request body, whatever its encoding, read up to --max-body: 413 the moment a chunked
+    // body passes it (the rest is never read; the connection closes after the answer).
+    std::string read_body(const httplib::ContentReader& reader) {
+        std::string body;
+        bool too_large = false;
+        const bool ok = reader([&](const char* data, size_t n) {
+            if (n > opt.max_body_bytes - body.size()) {
+                too_large = true;
+                return false;
+            }
+            body.append(data, n);
+            return true;
+        });
+        if (too_large) {
+            GuardedServer::close_after_response();
+            throw ApiError(413, "The request body is too large.");
+        }
+        if (!ok) {
+            GuardedServer::close_after_response();
+            throw ApiError(400, "The request body could not be read.");
+        }
+        return body;
+    }
+
+    void completions(const httplib::Request&, httplib::Response& res, const std::string& body) {
         const CompletionRequest r =
-            parse_completion_request(req.body, opt.model_id, scheduler.max_context());
+            parse_completion_request(body, opt.model_id, scheduler.max_context());
         auto job = make_job(r);
         submit(job);
         const std::string id = completion_id(), model = opt.model_id;
@@ -191,7 +262,19 @@ struct HttpServer::Impl {
         if (!r.stream) {
             handlers++;
             std::unique_lock<std::mutex> lock(job->mu);
-            job->cv.wait(lock, [&] { return job->done; });
+            // Checks every 100 ms whether the client is still there: one that hung up (timed
+            // out, was killed) gives up its slot rather than holding it to the end.
+            while (!job->cv.wait_for(lock, std::chrono::milliseconds(100),
+                                     [&] { return job->done; })) {
+                if (!GuardedServer::client_gone()) continue;
+                lock.unlock();
+                job->cancelled = true;
+                scheduler.wake();
+                handlers--;
+                GuardedServer::close_after_response();
+                res.status = 499;  // nginx's "client closed request"; nobody reads it
+                return;
+            }
             handlers--;
             if (job->finish_reason == "cancelled" || job->finish_reason == "error")
                 throw failure(*job);
@@ -275,6 +358,7 @@ int HttpServer::bind() {
     if (port <= 0)
         fail("t6 serve: cannot listen on ", o.host, ":", o.port,
              " (address in use, or not an address of this machine)");
+    impl_->http.widen_backlog();
     return port;
 }
 
@@ -284,6 +368,7 @@ void HttpServer::run() {
 
 void HttpServer::start_draining() {
     impl_->draining = true;
+    impl_->http.begin_shutdown();
 }
 
 bool HttpServer::wait_handlers(int ms) {
@@ -294,6 +379,7 @@ bool HttpServer::wait_handlers(int ms) {
 }
 
 void HttpServer::stop() {
+    impl_->http.begin_shutdown();  // idle keep-alive connections end now, not at their timeout
     if (impl_->http.is_running()) impl_->http.stop();
 }
 

@@ -1,6 +1,7 @@
-// The HTTP side of `t6 serve` (cpp-httplib): routes, API-key check, limits, OpenAI-shaped error
-// bodies, and streaming. Handler threads never touch the model: they validate and tokenize, hand
-// a CompletionJob to the Scheduler, and wait on (or stream from) its channel.
+// The HTTP side of `t6 serve` (cpp-httplib, through serve/connection.h for connection limits and
+// timeouts): routes, API-key check, body limits, OpenAI-shaped error bodies, and streaming. Handler
+// threads never touch the model: they validate and tokenize, hand a CompletionJob to the Scheduler,
+// and wait on (or stream from) its channel.
 //   POST /v1/completions   GET /v1/models   GET /health   GET /metrics (Prometheus text)
 #pragma once
 #include <cstddef>
@@ -19,8 +20,11 @@ struct ServerOptions {
     std::string api_key;   // empty: no authentication
     std::string model_id;  // the name clients pass as "model"
     size_t max_body_bytes = 1 << 20;
-    int max_connections = 64;  // worker threads: connections served at once
-    int retry_after_s = 1;     // Retry-After of 503 responses
+    int max_connections = 512;     // open connections (one thread each); beyond: 503 and close
+    double header_timeout_s = 10;  // request line + headers, from their first byte
+    double body_timeout_s = 30;    // the whole request body
+    double idle_timeout_s = 30;    // keep-alive connections idle longer are closed
+    int retry_after_s = 1;         // Retry-After of 503 responses
 };
 
 class HttpServer {

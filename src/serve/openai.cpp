@@ -60,7 +60,11 @@ CompletionRequest parse_completion_request(const std::string& body, const std::s
     json j;
     try {
         j = json::parse(body);
-    } catch (const json::parse_error&) {
+    } catch (const json::out_of_range& e) {  // {"max_tokens": 1e400}
+        std::string what = e.what();
+        if (const auto at = what.find("] "); at != std::string::npos) what = what.substr(at + 2);
+        throw ApiError(400, "A number in the request body is out of range (" + what + ").");
+    } catch (const json::exception&) {
         throw ApiError(400,
                        "We could not parse the JSON body of your request. (HINT: This likely "
                        "means you aren't using your HTTP library correctly.)");
