@@ -132,9 +132,13 @@ int bench_step(int argc, char** argv) {
         }
     }
     if (p.has("json")) {
-        nlohmann::json out = {
-            {"benchmark", "step"},      {"gemm_kernel", kernel}, {"gemm_bf16_kernel", bf16_kernel},
-            {"threads", num_threads()}, {"peak_gflops", peak},   {"results", results}};
+        nlohmann::json out = {{"benchmark", "step"},
+                              {"gemm_kernel", kernel},
+                              {"gemm_bf16_kernel", bf16_kernel},
+                              {"threads", num_threads()},
+                              {"omp_wait_policy", omp_wait_policy()},
+                              {"peak_gflops", peak},
+                              {"results", results}};
         add_simd_fields(out);
         std::printf("%s\n", out.dump().c_str());
     }

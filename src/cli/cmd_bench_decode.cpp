@@ -143,9 +143,11 @@ int cmd_bench_decode(int argc, char** argv) {
     const double bw_start = probe.bandwidth(), peak_start = probe.gemm_rate();
     const double fma_start = probe.fma_peak();
     const std::string tpa_kernel(flash_tpa_kernel_name(cache_types[0] == CacheType::bf16));
-    std::printf("GEMM: %s, threads: %d, cache %s, weights %s, FlashTPA: %s, SIMD target: %s\n",
-                kernel.c_str(), num_threads(), p.get("cache").c_str(), p.get("weights").c_str(),
-                tpa_kernel.c_str(), simd.c_str());
+    std::printf(
+        "GEMM: %s, threads: %d (OpenMP wait policy %s), cache %s, weights %s, FlashTPA: %s, SIMD "
+        "target: %s\n",
+        kernel.c_str(), num_threads(), omp_wait_policy().c_str(), p.get("cache").c_str(),
+        p.get("weights").c_str(), tpa_kernel.c_str(), simd.c_str());
     std::printf(
         "roofline nominal: %.0f GB/s, %.0f GFLOP/s | measured at the start: %.1f GB/s "
         "streaming read, %.0f GFLOP/s fp32 FMA peak, %.0f GFLOP/s fp32 GEMM (bandwidth and FMA "
@@ -243,6 +245,7 @@ int cmd_bench_decode(int argc, char** argv) {
                               {"gemm_kernel", kernel},
                               {"flash_tpa_kernel", tpa_kernel},
                               {"threads", num_threads()},
+                              {"omp_wait_policy", omp_wait_policy()},
                               {"cache_type", p.get("cache")},
                               {"weights", p.get("weights")},
                               {"bandwidth_start_gb_per_s", bw_start / 1e9},

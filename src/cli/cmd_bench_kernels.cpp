@@ -552,8 +552,9 @@ int cmd_bench_kernels(int argc, char** argv) {
         return peak.count(t) ? peak.at(t) : measure_fma_peak(5, fma_iters);
     }();
 
-    std::printf("cpu: %s, threads: %d, SIMD target in force: %s\n", cpu_model_name().c_str(),
-                num_threads(), simd_summary().c_str());
+    std::printf("cpu: %s, threads: %d (OpenMP wait policy %s), SIMD target in force: %s\n",
+                cpu_model_name().c_str(), num_threads(), omp_wait_policy().c_str(),
+                simd_summary().c_str());
     std::printf("read bandwidth (measured now): %.1f GB/s; fp32 FMA peak (measured now):",
                 bw_start / 1e9);
     for (SimdTarget t : targets) std::printf(" %s %.0f", simd_target_name(t), peak[t] / 1e9);
@@ -606,6 +607,7 @@ int cmd_bench_kernels(int argc, char** argv) {
                               {"cpu", cpu_model_name()},
                               {"cpu_simd_features", cpu_simd_features()},
                               {"threads", num_threads()},
+                              {"omp_wait_policy", omp_wait_policy()},
                               {"quick", quick},
                               {"repeats", repeats},
                               {"fma_peak_gflops", peak_in_force / 1e9},

@@ -194,10 +194,14 @@ int cmd_bench_train(int argc, char** argv) {
         }
     }
     if (p.has("json")) {
-        nlohmann::json out = {
-            {"benchmark", "train"},     {"gemm_kernel", kernel}, {"gemm_bf16_kernel", bf16_kernel},
-            {"threads", num_threads()}, {"ranks", dist::size()}, {"peak_gflops", peak},
-            {"results", results}};
+        nlohmann::json out = {{"benchmark", "train"},
+                              {"gemm_kernel", kernel},
+                              {"gemm_bf16_kernel", bf16_kernel},
+                              {"threads", num_threads()},
+                              {"omp_wait_policy", omp_wait_policy()},
+                              {"ranks", dist::size()},
+                              {"peak_gflops", peak},
+                              {"results", results}};
         add_simd_fields(out);
         std::printf("%s\n", out.dump().c_str());
     }

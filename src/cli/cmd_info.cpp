@@ -107,7 +107,8 @@ int print_system(bool json) {
                (env_value.empty() ? std::string("set_simd_target") : "T6_SIMD=" + env_value) + ")")
                   .c_str()
             : "");
-    std::printf("threads            %d\n", num_threads());
+    std::printf("threads            %d (OpenMP wait policy %s)\n", num_threads(),
+                omp_wait_policy().c_str());
     std::printf("kernels\n");
     std::printf("  Highway kernels  %s\n", hwy.c_str());
     std::printf("  FlashTPA         f32 cache: %s; bf16 cache: %s\n", tpa_f32.c_str(),
@@ -129,7 +130,8 @@ int print_system(bool json) {
             {"flash_tpa_kernel_bf16", tpa_bf16},
             {"gemm_kernel", gemm_f32},
             {"gemm_bf16_kernel", gemm_bf16},
-            {"threads", num_threads()}};
+            {"threads", num_threads()},
+            {"omp_wait_policy", omp_wait_policy()}};
         std::printf("%s\n", j.dump().c_str());
     }
     return 0;

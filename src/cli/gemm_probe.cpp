@@ -55,7 +55,8 @@ void add_measured_gemm_rates(nlohmann::json& row, MatmulPrecision precision) {
 }
 
 void print_gemm_header(double peak_gflops, const std::vector<MatmulPrecision>& precisions) {
-    std::printf("GEMM: %s, threads: %d\n", gemm_kernel_name().c_str(), num_threads());
+    std::printf("GEMM: %s, threads: %d (OpenMP wait policy %s)\n", gemm_kernel_name().c_str(),
+                num_threads(), omp_wait_policy().c_str());
     for (MatmulPrecision mp : precisions)
         if (mp == MatmulPrecision::bf16)
             std::printf("bf16 GEMM: %s\n", gemm_bf16_kernel_name().c_str());
