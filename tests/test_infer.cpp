@@ -13,42 +13,12 @@
 #include "infer/decoder.h"
 #include "kernels/flash_decode.h"
 #include "model/model.h"
+#include "test_models.h"
 #include "test_util.h"
 
 using namespace t6;
 
 namespace {
-
-ModelConfig tiny_config(AttentionKind kind) {
-    ModelConfig c;
-    c.attention = kind;
-    c.vocab_size = 97;
-    c.n_layer = 2;
-    c.n_embd = 32;
-    c.n_head = 4;
-    c.head_dim = 16;
-    c.n_kv_head = kind == AttentionKind::gqa ? 2 : 0;
-    c.q_rank = 3;
-    c.k_rank = 2;
-    c.v_rank = 3;
-    c.block_size = 64;
-    // MLA (DeepSeek-V2 names): d'_c 8, d_c 6, d_h^R 4, v_head_dim 8; head_dim is the no-RoPE part.
-    c.q_lora_rank = 8;
-    c.kv_lora_rank = 6;
-    c.qk_rope_head_dim = 4;
-    c.v_head_dim = 8;
-    return c;
-}
-
-// Random weights everywhere (the official init zeroes c_proj, which would hide attention bugs).
-void randomize(Model& m, unsigned seed) {
-    std::mt19937 rng(seed);
-    for (const auto& s : m.layout().specs) {
-        std::normal_distribution<float> d(0.0f, 1.0f / std::sqrt(float(s.shape.back())));
-        float* p = m.params() + s.offset;
-        for (size_t i = 0; i < s.numel; i++) p[i] = d(rng);
-    }
-}
 
 std::vector<int32_t> random_tokens(int n, int V, unsigned seed) {
     std::mt19937 rng(seed);
@@ -75,9 +45,9 @@ class DecodeMatchesForward : public ::testing::TestWithParam<std::tuple<KindCase
 };
 
 TEST_P(DecodeMatchesForward, PrefillThenStepsF32) {
-    ModelConfig cfg = tiny_config(kc().kind);
+    ModelConfig cfg = test::tiny_test_config(kc().kind);
     Model model(cfg);
-    randomize(model, 7);
+    test::randomize_weights(model, 7);
     const int T = 40, V = cfg.vocab_size;
     auto tokens = random_tokens(T, V, 3);
     model.forward(tokens.data(), nullptr, 1, T);
@@ -100,9 +70,9 @@ TEST_P(DecodeMatchesForward, PrefillThenStepsF32) {
 }
 
 TEST_P(DecodeMatchesForward, BatchedStepsOfDifferentLengths) {
-    ModelConfig cfg = tiny_config(kc().kind);
+    ModelConfig cfg = test::tiny_test_config(kc().kind);
     Model model(cfg);
-    randomize(model, 11);
+    test::randomize_weights(model, 11);
     const int V = cfg.vocab_size;
     const int lens[3] = {9, 30, 21};
     std::vector<std::vector<int32_t>> seqs;
@@ -130,9 +100,9 @@ TEST_P(DecodeMatchesForward, BatchedStepsOfDifferentLengths) {
 }
 
 TEST_P(DecodeMatchesForward, Bf16CacheStaysClose) {
-    ModelConfig cfg = tiny_config(kc().kind);
+    ModelConfig cfg = test::tiny_test_config(kc().kind);
     Model model(cfg);
-    randomize(model, 5);
+    test::randomize_weights(model, 5);
     const int T = 24, V = cfg.vocab_size;
     auto tokens = random_tokens(T, V, 9);
     model.forward(tokens.data(), nullptr, 1, T);
@@ -152,9 +122,9 @@ TEST_P(DecodeMatchesForward, Bf16CacheStaysClose) {
 // the float32 decoder (only summation order differs), prefill chunks and batched steps of
 // different lengths included; on the unrounded model it stays close but really differs.
 TEST_P(DecodeMatchesForward, Bf16WeightsEqualF32OnRoundedWeights) {
-    ModelConfig cfg = tiny_config(kc().kind);
+    ModelConfig cfg = test::tiny_test_config(kc().kind);
     Model model(cfg);
-    randomize(model, 13);
+    test::randomize_weights(model, 13);
     const size_t np = model.layout().total;
     std::vector<float> orig(model.params(), model.params() + np);
     const int V = cfg.vocab_size;
@@ -187,7 +157,7 @@ TEST_P(DecodeMatchesForward, Bf16WeightsEqualF32OnRoundedWeights) {
 }
 
 TEST_P(DecodeMatchesForward, CacheAllocationEqualsFormula) {
-    ModelConfig cfg = tiny_config(kc().kind);
+    ModelConfig cfg = test::tiny_test_config(kc().kind);
     Model model(cfg);
     const int slots = 3, seq = 50;
     Decoder dec(model, slots, seq, CacheType::f32);
@@ -221,7 +191,7 @@ TEST_P(DecodeMatchesForward, CacheAllocationEqualsFormula) {
 }
 
 TEST_P(DecodeMatchesForward, ContextOverflowIsAnError) {
-    ModelConfig cfg = tiny_config(kc().kind);
+    ModelConfig cfg = test::tiny_test_config(kc().kind);
     Model model(cfg);
     Decoder dec(model, 1, 8, CacheType::f32);
     auto tokens = random_tokens(9, cfg.vocab_size, 1);
@@ -248,14 +218,14 @@ INSTANTIATE_TEST_SUITE_P(Kinds, DecodeMatchesForward,
 // MLA with a history longer than the chunk path's 64-key tiles and 64-row query blocks, at
 // realistic proportions (d_c > head_dim): chunked prefill, then absorbed steps, f32 and bf16.
 TEST(MlaCache, LongPrefillCrossesTilesThenAbsorbedSteps) {
-    ModelConfig cfg = tiny_config(AttentionKind::mla);
+    ModelConfig cfg = test::tiny_test_config(AttentionKind::mla);
     cfg.block_size = 200;
     cfg.n_head = 3;
     cfg.head_dim = 8;
     cfg.kv_lora_rank = 24;
     cfg.q_lora_rank = 12;
     Model model(cfg);
-    randomize(model, 21);
+    test::randomize_weights(model, 21);
     const int T = 180, V = cfg.vocab_size, prompt = 150;
     auto tokens = random_tokens(T, V, 4);
     model.forward(tokens.data(), nullptr, 1, T);

@@ -20,6 +20,7 @@
 #include "kernels/quant.h"
 #include "model/model.h"
 #include "model/quantize.h"
+#include "test_models.h"
 #include "test_util.h"
 
 using namespace t6;
@@ -101,35 +102,6 @@ INSTANTIATE_TEST_SUITE_P(Targets, QuantKernel, ::testing::ValuesIn(simd_availabl
                              return std::string(simd_target_name(info.param));
                          });
 
-ModelConfig tiny_config(AttentionKind kind) {
-    ModelConfig c;
-    c.attention = kind;
-    c.vocab_size = 97;
-    c.n_layer = 2;
-    c.n_embd = 64;  // rows of 2 blocks; the MLP's hidden width 170 ends in a partial block
-    c.n_head = 4;
-    c.head_dim = 16;
-    c.n_kv_head = kind == AttentionKind::gqa ? 2 : 0;
-    c.q_rank = 3;
-    c.k_rank = 2;
-    c.v_rank = 3;
-    c.block_size = 64;
-    c.q_lora_rank = 8;
-    c.kv_lora_rank = 6;
-    c.qk_rope_head_dim = 4;
-    c.v_head_dim = 8;
-    return c;
-}
-
-void randomize(Model& m, unsigned seed) {
-    std::mt19937 rng(seed);
-    for (const auto& s : m.layout().specs) {
-        std::normal_distribution<float> d(0.0f, 1.0f / std::sqrt(float(s.shape.back())));
-        float* p = m.params() + s.offset;
-        for (size_t i = 0; i < s.numel; i++) p[i] = d(rng);
-    }
-}
-
 const AttentionKind kKinds[] = {AttentionKind::mha, AttentionKind::mqa,        AttentionKind::gqa,
                                 AttentionKind::tpa, AttentionKind::tpa_kvonly, AttentionKind::mla};
 
@@ -139,9 +111,10 @@ TEST_P(QuantDecode, EqualsForwardOfDequantizedModel) {
     ScopedSimdTarget target(std::get<0>(GetParam()));
     const QuantScheme scheme = std::get<1>(GetParam());
     for (AttentionKind kind : kKinds) {
-        const ModelConfig cfg = tiny_config(kind);
+        // n_embd 64: rows of 2 blocks; the MLP's hidden width 170 ends in a partial block.
+        const ModelConfig cfg = test::tiny_test_config(kind, 64);
         Model model(cfg);
-        randomize(model, 7);
+        test::randomize_weights(model, 7);
         const int T = 30, V = cfg.vocab_size;
         std::vector<int32_t> tokens(T);
         for (int t = 0; t < T; t++) tokens[t] = int32_t((t * 37 + 5) % V);

@@ -24,22 +24,9 @@ import os
 import struct
 import sys
 
-EMBEDDING, TIED_ALIAS = "transformer.wte.weight", "lm_head.weight"
-MLP = ["mlp.c_fc1.weight", "mlp.c_fc2.weight", "mlp.c_proj.weight"]
-# Per-layer parameters in the official modules' registration (named_parameters()) order.
-LAYER_ORDER = {
-    "T6": ["attn.c_qkv.W_A_q.weight", "attn.c_qkv.W_A_k.weight", "attn.c_qkv.W_A_v.weight",
-           "attn.c_qkv.W_B_q.weight", "attn.c_qkv.W_B_k.weight", "attn.c_qkv.W_B_v.weight",
-           "attn.c_proj.weight"] + MLP,
-    "T6_kvonly": ["attn.c_qkv.c_q.weight", "attn.c_qkv.W_A_k.weight", "attn.c_qkv.W_A_v.weight",
-                  "attn.c_qkv.W_B_k.weight", "attn.c_qkv.W_B_v.weight", "attn.c_proj.weight"] + MLP,
-    "llama-mha": ["attn.c_q.weight", "attn.c_k.weight", "attn.c_v.weight",
-                  "attn.c_proj.weight"] + MLP,
-    "llama-mla": ["attn.q_a_proj.weight", "attn.q_a_layernorm.weight", "attn.q_b_proj.weight",
-                  "attn.kv_a_layernorm.weight", "attn.kv_a_proj_with_mqa.weight",
-                  "attn.kv_b_proj.weight", "attn.c_proj.weight"] + MLP,
-}
-LAYER_ORDER["llama-gqa"] = LAYER_ORDER["llama-mha"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The official names, per-layer tensors in registration order, shared with the importer.
+from import_official import EMBEDDING, TIED_ALIAS, LAYER_TENSORS as LAYER_ORDER  # noqa: E402
 DEFAULT_EPS = 1.1920928955078125e-07
 
 

@@ -48,10 +48,11 @@ EMBEDDING, TIED_ALIAS = "transformer.wte.weight", "lm_head.weight"
 GPT2_SPEC = {"kind": "gpt2", "vocab_size": 50257, "eot": 50256}
 # Non-parameter buffers some official modules register (RoPE caches, causal masks).
 BUFFER_SUFFIXES = ("inv_freq", "cos_cached", "sin_cached", ".attn.bias", ".attn.masked_bias")
-# Keys of the official GPTConfig that do not change the computation (conformance README quirk 7).
+# Keys of the official GPTConfig that do not change the computation (docs/numerics.md §7).
 UNUSED_KEYS = ("bias", "dropout", "scale_attn_by_inverse_layer_idx", "using_groupnorm")
 
-# Per-layer tensors of each kind (suffixes after "transformer.h.<i>.").
+# Per-layer tensors of each kind (suffixes after "transformer.h.<i>."), in the official modules'
+# registration (named_parameters()) order: tools/export_official.py writes them in this order.
 MLP = ["mlp.c_fc1.weight", "mlp.c_fc2.weight", "mlp.c_proj.weight"]
 LAYER_TENSORS = {
     "T6": ["attn.c_qkv.W_A_q.weight", "attn.c_qkv.W_A_k.weight", "attn.c_qkv.W_A_v.weight",
@@ -62,7 +63,7 @@ LAYER_TENSORS = {
     "llama-mha": ["attn.c_q.weight", "attn.c_k.weight", "attn.c_v.weight",
                   "attn.c_proj.weight"] + MLP,
     "llama-mla": ["attn.q_a_proj.weight", "attn.q_a_layernorm.weight", "attn.q_b_proj.weight",
-                  "attn.kv_a_proj_with_mqa.weight", "attn.kv_a_layernorm.weight",
+                  "attn.kv_a_layernorm.weight", "attn.kv_a_proj_with_mqa.weight",
                   "attn.kv_b_proj.weight", "attn.c_proj.weight"] + MLP,
 }
 LAYER_TENSORS["llama-gqa"] = LAYER_TENSORS["llama-mha"]
@@ -310,7 +311,7 @@ def infer_config(tensors, where, cfg, cfg_where, override):
                     die(f"{cfg_where}: n_head {H!r} does not divide attn.c_q's {qrows} rows")
                 inferred.update(n_head=H, head_dim=qrows // H)
         else:
-            from_cfg = ["n_head"]  # MHA: head_dim = n_embd // n_head (quirk 15)
+            from_cfg = ["n_head"]  # MHA: head_dim = n_embd // n_head (docs/numerics.md §15)
             if "n_head" in cfg:
                 H = cfg["n_head"]
                 if not isinstance(H, int) or H <= 0 or C % H:

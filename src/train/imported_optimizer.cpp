@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/safetensors.h"
+#include "train/train_checkpoint.h"
 
 namespace t6 {
 
@@ -44,20 +45,12 @@ std::string load_imported_optimizer(const std::string& weights_path, const Model
     if (it == wm.end()) fail(weights_path, ": imported with AdamW state but no iter_num");
     const long long iter = parse_count(it->second, weights_path, "iter_num");
 
-    SafeTensorsReader r(op);
-    if (r.metadata().count("format") == 0 || r.metadata().at("format") != "t6-adamw")
-        fail(op, ": not a t6-adamw optimizer file");
-    const size_t expected = 2 * model.layout().specs.size();
-    if (r.tensors().size() != expected)
-        fail(op, ": holds ", r.tensors().size(), " tensors, expected ", expected,
-             " (exp_avg and exp_avg_sq per parameter)");
-    for (const auto& s : model.layout().specs) {
-        r.read_f32("exp_avg." + s.name, opt.exp_avg() + s.offset, s.shape);
-        r.read_f32("exp_avg_sq." + s.name, opt.exp_avg_sq() + s.offset, s.shape);
+    {
+        const SafeTensorsReader r(op);
+        if (r.metadata().count("format") == 0 || r.metadata().at("format") != "t6-adamw")
+            fail(op, ": not a t6-adamw optimizer file");
     }
-    auto st = r.metadata().find("adam_step");
-    if (st == r.metadata().end()) fail(op, ": no adam_step in the metadata");
-    opt.set_steps_taken(parse_count(st->second, op, "adam_step"));
+    read_adamw_file(op, model, opt);
     state.step = iter;
     if (auto b = wm.find("best_val_loss"); b != wm.end()) {
         try {

@@ -218,10 +218,7 @@ TrainState read_train_state(const std::string& ckpt_dir) {
     return TrainState::from_json(read_json_file(p), p);
 }
 
-void load_train_checkpoint(const std::string& ckpt_dir, Model& model, AdamW& opt) {
-    verify_complete(ckpt_dir, true);
-    load_weights(model, (fs::path(ckpt_dir) / kModelFile).string(), /*verify=*/false);
-    const std::string op = (fs::path(ckpt_dir) / kOptimizerFile).string();
+void read_adamw_file(const std::string& op, const Model& model, AdamW& opt) {
     SafeTensorsReader r(op);
     const size_t expected = 2 * model.layout().specs.size();
     if (r.tensors().size() != expected)
@@ -233,11 +230,21 @@ void load_train_checkpoint(const std::string& ckpt_dir, Model& model, AdamW& opt
     }
     auto it = r.metadata().find("adam_step");
     if (it == r.metadata().end()) fail(op, ": no adam_step in the metadata");
+    long long step = -1;
     try {
-        opt.set_steps_taken(std::stoll(it->second));
+        size_t used = 0;
+        step = std::stoll(it->second, &used);
+        if (used != it->second.size()) step = -1;
     } catch (const std::exception&) {
-        fail(op, ": adam_step '", it->second, "' is not a number");
     }
+    if (step < 0) fail(op, ": adam_step '", it->second, "' is not a count");
+    opt.set_steps_taken(step);
+}
+
+void load_train_checkpoint(const std::string& ckpt_dir, Model& model, AdamW& opt) {
+    verify_complete(ckpt_dir, true);
+    load_weights(model, (fs::path(ckpt_dir) / kModelFile).string(), /*verify=*/false);
+    read_adamw_file((fs::path(ckpt_dir) / kOptimizerFile).string(), model, opt);
 }
 
 std::vector<CheckpointEntry> list_complete_checkpoints(const std::string& out_dir) {

@@ -59,6 +59,10 @@ TrainState read_train_state(const std::string& ckpt_dir);
 // state.model; fails naming the file on any mismatch or corruption.
 void load_train_checkpoint(const std::string& ckpt_dir, Model& model, AdamW& opt);
 
+// Reads an AdamW state file (format "t6-adamw": exp_avg.NAME and exp_avg_sq.NAME per parameter,
+// adam_step in the metadata) into opt; one-line errors naming the file otherwise.
+void read_adamw_file(const std::string& path, const Model& model, AdamW& opt);
+
 struct CheckpointEntry {
     long long step = 0;
     std::string path;
