@@ -7,28 +7,19 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "test_cli_util.h"
 #include "test_util.h"
 
 using namespace t6;
 
 namespace {
 
+using test::expect_one_line_error;
+using test::last_json;
+
 const std::string kT6 = T6_BINARY;
 const std::set<std::string> kTargets = {"scalar", "avx2", "avx512", "avx512bf16",
                                         "neon",   "sve",  "sve2"};
-
-nlohmann::json last_json(const std::string& out) {
-    std::string s = out;
-    while (!s.empty() && s.back() == '\n') s.pop_back();
-    return nlohmann::json::parse(s.substr(s.rfind('\n') + 1));
-}
-
-void expect_one_line_error(const test::CommandResult& r, const std::string& needle) {
-    EXPECT_EQ(r.status, 1);
-    EXPECT_EQ(r.err.rfind("t6: error: ", 0), 0u) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-}
 
 nlohmann::json system_info(const std::string& env = "") {
     auto r = test::run_command(env + kT6 + " info --system --json");

@@ -9,6 +9,7 @@
 #include "core/file_util.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
+#include "test_cli_util.h"
 #include "test_eval_util.h"
 #include "test_util.h"
 
@@ -16,13 +17,10 @@ using namespace t6;
 
 namespace {
 
-const std::string kT6 = T6_BINARY;
+using test::expect_one_line_error;
+using test::last_json;
 
-nlohmann::json last_json(const std::string& out) {
-    std::string s = out;
-    while (!s.empty() && s.back() == '\n') s.pop_back();
-    return nlohmann::json::parse(s.substr(s.rfind('\n') + 1));
-}
+const std::string kT6 = T6_BINARY;
 
 std::string make_checkpoint(const test::TempDir& dir, const std::string& name,
                             AttentionKind kind = AttentionKind::tpa, unsigned seed = 5) {
@@ -36,13 +34,6 @@ std::string write(const test::TempDir& dir, const std::string& name, const std::
     std::string path = dir.file(name);
     std::ofstream(path) << text;
     return path;
-}
-
-void expect_one_line_error(const test::CommandResult& r, const std::string& needle) {
-    EXPECT_NE(r.status, 0);
-    EXPECT_EQ(r.err.rfind("t6: error: ", 0), 0u) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
 }
 
 const char* kText =

@@ -23,18 +23,13 @@ using namespace t6;
 
 namespace {
 
+using test::last_json;
+
 const std::vector<std::string> kModels = {"t6",        "t6_rank1",  "t6_kvonly", "llama_mha",
                                           "llama_gqa", "llama_mqa", "llama_mla"};
 
 std::string q(const std::string& s) {
     return "'" + s + "'";
-}
-
-// The last line of a command's output (the --json object).
-nlohmann::json last_json(const std::string& out) {
-    size_t end = out.find_last_not_of('\n');
-    size_t begin = out.rfind('\n', end);
-    return nlohmann::json::parse(out.substr(begin == std::string::npos ? 0 : begin + 1));
 }
 
 // Runs the case generator once for the whole test program (python + torch start-up is slow).

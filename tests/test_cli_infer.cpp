@@ -7,49 +7,21 @@
 #include "core/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
+#include "test_cli_util.h"
 #include "test_util.h"
 
 using namespace t6;
 
 namespace {
 
+using test::expect_one_line_error;
+using test::last_json;
+
 const std::string kT6 = T6_BINARY;
-
-// The last line of a command's stdout, parsed as JSON.
-nlohmann::json last_json(const std::string& out) {
-    std::string s = out;
-    while (!s.empty() && s.back() == '\n') s.pop_back();
-    return nlohmann::json::parse(s.substr(s.rfind('\n') + 1));
-}
-
-// A tiny byte-level T6 checkpoint.
-std::string make_checkpoint(const test::TempDir& dir, AttentionKind kind = AttentionKind::tpa) {
-    ModelConfig c;
-    c.attention = kind;
-    c.vocab_size = 256;
-    c.n_layer = 2;
-    c.n_embd = 32;
-    c.n_head = 2;
-    c.head_dim = 16;
-    c.block_size = 64;
-    Model m(c);
-    m.init_weights(3);
-    std::string path = dir.file("model.safetensors");
-    save_weights(path, m, {{"tokenizer", R"({"kind":"bytes"})"}});
-    return path;
-}
-
-// One line on stderr, starting "t6: error:".
-void expect_one_line_error(const test::CommandResult& r, const std::string& needle) {
-    EXPECT_NE(r.status, 0);
-    EXPECT_EQ(r.err.rfind("t6: error: ", 0), 0u) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-}
 
 TEST(CliGenerate, GreedyIsDeterministicAndReportsSpeed) {
     test::TempDir dir;
-    std::string ckpt = make_checkpoint(dir);
+    std::string ckpt = test::write_tiny_checkpoint(dir);
     std::string cmd = kT6 + " generate --model " + ckpt +
                       " --prompt 'To be' --max-new-tokens 12 --temperature 0 --json";
     auto a = test::run_command(cmd), b = test::run_command(cmd);
@@ -68,7 +40,7 @@ TEST(CliGenerate, GreedyIsDeterministicAndReportsSpeed) {
 
 TEST(CliGenerate, SeededSamplingReproduces) {
     test::TempDir dir;
-    std::string ckpt = make_checkpoint(dir);
+    std::string ckpt = test::write_tiny_checkpoint(dir);
     std::string cmd = kT6 + " generate --model " + ckpt +
                       " --prompt abc --max-new-tokens 20 --temperature 1.0 --top-k 40 "
                       "--top-p 0.9 --seed 7 --cache bf16";
@@ -79,7 +51,7 @@ TEST(CliGenerate, SeededSamplingReproduces) {
 
 TEST(CliGenerate, Bf16WeightsGenerate) {
     test::TempDir dir;
-    std::string ckpt = make_checkpoint(dir);
+    std::string ckpt = test::write_tiny_checkpoint(dir);
     auto r = test::run_command(kT6 + " generate --model " + ckpt +
                                " --prompt 'To be' --max-new-tokens 6 --temperature 0 --weights "
                                "bf16 --json");
@@ -92,7 +64,7 @@ TEST(CliGenerate, Bf16WeightsGenerate) {
 
 TEST(CliGenerate, PromptFromStdin) {
     test::TempDir dir;
-    std::string ckpt = make_checkpoint(dir);
+    std::string ckpt = test::write_tiny_checkpoint(dir);
     auto r = test::run_command("printf 'hello' | " + kT6 + " generate --model " + ckpt +
                                " --max-new-tokens 3 --temperature 0");
     ASSERT_EQ(r.status, 0) << r.err;
@@ -101,7 +73,7 @@ TEST(CliGenerate, PromptFromStdin) {
 
 TEST(CliGenerate, BadInputGivesOneLineErrors) {
     test::TempDir dir;
-    std::string ckpt = make_checkpoint(dir);
+    std::string ckpt = test::write_tiny_checkpoint(dir);
     const std::string base = kT6 + " generate --model " + ckpt;
     expect_one_line_error(test::run_command(base + " --prompt ''"), "prompt is empty");
     std::string long_prompt(80, 'x');
@@ -116,7 +88,7 @@ TEST(CliGenerate, BadInputGivesOneLineErrors) {
                           "no such file");
     // A checkpoint whose weights belong to another architecture than its config says.
     test::TempDir other;
-    std::string mha = make_checkpoint(other, AttentionKind::mha);
+    std::string mha = test::write_tiny_checkpoint(other, "model.safetensors", AttentionKind::mha);
     std::string cfg = other.file("config.json");
     {
         std::ofstream f(cfg);

@@ -16,28 +16,10 @@ using test::run_t6;
 
 namespace {
 
-std::string make_checkpoint(const test::TempDir& dir) {
-    ModelConfig c;
-    c.attention = AttentionKind::tpa;
-    c.vocab_size = 256;
-    c.n_layer = 2;
-    c.n_embd = 64;
-    c.n_head = 2;
-    c.head_dim = 16;
-    c.q_rank = 2;
-    c.k_rank = 2;
-    c.v_rank = 2;
-    c.block_size = 64;
-    Model m(c);
-    m.init_weights(3);
-    std::string path = dir.file("model.safetensors");
-    save_weights(path, m, {{"tokenizer", R"({"kind":"bytes"})"}});
-    return path;
-}
-
 TEST(CliQuantize, WritesCheckpointsThatGenerateAndEvalRead) {
     test::TempDir dir;
-    const std::string ckpt = make_checkpoint(dir);
+    const std::string ckpt =
+        test::write_tiny_checkpoint(dir, "model.safetensors", AttentionKind::tpa, 64);
     { std::ofstream(dir.file("text.txt")) << "To be, or not to be, that is the question.\n"; }
     for (const char* type : {"q8", "q4"}) {
         const std::string out = dir.file(std::string(type) + ".safetensors");
@@ -67,7 +49,9 @@ TEST(CliQuantize, WritesCheckpointsThatGenerateAndEvalRead) {
 
 TEST(CliQuantize, BadArgumentsGiveOneLineErrors) {
     test::TempDir dir;
-    const std::string ckpt = make_checkpoint(dir), out = dir.file("o.safetensors");
+    const std::string ckpt = test::write_tiny_checkpoint(dir, "model.safetensors",
+                                                         AttentionKind::tpa, 64),
+                      out = dir.file("o.safetensors");
     for (const std::string& args :
          {"quantize " + ckpt + " --type q5 --out " + out, "quantize " + ckpt + " --out " + out,
           "quantize " + ckpt + " --type q8",

@@ -19,6 +19,7 @@
 
 #include "model/checkpoint.h"
 #include "model/model.h"
+#include "test_cli_util.h"
 #include "test_util.h"
 
 using namespace t6;
@@ -26,25 +27,6 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-// A tiny byte-level T6 checkpoint (random weights everywhere, so texts differ by seed).
-std::string make_checkpoint(const test::TempDir& dir) {
-    ModelConfig c;
-    c.attention = AttentionKind::tpa;
-    c.vocab_size = 256;
-    c.n_layer = 2;
-    c.n_embd = 32;
-    c.n_head = 2;
-    c.head_dim = 16;
-    c.block_size = 64;
-    Model m(c);
-    m.init_weights(3);
-    auto v = test::random_vector(m.num_params(), 11, 0.2f);
-    std::copy(v.begin(), v.end(), m.params());
-    std::string path = dir.file("tiny.safetensors");
-    save_weights(path, m, {{"tokenizer", R"({"kind":"bytes"})"}});
-    return path;
-}
 
 std::string slurp(const std::string& path) {
     std::ifstream f(path);
@@ -171,7 +153,8 @@ double metric(const Server& s, const std::string& name) {
 
 struct ServeTest : ::testing::Test {
     test::TempDir dir;
-    std::string ckpt = make_checkpoint(dir);
+    std::string ckpt =
+        test::write_tiny_checkpoint(dir, "tiny.safetensors", AttentionKind::tpa, 32, 11);
 };
 
 TEST_F(ServeTest, CompletionModelsHealthAndMetrics) {
