@@ -388,6 +388,11 @@ TEST_F(OpenAiTest, ChatTemplateStreamingTokenizeRequestIdMetrics) {
     auto withid = c.Post("/tokenize", h, R"({"content":"x"})", "application/json");
     ASSERT_TRUE(withid);
     EXPECT_EQ(withid->get_header_value("X-Request-Id"), "abc-123");
+    auto info = c.Get("/tokenizer_info");  // lm-eval's probe for its "remote" tokenizer
+    ASSERT_TRUE(info);
+    const json ti = json::parse(info->body);
+    EXPECT_TRUE(ti.contains("eos_token")) << ti;
+    EXPECT_EQ(ti["model_max_length"], 64);
     auto gen = c.Get("/health");
     ASSERT_TRUE(gen);
     EXPECT_EQ(gen->get_header_value("X-Request-Id").rfind("req-", 0), 0u);

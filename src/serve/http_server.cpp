@@ -128,7 +128,8 @@ struct HttpServer::Impl {
         if (req.method == "POST" && takes_body(req.path)) return false;
         GuardedServer::close_after_response();
         const bool known = req.path == "/health" || req.path == "/metrics" ||
-                           req.path == "/v1/models" || takes_body(req.path);
+                           req.path == "/v1/models" || req.path == "/tokenizer_info" ||
+                           takes_body(req.path);
         send_error(res,
                    known ? ApiError(400, cat(req.method, " ", req.path, " takes no request body"))
                          : ApiError(404, default_message(req, 404)),
@@ -180,6 +181,7 @@ struct HttpServer::Impl {
         http.Get("/health", guarded(&Impl::health));
         http.Get("/metrics", guarded(&Impl::get_metrics));
         http.Get("/v1/models", guarded(&Impl::models));
+        http.Get("/tokenizer_info", guarded(&Impl::tokenizer_info));
         post("/v1/completions", &Impl::completions);
         post("/v1/chat/completions", &Impl::chat_completions);
         post("/tokenize", &Impl::tokenize);
@@ -201,6 +203,19 @@ struct HttpServer::Impl {
     }
 
     int vocab() const { return tok.vocab_size(); }
+
+    // vLLM's GET /tokenizer_info, what lm-evaluation-harness probes (with /tokenize) to use the
+    // server's tokenizer (its tokenizer_backend "remote").
+    void tokenizer_info(const httplib::Request&, httplib::Response& res) {
+        const json eos = tok.eot() >= 0 ? json(tok.token_bytes(tok.eot())) : json(nullptr);
+        res.set_content(dump({{"tokenizer_class", tok.kind()},
+                              {"eos_token", eos},
+                              {"bos_token", nullptr},
+                              {"pad_token", nullptr},
+                              {"model_max_length", scheduler.max_context()},
+                              {"vocab_size", tok.vocab_size()}}),
+                        kJson);
+    }
 
     void tokenize(httplib::Response& res, const std::string& body) {
         const std::vector<int32_t> ids =
@@ -479,6 +494,12 @@ struct HttpServer::Impl {
                     bool done = false;
                     {
                         std::lock_guard<std::mutex> lock(job.mu);
+                        // An echoed prompt goes out with its logprobs, once they are there.
+                        if (!st->started[i] && job.score_prompt && job.prompt_logprobs.empty() &&
+                            !job.done) {
+                            all_done = false;
+                            continue;
+                        }
                         delta = job.text.substr(st->sent[i]);
                         st->sent[i] = job.text.size();
                         done = job.done;

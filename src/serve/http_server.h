@@ -3,7 +3,7 @@
 // threads never touch the model: they validate and tokenize, hand a CompletionJob to the Scheduler,
 // and wait on (or stream from) its channel.
 //   POST /v1/completions   POST /v1/chat/completions   POST /tokenize   POST /detokenize
-//   GET /v1/models   GET /health   GET /metrics (Prometheus text)
+//   GET /v1/models   GET /tokenizer_info   GET /health   GET /metrics (Prometheus text)
 // Every response carries X-Request-Id: the client's, or a new one.
 #pragma once
 #include <cstddef>
