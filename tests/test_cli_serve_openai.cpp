@@ -450,6 +450,64 @@ TEST_F(OpenAiTest, BadRequestsGet400WithAnOpenAiError) {
     }
 }
 
+// Streamed completions with n = 2, echo and logprobs: each index's chunks concatenate to that
+// choice of the non-streamed answer, and carry one logprobs entry per token.
+TEST_F(OpenAiTest, StreamedChoicesWithLogprobsMatchTheNonStreamedOnes) {
+    Server s(dir, ckpt, {"--max-slots", "4"});
+    ASSERT_GT(s.port(), 0) << s.err();
+    json body = {{"prompt", "ab"}, {"n", 2},       {"max_tokens", 10}, {"temperature", 1},
+                 {"seed", 9},      {"echo", true}, {"logprobs", 1}};
+    const json plain = s.post("/v1/completions", body);
+    body["stream"] = true;
+    body["stream_options"] = {{"include_usage", true}};
+    auto c = s.client();
+    auto r = c.Post("/v1/completions", body.dump(), "application/json");
+    ASSERT_TRUE(r);
+    const auto events = sse_data(r->body);
+    ASSERT_GE(events.size(), 4u);
+    EXPECT_EQ(events.back(), "[DONE]");
+    std::string text[2];
+    size_t tokens[2] = {0, 0};
+    std::string finish[2];
+    for (size_t i = 0; i + 2 < events.size(); i++) {
+        const json e = json::parse(events[i]);
+        const json& ch = e["choices"][0];
+        const int k = ch["index"];
+        ASSERT_TRUE(k == 0 || k == 1) << e;
+        text[k] += ch["text"].get<std::string>();
+        if (ch["logprobs"].is_object()) tokens[k] += ch["logprobs"]["tokens"].size();
+        if (!ch["finish_reason"].is_null()) finish[k] = ch["finish_reason"];
+    }
+    const json usage = json::parse(events[events.size() - 2]);
+    EXPECT_TRUE(usage["choices"].empty());
+    EXPECT_EQ(usage["usage"], plain["usage"]);
+    for (int k = 0; k < 2; k++) {
+        EXPECT_EQ(text[k], plain["choices"][k]["text"].get<std::string>()) << k;
+        EXPECT_EQ(tokens[k], plain["choices"][k]["logprobs"]["tokens"].size()) << k;
+        EXPECT_EQ(finish[k], "length");
+    }
+}
+
+// A chat template stored in the checkpoint's metadata is used without --chat-template.
+TEST(OpenAiServeCli, ChatTemplateFromCheckpointMetadata) {
+    test::TempDir dir;
+    ModelConfig cfg = load_model(test::write_tiny_checkpoint(dir))->config();
+    Model m(cfg);
+    m.init_weights(3);
+    const std::string ckpt = dir.file("chat.safetensors");
+    save_weights(
+        ckpt, m,
+        {{"tokenizer", R"({"kind":"bytes"})"},
+         {"chat_template", R"({"user":{"prefix":"[","suffix":"]"},"generation_prompt":">"})"}});
+    Server s(dir, ckpt, {});
+    ASSERT_GT(s.port(), 0) << s.err();
+    EXPECT_NE(s.err().find("metadata 'chat_template'"), std::string::npos) << s.err();
+    const json r =
+        s.post("/v1/chat/completions",
+               {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 1}});
+    EXPECT_EQ(r["usage"]["prompt_tokens"], 5) << r;  // "[hi]>"
+}
+
 TEST(OpenAiServeCli, BadChatTemplateIsAOneLineError) {
     test::TempDir dir;
     const std::string ckpt = test::write_tiny_checkpoint(dir);
