@@ -198,6 +198,12 @@ TEST(OpenAiRequest, BatchesTokenPromptsAndScoring) {
     EXPECT_FLOAT_EQ(r.frequency_penalty, -0.5f);
     EXPECT_EQ(parse_completion_request(R"({"prompt":[4,5]})", "m", 64).prompts.size(), 1u);
     EXPECT_THROW(parse_completion_request(R"({"prompt":[4,256]})", "m", 64, 256), ApiError);
+    EXPECT_THROW(
+        parse_completion_request(R"({"prompt":"a","logit_bias":{"0":-100,"1":-100}})", "m", 64, 2),
+        ApiError);
+    EXPECT_EQ(parse_completion_request(R"({"prompt":"a","logit_bias":{"0":-100}})", "m", 64, 2)
+                  .logit_bias.size(),
+              1u);
 }
 
 TEST(OpenAiRequest, Chat) {

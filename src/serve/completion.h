@@ -23,7 +23,8 @@ struct CompletionJob {
     SamplingParams sampling;
     std::vector<std::string> stop;
     bool ignore_eos = false;
-    // max_tokens may be 0 with score_prompt (echo): the job only scores its prompt.
+    // max_tokens may be 0 (completions with echo): the job only prefills (with score_prompt:
+    // scores) its prompt.
     // logprobs: -1 none, else the log-probability of every generated token (and of every prompt
     // token after the first when score_prompt) with the top `logprobs` alternatives (0..20).
     int logprobs = -1;

@@ -153,6 +153,9 @@ void parse_generation(const json& j, GenerationParams& r, int max_context, int v
                     "logit_bias: the bias of token " + key + " must be a number in -100..100");
             r.logit_bias[int32_t(id)] = v.get<float>();
         }
+        long banned = 0;
+        for (const auto& kv : r.logit_bias) banned += kv.second <= -100;
+        if (banned >= vocab_size) bad("logit_bias", "logit_bias bans every token");
     }
     if (present(j, "user") && !j["user"].is_string()) bad("user", "user must be a string");
 }
