@@ -28,93 +28,27 @@
 #include "model/checkpoint.h"
 #include "model/model.h"
 #include "test_cli_util.h"
+#include "test_serve_process.h"
 #include "test_util.h"
 #include "text/tokenizer.h"
 
 using namespace t6;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using test::Clock;
+using test::slurp;
+using test::sse_data;
 
-namespace {
-
-std::string slurp(const std::string& path) {
-    std::ifstream f(path);
-    std::stringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
-
-// `t6 serve --port 0 ...` as a child process; the port is read from its stdout.
-class Server {
-  public:
+// The server under test, named "tiny" for the clients.
+struct Server : test::Server {
     Server(const test::TempDir& dir, const std::string& ckpt, std::vector<std::string> args)
-        : out_(dir.file("serve" + std::to_string(counter_) + ".out")),
-          err_(dir.file("serve" + std::to_string(counter_++) + ".err")) {
-        std::vector<std::string> argv = {T6_BINARY,   "serve", "--model",      ckpt,  "--port", "0",
-                                         "--threads", "1",     "--model-name", "tiny"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        pid_ = fork();
-        if (pid_ == 0) {
-            if (!freopen(out_.c_str(), "w", stdout) || !freopen(err_.c_str(), "w", stderr))
-                _exit(127);
-            std::vector<char*> cargv;
-            for (auto& a : argv) cargv.push_back(a.data());
-            cargv.push_back(nullptr);
-            execv(cargv[0], cargv.data());
-            _exit(127);
-        }
-        const auto end = Clock::now() + std::chrono::seconds(20);
-        while (Clock::now() < end && port_ == 0) {
-            const std::string s = slurp(out_);
-            const auto at = s.find("listening on http://");
-            const auto colon = at == std::string::npos ? at : s.find(':', at + 20);
-            if (colon != std::string::npos && s.find('\n', colon) != std::string::npos)
-                port_ = std::stoi(s.substr(colon + 1));
-            else if (waitpid(pid_, nullptr, WNOHANG) == pid_)
-                break;
-            else
-                std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
+        : test::Server(dir, ckpt, with_name(std::move(args))) {}
+    static std::vector<std::string> with_name(std::vector<std::string> a) {
+        a.insert(a.begin(), {"--model-name", "tiny"});
+        return a;
     }
-    ~Server() {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-    }
-    int port() const { return port_; }
-    std::string err() const { return slurp(err_); }
-    httplib::Client client() const {
-        httplib::Client c("127.0.0.1", port_);
-        c.set_connection_timeout(5);
-        c.set_read_timeout(30);
-        return c;
-    }
-    // POSTs a JSON body; the parsed answer (status in *status).
-    json post(const std::string& path, const json& body, int* status = nullptr) const {
-        auto c = client();
-        auto r = c.Post(path, body.dump(), "application/json");
-        if (!r) {
-            ADD_FAILURE() << path << ": no response";
-            return {};
-        }
-        if (status) *status = r->status;
-        return json::parse(r->body);
-    }
-
-  private:
-    static inline int counter_ = 0;
-    std::string out_, err_;
-    pid_t pid_ = -1;
-    int port_ = 0;
 };
 
-std::vector<std::string> sse_data(const std::string& body) {
-    std::vector<std::string> out;
-    std::istringstream in(body);
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind("data: ", 0) == 0) out.push_back(line.substr(6));
-    return out;
-}
+namespace {
 
 struct OpenAiTest : ::testing::Test {
     test::TempDir dir;
