@@ -1,7 +1,8 @@
-// q8 weights x int8 activations (kernels/int8_linear.h, WeightType::q8a8):
+// q8 / q4 weights x int8 activations (kernels/int8_linear.h, WeightType::q8a8 / q4a8):
 //   - activation quantization is the q8 weight quantization (same codes and scales), and a
 //     non-finite activation reaches the output as NaN;
-//   - the scalar reference over the codes equals the float32 product of the dequantized
+//   - the scalar reference over the codes (q8 and q4 weights) equals the float32 product of the
+//   dequantized
 //     activations x' and weights w' (<= 1e-5 relative): the definition of the layer;
 //   - the int8 kernel equals the scalar reference on the same codes (<= 1e-5 relative) on every
 //     SIMD target, for its tilings (N = 1, 2, 3, 5, 16), the GEMM path (N = 40), partial blocks,
@@ -50,51 +51,55 @@ TEST(Int8Activations, NonFiniteReachesTheOutput) {
     auto x = test::random_vector(cols, 2);
     x[40] = INFINITY;
     std::vector<float> y(rows, 0.0f);
-    linear_q8a8(y.data(), x.data(), W, 1, 0.0f);
+    linear_a8(y.data(), x.data(), W, 1, 0.0f);
     for (float v : y) EXPECT_TRUE(std::isnan(v));
 }
 
 TEST(Int8Reference, IsTheProductOfDequantizedOperands) {
-    for (int cols : {32, 85, 264}) {
-        const int N = 4, rows = 37;
-        auto w = test::random_vector(size_t(rows) * cols, 5);
-        auto x = test::random_vector(size_t(N) * cols, 6);
-        QuantMatrix W, X;
-        quantize_matrix(W, w.data(), rows, cols, QuantScheme::q8);
-        quantize_activations_q8(X, x.data(), N, cols);
-        std::vector<float> xd(x.size()), ref(size_t(N) * rows), got(ref.size());
-        dequantize_matrix(X, xd.data());
-        linear_quant_reference(ref.data(), xd.data(), W, N, 0.0f);
-        linear_q8a8_reference(got.data(), X, W, 0.0f);
-        EXPECT_LT(test::rel_error(got.data(), ref.data(), ref.size()), 1e-5) << "cols " << cols;
-    }
+    for (QuantScheme sw : {QuantScheme::q8, QuantScheme::q4})
+        for (int cols : {32, 85, 264}) {
+            const int N = 4, rows = 37;
+            auto w = test::random_vector(size_t(rows) * cols, 5);
+            auto x = test::random_vector(size_t(N) * cols, 6);
+            QuantMatrix W, X;
+            quantize_matrix(W, w.data(), rows, cols, sw);
+            quantize_activations_q8(X, x.data(), N, cols);
+            std::vector<float> xd(x.size()), ref(size_t(N) * rows), got(ref.size());
+            dequantize_matrix(X, xd.data());
+            linear_quant_reference(ref.data(), xd.data(), W, N, 0.0f);
+            linear_a8_reference(got.data(), X, W, 0.0f);
+            EXPECT_LT(test::rel_error(got.data(), ref.data(), ref.size()), 1e-5)
+                << quant_scheme_name(sw) << " cols " << cols;
+        }
 }
 
 class Int8Kernel : public ::testing::TestWithParam<SimdTarget> {};
 
 TEST_P(Int8Kernel, EqualsScalarReference) {
     ScopedSimdTarget target(GetParam());
-    for (int cols : {32, 85, 264})
-        for (int N : {1, 2, 3, 5, 16, 40})
-            for (float beta : {0.0f, 1.0f}) {
-                const int rows = 131;
-                auto w = test::random_vector(size_t(rows) * cols, 9);
-                QuantMatrix W, X;
-                quantize_matrix(W, w.data(), rows, cols, QuantScheme::q8);
-                auto x = test::random_vector(size_t(N) * cols, 11);
-                quantize_activations_q8(X, x.data(), N, cols);
-                auto init = test::random_vector(size_t(N) * rows, 13);
-                std::vector<float> got = init, ref = init;
-                linear_q8a8(got.data(), x.data(), W, N, beta);
-                linear_q8a8_reference(ref.data(), X, W, beta);
-                EXPECT_LT(test::rel_error(got.data(), ref.data(), ref.size()), 1e-5)
-                    << "cols " << cols << " N " << N << " beta " << beta;
-                if (N <= 16) continue;
-                // The int8 kernel itself at this N too.
-                got = init;
-                linear_q8a8_codes(got.data(), X, W, beta);
-                EXPECT_LT(test::rel_error(got.data(), ref.data(), ref.size()), 1e-5);
-            }
+    for (QuantScheme sw : {QuantScheme::q8, QuantScheme::q4})
+        for (int cols : {32, 85, 264})
+            for (int N : {1, 2, 3, 5, 16, 40})
+                for (float beta : {0.0f, 1.0f}) {
+                    const int rows = 131;
+                    auto w = test::random_vector(size_t(rows) * cols, 9);
+                    QuantMatrix W, X;
+                    quantize_matrix(W, w.data(), rows, cols, sw);
+                    auto x = test::random_vector(size_t(N) * cols, 11);
+                    quantize_activations_q8(X, x.data(), N, cols);
+                    auto init = test::random_vector(size_t(N) * rows, 13);
+                    std::vector<float> got = init, ref = init;
+                    linear_a8(got.data(), x.data(), W, N, beta);
+                    linear_a8_reference(ref.data(), X, W, beta);
+                    EXPECT_LT(test::rel_error(got.data(), ref.data(), ref.size()), 1e-5)
+                        << quant_scheme_name(sw) << " cols " << cols << " N " << N << " beta "
+                        << beta;
+                    if (N <= 16) continue;
+                    // The int8 kernel itself at this N too.
+                    got = init;
+                    linear_a8_codes(got.data(), X, W, beta);
+                    EXPECT_LT(test::rel_error(got.data(), ref.data(), ref.size()), 1e-5);
+                }
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, Int8Kernel, ::testing::ValuesIn(simd_available_targets()),
@@ -134,9 +139,8 @@ TEST(Int8Decode, EqualsScalarReferenceAndStaysNearQ8) {
             ref = decode_logits(model, WeightType::q8a8);
         }
         const int V = cfg.vocab_size, T = int(ref.size()) / V;
-        for (SimdTarget t : {SimdTarget::avx2, simd_cpu_best()}) {
-            if (t > simd_cpu_best()) continue;
-            ScopedSimdTarget target(t);
+        {
+            const SimdTarget t = simd_cpu_best();
             const auto got = decode_logits(model, WeightType::q8a8);
             int close = 0;
             for (int p = 0; p < T; p++) {
@@ -155,6 +159,24 @@ TEST(Int8Decode, EqualsScalarReferenceAndStaysNearQ8) {
         const double e = test::rel_error(ref.data(), q8.data(), ref.size());
         EXPECT_LT(e, 0.03) << attention_kind_name(kind);
         EXPECT_GT(e, 0.0) << attention_kind_name(kind);  // the activations were quantized
+        // q4 weights: the best target against the scalar reference, and against q4.
+        std::vector<float> ref4;
+        {
+            ScopedSimdTarget scalar(SimdTarget::scalar);
+            ref4 = decode_logits(model, WeightType::q4a8);
+        }
+        const auto got4 = decode_logits(model, WeightType::q4a8);
+        int close = 0;
+        for (int p = 0; p < T; p++) {
+            const double d =
+                test::rel_error(got4.data() + size_t(p) * V, ref4.data() + size_t(p) * V, V);
+            EXPECT_LT(d, 1e-2) << attention_kind_name(kind) << " q4a8 position " << p;
+            close += d < 1e-4;
+        }
+        EXPECT_GE(close, T * 2 / 3) << attention_kind_name(kind) << " q4a8";
+        const auto q4 = decode_logits(model, WeightType::q4);
+        EXPECT_LT(test::rel_error(got4.data(), q4.data(), q4.size()), 0.03)
+            << attention_kind_name(kind);
     }
 }
 
@@ -163,6 +185,8 @@ TEST(Int8Decode, WeightTypeName) {
     EXPECT_STREQ(weight_type_name(WeightType::q8a8), "q8a8");
     EXPECT_TRUE(is_quantized(WeightType::q8a8));
     EXPECT_EQ(quant_scheme_of(WeightType::q8a8), QuantScheme::q8);
+    EXPECT_EQ(parse_weight_type("q4a8"), WeightType::q4a8);
+    EXPECT_EQ(quant_scheme_of(WeightType::q4a8), QuantScheme::q4);
 }
 
 }  // namespace

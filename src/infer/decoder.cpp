@@ -28,6 +28,8 @@ const char* weight_type_name(WeightType t) {
             return "q4";
         case WeightType::q8a8:
             return "q8a8";
+        case WeightType::q4a8:
+            return "q4a8";
     }
     return "?";
 }
@@ -38,14 +40,16 @@ WeightType parse_weight_type(const std::string& s) {
     if (s == "q8") return WeightType::q8;
     if (s == "q4") return WeightType::q4;
     if (s == "q8a8") return WeightType::q8a8;
-    fail("unknown weight type '", s, "' (expected f32, bf16, q8, q4 or q8a8)");
+    if (s == "q4a8") return WeightType::q4a8;
+    fail("unknown weight type '", s, "' (expected f32, bf16, q8, q4, q8a8 or q4a8)");
 }
 
 bool is_quantized(WeightType t) {
-    return t == WeightType::q8 || t == WeightType::q4 || t == WeightType::q8a8;
+    return t == WeightType::q8 || t == WeightType::q4 || t == WeightType::q8a8 ||
+           t == WeightType::q4a8;
 }
 QuantScheme quant_scheme_of(WeightType t) {
-    return t == WeightType::q4 ? QuantScheme::q4 : QuantScheme::q8;
+    return t == WeightType::q4 || t == WeightType::q4a8 ? QuantScheme::q4 : QuantScheme::q8;
 }
 WeightType weight_type_of(QuantScheme s) {
     return s == QuantScheme::q4 ? WeightType::q4 : WeightType::q8;
@@ -153,8 +157,8 @@ void Decoder::linear(float* out, const float* in, size_t off, int n, int C, int 
     if (wq_) {
         const int i = wq_->find(off);
         if (i < 0) fail("internal: no quantized matrix at parameter offset ", off);
-        if (wtype_ == WeightType::q8a8)
-            linear_q8a8(out, in, wq_->mats[i], n, beta);
+        if (wtype_ == WeightType::q8a8 || wtype_ == WeightType::q4a8)
+            linear_a8(out, in, wq_->mats[i], n, beta);
         else
             linear_quant(out, in, wq_->mats[i], n, beta);
     } else if (wtype_ == WeightType::bf16)

@@ -1,13 +1,14 @@
-// q8 weights x int8 activations (llama.cpp's Q8_0 x Q8_0 vec_dot): the activations of a linear
-// layer are quantized on the fly, per row and per block of 32, exactly like q8 weights
-// (kernels/quant.h: d = max|x| / 127, q = round(x / d) in [-127, 127], ties away from zero), and
-// each block's dot product is summed in int32 from the codes:
-//     y[n,o] = sum_b (dw[o,b] * dx[n,b]) * sum_{j<32} qw[o,b,j] * qx[n,b,j]
+// q8 / q4 weights x int8 activations (llama.cpp's Q8_0 x Q8_0 and Q4_1 x Q8_1 vec_dot): the
+// activations of a linear layer are quantized on the fly, per row and per block of 32, exactly
+// like q8 weights (kernels/quant.h: d = max|x| / 127, q = round(x / d) in [-127, 127], ties away
+// from zero), and each block's dot product is summed in int32 from the codes:
+//     q8: y[n,o] = sum_b (dw[o,b] dx[n,b]) sum_{j<32} qw[o,b,j] qx[n,b,j]
+//     q4: the same plus sum_b m[o,b] dx[n,b] sum_j qx[n,b,j]     (w' = qw dw + m)
 // The int32 block sums are exact; the scaled block sums are added in float32. This equals, up to
-// float32 summation order, the float32 product x' . w' of the dequantized activations x' = qx * dx
-// and the dequantized weights w' = qw * dw: the reference (linear_q8a8_reference, and
-// linear_quant_reference over x'). Codes past `cols` are zero in both operands, so a partial
-// last block needs no tail code.
+// float32 rounding and summation order, the float32 product x' . w' of the dequantized
+// activations x' = qx * dx and the dequantized weights w': the reference (linear_a8_reference,
+// and linear_quant_reference over x'). Codes past `cols` are zero in the activations (and
+// never multiply anything else), so a partial last block needs no tail code.
 #pragma once
 #include "kernels/quant.h"
 
@@ -19,14 +20,14 @@ namespace t6 {
 void quantize_activations_q8(QuantMatrix& X, const float* x, int N, int C);
 
 // out[N, W.rows] = beta * out + X' @ W'^T for pre-quantized activations X (N = X.rows, X.cols ==
-// W.cols, W q8), on the SIMD target in force (Highway: int8 codes widened to int16, pairwise
+// W.cols, W q8 or q4), on the SIMD target in force (Highway: int8 codes widened to int16, pairwise
 // multiply-add into int32 (vpmaddwd on AVX2 / AVX-512), one float32 scale multiply-add per block).
-void linear_q8a8_codes(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta);
+void linear_a8_codes(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta);
 // The plain scalar loop over the same codes (the tests' reference; HWY_SCALAR runs it too).
-void linear_q8a8_reference(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta);
-// The layer: quantizes inp[N, W.cols] (a per-thread buffer) and runs linear_q8a8_codes for a few
+void linear_a8_reference(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta);
+// The layer: quantizes inp[N, W.cols] (a per-thread buffer) and runs linear_a8_codes for a few
 // rows; above 16 rows (chunked prefill) the float32 GEMM over the dequantized activations x' and
 // bands of dequantized weights (the same product, computed in float32).
-void linear_q8a8(float* out, const float* inp, const QuantMatrix& W, int N, float beta);
+void linear_a8(float* out, const float* inp, const QuantMatrix& W, int N, float beta);
 
 }  // namespace t6
