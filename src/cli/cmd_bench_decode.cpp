@@ -160,10 +160,11 @@ int cmd_bench_decode(int argc, char** argv) {
     p.option("batches", "LIST", "sequences decoded together", "1,8");
     p.option("steps", "N", "timed decode steps per point (median reported)", "5");
     p.option("cache", "LIST", "cache element types, each f32 or bf16 (swept)", "f32");
-    p.option("weights", "LIST",
-             "weights of the linear layers, each f32, bf16, q8, q4, q8a8 or q4a8 (q8 / q4 weights times "
-             "int8-quantized activations) (swept; quantized bytes include the block scales)",
-             "f32");
+    p.option(
+        "weights", "LIST",
+        "weights of the linear layers, each f32, bf16, q8, q4, q8a8 or q4a8 (q8 / q4 weights times "
+        "int8-quantized activations) (swept; quantized bytes include the block scales)",
+        "f32");
     p.option("mem-limit", "BYTES", "skip points whose cache exceeds this", "12GiB");
     p.option("bandwidth", "GB/s", "memory bandwidth for the roofline (baselines.md)", "54");
     p.option("peak-gflops", "G", "GEMM rate for the roofline (fp32, 2 threads)", "370");
