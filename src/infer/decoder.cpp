@@ -7,6 +7,7 @@
 #include "infer/cache_attention.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
+#include "kernels/int8_linear.h"
 #include "kernels/linear_bf16.h"
 #include "kernels/quant.h"
 #include "kernels/rmsnorm.h"
@@ -25,6 +26,10 @@ const char* weight_type_name(WeightType t) {
             return "q8";
         case WeightType::q4:
             return "q4";
+        case WeightType::q8a8:
+            return "q8a8";
+        case WeightType::q4a8:
+            return "q4a8";
     }
     return "?";
 }
@@ -34,14 +39,17 @@ WeightType parse_weight_type(const std::string& s) {
     if (s == "bf16") return WeightType::bf16;
     if (s == "q8") return WeightType::q8;
     if (s == "q4") return WeightType::q4;
-    fail("unknown weight type '", s, "' (expected f32, bf16, q8 or q4)");
+    if (s == "q8a8") return WeightType::q8a8;
+    if (s == "q4a8") return WeightType::q4a8;
+    fail("unknown weight type '", s, "' (expected f32, bf16, q8, q4, q8a8 or q4a8)");
 }
 
 bool is_quantized(WeightType t) {
-    return t == WeightType::q8 || t == WeightType::q4;
+    return t == WeightType::q8 || t == WeightType::q4 || t == WeightType::q8a8 ||
+           t == WeightType::q4a8;
 }
 QuantScheme quant_scheme_of(WeightType t) {
-    return t == WeightType::q4 ? QuantScheme::q4 : QuantScheme::q8;
+    return t == WeightType::q4 || t == WeightType::q4a8 ? QuantScheme::q4 : QuantScheme::q8;
 }
 WeightType weight_type_of(QuantScheme s) {
     return s == QuantScheme::q4 ? WeightType::q4 : WeightType::q8;
@@ -149,7 +157,10 @@ void Decoder::linear(float* out, const float* in, size_t off, int n, int C, int 
     if (wq_) {
         const int i = wq_->find(off);
         if (i < 0) fail("internal: no quantized matrix at parameter offset ", off);
-        linear_quant(out, in, wq_->mats[i], n, beta);
+        if (wtype_ == WeightType::q8a8 || wtype_ == WeightType::q4a8)
+            linear_a8(out, in, wq_->mats[i], n, beta);
+        else
+            linear_quant(out, in, wq_->mats[i], n, beta);
     } else if (wtype_ == WeightType::bf16)
         linear_bf16(out, in, wbf16_.data() + off, n, C, OC, beta);
     else if (n <= kFewRows)  // decoding steps: stream the weights once

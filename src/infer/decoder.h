@@ -21,9 +21,12 @@
 
 namespace t6 {
 
-enum class WeightType { f32, bf16, q8, q4 };
+// q8a8 / q4a8: the q8 / q4 weights times activations quantized on the fly to int8 per block of
+// 32 (kernels/int8_linear.h).
+enum class WeightType { f32, bf16, q8, q4, q8a8, q4a8 };
 const char* weight_type_name(WeightType t);
-WeightType parse_weight_type(const std::string& s);  // "f32" | "bf16" | "q8" | "q4"
+WeightType parse_weight_type(
+    const std::string& s);  // "f32" | "bf16" | "q8" | "q4" | "q8a8" | "q4a8"
 bool is_quantized(WeightType t);
 QuantScheme quant_scheme_of(WeightType t);  // q8 or q4 (t must be quantized)
 WeightType weight_type_of(QuantScheme s);
