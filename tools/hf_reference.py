@@ -245,7 +245,7 @@ def bytes_to_unicode():
 BYTE_MERGES = ["Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "o n", "Ġ w", "Ġw o", "r l", "Ġwo rl",
                "Ġworl d", "l l", "e ll", "h ell", "hell o", "Ã ©"]
 SP_MERGES = ["▁ t", "h e", "▁t he", "i n", "▁ a", "e r", "o n", "▁ w", "▁w o", "r l", "▁wo rl",
-             "▁worl d", "l l", "e ll", "h ell", "hell o", "▁ h", "▁h ello"]
+             "▁worl d", "l l", "e ll", "h ell", "hell o", "▁ h", "▁h ell", "▁hell o"]
 
 
 def byte_level_tokenizer():

@@ -74,7 +74,7 @@ class Decoder {
     std::shared_ptr<const QuantizedWeights> wq_;  // WeightType::q8 / q4
     int wq_wte_ = -1;
     std::vector<LayerOffsets> lw_;
-    size_t wte_ = 0, head_ = 0;      // head_: the lm_head matrix (wte_ when tied)
+    size_t wte_ = 0, head_ = 0;   // head_: the lm_head matrix (wte_ when tied)
     const float* lnf_ = nullptr;  // final norm gain (HF layout)
     RopeTables rope_;
     KVCache cache_;

@@ -27,9 +27,8 @@ void save_weights(const std::string& path, const Model& model,
     meta["format"] = "t6";
     // Version 1 unless the config uses an HF-layout option (version 2), so checkpoints of the
     // official model kinds stay readable by older t6 builds.
-    meta["format_version"] = model.config().uses_hf_features()
-                                 ? std::to_string(kCheckpointFormatVersion)
-                                 : "1";
+    meta["format_version"] =
+        model.config().uses_hf_features() ? std::to_string(kCheckpointFormatVersion) : "1";
     meta["config"] = model.config().to_json().dump();
     if (model.config().tied_embeddings)
         meta["tied"] = std::string(kEmbeddingName) + "," + kTiedAlias;

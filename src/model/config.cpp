@@ -204,23 +204,23 @@ float get_float(const json& v, const std::string& where, const std::string& key)
 
 // Sets one t6 key. Returns false if the key is unknown.
 bool set_key(ModelConfig& c, const std::string& key, const json& v, const std::string& where) {
-    std::map<std::string, int*> ints = {{"vocab_size", &c.vocab_size},
-                                        {"n_layer", &c.n_layer},
-                                        {"n_embd", &c.n_embd},
-                                        {"n_head", &c.n_head},
-                                        {"head_dim", &c.head_dim},
-                                        {"n_kv_head", &c.n_kv_head},
-                                        {"q_rank", &c.q_rank},
-                                        {"k_rank", &c.k_rank},
-                                        {"v_rank", &c.v_rank},
-                                        {"q_lora_rank", &c.q_lora_rank},
-                                        {"kv_lora_rank", &c.kv_lora_rank},
-                                        {"qk_rope_head_dim", &c.qk_rope_head_dim},
-                                        {"v_head_dim", &c.v_head_dim},
-                                        {"block_size", &c.block_size},
-                                        {"mlp_hidden", &c.mlp_hidden},
-                                        {"rope_original_max_positions",
-                                         &c.rope_original_max_positions}};
+    std::map<std::string, int*> ints = {
+        {"vocab_size", &c.vocab_size},
+        {"n_layer", &c.n_layer},
+        {"n_embd", &c.n_embd},
+        {"n_head", &c.n_head},
+        {"head_dim", &c.head_dim},
+        {"n_kv_head", &c.n_kv_head},
+        {"q_rank", &c.q_rank},
+        {"k_rank", &c.k_rank},
+        {"v_rank", &c.v_rank},
+        {"q_lora_rank", &c.q_lora_rank},
+        {"kv_lora_rank", &c.kv_lora_rank},
+        {"qk_rope_head_dim", &c.qk_rope_head_dim},
+        {"v_head_dim", &c.v_head_dim},
+        {"block_size", &c.block_size},
+        {"mlp_hidden", &c.mlp_hidden},
+        {"rope_original_max_positions", &c.rope_original_max_positions}};
     if (auto it = ints.find(key); it != ints.end()) {
         *it->second = get_int(v, where, key);
         return true;

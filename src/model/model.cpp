@@ -61,11 +61,13 @@ Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
             w.ln1 = layout_.at(pre + "ln_1.weight").offset;
             w.ln2 = layout_.at(pre + "ln_2.weight").offset;
         }
-        if (cfg_.qkv_bias) w.bias = layout_.at(pre + "attn." + projections[0].name + ".bias").offset;
+        if (cfg_.qkv_bias)
+            w.bias = layout_.at(pre + "attn." + projections[0].name + ".bias").offset;
         lw_.push_back(w);
     }
     if (cfg_.norm_weights) lnf_ = layout_.at(kFinalNormName).offset;
-    head_ = cfg_.tied_embeddings ? layout_.at(kEmbeddingName).offset : layout_.at(kLmHeadName).offset;
+    head_ =
+        cfg_.tied_embeddings ? layout_.at(kEmbeddingName).offset : layout_.at(kLmHeadName).offset;
     build_grad_buckets();
 }
 

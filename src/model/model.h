@@ -3,8 +3,9 @@
 //   x = x + c_proj(attention(rms_norm(x)));  x = x + mlp(rms_norm(x))
 // with weightless RMSNorm, SwiGLU MLP, RoPE inside attention, a final RMSNorm and the tied
 // lm_head. Hugging Face LLaMA-layout models (docs/hf-import.md) add RMSNorm gains, an untied
-// lm_head, q/k/v biases and HF's RoPE convention (ModelConfig options; off by default). Float32 forward and backward over whole sequences (training, scoring).
-// Parameters, gradients and activations each live in one contiguous buffer.
+// lm_head, q/k/v biases and HF's RoPE convention (ModelConfig options; off by default). Float32
+// forward and backward over whole sequences (training, scoring). Parameters, gradients and
+// activations each live in one contiguous buffer.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -87,7 +88,7 @@ class Model {
         float *res, *ln1, *rstd1, *proj, *saved, *y, *lse, *res_mid, *ln2, *rstd2, *a, *b, *h;
     };
     struct LayerWeights {
-        size_t qkv, c_proj, fc1, fc2, mlp_proj;  // offsets into params_/grads_
+        size_t qkv, c_proj, fc1, fc2, mlp_proj;         // offsets into params_/grads_
         size_t ln1 = kNone, ln2 = kNone, bias = kNone;  // HF-layout options (kNone: absent)
     };
     static constexpr size_t kNone = SIZE_MAX;
