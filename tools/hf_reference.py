@@ -41,7 +41,7 @@ CASES = {
     "qwen2_bias": (4, 2, True, "F32", 1, {"qwen2": True, "rope_theta": 1000000.0}),
 }
 
-HIDDEN, INTER, LAYERS, HEAD_DIM, VOCAB, SEQ = 64, 96, 2, 16, 300, 24
+HIDDEN, INTER, LAYERS, HEAD_DIM, VOCAB, SEQ = 64, 96, 2, 16, 320, 24
 
 
 # ---- safetensors (the format is a JSON header and raw little-endian data) ----
