@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "infer/decoder.h"
+#include "kernels/embedding.h"
 #include "model/checkpoint.h"
 #include "model/model_rope.h"
 #include "model_gradcheck.h"
@@ -156,4 +157,27 @@ TEST(HfModel, BadOptionsAreErrors) {
     EXPECT_THROW(apply_override(e, "norm_weights=1"), Error);  // must be a boolean
     apply_override(e, "tied_embeddings=false");
     EXPECT_FALSE(e.tied_embeddings);
+}
+
+TEST(HfModel, DeferredEmbeddingBackwardAndBuckets) {
+    // Data-parallel training defers the embedding lookup's gradient; with norm gains and an
+    // untied lm_head after the layers, the buckets still cover every parameter once and the
+    // deferred gradient plus embedding_backward equals the plain one.
+    ModelConfig c = hf_config(AttentionKind::gqa, false, true);
+    Model a(c), b(c);
+    test::randomize_weights(a, 3);
+    std::copy(a.params(), a.params() + a.num_params(), b.params());
+    const int B = 2, T = 6, N = B * T;
+    auto tok = tokens_of(N, c.vocab_size, 2), tgt = tokens_of(N, c.vocab_size, 3);
+    a.zero_grad();
+    a.forward_backward(tok.data(), tgt.data(), B, T);
+    b.set_defer_embedding_backward(true);
+    size_t covered = 0;
+    b.set_grad_ready_hook([&](size_t, size_t n) { covered += n; });
+    b.zero_grad();
+    b.forward_backward(tok.data(), tgt.data(), B, T);
+    EXPECT_EQ(covered, b.num_params());
+    embedding_backward(b.grads() + b.layout().specs[0].offset, b.embedding_output_grad(),
+                       tok.data(), N, c.n_embd, c.vocab_size);
+    EXPECT_LT(test::rel_error(a.grads(), b.grads(), a.num_params()), 1e-6);
 }
