@@ -1,6 +1,7 @@
 #include "model/hf_import.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -236,6 +237,11 @@ HfImported import_hf(const std::string& dir, int block_size, bool with_tokenizer
                  s.name == kLmHeadName ? " (lm_head.weight; config.json says tie_word_embeddings "
                                          "is false)"
                                        : "");
+    for (const auto& s : L.specs)  // a t6 checkpoint never holds NaN or infinite weights
+        for (size_t i = 0; i < s.numel; i++)
+            if (!std::isfinite(m.params()[s.offset + i]))
+                fail(dir, ": tensor for '", s.name, "' holds ", m.params()[s.offset + i],
+                     " at element ", i);
     for (const auto& d : dtypes) out.dtypes += (out.dtypes.empty() ? "" : ",") + d;
 
     const std::string tok_path = (fs::path(dir) / "tokenizer.json").string();

@@ -151,7 +151,9 @@ class HfTokenizer : public Tokenizer {
                 bytes_[id] = p;
             } else if (family_ == Family::byte_level) {
                 if (!text::unmap_bytes(p, bytes_[id])) bytes_[id] = p;
-            } else if (p.size() == 6 && p.rfind("<0x", 0) == 0 && p[5] == '>') {
+            } else if (p.size() == 6 && p.rfind("<0x", 0) == 0 && p[5] == '>' &&
+                       std::isxdigit(static_cast<unsigned char>(p[3])) &&
+                       std::isxdigit(static_cast<unsigned char>(p[4]))) {
                 bytes_[id] = std::string(1, char(std::stoi(p.substr(3, 2), nullptr, 16)));
             } else {
                 std::string s;
