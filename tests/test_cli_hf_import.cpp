@@ -1,6 +1,7 @@
 // End-to-end test of `t6 import hf` on tiny random LLaMA-layout models that tools/hf_reference.py
 // writes at test time with Debian's python3-torch (MHA and GQA, tied and untied, F32/BF16/F16,
-// one file or two shards, llama3 RoPE scaling, a Qwen2 model with q/k/v biases): the imported
+// one file or two shards, linear and llama3 RoPE scaling, a Mistral config, a Qwen2 model with
+// q/k/v biases): the imported
 // checkpoint's logits must equal the script's PyTorch forward pass, the decoder's must equal the
 // forward pass, and the two hand-made tokenizer.json files (byte-level, SentencePiece-style)
 // must give the script's ids. Bad folders: one-line errors naming the file, exit 1, nothing

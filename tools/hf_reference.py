@@ -32,12 +32,12 @@ import torch
 CASES = {
     # name: (n_heads, n_kv_heads, tied, dtype, shards, extra)
     "mha_tied": (4, 4, True, "F32", 1, {}),
-    "mha_untied": (4, 4, False, "BF16", 2, {}),
+    "mha_untied": (4, 4, False, "BF16", 2, {"rope_scaling": {"type": "linear", "factor": 2.0}}),
     "gqa_tied": (4, 2, True, "F16", 1, {"rope_scaling": {"rope_type": "llama3", "factor": 8.0,
                                                         "low_freq_factor": 1.0,
                                                         "high_freq_factor": 4.0,
                                                         "original_max_position_embeddings": 16}}),
-    "gqa_untied": (4, 2, False, "F32", 2, {"rope_theta": 500000.0}),
+    "gqa_untied": (4, 2, False, "F32", 2, {"rope_theta": 500000.0, "mistral": True}),
     "qwen2_bias": (4, 2, True, "F32", 1, {"qwen2": True, "rope_theta": 1000000.0}),
 }
 
@@ -93,7 +93,7 @@ def rope_inv_freq(cfg, dim):
     sc = cfg.get("rope_scaling")
     if not sc:
         return inv
-    if sc["rope_type"] == "linear":
+    if sc.get("rope_type", sc.get("type")) == "linear":
         return inv / sc["factor"]
     # llama3 (transformers' _compute_llama3_parameters)
     factor, lo, hi = sc["factor"], sc["low_freq_factor"], sc["high_freq_factor"]
@@ -158,9 +158,11 @@ def forward(cfg, W, ids):
 def make_case(out, name):
     H, KV, tied, dtype, shards, extra = CASES[name]
     qwen = extra.get("qwen2", False)
+    mistral = extra.get("mistral", False)
     cfg = {
-        "architectures": ["Qwen2ForCausalLM" if qwen else "LlamaForCausalLM"],
-        "model_type": "qwen2" if qwen else "llama",
+        "architectures": ["Qwen2ForCausalLM" if qwen else "MistralForCausalLM" if mistral
+                          else "LlamaForCausalLM"],
+        "model_type": "qwen2" if qwen else "mistral" if mistral else "llama",
         "hidden_size": HIDDEN, "intermediate_size": INTER, "num_hidden_layers": LAYERS,
         "num_attention_heads": H, "num_key_value_heads": KV, "head_dim": HEAD_DIM,
         "rms_norm_eps": 1e-5, "rope_theta": extra.get("rope_theta", 10000.0),
@@ -171,6 +173,8 @@ def make_case(out, name):
     }
     if "rope_scaling" in extra:
         cfg["rope_scaling"] = extra["rope_scaling"]
+    if mistral:
+        cfg["sliding_window"] = 4096  # longer than the context: plain causal attention
     if qwen:
         del cfg["head_dim"], cfg["attention_bias"]  # Qwen2 derives head_dim = hidden / heads
         cfg["use_sliding_window"] = False
