@@ -154,7 +154,7 @@ int cmd_bench_decode(int argc, char** argv) {
                 "Decode tokens/s per attention kind at equal parameter count, for each context "
                 "length and batch size, with bytes and FLOPs per step and the achieved fraction "
                 "of the roofline floor max(bytes/bandwidth, FLOPs/GEMM rate).");
-    p.option("presets", "LIST", "comma-separated presets",
+    p.option("presets", "LIST", "comma-separated presets, config files or checkpoints",
              "small-mha,small-mqa,small-gqa,small-mla,small-t6,small-t6-kvonly,tiny-mha,tiny-t6");
     p.option("contexts", "LIST", "cached tokens per sequence", "1024,4096,16384,65536");
     p.option("batches", "LIST", "sequences decoded together", "1,8");
@@ -198,7 +198,7 @@ int cmd_bench_decode(int argc, char** argv) {
     // Every preset is checked before any output, so a bad name fails with one line.
     std::vector<std::pair<std::string, ModelConfig>> models;
     for (const auto& name : split_list(p.get("presets")))
-        models.emplace_back(name, preset_config(name));
+        models.emplace_back(name, resolve_model_config(name));  // or a config / checkpoint
     const std::string kernel = gemm_kernel_name();
     const std::string simd = simd_summary();  // a bad T6_SIMD fails here, before any output
     MachineProbe probe;

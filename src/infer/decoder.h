@@ -67,6 +67,7 @@ class Decoder {
     void linear(float* out, const float* in, size_t off, int n, int C, int OC, float beta);
     struct LayerOffsets {
         size_t qkv, c_proj, fc1, fc2, mlp_proj;
+        const float *ln1 = nullptr, *ln2 = nullptr, *bias = nullptr;  // HF-layout options
     };
     const Model& model_;
     ModelConfig cfg_;
@@ -76,7 +77,8 @@ class Decoder {
     std::shared_ptr<const QuantizedWeights> wq_;  // WeightType::q8 / q4
     int wq_wte_ = -1;
     std::vector<LayerOffsets> lw_;
-    size_t wte_ = 0;
+    size_t wte_ = 0, head_ = 0;   // head_: the lm_head matrix (wte_ when tied)
+    const float* lnf_ = nullptr;  // final norm gain (HF layout)
     RopeTables rope_;
     KVCache cache_;
     // Work buffers, grown to the largest batch seen.
