@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The MHA -> T6 conversion experiment of docs/convert-to-tpa.md, at CPU scale (char-level
+# tinyshakespeare): pretrain MHA, train T6 from scratch on pretraining + recovery tokens, convert,
+# recover with and without distillation, plot. Steps whose output exists are skipped, so the
+# script resumes after an interruption (delete out/convert to start over).
+#   tools/convert_experiment.sh [T6_BINARY]     (needs $T6_SHARED or ../shared for the corpus)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T6=${1:-build/t6}
+SHARED=${T6_SHARED:-../shared}
+OUT=out/convert
+mkdir -p "$OUT"
+export OMP_NUM_THREADS=1
+run() { env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$T6" "$@"; }
+
+[ -f data/shakespeare_char/val.bin ] ||
+  run prepare "$SHARED/data/tinyshakespeare/input.txt" --tokenizer char --out data/shakespeare_char --quiet
+# (a) the MHA source (1.0M tokens) and (b) T6 from scratch (1.5M tokens), in parallel.
+[ -d $OUT/mha/ckpt_000500 ] || run train --config configs/convert-mha-pretrain.json > $OUT/mha.log 2>&1 &
+[ -d $OUT/t6-scratch/ckpt_000750 ] || run train --config configs/convert-t6-scratch.json > $OUT/t6-scratch.log 2>&1 &
+wait
+SRC=$OUT/mha/ckpt_000500
+# (c) conversion: the shipped method (Tucker + ALS) and the alternatives, on 8192 calibration
+# tokens of the training split.
+for v in "tucker 8" "tucker 0" "random 8"; do
+  set -- $v
+  f=$OUT/t6-converted-$1-$2.safetensors
+  [ -f $f ] || run convert $SRC --to tpa --rank-q 6 --rank-k 2 --rank-v 2 \
+      --calib data/shakespeare_char --calib-tokens 8192 --init $1 --als-iters $2 --out $f --json \
+      > $OUT/convert-$1-$2.log
+  run eval ppl --model $f --data data/shakespeare_char --max-tokens 32768 --threads 1 --quiet --json > $OUT/eval-$1-$2.log 2>&1 || true
+done
+cp -n $OUT/t6-converted-tucker-8.safetensors $OUT/t6-converted.safetensors
+run eval ppl --model $SRC --data data/shakespeare_char --max-tokens 32768 --threads 1 --quiet --json > $OUT/eval-mha.log 2>&1 || true
+# Recovery (0.5M tokens each), with and without distillation, in parallel.
+[ -d $OUT/recover/ckpt_000250 ] || run train --config configs/convert-recover.json > $OUT/recover.log 2>&1 &
+[ -d $OUT/recover-distill/ckpt_000250 ] || run train --config configs/convert-recover-distill.json > $OUT/recover-distill.log 2>&1 &
+wait
+TARGET=$(python3 -c "import json;print(min(json.loads(l)['val_loss'] for l in open('$OUT/mha/metrics.jsonl') if '\"eval\"' in l))")
+run convert curves "MHA (source)=$OUT/mha" "T6 from scratch=$OUT/t6-scratch" \
+    "converted + recovery=$OUT/recover@1024000" "converted + recovery + distill=$OUT/recover-distill@1024000" \
+    --target "$TARGET" --y-max 2.6 --title "MHA -> T6 conversion, char-level tinyshakespeare" \
+    --out docs/convert-to-tpa-loss.svg --json | tee $OUT/curves.log
