@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
 #include <random>
 
+#include "core/error.h"
 #include "core/linalg.h"
 #include "infer/decoder.h"
 #include "model/checkpoint.h"

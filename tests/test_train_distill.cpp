@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/error.h"
 #include "kernels/cross_entropy.h"
 #include "test_util.h"
 #include "train/distill.h"

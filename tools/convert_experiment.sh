@@ -20,21 +20,21 @@ run() { env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$T6" "$@"; }
 [ -d $OUT/t6-scratch/ckpt_000750 ] || run train --config configs/convert-t6-scratch.json > $OUT/t6-scratch.log 2>&1 &
 wait
 SRC=$OUT/mha/ckpt_000500
-# (c) conversion: the shipped method (Tucker + ALS) and the alternatives, on 8192 calibration
-# tokens of the training split.
-for v in "tucker 8" "tucker 0" "random 8"; do
+# (c) conversion: the shipped method (Tucker + 6 ALS sweeps) and the alternatives (Tucker alone,
+# random + ALS), on 4096 calibration tokens of the training split.
+for v in "tucker 6" "tucker 0" "random 6"; do
   set -- $v
   f=$OUT/t6-converted-$1-$2.safetensors
   [ -f $f ] || run convert $SRC --to tpa --rank-q 6 --rank-k 2 --rank-v 2 \
-      --calib data/shakespeare_char --calib-tokens 8192 --init $1 --als-iters $2 --out $f --json \
+      --calib data/shakespeare_char --calib-tokens 4096 --init $1 --als-iters $2 --out $f --json \
       > $OUT/convert-$1-$2.log
-  run eval ppl --model $f --data data/shakespeare_char --max-tokens 32768 --threads 1 --quiet --json > $OUT/eval-$1-$2.log 2>&1 || true
 done
-cp -n $OUT/t6-converted-tucker-8.safetensors $OUT/t6-converted.safetensors
-run eval ppl --model $SRC --data data/shakespeare_char --max-tokens 32768 --threads 1 --quiet --json > $OUT/eval-mha.log 2>&1 || true
-# Recovery (0.5M tokens each), with and without distillation, in parallel.
-[ -d $OUT/recover/ckpt_000250 ] || run train --config configs/convert-recover.json > $OUT/recover.log 2>&1 &
-[ -d $OUT/recover-distill/ckpt_000250 ] || run train --config configs/convert-recover-distill.json > $OUT/recover-distill.log 2>&1 &
+for m in $SRC $OUT/t6-converted-tucker-6.safetensors $OUT/t6-converted-tucker-0.safetensors $OUT/t6-converted-random-6.safetensors; do
+  echo "$m $(run eval ppl --model $m --data data/shakespeare_char --max-tokens 16384 --threads 1 --quiet --json | tail -n 1)"
+done > $OUT/eval-conversions.log
+# Recovery (200 steps = 409,600 tokens each), with and without distillation, in parallel.
+[ -d $OUT/recover/ckpt_000200 ] || run train --config configs/convert-recover.json > $OUT/recover.log 2>&1 &
+[ -d $OUT/recover-distill/ckpt_000200 ] || run train --config configs/convert-recover-distill.json > $OUT/recover-distill.log 2>&1 &
 wait
 TARGET=$(python3 -c "import json;print(min(json.loads(l)['val_loss'] for l in open('$OUT/mha/metrics.jsonl') if '\"eval\"' in l))")
 run convert curves "MHA (source)=$OUT/mha" "T6 from scratch=$OUT/t6-scratch" \
