@@ -32,6 +32,13 @@ done
 for m in $SRC $OUT/t6-converted-tucker-6.safetensors $OUT/t6-converted-tucker-0.safetensors $OUT/t6-converted-random-6.safetensors; do
   echo "$m $(run eval ppl --model $m --data data/shakespeare_char --max-tokens 16384 --threads 1 --quiet --json | tail -n 1)"
 done > $OUT/eval-conversions.log
+# T6_kvonly (query projection kept): which share of the loss comes from Q.
+for r in 2 3; do
+  [ -f $OUT/t6kv-converted-$r.safetensors ] || run convert $SRC --to tpa-kvonly --rank-k $r --rank-v $r \
+      --calib data/shakespeare_char --calib-tokens 4096 --als-iters 6 \
+      --out $OUT/t6kv-converted-$r.safetensors --json > $OUT/convert-kvonly-$r.log
+  echo "kvonly-$r $(run eval ppl --model $OUT/t6kv-converted-$r.safetensors --data data/shakespeare_char --max-tokens 16384 --threads 1 --quiet --json | tail -n 1)"
+done > $OUT/eval-kvonly.log
 # Recovery (200 steps = 409,600 tokens each), with and without distillation, in parallel.
 [ -d $OUT/recover/ckpt_000200 ] || run train --config configs/convert-recover.json > $OUT/recover.log 2>&1 &
 [ -d $OUT/recover-distill/ckpt_000200 ] || run train --config configs/convert-recover-distill.json > $OUT/recover-distill.log 2>&1 &
