@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "core/error.h"
@@ -265,6 +266,11 @@ ModelConfig converted_config(const ModelConfig& src, const ConvertOptions& opt,
              ", not mha/gqa/mqa (only those convert to TPA)");
     if (opt.to != AttentionKind::tpa && opt.to != AttentionKind::tpa_kvonly)
         fail(where, ": cannot convert to ", attention_kind_name(opt.to), " (tpa or tpa_kvonly)");
+    // Q/K/V biases (HF-layout models, ModelConfig::qkv_bias on branches that have it) make the
+    // projections affine; the fit ignores biases, so such sources are refused. Read through the
+    // config's JSON so that this check compiles with and without that option.
+    if (const auto j = src.to_json(); j.is_object() && j.value("qkv_bias", false))
+        fail(where, ": the source has q/k/v biases, which the TPA conversion does not fit");
     const int D = src.head_dim;
     auto check = [&](const char* name, int r) {
         if (r < 1 || r > D)
