@@ -20,5 +20,6 @@ int cmd_bench_kernels(int argc, char** argv);  // t6 bench kernels
 int cmd_eval(int argc, char** argv);           // t6 eval ppl | mc
 int cmd_serve(int argc, char** argv);
 int cmd_study(int argc, char** argv);
+int cmd_convert(int argc, char** argv);  // t6 convert (MHA/GQA -> TPA)
 
 }  // namespace t6::cli

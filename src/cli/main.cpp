@@ -32,6 +32,7 @@ const Command kCommands[] = {
     {"eval", t6::cli::cmd_eval, "perplexity and zero-/few-shot multiple choice (lm-eval scoring)"},
     {"serve", t6::cli::cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
     {"study", t6::cli::cmd_study, "every attention kind at equal parameters: train, eval, report"},
+    {"convert", t6::cli::cmd_convert, "MHA/GQA checkpoint -> TPA (T6): fitted factors, report"},
 };
 
 void print_usage(FILE* f) {

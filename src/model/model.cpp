@@ -317,8 +317,10 @@ float Model::forward_backward(const int32_t* tokens, const int32_t* targets, int
     float loss;
     {
         T6_PROFILE_SCOPE("cross_entropy");
-        loss = cross_entropy_forward_backward(logits_.data(), nullptr, logits_.data(), targets,
-                                              B * T, cfg_.vocab_size, grad_scale);
+        loss = loss_fn_
+                   ? loss_fn_(tokens, targets, logits_.data(), B, T, grad_scale)
+                   : cross_entropy_forward_backward(logits_.data(), nullptr, logits_.data(),
+                                                    targets, B * T, cfg_.vocab_size, grad_scale);
     }
     ensure_grads();
     run_backward(tokens, B, T);

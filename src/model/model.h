@@ -54,6 +54,15 @@ class Model {
                            float grad_scale = 1.0f);
 
     const float* logits() const { return logits_.data(); }
+    // Replaces forward_backward's cross-entropy (e.g. distillation, train/distill.h): called
+    // after the forward with the (B*T, V) logits, it returns the loss and writes (=)
+    // grad_scale * d(loss)/d(logits) over them in place. Empty: cross-entropy.
+    using LossFn = std::function<float(const int32_t* tokens, const int32_t* targets, float* logits,
+                                       int B, int T, float grad_scale)>;
+    void set_loss_fn(LossFn fn) { loss_fn_ = std::move(fn); }
+    // The input of layer `layer`'s attention projections (the normed residual, B*T rows of
+    // n_embd) from the last forward: calibration activations for `t6 convert`.
+    const float* attention_input(int layer) const { return la_.at(size_t(layer)).ln1; }
 
     // How forward() and forward_backward() compute their matrix products: f32 (default, the
     // reference) or bf16 (inputs rounded to bfloat16, float32 accumulation; see kernels/gemm.h).
@@ -124,6 +133,7 @@ class Model {
     // Gradient buckets (see set_grad_ready_hook): per layer (empty if a layer's parameters are
     // not contiguous), then the ranges no layer covers.
     GradReadyHook grad_ready_;
+    LossFn loss_fn_;
     bool defer_embedding_ = false;
     std::vector<std::pair<size_t, size_t>> layer_bucket_, tail_buckets_;
     void build_grad_buckets();

@@ -63,6 +63,12 @@ const std::vector<KeySpec>& keys() {
         {"sample_tokens", &TrainConfig::sample_tokens,
          "after training, greedily sample this many bytes (byte-level models)"},
         {"sample_prompt", &TrainConfig::sample_prompt, "the sample's prompt text"},
+        {"distill_from", &TrainConfig::distill_from,
+         "teacher checkpoint: add w T^2 KL(teacher || student) to the loss (\"\": off)"},
+        {"distill_weight", &TrainConfig::distill_weight, "distillation weight w"},
+        {"distill_temperature", &TrainConfig::distill_temperature, "distillation temperature T"},
+        {"distill_schedule", &TrainConfig::distill_schedule,
+         "constant | linear (w decays linearly to 0 at max_iters)"},
     };
     return k;
 }
@@ -260,6 +266,10 @@ void validate_train_setup(const TrainSetup& s, const std::string& where) {
     if (c.seed < 0) fail(where, ": seed must be >= 0");
     if (!(c.dist_timeout > 0)) fail(where, ": dist_timeout must be positive");
     parse_token_format(c.data_format, where);
+    if (!(c.distill_weight >= 0)) fail(where, ": distill_weight must be >= 0");
+    if (!(c.distill_temperature > 0)) fail(where, ": distill_temperature must be positive");
+    if (c.distill_schedule != "constant" && c.distill_schedule != "linear")
+        fail(where, ": distill_schedule '", c.distill_schedule, "' is not constant or linear");
     if (c.seq_len > s.model.block_size)
         fail(where, ": seq_len ", c.seq_len, " exceeds the model's block_size ",
              s.model.block_size);

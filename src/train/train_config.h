@@ -57,6 +57,11 @@ struct TrainConfig {
     // After training: greedy byte-level sample (needs vocab_size >= 256).
     int sample_tokens = 0;
     std::string sample_prompt = "\n";
+    // Distillation from a teacher checkpoint (recovery after t6 convert; train/distill.h).
+    std::string distill_from;                   // "": none
+    double distill_weight = 0.5;                // w of CE + w T^2 KL(teacher || student)
+    double distill_temperature = 1.0;           // T
+    std::string distill_schedule = "constant";  // constant | linear (w decays to 0 at max_iters)
 
     LrSchedule schedule() const;
     AdamWConfig adamw() const;

@@ -479,6 +479,13 @@ TrainResult Trainer::run(long long stop_at) {
     const long long tokens_per_step = (long long)bt * accum * dp_.ranks;
     std::vector<int32_t> x(bt * accum), y(bt * accum);
 
+    if (!c.distill_from.empty() && !teacher_) {
+        teacher_ = std::make_unique<DistillTeacher>(c.distill_from, *model_, c.distill_weight,
+                                                    c.distill_temperature, c.distill_schedule);
+        logf("distilling from %s (weight %g, temperature %g, %s schedule)\n",
+             c.distill_from.c_str(), c.distill_weight, c.distill_temperature,
+             c.distill_schedule.c_str());
+    }
     TrainResult res;
     res.start_step = st.step;
     const auto run_t0 = Clock::now();
@@ -553,6 +560,7 @@ TrainResult Trainer::run(long long stop_at) {
         }
         const double lr = sched.at(st.step);
         for (int k = 0; k < accum; k++) next_slice(*train_, x.data() + k * bt, y.data() + k * bt);
+        if (teacher_) teacher_->attach(*model_, st.step, c.max_iters);
         const auto t0 = Clock::now();
         const StepResult r = train_step(*model_, *opt_, x.data(), y.data(), B, T, accum, lr,
                                         c.grad_clip, dp_.ranks > 1 ? &dp_ : nullptr);
@@ -582,6 +590,7 @@ TrainResult Trainer::run(long long stop_at) {
                       {"grad_norm", r.grad_norm}, {"clip_coef", r.clip_coef},
                       {"tokens", st.tokens},      {"tokens_per_s", tps},
                       {"elapsed_s", st.elapsed_s}};
+            if (teacher_) m["distill_kl"] = teacher_->last_kl();  // loss = CE + w T^2 KL
             if (dp_.ranks > 1) {  // this step's all-reduce, as rank 0 saw it
                 m["ranks"] = dp_.ranks;
                 m["allreduce_wait_s"] = dp_.wait_s;

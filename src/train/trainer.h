@@ -13,6 +13,7 @@
 
 #include "model/model.h"
 #include "train/adamw.h"
+#include "train/distill.h"
 #include "train/run_lock.h"
 #include "train/token_data.h"
 #include "train/train_checkpoint.h"
@@ -113,8 +114,9 @@ class Trainer {
     std::unique_ptr<RunLock> lock_;  // out_dir's lock (rank 0)
     long long saved_step_ = -1;      // the step of the newest checkpoint written or resumed from
     std::string resumed_from_;
-    DataParallel dp_;               // ranks, this rank, ZeRO-1 shard
-    std::vector<int32_t> gx_, gy_;  // a global micro-batch (all ranks' rows)
+    DataParallel dp_;                          // ranks, this rank, ZeRO-1 shard
+    std::vector<int32_t> gx_, gy_;             // a global micro-batch (all ranks' rows)
+    std::unique_ptr<DistillTeacher> teacher_;  // distill_from (train/distill.h)
 };
 
 }  // namespace t6
