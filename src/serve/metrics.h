@@ -25,8 +25,19 @@ class Metrics {
     std::atomic<int> queued_requests{0};
     std::atomic<int> peak_batch{0};
     std::atomic<uint64_t> cache_bytes_in_use{0};
+    // The paged cache: blocks held by sequences, free (of those: cached prefix blocks), prompt
+    // tokens and blocks reused from the prefix cache, sequences preempted (and waiting now).
+    std::atomic<uint64_t> kv_blocks_in_use{0};
+    std::atomic<uint64_t> kv_blocks_free{0};
+    std::atomic<uint64_t> kv_blocks_cached{0};
+    std::atomic<uint64_t> prefix_hit_tokens{0};
+    std::atomic<uint64_t> prefix_hit_blocks{0};
+    std::atomic<uint64_t> preemptions{0};
+    std::atomic<int> preempted_sequences{0};
     // Fixed at start.
     uint64_t cache_bytes_budget = 0;
+    uint64_t kv_blocks_total = 0;
+    int kv_block_tokens = 0;
     int slots = 0;
 
     // An HTTP response of status `code` (any endpoint).
