@@ -12,6 +12,8 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/simd.h"
+#include "core/threads.h"
 #include "infer/block_pool.h"
 #include "infer/decoder.h"
 #include "kernels/flash_decode.h"
@@ -22,6 +24,10 @@
 using namespace t6;
 
 namespace {
+
+// One thread: these steps are tiny, and on a shared machine a second OpenMP thread mostly waits
+// (the kernels still split each cache into several tasks, merged as with more threads).
+const bool kOneThread = (set_num_threads(1), true);
 
 std::vector<int32_t> random_tokens(int n, int V, unsigned seed) {
     std::mt19937 rng(seed);
@@ -141,52 +147,58 @@ void check_kernel(long rec, int H, int Dv, Run run) {
         EXPECT_LT(test::rel_error(o1[i].data(), o2[i].data(), o1[i].size()), 1e-5) << "seq " << i;
 }
 
+// At every SIMD target this CPU supports (the vector kernels and the portable ones).
 TEST(PagedKernels, FlashKvTpaMlaReadThroughBlockTables) {
-    std::mt19937 rng(3);
-    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-    {
-        const KvCacheDims dims{8, 2, 64};
-        std::vector<float> q(size_t(3) * 8 * 64);
-        for (auto& x : q) x = u(rng);
-        const float* qs[3] = {&q[0], &q[512], &q[1024]};
-        check_kernel(dims.rec(), 8, 64,
-                     [&](float* const* out, const float* const* p, const CacheBlocks<float>* v,
-                         const int* lens) {
-                         if (p)
-                             flash_kv_decode(out, qs, p, lens, 3, dims, 0.125f);
-                         else
-                             flash_kv_decode(out, qs, v, lens, 3, dims, 0.125f);
-                     });
-    }
-    {
-        const TpaCacheDims dims{8, 2, 2, 64};
-        std::vector<float> A(size_t(3) * 8 * 4), Bq(size_t(3) * 4 * 64);
-        for (auto& x : A) x = u(rng);
-        for (auto& x : Bq) x = u(rng);
-        TpaQuery qs[3];
-        for (int i = 0; i < 3; i++) qs[i] = TpaQuery{&A[size_t(i) * 32], &Bq[size_t(i) * 256], 4};
-        check_kernel(dims.rec(), 8, 64,
-                     [&](float* const* out, const float* const* p, const CacheBlocks<float>* v,
-                         const int* lens) {
-                         if (p)
-                             flash_tpa_decode(out, qs, p, lens, 3, dims, 0.125f);
-                         else
-                             flash_tpa_decode(out, qs, v, lens, 3, dims, 0.125f);
-                     });
-    }
-    {
-        const MlaCacheDims dims{5, 32, 8};
-        std::vector<float> q(size_t(3) * 5 * 40);
-        for (auto& x : q) x = u(rng);
-        const float* qs[3] = {&q[0], &q[200], &q[400]};
-        check_kernel(dims.rec(), 5, 32,
-                     [&](float* const* out, const float* const* p, const CacheBlocks<float>* v,
-                         const int* lens) {
-                         if (p)
-                             flash_mla_decode(out, qs, p, lens, 3, dims, 0.15f);
-                         else
-                             flash_mla_decode(out, qs, v, lens, 3, dims, 0.15f);
-                     });
+    for (SimdTarget target : simd_available_targets()) {
+        SCOPED_TRACE(simd_target_name(target));
+        ScopedSimdTarget scoped(target);
+        std::mt19937 rng(3);
+        std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+        {
+            const KvCacheDims dims{8, 2, 64};
+            std::vector<float> q(size_t(3) * 8 * 64);
+            for (auto& x : q) x = u(rng);
+            const float* qs[3] = {&q[0], &q[512], &q[1024]};
+            check_kernel(dims.rec(), 8, 64,
+                         [&](float* const* out, const float* const* p, const CacheBlocks<float>* v,
+                             const int* lens) {
+                             if (p)
+                                 flash_kv_decode(out, qs, p, lens, 3, dims, 0.125f);
+                             else
+                                 flash_kv_decode(out, qs, v, lens, 3, dims, 0.125f);
+                         });
+        }
+        {
+            const TpaCacheDims dims{8, 2, 2, 64};
+            std::vector<float> A(size_t(3) * 8 * 4), Bq(size_t(3) * 4 * 64);
+            for (auto& x : A) x = u(rng);
+            for (auto& x : Bq) x = u(rng);
+            TpaQuery qs[3];
+            for (int i = 0; i < 3; i++)
+                qs[i] = TpaQuery{&A[size_t(i) * 32], &Bq[size_t(i) * 256], 4};
+            check_kernel(dims.rec(), 8, 64,
+                         [&](float* const* out, const float* const* p, const CacheBlocks<float>* v,
+                             const int* lens) {
+                             if (p)
+                                 flash_tpa_decode(out, qs, p, lens, 3, dims, 0.125f);
+                             else
+                                 flash_tpa_decode(out, qs, v, lens, 3, dims, 0.125f);
+                         });
+        }
+        {
+            const MlaCacheDims dims{5, 32, 8};
+            std::vector<float> q(size_t(3) * 5 * 40);
+            for (auto& x : q) x = u(rng);
+            const float* qs[3] = {&q[0], &q[200], &q[400]};
+            check_kernel(dims.rec(), 5, 32,
+                         [&](float* const* out, const float* const* p, const CacheBlocks<float>* v,
+                             const int* lens) {
+                             if (p)
+                                 flash_mla_decode(out, qs, p, lens, 3, dims, 0.15f);
+                             else
+                                 flash_mla_decode(out, qs, v, lens, 3, dims, 0.15f);
+                         });
+        }
     }
 }
 
@@ -205,7 +217,8 @@ TEST(PrefixCache, SharedPrefixGivesTheSameLogits) {
         auto p1 = prefix, p2 = prefix;
         for (int32_t t : random_tokens(9, V, 2)) p1.push_back(t);
         for (int32_t t : random_tokens(6, V, 3)) p2.push_back(t);
-        std::vector<float> l1(static_cast<size_t>(V)), l2(static_cast<size_t>(V)), ref(static_cast<size_t>(V));
+        std::vector<float> l1(static_cast<size_t>(V)), l2(static_cast<size_t>(V)),
+            ref(static_cast<size_t>(V));
         EXPECT_EQ(dec.cache().share_prefix(0, p1.data(), int(p1.size())), 0);
         dec.append(0, p1.data(), int(p1.size()), l1.data());
         const long used_one = dec.cache().pool().used_blocks();
