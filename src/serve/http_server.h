@@ -2,12 +2,15 @@
 // timeouts): routes, API-key check, body limits, OpenAI-shaped error bodies, and streaming. Handler
 // threads never touch the model: they validate and tokenize, hand a CompletionJob to the Scheduler,
 // and wait on (or stream from) its channel.
-//   POST /v1/completions   GET /v1/models   GET /health   GET /metrics (Prometheus text)
+//   POST /v1/completions   POST /v1/chat/completions   POST /tokenize   POST /detokenize
+//   GET /v1/models   GET /tokenizer_info   GET /health   GET /metrics (Prometheus text)
+// Every response carries X-Request-Id: the client's, or a new one.
 #pragma once
 #include <cstddef>
 #include <memory>
 #include <string>
 
+#include "serve/chat_template.h"
 #include "serve/metrics.h"
 #include "serve/scheduler.h"
 #include "text/tokenizer.h"
@@ -25,6 +28,7 @@ struct ServerOptions {
     double body_timeout_s = 30;    // the whole request body
     double idle_timeout_s = 30;    // keep-alive connections idle longer are closed
     int retry_after_s = 1;         // Retry-After of 503 responses
+    ChatTemplate chat_template;    // messages -> prompt for /v1/chat/completions
 };
 
 class HttpServer {

@@ -11,11 +11,46 @@ constexpr double kWindowSeconds = 10.0;
 
 void metric(std::ostringstream& os, const char* name, const char* type, const char* help,
             double value) {
+    write_metric(os, name, type, help, value);
+}
+
+}  // namespace
+
+void write_metric(std::ostream& os, const char* name, const char* type, const char* help,
+                  double value) {
     os << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n'
        << name << ' ' << value << '\n';
 }
 
-}  // namespace
+Histogram::Histogram(std::vector<double> upper_bounds)
+    : bounds_(std::move(upper_bounds)), counts_(bounds_.size() + 1, 0) {}
+
+void Histogram::observe(double seconds) {
+    const size_t b =
+        size_t(std::lower_bound(bounds_.begin(), bounds_.end(), seconds) - bounds_.begin());
+    std::lock_guard<std::mutex> lock(mu_);
+    counts_[b]++;
+    sum_ += seconds;
+    n_++;
+}
+
+uint64_t Histogram::count() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return n_;
+}
+
+void Histogram::render(std::ostream& os, const char* name, const char* help) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    os << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " histogram\n";
+    uint64_t cum = 0;
+    for (size_t i = 0; i < bounds_.size(); i++) {
+        cum += counts_[i];
+        os << name << "_bucket{le=\"" << bounds_[i] << "\"} " << cum << '\n';
+    }
+    os << name << "_bucket{le=\"+Inf\"} " << n_ << '\n'
+       << name << "_sum " << sum_ << '\n'
+       << name << "_count " << n_ << '\n';
+}
 
 void Metrics::count_response(int code) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -93,6 +128,11 @@ std::string Metrics::prometheus() const {
            double(preemptions.load()));
     metric(os, "t6_preempted_sequences", "gauge", "Preempted sequences waiting to resume.",
            double(preempted_sequences.load()));
+    time_to_first_token.render(os, "t6_time_to_first_token_seconds",
+                               "Seconds from a completion's submission to its first token.");
+    inter_token_latency.render(os, "t6_inter_token_latency_seconds",
+                               "Seconds between successive tokens of a completion.");
+    for (const auto& f : sections_) f(os);
     std::lock_guard<std::mutex> lock(mu_);
     os << "# HELP t6_http_responses_total HTTP responses by status code.\n"
        << "# TYPE t6_http_responses_total counter\n";

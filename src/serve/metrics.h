@@ -6,11 +6,34 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <ostream>
 #include <string>
+#include <vector>
 
 namespace t6::serve {
+
+// A Prometheus histogram of seconds (cumulative buckets, _sum, _count). Thread-safe.
+class Histogram {
+  public:
+    explicit Histogram(std::vector<double> upper_bounds);
+    void observe(double seconds);
+    void render(std::ostream& os, const char* name, const char* help) const;
+    uint64_t count() const;
+
+  private:
+    std::vector<double> bounds_;
+    mutable std::mutex mu_;
+    std::vector<uint64_t> counts_;  // per bucket (not cumulative); the last is +Inf
+    double sum_ = 0;
+    uint64_t n_ = 0;
+};
+
+// Writes "# HELP", "# TYPE" and one sample line (for extra sections, see add_section).
+void write_metric(std::ostream& os, const char* name, const char* type, const char* help,
+                  double value);
 
 class Metrics {
   public:
@@ -34,6 +57,10 @@ class Metrics {
     std::atomic<uint64_t> prefix_hit_blocks{0};
     std::atomic<uint64_t> preemptions{0};
     std::atomic<int> preempted_sequences{0};
+    // Latency of completions (scheduler thread): from submission to the first sampled token,
+    // and between successive tokens of one sequence.
+    Histogram time_to_first_token{{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};
+    Histogram inter_token_latency{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};
     // Fixed at start.
     uint64_t cache_bytes_budget = 0;
     uint64_t kv_blocks_total = 0;
@@ -46,6 +73,11 @@ class Metrics {
     void record_tokens(int n);
     double tokens_per_second() const;
 
+    // Another part of the server appends its own metrics to /metrics (e.g. cache gauges): the
+    // function writes whole metric families with write_metric (or Histogram::render). Call
+    // before serving starts.
+    void add_section(std::function<void(std::ostream&)> f) { sections_.push_back(std::move(f)); }
+
     std::string prometheus() const;
 
   private:
@@ -54,6 +86,7 @@ class Metrics {
     std::map<int, uint64_t> responses_;
     mutable std::deque<std::pair<Clock::time_point, int>> window_;
     Clock::time_point start_ = Clock::now();
+    std::vector<std::function<void(std::ostream&)>> sections_;
 };
 
 }  // namespace t6::serve

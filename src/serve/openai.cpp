@@ -1,7 +1,9 @@
 #include "serve/openai.h"
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 namespace t6::serve {
@@ -55,8 +57,9 @@ json error_body(const ApiError& e) {
               {"code", e.code.empty() ? json(nullptr) : json(e.code)}}}};
 }
 
-CompletionRequest parse_completion_request(const std::string& body, const std::string& model_id,
-                                           int max_context) {
+namespace {
+
+json parse_body(const std::string& body) {
     json j;
     try {
         j = json::parse(body);
@@ -70,19 +73,31 @@ CompletionRequest parse_completion_request(const std::string& body, const std::s
                        "means you aren't using your HTTP library correctly.)");
     }
     if (!j.is_object()) throw ApiError(400, "The request body must be a JSON object.");
-    CompletionRequest r;
-    if (present(j, "model")) {
-        if (!j["model"].is_string()) bad("model", "model must be a string");
-        if (j["model"].get<std::string>() != model_id)
-            throw ApiError(404,
-                           "The model '" + j["model"].get<std::string>() +
-                               "' does not exist (this server serves '" + model_id + "')",
-                           "model", "model_not_found");
-    }
-    if (!j.contains("prompt")) bad("prompt", "prompt is required");
-    if (!j["prompt"].is_string()) bad("prompt", "prompt must be a string");
-    r.prompt = j["prompt"].get<std::string>();
-    if (present(j, "max_tokens")) r.max_tokens = int(integer(j, "max_tokens", 1, max_context));
+    return j;
+}
+
+void check_model(const json& j, const std::string& model_id) {
+    if (!present(j, "model")) return;
+    if (!j["model"].is_string()) bad("model", "model must be a string");
+    if (j["model"].get<std::string>() != model_id)
+        throw ApiError(404,
+                       "The model '" + j["model"].get<std::string>() +
+                           "' does not exist (this server serves '" + model_id + "')",
+                       "model", "model_not_found");
+}
+
+int32_t token_id(const json& v, const char* param, int vocab_size) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= vocab_size)
+        bad(param, std::string(param) + ": " + v.dump() + " is not a token id (0.." +
+                       std::to_string(vocab_size - 1) + ")");
+    return int32_t(v.get<int64_t>());
+}
+
+// The fields completions and chat share; `min_tokens` is 0 where max_tokens 0 may score a prompt.
+void parse_generation(const json& j, GenerationParams& r, int max_context, int vocab_size,
+                      const char* max_tokens_key, int min_tokens) {
+    if (present(j, max_tokens_key))
+        r.max_tokens = int(integer(j, max_tokens_key, min_tokens, max_context));
     if (present(j, "temperature")) r.sampling.temperature = float(number(j, "temperature", 0, 2));
     if (present(j, "top_p")) {
         r.sampling.top_p = float(number(j, "top_p", 0, 1));
@@ -117,19 +132,155 @@ CompletionRequest parse_completion_request(const std::string& body, const std::s
         if (!o.is_object()) bad("stream_options", "stream_options must be an object");
         if (present(o, "include_usage")) r.include_usage = boolean(o, "include_usage");
     }
-    if (present(j, "echo")) r.echo = boolean(j, "echo");
     if (present(j, "ignore_eos")) r.ignore_eos = boolean(j, "ignore_eos");
-    // Accepted only at values that change nothing.
-    if (present(j, "n") && integer(j, "n", 1, 1) != 1) bad("n", "n must be 1");
-    if (present(j, "best_of") && integer(j, "best_of", 1, 1) != 1)
-        bad("best_of", "best_of must be 1");
-    if (present(j, "logprobs")) bad("logprobs", "logprobs are not supported");
+    if (present(j, "n")) r.n = int(integer(j, "n", 1, kMaxChoices));
     for (const char* k : {"presence_penalty", "frequency_penalty"})
-        if (present(j, k) && number(j, k, -2, 2) != 0) bad(k, std::string(k) + " is not supported");
-    if (present(j, "logit_bias") && !(j["logit_bias"].is_object() && j["logit_bias"].empty()))
-        bad("logit_bias", "logit_bias is not supported");
+        if (present(j, k))
+            (k[0] == 'p' ? r.presence_penalty : r.frequency_penalty) = float(number(j, k, -2, 2));
+    if (present(j, "logit_bias")) {
+        const json& b = j["logit_bias"];
+        if (!b.is_object())
+            bad("logit_bias", "logit_bias must be an object of token id -> bias (-100..100)");
+        for (const auto& [key, v] : b.items()) {
+            char* end = nullptr;
+            errno = 0;
+            const long long id = std::strtoll(key.c_str(), &end, 10);
+            if (key.empty() || *end != '\0' || errno != 0 || id < 0 || id >= vocab_size)
+                bad("logit_bias", "logit_bias: '" + key + "' is not a token id (0.." +
+                                      std::to_string(vocab_size - 1) + ")");
+            if (!v.is_number() || !(v.get<double>() >= -100 && v.get<double>() <= 100))
+                bad("logit_bias",
+                    "logit_bias: the bias of token " + key + " must be a number in -100..100");
+            r.logit_bias[int32_t(id)] = v.get<float>();
+        }
+        long banned = 0;
+        for (const auto& kv : r.logit_bias) banned += kv.second <= -100;
+        if (banned >= vocab_size) bad("logit_bias", "logit_bias bans every token");
+    }
+    if (present(j, "user") && !j["user"].is_string()) bad("user", "user must be a string");
+}
+
+}  // namespace
+
+CompletionRequest parse_completion_request(const std::string& body, const std::string& model_id,
+                                           int max_context, int vocab_size) {
+    const json j = parse_body(body);
+    check_model(j, model_id);
+    CompletionRequest r;
+    if (!j.contains("prompt")) bad("prompt", "prompt is required");
+    // A string, a list of strings, a list of token ids, or a list of lists of token ids.
+    const json& p = j["prompt"];
+    const char* shape =
+        "prompt must be a string, a list of strings, a list of token ids or a list of lists of "
+        "token ids";
+    const auto ids = [&](const json& a) {
+        Prompt q;
+        q.tokens = true;
+        for (const auto& t : a) q.ids.push_back(token_id(t, "prompt", vocab_size));
+        return q;
+    };
+    if (p.is_string()) {
+        r.prompts.push_back({p.get<std::string>(), {}, false});
+    } else if (p.is_array() && !p.empty() && p[0].is_number()) {
+        r.prompts.push_back(ids(p));
+    } else if (p.is_array() && !p.empty()) {
+        for (const auto& e : p) {
+            if (e.is_string())
+                r.prompts.push_back({e.get<std::string>(), {}, false});
+            else if (e.is_array() && !e.empty())
+                r.prompts.push_back(ids(e));
+            else
+                bad("prompt", shape);
+        }
+    } else {
+        bad("prompt", shape);
+    }
+    if (present(j, "echo")) r.echo = boolean(j, "echo");
+    parse_generation(j, r, max_context, vocab_size, "max_tokens", r.echo ? 0 : 1);
+    if (present(j, "logprobs")) r.logprobs = int(integer(j, "logprobs", 0, 5));
+    if (present(j, "best_of") && integer(j, "best_of", 1, kMaxChoices) != r.n)
+        bad("best_of", "best_of must equal n (it is not supported otherwise)");
+    if (long(r.prompts.size()) * r.n > 64)
+        bad("n", "prompts x n must be at most 64 choices per request");
+    if (r.stream && r.echo && r.max_tokens == 0)
+        bad("stream", "max_tokens 0 (scoring the prompt) cannot be streamed");
     if (present(j, "suffix")) bad("suffix", "suffix is not supported");
     return r;
+}
+
+ChatRequest parse_chat_request(const std::string& body, const std::string& model_id,
+                               int max_context, int vocab_size) {
+    const json j = parse_body(body);
+    check_model(j, model_id);
+    ChatRequest r;
+    if (!j.contains("messages")) bad("messages", "messages is required");
+    const json& m = j["messages"];
+    if (!m.is_array() || m.empty()) bad("messages", "messages must be a non-empty list");
+    for (size_t i = 0; i < m.size(); i++) {
+        const std::string at = "messages[" + std::to_string(i) + "]";
+        const json& e = m[i];
+        if (!e.is_object() || !e.contains("role") || !e["role"].is_string())
+            bad(at + ".role", at + " must be an object with a string role");
+        ChatMessage msg;
+        msg.role = e["role"].get<std::string>();
+        if (msg.role == "developer") msg.role = "system";
+        if (msg.role != "system" && msg.role != "user" && msg.role != "assistant")
+            bad(at + ".role", at + ".role: unknown role '" + msg.role +
+                                  "' (system, developer, user or assistant)");
+        const json c = e.value("content", json(nullptr));
+        if (c.is_string()) {
+            msg.content = c.get<std::string>();
+        } else if (c.is_array()) {  // content parts: only text ones
+            for (const auto& part : c) {
+                if (!part.is_object() || part.value("type", "") != "text" ||
+                    !part.contains("text") || !part["text"].is_string())
+                    bad(at + ".content", at + ".content: only parts {\"type\": \"text\", " +
+                                             "\"text\": ...} are supported");
+                msg.content += part["text"].get<std::string>();
+            }
+        } else if (!(c.is_null() && msg.role == "assistant")) {
+            bad(at + ".content", at + ".content must be a string or a list of text parts");
+        }
+        r.messages.push_back(std::move(msg));
+    }
+    parse_generation(j, r, max_context, vocab_size,
+                     present(j, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens",
+                     1);
+    if (present(j, "logprobs")) r.chat_logprobs = boolean(j, "logprobs");
+    if (present(j, "top_logprobs")) {
+        const int k = int(integer(j, "top_logprobs", 0, 20));
+        if (!r.chat_logprobs) bad("top_logprobs", "top_logprobs needs logprobs: true");
+        r.logprobs = k;
+    } else if (r.chat_logprobs) {
+        r.logprobs = 0;
+    }
+    if (present(j, "tools") && !(j["tools"].is_array() && j["tools"].empty()))
+        bad("tools", "tools are not supported");
+    if (present(j, "response_format") &&
+        !(j["response_format"].is_object() && j["response_format"].value("type", "") == "text"))
+        bad("response_format", "only response_format {\"type\": \"text\"} is supported");
+    return r;
+}
+
+std::string parse_tokenize_request(const std::string& body, const std::string& model_id) {
+    const json j = parse_body(body);
+    check_model(j, model_id);
+    const char* key = j.contains("prompt") ? "prompt" : "content";
+    if (!j.contains(key) || !j[key].is_string())
+        bad("prompt", "prompt (or content) must be a string");
+    if (present(j, "add_special_tokens")) boolean(j, "add_special_tokens");  // no BOS in t6
+    return j[key].get<std::string>();
+}
+
+std::vector<int32_t> parse_detokenize_request(const std::string& body, const std::string& model_id,
+                                              int vocab_size) {
+    const json j = parse_body(body);
+    check_model(j, model_id);
+    if (!j.contains("tokens") || !j["tokens"].is_array())
+        bad("tokens", "tokens must be a list of token ids");
+    std::vector<int32_t> ids;
+    for (const auto& t : j["tokens"]) ids.push_back(token_id(t, "tokens", vocab_size));
+    return ids;
 }
 
 json Usage::as_json() const {
@@ -152,36 +303,68 @@ int64_t unix_time() {
         .count();
 }
 
-json completion_response(const std::string& id, int64_t created, const std::string& model,
-                         const std::string& text, const std::string& finish_reason,
-                         const Usage& usage) {
-    return {{"id", id},
-            {"object", "text_completion"},
-            {"created", created},
-            {"model", model},
-            {"choices", json::array({{{"text", text},
-                                      {"index", 0},
-                                      {"logprobs", nullptr},
-                                      {"finish_reason", finish_reason}}})},
-            {"usage", usage.as_json()}};
+std::string chat_completion_id() {
+    return "chat" + completion_id();
 }
 
-json completion_chunk(const std::string& id, int64_t created, const std::string& model,
-                      const std::string& text, const std::optional<std::string>& finish_reason,
+json completion_choice(int index, const std::string& text,
+                       const std::optional<std::string>& finish_reason, const json& logprobs) {
+    return {{"text", text},
+            {"index", index},
+            {"logprobs", logprobs},
+            {"finish_reason", finish_reason ? json(*finish_reason) : json(nullptr)}};
+}
+
+json completion_response(const std::string& id, int64_t created, const std::string& model,
+                         json choices, const Usage& usage) {
+    return {{"id", id},       {"object", "text_completion"},   {"created", created},
+            {"model", model}, {"choices", std::move(choices)}, {"usage", usage.as_json()}};
+}
+
+json completion_chunk(const std::string& id, int64_t created, const std::string& model, json choice,
                       const std::optional<Usage>& usage) {
-    json j = completion_response(id, created, model, text, finish_reason.value_or(""), Usage{});
-    if (!finish_reason) j["choices"][0]["finish_reason"] = nullptr;
-    if (usage)
-        j["usage"] = usage->as_json();
-    else
-        j.erase("usage");
+    json j = {{"id", id},
+              {"object", "text_completion"},
+              {"created", created},
+              {"model", model},
+              {"choices", json::array({std::move(choice)})}};
+    if (usage) j["usage"] = usage->as_json();
     return j;
 }
 
 json usage_chunk(const std::string& id, int64_t created, const std::string& model,
-                 const Usage& usage) {
-    return {{"id", id},       {"object", "text_completion"}, {"created", created},
-            {"model", model}, {"choices", json::array()},    {"usage", usage.as_json()}};
+                 const Usage& usage, const char* object) {
+    return {{"id", id},       {"object", object},         {"created", created},
+            {"model", model}, {"choices", json::array()}, {"usage", usage.as_json()}};
+}
+
+json chat_choice(int index, const std::string& content, const std::string& finish_reason,
+                 const json& logprobs) {
+    return {{"index", index},
+            {"message", {{"role", "assistant"}, {"content", content}}},
+            {"logprobs", logprobs},
+            {"finish_reason", finish_reason}};
+}
+
+json chat_response(const std::string& id, int64_t created, const std::string& model, json choices,
+                   const Usage& usage) {
+    return {{"id", id},       {"object", "chat.completion"},   {"created", created},
+            {"model", model}, {"choices", std::move(choices)}, {"usage", usage.as_json()}};
+}
+
+json chat_chunk(const std::string& id, int64_t created, const std::string& model, int index,
+                const json& delta, const std::optional<std::string>& finish_reason,
+                const json& logprobs) {
+    return {
+        {"id", id},
+        {"object", "chat.completion.chunk"},
+        {"created", created},
+        {"model", model},
+        {"choices",
+         json::array({{{"index", index},
+                       {"delta", delta},
+                       {"logprobs", logprobs},
+                       {"finish_reason", finish_reason ? json(*finish_reason) : json(nullptr)}}})}};
 }
 
 json model_list(const std::string& model, int64_t created) {

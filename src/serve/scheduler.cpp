@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "core/threads.h"
@@ -19,6 +21,8 @@ struct Scheduler::Active {
     int32_t next = 0;          // the token the next step appends
     std::vector<int32_t> fed;  // tokens appended after the prompt (to resume after preemption)
     std::string piece;         // text of the last token, published with the finish
+    std::unordered_map<int32_t, int> counts;  // generated tokens, for the penalties
+    std::chrono::steady_clock::time_point last_token;
     Active(std::shared_ptr<CompletionJob> j, int s)
         : job(std::move(j)), slot(s), sampler(job->sampling), text(job->stop) {}
 };
@@ -54,7 +58,7 @@ Scheduler::~Scheduler() {
 }
 
 Scheduler::Submit Scheduler::submit(std::shared_ptr<CompletionJob> job) {
-    T6_CHECK(!job->prompt.empty() && job->max_tokens >= 1 &&
+    T6_CHECK(!job->prompt.empty() && job->max_tokens >= 0 &&
              int(job->prompt.size()) + job->max_tokens <= opt_.max_context);
     {
         std::lock_guard<std::mutex> lock(mu_);
@@ -95,7 +99,8 @@ bool Scheduler::admit(std::shared_ptr<CompletionJob>& job) {
     const int slot = free_slots_.back();
     KVCache& cache = dec_.cache();
     const int n = int(job->prompt.size());
-    const int shared = cache.share_prefix(slot, job->prompt.data(), n);  // 0 when off
+    // Prompt scoring needs every position's logits: no prefix shared then.
+    const int shared = job->score_prompt ? 0 : cache.share_prefix(slot, job->prompt.data(), n);
     if (!fits(cache.blocks_needed(slot, n))) {
         cache.clear(slot);
         return false;
@@ -104,11 +109,18 @@ bool Scheduler::admit(std::shared_ptr<CompletionJob>& job) {
     active_.push_back(std::make_unique<Active>(std::move(job), slot));
     Active& a = *active_.back();
     logits_.resize(size_t(dec_.config().vocab_size));
-    dec_.append(slot, a.job->prompt.data() + shared, n - shared, logits_.data());
+    if (a.job->score_prompt)
+        prefill_scored(a);  // every position's logits: nothing shared (shared == 0)
+    else
+        dec_.append(slot, a.job->prompt.data() + shared, n - shared, logits_.data());
     metrics_.prompt_tokens += uint64_t(n);
     metrics_.prefix_hit_tokens += uint64_t(shared);
     metrics_.prefix_hit_blocks += uint64_t(shared / cache.block_tokens());
     update_gauges();
+    if (a.job->max_tokens == 0) {
+        finish(active_.size() - 1, "length");
+        return true;
+    }
     if (const char* reason = advance(a, logits_.data())) finish(active_.size() - 1, reason);
     return true;
 }
@@ -155,14 +167,71 @@ bool Scheduler::make_room() {
     }
 }
 
+void Scheduler::prefill_scored(Active& a) {
+    // Every position's logits, a chunk at a time: row i predicts prompt token i + 1, and the
+    // last row (kept in logits_) the first generated token.
+    const std::vector<int32_t>& p = a.job->prompt;
+    const int V = dec_.config().vocab_size, n = int(p.size());
+    constexpr int kChunk = 64;
+    std::vector<float> rows(size_t(std::min(n, kChunk)) * size_t(V));
+    std::vector<TokenLogprob> lps;
+    lps.reserve(size_t(n));
+    TokenLogprob first;
+    first.token = p[0];
+    first.has_logprob = false;
+    lps.push_back(first);
+    for (int b = 0; b < n; b += kChunk) {
+        const int m = std::min(kChunk, n - b);
+        dec_.append(a.slot, p.data() + b, m, rows.data(), true);
+        for (int i = 0; i < m; i++) {
+            const float* row = rows.data() + size_t(i) * size_t(V);
+            if (b + i + 1 < n)
+                lps.push_back(
+                    token_logprob(row, vocab_, p[size_t(b + i + 1)], std::max(a.job->logprobs, 0)));
+            else
+                std::copy(row, row + V, logits_.begin());
+        }
+    }
+    std::lock_guard<std::mutex> lock(a.job->mu);
+    a.job->prompt_logprobs = std::move(lps);
+}
+
 const char* Scheduler::advance(Active& a, const float* logits) {
     CompletionJob& job = *a.job;
-    const int32_t t = a.sampler.sample(logits, vocab_);
+    const float* biased = logits;
+    if (!job.logit_bias.empty() || job.presence_penalty != 0 || job.frequency_penalty != 0) {
+        biased_.assign(logits, logits + vocab_);
+        for (const auto& [id, c] : a.counts)
+            if (id < vocab_)
+                biased_[size_t(id)] -=
+                    float(c) * job.frequency_penalty + (c > 0 ? job.presence_penalty : 0.0f);
+        for (const auto& [id, b] : job.logit_bias)
+            if (id < vocab_)
+                biased_[size_t(id)] =
+                    b <= -100 ? -std::numeric_limits<float>::infinity() : biased_[size_t(id)] + b;
+        biased = biased_.data();
+    }
+    const int32_t t = a.sampler.sample(biased, vocab_);
+    const auto now = std::chrono::steady_clock::now();
+    if (a.generated == 0)
+        metrics_.time_to_first_token.observe(
+            std::chrono::duration<double>(now - job.submitted).count());
+    else
+        metrics_.inter_token_latency.observe(
+            std::chrono::duration<double>(now - a.last_token).count());
+    a.last_token = now;
     if (t == tok_.eot() && !job.ignore_eos) {
         a.piece = a.text.finish();
         return "stop";
     }
     a.generated++;
+    a.counts[t]++;
+    if (job.logprobs >= 0) {
+        // The model's own distribution (before penalties and logit_bias), as vLLM reports it.
+        TokenLogprob lp = token_logprob(logits, vocab_, t, job.logprobs);
+        std::lock_guard<std::mutex> lock(job.mu);
+        job.token_logprobs.push_back(std::move(lp));
+    }
     sampled_++;
     metrics_.tokens_generated++;
     a.piece = a.text.push(tok_.token_bytes(t));

@@ -53,7 +53,7 @@ class Scheduler {
     Scheduler& operator=(const Scheduler&) = delete;
 
     enum class Submit { ok, queue_full, shutting_down };
-    // Queues a job (prompt non-empty, prompt + max_tokens <= max_context).
+    // Queues a job (prompt non-empty, max_tokens >= 0, prompt + max_tokens <= max_context).
     Submit submit(std::shared_ptr<CompletionJob> job);
     // Wakes the thread (after setting a job's `cancelled`).
     void wake();
@@ -76,6 +76,8 @@ class Scheduler {
     // sequence alone does not fit (cannot happen when the pool holds max_context).
     bool make_room();
     bool fits(long blocks) const;
+    // Prefills a score_prompt job with every position's logits and stores its prompt logprobs.
+    void prefill_scored(Active& a);
     // Samples a's next token and publishes its text; returns the finish reason once done.
     const char* advance(Active& a, const float* logits);
     // Frees active_[i]'s slot, then tells its job it is done.
@@ -101,6 +103,7 @@ class Scheduler {
     std::deque<std::unique_ptr<Active>> preempted_;  // oldest first, resumed before new jobs
     std::vector<int> free_slots_;
     std::vector<float> logits_;
+    std::vector<float> biased_;  // logits after penalties and logit_bias
     std::vector<int> step_slots_;
     std::vector<int32_t> step_tokens_;
     int sampled_ = 0;  // tokens generated in this iteration
