@@ -97,4 +97,27 @@ TEST(CliQuantize, BenchDecodeAndKvCountQuantizedBytes) {
     }
 }
 
+// q8a8 (q8 weights, int8 activations) streams the q8 bytes; the crossover table pairs T6 with
+// each baseline; bad weight / cache types are one-line errors.
+TEST(CliQuantize, BenchDecodeQ8A8AndCrossover) {
+    auto r = run_t6(
+        "bench decode --presets tiny-mha,tiny-t6 --contexts 1 --batches 1 --steps 1 --threads 1 "
+        "--weights q8a8 --json");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
+    ASSERT_EQ(j["results"].size(), 2u);
+    EXPECT_EQ(j["results"][1]["weights"], "q8a8");
+    ASSERT_EQ(j["crossovers"].size(), 1u);
+    EXPECT_EQ(j["crossovers"][0]["t6_model"], "tiny-t6");
+    EXPECT_EQ(j["crossovers"][0]["baseline_model"], "tiny-mha");
+    EXPECT_TRUE(j["crossovers"][0].contains("crossover_context"));
+    for (const std::string& args : {std::string("bench decode --presets tiny-t6 --weights q9"),
+                                    std::string("bench decode --presets tiny-t6 --cache q9")}) {
+        r = run_t6(args);
+        EXPECT_EQ(r.status, 1) << args;
+        EXPECT_EQ(r.err.rfind("t6: error: ", 0), 0u) << r.err;
+        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+    }
+}
+
 }  // namespace

@@ -88,6 +88,67 @@ class MachineProbe {
     std::vector<float> A_, B_, C_;
 };
 
+// For every T6 preset (TPA kinds) against every other preset measured with the same weights,
+// cache type and batch: the crossover context, the smallest listed context from which on T6's
+// median step is faster at every larger listed context (null: never). Printed and returned.
+nlohmann::json crossover_table(const nlohmann::json& results) {
+    nlohmann::json table = nlohmann::json::array();
+    auto is_t6 = [](const nlohmann::json& r) {
+        const std::string a = r["attention"];
+        return a == "tpa" || a == "tpa_kvonly";
+    };
+    // step_ms of (model, weights, cache, batch) by context, in the order measured.
+    auto series = [&](const std::string& model, const nlohmann::json& key) {
+        std::vector<std::pair<long, double>> v;
+        for (const auto& r : results)
+            if (r["model"] == model && r["weights"] == key["weights"] &&
+                r["cache_type"] == key["cache_type"] && r["batch"] == key["batch"])
+                v.emplace_back(r["context"].get<long>(), r["step_ms"].get<double>());
+        std::sort(v.begin(), v.end());
+        return v;
+    };
+    std::vector<std::string> t6s, bases;
+    for (const auto& r : results) {
+        const std::string m = r["model"];
+        auto& list = is_t6(r) ? t6s : bases;
+        if (std::find(list.begin(), list.end(), m) == list.end()) list.push_back(m);
+    }
+    std::vector<std::string> seen;
+    for (const auto& r : results) {
+        if (!is_t6(r)) continue;
+        const std::string key_s =
+            r["model"].get<std::string>() + "/" + r["weights"].get<std::string>() + "/" +
+            r["cache_type"].get<std::string>() + "/" + std::to_string(r["batch"].get<int>());
+        if (std::find(seen.begin(), seen.end(), key_s) != seen.end()) continue;
+        seen.push_back(key_s);
+        const auto mine = series(r["model"], r);
+        for (const auto& base : bases) {
+            const auto theirs = series(base, r);
+            std::vector<std::pair<long, bool>> faster;  // contexts both measured
+            for (const auto& [ctx, ms] : mine)
+                for (const auto& [ctx2, ms2] : theirs)
+                    if (ctx == ctx2) faster.emplace_back(ctx, ms < ms2);
+            if (faster.empty()) continue;
+            nlohmann::json from = nullptr;
+            for (size_t i = faster.size(); i-- > 0 && faster[i].second;) from = faster[i].first;
+            if (table.empty()) std::printf("crossover (T6 faster from this context on):\n");
+            std::printf("  %-16s vs %-16s weights %-4s cache %-4s batch %3d: %s\n",
+                        r["model"].get<std::string>().c_str(), base.c_str(),
+                        r["weights"].get<std::string>().c_str(),
+                        r["cache_type"].get<std::string>().c_str(), r["batch"].get<int>(),
+                        from.is_null() ? "never (in the listed contexts)"
+                                       : std::to_string(from.get<long>()).c_str());
+            table.push_back({{"t6_model", r["model"]},
+                             {"baseline_model", base},
+                             {"weights", r["weights"]},
+                             {"cache_type", r["cache_type"]},
+                             {"batch", r["batch"]},
+                             {"crossover_context", from}});
+        }
+    }
+    return table;
+}
+
 }  // namespace
 
 int cmd_bench_decode(int argc, char** argv) {
@@ -95,7 +156,7 @@ int cmd_bench_decode(int argc, char** argv) {
                 "Decode tokens/s per attention kind at equal parameter count, for each context "
                 "length and batch size, with bytes and FLOPs per step and the achieved fraction "
                 "of the roofline floor max(bytes/bandwidth, FLOPs/GEMM rate).");
-    p.option("presets", "LIST", "comma-separated presets",
+    p.option("presets", "LIST", "comma-separated presets, config files or checkpoints",
              "small-mha,small-mqa,small-gqa,small-mla,small-t6,small-t6-kvonly,tiny-mha,tiny-t6");
     p.option("contexts", "LIST", "cached tokens per sequence", "1024,4096,16384,65536");
     p.option("batches", "LIST", "sequences decoded together", "1,8");
@@ -103,10 +164,11 @@ int cmd_bench_decode(int argc, char** argv) {
     p.option("block-tokens", "N",
              "paged KV cache: tokens per cache block (0: one contiguous block per sequence)", "0");
     p.option("cache", "LIST", "cache element types, each f32 or bf16 (swept)", "f32");
-    p.option("weights", "LIST",
-             "weights of the linear layers, each f32, bf16, q8 or q4 (swept; q8/q4 bytes include "
-             "the block scales)",
-             "f32");
+    p.option(
+        "weights", "LIST",
+        "weights of the linear layers, each f32, bf16, q8, q4, q8a8 or q4a8 (q8 / q4 weights times "
+        "int8-quantized activations) (swept; quantized bytes include the block scales)",
+        "f32");
     p.option("mem-limit", "BYTES", "skip points whose cache exceeds this", "12GiB");
     p.option("bandwidth", "GB/s", "memory bandwidth for the roofline (baselines.md)", "54");
     p.option("peak-gflops", "G", "GEMM rate for the roofline (fp32, 2 threads)", "370");
@@ -142,7 +204,7 @@ int cmd_bench_decode(int argc, char** argv) {
     // Every preset is checked before any output, so a bad name fails with one line.
     std::vector<std::pair<std::string, ModelConfig>> models;
     for (const auto& name : split_list(p.get("presets")))
-        models.emplace_back(name, preset_config(name));
+        models.emplace_back(name, resolve_model_config(name));  // or a config / checkpoint
     const std::string kernel = gemm_kernel_name();
     const std::string simd = simd_summary();  // a bad T6_SIMD fails here, before any output
     MachineProbe probe;
@@ -248,6 +310,7 @@ int cmd_bench_decode(int argc, char** argv) {
                              {"fma_peak_now_gflops", fma_now / 1e9}});
                     }
     }
+    const nlohmann::json crossovers = crossover_table(results);
     if (p.has("json")) {
         nlohmann::json out = {{"benchmark", "decode"},
                               {"gemm_kernel", kernel},
@@ -261,7 +324,8 @@ int cmd_bench_decode(int argc, char** argv) {
                               {"gemm_gflops_start", peak_start / 1e9},
                               {"bandwidth_gb_per_s", bw / 1e9},
                               {"peak_gflops", peak / 1e9},
-                              {"results", results}};
+                              {"results", results},
+                              {"crossovers", crossovers}};
         add_simd_fields(out);
         std::printf("%s\n", out.dump().c_str());
     }

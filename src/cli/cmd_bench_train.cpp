@@ -1,7 +1,6 @@
 // t6 bench train: full training steps (forward, backward, gradient clipping, AdamW) on the
 // configurations of ../shared/baselines.md, reported as tokens/s, model-FLOPs utilisation against
 // a stated GEMM rate, and the ratio to the official PyTorch code's full-step figure.
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +16,7 @@
 #include "cli/machine_probe.h"
 #include "cli/model_arg.h"
 #include "core/error.h"
+#include "core/sysinfo.h"
 #include "core/threads.h"
 #include "kernels/gemm.h"
 #include "model/config.h"
@@ -37,12 +37,6 @@ const PeerFigure kTrainPeers[] = {{"tiny-t6", 8, 256, 359.0},
                                   {"tiny-mha", 8, 256, 417.0},
                                   {"small-t6", 4, 256, 79.9},
                                   {"small-mha", 4, 256, 106.7}};
-
-double peak_rss_bytes() {
-    struct rusage ru {};
-    getrusage(RUSAGE_SELF, &ru);
-    return double(ru.ru_maxrss) * 1024.0;  // Linux reports KiB
-}
 
 nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, MatmulPrecision precision,
                          int B, int T, int warmup, int steps, double peak_gflops) {

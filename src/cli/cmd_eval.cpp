@@ -27,10 +27,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 // Progress on stderr, at most once a second: done/total units, rate, ETA.
 class Progress {
   public:
@@ -57,19 +53,6 @@ class Progress {
     double last_ = 0;
 };
 
-std::vector<std::string> split_commas(const std::string& s) {
-    std::vector<std::string> out;
-    size_t p = 0;
-    while (p <= s.size()) {
-        size_t c = s.find(',', p);
-        std::string part = s.substr(p, c == std::string::npos ? std::string::npos : c - p);
-        if (!part.empty()) out.push_back(part);
-        if (c == std::string::npos) break;
-        p = c + 1;
-    }
-    return out;
-}
-
 // Every value of a repeatable option (ArgParser keeps the last), comma lists split.
 std::vector<std::string> all_values(int argc, char** argv, const std::string& name) {
     std::vector<std::string> out;
@@ -82,7 +65,7 @@ std::vector<std::string> all_values(int argc, char** argv, const std::string& na
             v = a.substr(prefix.size());
         else
             continue;
-        for (auto& x : split_commas(v)) out.push_back(x);
+        for (auto& x : split_list(v)) out.push_back(x);
     }
     return out;
 }

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/sysinfo.h"
 #include "core/threads.h"
+#include "core/timing.h"
 #include "infer/decoder.h"
 #include "infer/sampler.h"
 #include "model/checkpoint.h"
@@ -22,13 +23,7 @@
 
 namespace t6::cli {
 
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 int cmd_generate(int argc, char** argv) {
     ArgParser p("generate", "--model CHECKPOINT [--prompt TEXT] [options]",

@@ -4,6 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "core/strings.h"
+#include "core/timing.h"
+
 namespace t6::cli {
 
 std::string with_commas(long long v);   // 16007168 -> "16,007,168"
@@ -13,11 +16,7 @@ std::string fixed(double v, int decimals);
 // "2GiB", "512MiB", "1e9", "64KB" -> bytes; a one-line error naming `what` otherwise.
 double parse_bytes(const std::string& s, const std::string& what);
 
-// "a,b,,c" -> {"a", "b", "c"} (empty items dropped).
-std::vector<std::string> split_list(const std::string& s);
-
-// Median of timings (mean of the middle two for an even count); v must not be empty.
-double median(std::vector<double> v);
+// split_list (core/strings.h) and median (core/timing.h) are t6's, found from t6::cli.
 
 // A peer's measured throughput for one benchmark configuration (../shared/baselines.md).
 struct PeerFigure {

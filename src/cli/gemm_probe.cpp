@@ -30,14 +30,11 @@ double measure_gemm_gflops(MatmulPrecision precision, int reps) {
 
 std::vector<MatmulPrecision> parse_precision_list(const std::string& s, const std::string& where) {
     std::vector<MatmulPrecision> out;
-    size_t start = 0;
-    while (start <= s.size()) {
-        const size_t comma = std::min(s.find(',', start), s.size());
-        const MatmulPrecision p = parse_matmul_precision(s.substr(start, comma - start), where);
+    for (const std::string& item : split_list(s)) {
+        const MatmulPrecision p = parse_matmul_precision(item, where);
         bool seen = false;
         for (MatmulPrecision q : out) seen |= q == p;
         if (!seen) out.push_back(p);
-        start = comma + 1;
     }
     return out;
 }

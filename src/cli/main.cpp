@@ -23,6 +23,7 @@ const Command kCommands[] = {
     {"generate", t6::cli::cmd_generate, "generate text with the KV cache (FlashTPA for T6)"},
     {"kv", t6::cli::cmd_kv, "KV cache per token and the longest context a budget holds"},
     {"quantize", t6::cli::cmd_quantize, "q8/q4 blockwise-quantized copy of a checkpoint"},
+    {"import", t6::cli::cmd_import, "Hugging Face LLaMA-layout model folder -> t6 checkpoint"},
     {"demo", t6::cli::cmd_demo, "presets and a timed forward+backward pass (no data needed)"},
     {"prepare", t6::cli::cmd_prepare, "text/JSONL -> tokenized train/val files + meta.json"},
     {"tokenize", t6::cli::cmd_tokenize, "text -> token ids, ids -> text; --bench speed"},

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "core/strings.h"
 #include "model/checkpoint.h"
 
 namespace t6::cli {
@@ -51,16 +52,8 @@ text::DocReaderOptions input_options(const ArgParser& p) {
 
 std::vector<std::string> input_paths(const ArgParser& p) {
     std::vector<std::string> v = p.positionals();
-    if (p.has("input")) {
-        std::string s = p.get("input");
-        size_t pos = 0;
-        while (pos <= s.size()) {
-            size_t c = s.find(',', pos);
-            if (c == std::string::npos) c = s.size();
-            if (c > pos) v.push_back(s.substr(pos, c - pos));
-            pos = c + 1;
-        }
-    }
+    if (p.has("input"))
+        for (auto& s : split_list(p.get("input"))) v.push_back(std::move(s));
     return v;
 }
 

@@ -7,11 +7,13 @@
 #include "infer/cache_attention.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
+#include "kernels/int8_linear.h"
 #include "kernels/linear_bf16.h"
 #include "kernels/quant.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/swiglu.h"
 #include "model/attention_core.h"
+#include "model/model_rope.h"
 
 namespace t6 {
 
@@ -25,6 +27,10 @@ const char* weight_type_name(WeightType t) {
             return "q8";
         case WeightType::q4:
             return "q4";
+        case WeightType::q8a8:
+            return "q8a8";
+        case WeightType::q4a8:
+            return "q4a8";
     }
     return "?";
 }
@@ -34,14 +40,17 @@ WeightType parse_weight_type(const std::string& s) {
     if (s == "bf16") return WeightType::bf16;
     if (s == "q8") return WeightType::q8;
     if (s == "q4") return WeightType::q4;
-    fail("unknown weight type '", s, "' (expected f32, bf16, q8 or q4)");
+    if (s == "q8a8") return WeightType::q8a8;
+    if (s == "q4a8") return WeightType::q4a8;
+    fail("unknown weight type '", s, "' (expected f32, bf16, q8, q4, q8a8 or q4a8)");
 }
 
 bool is_quantized(WeightType t) {
-    return t == WeightType::q8 || t == WeightType::q4;
+    return t == WeightType::q8 || t == WeightType::q4 || t == WeightType::q8a8 ||
+           t == WeightType::q4a8;
 }
 QuantScheme quant_scheme_of(WeightType t) {
-    return t == WeightType::q4 ? QuantScheme::q4 : QuantScheme::q8;
+    return t == WeightType::q4 || t == WeightType::q4a8 ? QuantScheme::q4 : QuantScheme::q8;
 }
 WeightType weight_type_of(QuantScheme s) {
     return s == QuantScheme::q4 ? WeightType::q4 : WeightType::q8;
@@ -52,7 +61,7 @@ Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
     : model_(model),
       cfg_(model.config()),
       wtype_(weights),
-      rope_(make_rope_tables(max_seq, model.config().rope_dim(), model.config().rope_theta)),
+      rope_(model_rope_tables(model.config(), max_seq)),
       cache_(model.config(), max_slots, max_seq, type, paging) {
     const ParameterLayout& L = model.layout();
     if (wtype_ == WeightType::bf16) {
@@ -70,7 +79,7 @@ Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
       cfg_(model.config()),
       wtype_(weight_type_of(quantized->scheme)),
       wq_(std::move(quantized)),
-      rope_(make_rope_tables(max_seq, model.config().rope_dim(), model.config().rope_theta)),
+      rope_(model_rope_tables(model.config(), max_seq)),
       cache_(model.config(), max_slots, max_seq, type, paging) {
     init_layers();
 }
@@ -85,7 +94,17 @@ void Decoder::init_layers() {
                        L.at(pre + "attn.c_proj.weight").offset,
                        L.at(pre + "mlp.c_fc1.weight").offset, L.at(pre + "mlp.c_fc2.weight").offset,
                        L.at(pre + "mlp.c_proj.weight").offset});
+        // HF-layout options (norm gains, q/k/v biases): read as float32 from the model.
+        if (cfg_.norm_weights) {
+            lw_.back().ln1 = model_.params() + L.at(pre + "ln_1.weight").offset;
+            lw_.back().ln2 = model_.params() + L.at(pre + "ln_2.weight").offset;
+        }
+        if (cfg_.qkv_bias)
+            lw_.back().bias =
+                model_.params() + L.at(pre + "attn." + projections[0].name + ".bias").offset;
     }
+    if (cfg_.norm_weights) lnf_ = model_.params() + L.at(kFinalNormName).offset;
+    head_ = cfg_.tied_embeddings ? wte_ : L.at(kLmHeadName).offset;
     if (wq_) {
         const std::vector<QuantTarget> expect = quant_targets(cfg_, L);
         if (wq_->targets.size() != expect.size() || wq_->mats.size() != expect.size())
@@ -161,7 +180,10 @@ void Decoder::linear(float* out, const float* in, size_t off, int n, int C, int 
     if (wq_) {
         const int i = wq_->find(off);
         if (i < 0) fail("internal: no quantized matrix at parameter offset ", off);
-        linear_quant(out, in, wq_->mats[i], n, beta);
+        if (wtype_ == WeightType::q8a8 || wtype_ == WeightType::q4a8)
+            linear_a8(out, in, wq_->mats[i], n, beta);
+        else
+            linear_quant(out, in, wq_->mats[i], n, beta);
     } else if (wtype_ == WeightType::bf16)
         linear_bf16(out, in, wbf16_.data() + off, n, C, OC, beta);
     else if (n <= kFewRows)  // decoding steps: stream the weights once
@@ -198,12 +220,15 @@ void Decoder::run(const int32_t* tokens, int n, const int* slots, const int* pos
     const NewTokens nt{n, chunk, slots, pos};
     for (int l = 0; l < cfg_.n_layer; l++) {
         const LayerOffsets& w = lw_[l];
-        rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), nullptr, n, C, cfg_.norm_eps);
+        rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), w.ln1, n, C, cfg_.norm_eps);
         linear(proj_.data(), ln_.data(), w.qkv, n, C, P, 0.0f);
+        if (w.bias)
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < P; j++) proj_[size_t(i) * P + j] += w.bias[j];
         const LayerParamRef lp{&model_.layout(), l, W, nullptr};  // MLA reads its core weights
         cache_attention(cfg_, cache_, l, lp, rope_, proj_.data(), nt, y_.data(), scratch_);
         linear(x_.data(), y_.data(), w.c_proj, n, Y, C, 1.0f);
-        rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), nullptr, n, C, cfg_.norm_eps);
+        rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), w.ln2, n, C, cfg_.norm_eps);
         linear(a_.data(), ln_.data(), w.fc1, n, C, F, 0.0f);
         linear(b_.data(), ln_.data(), w.fc2, n, C, F, 0.0f);
         swiglu_forward(h_.data(), a_.data(), b_.data(), size_t(n) * F);
@@ -211,11 +236,11 @@ void Decoder::run(const int32_t* tokens, int n, const int* slots, const int* pos
     }
     for (int i = 0; i < n; i++) cache_.set_length(slots[i], pos[i] + 1);
     if (!logits) return;
-    // Final norm and the tied lm_head, for every row or only the last one.
+    // Final norm and the lm_head (tied: head_ = wte_), for every row or only the last one.
     const int first = all_logits ? 0 : n - 1, rows = n - first;
-    rmsnorm_forward(ln_.data(), rstd.data(), x_.data() + size_t(first) * C, nullptr, rows, C,
+    rmsnorm_forward(ln_.data(), rstd.data(), x_.data() + size_t(first) * C, lnf_, rows, C,
                     cfg_.norm_eps);
-    linear(logits, ln_.data(), wte_, rows, C, V, 0.0f);
+    linear(logits, ln_.data(), head_, rows, C, V, 0.0f);
 }
 
 }  // namespace t6

@@ -21,9 +21,12 @@
 
 namespace t6 {
 
-enum class WeightType { f32, bf16, q8, q4 };
+// q8a8 / q4a8: the q8 / q4 weights times activations quantized on the fly to int8 per block of
+// 32 (kernels/int8_linear.h).
+enum class WeightType { f32, bf16, q8, q4, q8a8, q4a8 };
 const char* weight_type_name(WeightType t);
-WeightType parse_weight_type(const std::string& s);  // "f32" | "bf16" | "q8" | "q4"
+WeightType parse_weight_type(
+    const std::string& s);  // "f32" | "bf16" | "q8" | "q4" | "q8a8" | "q4a8"
 bool is_quantized(WeightType t);
 QuantScheme quant_scheme_of(WeightType t);  // q8 or q4 (t must be quantized)
 WeightType weight_type_of(QuantScheme s);
@@ -67,6 +70,7 @@ class Decoder {
     void linear(float* out, const float* in, size_t off, int n, int C, int OC, float beta);
     struct LayerOffsets {
         size_t qkv, c_proj, fc1, fc2, mlp_proj;
+        const float *ln1 = nullptr, *ln2 = nullptr, *bias = nullptr;  // HF-layout options
     };
     const Model& model_;
     ModelConfig cfg_;
@@ -76,7 +80,8 @@ class Decoder {
     std::shared_ptr<const QuantizedWeights> wq_;  // WeightType::q8 / q4
     int wq_wte_ = -1;
     std::vector<LayerOffsets> lw_;
-    size_t wte_ = 0;
+    size_t wte_ = 0, head_ = 0;   // head_: the lm_head matrix (wte_ when tied)
+    const float* lnf_ = nullptr;  // final norm gain (HF layout)
     RopeTables rope_;
     KVCache cache_;
     // Work buffers, grown to the largest batch seen.

@@ -50,17 +50,6 @@ namespace {
 // Matrices below this many weights are (de)quantized on one thread (a parallel region costs more).
 constexpr size_t kParallelWeights = size_t(1) << 18;
 
-void quantize_block_q8(const float* w, int n, uint8_t* q, float* d) {
-    float amax = 0.0f;
-    for (int i = 0; i < n; i++) amax = std::max(amax, std::fabs(w[i]));
-    *d = amax / 127.0f;
-    for (int i = 0; i < kQuantBlock; i++) {
-        int v = 0;
-        if (i<n&& * d> 0.0f) v = int(std::clamp(std::round(w[i] / *d), -127.0f, 127.0f));
-        q[i] = uint8_t(int8_t(v));
-    }
-}
-
 void quantize_block_q4(const float* w, int n, uint8_t* q, float* d, float* m) {
     float lo = w[0], hi = w[0];
     for (int i = 1; i < n; i++) {
@@ -77,6 +66,17 @@ void quantize_block_q4(const float* w, int n, uint8_t* q, float* d, float* m) {
 }
 
 }  // namespace
+
+void quantize_block_q8(const float* w, int n, uint8_t* q, float* d) {
+    float amax = 0.0f;
+    for (int i = 0; i < n; i++) amax = std::max(amax, std::fabs(w[i]));
+    *d = amax / 127.0f;
+    for (int i = 0; i < kQuantBlock; i++) {
+        int v = 0;
+        if (i<n&& * d> 0.0f) v = int(std::clamp(std::round(w[i] / *d), -127.0f, 127.0f));
+        q[i] = uint8_t(int8_t(v));
+    }
+}
 
 void quantize_matrix(QuantMatrix& m, const float* W, int rows, int cols, QuantScheme s) {
     if (rows <= 0 || cols <= 0) fail("cannot quantize an empty matrix (", rows, " x ", cols, ")");

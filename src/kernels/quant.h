@@ -45,6 +45,8 @@ struct QuantMatrix {
 // Quantizes W[rows, cols] (round to nearest, ties away from zero; an all-zero block gets scale 0;
 // a non-finite weight is a one-line error).
 void quantize_matrix(QuantMatrix& m, const float* W, int rows, int cols, QuantScheme s);
+// One q8 block: n <= 32 numbers w into 32 codes (zeros past n) and the scale d (the scheme above).
+void quantize_block_q8(const float* w, int n, uint8_t* q, float* d);
 // The dequantized weights w' of one row (cols floats), or of the whole matrix.
 void dequantize_row(const QuantMatrix& m, int row, float* out);
 void dequantize_matrix(const QuantMatrix& m, float* W);

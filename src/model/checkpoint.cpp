@@ -25,9 +25,13 @@ void save_weights(const std::string& path, const Model& model,
         tensors.push_back({s.name, DType::F32, s.shape, model.params() + s.offset});
     std::map<std::string, std::string> meta = extra_metadata;
     meta["format"] = "t6";
-    meta["format_version"] = std::to_string(kCheckpointFormatVersion);
+    // Version 1 unless the config uses an HF-layout option (version 2), so checkpoints of the
+    // official model kinds stay readable by older t6 builds.
+    meta["format_version"] =
+        model.config().uses_hf_features() ? std::to_string(kCheckpointFormatVersion) : "1";
     meta["config"] = model.config().to_json().dump();
-    meta["tied"] = std::string(kEmbeddingName) + "," + kTiedAlias;
+    if (model.config().tied_embeddings)
+        meta["tied"] = std::string(kEmbeddingName) + "," + kTiedAlias;
     write_safetensors(path, tensors, meta);
 }
 
@@ -140,8 +144,9 @@ void load_weights(Model& model, const std::string& path, bool verify) {
     SafeTensorsReader r(path);
     check_format_version(r);
     const ParameterLayout& L = model.layout();
+    const bool tied = model.config().tied_embeddings;  // else lm_head.weight is a parameter
     for (const auto& t : r.tensors()) {
-        if (t.name == kTiedAlias) continue;
+        if (tied && t.name == kTiedAlias) continue;
         if (!L.find(t.name))
             fail(path, ": tensor '", t.name, "' is not a parameter of this model (",
                  model.config().describe(), ")");
@@ -150,7 +155,7 @@ void load_weights(Model& model, const std::string& path, bool verify) {
         if (!r.has(s.name)) fail(path, ": missing tensor '", s.name, "'");
         r.read_f32(s.name, model.params() + s.offset, s.shape);
     }
-    if (r.has(kTiedAlias)) {
+    if (tied && r.has(kTiedAlias)) {
         const ParamSpec& wte = L.at(kEmbeddingName);
         std::vector<float> head = r.read_f32(kTiedAlias);
         if (r.info(kTiedAlias).shape != wte.shape ||

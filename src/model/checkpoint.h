@@ -1,7 +1,7 @@
 // Model files. A t6 checkpoint is one safetensors file whose tensors carry the official
 // parameter names (the tied lm_head.weight is stored once, as transformer.wte.weight) and whose
 // header metadata holds:
-//   "format": "t6",  "format_version": "1",  "config": <model config JSON>
+//   "format": "t6",  "format_version": "1" (or "2", below),  "config": <model config JSON>
 // plus whatever the writer adds (training state lives in other files of a checkpoint folder).
 // An official state_dict saved as safetensors (both tied names, no t6 metadata) loads too, with
 // its config.json beside it.
@@ -15,7 +15,9 @@
 
 namespace t6 {
 
-inline constexpr int kCheckpointFormatVersion = 1;
+// Version 2 adds the HF-layout options of ModelConfig (norm gains, untied lm_head, q/k/v biases,
+// HF RoPE); save_weights writes 1 for configs that use none of them.
+inline constexpr int kCheckpointFormatVersion = 2;
 
 // Writes the model's weights atomically to `path` (a .safetensors file).
 void save_weights(const std::string& path, const Model& model,

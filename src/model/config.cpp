@@ -50,6 +50,10 @@ int ModelConfig::hidden_dim() const {
     return mlp_hidden > 0 ? mlp_hidden : int(std::floor(8.0 / 3.0 * double(n_embd)));
 }
 
+bool ModelConfig::uses_hf_features() const {
+    return norm_weights || !tied_embeddings || qkv_bias || rope_hf || !rope_scaling.empty();
+}
+
 int ModelConfig::kv_heads() const {
     switch (attention) {
         case AttentionKind::mha:
@@ -89,6 +93,18 @@ void ModelConfig::validate(const std::string& where) const {
              " must be even (head_dim or qk_rope_head_dim)");
     if (!(rope_theta > 0)) fail(where, ": rope_theta must be positive");
     if (!(norm_eps > 0)) fail(where, ": norm_eps must be positive");
+    if (!rope_scaling.empty() && rope_scaling != "linear" && rope_scaling != "llama3")
+        fail(where, ": rope_scaling '", rope_scaling, "' is not one of linear, llama3");
+    if (!(rope_factor > 0)) fail(where, ": rope_factor must be positive");
+    if (rope_scaling == "llama3" &&
+        (!(rope_low_freq_factor > 0) || !(rope_high_freq_factor > rope_low_freq_factor) ||
+         rope_original_max_positions <= 0))
+        fail(where,
+             ": llama3 rope scaling needs 0 < rope_low_freq_factor < rope_high_freq_factor and a "
+             "positive rope_original_max_positions");
+    if (qkv_bias && attention != AttentionKind::mha && attention != AttentionKind::mqa &&
+        attention != AttentionKind::gqa)
+        fail(where, ": qkv_bias is supported for mha, mqa and gqa only");
     switch (attention) {
         case AttentionKind::gqa:
             positive("n_kv_head", n_kv_head, 4096);
@@ -128,6 +144,21 @@ json ModelConfig::to_json() const {
               {"rope_theta", rope_theta},
               {"norm_eps", norm_eps}};
     if (attention == AttentionKind::gqa) j["n_kv_head"] = n_kv_head;
+    if (uses_hf_features()) {  // only then: official configs keep their version-1 JSON
+        j["norm_weights"] = norm_weights;
+        j["tied_embeddings"] = tied_embeddings;
+        j["qkv_bias"] = qkv_bias;
+        j["rope_hf"] = rope_hf;
+        if (!rope_scaling.empty()) {
+            j["rope_scaling"] = rope_scaling;
+            j["rope_factor"] = rope_factor;
+            if (rope_scaling == "llama3") {
+                j["rope_low_freq_factor"] = rope_low_freq_factor;
+                j["rope_high_freq_factor"] = rope_high_freq_factor;
+                j["rope_original_max_positions"] = rope_original_max_positions;
+            }
+        }
+    }
     if (attention == AttentionKind::tpa) j["q_rank"] = q_rank;
     if (is_tpa()) {
         j["k_rank"] = k_rank;
@@ -173,21 +204,23 @@ float get_float(const json& v, const std::string& where, const std::string& key)
 
 // Sets one t6 key. Returns false if the key is unknown.
 bool set_key(ModelConfig& c, const std::string& key, const json& v, const std::string& where) {
-    std::map<std::string, int*> ints = {{"vocab_size", &c.vocab_size},
-                                        {"n_layer", &c.n_layer},
-                                        {"n_embd", &c.n_embd},
-                                        {"n_head", &c.n_head},
-                                        {"head_dim", &c.head_dim},
-                                        {"n_kv_head", &c.n_kv_head},
-                                        {"q_rank", &c.q_rank},
-                                        {"k_rank", &c.k_rank},
-                                        {"v_rank", &c.v_rank},
-                                        {"q_lora_rank", &c.q_lora_rank},
-                                        {"kv_lora_rank", &c.kv_lora_rank},
-                                        {"qk_rope_head_dim", &c.qk_rope_head_dim},
-                                        {"v_head_dim", &c.v_head_dim},
-                                        {"block_size", &c.block_size},
-                                        {"mlp_hidden", &c.mlp_hidden}};
+    std::map<std::string, int*> ints = {
+        {"vocab_size", &c.vocab_size},
+        {"n_layer", &c.n_layer},
+        {"n_embd", &c.n_embd},
+        {"n_head", &c.n_head},
+        {"head_dim", &c.head_dim},
+        {"n_kv_head", &c.n_kv_head},
+        {"q_rank", &c.q_rank},
+        {"k_rank", &c.k_rank},
+        {"v_rank", &c.v_rank},
+        {"q_lora_rank", &c.q_lora_rank},
+        {"kv_lora_rank", &c.kv_lora_rank},
+        {"qk_rope_head_dim", &c.qk_rope_head_dim},
+        {"v_head_dim", &c.v_head_dim},
+        {"block_size", &c.block_size},
+        {"mlp_hidden", &c.mlp_hidden},
+        {"rope_original_max_positions", &c.rope_original_max_positions}};
     if (auto it = ints.find(key); it != ints.end()) {
         *it->second = get_int(v, where, key);
         return true;
@@ -200,8 +233,26 @@ bool set_key(ModelConfig& c, const std::string& key, const json& v, const std::s
         c.rope_theta = get_float(v, where, key);
         return true;
     }
-    if (key == "norm_eps") {
-        c.norm_eps = get_float(v, where, key);
+    std::map<std::string, float*> floats = {{"norm_eps", &c.norm_eps},
+                                            {"rope_factor", &c.rope_factor},
+                                            {"rope_low_freq_factor", &c.rope_low_freq_factor},
+                                            {"rope_high_freq_factor", &c.rope_high_freq_factor}};
+    if (auto it = floats.find(key); it != floats.end()) {
+        *it->second = get_float(v, where, key);
+        return true;
+    }
+    std::map<std::string, bool*> bools = {{"norm_weights", &c.norm_weights},
+                                          {"tied_embeddings", &c.tied_embeddings},
+                                          {"qkv_bias", &c.qkv_bias},
+                                          {"rope_hf", &c.rope_hf}};
+    if (auto it = bools.find(key); it != bools.end()) {
+        if (!v.is_boolean()) fail(where, ": ", key, " must be true or false, got ", v.dump());
+        *it->second = v.get<bool>();
+        return true;
+    }
+    if (key == "rope_scaling") {
+        if (!v.is_string()) fail(where, ": rope_scaling must be a string, got ", v.dump());
+        c.rope_scaling = v.get<std::string>();
         return true;
     }
     if (key == "attention") {

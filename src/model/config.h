@@ -34,12 +34,25 @@ struct ModelConfig {
     float rope_theta = 10000.0f;
     float norm_eps = 1.1920928955078125e-07f;  // official weightless F.rms_norm: finfo(f32).eps
 
+    // Options of Hugging Face LLaMA-layout models (t6 import hf, docs/hf-import.md). The defaults
+    // are the official T6 models' choices; a config that keeps them all is format version 1.
+    bool norm_weights = false;    // RMSNorm gains ln_1, ln_2 (per layer) and ln_f (HF: true)
+    bool tied_embeddings = true;  // lm_head = wte; false: a separate lm_head.weight (V, C)
+    bool qkv_bias = false;        // biases on c_q, c_k, c_v (Qwen2); mha/mqa/gqa only
+    bool rope_hf = false;         // RoPE as HF's rotate_half, float32 tables (docs/hf-import.md)
+    std::string rope_scaling;     // "" (none), "linear" or "llama3" (HF rope_scaling.rope_type)
+    float rope_factor = 1.0f;     // linear / llama3: factor
+    float rope_low_freq_factor = 1.0f;       // llama3
+    float rope_high_freq_factor = 4.0f;      // llama3
+    int rope_original_max_positions = 8192;  // llama3: original_max_position_embeddings
+
     // Derived sizes.
-    int hidden_dim() const;   // MLP hidden width
-    int kv_heads() const;     // KV heads of mha/mqa/gqa (n_head for mha)
-    int qk_head_dim() const;  // q/k width per head in attention (MLA: head_dim + rope dim)
-    int v_dim() const;        // v width per head (MLA: v_head_dim)
-    int rope_dim() const;     // rotated width (MLA: qk_rope_head_dim)
+    int hidden_dim() const;         // MLP hidden width
+    int kv_heads() const;           // KV heads of mha/mqa/gqa (n_head for mha)
+    int qk_head_dim() const;        // q/k width per head in attention (MLA: head_dim + rope dim)
+    int v_dim() const;              // v width per head (MLA: v_head_dim)
+    int rope_dim() const;           // rotated width (MLA: qk_rope_head_dim)
+    bool uses_hf_features() const;  // any option above away from its default (format version 2)
     bool is_tpa() const {
         return attention == AttentionKind::tpa || attention == AttentionKind::tpa_kvonly;
     }

@@ -14,8 +14,32 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/swiglu.h"
 #include "model/attention_core.h"
+#include "model/model_rope.h"
 
 namespace t6 {
+
+namespace {
+
+// x[n, :] += bias for every row (the q/k/v biases of HF-layout models, before RoPE).
+void add_row_bias(float* x, const float* bias, int N, int P) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float* row = x + size_t(n) * P;
+        for (int j = 0; j < P; j++) row[j] += bias[j];
+    }
+}
+
+// g[j] += sum_n d[n, j] (their gradient), in row order for every column.
+void add_column_sums(float* g, const float* d, int N, int P) {
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < P; j++) {
+        float s = 0.0f;
+        for (int n = 0; n < N; n++) s += d[size_t(n) * P + j];
+        g[j] += s;
+    }
+}
+
+}  // namespace
 
 Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
     cfg_.validate("model config");
@@ -23,7 +47,7 @@ Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
     params_.resize(layout_.total);
     // grads_ is allocated by the first backward pass or grads() call: a model used only for
     // inference (generation, evaluation, serving) never holds a gradient buffer.
-    rope_ = make_rope_tables(cfg_.block_size, cfg_.rope_dim(), cfg_.rope_theta);
+    rope_ = model_rope_tables(cfg_, cfg_.block_size);
     const auto projections = attention_projections(cfg_);
     for (int i = 0; i < cfg_.n_layer; i++) {
         std::string pre = cat("transformer.h.", i, ".");
@@ -33,8 +57,17 @@ Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
         w.fc1 = layout_.at(pre + "mlp.c_fc1.weight").offset;
         w.fc2 = layout_.at(pre + "mlp.c_fc2.weight").offset;
         w.mlp_proj = layout_.at(pre + "mlp.c_proj.weight").offset;
+        if (cfg_.norm_weights) {
+            w.ln1 = layout_.at(pre + "ln_1.weight").offset;
+            w.ln2 = layout_.at(pre + "ln_2.weight").offset;
+        }
+        if (cfg_.qkv_bias)
+            w.bias = layout_.at(pre + "attn." + projections[0].name + ".bias").offset;
         lw_.push_back(w);
     }
+    if (cfg_.norm_weights) lnf_ = layout_.at(kFinalNormName).offset;
+    head_ =
+        cfg_.tied_embeddings ? layout_.at(kEmbeddingName).offset : layout_.at(kLmHeadName).offset;
     build_grad_buckets();
 }
 
@@ -80,10 +113,13 @@ std::vector<std::pair<size_t, size_t>> Model::grad_buckets() const {
 void Model::set_defer_embedding_backward(bool on) {
     // Only the tied embedding may lie outside the layers' buckets: it alone then waits for the
     // embedding backward, and the lm_head has written the rest of its gradient before layer
-    // n_layer-1's backward starts.
+    // n_layer-1's backward starts. (HF layout: the final norm gain and an untied lm_head, after
+    // the layers, are final by then too.)
     const size_t wte = layout_.specs[0].numel;
-    T6_CHECK(!on || (layer_bucket_.size() == size_t(cfg_.n_layer) && tail_buckets_.size() == 1 &&
-                     tail_buckets_[0].first == 0 && tail_buckets_[0].second == wte),
+    const size_t tail_max = cfg_.norm_weights || !cfg_.tied_embeddings ? 2 : 1;
+    T6_CHECK(!on || (layer_bucket_.size() == size_t(cfg_.n_layer) && !tail_buckets_.empty() &&
+                     tail_buckets_.size() <= tail_max && tail_buckets_[0].first == 0 &&
+                     tail_buckets_[0].second == wte),
              "deferred embedding backward needs per-layer buckets");
     defer_embedding_ = on;
 }
@@ -102,7 +138,9 @@ void Model::init_weights(uint64_t seed) {
             size_t k = std::strlen(suffix);
             return n.size() >= k && n.compare(n.size() - k, k, suffix) == 0;
         };
-        if (ends_with("c_proj.weight")) {
+        if (ends_with(".bias")) {
+            std::fill(p, p + s.numel, 0.0f);  // nn.Linear biases of HF-layout models: zero
+        } else if (ends_with("c_proj.weight")) {
             std::fill(p, p + s.numel,
                       0.0f);  // zero-initialised output projections (docs/numerics.md §12)
         } else if (s.shape.size() == 1) {
@@ -176,7 +214,7 @@ void Model::ensure_capacity(int B, int T) {
         a.h = take(N * F);
     }
     res_final_ = take(N * C);
-    lnf_ = take(N * C);
+    lnf_out_ = take(N * C);
     rstdf_ = take(N);
     logits_.resize(N * size_t(cfg_.vocab_size));
     const size_t SC = attention_scratch_per_token(cfg_);
@@ -224,8 +262,9 @@ void Model::run_forward(const int32_t* tokens, int B, int T) {
         float* res_out = l + 1 < cfg_.n_layer ? la_[l + 1].res : res_final_;
         {
             T6_PROFILE_SCOPE("fwd.attn.norm+qkv_gemm");
-            rmsnorm_forward(a.ln1, a.rstd1, a.res, nullptr, N, C, eps);
+            rmsnorm_forward(a.ln1, a.rstd1, a.res, wp(w.ln1), N, C, eps);
             linear_forward(a.proj, a.ln1, W + w.qkv, N, C, P);  // all input projections, one GEMM
+            if (w.bias != kNone) add_row_bias(a.proj, W + w.bias, N, P);
         }
         {
             T6_PROFILE_SCOPE("fwd.attn.core");
@@ -240,7 +279,7 @@ void Model::run_forward(const int32_t* tokens, int B, int T) {
         }
         {
             T6_PROFILE_SCOPE("fwd.mlp.norm+fc_gemm");
-            rmsnorm_forward(a.ln2, a.rstd2, a.res_mid, nullptr, N, C, eps);
+            rmsnorm_forward(a.ln2, a.rstd2, a.res_mid, wp(w.ln2), N, C, eps);
             linear_forward(a.a, a.ln2, W + w.fc1, N, C, F);
             linear_forward(a.b, a.ln2, W + w.fc2, N, C, F);
         }
@@ -255,8 +294,8 @@ void Model::run_forward(const int32_t* tokens, int B, int T) {
         }
     }
     T6_PROFILE_SCOPE("fwd.lm_head");
-    rmsnorm_forward(lnf_, rstdf_, res_final_, nullptr, N, C, eps);
-    linear_forward(logits_.data(), lnf_, W + layout_.specs[0].offset, N, C, cfg_.vocab_size);
+    rmsnorm_forward(lnf_out_, rstdf_, res_final_, wp(lnf_), N, C, eps);
+    linear_forward(logits_.data(), lnf_out_, W + head_, N, C, cfg_.vocab_size);
 }
 
 float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T) {
@@ -295,22 +334,22 @@ void Model::run_backward(const int32_t* tokens, int B, int T) {
     const size_t NC = size_t(N) * C;
     {
         T6_PROFILE_SCOPE("bwd.lm_head");
-        // lm_head (tied): dlnf = dlogits @ wte, dwte += dlogits^T lnf.
+        // lm_head (tied: head_ = wte): dlnf = dlogits @ head, dhead += dlogits^T lnf.
         if (matmul_precision_ == MatmulPrecision::bf16) {
             // Round the (N,V) dlogits once instead of once per product.
             const size_t NV = size_t(N) * V;
             if (dlogits_bf16_.size() < NV) dlogits_bf16_.resize(NV);
             to_bf16(dlogits_bf16_.data(), logits_.data(), NV);
-            gemm_bf16_a(false, false, N, C, V, 1.0f, dlogits_bf16_.data(), V, W + wte, C, 0.0f,
+            gemm_bf16_a(false, false, N, C, V, 1.0f, dlogits_bf16_.data(), V, W + head_, C, 0.0f,
                         dln_, C);
-            gemm_bf16_a(true, false, V, C, N, 1.0f, dlogits_bf16_.data(), V, lnf_, C, 1.0f, G + wte,
-                        C);
+            gemm_bf16_a(true, false, V, C, N, 1.0f, dlogits_bf16_.data(), V, lnf_out_, C, 1.0f,
+                        G + head_, C);
         } else {
-            gemm(false, false, N, C, V, 1.0f, logits_.data(), V, W + wte, C, 0.0f, dln_, C);
-            gemm(true, false, V, C, N, 1.0f, logits_.data(), V, lnf_, C, 1.0f, G + wte, C);
+            gemm(false, false, N, C, V, 1.0f, logits_.data(), V, W + head_, C, 0.0f, dln_, C);
+            gemm(true, false, V, C, N, 1.0f, logits_.data(), V, lnf_out_, C, 1.0f, G + head_, C);
         }
         std::memset(dres_, 0, sizeof(float) * NC);
-        rmsnorm_backward(dres_, nullptr, dln_, res_final_, nullptr, rstdf_, N, C);
+        rmsnorm_backward(dres_, gp(lnf_), dln_, res_final_, wp(lnf_), rstdf_, N, C);
     }
     for (int l = cfg_.n_layer - 1; l >= 0; l--) {
         // Deferred embedding backward: the tied embedding's gradient (lm_head's part) is final.
@@ -333,7 +372,7 @@ void Model::run_backward(const int32_t* tokens, int B, int T) {
             gemm(false, false, N, C, F, 1.0f, da_, F, W + w.fc1, C, 0.0f, dln_, C);
             linear_backward(dln_, G + w.fc2, db_, a.ln2, W + w.fc2, N, C, F);
             linear_backward(nullptr, G + w.fc1, da_, a.ln2, W + w.fc1, N, C, F);
-            rmsnorm_backward(dres_, nullptr, dln_, a.res_mid, nullptr, a.rstd2, N, C);
+            rmsnorm_backward(dres_, gp(w.ln2), dln_, a.res_mid, wp(w.ln2), a.rstd2, N, C);
         }
         {
             T6_PROFILE_SCOPE("bwd.attn.c_proj");
@@ -345,12 +384,13 @@ void Model::run_backward(const int32_t* tokens, int B, int T) {
             T6_PROFILE_SCOPE("bwd.attn.core");
             attention_core_backward(cfg_, {&layout_, l, W, G}, rope_, a.proj, a.saved, a.y, a.lse,
                                     dy_, dproj_, dattn_scratch_, B, T);
+            if (w.bias != kNone) add_column_sums(G + w.bias, dproj_, N, P);
         }
         {
             T6_PROFILE_SCOPE("bwd.attn.qkv_gemm+norm");
             gemm(false, false, N, C, P, 1.0f, dproj_, P, W + w.qkv, C, 0.0f, dln_, C);
             gemm(true, false, P, C, N, 1.0f, dproj_, P, a.ln1, C, 1.0f, G + w.qkv, C);
-            rmsnorm_backward(dres_, nullptr, dln_, a.res, nullptr, a.rstd1, N, C);
+            rmsnorm_backward(dres_, gp(w.ln1), dln_, a.res, wp(w.ln1), a.rstd1, N, C);
         }
         // Layer l's gradients are final (data-parallel: its all-reduce may start).
         if (grad_ready_ && !layer_bucket_.empty())

@@ -2,8 +2,10 @@
 // llama-gqa.py): tied token embedding, n_layer pre-norm blocks
 //   x = x + c_proj(attention(rms_norm(x)));  x = x + mlp(rms_norm(x))
 // with weightless RMSNorm, SwiGLU MLP, RoPE inside attention, a final RMSNorm and the tied
-// lm_head. Float32 forward and backward over whole sequences (training, scoring).
-// Parameters, gradients and activations each live in one contiguous buffer.
+// lm_head. Hugging Face LLaMA-layout models (docs/hf-import.md) add RMSNorm gains, an untied
+// lm_head, q/k/v biases and HF's RoPE convention (ModelConfig options; off by default). Float32
+// forward and backward over whole sequences (training, scoring). Parameters, gradients and
+// activations each live in one contiguous buffer.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -86,8 +88,15 @@ class Model {
         float *res, *ln1, *rstd1, *proj, *saved, *y, *lse, *res_mid, *ln2, *rstd2, *a, *b, *h;
     };
     struct LayerWeights {
-        size_t qkv, c_proj, fc1, fc2, mlp_proj;  // offsets into params_/grads_
+        size_t qkv, c_proj, fc1, fc2, mlp_proj;         // offsets into params_/grads_
+        size_t ln1 = kNone, ln2 = kNone, bias = kNone;  // HF-layout options (kNone: absent)
     };
+    static constexpr size_t kNone = SIZE_MAX;
+    // Parameter / gradient pointer at an offset, nullptr for kNone.
+    const float* wp(size_t off) const { return off == kNone ? nullptr : params_.data() + off; }
+    float* gp(size_t off) { return off == kNone ? nullptr : grads_.data() + off; }
+    size_t lnf_ = kNone;  // final norm gain (norm_weights)
+    size_t head_ = 0;     // lm_head matrix: wte when tied, else lm_head.weight
     void ensure_capacity(int B, int T);
     void ensure_grads();
     void check_tokens(const int32_t* tokens, const int32_t* targets, int B, int T) const;
@@ -102,7 +111,7 @@ class Model {
     // Activations: per layer LayerActs, then the final residual, final norm and its rstd.
     FloatBuffer acts_;
     std::vector<LayerActs> la_;
-    float *res_final_ = nullptr, *lnf_ = nullptr, *rstdf_ = nullptr;
+    float *res_final_ = nullptr, *lnf_out_ = nullptr, *rstdf_ = nullptr;
     FloatBuffer logits_;
     MatmulPrecision matmul_precision_ = MatmulPrecision::f32;
     // bf16 copy of d(loss)/d(logits), rounded once for both lm_head backward products.

@@ -60,8 +60,12 @@ ParameterLayout build_parameter_layout(const ModelConfig& c) {
     add(kEmbeddingName, {c.vocab_size, C}, "embedding");
     for (int i = 0; i < c.n_layer; i++) {
         std::string pre = cat("transformer.h.", i, ".");
+        if (c.norm_weights) add(pre + "ln_1.weight", {C}, "norm");
         for (const auto& p : attention_projections(c))
             add(pre + "attn." + p.name + ".weight", {p.rows, C}, "attention");
+        if (c.qkv_bias)  // adjacent, in projection order: one vector added to the fused output
+            for (const auto& p : attention_projections(c))
+                add(pre + "attn." + p.name + ".bias", {p.rows}, "attention");
         if (c.attention == AttentionKind::mla) {
             const int64_t H = c.n_head;
             add(pre + "attn.q_a_layernorm.weight", {c.q_lora_rank}, "attention");
@@ -72,10 +76,13 @@ ParameterLayout build_parameter_layout(const ModelConfig& c) {
                 "attention");
         }
         add(pre + "attn.c_proj.weight", {C, int64_t(c.n_head) * c.v_dim()}, "attention");
+        if (c.norm_weights) add(pre + "ln_2.weight", {C}, "norm");
         add(pre + "mlp.c_fc1.weight", {F, C}, "mlp");
         add(pre + "mlp.c_fc2.weight", {F, C}, "mlp");
         add(pre + "mlp.c_proj.weight", {C, F}, "mlp");
     }
+    if (c.norm_weights) add(kFinalNormName, {C}, "norm");
+    if (!c.tied_embeddings) add(kLmHeadName, {c.vocab_size, C}, "embedding");
     return L;
 }
 

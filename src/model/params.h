@@ -40,5 +40,10 @@ ParameterLayout build_parameter_layout(const ModelConfig& c);
 // Name under which the official state_dict stores the tied output matrix (an alias of wte).
 inline const char* kTiedAlias = "lm_head.weight";
 inline const char* kEmbeddingName = "transformer.wte.weight";
+// Options of HF-layout models (ModelConfig::norm_weights / tied_embeddings): the final norm's gain
+// and the separate output matrix (same name as the tied alias, but a parameter of its own).
+// Per layer, "transformer.h.{i}.ln_1.weight" / "ln_2.weight" and "attn.c_q.bias" etc.
+inline const char* kFinalNormName = "transformer.ln_f.weight";
+inline const char* kLmHeadName = "lm_head.weight";
 
 }  // namespace t6

@@ -32,6 +32,7 @@ std::vector<QuantTarget> quant_targets(const ModelConfig& c, const ParameterLayo
         for (const char* m : {"attn.c_proj", "mlp.c_fc1", "mlp.c_fc2", "mlp.c_proj"})
             single(pre + m + ".weight");
     }
+    if (!c.tied_embeddings) single(kLmHeadName);  // HF layout: the untied output matrix
     return t;
 }
 

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/timing.h"
 #include "infer/decoder.h"
 #include "infer/kv_cache.h"
 #include "model/checkpoint.h"
@@ -26,10 +27,6 @@ namespace t6::study {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 // The plan's identity: what must not change between the sessions of one study.
 json plan_identity(const StudyPlan& p) {
@@ -187,10 +184,7 @@ double measure_decode_tokens_per_s(const Model& model, int context, int steps) {
         if (i > 0) secs.push_back(seconds_since(t0));
         tok = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
     }
-    std::sort(secs.begin(), secs.end());
-    const size_t n = secs.size();
-    const double med = n % 2 ? secs[n / 2] : 0.5 * (secs[n / 2 - 1] + secs[n / 2]);
-    return 1.0 / std::max(med, 1e-12);
+    return 1.0 / std::max(median(secs), 1e-12);
 }
 
 KindSummary summarize_kind(const StudyPlan& plan, const std::string& kind) {

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "text/hf_tokenizer.h"
 #include "text/tokenizer_impl.h"
 
 namespace t6 {
@@ -56,13 +57,15 @@ std::unique_ptr<Tokenizer> load_tokenizer_spec(const nlohmann::json& spec,
         tok = text::make_bpe_tokenizer(spec, where);
     else if (format == "t6-char")
         tok = text::make_char_tokenizer(spec, where);
+    else if (format == "hf-tokenizer")
+        tok = make_hf_tokenizer(spec, where);
     else if (format.empty() && kind == "gpt2")
         tok = make_gpt2_tokenizer();
     else if (format.empty() && kind == "bytes")
         tok = make_byte_tokenizer();
     else
         fail(where, ": unknown tokenizer (format '", format, "', kind '", kind,
-             "'); expected kind gpt2 or bytes, or format t6-bpe / t6-char");
+             "'); expected kind gpt2 or bytes, or format t6-bpe / t6-char / hf-tokenizer");
     // A recorded end-of-text id must be the tokenizer's own (its position is fixed by the
     // format: the last id for t6-bpe, 50256 for gpt2; none for char and bytes).
     if (spec.contains("eot")) {
@@ -91,6 +94,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& name_or_path) {
     } catch (const nlohmann::json::exception& e) {
         fail(name_or_path, ": not a JSON tokenizer file (", e.what(), ")");
     }
+    // A Hugging Face tokenizer.json (no end-of-text id: that lives in the model's config.json).
+    if (is_hf_tokenizer_json(j))
+        return make_hf_tokenizer(hf_tokenizer_spec(j, -1, name_or_path), name_or_path);
     return load_tokenizer_spec(j, name_or_path);
 }
 
