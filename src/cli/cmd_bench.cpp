@@ -153,6 +153,7 @@ int cmd_bench(int argc, char** argv) {
     if (sub == "train") return cmd_bench_train(argc - 1, argv + 1);
     if (sub == "decode") return cmd_bench_decode(argc - 1, argv + 1);
     if (sub == "kernels") return cmd_bench_kernels(argc - 1, argv + 1);
+    if (sub == "serve") return cmd_bench_serve(argc - 1, argv + 1);
     if (sub == "--help" || sub == "-h" || sub.empty()) {
         std::printf(
             "usage: t6 bench <benchmark> [options]\n\nbenchmarks:\n"
@@ -160,10 +161,13 @@ int cmd_bench(int argc, char** argv) {
             "  train   full training steps with clipping and AdamW (t6 bench train --help)\n"
             "  decode  decode tokens/s per kind, context and batch (t6 bench decode --help)\n"
             "  kernels every kernel family per SIMD target vs the measured roofs (t6 bench kernels "
+            "--help)\n"
+            "  serve   paged KV cache: concurrency at a budget, prefix reuse (t6 bench serve "
             "--help)\n");
         return sub.empty() ? 2 : 0;
     }
-    fail("t6 bench: unknown benchmark '", sub, "' (available: step, train, decode, kernels)");
+    fail("t6 bench: unknown benchmark '", sub,
+         "' (available: step, train, decode, kernels, serve)");
 }
 
 }  // namespace t6::cli

@@ -39,22 +39,24 @@ namespace {
 // Fills `len` records of every layer of `slot` with pseudo-random values in [-1, 1).
 void fill_random(KVCache& cache, int slot, int len, uint32_t seed) {
     uint32_t x = seed * 2654435761u + 1;
-    for (int l = 0; l < cache.n_layer(); l++) {
-        const size_t n = size_t(len) * cache.record_numbers();
-        if (cache.type() == CacheType::f32) {
-            float* p = cache.f32(l, slot, 0);
-            for (size_t i = 0; i < n; i++) {
-                x = x * 1664525u + 1013904223u;
-                p[i] = float(int32_t(x)) * (1.0f / 2147483648.0f);
-            }
-        } else {
-            uint16_t* p = cache.bf16(l, slot, 0);
-            for (size_t i = 0; i < n; i++) {
-                x = x * 1664525u + 1013904223u;
-                p[i] = float_to_bf16(float(int32_t(x)) * (1.0f / 2147483648.0f));
+    if (!cache.reserve(slot, len)) fail("KV cache pool too small for ", len, " tokens");
+    const long rec = cache.record_numbers();
+    for (int l = 0; l < cache.n_layer(); l++)
+        for (int j = 0; j < len; j++) {  // record by record: they lie in the slot's blocks
+            if (cache.type() == CacheType::f32) {
+                float* p = cache.f32(l, slot, j);
+                for (long i = 0; i < rec; i++) {
+                    x = x * 1664525u + 1013904223u;
+                    p[i] = float(int32_t(x)) * (1.0f / 2147483648.0f);
+                }
+            } else {
+                uint16_t* p = cache.bf16(l, slot, j);
+                for (long i = 0; i < rec; i++) {
+                    x = x * 1664525u + 1013904223u;
+                    p[i] = float_to_bf16(float(int32_t(x)) * (1.0f / 2147483648.0f));
+                }
             }
         }
-    }
     cache.set_length(slot, len);
 }
 
@@ -159,6 +161,8 @@ int cmd_bench_decode(int argc, char** argv) {
     p.option("contexts", "LIST", "cached tokens per sequence", "1024,4096,16384,65536");
     p.option("batches", "LIST", "sequences decoded together", "1,8");
     p.option("steps", "N", "timed decode steps per point (median reported)", "5");
+    p.option("block-tokens", "N",
+             "paged KV cache: tokens per cache block (0: one contiguous block per sequence)", "0");
     p.option("cache", "LIST", "cache element types, each f32 or bf16 (swept)", "f32");
     p.option(
         "weights", "LIST",
@@ -181,6 +185,8 @@ int cmd_bench_decode(int argc, char** argv) {
     const double mem_limit = parse_bytes(p.get("mem-limit"), "--mem-limit");
     const double bw = p.get_double("bandwidth") * 1e9, peak = p.get_double("peak-gflops") * 1e9;
     const int steps = p.get_int("steps");
+    const int block_tokens = p.get_int("block-tokens");
+    if (block_tokens < 0) fail("t6 bench decode: --block-tokens must be >= 0");
     if (steps <= 0 || !(bw > 0) || !(peak > 0))
         fail("t6 bench decode: --steps, --bandwidth and --peak-gflops must be positive");
     std::vector<long> contexts;
@@ -238,7 +244,8 @@ int cmd_bench_decode(int argc, char** argv) {
                                 human_bytes(cache_bytes).c_str());
                             continue;
                         }
-                        Decoder dec(model, batch, int(ctx + steps + 1), ct, wt);
+                        Decoder dec(model, batch, int(ctx + steps + 1), ct, wt,
+                                    CachePaging{block_tokens, 0});
                         for (int s = 0; s < batch; s++)
                             fill_random(dec.cache(), s, int(ctx), 17 + s);
                         std::vector<int> slots(batch);
@@ -286,6 +293,7 @@ int cmd_bench_decode(int argc, char** argv) {
                              {"cache_type", cache_type_name(ct)},
                              {"context", ctx},
                              {"batch", batch},
+                             {"kv_block_tokens", block_tokens},
                              {"step_ms", 1e3 * med},
                              {"best_step_ms", 1e3 * best},
                              {"tokens_per_s", batch / med},

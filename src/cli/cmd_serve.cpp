@@ -58,9 +58,12 @@ int cmd_serve(int argc, char** argv) {
                 "Serves the model over HTTP with the OpenAI completions and chat APIs (POST "
                 "/v1/completions, /v1/chat/completions, /tokenize, /detokenize; GET /v1/models, "
                 "/health, /metrics), batching every "
-                "request in flight into one decode step (continuous batching). Each request holds "
-                "one KV cache slot of --max-context tokens; the slots are what --kv-budget "
-                "holds. SIGTERM/SIGINT shut down gracefully.");
+                "request in flight into one decode step (continuous batching). The KV cache is a "
+                "pool of --kv-budget bytes in blocks of --block-tokens tokens, taken by each "
+                "sequence as it grows; a request is admitted when the pool has blocks for its "
+                "prompt (prompts starting like an earlier one share its cached blocks), and "
+                "when the pool runs out the youngest sequence is preempted and later resumed "
+                "(docs/paged-cache.md). SIGTERM/SIGINT shut down gracefully.");
     add_model_options(p);
     p.option("host", "ADDR", "address to listen on", "127.0.0.1");
     p.option("port", "N", "port; 0 = any free port (printed at start)", "8080");
@@ -68,6 +71,11 @@ int cmd_serve(int argc, char** argv) {
     p.option("max-context", "N", "tokens per sequence (prompt + completion)",
              "the model's block_size");
     p.option("max-slots", "N", "at most this many concurrent sequences", "256");
+    p.option("block-tokens", "N",
+             "tokens per KV cache block; 0: one block of --max-context tokens per sequence "
+             "(contiguous slots: the budget / (max_context x record) sequences)",
+             "32");
+    p.flag("no-prefix-cache", "do not share cached prompt-prefix blocks between requests");
     p.option("cache", "TYPE", "KV cache element type: f32 or bf16", "f32");
     p.option("weights", "TYPE", "decoding weights: f32, bf16, q8 or q4 (quantized at load)", "f32");
     p.option("queue", "N", "requests that may wait for a slot (beyond: 503 + Retry-After)", "64");
@@ -112,9 +120,16 @@ int cmd_serve(int argc, char** argv) {
     const size_t per_token =
         size_t(kv_record_numbers(cfg)) * (so.cache == CacheType::f32 ? 4 : 2) * cfg.n_layer;
     const double budget = parse_bytes(p.get("kv-budget"), "--kv-budget");
+    so.block_tokens = p.get_int("block-tokens");
+    if (so.block_tokens < 0) fail("t6 serve: --block-tokens must be >= 0");
     const serve::SlotPlan plan =
-        serve::plan_slots(budget, per_token, so.max_context, p.get_int("max-slots"));
+        so.block_tokens > 0
+            ? serve::plan_paged(budget, per_token, so.block_tokens, so.max_context,
+                                p.get_int("max-slots"))
+            : serve::plan_slots(budget, per_token, so.max_context, p.get_int("max-slots"));
     so.max_slots = plan.slots;
+    so.kv_blocks = long(plan.pool_blocks);
+    so.prefix_cache = so.block_tokens > 0 && !p.has("no-prefix-cache");
 
     serve::ServerOptions ho;
     ho.host = p.get("host");
@@ -167,15 +182,19 @@ int cmd_serve(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGINT, on_signal);
+    const std::string paging =
+        so.block_tokens > 0
+            ? cat("paged: ", plan.pool_blocks, " blocks of ", so.block_tokens,
+                  " tokens, prefix cache ", so.prefix_cache ? "on" : "off",
+                  "; contiguous slots would hold ", plan.budget_slots)
+            : cat("contiguous; the ", human_bytes(budget), " budget holds ", plan.budget_slots);
     std::fprintf(stderr,
                  "[t6 serve] %s as '%s' | %d slots x %d tokens (KV cache %s, %s per token, %s; "
-                 "the %s budget holds %lld) | queue %d | chat template: %s | %d threads, OpenMP "
-                 "wait policy %s%s%s\n",
+                 "%s) | queue %d | chat template: %s | %d threads, OpenMP wait policy %s%s%s\n",
                  cfg.describe().c_str(), ho.model_id.c_str(), plan.slots, so.max_context,
                  human_bytes(double(plan.bytes)).c_str(), human_bytes(double(per_token)).c_str(),
-                 cache_type_name(so.cache), human_bytes(budget).c_str(), plan.budget_slots,
-                 so.queue, ho.chat_template.source.c_str(), num_threads(),
-                 omp_wait_policy().c_str(),
+                 cache_type_name(so.cache), paging.c_str(), so.queue,
+                 ho.chat_template.source.c_str(), num_threads(), omp_wait_policy().c_str(),
                  so.row_by_row ? " | deterministic (row-by-row steps)" : "",
                  ho.api_key.empty() ? "" : " | API key required");
     if (ho.api_key.empty() && !is_loopback_host(ho.host))

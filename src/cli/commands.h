@@ -11,6 +11,7 @@ int cmd_kv(int argc, char** argv);
 int cmd_quantize(int argc, char** argv);
 int cmd_import(int argc, char** argv);
 int cmd_bench_decode(int argc, char** argv);  // t6 bench decode
+int cmd_bench_serve(int argc, char** argv);   // t6 bench serve
 int cmd_tokenize(int argc, char** argv);
 int cmd_tokenizer(int argc, char** argv);
 int cmd_prepare(int argc, char** argv);

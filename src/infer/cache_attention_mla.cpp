@@ -165,12 +165,17 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         float* tile_recs = work;
         float* kv = tile_recs + size_t(kTile) * m.rec;
         float* ml = kv + size_t(kTile) * m.KV;
-        if (f32)
-            chunk_attention(y, q, cache.f32(layer, t.slot[0], 0), t.pos[0], n, m, w_kvb, scale,
-                            tile_recs, kv, ml);
-        else
-            chunk_attention(y, q, cache.bf16(layer, t.slot[0], 0), t.pos[0], n, m, w_kvb, scale,
-                            tile_recs, kv, ml);
+        // The history read contiguously (copied out of the blocks when it spans several).
+        const int len = t.pos[0] + n;
+        if (f32) {
+            thread_local std::vector<float> hist;
+            chunk_attention(y, q, cache.gather(layer, t.slot[0], len, hist), t.pos[0], n, m, w_kvb,
+                            scale, tile_recs, kv, ml);
+        } else {
+            thread_local std::vector<uint16_t> hist;
+            chunk_attention(y, q, cache.gather(layer, t.slot[0], len, hist), t.pos[0], n, m, w_kvb,
+                            scale, tile_recs, kv, ml);
+        }
         return;
     }
 
@@ -196,12 +201,12 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         lens[i] = t.pos[i] + 1;
     }
     if (f32) {
-        std::vector<const float*> caches(n);
-        for (int i = 0; i < n; i++) caches[i] = cache.f32(layer, t.slot[i], 0);
+        std::vector<CacheBlocks<float>> caches(n);
+        for (int i = 0; i < n; i++) caches[i] = cache.blocks<float>(layer, t.slot[i]);
         flash_mla_decode(outs.data(), qs.data(), caches.data(), lens.data(), n, dims, scale);
     } else {
-        std::vector<const uint16_t*> caches(n);
-        for (int i = 0; i < n; i++) caches[i] = cache.bf16(layer, t.slot[i], 0);
+        std::vector<CacheBlocks<uint16_t>> caches(n);
+        for (int i = 0; i < n; i++) caches[i] = cache.blocks<uint16_t>(layer, t.slot[i]);
         flash_mla_decode(outs.data(), qs.data(), caches.data(), lens.data(), n, dims, scale);
     }
     // y[h] = W_UV[h] o_lat[h], once per step (values never leave the latent before this).

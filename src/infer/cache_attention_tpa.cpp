@@ -50,12 +50,17 @@ void tpa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
                                  1.0f / float(Rq));
         else
             for (int i = 0; i < t.n; i++) std::memcpy(&scratch[i * HD], proj + i * P, HD * 4);
-        if (f32)
-            tpa_chunk_attention(y, scratch.data(), cache.f32(layer, t.slot[0], 0), t.pos[0], t.n,
-                                dims, scale);
-        else
-            tpa_chunk_attention(y, scratch.data(), cache.bf16(layer, t.slot[0], 0), t.pos[0], t.n,
-                                dims, scale);
+        // The history read contiguously (copied out of the blocks when it spans several).
+        const int len = t.pos[0] + t.n;
+        if (f32) {
+            thread_local std::vector<float> hist;
+            tpa_chunk_attention(y, scratch.data(), cache.gather(layer, t.slot[0], len, hist),
+                                t.pos[0], t.n, dims, scale);
+        } else {
+            thread_local std::vector<uint16_t> hist;
+            tpa_chunk_attention(y, scratch.data(), cache.gather(layer, t.slot[0], len, hist),
+                                t.pos[0], t.n, dims, scale);
+        }
         return;
     }
     std::vector<float*> outs(t.n);
@@ -68,12 +73,12 @@ void tpa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         lens[i] = t.pos[i] + 1;
     }
     if (f32) {
-        std::vector<const float*> caches(t.n);
-        for (int i = 0; i < t.n; i++) caches[i] = cache.f32(layer, t.slot[i], 0);
+        std::vector<CacheBlocks<float>> caches(t.n);
+        for (int i = 0; i < t.n; i++) caches[i] = cache.blocks<float>(layer, t.slot[i]);
         flash_tpa_decode(outs.data(), qs.data(), caches.data(), lens.data(), t.n, dims, scale);
     } else {
-        std::vector<const uint16_t*> caches(t.n);
-        for (int i = 0; i < t.n; i++) caches[i] = cache.bf16(layer, t.slot[i], 0);
+        std::vector<CacheBlocks<uint16_t>> caches(t.n);
+        for (int i = 0; i < t.n; i++) caches[i] = cache.blocks<uint16_t>(layer, t.slot[i]);
         flash_tpa_decode(outs.data(), qs.data(), caches.data(), lens.data(), t.n, dims, scale);
     }
 }

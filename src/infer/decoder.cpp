@@ -56,12 +56,13 @@ WeightType weight_type_of(QuantScheme s) {
     return s == QuantScheme::q4 ? WeightType::q4 : WeightType::q8;
 }
 
-Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type, WeightType weights)
+Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type, WeightType weights,
+                 CachePaging paging)
     : model_(model),
       cfg_(model.config()),
       wtype_(weights),
       rope_(model_rope_tables(model.config(), max_seq)),
-      cache_(model.config(), max_slots, max_seq, type) {
+      cache_(model.config(), max_slots, max_seq, type, paging) {
     const ParameterLayout& L = model.layout();
     if (wtype_ == WeightType::bf16) {
         wbf16_.resize(L.total, true);
@@ -73,13 +74,13 @@ Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
 }
 
 Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
-                 std::shared_ptr<const QuantizedWeights> quantized)
+                 std::shared_ptr<const QuantizedWeights> quantized, CachePaging paging)
     : model_(model),
       cfg_(model.config()),
       wtype_(weight_type_of(quantized->scheme)),
       wq_(std::move(quantized)),
       rope_(model_rope_tables(model.config(), max_seq)),
-      cache_(model.config(), max_slots, max_seq, type) {
+      cache_(model.config(), max_slots, max_seq, type, paging) {
     init_layers();
 }
 
@@ -135,6 +136,9 @@ void Decoder::append(int slot, const int32_t* tokens, int n, float* logits, bool
     if (start + n > cache_.max_seq())
         fail("sequence of ", start + n, " tokens exceeds the context of ", cache_.max_seq(),
              " tokens");
+    if (!cache_.reserve(slot, start + n))
+        fail("KV cache pool exhausted: ", cache_.blocks_needed(slot, start + n), " more blocks of ",
+             cache_.block_tokens(), " tokens needed, ", cache_.pool().free_blocks(), " free");
     const int V = cfg_.vocab_size;
     std::vector<int> slots, pos;
     for (int done = 0; done < n;) {
@@ -145,6 +149,7 @@ void Decoder::append(int slot, const int32_t* tokens, int n, float* logits, bool
         const bool last = done + m == n;
         float* out = all_logits ? logits + size_t(done) * V : (last ? logits : nullptr);
         run(tokens + done, m, slots.data(), pos.data(), true, out, all_logits);
+        cache_.note_tokens(slot, start + done, tokens + done, m);
         done += m;
     }
 }
@@ -158,7 +163,14 @@ void Decoder::step(const int* slots, const int32_t* tokens, int n, float* logits
         if (pos[i] >= cache_.max_seq())
             fail("sequence in slot ", slots[i], " is full (", cache_.max_seq(), " tokens)");
     }
+    long need = 0;  // all or nothing: a step never half-starts
+    for (int i = 0; i < n; i++) need += cache_.blocks_needed(slots[i], pos[i] + 1);
+    if (need > cache_.pool().free_blocks())
+        fail("KV cache pool exhausted: ", need, " more blocks of ", cache_.block_tokens(),
+             " tokens needed, ", cache_.pool().free_blocks(), " free");
+    for (int i = 0; i < n; i++) cache_.reserve(slots[i], pos[i] + 1);
     run(tokens, n, slots, pos.data(), false, logits, true);
+    for (int i = 0; i < n; i++) cache_.note_tokens(slots[i], pos[i], tokens + i, 1);
 }
 
 // Rows up to which the float32 linear layers use the matrix-vector kernel instead of the GEMM.

@@ -34,13 +34,14 @@ WeightType weight_type_of(QuantScheme s);
 class Decoder {
   public:
     // A cache of max_slots sequences of up to max_seq tokens (max_seq may exceed the model's
-    // block_size: RoPE tables are built for max_seq).
+    // block_size: RoPE tables are built for max_seq), paged as `paging` says (kv_cache.h; the
+    // default: one contiguous block per slot).
     Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
-            WeightType weights = WeightType::f32);
+            WeightType weights = WeightType::f32, CachePaging paging = {});
     // Decodes from weights quantized beforehand (`quantized` of this model's config; the model's
     // own copies of those matrices are not read).
     Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
-            std::shared_ptr<const QuantizedWeights> quantized);
+            std::shared_ptr<const QuantizedWeights> quantized, CachePaging paging = {});
 
     const ModelConfig& config() const { return cfg_; }
     WeightType weight_type() const { return wtype_; }
@@ -50,7 +51,9 @@ class Decoder {
     const KVCache& cache() const { return cache_; }
 
     // Appends n tokens to `slot` and writes logits: (n, V) if all_logits, else the last token's
-    // (V). Runs in chunks of at most chunk_tokens.
+    // (V). Runs in chunks of at most chunk_tokens. Takes the cache blocks it needs from the pool
+    // (fails when the pool has too few: callers that share a pool check with
+    // cache().blocks_needed / reserve first).
     void append(int slot, const int32_t* tokens, int n, float* logits, bool all_logits = false);
 
     // One decoding step: appends tokens[i] to slots[i] for i < n (distinct slots), writes

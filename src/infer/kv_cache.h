@@ -7,13 +7,24 @@
 //                 with c_KV stored after kv_a_layernorm (weight applied), i.e. exactly the input
 //                 of kv_b_proj, so absorbed decoding needs no norm at read time
 //                 (cache_attention_mla.cpp);
-// in float32 or bfloat16. Layout: layer-major, then slot, then position, so one sequence's
-// records are contiguous and stream from memory in order.
+// in float32 or bfloat16.
+//
+// The cache is paged (docs/paged-cache.md): one pool of fixed-size blocks of `block_tokens`
+// tokens (every layer's records of those tokens), and per slot a block table, grown on demand as
+// the sequence grows (reserve) and returned when it ends (clear). Layout: layer-major, then pool
+// block, then position in the block, so a block's records are contiguous and the decoding kernels
+// read them in place through the block table (CacheBlocks, kernels/flash_decode.h). With
+// block_tokens 0 every slot gets one block of max_seq tokens: the contiguous cache, the same code
+// path (what generate, eval and bench decode use). With prefix caching on, full blocks are named by
+// the hash of their tokens and the ones before, and shared between sequences (BlockPool).
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/buffer.h"
+#include "infer/block_pool.h"
+#include "kernels/flash_decode.h"
 #include "model/config.h"
 
 namespace t6 {
@@ -25,9 +36,17 @@ CacheType parse_cache_type(const std::string& s);  // "f32" | "bf16"
 // Numbers cached per token and layer (the formulas above).
 long kv_record_numbers(const ModelConfig& c);
 
+// How the cache is paged: block_tokens 0 is one block of max_seq tokens per slot (contiguous);
+// pool_blocks 0 is enough blocks for every slot to hold max_seq tokens.
+struct CachePaging {
+    int block_tokens = 0;
+    long pool_blocks = 0;
+};
+
 class KVCache {
   public:
-    KVCache(const ModelConfig& c, int max_slots, int max_seq, CacheType type);
+    KVCache(const ModelConfig& c, int max_slots, int max_seq, CacheType type,
+            CachePaging paging = {});
 
     int n_layer() const { return n_layer_; }
     int max_slots() const { return max_slots_; }
@@ -38,7 +57,21 @@ class KVCache {
     size_t bytes() const { return data_.size(); }  // the whole allocation
     size_t bytes_per_token() const { return size_t(rec_) * element_bytes() * n_layer_; }
 
-    // Start of the record of (layer, slot, pos) as float or bf16 (must match type()).
+    // Paging.
+    int block_tokens() const { return B_; }
+    size_t bytes_per_block() const { return bytes_per_token() * size_t(B_); }
+    const BlockPool& pool() const { return pool_; }
+    int blocks_for(int tokens) const { return (tokens + B_ - 1) / B_; }
+    // Blocks `slot` lacks to hold `tokens` tokens.
+    long blocks_needed(int slot, int tokens) const;
+    // Gives `slot` the blocks to hold `tokens` tokens; false, changing nothing, when the pool
+    // has too few free ones.
+    bool reserve(int slot, int tokens);
+    // Blocks held by slot (its block table).
+    const std::vector<int>& table(int slot) const { return table_[size_t(slot)]; }
+
+    // Start of the record of (layer, slot, pos) as float or bf16 (must match type()); pos must
+    // be reserved.
     float* f32(int layer, int slot, int pos) {
         return reinterpret_cast<float*>(data_.data()) + offset(layer, slot, pos);
     }
@@ -47,21 +80,58 @@ class KVCache {
     }
     // Stores `rec` floats at (layer, slot, pos), converting to bf16 if needed.
     void store(int layer, int slot, int pos, const float* rec);
+    // The slot's records of one layer as the decoding kernels read them (element type T).
+    template <typename T>
+    CacheBlocks<T> blocks(int layer, int slot) const {
+        const T* base = reinterpret_cast<const T*>(data_.data()) + layer_offset(layer);
+        return CacheBlocks<T>{base, table_[size_t(slot)].data(), long(B_) * rec_, B_};
+    }
+    // Records [0, n) of (layer, slot) contiguous: in place when they lie in one block, else
+    // copied into buf (chunked prefill reads the history this way).
+    template <typename T>
+    const T* gather(int layer, int slot, int n, std::vector<T>& buf) const;
 
     // Tokens held per slot.
-    int length(int slot) const { return len_[slot]; }
-    void set_length(int slot, int n) { len_[slot] = n; }
-    void clear(int slot) { len_[slot] = 0; }
+    int length(int slot) const { return len_[size_t(slot)]; }
+    // Sets the length (growing: the positions must be reserved; shrinking keeps the blocks
+    // that still hold tokens, copying a shared one that would be written).
+    void set_length(int slot, int n);
+    void clear(int slot);  // returns the slot's blocks to the pool
+
+    // Prefix cache. When on, the decoder reports every token it appends (note_tokens) and full
+    // blocks are published; share_prefix gives an empty slot the cached blocks that start a
+    // prompt (at most n - 1 tokens, so the prompt's last token is always computed).
+    void set_prefix_caching(bool on) { prefix_ = on; }
+    bool prefix_caching() const { return prefix_; }
+    int share_prefix(int slot, const int32_t* tokens, int n);
+    void note_tokens(int slot, int pos, const int32_t* tokens, int n);
+    struct PrefixStats {
+        uint64_t queries = 0, hit_blocks = 0, hit_tokens = 0;
+    };
+    const PrefixStats& prefix_stats() const { return stats_; }
 
   private:
-    size_t offset(int layer, int slot, int pos) const {
-        return ((size_t(layer) * max_slots_ + slot) * max_seq_ + pos) * size_t(rec_);
+    size_t layer_offset(int layer) const {
+        return size_t(layer) * size_t(pool_.size()) * B_ * rec_;
     }
+    size_t offset(int layer, int slot, int pos) const {
+        const int b = table_[size_t(slot)][size_t(pos / B_)];
+        return layer_offset(layer) + (size_t(b) * B_ + size_t(pos % B_)) * size_t(rec_);
+    }
+    void copy_block(int from, int to);
     int n_layer_, max_slots_, max_seq_;
     CacheType type_;
     long rec_;
+    int B_;
+    BlockPool pool_;
     AlignedArray<unsigned char> data_;
     std::vector<int> len_;
+    std::vector<std::vector<int>> table_;
+    // Prefix caching: each slot's token ids and the hashes of its full blocks.
+    bool prefix_ = false;
+    std::vector<std::vector<int32_t>> ids_;
+    std::vector<std::vector<uint64_t>> hashes_;
+    PrefixStats stats_;
 };
 
 }  // namespace t6

@@ -62,6 +62,32 @@ struct MlaCacheDims {
     long rec() const { return long(C) + R; }
 };
 
+// One sequence's cache as the decoding kernels read it (paged cache, docs/paged-cache.md): blocks
+// of `tokens` records each, the sequence's k-th block at base + table[k] * stride elements.
+// A contiguous cache is the special case of one block (table {0}, tokens >= the length), so
+// there is one code path; the kernels never let a block of their online softmax cross a cache
+// block, so records are read in place exactly as from a contiguous cache.
+template <typename T>
+struct CacheBlocks {
+    const T* base = nullptr;
+    const int* table = nullptr;  // the sequence's block table
+    long stride = 0;             // elements from one pool block to the next
+    int tokens = 0;              // records per block
+    // Record j and the records from j to the end of its block.
+    const T* at(int j, long rec) const {
+        return base + long(table[j / tokens]) * stride + long(j % tokens) * rec;
+    }
+    int left(int j) const { return tokens - j % tokens; }
+    // A contiguous cache: records dims.rec() apart from `p` on.
+    static CacheBlocks contiguous(const T* p);
+};
+
+template <typename T>
+CacheBlocks<T> CacheBlocks<T>::contiguous(const T* p) {
+    static const int kZero = 0;
+    return CacheBlocks{p, &kZero, 0, 1 << 30};
+}
+
 // One sequence's decode query.
 struct TpaQuery {
     const float* A = nullptr;  // (H, Rq) or nullptr for a full q
@@ -74,6 +100,10 @@ struct TpaQuery {
 template <typename T>
 void flash_tpa_decode(float* const* out, const TpaQuery* qs, const T* const* cache, const int* lens,
                       int nseq, const TpaCacheDims& dims, float scale);
+// The same over paged caches (CacheBlocks); the overloads above are this with contiguous ones.
+template <typename T>
+void flash_tpa_decode(float* const* out, const TpaQuery* qs, const CacheBlocks<T>* cache,
+                      const int* lens, int nseq, const TpaCacheDims& dims, float scale);
 
 // Which FlashTPA kernel this build runs over a cache of the given element type (for benchmark
 // output): the path that runs at the SIMD target now in force, e.g. "avx512bf16: vdpbf16ps on the
@@ -84,11 +114,17 @@ std::string flash_tpa_kernel_name(bool bf16_cache);
 template <typename T>
 void flash_kv_decode(float* const* out, const float* const* q, const T* const* cache,
                      const int* lens, int nseq, const KvCacheDims& dims, float scale);
+template <typename T>
+void flash_kv_decode(float* const* out, const float* const* q, const CacheBlocks<T>* cache,
+                     const int* lens, int nseq, const KvCacheDims& dims, float scale);
 
 // out[i] (H*C, latent outputs) for sequence i: absorbed MLA attention of q[i] (H, C+R) =
 // [q_lat | q_pe] per head over the latent cache.
 template <typename T>
 void flash_mla_decode(float* const* out, const float* const* q, const T* const* cache,
+                      const int* lens, int nseq, const MlaCacheDims& dims, float scale);
+template <typename T>
+void flash_mla_decode(float* const* out, const float* const* q, const CacheBlocks<T>* cache,
                       const int* lens, int nseq, const MlaCacheDims& dims, float scale);
 
 }  // namespace t6

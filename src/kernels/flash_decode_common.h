@@ -90,6 +90,14 @@ struct Task {
     int seq, j0, j1;
 };
 
+// Contiguous views (CacheBlocks::contiguous) of per-sequence cache pointers.
+template <typename T>
+std::vector<CacheBlocks<T>> contiguous_views(const T* const* cache, int nseq) {
+    std::vector<CacheBlocks<T>> v(size_t(nseq > 0 ? nseq : 0));
+    for (int i = 0; i < nseq; i++) v[size_t(i)] = CacheBlocks<T>::contiguous(cache[i]);
+    return v;
+}
+
 // Splits the sequences' caches into tasks (flash_decode_split.cpp).
 std::vector<Task> make_tasks(const int* lens, int nseq);
 

@@ -37,8 +37,8 @@ using flash_detail::Partial;
 constexpr int kKvBlock = 16;  // tokens per online-softmax block
 
 template <int NC, typename T>
-HWY_INLINE void KvRangeD(const float* q, const T* cache, int j0, int j1, const KvCacheDims& dm,
-                         float scale, Partial part, std::vector<float>& sc) {
+HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, int j1,
+                         const KvCacheDims& dm, float scale, Partial part, std::vector<float>& sc) {
     constexpr int D = NC * kN;
     const DF d;
     const int Hq = dm.Hq, Hkv = dm.Hkv, group = Hq / Hkv;
@@ -48,13 +48,16 @@ HWY_INLINE void KvRangeD(const float* q, const T* cache, int j0, int j1, const K
     float* s = Pv + size_t(Hq) * kKvBlock * kN;            // (kKvBlock) scores of one head
     float* p = s + kKvBlock;                               // (kKvBlock) probabilities
     const VF vscale = hn::Set(d, scale);
-    for (int b0 = j0; b0 < j1; b0 += kKvBlock) {
-        const int n = std::min(kKvBlock, j1 - b0);
-        const T* recs = cache + long(b0) * rec;  // read in place, bf16 widened on load
+    // Blocks of kKvBlock records, never across a cache block (CacheBlocks).
+    for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
+        n = std::min({kKvBlock, j1 - b0, cache.left(b0)});
+        const T* recs = cache.at(b0, rec);  // read in place, bf16 widened on load
+        const int nb0 = b0 + n;             // the next block
+        const int nn = nb0 < j1 ? std::min({kKvBlock, j1 - nb0, cache.left(nb0)}) : 0;
+        const T* next = nn > 0 ? cache.at(nb0, rec) : nullptr;
         for (int t = 0; t < n; t++) {
-            if (b0 + kKvBlock + t < j1) {  // the matching record of the next block, into L2
-                const char* nx =
-                    reinterpret_cast<const char*>(cache + (long(b0) + kKvBlock + t) * rec);
+            if (t < nn) {  // the matching record of the next block, into L2
+                const char* nx = reinterpret_cast<const char*>(next + t * rec);
                 for (long off = 0; off < rec * long(sizeof(T)); off += 64)
                     __builtin_prefetch(nx + off, 0, 2);
             }
@@ -112,8 +115,8 @@ HWY_INLINE void KvRangeD(const float* q, const T* cache, int j0, int j1, const K
 
 // The vector kernel for D in {16, 32, 64, 128} with N | D; false when D is not one of them.
 template <typename T>
-HWY_INLINE bool KvRangeT(const float* q, const T* cache, int j0, int j1, const KvCacheDims& dm,
-                         float scale, Partial part, std::vector<float>& sc) {
+HWY_INLINE bool KvRangeT(const float* q, const CacheBlocks<T>& cache, int j0, int j1,
+                         const KvCacheDims& dm, float scale, Partial part, std::vector<float>& sc) {
     if (dm.D % kN != 0) return false;
     switch (dm.D / kN) {
 #define T6_KV_CASE(NC)                                       \
@@ -149,12 +152,14 @@ HWY_INLINE bool KvRangeT(const float* q, const T* cache, int j0, int j1, const K
 
 }  // namespace
 
-bool KvRangeF32(const float* q, const float* cache, int j0, int j1, const KvCacheDims& dm,
-                float scale, flash_detail::Partial part, std::vector<float>& sc) {
+bool KvRangeF32(const float* q, const CacheBlocks<float>& cache, int j0, int j1,
+                const KvCacheDims& dm, float scale, flash_detail::Partial part,
+                std::vector<float>& sc) {
     return KvRangeT(q, cache, j0, j1, dm, scale, part, sc);
 }
-bool KvRangeBf16(const float* q, const uint16_t* cache, int j0, int j1, const KvCacheDims& dm,
-                 float scale, flash_detail::Partial part, std::vector<float>& sc) {
+bool KvRangeBf16(const float* q, const CacheBlocks<uint16_t>& cache, int j0, int j1,
+                 const KvCacheDims& dm, float scale, flash_detail::Partial part,
+                 std::vector<float>& sc) {
     return KvRangeT(q, cache, j0, j1, dm, scale, part, sc);
 }
 
@@ -173,15 +178,16 @@ namespace {
 
 // One task of standard K/V decoding: query q (Hq*D) over records [j0, j1). Portable version.
 template <typename T>
-void kv_range_generic(const float* q, const T* cache, int j0, int j1, const KvCacheDims& dm,
-                      float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+void kv_range_generic(const float* q, const CacheBlocks<T>& cache, int j0, int j1,
+                      const KvCacheDims& dm, float scale, Partial part, std::vector<float>& buf,
+                      std::vector<float>& sc) {
     const int Hq = dm.Hq, Hkv = dm.Hkv, D = dm.D, group = Hq / Hkv;
     const long rec = dm.rec();
     sc.resize(size_t(Hq) * kBlock);
     float* S = sc.data();
-    for (int b0 = j0; b0 < j1; b0 += kBlock) {
-        const int n = std::min(kBlock, j1 - b0);
-        const float* recs = records_f32(cache, rec, b0, n, buf);
+    for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
+        n = std::min({kBlock, j1 - b0, cache.left(b0)});
+        const float* recs = records_f32(cache.at(b0, rec), rec, 0, n, buf);
         for (int jj = 0; jj < n; jj++) {
             const float* K = recs + jj * rec;
             for (int h = 0; h < Hq; h++)
@@ -198,19 +204,19 @@ void kv_range_generic(const float* q, const T* cache, int j0, int j1, const KvCa
     }
 }
 
-bool kv_range_simd(const float* q, const float* cache, int j0, int j1, const KvCacheDims& dm,
-                   float scale, Partial part, std::vector<float>& sc) {
+bool kv_range_simd(const float* q, const CacheBlocks<float>& cache, int j0, int j1,
+                   const KvCacheDims& dm, float scale, Partial part, std::vector<float>& sc) {
     return HWY_DYNAMIC_DISPATCH(KvRangeF32)(q, cache, j0, j1, dm, scale, part, sc);
 }
-bool kv_range_simd(const float* q, const uint16_t* cache, int j0, int j1, const KvCacheDims& dm,
-                   float scale, Partial part, std::vector<float>& sc) {
+bool kv_range_simd(const float* q, const CacheBlocks<uint16_t>& cache, int j0, int j1,
+                   const KvCacheDims& dm, float scale, Partial part, std::vector<float>& sc) {
     return HWY_DYNAMIC_DISPATCH(KvRangeBf16)(q, cache, j0, j1, dm, scale, part, sc);
 }
 
 }  // namespace
 
 template <typename T>
-void flash_kv_decode(float* const* out, const float* const* q, const T* const* cache,
+void flash_kv_decode(float* const* out, const float* const* q, const CacheBlocks<T>* cache,
                      const int* lens, int nseq, const KvCacheDims& dims, float scale) {
     run_split(out, lens, nseq, dims.Hq, dims.D,
               [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
@@ -219,10 +225,22 @@ void flash_kv_decode(float* const* out, const float* const* q, const T* const* c
               });
 }
 
+template <typename T>
+void flash_kv_decode(float* const* out, const float* const* q, const T* const* cache,
+                     const int* lens, int nseq, const KvCacheDims& dims, float scale) {
+    const std::vector<CacheBlocks<T>> views = contiguous_views(cache, nseq);
+    flash_kv_decode(out, q, views.data(), lens, nseq, dims, scale);
+}
+
 template void flash_kv_decode<float>(float* const*, const float* const*, const float* const*,
                                      const int*, int, const KvCacheDims&, float);
 template void flash_kv_decode<uint16_t>(float* const*, const float* const*, const uint16_t* const*,
                                         const int*, int, const KvCacheDims&, float);
+template void flash_kv_decode<float>(float* const*, const float* const*, const CacheBlocks<float>*,
+                                     const int*, int, const KvCacheDims&, float);
+template void flash_kv_decode<uint16_t>(float* const*, const float* const*,
+                                        const CacheBlocks<uint16_t>*, const int*, int,
+                                        const KvCacheDims&, float);
 
 }  // namespace t6
 #endif  // HWY_ONCE

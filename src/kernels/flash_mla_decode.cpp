@@ -32,9 +32,9 @@ using flash_detail::Partial;
 constexpr int kMlaBlock = 64;  // records per online-softmax block
 
 template <typename T>
-HWY_INLINE void MlaRangeT(const float* q, const T* cache, int j0, int j1, const MlaCacheDims& dm,
-                          float scale, Partial part, std::vector<float>& buf,
-                          std::vector<float>& sc) {
+HWY_INLINE void MlaRangeT(const float* q, const CacheBlocks<T>& cache, int j0, int j1,
+                          const MlaCacheDims& dm, float scale, Partial part,
+                          std::vector<float>& buf, std::vector<float>& sc) {
     constexpr int J = 8;  // records per score tile (independent accumulators)
     const DF d;
     const int H = dm.H, C = dm.C, G = (H + kN - 1) / kN, Hp = kN * G;
@@ -45,18 +45,21 @@ HWY_INLINE void MlaRangeT(const float* q, const T* cache, int j0, int j1, const 
     float* alpha = S + size_t(kMlaBlock) * Hp;  // (Hp) rescaling of the running sums
     for (int h = 0; h < H; h++)
         for (long k = 0; k < rec; k++) qT[k * Hp + h] = scale * q[h * rec + k];
-    for (int b0 = j0; b0 < j1; b0 += kMlaBlock) {
-        const int n = std::min(kMlaBlock, j1 - b0);
-        const float* recs = RecordsF32(cache, rec, b0, n, buf);
+    // Blocks of kMlaBlock records, never across a cache block (CacheBlocks).
+    for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
+        n = std::min({kMlaBlock, j1 - b0, cache.left(b0)});
+        const float* recs = RecordsF32(cache.at(b0, rec), rec, 0, n, buf);
+        const int nb0 = b0 + n;  // the next block
+        const int nn = nb0 < j1 ? std::min({kMlaBlock, j1 - nb0, cache.left(nb0)}) : 0;
+        const T* next = nn > 0 ? cache.at(nb0, rec) : nullptr;
         // Scores S[j, h] = qT[:, h] . record j.
         for (int g = 0; g < G; g++)
             for (int jt = 0; jt < n; jt += J) {
                 // Prefetch the matching records of the next block into L2 (the J record
                 // streams read here are too many for the hardware prefetcher to run ahead).
-                if (g == 0 && b0 + kMlaBlock + jt < j1) {
-                    const int cnt = std::min(J, j1 - (b0 + kMlaBlock + jt));
-                    const char* nx =
-                        reinterpret_cast<const char*>(cache + (long(b0) + kMlaBlock + jt) * rec);
+                if (g == 0 && jt < nn) {
+                    const int cnt = std::min(J, nn - jt);
+                    const char* nx = reinterpret_cast<const char*>(next + long(jt) * rec);
                     for (long off = 0; off < long(cnt) * rec * long(sizeof(T)); off += 64)
                         __builtin_prefetch(nx + off, 0, 2);
                 }
@@ -102,14 +105,14 @@ HWY_INLINE void MlaRangeT(const float* q, const T* cache, int j0, int j1, const 
 
 }  // namespace
 
-void MlaRangeF32(const float* q, const float* cache, int j0, int j1, const MlaCacheDims& dm,
-                 float scale, flash_detail::Partial part, std::vector<float>& buf,
-                 std::vector<float>& sc) {
+void MlaRangeF32(const float* q, const CacheBlocks<float>& cache, int j0, int j1,
+                 const MlaCacheDims& dm, float scale, flash_detail::Partial part,
+                 std::vector<float>& buf, std::vector<float>& sc) {
     MlaRangeT(q, cache, j0, j1, dm, scale, part, buf, sc);
 }
-void MlaRangeBf16(const float* q, const uint16_t* cache, int j0, int j1, const MlaCacheDims& dm,
-                  float scale, flash_detail::Partial part, std::vector<float>& buf,
-                  std::vector<float>& sc) {
+void MlaRangeBf16(const float* q, const CacheBlocks<uint16_t>& cache, int j0, int j1,
+                  const MlaCacheDims& dm, float scale, flash_detail::Partial part,
+                  std::vector<float>& buf, std::vector<float>& sc) {
     MlaRangeT(q, cache, j0, j1, dm, scale, part, buf, sc);
 }
 
@@ -126,19 +129,21 @@ using namespace flash_detail;
 
 namespace {
 
-void mla_range(const float* q, const float* cache, int j0, int j1, const MlaCacheDims& dm,
-               float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+void mla_range(const float* q, const CacheBlocks<float>& cache, int j0, int j1,
+               const MlaCacheDims& dm, float scale, Partial part, std::vector<float>& buf,
+               std::vector<float>& sc) {
     HWY_DYNAMIC_DISPATCH(MlaRangeF32)(q, cache, j0, j1, dm, scale, part, buf, sc);
 }
-void mla_range(const float* q, const uint16_t* cache, int j0, int j1, const MlaCacheDims& dm,
-               float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+void mla_range(const float* q, const CacheBlocks<uint16_t>& cache, int j0, int j1,
+               const MlaCacheDims& dm, float scale, Partial part, std::vector<float>& buf,
+               std::vector<float>& sc) {
     HWY_DYNAMIC_DISPATCH(MlaRangeBf16)(q, cache, j0, j1, dm, scale, part, buf, sc);
 }
 
 }  // namespace
 
 template <typename T>
-void flash_mla_decode(float* const* out, const float* const* q, const T* const* cache,
+void flash_mla_decode(float* const* out, const float* const* q, const CacheBlocks<T>* cache,
                       const int* lens, int nseq, const MlaCacheDims& dims, float scale) {
     run_split(out, lens, nseq, dims.H, dims.C,
               [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
@@ -146,10 +151,22 @@ void flash_mla_decode(float* const* out, const float* const* q, const T* const* 
               });
 }
 
+template <typename T>
+void flash_mla_decode(float* const* out, const float* const* q, const T* const* cache,
+                      const int* lens, int nseq, const MlaCacheDims& dims, float scale) {
+    const std::vector<CacheBlocks<T>> views = contiguous_views(cache, nseq);
+    flash_mla_decode(out, q, views.data(), lens, nseq, dims, scale);
+}
+
 template void flash_mla_decode<float>(float* const*, const float* const*, const float* const*,
                                       const int*, int, const MlaCacheDims&, float);
 template void flash_mla_decode<uint16_t>(float* const*, const float* const*, const uint16_t* const*,
                                          const int*, int, const MlaCacheDims&, float);
+template void flash_mla_decode<float>(float* const*, const float* const*, const CacheBlocks<float>*,
+                                      const int*, int, const MlaCacheDims&, float);
+template void flash_mla_decode<uint16_t>(float* const*, const float* const*,
+                                         const CacheBlocks<uint16_t>*, const int*, int,
+                                         const MlaCacheDims&, float);
 
 }  // namespace t6
 #endif  // HWY_ONCE

@@ -245,9 +245,9 @@ T6_BF16_TARGET int PackValuePairs(Bf16Pair* Bi, Bf16Pair* Wp, const uint16_t* re
 // multiplied with vdpbf16ps (AVX3 only); otherwise the block is float32 (a bf16 cache widened
 // block by block).
 template <typename T, bool kDot>
-HWY_INLINE void TpaRangeT(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCacheDims& dm,
-                          float scale, Partial part, std::vector<float>& buf,
-                          std::vector<float>& sc) {
+HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0, int j1,
+                          const TpaCacheDims& dm, float scale, Partial part,
+                          std::vector<float>& buf, std::vector<float>& sc) {
     using R = std::conditional_t<kDot, uint16_t, float>;
     const DF d;
     const bool full = q.A != nullptr;
@@ -292,13 +292,14 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const T* cache, int j0, int j1, con
     qb = q.B;
 #endif
     const VF c_kv = hn::Set(d, scale / float(Rk)), c_v = hn::Set(d, 1.0f / float(Rv));
-    for (int b0 = j0; b0 < j1; b0 += kBlock) {
-        const int n = std::min(kBlock, j1 - b0);
+    // Blocks of kBlock records, never across a cache block (CacheBlocks).
+    for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
+        n = std::min({kBlock, j1 - b0, cache.left(b0)});
         const R* recs;
         if constexpr (kDot)
-            recs = cache + long(b0) * rec;
+            recs = cache.at(b0, rec);
         else
-            recs = RecordsF32(cache, rec, b0, n, buf);
+            recs = RecordsF32(cache.at(b0, rec), rec, 0, n, buf);
             // 1. Feature products, reduced N at a time.
 #if HWY_TARGET == HWY_AVX3
         if constexpr (kDot)
@@ -391,10 +392,10 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const T* cache, int j0, int j1, con
         }
         // 3. Values in head tiles, prefetching the next block meanwhile.
         NextBlock next;
-        if (b0 + kBlock < j1) {
-            next.base = reinterpret_cast<const char*>(cache + (long(b0) + kBlock) * rec);
+        if (b0 + n < j1) {
+            next.base = reinterpret_cast<const char*>(cache.at(b0 + n, rec));
             next.rec_bytes = rec * long(sizeof(T));
-            next.n = std::min(kBlock, j1 - b0 - kBlock);
+            next.n = std::min({kBlock, j1 - b0 - n, cache.left(b0 + n)});
         }
 #if HWY_TARGET == HWY_AVX3
         if constexpr (kDot) {
@@ -413,16 +414,16 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const T* cache, int j0, int j1, con
 }  // namespace
 
 // The per-target entry points; false: D is not one of the vector kernel's (caller falls back).
-bool TpaRangeF32(const TpaQuery& q, const float* cache, int j0, int j1, const TpaCacheDims& dm,
-                 float scale, flash_detail::Partial part, std::vector<float>& buf,
-                 std::vector<float>& sc) {
+bool TpaRangeF32(const TpaQuery& q, const CacheBlocks<float>& cache, int j0, int j1,
+                 const TpaCacheDims& dm, float scale, flash_detail::Partial part,
+                 std::vector<float>& buf, std::vector<float>& sc) {
     if (dm.D > kMaxD) return false;
     TpaRangeT<float, false>(q, cache, j0, j1, dm, scale, part, buf, sc);
     return true;
 }
-bool TpaRangeBf16(const TpaQuery& q, const uint16_t* cache, int j0, int j1, const TpaCacheDims& dm,
-                  float scale, flash_detail::Partial part, std::vector<float>& buf,
-                  std::vector<float>& sc) {
+bool TpaRangeBf16(const TpaQuery& q, const CacheBlocks<uint16_t>& cache, int j0, int j1,
+                  const TpaCacheDims& dm, float scale, flash_detail::Partial part,
+                  std::vector<float>& buf, std::vector<float>& sc) {
     if (dm.D > kMaxD) return false;
     TpaRangeT<uint16_t, false>(q, cache, j0, j1, dm, scale, part, buf, sc);
     return true;
@@ -432,9 +433,9 @@ bool TpaRangeBf16(const TpaQuery& q, const uint16_t* cache, int j0, int j1, cons
 #if HWY_TARGET == HWY_AVX3
 T6_BF16_TARGET
 #endif
-bool TpaRangeDot(const TpaQuery& q, const uint16_t* cache, int j0, int j1, const TpaCacheDims& dm,
-                 float scale, flash_detail::Partial part, std::vector<float>& buf,
-                 std::vector<float>& sc) {
+bool TpaRangeDot(const TpaQuery& q, const CacheBlocks<uint16_t>& cache, int j0, int j1,
+                 const TpaCacheDims& dm, float scale, flash_detail::Partial part,
+                 std::vector<float>& buf, std::vector<float>& sc) {
     if (dm.D > kMaxD) return false;
 #if HWY_TARGET == HWY_AVX3
     if (dm.D % 16 == 0) {
@@ -490,8 +491,9 @@ inline void values_d64(float* __restrict acc, const float* p, const float* recs,
 // One task of FlashTPA: query q over cache records [j0, j1). Portable version (any D; the
 // vector kernel takes D <= 128).
 template <typename T>
-void tpa_range_generic(const TpaQuery& q, const T* cache, int j0, int j1, const TpaCacheDims& dm,
-                       float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+void tpa_range_generic(const TpaQuery& q, const CacheBlocks<T>& cache, int j0, int j1,
+                       const TpaCacheDims& dm, float scale, Partial part, std::vector<float>& buf,
+                       std::vector<float>& sc) {
     const int H = dm.H, Rk = dm.Rk, Rv = dm.Rv, D = dm.D, Rq = q.Rq;
     const long rec = dm.rec();
     sc.resize(size_t(H) * kBlock + size_t(Rq > 0 ? Rq : H) * Rk + size_t(H) * (Rq + 1) +
@@ -507,9 +509,9 @@ void tpa_range_generic(const TpaQuery& q, const T* cache, int j0, int j1, const 
             for (int h = 0; h < H; h++) AQt[a * H + h] = q.A[h * Rq + a];
     const float c_scores = q.A ? scale / float(Rq * Rk) : scale / float(Rk);
     const float c_values = 1.0f / float(Rv);
-    for (int b0 = j0; b0 < j1; b0 += kBlock) {
-        const int n = std::min(kBlock, j1 - b0);
-        const float* recs = records_f32(cache, rec, b0, n, buf);
+    for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
+        n = std::min({kBlock, j1 - b0, cache.left(b0)});
+        const float* recs = records_f32(cache.at(b0, rec), rec, 0, n, buf);
         for (int jj = 0; jj < n; jj++) {
             const float* r = recs + jj * rec;
             const float* AK = r + dm.off_AK();
@@ -570,11 +572,12 @@ void tpa_range_generic(const TpaQuery& q, const T* cache, int j0, int j1, const 
     }
 }
 
-bool tpa_range_simd(const TpaQuery& q, const float* cache, int j0, int j1, const TpaCacheDims& dm,
-                    float scale, Partial part, std::vector<float>& buf, std::vector<float>& sc) {
+bool tpa_range_simd(const TpaQuery& q, const CacheBlocks<float>& cache, int j0, int j1,
+                    const TpaCacheDims& dm, float scale, Partial part, std::vector<float>& buf,
+                    std::vector<float>& sc) {
     return HWY_DYNAMIC_DISPATCH(TpaRangeF32)(q, cache, j0, j1, dm, scale, part, buf, sc);
 }
-bool tpa_range_simd(const TpaQuery& q, const uint16_t* cache, int j0, int j1,
+bool tpa_range_simd(const TpaQuery& q, const CacheBlocks<uint16_t>& cache, int j0, int j1,
                     const TpaCacheDims& dm, float scale, Partial part, std::vector<float>& buf,
                     std::vector<float>& sc) {
     if (simd_native_bf16())
@@ -585,8 +588,8 @@ bool tpa_range_simd(const TpaQuery& q, const uint16_t* cache, int j0, int j1,
 }  // namespace
 
 template <typename T>
-void flash_tpa_decode(float* const* out, const TpaQuery* qs, const T* const* cache, const int* lens,
-                      int nseq, const TpaCacheDims& dims, float scale) {
+void flash_tpa_decode(float* const* out, const TpaQuery* qs, const CacheBlocks<T>* cache,
+                      const int* lens, int nseq, const TpaCacheDims& dims, float scale) {
     run_split(out, lens, nseq, dims.H, dims.D,
               [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
                   if (!tpa_range_simd(qs[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc))
@@ -602,10 +605,22 @@ std::string flash_tpa_kernel_name(bool bf16_cache) {
     return "Highway " + target + (bf16_cache ? " (bf16 factors widened per block)" : "");
 }
 
+template <typename T>
+void flash_tpa_decode(float* const* out, const TpaQuery* qs, const T* const* cache, const int* lens,
+                      int nseq, const TpaCacheDims& dims, float scale) {
+    const std::vector<CacheBlocks<T>> views = contiguous_views(cache, nseq);
+    flash_tpa_decode(out, qs, views.data(), lens, nseq, dims, scale);
+}
+
 template void flash_tpa_decode<float>(float* const*, const TpaQuery*, const float* const*,
                                       const int*, int, const TpaCacheDims&, float);
 template void flash_tpa_decode<uint16_t>(float* const*, const TpaQuery*, const uint16_t* const*,
                                          const int*, int, const TpaCacheDims&, float);
+template void flash_tpa_decode<float>(float* const*, const TpaQuery*, const CacheBlocks<float>*,
+                                      const int*, int, const TpaCacheDims&, float);
+template void flash_tpa_decode<uint16_t>(float* const*, const TpaQuery*,
+                                         const CacheBlocks<uint16_t>*, const int*, int,
+                                         const TpaCacheDims&, float);
 
 }  // namespace t6
 #endif  // HWY_ONCE

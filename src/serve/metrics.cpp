@@ -107,6 +107,27 @@ std::string Metrics::prometheus() const {
            double(cache_bytes_in_use.load()));
     metric(os, "t6_kv_cache_bytes_budget", "gauge", "KV cache bytes allocated.",
            double(cache_bytes_budget));
+    metric(os, "t6_kv_block_tokens", "gauge", "Tokens per KV cache block.",
+           double(kv_block_tokens));
+    metric(os, "t6_kv_blocks_total", "gauge", "KV cache blocks in the pool.",
+           double(kv_blocks_total));
+    metric(os, "t6_kv_blocks_in_use", "gauge", "KV cache blocks held by sequences.",
+           double(kv_blocks_in_use.load()));
+    metric(os, "t6_kv_blocks_free", "gauge",
+           "KV cache blocks free (cached prefix blocks included).", double(kv_blocks_free.load()));
+    metric(os, "t6_kv_blocks_cached", "gauge",
+           "Free KV cache blocks still holding a reusable prompt prefix.",
+           double(kv_blocks_cached.load()));
+    metric(os, "t6_prefix_cache_hit_tokens_total", "counter",
+           "Prompt tokens taken from the prefix cache instead of prefilled.",
+           double(prefix_hit_tokens.load()));
+    metric(os, "t6_prefix_cache_hit_blocks_total", "counter",
+           "KV cache blocks shared from the prefix cache.", double(prefix_hit_blocks.load()));
+    metric(os, "t6_preemptions_total", "counter",
+           "Sequences preempted when the KV cache pool ran out (resumed by recompute).",
+           double(preemptions.load()));
+    metric(os, "t6_preempted_sequences", "gauge", "Preempted sequences waiting to resume.",
+           double(preempted_sequences.load()));
     time_to_first_token.render(os, "t6_time_to_first_token_seconds",
                                "Seconds from a completion's submission to its first token.");
     inter_token_latency.render(os, "t6_inter_token_latency_seconds",

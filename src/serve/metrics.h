@@ -48,12 +48,23 @@ class Metrics {
     std::atomic<int> queued_requests{0};
     std::atomic<int> peak_batch{0};
     std::atomic<uint64_t> cache_bytes_in_use{0};
+    // The paged cache: blocks held by sequences, free (of those: cached prefix blocks), prompt
+    // tokens and blocks reused from the prefix cache, sequences preempted (and waiting now).
+    std::atomic<uint64_t> kv_blocks_in_use{0};
+    std::atomic<uint64_t> kv_blocks_free{0};
+    std::atomic<uint64_t> kv_blocks_cached{0};
+    std::atomic<uint64_t> prefix_hit_tokens{0};
+    std::atomic<uint64_t> prefix_hit_blocks{0};
+    std::atomic<uint64_t> preemptions{0};
+    std::atomic<int> preempted_sequences{0};
     // Latency of completions (scheduler thread): from submission to the first sampled token,
     // and between successive tokens of one sequence.
     Histogram time_to_first_token{{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};
     Histogram inter_token_latency{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};
     // Fixed at start.
     uint64_t cache_bytes_budget = 0;
+    uint64_t kv_blocks_total = 0;
+    int kv_block_tokens = 0;
     int slots = 0;
 
     // An HTTP response of status `code` (any endpoint).

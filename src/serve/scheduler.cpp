@@ -18,8 +18,9 @@ struct Scheduler::Active {
     Sampler sampler;
     TextStream text;
     int generated = 0;
-    int32_t next = 0;                         // the token the next step appends
-    std::string piece;                        // text of the last token, published with the finish
+    int32_t next = 0;          // the token the next step appends
+    std::vector<int32_t> fed;  // tokens appended after the prompt (to resume after preemption)
+    std::string piece;         // text of the last token, published with the finish
     std::unordered_map<int32_t, int> counts;  // generated tokens, for the penalties
     std::chrono::steady_clock::time_point last_token;
     Active(std::shared_ptr<CompletionJob> j, int s)
@@ -31,12 +32,20 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tok, const SchedulerOp
     : tok_(tok),
       opt_(o),
       metrics_(m),
-      dec_(model, o.max_slots, o.max_context, o.cache, o.weights),
+      dec_(model, o.max_slots, o.max_context, o.cache, o.weights,
+           CachePaging{o.block_tokens, o.kv_blocks}),
       vocab_(std::min(model.config().vocab_size, tok.vocab_size())) {
     T6_CHECK(o.max_slots > 0 && o.max_context > 0 && o.queue >= 0);
+    if (dec_.cache().blocks_for(o.max_context) > dec_.cache().pool().size())
+        fail("KV cache pool of ", dec_.cache().pool().size(), " blocks holds no sequence of ",
+             o.max_context, " tokens");
+    dec_.cache().set_prefix_caching(o.prefix_cache);
     for (int s = o.max_slots - 1; s >= 0; s--) free_slots_.push_back(s);
     metrics_.slots = o.max_slots;
     metrics_.cache_bytes_budget = dec_.cache().bytes();
+    metrics_.kv_block_tokens = dec_.cache().block_tokens();
+    metrics_.kv_blocks_total = uint64_t(dec_.cache().pool().size());
+    update_gauges();
     // OpenMP settings are per thread: the scheduler thread takes the creating thread's count.
     thread_ = std::thread([this, threads = num_threads()] {
         set_num_threads(threads);
@@ -79,23 +88,83 @@ void Scheduler::shutdown(std::chrono::milliseconds grace) {
     if (thread_.joinable()) thread_.join();
 }
 
-void Scheduler::admit(std::shared_ptr<CompletionJob> job) {
+// Blocks may be taken when what is left still gives every running sequence its next block
+// (a paged pool; a contiguous one has a block per slot).
+bool Scheduler::fits(long blocks) const {
+    const long headroom = opt_.block_tokens > 0 ? long(active_.size()) : 0;
+    return blocks + headroom <= dec_.cache().pool().free_blocks();
+}
+
+bool Scheduler::admit(std::shared_ptr<CompletionJob>& job) {
     const int slot = free_slots_.back();
+    KVCache& cache = dec_.cache();
+    const int n = int(job->prompt.size());
+    // Prompt scoring needs every position's logits: no prefix shared then.
+    const int shared = job->score_prompt ? 0 : cache.share_prefix(slot, job->prompt.data(), n);
+    if (!fits(cache.blocks_needed(slot, n))) {
+        cache.clear(slot);
+        return false;
+    }
     free_slots_.pop_back();
     active_.push_back(std::make_unique<Active>(std::move(job), slot));
     Active& a = *active_.back();
     logits_.resize(size_t(dec_.config().vocab_size));
     if (a.job->score_prompt)
-        prefill_scored(a);
+        prefill_scored(a);  // every position's logits: nothing shared (shared == 0)
     else
-        dec_.append(slot, a.job->prompt.data(), int(a.job->prompt.size()), logits_.data());
-    metrics_.prompt_tokens += a.job->prompt.size();
+        dec_.append(slot, a.job->prompt.data() + shared, n - shared, logits_.data());
+    metrics_.prompt_tokens += uint64_t(n);
+    metrics_.prefix_hit_tokens += uint64_t(shared);
+    metrics_.prefix_hit_blocks += uint64_t(shared / cache.block_tokens());
     update_gauges();
     if (a.job->max_tokens == 0) {
         finish(active_.size() - 1, "length");
-        return;
+        return true;
     }
     if (const char* reason = advance(a, logits_.data())) finish(active_.size() - 1, reason);
+    return true;
+}
+
+bool Scheduler::resume(std::unique_ptr<Active>& a) {
+    const int slot = free_slots_.back();
+    KVCache& cache = dec_.cache();
+    std::vector<int32_t> hist = a->job->prompt;
+    hist.insert(hist.end(), a->fed.begin(), a->fed.end());
+    const int n = int(hist.size());
+    const int shared = cache.share_prefix(slot, hist.data(), n);
+    if (!fits(cache.blocks_needed(slot, n))) {
+        cache.clear(slot);
+        return false;
+    }
+    free_slots_.pop_back();
+    a->slot = slot;
+    logits_.resize(size_t(dec_.config().vocab_size));
+    // The logits are those of a token already sampled (a->next): recomputed, not used.
+    dec_.append(slot, hist.data() + shared, n - shared, logits_.data());
+    active_.push_back(std::move(a));
+    update_gauges();
+    return true;
+}
+
+bool Scheduler::make_room() {
+    const KVCache& cache = dec_.cache();
+    for (;;) {
+        long need = 0;
+        for (const auto& a : active_)
+            need += cache.blocks_needed(a->slot, cache.length(a->slot) + 1);
+        if (need <= cache.pool().free_blocks()) return true;
+        if (active_.size() <= 1) return false;
+        // Preempt the youngest: its blocks go back (cached prefix blocks stay reusable), it
+        // waits in front of the older preempted ones.
+        std::unique_ptr<Active> a = std::move(active_.back());
+        active_.pop_back();
+        dec_.reset(a->slot);
+        free_slots_.push_back(a->slot);
+        a->slot = -1;
+        preempted_.push_front(std::move(a));
+        metrics_.preemptions++;
+        update_gauges();
+    }
 }
 
 void Scheduler::prefill_scored(Active& a) {
@@ -199,10 +268,15 @@ void Scheduler::release(size_t i) {
 }
 
 void Scheduler::update_gauges() {
+    const KVCache& cache = dec_.cache();
     uint64_t tokens = 0;
-    for (const auto& a : active_) tokens += uint64_t(dec_.cache().length(a->slot));
-    metrics_.cache_bytes_in_use = tokens * dec_.cache().bytes_per_token();
+    for (const auto& a : active_) tokens += uint64_t(cache.length(a->slot));
+    metrics_.cache_bytes_in_use = tokens * cache.bytes_per_token();
     metrics_.active_sequences = int(active_.size());
+    metrics_.kv_blocks_in_use = uint64_t(cache.pool().used_blocks());
+    metrics_.kv_blocks_free = uint64_t(cache.pool().free_blocks());
+    metrics_.kv_blocks_cached = uint64_t(cache.pool().cached_blocks());
+    metrics_.preempted_sequences = int(preempted_.size());
 }
 
 void Scheduler::loop() {
@@ -212,7 +286,9 @@ void Scheduler::loop() {
         bool stopping = false;
         {
             std::unique_lock<std::mutex> lock(mu_);
-            cv_.wait(lock, [&] { return stop_ || !active_.empty() || !pending_.empty(); });
+            cv_.wait(lock, [&] {
+                return stop_ || !active_.empty() || !pending_.empty() || !preempted_.empty();
+            });
             stopping = stop_;
             while (!pending_.empty() && admitted.size() < free_slots_.size()) {
                 admitted.push_back(std::move(pending_.front()));
@@ -226,20 +302,48 @@ void Scheduler::loop() {
             }
         }
         try {
-            // New jobs join the batch (cancelled ones finish at once, below).
-            for (auto& slot_job : admitted) {
-                auto job = std::move(slot_job);  // leaves nullptr: handled
-                if (stopping || job->cancelled) {
+            // Preempted sequences whose client left (or all, when stopping) end.
+            for (size_t k = preempted_.size(); k-- > 0;) {
+                if (!stopping && !preempted_[k]->job->cancelled) continue;
+                std::shared_ptr<CompletionJob> job = preempted_[k]->job;
+                const int generated = preempted_[k]->generated;
+                preempted_.erase(preempted_.begin() + std::ptrdiff_t(k));
+                metrics_.requests_cancelled++;
+                {
+                    std::lock_guard<std::mutex> lock(mu_);
+                    in_flight_--;
+                }
+                job->publish("", generated, "cancelled");
+                idle_cv_.notify_all();
+            }
+            // Preempted sequences resume first (oldest first), then new jobs join, while slots
+            // and cache blocks last; the rest wait in front of the queue, in order.
+            while (!stopping && !preempted_.empty() && !free_slots_.empty() &&
+                   resume(preempted_.front()))
+                preempted_.pop_front();
+            bool blocked = !preempted_.empty();
+            for (auto& job : admitted) {
+                if (!(stopping || job->cancelled)) {
+                    if (!blocked && !free_slots_.empty() && admit(job)) continue;  // moved
+                    blocked = true;
+                    continue;  // stays: requeued below
+                }
+                {
+                    std::shared_ptr<CompletionJob> gone = std::move(job);  // nullptr: handled
                     {
                         std::lock_guard<std::mutex> lock(mu_);
                         in_flight_--;
                     }
                     metrics_.requests_cancelled++;
-                    job->publish("", 0, "cancelled");
+                    gone->publish("", 0, "cancelled");
                     idle_cv_.notify_all();
-                    continue;
                 }
-                admit(std::move(job));
+            }
+            {
+                std::lock_guard<std::mutex> lock(mu_);
+                for (size_t k = admitted.size(); k-- > 0;)
+                    if (admitted[k]) pending_.push_front(std::move(admitted[k]));
+                metrics_.queued_requests = int(pending_.size());
             }
             // Jobs whose client left (or all, when stopping) leave the batch.
             for (size_t i = active_.size(); i-- > 0;)
@@ -248,6 +352,9 @@ void Scheduler::loop() {
                 update_gauges();
                 return;
             }
+            // Blocks for the step (preempting the youngest sequences when the pool is short).
+            if (!active_.empty() && !make_room())
+                finish(0, "error", "the KV cache pool does not hold this sequence");
             // One batched step for every active sequence.
             const int n = int(active_.size());
             if (n > 0) {
@@ -264,6 +371,8 @@ void Scheduler::loop() {
                                   logits_.data() + size_t(i) * V);
                 else
                     dec_.step(step_slots_.data(), step_tokens_.data(), n, logits_.data());
+                for (int i = 0; i < n; i++)
+                    active_[size_t(i)]->fed.push_back(step_tokens_[size_t(i)]);
                 metrics_.peak_batch = std::max(metrics_.peak_batch.load(), n);
                 // Advance every row against this step's logits, then drop the finished ones
                 // (from the back, so the row indices stay valid).

@@ -6,6 +6,11 @@
 // batched step's logits equal the single-sequence ones; see tests/test_serve_scheduler.cpp).
 // Only the scheduler thread touches the Decoder and the Model; other threads submit jobs and
 // read their channel (CompletionJob).
+// With a paged cache (block_tokens > 0) the slots are only a cap: a job is admitted when the pool
+// has blocks for its prompt (after sharing cached prefix blocks, with prefix_cache), and when the
+// pool runs out mid-generation the youngest sequence is preempted: its blocks are returned, and
+// it is resumed later by prefilling its prompt and the tokens generated so far (recompute), with
+// its sampler state kept, so it still completes with the text it would have had.
 #pragma once
 #include <chrono>
 #include <condition_variable>
@@ -33,6 +38,11 @@ struct SchedulerOptions {
     // GEMM rows for M > 1 can differ from M = 1 in the last bits, so only this makes a
     // request's text independent of its batch mates, bit for bit (at the cost of throughput).
     bool row_by_row = false;
+    // Paged cache: tokens per block (0: one contiguous block of max_context per slot) and the
+    // pool's blocks (0: max_slots sequences of max_context); share cached prompt prefixes.
+    int block_tokens = 0;
+    long kv_blocks = 0;
+    bool prefix_cache = false;
 };
 
 class Scheduler {
@@ -58,7 +68,14 @@ class Scheduler {
   private:
     struct Active;
     void loop();
-    void admit(std::shared_ptr<CompletionJob> job);
+    // Gives a job (or a preempted sequence) a slot and prefills it; false (nothing changed)
+    // when the pool lacks the blocks.
+    bool admit(std::shared_ptr<CompletionJob>& job);  // moves the job on success
+    bool resume(std::unique_ptr<Active>& a);
+    // Frees blocks for the next step by preempting the youngest sequences; false if even one
+    // sequence alone does not fit (cannot happen when the pool holds max_context).
+    bool make_room();
+    bool fits(long blocks) const;
     // Prefills a score_prompt job with every position's logits and stores its prompt logprobs.
     void prefill_scored(Active& a);
     // Samples a's next token and publishes its text; returns the finish reason once done.
@@ -83,6 +100,7 @@ class Scheduler {
 
     // Scheduler thread only.
     std::vector<std::unique_ptr<Active>> active_;
+    std::deque<std::unique_ptr<Active>> preempted_;  // oldest first, resumed before new jobs
     std::vector<int> free_slots_;
     std::vector<float> logits_;
     std::vector<float> biased_;  // logits after penalties and logit_bias

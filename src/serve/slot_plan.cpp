@@ -22,4 +22,23 @@ SlotPlan plan_slots(double budget_bytes, size_t bytes_per_token, int max_context
     return p;
 }
 
+SlotPlan plan_paged(double budget_bytes, size_t bytes_per_token, int block_tokens, int max_context,
+                    int cap) {
+    if (max_context <= 0) fail("t6 serve: --max-context must be positive");
+    if (cap <= 0) fail("t6 serve: --max-slots must be positive");
+    if (block_tokens <= 0) fail("t6 serve: --block-tokens must be positive");
+    const double per_block = double(bytes_per_token) * block_tokens;
+    SlotPlan p;
+    p.pool_blocks = (long long)std::floor(budget_bytes / per_block);
+    p.budget_slots = (long long)std::floor(budget_bytes / (double(bytes_per_token) * max_context));
+    const long long need = (max_context + block_tokens - 1) / block_tokens;
+    if (p.pool_blocks < need)
+        fail("t6 serve: a KV budget of ", (long long)budget_bytes, " bytes holds ", p.pool_blocks,
+             " blocks of ", block_tokens, " tokens, fewer than one sequence of ", max_context,
+             " tokens needs (", need, "); raise --kv-budget or lower --max-context");
+    p.slots = cap;
+    p.bytes = size_t(p.pool_blocks) * size_t(per_block);
+    return p;
+}
+
 }  // namespace t6::serve

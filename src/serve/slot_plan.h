@@ -10,9 +10,16 @@ struct SlotPlan {
     long long budget_slots = 0;  // sequences of max_context tokens the budget holds
     int slots = 0;               // min(budget_slots, cap)
     size_t bytes = 0;            // the cache allocation: slots * max_context * bytes_per_token
+    long long pool_blocks = 0;   // paged: blocks of block_tokens the budget holds
 };
 
 // Fails (t6::Error) when the budget holds no sequence of max_context tokens.
 SlotPlan plan_slots(double budget_bytes, size_t bytes_per_token, int max_context, int cap);
+
+// A paged cache: the budget is a pool of blocks of block_tokens tokens, shared by up to `cap`
+// sequences (slots); budget_slots is still what a contiguous cache would hold, for comparison.
+// Fails when the pool holds no sequence of max_context tokens.
+SlotPlan plan_paged(double budget_bytes, size_t bytes_per_token, int block_tokens, int max_context,
+                    int cap);
 
 }  // namespace t6::serve
