@@ -41,8 +41,9 @@ int cmd_generate(int argc, char** argv) {
     p.option("cache", "TYPE", "KV cache element type: f32 or bf16", "f32");
     p.option("weights", "TYPE",
              "weights of the linear layers while generating: f32, bf16 (a rounded copy; half "
-             "the bytes read per token), or q8 / q4 (blockwise quantized copies, embedding "
-             "included; 1.125 / 0.75 bytes per weight)",
+             "the bytes read per token), q8 / q4 (blockwise quantized copies, embedding "
+             "included; 1.125 / 0.75 bytes per weight), or q8a8 / q4a8 (the same codes times "
+             "activations quantized to int8 per block)",
              "f32");
     p.option("tokenizer", "NAME", "gpt2, bytes or a tokenizer file (default: the checkpoint's)");
     p.option("threads", "N", "threads", "all cores");
@@ -74,10 +75,12 @@ int cmd_generate(int argc, char** argv) {
         QuantizedCheckpoint qc = load_quantized(m.source);
         model = std::move(qc.model);
         stored = qc.weights;
-        if (p.has("weights") && wtype != weight_type_of(stored->scheme))
+        // The stored codes run with float32 activations, or int8 ones when --weights says q8a8 /
+        // q4a8 of the same scheme.
+        if (p.has("weights") && !(is_quantized(wtype) && quant_scheme_of(wtype) == stored->scheme))
             fail("t6 generate: ", m.source, " holds ", quant_scheme_name(stored->scheme),
                  " weights, not ", p.get("weights"));
-        wtype = weight_type_of(stored->scheme);
+        if (!p.has("weights")) wtype = weight_type_of(stored->scheme);
     } else {
         model = load_or_init_model(m, "generate", sp.seed);
     }
@@ -98,7 +101,8 @@ int cmd_generate(int argc, char** argv) {
         fail("t6 generate: prompt of ", ids.size(), " tokens + ", max_new,
              " new tokens exceeds the context of ", max_ctx, " tokens (--max-context)");
 
-    Decoder dec = stored ? Decoder(*model, 1, max_ctx, ctype, stored)
+    const bool a8 = wtype == WeightType::q8a8 || wtype == WeightType::q4a8;
+    Decoder dec = stored ? Decoder(*model, 1, max_ctx, ctype, stored, {}, a8)
                          : Decoder(*model, 1, max_ctx, ctype, wtype);
     Sampler sampler(sp);
     std::vector<float> logits(cfg.vocab_size);

@@ -42,7 +42,8 @@ int cmd_kv(int argc, char** argv) {
     p.option("cache", "TYPE", "element type f32 or bf16", "f32");
     p.option("batch", "N", "concurrent sequences sharing the budget", "1");
     p.option("weights", "TYPE",
-             "decoding weights f32, bf16, q8 or q4 (bytes as stored, block scales included): "
+             "decoding weights f32, bf16, q8, q4, q8a8 or q4a8 (bytes as stored, block scales "
+             "included): "
              "their size and the context from which the cache outweighs them",
              "f32");
     p.flag("json", "print one JSON object as the last line");

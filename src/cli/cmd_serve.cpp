@@ -77,7 +77,8 @@ int cmd_serve(int argc, char** argv) {
              "32");
     p.flag("no-prefix-cache", "do not share cached prompt-prefix blocks between requests");
     p.option("cache", "TYPE", "KV cache element type: f32 or bf16", "f32");
-    p.option("weights", "TYPE", "decoding weights: f32, bf16, q8 or q4 (quantized at load)", "f32");
+    p.option("weights", "TYPE",
+             "decoding weights: f32, bf16, q8, q4, q8a8 or q4a8 (quantized at load)", "f32");
     p.option("queue", "N", "requests that may wait for a slot (beyond: 503 + Retry-After)", "64");
     p.option("api-key", "KEY",
              "require 'Authorization: Bearer KEY' (default: $T6_API_KEY; none if unset)");

@@ -74,10 +74,13 @@ Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
 }
 
 Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
-                 std::shared_ptr<const QuantizedWeights> quantized, CachePaging paging)
+                 std::shared_ptr<const QuantizedWeights> quantized, CachePaging paging,
+                 bool int8_activations)
     : model_(model),
       cfg_(model.config()),
-      wtype_(weight_type_of(quantized->scheme)),
+      wtype_(int8_activations
+                 ? (quantized->scheme == QuantScheme::q4 ? WeightType::q4a8 : WeightType::q8a8)
+                 : weight_type_of(quantized->scheme)),
       wq_(std::move(quantized)),
       rope_(model_rope_tables(model.config(), max_seq)),
       cache_(model.config(), max_slots, max_seq, type, paging) {

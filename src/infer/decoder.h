@@ -39,9 +39,11 @@ class Decoder {
     Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
             WeightType weights = WeightType::f32, CachePaging paging = {});
     // Decodes from weights quantized beforehand (`quantized` of this model's config; the model's
-    // own copies of those matrices are not read).
+    // own copies of those matrices are not read). With int8_activations the stored q8 / q4 codes
+    // run as q8a8 / q4a8.
     Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
-            std::shared_ptr<const QuantizedWeights> quantized, CachePaging paging = {});
+            std::shared_ptr<const QuantizedWeights> quantized, CachePaging paging = {},
+            bool int8_activations = false);
 
     const ModelConfig& config() const { return cfg_; }
     WeightType weight_type() const { return wtype_; }

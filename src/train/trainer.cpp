@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/threads.h"
+#include "core/timing.h"
 #include "kernels/embedding.h"
 #include "model/checkpoint.h"
 #include "train/dist.h"
@@ -42,9 +43,6 @@ std::map<std::string, std::string> data_tokenizer_metadata(const std::string& da
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 std::string duration_str(double s) {
     if (!std::isfinite(s) || s < 0) return "?";
