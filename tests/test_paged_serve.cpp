@@ -10,6 +10,7 @@
 #include "core/threads.h"
 #include "model/model.h"
 #include "serve/scheduler.h"
+#include "test_models.h"
 #include "text/byte_tokenizer.h"
 
 using namespace t6;
@@ -17,6 +18,7 @@ using namespace t6::serve;
 
 namespace {
 
+// A 2-layer model with vocabulary 256 (the byte tokenizer's) and random weights everywhere.
 std::unique_ptr<Model> random_model(AttentionKind kind, unsigned seed) {
     ModelConfig c;
     c.attention = kind;
@@ -27,12 +29,7 @@ std::unique_ptr<Model> random_model(AttentionKind kind, unsigned seed) {
     c.head_dim = 8;
     c.block_size = 256;
     auto m = std::make_unique<Model>(c);
-    std::mt19937 rng(seed);
-    for (const auto& s : m->layout().specs) {
-        std::normal_distribution<float> d(0.0f, 1.0f / std::sqrt(float(s.shape.back())));
-        float* p = m->params() + s.offset;
-        for (size_t i = 0; i < s.numel; i++) p[i] = d(rng);
-    }
+    test::randomize_weights(*m, seed);
     return m;
 }
 
