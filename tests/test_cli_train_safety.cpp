@@ -142,7 +142,8 @@ TEST(CliTrainSafety, OutDirLockAndGracefulSigterm) {
         EXPECT_NE(r->err.find("pid " + std::to_string(pid)), std::string::npos) << r->err;
     }
 
-    ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+    ASSERT_TRUE(WIFEXITED(status))
+        << "killed by signal " << WTERMSIG(status) << ": " << slurp(tmp.file("a.err"));
     EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM);
     const std::string err = slurp(tmp.file("a.err"));
     EXPECT_NE(err.find("stopped by SIGTERM after step "), std::string::npos) << err;

@@ -19,6 +19,7 @@
 #include "cli/tokenizer_arg.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/stop_signal.h"
 #include "core/threads.h"
 #include "model/checkpoint.h"
 #include "serve/http_server.h"
@@ -28,13 +29,6 @@
 namespace t6::cli {
 
 namespace {
-
-volatile std::sig_atomic_t g_signal = 0;
-
-extern "C" void on_signal(int sig) {
-    g_signal = sig;
-    std::signal(sig, SIG_DFL);  // a second one ends the process at once
-}
 
 std::string default_model_id(const ModelChoice& m) {
     namespace fs = std::filesystem;
@@ -181,8 +175,7 @@ int cmd_serve(int argc, char** argv) {
     serve::HttpServer server(scheduler, *tok, metrics, ho);
     const int port = server.bind();
     std::signal(SIGPIPE, SIG_IGN);
-    std::signal(SIGTERM, on_signal);
-    std::signal(SIGINT, on_signal);
+    enable_graceful_stop();  // core/stop_signal.h: a second signal ends the process at once
     const std::string paging =
         so.block_tokens > 0
             ? cat("paged: ", plan.pool_blocks, " blocks of ", so.block_tokens,
@@ -207,9 +200,9 @@ int cmd_serve(int argc, char** argv) {
     std::fflush(stdout);
 
     std::thread http([&] { server.run(); });
-    while (g_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    while (stop_signal() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     std::fprintf(stderr, "[t6 serve] %s: shutting down (in-flight requests get %.3g s)\n",
-                 g_signal == SIGINT ? "SIGINT" : "SIGTERM", grace);
+                 stop_signal() == SIGINT ? "SIGINT" : "SIGTERM", grace);
     server.start_draining();
     scheduler.shutdown(std::chrono::milliseconds(long(grace * 1000)));
     server.wait_handlers(2000);  // let handlers write their last bytes

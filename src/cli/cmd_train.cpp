@@ -10,10 +10,10 @@
 #include "cli/commands.h"
 #include "cli/model_arg.h"
 #include "core/error.h"
+#include "core/stop_signal.h"
 #include "core/threads.h"
 #include "model/checkpoint.h"
 #include "train/dist.h"
-#include "train/stop_signal.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 
@@ -45,8 +45,8 @@ int cmd_train(int argc, char** argv) {
              "those weights.");
     p.parse(argc, argv, 0);
     // Ctrl-C / SIGTERM: finish the step, write a checkpoint, exit 128 + signal
-    // (train/stop_signal.h).
-    install_stop_handlers();
+    // (core/stop_signal.h).
+    enable_graceful_stop();
     // Under mpirun/srun: join the group of ranks (train/dist.h); else a single process.
     dist::init();
 

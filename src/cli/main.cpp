@@ -6,6 +6,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/stop_signal.h"
 #include "core/threads.h"
 #include "train/dist.h"
 
@@ -50,6 +51,9 @@ int main(int argc, char** argv) {
     // machine's best on a quiet machine, where the runtime's spin-then-sleep default decodes
     // ~20% and trains ~5% faster; they print the policy in force.
     if (!(argc >= 2 && std::string(argv[1]) == "bench")) t6::ensure_passive_wait(argv);
+    // SIGINT/SIGTERM go to one watcher thread, never to a thread inside a GEMM
+    // (core/stop_signal.h); after the re-exec above, whose image would inherit the block.
+    t6::route_stop_signals();
     if (argc < 2) {
         print_usage(stderr);
         return 1;

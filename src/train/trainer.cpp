@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/stop_signal.h"
 #include "core/threads.h"
 #include "core/timing.h"
 #include "kernels/embedding.h"
@@ -19,7 +20,6 @@
 #include "train/dist.h"
 #include "train/imported_optimizer.h"
 #include "train/sample.h"
-#include "train/stop_signal.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;

@@ -63,7 +63,7 @@ struct TrainResult {
     long long best_step = -1;
     std::string last_checkpoint;
     std::string sample;  // greedy sample (sample_tokens > 0)
-    int stopped_by = 0;  // SIGINT/SIGTERM that stopped the run early (train/stop_signal.h), or 0
+    int stopped_by = 0;  // SIGINT/SIGTERM that stopped the run early (core/stop_signal.h), or 0
 };
 
 class Trainer {
@@ -78,7 +78,7 @@ class Trainer {
                                            const std::vector<std::string>& overrides, FILE* log);
 
     // Trains up to max_iters. stop_at >= 0 stops after that many steps (total) as if killed:
-    // no final evaluation or checkpoint (tests of resume). A stop signal (train/stop_signal.h)
+    // no final evaluation or checkpoint (tests of resume). A stop signal (core/stop_signal.h)
     // ends the run after the current step with a checkpoint (no evaluation) and sets stopped_by.
     // A non-finite training or evaluation loss, or non-finite weights, fail the run before any
     // checkpoint of them is written.
