@@ -16,6 +16,7 @@
 // 128 (or not a multiple of N) take a portable plain-loop version.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "core/simd.h"
@@ -218,11 +219,24 @@ bool kv_range_simd(const float* q, const CacheBlocks<uint16_t>& cache, int j0, i
 template <typename T>
 void flash_kv_decode(float* const* out, const float* const* q, const CacheBlocks<T>* cache,
                      const int* lens, int nseq, const KvCacheDims& dims, float scale) {
-    run_split(out, lens, nseq, dims.Hq, dims.D,
-              [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
-                  if (!kv_range_simd(q[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, sc))
-                      kv_range_generic(q[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc);
-              });
+    if constexpr (std::is_same_v<T, int8_t>) {
+        const Q8Layout L = q8_layout(dims);
+        run_split(out, lens, nseq, dims.Hq, dims.D,
+                  [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
+                      q8_chunks(
+                          cache[t.seq], t.j0, t.j1, L, [&](const CacheBlocks<float>& v, int n) {
+                              if (!kv_range_simd(q[t.seq], v, 0, n, dims, scale, p, sc))
+                                  kv_range_generic(q[t.seq], v, 0, n, dims, scale, p, buf, sc);
+                          });
+                  });
+    } else {
+        run_split(out, lens, nseq, dims.Hq, dims.D,
+                  [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
+                      if (!kv_range_simd(q[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, sc))
+                          kv_range_generic(q[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf,
+                                           sc);
+                  });
+    }
 }
 
 template <typename T>
@@ -241,6 +255,12 @@ template void flash_kv_decode<float>(float* const*, const float* const*, const C
 template void flash_kv_decode<uint16_t>(float* const*, const float* const*,
                                         const CacheBlocks<uint16_t>*, const int*, int,
                                         const KvCacheDims&, float);
+
+template void flash_kv_decode<int8_t>(float* const*, const float* const*, const int8_t* const*,
+                                      const int*, int, const KvCacheDims&, float);
+template void flash_kv_decode<int8_t>(float* const*, const float* const*,
+                                      const CacheBlocks<int8_t>*, const int*, int,
+                                      const KvCacheDims&, float);
 
 }  // namespace t6
 #endif  // HWY_ONCE
