@@ -135,6 +135,20 @@ TEST(Q8Format, RowScalesBoundTheErrorAndSitAtTheEnd) {
     EXPECT_EQ(y[21], 0.0f);
 }
 
+// A row holding NaN or inf dequantizes to NaN (as a float cache would pass them on); the other
+// rows are unaffected.
+TEST(Q8Format, NonFiniteRowsStayNonFinite) {
+    const Q8Layout L = q8_layout(std::vector<int>{4, 4, 4});
+    std::vector<float> x = {1, 2, 3, 4, 1, NAN, 3, 4, 1, INFINITY, 3, 4};
+    std::vector<int8_t> rec(size_t(L.bytes));
+    q8_quantize_record(rec.data(), x.data(), L);
+    std::vector<float> y(12);
+    q8_dequantize_records_scalar(y.data(), rec.data(), 1, L);
+    EXPECT_FLOAT_EQ(y[3], 4.0f);
+    EXPECT_TRUE(std::isnan(y[5]));
+    EXPECT_FALSE(std::isfinite(y[9]));
+}
+
 TEST(Q8Format, VectorDequantizeIsBitExactOnEveryTarget) {
     const Q8Layout L = q8_layout(TpaCacheDims{5, 2, 3, 40});  // rows of 5 and 40 numbers
     const PagedQ8 p = make_paged(L, 21, 9);

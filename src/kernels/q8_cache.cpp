@@ -85,12 +85,15 @@ void q8_quantize_record(int8_t* dst, const float* src, const Q8Layout& L) {
     for (size_t r = 0; r < L.rows.size(); r++) {
         const int len = L.rows[r];
         float amax = 0.0f;
-        for (int i = 0; i < len; i++) amax = std::max(amax, std::fabs(src[i]));
+        for (int i = 0; i < len; i++)
+            amax = std::isnan(src[i]) ? src[i] : std::max(amax, std::fabs(src[i]));  // NaN sticks
         const float scale = amax / 127.0f;
         const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+        // A non-finite row gives a non-finite scale and codes 0 where x * inv is NaN, so NaN
+        // reaches the attention as from a float cache (and no NaN is cast to an integer).
         for (int i = 0; i < len; i++) {
             const float q = std::nearbyint(src[i] * inv);
-            codes[i] = int8_t(std::clamp(q, -127.0f, 127.0f));
+            codes[i] = q == q ? int8_t(std::clamp(q, -127.0f, 127.0f)) : int8_t(0);
         }
         std::memcpy(dst + L.scale_off + 4 * long(r), &scale, 4);
         codes += len;
