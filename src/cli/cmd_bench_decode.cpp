@@ -41,21 +41,14 @@ void fill_random(KVCache& cache, int slot, int len, uint32_t seed) {
     uint32_t x = seed * 2654435761u + 1;
     if (!cache.reserve(slot, len)) fail("KV cache pool too small for ", len, " tokens");
     const long rec = cache.record_numbers();
+    std::vector<float> r(static_cast<size_t>(rec));
     for (int l = 0; l < cache.n_layer(); l++)
         for (int j = 0; j < len; j++) {  // record by record: they lie in the slot's blocks
-            if (cache.type() == CacheType::f32) {
-                float* p = cache.f32(l, slot, j);
-                for (long i = 0; i < rec; i++) {
-                    x = x * 1664525u + 1013904223u;
-                    p[i] = float(int32_t(x)) * (1.0f / 2147483648.0f);
-                }
-            } else {
-                uint16_t* p = cache.bf16(l, slot, j);
-                for (long i = 0; i < rec; i++) {
-                    x = x * 1664525u + 1013904223u;
-                    p[i] = float_to_bf16(float(int32_t(x)) * (1.0f / 2147483648.0f));
-                }
+            for (long i = 0; i < rec; i++) {
+                x = x * 1664525u + 1013904223u;
+                r[size_t(i)] = float(int32_t(x)) * (1.0f / 2147483648.0f);
             }
+            cache.store(l, slot, j, r.data());  // converted to the cache's type (bf16, q8)
         }
     cache.set_length(slot, len);
 }
@@ -163,7 +156,9 @@ int cmd_bench_decode(int argc, char** argv) {
     p.option("steps", "N", "timed decode steps per point (median reported)", "5");
     p.option("block-tokens", "N",
              "paged KV cache: tokens per cache block (0: one contiguous block per sequence)", "0");
-    p.option("cache", "LIST", "cache element types, each f32 or bf16 (swept)", "f32");
+    p.option("cache", "LIST",
+             "cache element types, each f32, bf16 or q8 (int8 rows with a scale each; swept)",
+             "f32");
     p.option(
         "weights", "LIST",
         "weights of the linear layers, each f32, bf16, q8, q4, q8a8 or q4a8 (q8 / q4 weights times "
@@ -235,8 +230,7 @@ int cmd_bench_decode(int argc, char** argv) {
                 for (long ctx : contexts)
                     for (int batch : batches) {
                         const double cache_bytes = double(batch) * (ctx + steps + 1) * cfg.n_layer *
-                                                   kv_record_numbers(cfg) *
-                                                   (ct == CacheType::f32 ? 4 : 2);
+                                                   kv_record_bytes(cfg, ct);
                         if (cache_bytes > mem_limit) {
                             std::printf(
                                 "%-16s %4s %4s %6ld %5d   skipped: cache %s > --mem-limit\n",
@@ -269,7 +263,8 @@ int cmd_bench_decode(int argc, char** argv) {
                         const DecodeCost cost = decode_step_cost(
                             cfg, batch, ctx,
                             dec.weight_bytes_per_step() / double(model.num_params()),
-                            ct == CacheType::f32 ? 4.0 : 2.0);
+                            // bytes per cached number (q8: scales included)
+                            double(kv_record_bytes(cfg, ct)) / double(kv_record_numbers(cfg)));
                         const double floor = cost.floor_s(bw, peak);
                         const double mem_now = cost.bytes / bw_now,
                                      fma_time_now = cost.flops / fma_now;

@@ -37,18 +37,14 @@ double seconds_since(Clock::time_point t0) {
 void fill_records(KVCache& cache, int slot, int len, uint32_t seed) {
     uint32_t x = seed * 2654435761u + 1;
     const long rec = cache.record_numbers();
+    std::vector<float> r(static_cast<size_t>(rec));
     for (int l = 0; l < cache.n_layer(); l++)
         for (int j = 0; j < len; j++) {
-            float* f = cache.type() == CacheType::f32 ? cache.f32(l, slot, j) : nullptr;
-            uint16_t* h = f ? nullptr : cache.bf16(l, slot, j);
             for (long i = 0; i < rec; i++) {
                 x = x * 1664525u + 1013904223u;
-                const float v = float(int32_t(x)) * (1.0f / 2147483648.0f);
-                if (f)
-                    f[i] = v;
-                else
-                    h[i] = float_to_bf16(v);
+                r[size_t(i)] = float(int32_t(x)) * (1.0f / 2147483648.0f);
             }
+            cache.store(l, slot, j, r.data());  // converted to the cache's type (bf16, q8)
         }
     cache.set_length(slot, len);
 }
@@ -124,7 +120,7 @@ int cmd_bench_serve(int argc, char** argv) {
     p.option("max-context", "N", "tokens a contiguous slot reserves (the server's --max-context)",
              "16384");
     p.option("block-tokens", "N", "tokens per cache block", "32");
-    p.option("cache", "TYPE", "cache element type: f32 or bf16", "f32");
+    p.option("cache", "TYPE", "cache element type: f32, bf16 or q8", "f32");
     p.option("steps", "N", "timed decode steps per point (median reported)", "3");
     p.option("prefix-requests", "N", "requests sharing the prefix (0: skip part 2)", "32");
     p.option("prefix-tokens", "N", "tokens of the shared prefix", "1000");
@@ -156,8 +152,7 @@ int cmd_bench_serve(int argc, char** argv) {
     model.init_weights(1);
 
     // 1. Concurrency and decode speed at the budget.
-    const size_t per_token =
-        size_t(kv_record_numbers(cfg)) * (ct == CacheType::f32 ? 4 : 2) * size_t(cfg.n_layer);
+    const size_t per_token = size_t(kv_record_bytes(cfg, ct)) * size_t(cfg.n_layer);
     const long contiguous = long(budget / (double(per_token) * max_context));
     const long pool = long(budget / (double(per_token) * B));
     const long per_seq = (context + B - 1) / B;

@@ -104,6 +104,9 @@ int eval_ppl(int argc, char** argv) {
              "f32, or q8 / q4: score the model whose decoder matrices are quantized and "
              "dequantized (what decoding with --weights q8|q4 computes)",
              "f32");
+    p.option("cache", "TYPE",
+             "score through the incremental decoder with a KV cache of this type (f32, bf16 or "
+             "q8), each window prefilled in chunks, instead of the training forward");
     p.option("threads", "N", "threads", "all cores");
     p.flag("quiet", "no progress on stderr");
     p.flag("json", "print one JSON object as the last line");
@@ -133,6 +136,8 @@ int eval_ppl(int argc, char** argv) {
         if (quantized) apply_dequantized(*model, quantize_model(*model, scheme));
     }
     const ModelConfig& cfg = model->config();
+    const bool cached = p.has("cache");
+    const CacheType cache_type = cached ? parse_cache_type(p.get("cache")) : CacheType::f32;
 
     eval::PplOptions opt;
     opt.context = p.has("context") ? p.get_int("context") : cfg.block_size;
@@ -193,9 +198,10 @@ int eval_ppl(int argc, char** argv) {
     for (const auto& s : streams) {
         if (s.n < 2) continue;
         const long long before = sum.tokens;
+        const auto prog = [&](long long done) { progress.update(before + done); };
         eval::PplTotals t =
-            eval::score_stream(*model, s.source, s.n, opt, nullptr,
-                               [&](long long done) { progress.update(before + done); });
+            cached ? eval::score_stream_cached(*model, cache_type, s.source, s.n, opt, prog)
+                   : eval::score_stream(*model, s.source, s.n, opt, nullptr, prog);
         sum.nll += t.nll;
         sum.tokens += t.tokens;
     }
@@ -219,6 +225,7 @@ int eval_ppl(int argc, char** argv) {
                             {"context_tokens", opt.context},
                             {"stride_tokens", opt.stride},
                             {"weights", weights},
+                            {"kv_cache", cached ? cache_type_name(cache_type) : "none"},
                             {"elapsed_s", elapsed},
                             {"tokens_per_s", elapsed > 0 ? double(sum.tokens) / elapsed : 0.0}};
         if (tok) j["bits_per_byte"] = bpb;

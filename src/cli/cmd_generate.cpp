@@ -38,7 +38,8 @@ int cmd_generate(int argc, char** argv) {
     p.option("seed", "N", "random seed", "0");
     p.option("max-context", "N", "tokens the cache holds (prompt + generated)",
              "the model's block_size");
-    p.option("cache", "TYPE", "KV cache element type: f32 or bf16", "f32");
+    p.option("cache", "TYPE",
+             "KV cache element type: f32, bf16 or q8 (int8 rows with a scale each)", "f32");
     p.option("weights", "TYPE",
              "weights of the linear layers while generating: f32, bf16 (a rounded copy; half "
              "the bytes read per token), q8 / q4 (blockwise quantized copies, embedding "

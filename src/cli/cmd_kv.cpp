@@ -39,7 +39,7 @@ int cmd_kv(int argc, char** argv) {
                 "shape with each kind's head count chosen to match MHA's attention parameters).");
     add_model_options(p);
     p.option("budget", "BYTES", "memory for the KV cache, e.g. 2GiB", "8GiB");
-    p.option("cache", "TYPE", "element type f32 or bf16", "f32");
+    p.option("cache", "TYPE", "element type f32, bf16 or q8 (int8 rows, scales included)", "f32");
     p.option("batch", "N", "concurrent sequences sharing the budget", "1");
     p.option("weights", "TYPE",
              "decoding weights f32, bf16, q8, q4, q8a8 or q4a8 (bytes as stored, block scales "
@@ -53,7 +53,6 @@ int cmd_kv(int argc, char** argv) {
     const CacheType ct = parse_cache_type(p.get("cache"));
     const int batch = p.get_int("batch");
     if (batch <= 0) fail("t6 kv: --batch must be positive");
-    const double elem = ct == CacheType::f32 ? 4 : 2;
     const WeightType wt = parse_weight_type(p.get("weights"));
     // Bytes a decoding step streams for the weights of config c.
     auto weight_bytes = [&](const ModelConfig& c) {
@@ -74,7 +73,7 @@ int cmd_kv(int argc, char** argv) {
     }
     double mha_bytes = 0;
     for (const auto& [n, c] : rows)
-        if (c.attention == AttentionKind::mha) mha_bytes = double(kv_record_numbers(c)) * elem;
+        if (c.attention == AttentionKind::mha) mha_bytes = double(kv_record_bytes(c, ct));
 
     std::printf("KV cache (%s), budget %s, %d sequence%s, weights %s\n", cache_type_name(ct),
                 human_bytes(budget).c_str(), batch, batch > 1 ? "s" : "", weight_type_name(wt));
@@ -84,7 +83,7 @@ int cmd_kv(int argc, char** argv) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& [name, c] : rows) {
         const long rec = kv_record_numbers(c);
-        const double per_layer = double(rec) * elem, per_token = per_layer * c.n_layer;
+        const double per_layer = double(kv_record_bytes(c, ct)), per_token = per_layer * c.n_layer;
         const long long max_ctx = (long long)(budget / (per_token * batch));
         const double vs = mha_bytes > 0 ? mha_bytes / per_layer : 0;
         const size_t params = model_stats(c).params_total;

@@ -70,7 +70,8 @@ int cmd_serve(int argc, char** argv) {
              "(contiguous slots: the budget / (max_context x record) sequences)",
              "32");
     p.flag("no-prefix-cache", "do not share cached prompt-prefix blocks between requests");
-    p.option("cache", "TYPE", "KV cache element type: f32 or bf16", "f32");
+    p.option("cache", "TYPE",
+             "KV cache element type: f32, bf16 or q8 (int8 rows with a scale each)", "f32");
     p.option("weights", "TYPE",
              "decoding weights: f32, bf16, q8, q4, q8a8 or q4a8 (quantized at load)", "f32");
     p.option("queue", "N", "requests that may wait for a slot (beyond: 503 + Retry-After)", "64");
@@ -112,8 +113,7 @@ int cmd_serve(int argc, char** argv) {
     so.throttle_ms = p.get_int("throttle-ms");
     so.row_by_row = p.has("deterministic");
     if (so.queue < 0) fail("t6 serve: --queue must be >= 0");
-    const size_t per_token =
-        size_t(kv_record_numbers(cfg)) * (so.cache == CacheType::f32 ? 4 : 2) * cfg.n_layer;
+    const size_t per_token = size_t(kv_record_bytes(cfg, so.cache)) * cfg.n_layer;
     const double budget = parse_bytes(p.get("kv-budget"), "--kv-budget");
     so.block_tokens = p.get_int("block-tokens");
     if (so.block_tokens < 0) fail("t6 serve: --block-tokens must be >= 0");

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "eval/loglik.h"
+#include "infer/decoder.h"
 
 namespace t6::eval {
 
@@ -67,6 +68,36 @@ PplTotals score_stream(Model& model, const TokenSource& source, size_t n, const 
             }
         }
         w = e;
+        if (progress) progress(tot.tokens);
+    }
+    return tot;
+}
+
+PplTotals score_stream_cached(const Model& model, CacheType cache, const TokenSource& source,
+                              size_t n, const PplOptions& opt,
+                              const std::function<void(long long)>& progress) {
+    const ModelConfig& cfg = model.config();
+    if (opt.context > cfg.block_size)
+        fail("context ", opt.context, " exceeds the model's block_size ", cfg.block_size);
+    const std::vector<Window> windows = rolling_windows(n, opt.context, opt.stride);
+    Decoder dec(model, 1, opt.context, cache);
+    const int V = cfg.vocab_size;
+    PplTotals tot;
+    std::vector<int32_t> buf;
+    std::vector<float> logits;
+    for (const Window& win : windows) {
+        const int T = win.inputs();
+        buf.resize(size_t(T) + 1);
+        source(win.begin, size_t(T) + 1, buf.data());
+        logits.resize(size_t(T) * V);
+        dec.reset(0);
+        dec.append(0, buf.data(), T, logits.data(), true);
+        for (int t = 0; t < T; t++) {
+            const size_t pos = win.begin + 1 + size_t(t);
+            if (pos < win.score_from) continue;
+            tot.nll -= token_logprob(logits.data() + size_t(t) * V, V, buf[size_t(t) + 1]);
+            tot.tokens++;
+        }
         if (progress) progress(tot.tokens);
     }
     return tot;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <vector>
 
+#include "infer/kv_cache.h"
 #include "model/model.h"
 
 namespace t6::eval {
@@ -44,5 +45,14 @@ using TokenSource = std::function<void(size_t begin, size_t n, int32_t* out)>;
 PplTotals score_stream(Model& model, const TokenSource& source, size_t n, const PplOptions& opt,
                        std::vector<double>* per_token = nullptr,
                        const std::function<void(long long)>& progress = nullptr);
+
+// The same windows scored through the incremental decoder (infer/decoder.h) instead of the
+// training forward: each window is prefilled (chunks of at most 256 tokens) into a KV cache of the
+// given type and every token's attention reads its keys and values back from that cache, so the
+// scores include the cache's rounding (bf16, q8). With an f32 cache it equals score_stream up to
+// float rounding.
+PplTotals score_stream_cached(const Model& model, CacheType cache, const TokenSource& source,
+                              size_t n, const PplOptions& opt,
+                              const std::function<void(long long)>& progress = nullptr);
 
 }  // namespace t6::eval

@@ -160,17 +160,17 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
     for (int i = 0; i < n; i++)
         rope_forward_inplace(q + size_t(i) * m.QK + D, 1, 1, H, R, m.QK, D + R, rope, t.pos[i]);
 
-    const bool f32 = cache.type() == CacheType::f32;
+    const bool f32 = cache.type() == CacheType::f32, q8 = cache.type() == CacheType::q8;
     if (t.chunk) {
         float* tile_recs = work;
         float* kv = tile_recs + size_t(kTile) * m.rec;
         float* ml = kv + size_t(kTile) * m.KV;
         // The history read contiguously (copied out of the blocks when it spans several).
         const int len = t.pos[0] + n;
-        if (f32) {
+        if (f32 || q8) {  // q8: the history dequantized to float32
             thread_local std::vector<float> hist;
-            chunk_attention(y, q, cache.gather(layer, t.slot[0], len, hist), t.pos[0], n, m, w_kvb,
-                            scale, tile_recs, kv, ml);
+            chunk_attention(y, q, cache.gather_f32(layer, t.slot[0], len, hist), t.pos[0], n, m,
+                            w_kvb, scale, tile_recs, kv, ml);
         } else {
             thread_local std::vector<uint16_t> hist;
             chunk_attention(y, q, cache.gather(layer, t.slot[0], len, hist), t.pos[0], n, m, w_kvb,
@@ -203,6 +203,10 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
     if (f32) {
         std::vector<CacheBlocks<float>> caches(n);
         for (int i = 0; i < n; i++) caches[i] = cache.blocks<float>(layer, t.slot[i]);
+        flash_mla_decode(outs.data(), qs.data(), caches.data(), lens.data(), n, dims, scale);
+    } else if (q8) {
+        std::vector<CacheBlocks<int8_t>> caches(n);
+        for (int i = 0; i < n; i++) caches[i] = cache.blocks<int8_t>(layer, t.slot[i]);
         flash_mla_decode(outs.data(), qs.data(), caches.data(), lens.data(), n, dims, scale);
     } else {
         std::vector<CacheBlocks<uint16_t>> caches(n);

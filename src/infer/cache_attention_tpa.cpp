@@ -41,7 +41,7 @@ void tpa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         std::memcpy(&record[dims.off_BV()], row + oBv, sizeof(float) * Rv * D);
         cache.store(layer, t.slot[i], t.pos[i], record.data());
     }
-    const bool f32 = cache.type() == CacheType::f32;
+    const bool f32 = cache.type() == CacheType::f32, q8 = cache.type() == CacheType::q8;
     if (t.chunk) {
         // Materialise the chunk's queries (n, H, D), then attend with factor-formed K/V tiles.
         scratch.resize(size_t(t.n) * HD);
@@ -52,9 +52,9 @@ void tpa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
             for (int i = 0; i < t.n; i++) std::memcpy(&scratch[i * HD], proj + i * P, HD * 4);
         // The history read contiguously (copied out of the blocks when it spans several).
         const int len = t.pos[0] + t.n;
-        if (f32) {
+        if (f32 || q8) {  // q8: the history dequantized to float32
             thread_local std::vector<float> hist;
-            tpa_chunk_attention(y, scratch.data(), cache.gather(layer, t.slot[0], len, hist),
+            tpa_chunk_attention(y, scratch.data(), cache.gather_f32(layer, t.slot[0], len, hist),
                                 t.pos[0], t.n, dims, scale);
         } else {
             thread_local std::vector<uint16_t> hist;
@@ -75,6 +75,10 @@ void tpa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
     if (f32) {
         std::vector<CacheBlocks<float>> caches(t.n);
         for (int i = 0; i < t.n; i++) caches[i] = cache.blocks<float>(layer, t.slot[i]);
+        flash_tpa_decode(outs.data(), qs.data(), caches.data(), lens.data(), t.n, dims, scale);
+    } else if (q8) {
+        std::vector<CacheBlocks<int8_t>> caches(t.n);
+        for (int i = 0; i < t.n; i++) caches[i] = cache.blocks<int8_t>(layer, t.slot[i]);
         flash_tpa_decode(outs.data(), qs.data(), caches.data(), lens.data(), t.n, dims, scale);
     } else {
         std::vector<CacheBlocks<uint16_t>> caches(t.n);

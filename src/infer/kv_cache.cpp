@@ -9,13 +9,14 @@
 namespace t6 {
 
 const char* cache_type_name(CacheType t) {
-    return t == CacheType::f32 ? "f32" : "bf16";
+    return t == CacheType::f32 ? "f32" : t == CacheType::bf16 ? "bf16" : "q8";
 }
 
 CacheType parse_cache_type(const std::string& s) {
     if (s == "f32" || s == "float32") return CacheType::f32;
     if (s == "bf16" || s == "bfloat16") return CacheType::bf16;
-    fail("cache type '", s, "' is not f32 or bf16");
+    if (s == "q8" || s == "int8") return CacheType::q8;
+    fail("cache type '", s, "' is not f32, bf16 or q8");
 }
 
 long kv_record_numbers(const ModelConfig& c) {
@@ -31,6 +32,26 @@ long kv_record_numbers(const ModelConfig& c) {
             return long(c.kv_lora_rank) + c.qk_rope_head_dim;
     }
     return 0;
+}
+
+Q8Layout kv_q8_layout(const ModelConfig& c) {
+    switch (c.attention) {
+        case AttentionKind::mha:
+        case AttentionKind::mqa:
+        case AttentionKind::gqa:
+            return q8_layout(KvCacheDims{c.n_head, c.kv_heads(), c.head_dim});
+        case AttentionKind::tpa:
+        case AttentionKind::tpa_kvonly:
+            return q8_layout(TpaCacheDims{c.n_head, c.k_rank, c.v_rank, c.head_dim});
+        case AttentionKind::mla:
+            return q8_layout(MlaCacheDims{c.n_head, c.kv_lora_rank, c.qk_rope_head_dim});
+    }
+    return {};
+}
+
+long kv_record_bytes(const ModelConfig& c, CacheType t) {
+    if (t == CacheType::q8) return kv_q8_layout(c).bytes;
+    return kv_record_numbers(c) * (t == CacheType::f32 ? 4 : 2);
 }
 
 namespace {
@@ -52,7 +73,9 @@ KVCache::KVCache(const ModelConfig& c, int max_slots, int max_seq, CacheType typ
       max_slots_(max_slots),
       max_seq_(max_seq),
       type_(type),
-      rec_(kv_record_numbers(c)),
+      numbers_(kv_record_numbers(c)),
+      q8_(kv_q8_layout(c)),
+      rec_(type == CacheType::q8 ? q8_.bytes : numbers_),
       B_(max_seq > 0 ? block_tokens_of(paging, max_seq) : 1),
       pool_(max_slots > 0 && max_seq > 0 ? pool_blocks_of(paging, max_slots, max_seq) : 1, B_),
       len_(size_t(std::max(max_slots, 0)), 0),
@@ -70,10 +93,20 @@ KVCache::KVCache(const ModelConfig& c, int max_slots, int max_seq, CacheType typ
 
 void KVCache::store(int layer, int slot, int pos, const float* rec) {
     if (type_ == CacheType::f32) {
-        std::memcpy(f32(layer, slot, pos), rec, sizeof(float) * rec_);
-    } else {
+        float* dst = f32(layer, slot, pos);
+        if (q8_round_) {
+            thread_local std::vector<int8_t> q;
+            q.resize(size_t(q8_.bytes));
+            q8_quantize_record(q.data(), rec, q8_);
+            q8_dequantize_records_scalar(dst, q.data(), 1, q8_);
+        } else {
+            std::memcpy(dst, rec, sizeof(float) * rec_);
+        }
+    } else if (type_ == CacheType::bf16) {
         uint16_t* dst = bf16(layer, slot, pos);
         for (long i = 0; i < rec_; i++) dst[i] = float_to_bf16(rec[i]);
+    } else {
+        q8_quantize_record(q8(layer, slot, pos), rec, q8_);
     }
 }
 
@@ -102,6 +135,20 @@ const T* KVCache::gather(int layer, int slot, int n, std::vector<T>& buf) const 
 }
 template const float* KVCache::gather(int, int, int, std::vector<float>&) const;
 template const uint16_t* KVCache::gather(int, int, int, std::vector<uint16_t>&) const;
+
+const float* KVCache::gather_f32(int layer, int slot, int n, std::vector<float>& buf) const {
+    if (type_ == CacheType::f32) return gather<float>(layer, slot, n, buf);
+    buf.resize(size_t(n) * numbers_);
+    for (int j = 0; j < n; j += B_) {
+        const int m = std::min(B_, n - j);
+        float* dst = buf.data() + size_t(j) * numbers_;
+        if (type_ == CacheType::bf16)
+            bf16_to_float_serial(dst, blocks<uint16_t>(layer, slot).at(j, rec_), size_t(m) * rec_);
+        else
+            q8_dequantize_records(dst, blocks<int8_t>(layer, slot).at(j, rec_), m, q8_);
+    }
+    return buf.data();
+}
 
 void KVCache::copy_block(int from, int to) {
     const size_t bytes = size_t(B_) * rec_ * element_bytes();

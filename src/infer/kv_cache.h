@@ -7,7 +7,9 @@
 //                 with c_KV stored after kv_a_layernorm (weight applied), i.e. exactly the input
 //                 of kv_b_proj, so absorbed decoding needs no norm at read time
 //                 (cache_attention_mla.cpp);
-// in float32 or bfloat16.
+// in float32 or bfloat16, or 8-bit (q8: every row of the record as int8 codes with one float32
+// scale per row at the record's end, kernels/q8_cache.h; the record keeps a fixed size, so paging
+// and addressing are the same for every type).
 //
 // The cache is paged (docs/paged-cache.md): one pool of fixed-size blocks of `block_tokens`
 // tokens (every layer's records of those tokens), and per slot a block table, grown on demand as
@@ -25,16 +27,21 @@
 #include "core/buffer.h"
 #include "infer/block_pool.h"
 #include "kernels/flash_decode.h"
+#include "kernels/q8_cache.h"
 #include "model/config.h"
 
 namespace t6 {
 
-enum class CacheType { f32, bf16 };
+enum class CacheType { f32, bf16, q8 };
 const char* cache_type_name(CacheType t);
-CacheType parse_cache_type(const std::string& s);  // "f32" | "bf16"
+CacheType parse_cache_type(const std::string& s);  // "f32" | "bf16" | "q8"
 
 // Numbers cached per token and layer (the formulas above).
 long kv_record_numbers(const ModelConfig& c);
+// The q8 record layout of the model's kind (rows and scales, kernels/q8_cache.h).
+Q8Layout kv_q8_layout(const ModelConfig& c);
+// Bytes cached per token and layer in the given type (q8: codes, padding and scales).
+long kv_record_bytes(const ModelConfig& c, CacheType t);
 
 // How the cache is paged: block_tokens 0 is one block of max_seq tokens per slot (contiguous);
 // pool_blocks 0 is enough blocks for every slot to hold max_seq tokens.
@@ -52,8 +59,14 @@ class KVCache {
     int max_slots() const { return max_slots_; }
     int max_seq() const { return max_seq_; }
     CacheType type() const { return type_; }
-    long record_numbers() const { return rec_; }
-    size_t element_bytes() const { return type_ == CacheType::f32 ? 4 : 2; }
+    long record_numbers() const { return numbers_; }
+    // Elements of the cache's type per record (q8: bytes, scales included) and its layout.
+    long record_elements() const { return rec_; }
+    size_t record_bytes() const { return size_t(rec_) * element_bytes(); }
+    const Q8Layout& q8_layout() const { return q8_; }
+    size_t element_bytes() const {
+        return type_ == CacheType::f32 ? 4 : type_ == CacheType::bf16 ? 2 : 1;
+    }
     size_t bytes() const { return data_.size(); }  // the whole allocation
     size_t bytes_per_token() const { return size_t(rec_) * element_bytes() * n_layer_; }
 
@@ -70,16 +83,23 @@ class KVCache {
     // Blocks held by slot (its block table).
     const std::vector<int>& table(int slot) const { return table_[size_t(slot)]; }
 
-    // Start of the record of (layer, slot, pos) as float or bf16 (must match type()); pos must
-    // be reserved.
+    // Start of the record of (layer, slot, pos) as float, bf16 or q8 bytes (must match type());
+    // pos must be reserved.
     float* f32(int layer, int slot, int pos) {
         return reinterpret_cast<float*>(data_.data()) + offset(layer, slot, pos);
     }
     uint16_t* bf16(int layer, int slot, int pos) {
         return reinterpret_cast<uint16_t*>(data_.data()) + offset(layer, slot, pos);
     }
-    // Stores `rec` floats at (layer, slot, pos), converting to bf16 if needed.
+    int8_t* q8(int layer, int slot, int pos) {
+        return reinterpret_cast<int8_t*>(data_.data()) + offset(layer, slot, pos);
+    }
+    // Stores record_numbers() floats at (layer, slot, pos), converting to bf16 or quantizing to
+    // q8 if needed.
     void store(int layer, int slot, int pos, const float* rec);
+    // Reference hook (tests): an f32 cache that stores every record rounded through q8, i.e. holds
+    // exactly the numbers a q8 cache dequantizes to.
+    void set_q8_rounding(bool on) { q8_round_ = on; }
     // The slot's records of one layer as the decoding kernels read them (element type T).
     template <typename T>
     CacheBlocks<T> blocks(int layer, int slot) const {
@@ -90,6 +110,9 @@ class KVCache {
     // copied into buf (chunked prefill reads the history this way).
     template <typename T>
     const T* gather(int layer, int slot, int n, std::vector<T>& buf) const;
+    // Records [0, n) as float32 (record_numbers() each) whatever the type: f32 as gather, bf16
+    // widened, q8 dequantized into buf.
+    const float* gather_f32(int layer, int slot, int n, std::vector<float>& buf) const;
 
     // Tokens held per slot.
     int length(int slot) const { return len_[size_t(slot)]; }
@@ -121,7 +144,10 @@ class KVCache {
     void copy_block(int from, int to);
     int n_layer_, max_slots_, max_seq_;
     CacheType type_;
-    long rec_;
+    long numbers_;  // numbers per record
+    Q8Layout q8_;
+    long rec_;  // elements of the type per record
+    bool q8_round_ = false;
     int B_;
     BlockPool pool_;
     AlignedArray<unsigned char> data_;

@@ -52,6 +52,13 @@ HWY_INLINE VF LoadF32(const uint16_t* p) {
     const hn::Rebind<uint16_t, DF> d16;
     return hn::BitCast(DF(), hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(d16, p))));
 }
+// N int8 codes of a q8 cache row as float32 (int8 -> int32 -> float32; the row's scale is applied
+// by the caller, folded into a score or a probability).
+HWY_INLINE VF LoadF32(const int8_t* p) {
+    const hn::Rebind<int32_t, DF> di32;
+    const hn::Rebind<int8_t, DF> di8;
+    return hn::ConvertTo(DF(), hn::PromoteTo(di32, hn::LoadU(di8, p)));
+}
 // The same with lanes >= count zero. The float load is a masked load (no access past count);
 // the bf16 one may read (not use) up to N-1 numbers past count on AVX2 and SCALAR, so callers
 // pass rows that continue inside the same cache record.

@@ -27,7 +27,10 @@
 // scalar; the target in force (core/simd.h: the CPU's best, capped by T6_SIMD) runs, chosen at
 // run time, so one portable binary uses the CPU it runs on. Shapes the vector kernels do not take
 // (FlashTPA D > 128; K/V D not in {16, 32, 64, 128}) run portable plain-loop versions.
-// Cache elements are float or bf16 (uint16_t, the upper half of a float32). Arithmetic is float32,
+// Cache elements are float, bf16 (uint16_t, the upper half of a float32) or q8 (int8_t: records of
+// int8 codes with one float32 scale per row at the end, kernels/q8_cache.h; record j starts
+// q8_layout(dims).bytes * j bytes in, and the kernels compute over the dequantized numbers).
+// Arithmetic is float32,
 // except FlashTPA over a bf16 cache on CPUs with AVX-512 BF16: it multiplies the cached factors
 // with vdpbf16ps (exact products, float32 sums), which needs the query factor and the value
 // weights p*A_V/R_V rounded to bf16 as well (relative 2^-9 each); scores, softmax and the output

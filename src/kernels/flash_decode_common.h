@@ -14,6 +14,7 @@
 
 #include "kernels/bf16.h"
 #include "kernels/flash_decode.h"
+#include "kernels/q8_cache.h"
 
 namespace t6::flash_detail {
 
@@ -89,6 +90,27 @@ struct Bf16Pair {
 struct Task {
     int seq, j0, j1;
 };
+
+// An 8-bit cache (q8_cache.h) is read in place, a chunk of records at a time: the chunk's codes
+// are dequantized with vector loads (int8 -> int32 -> float32 times the row scale) into a float
+// scratch small enough to stay in L2 (at most 256 KB: 16..256 records, a multiple of 64 from 64
+// on, so the kernels' blocks of 16/32/64 records fit whole; never across a cache block), and
+// `f32(view, n)` runs the float kernel on those n records as a contiguous cache (large chunks:
+// the kernels' per-call setup, e.g. transposing the query, is paid once per chunk).
+// The online-softmax partial carries over from chunk to chunk, so the result is the float
+// kernel's over the dequantized records (up to the order of float sums).
+template <class F>
+void q8_chunks(const CacheBlocks<int8_t>& cache, int j0, int j1, const Q8Layout& L, F&& f32) {
+    thread_local std::vector<float> deq;
+    int chunk = std::clamp(int(65536 / std::max(1L, L.numbers)) / 16 * 16, 16, 256);
+    if (chunk >= 64) chunk = chunk / 64 * 64;
+    for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
+        n = std::min({chunk, j1 - b0, cache.left(b0)});
+        if (deq.size() < size_t(n) * L.numbers) deq.resize(size_t(n) * L.numbers);
+        q8_dequantize_records(deq.data(), cache.at(b0, L.bytes), n, L);
+        f32(CacheBlocks<float>::contiguous(deq.data()), n);
+    }
+}
 
 // Contiguous views (CacheBlocks::contiguous) of per-sequence cache pointers.
 template <typename T>

@@ -16,6 +16,8 @@
 // 128 (or not a multiple of N) take a portable plain-loop version.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/simd.h"
@@ -36,13 +38,25 @@ using flash_detail::Partial;
 
 constexpr int kKvBlock = 16;  // tokens per online-softmax block
 
+// A q8 cache (T = int8_t, kernels/q8_cache.h) is read in place too: the codes are widened to
+// float32 in registers and the row scales folded in, the K row's into the head's score
+// (scale_k * (q . codes)), the V row's into the probability ((p * scale_v) * codes).
 template <int NC, typename T>
 HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, int j1,
                          const KvCacheDims& dm, float scale, Partial part, std::vector<float>& sc) {
     constexpr int D = NC * kN;
+    constexpr bool kQ8 = std::is_same_v<T, int8_t>;
     const DF d;
     const int Hq = dm.Hq, Hkv = dm.Hkv, group = Hq / Hkv;
-    const long rec = dm.rec();
+    // q8: the codes (2 Hkv D bytes, a multiple of 4) then 2 Hkv scales (K heads, V heads).
+    const long codes = 2L * Hkv * D;
+    const long rec = kQ8 ? codes + 8L * Hkv : dm.rec();
+    const auto row_scale = [&](const T* r, int row) {
+        float s = 1.0f;
+        if constexpr (kQ8) std::memcpy(&s, r + codes + 4L * row, 4);
+        (void)r, (void)row;
+        return s;
+    };
     sc.resize(size_t(Hq) * kKvBlock * kN + 2 * kKvBlock);  // written before read: no memset
     float* Pv = sc.data();                                 // (Hq, kKvBlock, N) partial scores
     float* s = Pv + size_t(Hq) * kKvBlock * kN;            // (kKvBlock) scores of one head
@@ -65,11 +79,13 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
                 const T* kr = recs + t * rec + long(kv) * D;
                 VF k[NC];
                 for (int c = 0; c < NC; c++) k[c] = LoadF32(kr + kN * c);
+                const VF sk = hn::Set(d, row_scale(recs + t * rec, kv));
                 for (int g = 0; g < group; g++) {
                     const int h = kv * group + g;
                     const float* qh = q + size_t(h) * D;
                     VF a = hn::Mul(k[0], hn::LoadU(d, qh));
                     for (int c = 1; c < NC; c++) a = hn::MulAdd(k[c], hn::LoadU(d, qh + kN * c), a);
+                    if constexpr (kQ8) a = hn::Mul(a, sk);
                     hn::StoreU(a, d, Pv + (size_t(h) * kKvBlock + t) * kN);
                 }
             }
@@ -104,7 +120,7 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
             for (int c = 0; c < NC; c++) a[c] = hn::Mul(al, hn::LoadU(d, acc + kN * c));
             const T* vr = recs + long(Hkv + h / group) * D;
             for (int t = 0; t < n; t++) {
-                const VF pt = hn::Set(d, p[t]);
+                const VF pt = hn::Set(d, p[t] * row_scale(recs + t * rec, Hkv + h / group));
                 for (int c = 0; c < NC; c++)
                     a[c] = hn::MulAdd(pt, LoadF32(vr + t * rec + kN * c), a[c]);
             }
@@ -162,6 +178,11 @@ bool KvRangeBf16(const float* q, const CacheBlocks<uint16_t>& cache, int j0, int
                  std::vector<float>& sc) {
     return KvRangeT(q, cache, j0, j1, dm, scale, part, sc);
 }
+bool KvRangeQ8(const float* q, const CacheBlocks<int8_t>& cache, int j0, int j1,
+               const KvCacheDims& dm, float scale, flash_detail::Partial part,
+               std::vector<float>& sc) {
+    return KvRangeT(q, cache, j0, j1, dm, scale, part, sc);
+}
 
 }  // namespace t6::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
@@ -171,6 +192,7 @@ namespace t6 {
 
 HWY_EXPORT(KvRangeF32);
 HWY_EXPORT(KvRangeBf16);
+HWY_EXPORT(KvRangeQ8);
 
 using namespace flash_detail;
 
@@ -212,17 +234,38 @@ bool kv_range_simd(const float* q, const CacheBlocks<uint16_t>& cache, int j0, i
                    const KvCacheDims& dm, float scale, Partial part, std::vector<float>& sc) {
     return HWY_DYNAMIC_DISPATCH(KvRangeBf16)(q, cache, j0, j1, dm, scale, part, sc);
 }
+bool kv_range_simd(const float* q, const CacheBlocks<int8_t>& cache, int j0, int j1,
+                   const KvCacheDims& dm, float scale, Partial part, std::vector<float>& sc) {
+    return HWY_DYNAMIC_DISPATCH(KvRangeQ8)(q, cache, j0, j1, dm, scale, part, sc);
+}
 
 }  // namespace
 
 template <typename T>
 void flash_kv_decode(float* const* out, const float* const* q, const CacheBlocks<T>* cache,
                      const int* lens, int nseq, const KvCacheDims& dims, float scale) {
-    run_split(out, lens, nseq, dims.Hq, dims.D,
-              [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
-                  if (!kv_range_simd(q[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, sc))
-                      kv_range_generic(q[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc);
-              });
+    if constexpr (std::is_same_v<T, int8_t>) {
+        const Q8Layout L = q8_layout(dims);
+        run_split(out, lens, nseq, dims.Hq, dims.D,
+                  [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
+                      // In place (codes widened in registers); head sizes the vector kernel
+                      // does not take dequantize chunk by chunk for the portable version.
+                      if (kv_range_simd(q[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, sc))
+                          return;
+                      q8_chunks(
+                          cache[t.seq], t.j0, t.j1, L, [&](const CacheBlocks<float>& v, int n) {
+                              if (!kv_range_simd(q[t.seq], v, 0, n, dims, scale, p, sc))
+                                  kv_range_generic(q[t.seq], v, 0, n, dims, scale, p, buf, sc);
+                          });
+                  });
+    } else {
+        run_split(out, lens, nseq, dims.Hq, dims.D,
+                  [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
+                      if (!kv_range_simd(q[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, sc))
+                          kv_range_generic(q[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf,
+                                           sc);
+                  });
+    }
 }
 
 template <typename T>
@@ -241,6 +284,12 @@ template void flash_kv_decode<float>(float* const*, const float* const*, const C
 template void flash_kv_decode<uint16_t>(float* const*, const float* const*,
                                         const CacheBlocks<uint16_t>*, const int*, int,
                                         const KvCacheDims&, float);
+
+template void flash_kv_decode<int8_t>(float* const*, const float* const*, const int8_t* const*,
+                                      const int*, int, const KvCacheDims&, float);
+template void flash_kv_decode<int8_t>(float* const*, const float* const*,
+                                      const CacheBlocks<int8_t>*, const int*, int,
+                                      const KvCacheDims&, float);
 
 }  // namespace t6
 #endif  // HWY_ONCE

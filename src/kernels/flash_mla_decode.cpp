@@ -12,6 +12,7 @@
 // latent columns (values_tiles, flash_decode-inl.h). A bf16 cache is widened block by block.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/flash_decode_common.h"
@@ -145,10 +146,21 @@ void mla_range(const float* q, const CacheBlocks<uint16_t>& cache, int j0, int j
 template <typename T>
 void flash_mla_decode(float* const* out, const float* const* q, const CacheBlocks<T>* cache,
                       const int* lens, int nseq, const MlaCacheDims& dims, float scale) {
-    run_split(out, lens, nseq, dims.H, dims.C,
-              [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
-                  mla_range(q[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc);
-              });
+    if constexpr (std::is_same_v<T, int8_t>) {
+        const Q8Layout L = q8_layout(dims);
+        run_split(out, lens, nseq, dims.H, dims.C,
+                  [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
+                      q8_chunks(cache[t.seq], t.j0, t.j1, L,
+                                [&](const CacheBlocks<float>& v, int n) {
+                                    mla_range(q[t.seq], v, 0, n, dims, scale, p, buf, sc);
+                                });
+                  });
+    } else {
+        run_split(out, lens, nseq, dims.H, dims.C,
+                  [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
+                      mla_range(q[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc);
+                  });
+    }
 }
 
 template <typename T>
@@ -167,6 +179,12 @@ template void flash_mla_decode<float>(float* const*, const float* const*, const 
 template void flash_mla_decode<uint16_t>(float* const*, const float* const*,
                                          const CacheBlocks<uint16_t>*, const int*, int,
                                          const MlaCacheDims&, float);
+
+template void flash_mla_decode<int8_t>(float* const*, const float* const*, const int8_t* const*,
+                                       const int*, int, const MlaCacheDims&, float);
+template void flash_mla_decode<int8_t>(float* const*, const float* const*,
+                                       const CacheBlocks<int8_t>*, const int*, int,
+                                       const MlaCacheDims&, float);
 
 }  // namespace t6
 #endif  // HWY_ONCE

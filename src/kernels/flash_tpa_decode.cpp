@@ -273,8 +273,12 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
     if (full)
         for (int i = 0; i < NQ; i++)
             for (int h = 0; h < H; h++) AQt[i * Hp + h] = q.A[h * NQ + i] * scale / float(NQ * Rk);
-    std::fill(m, m + Hp, -INFINITY);
-    std::fill(l, l + Hp, 0.0f);
+    // The running max and sum continue the partial's (a q8 cache is read in chunks); padded heads
+    // start empty.
+    for (int h = 0; h < Hp; h++) {
+        m[h] = h < H ? part.m[h] : -INFINITY;
+        l[h] = h < H ? part.l[h] : 0.0f;
+    }
     const R* qb;  // the query factor as the block is read
 #if HWY_TARGET == HWY_AVX3
     thread_local std::vector<uint16_t> qb16;   // kDot: the query factor in bf16
@@ -590,12 +594,24 @@ bool tpa_range_simd(const TpaQuery& q, const CacheBlocks<uint16_t>& cache, int j
 template <typename T>
 void flash_tpa_decode(float* const* out, const TpaQuery* qs, const CacheBlocks<T>* cache,
                       const int* lens, int nseq, const TpaCacheDims& dims, float scale) {
-    run_split(out, lens, nseq, dims.H, dims.D,
-              [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
-                  if (!tpa_range_simd(qs[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc))
-                      tpa_range_generic(qs[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf,
-                                        sc);
-              });
+    if constexpr (std::is_same_v<T, int8_t>) {
+        const Q8Layout L = q8_layout(dims);
+        run_split(out, lens, nseq, dims.H, dims.D,
+                  [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
+                      q8_chunks(
+                          cache[t.seq], t.j0, t.j1, L, [&](const CacheBlocks<float>& v, int n) {
+                              if (!tpa_range_simd(qs[t.seq], v, 0, n, dims, scale, p, buf, sc))
+                                  tpa_range_generic(qs[t.seq], v, 0, n, dims, scale, p, buf, sc);
+                          });
+                  });
+    } else {
+        run_split(
+            out, lens, nseq, dims.H, dims.D,
+            [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
+                if (!tpa_range_simd(qs[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc))
+                    tpa_range_generic(qs[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc);
+            });
+    }
 }
 
 std::string flash_tpa_kernel_name(bool bf16_cache) {
@@ -621,6 +637,11 @@ template void flash_tpa_decode<float>(float* const*, const TpaQuery*, const Cach
 template void flash_tpa_decode<uint16_t>(float* const*, const TpaQuery*,
                                          const CacheBlocks<uint16_t>*, const int*, int,
                                          const TpaCacheDims&, float);
+
+template void flash_tpa_decode<int8_t>(float* const*, const TpaQuery*, const int8_t* const*,
+                                       const int*, int, const TpaCacheDims&, float);
+template void flash_tpa_decode<int8_t>(float* const*, const TpaQuery*, const CacheBlocks<int8_t>*,
+                                       const int*, int, const TpaCacheDims&, float);
 
 }  // namespace t6
 #endif  // HWY_ONCE

@@ -1,0 +1,425 @@
+// The 8-bit KV cache (`--cache q8`, kernels/q8_cache.h, docs/quantization.md):
+//  * the record format: per-row absmax scales, |x - dequantized| <= scale/2, scales at the
+//    record's end, the vector dequantizer bit-identical to the scalar one on every SIMD target;
+//  * the three decoding kernels over q8 records (paged, a block size that does not divide the
+//    lengths) equal double-precision references on the scalar-dequantized records (<= 1e-5
+//    relative) at every SIMD target;
+//  * decoding every kind with a q8 cache, paged and contiguous, equals decoding with an f32 cache
+//    that holds exactly the dequantized rows (KVCache::set_q8_rounding) to 1e-4;
+//  * prefix sharing and preemption (clear, then recompute) work on q8 blocks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/simd.h"
+#include "core/threads.h"
+#include "infer/decoder.h"
+#include "kernels/flash_decode.h"
+#include "kernels/q8_cache.h"
+#include "model/model.h"
+#include "test_models.h"
+#include "test_util.h"
+
+using namespace t6;
+
+namespace {
+
+const bool kOneThread = (set_num_threads(1), true);
+
+const int kLens[3] = {1, 45, 300};  // one token, partial blocks, several chunks and splits
+const int kB = 7;                   // cache block tokens: divides none of the lengths
+
+std::vector<int32_t> random_tokens(int n, int V, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::vector<int32_t> t(static_cast<size_t>(n));
+    for (auto& x : t) x = int32_t(rng() % unsigned(V));
+    return t;
+}
+
+// A paged q8 cache of `len` random records: blocks of kB tokens in a pool laid out in reverse
+// (the block table is not the identity), plus the scalar-dequantized records (len, numbers).
+struct PagedQ8 {
+    std::vector<int8_t> pool;
+    std::vector<int> table;
+    std::vector<float> deq;
+    CacheBlocks<int8_t> view(const Q8Layout& L) const {
+        return CacheBlocks<int8_t>{pool.data(), table.data(), long(kB) * L.bytes, kB};
+    }
+};
+
+PagedQ8 make_paged(const Q8Layout& L, int len, unsigned seed) {
+    PagedQ8 p;
+    const int blocks = (len + kB - 1) / kB;
+    p.pool.assign(size_t(blocks) * kB * L.bytes, 0);
+    for (int k = 0; k < blocks; k++) p.table.push_back(blocks - 1 - k);
+    const std::vector<float> x = test::random_vector(size_t(len) * L.numbers, seed);
+    p.deq.resize(x.size());
+    for (int j = 0; j < len; j++) {
+        int8_t* rec = p.pool.data() +
+                      (size_t(p.table[size_t(j / kB)]) * kB + size_t(j % kB)) * size_t(L.bytes);
+        q8_quantize_record(rec, x.data() + size_t(j) * L.numbers, L);
+        q8_dequantize_records_scalar(p.deq.data() + size_t(j) * L.numbers, rec, 1, L);
+    }
+    return p;
+}
+
+std::string target_label(SimdTarget t) {
+    return std::string("target ") + simd_target_name(t);
+}
+
+// o (Dv) = softmax(s) . value(j, d) in double.
+template <typename ValueFn>
+void softmax_apply(const std::vector<double>& s, int Dv, ValueFn value, float* o) {
+    double mx = -1e300, sum = 0;
+    for (double x : s) mx = std::max(mx, x);
+    std::vector<double> p(s.size());
+    for (size_t j = 0; j < s.size(); j++) sum += (p[j] = std::exp(s[j] - mx));
+    for (int d = 0; d < Dv; d++) {
+        double acc = 0;
+        for (size_t j = 0; j < s.size(); j++) acc += p[j] / sum * value(int(j), d);
+        o[d] = float(acc);
+    }
+}
+
+// Runs decode(outs, views) at every target and compares with refs.
+template <typename Decode>
+void expect_every_target(const std::vector<std::vector<float>>& refs, Decode decode,
+                         const char* what) {
+    for (SimdTarget target : simd_available_targets()) {
+        ScopedSimdTarget scoped(target);
+        std::vector<std::vector<float>> outs(3, std::vector<float>(refs[0].size(), -1.0f));
+        std::vector<float*> op;
+        for (auto& o : outs) op.push_back(o.data());
+        decode(op.data());
+        for (int i = 0; i < 3; i++)
+            EXPECT_LT(test::rel_error(outs[i].data(), refs[i].data(), refs[i].size()), 1e-5)
+                << what << ", " << target_label(target) << ", len " << kLens[i];
+    }
+}
+
+}  // namespace
+
+TEST(Q8Format, RowScalesBoundTheErrorAndSitAtTheEnd) {
+    const Q8Layout L = q8_layout(std::vector<int>{5, 0, 16, 3});
+    EXPECT_EQ(L.rows.size(), 3u);  // the empty row dropped
+    EXPECT_EQ(L.numbers, 24);
+    EXPECT_EQ(L.scale_off, 24);
+    EXPECT_EQ(L.bytes, 24 + 12);
+    const Q8Layout odd = q8_layout(std::vector<int>{5, 2});
+    EXPECT_EQ(odd.scale_off, 8);  // codes padded to 4 bytes
+    EXPECT_EQ(odd.bytes, 16);
+    std::vector<float> x = test::random_vector(24, 3, 5.0f);
+    for (int i = 21; i < 24; i++) x[size_t(i)] = 0.0f;  // an all-zero row: scale 0, codes 0
+    x[7] = -50.0f;                                      // the absmax of row 1, negative
+    std::vector<int8_t> rec(size_t(L.bytes));
+    q8_quantize_record(rec.data(), x.data(), L);
+    std::vector<float> y(24);
+    q8_dequantize_records_scalar(y.data(), rec.data(), 1, L);
+    int off = 0;
+    for (size_t r = 0; r < L.rows.size(); r++) {
+        float amax = 0, scale;
+        for (int i = off; i < off + L.rows[r]; i++) amax = std::max(amax, std::fabs(x[size_t(i)]));
+        std::memcpy(&scale, rec.data() + L.scale_off + 4 * long(r), 4);
+        EXPECT_FLOAT_EQ(scale, amax / 127.0f) << "row " << r;
+        for (int i = off; i < off + L.rows[r]; i++)
+            EXPECT_LE(std::fabs(x[size_t(i)] - y[size_t(i)]), 0.5f * scale * (1 + 1e-6f) + 1e-30f);
+        off += L.rows[r];
+    }
+    EXPECT_EQ(rec[7], -127);
+    EXPECT_EQ(y[21], 0.0f);
+}
+
+// A row holding NaN or inf dequantizes to NaN (as a float cache would pass them on); the other
+// rows are unaffected.
+TEST(Q8Format, NonFiniteRowsStayNonFinite) {
+    const Q8Layout L = q8_layout(std::vector<int>{4, 4, 4});
+    std::vector<float> x = {1, 2, 3, 4, 1, NAN, 3, 4, 1, INFINITY, 3, 4};
+    std::vector<int8_t> rec(size_t(L.bytes));
+    q8_quantize_record(rec.data(), x.data(), L);
+    std::vector<float> y(12);
+    q8_dequantize_records_scalar(y.data(), rec.data(), 1, L);
+    EXPECT_FLOAT_EQ(y[3], 4.0f);
+    EXPECT_TRUE(std::isnan(y[5]));
+    EXPECT_FALSE(std::isfinite(y[9]));
+}
+
+TEST(Q8Format, VectorDequantizeIsBitExactOnEveryTarget) {
+    const Q8Layout L = q8_layout(TpaCacheDims{5, 2, 3, 40});  // rows of 5 and 40 numbers
+    const PagedQ8 p = make_paged(L, 21, 9);
+    for (SimdTarget target : simd_available_targets()) {
+        ScopedSimdTarget scoped(target);
+        std::vector<float> a(size_t(7) * L.numbers), b(a.size());
+        const int8_t* blk = p.pool.data();
+        q8_dequantize_records(a.data(), blk, 7, L);
+        q8_dequantize_records_scalar(b.data(), blk, 7, L);
+        EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << target_label(target);
+    }
+}
+
+TEST(Q8Kernels, FlashKvEqualsReference) {
+    for (const KvCacheDims dims : {KvCacheDims{6, 2, 64}, KvCacheDims{3, 3, 24}}) {
+        const Q8Layout L = q8_layout(dims);
+        const float scale = 1.0f / std::sqrt(float(dims.D));
+        const int group = dims.Hq / dims.Hkv, D = dims.D;
+        std::vector<PagedQ8> caches;
+        std::vector<std::vector<float>> qs, refs;
+        for (int i = 0; i < 3; i++) {
+            caches.push_back(make_paged(L, kLens[i], 10 + i));
+            qs.push_back(test::random_vector(size_t(dims.Hq) * D, 20 + i));
+            std::vector<float> ref(size_t(dims.Hq) * D);
+            const float* c = caches[i].deq.data();
+            for (int h = 0; h < dims.Hq; h++) {
+                const int kv = h / group;
+                std::vector<double> s(size_t(kLens[i]));
+                for (int j = 0; j < kLens[i]; j++) {
+                    double acc = 0;
+                    for (int d = 0; d < D; d++)
+                        acc += double(qs[i][size_t(h) * D + d]) *
+                               c[size_t(j) * dims.rec() + size_t(kv) * D + d];
+                    s[size_t(j)] = acc * scale;
+                }
+                softmax_apply(
+                    s, D,
+                    [&](int j, int d) {
+                        return double(c[size_t(j) * dims.rec() + size_t(dims.Hkv + kv) * D + d]);
+                    },
+                    ref.data() + size_t(h) * D);
+            }
+            refs.push_back(ref);
+        }
+        expect_every_target(
+            refs,
+            [&](float* const* o) {
+                std::vector<CacheBlocks<int8_t>> v;
+                std::vector<const float*> q;
+                for (int i = 0; i < 3; i++)
+                    v.push_back(caches[i].view(L)), q.push_back(qs[i].data());
+                flash_kv_decode(o, q.data(), v.data(), kLens, 3, dims, scale);
+            },
+            ("kv D" + std::to_string(D)).c_str());
+    }
+}
+
+TEST(Q8Kernels, FlashTpaEqualsReference) {
+    struct Case {
+        int Rq;
+        TpaCacheDims dims;
+    };
+    for (const Case& cs :
+         {Case{2, {5, 2, 3, 64}}, Case{0, {6, 2, 2, 32}}, Case{1, {3, 1, 2, 24}}}) {
+        const TpaCacheDims dm = cs.dims;
+        const Q8Layout L = q8_layout(dm);
+        const int H = dm.H, D = dm.D, Rq = cs.Rq;
+        const float scale = 1.0f / std::sqrt(float(D));
+        std::vector<PagedQ8> caches;
+        std::vector<std::vector<float>> qa, qb, refs;
+        for (int i = 0; i < 3; i++) {
+            caches.push_back(make_paged(L, kLens[i], 30 + i));
+            qa.push_back(test::random_vector(size_t(H) * std::max(Rq, 1), 40 + i));
+            qb.push_back(test::random_vector(size_t(Rq > 0 ? Rq : H) * D, 50 + i));
+            const float* c = caches[i].deq.data();
+            std::vector<float> ref(size_t(H) * D);
+            for (int h = 0; h < H; h++) {
+                std::vector<double> q(size_t(D), 0.0);
+                for (int d = 0; d < D; d++) {
+                    if (Rq == 0) {
+                        q[size_t(d)] = qb[i][size_t(h) * D + d];
+                        continue;
+                    }
+                    for (int r = 0; r < Rq; r++)
+                        q[size_t(d)] +=
+                            double(qa[i][size_t(h) * Rq + r]) * qb[i][size_t(r) * D + d];
+                    q[size_t(d)] /= Rq;
+                }
+                auto rec = [&](int j) { return c + size_t(j) * dm.rec(); };
+                std::vector<double> s(size_t(kLens[i]));
+                for (int j = 0; j < kLens[i]; j++) {
+                    double acc = 0;
+                    for (int d = 0; d < D; d++) {
+                        double k = 0;
+                        for (int r = 0; r < dm.Rk; r++)
+                            k += double(rec(j)[dm.ak(h, r)]) * rec(j)[dm.off_BK() + r * D + d];
+                        acc += q[size_t(d)] * k / dm.Rk;
+                    }
+                    s[size_t(j)] = acc * scale;
+                }
+                softmax_apply(
+                    s, D,
+                    [&](int j, int d) {
+                        double v = 0;
+                        for (int r = 0; r < dm.Rv; r++)
+                            v += double(rec(j)[dm.av(h, r)]) * rec(j)[dm.off_BV() + r * D + d];
+                        return v / dm.Rv;
+                    },
+                    ref.data() + size_t(h) * D);
+            }
+            refs.push_back(ref);
+        }
+        expect_every_target(
+            refs,
+            [&](float* const* o) {
+                std::vector<CacheBlocks<int8_t>> v;
+                std::vector<TpaQuery> q;
+                for (int i = 0; i < 3; i++) {
+                    v.push_back(caches[i].view(L));
+                    q.push_back(Rq > 0 ? TpaQuery{qa[i].data(), qb[i].data(), Rq}
+                                       : TpaQuery{nullptr, qb[i].data(), 0});
+                }
+                flash_tpa_decode(o, q.data(), v.data(), kLens, 3, dm, scale);
+            },
+            ("tpa Rq" + std::to_string(Rq) + " D" + std::to_string(D)).c_str());
+    }
+}
+
+TEST(Q8Kernels, FlashMlaEqualsReference) {
+    for (const MlaCacheDims dims : {MlaCacheDims{5, 64, 8}, MlaCacheDims{19, 40, 8}}) {
+        const Q8Layout L = q8_layout(dims);
+        const long rec = dims.rec();
+        const float scale = 0.3f;
+        std::vector<PagedQ8> caches;
+        std::vector<std::vector<float>> qs, refs;
+        for (int i = 0; i < 3; i++) {
+            caches.push_back(make_paged(L, kLens[i], 60 + i));
+            qs.push_back(test::random_vector(size_t(dims.H) * rec, 70 + i));
+            const float* c = caches[i].deq.data();
+            std::vector<float> ref(size_t(dims.H) * dims.C);
+            for (int h = 0; h < dims.H; h++) {
+                std::vector<double> s(size_t(kLens[i]));
+                for (int j = 0; j < kLens[i]; j++) {
+                    double acc = 0;
+                    for (long k = 0; k < rec; k++)
+                        acc += double(qs[i][size_t(h) * rec + k]) * c[size_t(j) * rec + k];
+                    s[size_t(j)] = acc * scale;
+                }
+                softmax_apply(
+                    s, dims.C, [&](int j, int d) { return double(c[size_t(j) * rec + d]); },
+                    ref.data() + size_t(h) * dims.C);
+            }
+            refs.push_back(ref);
+        }
+        expect_every_target(
+            refs,
+            [&](float* const* o) {
+                std::vector<CacheBlocks<int8_t>> v;
+                std::vector<const float*> q;
+                for (int i = 0; i < 3; i++)
+                    v.push_back(caches[i].view(L)), q.push_back(qs[i].data());
+                flash_mla_decode(o, q.data(), v.data(), kLens, 3, dims, scale);
+            },
+            ("mla H" + std::to_string(dims.H)).c_str());
+    }
+}
+
+// ---- Decoding ----
+struct KindCase {
+    const char* name;
+    AttentionKind kind;
+};
+class Q8Decode : public ::testing::TestWithParam<KindCase> {};
+
+// Two sequences prefilled in chunks (so chunked prefill reads dequantized history), then batched
+// steps: a q8 cache equals an f32 cache holding the dequantized rows, paged (blocks of 5
+// tokens) and contiguous; the q8 logits stay near the unquantized ones.
+TEST_P(Q8Decode, EqualsF32CacheOfDequantizedRows) {
+    ModelConfig cfg = test::tiny_test_config(GetParam().kind);
+    Model model(cfg);
+    test::randomize_weights(model, 5);
+    const int V = cfg.vocab_size, max_seq = 64;
+    for (int B : {0, 5}) {
+        Decoder q8(model, 2, max_seq, CacheType::q8, WeightType::f32, CachePaging{B, 0});
+        Decoder ref(model, 2, max_seq, CacheType::f32, WeightType::f32, CachePaging{B, 0});
+        Decoder exact(model, 2, max_seq, CacheType::f32);
+        ref.cache().set_q8_rounding(true);
+        q8.chunk_tokens = ref.chunk_tokens = exact.chunk_tokens = 6;
+        std::vector<float> a(size_t(2) * V), b(a.size()), e(a.size());
+        for (int s = 0; s < 2; s++) {
+            const auto p = random_tokens(13 + 4 * s, V, 7 + s);
+            q8.append(s, p.data(), int(p.size()), a.data());
+            ref.append(s, p.data(), int(p.size()), b.data());
+            exact.append(s, p.data(), int(p.size()), e.data());
+            EXPECT_LT(test::rel_error(a.data(), b.data(), size_t(V)), 1e-4) << "prefill " << s;
+        }
+        const int slots[2] = {0, 1};
+        double worst = 0;
+        for (int i = 0; i < 12; i++) {
+            const int32_t t[2] = {int32_t((5 * i + 1) % V), int32_t((3 * i + 2) % V)};
+            q8.step(slots, t, 2, a.data());
+            ref.step(slots, t, 2, b.data());
+            exact.step(slots, t, 2, e.data());
+            EXPECT_LT(test::rel_error(a.data(), b.data(), a.size()), 1e-4)
+                << "B " << B << " step " << i;
+            worst = std::max(worst, test::rel_error(a.data(), e.data(), a.size()));
+        }
+        EXPECT_GT(worst, 0.0) << "the q8 cache rounds";
+        EXPECT_LT(worst, 0.05) << "B " << B;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, Q8Decode,
+                         ::testing::Values(KindCase{"mha", AttentionKind::mha},
+                                           KindCase{"mqa", AttentionKind::mqa},
+                                           KindCase{"gqa", AttentionKind::gqa},
+                                           KindCase{"mla", AttentionKind::mla},
+                                           KindCase{"t6", AttentionKind::tpa},
+                                           KindCase{"t6_kvonly", AttentionKind::tpa_kvonly}),
+                         [](const auto& i) { return std::string(i.param.name); });
+
+// Prefix sharing on q8 blocks gives the logits of computing the prefix; a preempted sequence
+// (its blocks returned, then recomputed from its tokens) decodes on as if never preempted.
+TEST(Q8Paged, PrefixSharingAndPreemption) {
+    for (AttentionKind kind : {AttentionKind::tpa, AttentionKind::gqa, AttentionKind::mla}) {
+        ModelConfig cfg = test::tiny_test_config(kind);
+        Model model(cfg);
+        test::randomize_weights(model, 4);
+        const int V = cfg.vocab_size;
+        Decoder dec(model, 2, 64, CacheType::q8, WeightType::f32, CachePaging{4, 30});
+        dec.cache().set_prefix_caching(true);
+        Decoder alone(model, 1, 64, CacheType::q8);
+        auto p1 = random_tokens(22, V, 1), p2 = p1;
+        p2.resize(18);
+        for (int32_t t : random_tokens(3, V, 2)) p2.push_back(t);
+        std::vector<float> l(static_cast<size_t>(V)), ref(static_cast<size_t>(V));
+        dec.append(0, p1.data(), int(p1.size()), l.data());
+        const int shared = dec.cache().share_prefix(1, p2.data(), int(p2.size()));
+        EXPECT_EQ(shared, 16);
+        dec.append(1, p2.data() + shared, int(p2.size()) - shared, l.data());
+        alone.append(0, p2.data(), int(p2.size()), ref.data());
+        EXPECT_LT(test::rel_error(l.data(), ref.data(), size_t(V)), 1e-5);
+        // Preempt slot 1 after two steps, resume by recompute, step on.
+        std::vector<int32_t> fed = p2;
+        int s1 = 1, s0 = 0;
+        for (int i = 0; i < 2; i++) {
+            const int32_t t = int32_t(3 * i + 1);
+            dec.step(&s1, &t, 1, l.data());
+            alone.step(&s0, &t, 1, ref.data());
+            fed.push_back(t);
+        }
+        dec.reset(1);
+        // Resumed: the common prefix and slot 1's own full q8 block are found again.
+        const int again = dec.cache().share_prefix(1, fed.data(), int(fed.size()));
+        EXPECT_EQ(again, 20);
+        dec.append(1, fed.data() + again, int(fed.size()) - again, l.data());
+        const int32_t t = 9;
+        dec.step(&s1, &t, 1, l.data());
+        alone.step(&s0, &t, 1, ref.data());
+        EXPECT_LT(test::rel_error(l.data(), ref.data(), size_t(V)), 1e-4) << int(kind);
+    }
+}
+
+TEST(Q8Cache, BytesAndBadTypes) {
+    ModelConfig cfg = test::tiny_test_config(AttentionKind::tpa);
+    // (Rk + Rv)(H + D) = 5 * 20 = 100 numbers, 2*(2+3) = 10 rows: 100 + 40 bytes.
+    EXPECT_EQ(kv_record_bytes(cfg, CacheType::q8), 140);
+    EXPECT_EQ(kv_record_bytes(cfg, CacheType::bf16), 200);
+    KVCache c(cfg, 1, 10, CacheType::q8);
+    EXPECT_EQ(c.bytes_per_token(), size_t(140 * cfg.n_layer));
+    EXPECT_EQ(c.bytes(), size_t(140 * cfg.n_layer * 10));
+    EXPECT_EQ(parse_cache_type("q8"), CacheType::q8);
+    EXPECT_THROW(parse_cache_type("q9"), Error);
+}
