@@ -3,9 +3,15 @@
 #include "cli/gemm_probe.h"
 #include "cli/model_arg.h"
 #include "core/error.h"
+#include "core/file_util.h"
 #include "core/threads.h"
 
 namespace t6::cli {
+
+namespace {
+// The official PyTorch code's figures as measured for this project (a data file of the repository).
+constexpr const char* kDefaultPeers = "bench/official-pytorch-cpu.json";
+}  // namespace
 
 void add_training_bench_options(ArgParser& p) {
     add_model_options(p);
@@ -14,15 +20,22 @@ void add_training_bench_options(ArgParser& p) {
     p.option("steps", "N", "timed steps (the median is reported)", "5");
     p.option("warmup", "N", "untimed steps first", "2");
     p.option("threads", "N", "threads (OpenMP and GEMM)", "all cores");
-    p.option("peak-gflops", "G", "GEMM rate MFU is relative to (fp32, 2 threads, baselines.md)",
-             "370");
+    p.option(
+        "peak-gflops", "G",
+        "GEMM rate MFU is relative to (the nominal fp32 rate of this project's CPU, 2 threads)",
+        "370");
     p.option("matmul-precision", "LIST",
              "f32, bf16 or f32,bf16: GEMM precision(s) to run (bf16: bf16 inputs, f32 "
              "accumulation; weights, activations and optimizer stay f32)",
              "f32");
+    p.option("peers", "FILE",
+             "official code's tokens/s to compare with (JSON; the default is read only when it "
+             "exists, i.e. run from the repository root)",
+             kDefaultPeers);
 }
 
-TrainingBench read_training_bench(const ArgParser& p, const std::string& command) {
+TrainingBench read_training_bench(const ArgParser& p, const std::string& command,
+                                  const std::string& benchmark) {
     TrainingBench b;
     const std::string tool = "t6 " + command;
     if (p.has("threads")) set_num_threads(p.get_int("threads"));
@@ -41,6 +54,9 @@ TrainingBench read_training_bench(const ArgParser& p, const std::string& command
         for (const char* n : {"tiny-t6", "tiny-mha", "small-t6", "small-mha"})
             b.models.push_back({n, preset_config(n)});
     }
+    // An explicit --peers must exist; the default is optional (no comparison elsewhere).
+    const std::string peers = p.get("peers");
+    if (p.has("peers") || file_exists(peers)) b.peers = study::read_peer_figures(peers, benchmark);
     return b;
 }
 
@@ -48,7 +64,7 @@ int TrainingBench::batch_size(const ArgParser& p, const std::string& model) {
     return p.has("batch") ? p.get_int("batch") : (model.rfind("tiny", 0) == 0 ? 8 : 4);
 }
 
-void add_peer_figure(nlohmann::json& row, std::span<const PeerFigure> peers,
+void add_peer_figure(nlohmann::json& row, const std::vector<study::PeerFigure>& peers,
                      const std::string& name, const ModelConfig& cfg, int B, int T,
                      double tokens_per_s) {
     for (const auto& p : peers)

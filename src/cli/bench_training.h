@@ -1,9 +1,8 @@
 // What the two training benchmarks (`t6 bench step`, `t6 bench train`) share: their options, the
-// models they run by default (the configurations of ../shared/baselines.md), and the official
-// code's figure a row is compared with.
+// models they run by default (the CPU configurations the official code was measured on: tiny and
+// small, T6 and MHA), and the official code's figure a row is compared with (--peers).
 #pragma once
 #include <nlohmann/json.hpp>
-#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,6 +11,7 @@
 #include "cli/format.h"
 #include "kernels/gemm.h"
 #include "model/config.h"
+#include "study/peer_figures.h"
 
 namespace t6::cli {
 
@@ -20,23 +20,25 @@ struct TrainingBench {
     double peak_gflops = 370;
     std::vector<MatmulPrecision> precisions;
     std::vector<std::pair<std::string, ModelConfig>> models;  // name (preset or source), config
+    std::vector<study::PeerFigure> peers;  // of this benchmark, from --peers (none without it)
     // --batch (checked positive by read_training_bench), else 8 for tiny presets and 4 otherwise
-    // (baselines.md).
+    // (the batches the official code was measured with).
     static int batch_size(const ArgParser& p, const std::string& model);
 };
 
-// The model options plus --batch, --seq, --steps, --warmup, --threads, --peak-gflops and
-// --matmul-precision.
+// The model options plus --batch, --seq, --steps, --warmup, --threads, --peak-gflops,
+// --matmul-precision and --peers.
 void add_training_bench_options(ArgParser& p);
 
 // Reads and checks those options (one-line errors naming "t6 <command>", e.g. "bench step"),
-// applies --threads, and lists the models: the one chosen with --preset/--model, else tiny-t6,
-// tiny-mha, small-t6, small-mha.
-TrainingBench read_training_bench(const ArgParser& p, const std::string& command);
+// applies --threads, lists the models: the one chosen with --preset/--model, else tiny-t6,
+// tiny-mha, small-t6, small-mha, and reads the peer figures of `benchmark` ("step", "train").
+TrainingBench read_training_bench(const ArgParser& p, const std::string& command,
+                                  const std::string& benchmark);
 
 // Adds official_tokens_per_s and speedup_vs_official to a row when `peers` holds a figure for
 // exactly this preset (no key overrides), batch and sequence length.
-void add_peer_figure(nlohmann::json& row, std::span<const PeerFigure> peers,
+void add_peer_figure(nlohmann::json& row, const std::vector<study::PeerFigure>& peers,
                      const std::string& name, const ModelConfig& cfg, int B, int T,
                      double tokens_per_s);
 

@@ -1,6 +1,7 @@
 // t6 bench: benchmarks. `t6 bench step` times forward+backward training passes and reports
 // tokens/s, model-FLOPs utilisation against a stated GEMM rate, and the ratio to the official
-// PyTorch code's figure from ../shared/baselines.md where one exists for the configuration.
+// PyTorch code's figure where the --peers file (study/peer_figures.h) has one for the
+// configuration.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -25,14 +26,6 @@ namespace t6::cli {
 
 namespace {
 
-// The official code's forward+backward tokens/s on this machine kind, OpenBLAS variables unset
-// (../shared/baselines.md, "The official PyTorch code on this CPU", measured 2026-11-28, 2
-// threads, float32).
-const PeerFigure kPeers[] = {{"tiny-t6", 8, 256, 387.0},
-                             {"tiny-mha", 8, 256, 436.0},
-                             {"small-t6", 4, 256, 86.0},
-                             {"small-mha", 4, 256, 121.0}};
-
 void print_profile(const std::string& name, int steps) {
     auto entries = profile::entries();
     double total = 0;
@@ -46,7 +39,8 @@ void print_profile(const std::string& name, int steps) {
 
 nlohmann::json bench_step_one(const std::string& name, const ModelConfig& cfg,
                               MatmulPrecision precision, int B, int T, int warmup, int steps,
-                              double peak_gflops, bool prof) {
+                              double peak_gflops, bool prof,
+                              const std::vector<study::PeerFigure>& peers) {
     Model model(cfg);
     model.init_weights(1234);
     model.set_matmul_precision(precision);
@@ -87,7 +81,7 @@ nlohmann::json bench_step_one(const std::string& name, const ModelConfig& cfg,
                         {"mfu", mfu},
                         {"loss", loss},
                         {"activation_bytes", model.activation_bytes()}};
-    add_peer_figure(j, kPeers, name, cfg, B, T, tps);
+    add_peer_figure(j, peers, name, cfg, B, T, tps);
     return j;
 }
 
@@ -95,14 +89,14 @@ int bench_step(int argc, char** argv) {
     ArgParser p("bench step", "[options]",
                 "Times forward+backward passes (no optimizer) and reports tokens/s and model-FLOPs "
                 "utilisation.\nWithout --preset/--model it runs tiny-t6, tiny-mha (batch 8) and "
-                "small-t6, small-mha (batch 4), sequence 256: the configurations of "
-                "../shared/baselines.md.");
+                "small-t6, small-mha (batch 4), sequence 256: the configurations the official code "
+                "was\nmeasured on (--peers).");
     add_training_bench_options(p);
     p.flag("profile", "print where the time goes (per phase, summed over timed steps)");
     p.flag("json", "print one JSON object as the last line");
     p.parse(argc, argv, 0);
     const bool prof = p.has("profile");
-    const TrainingBench b = read_training_bench(p, "bench step");
+    const TrainingBench b = read_training_bench(p, "bench step", "step");
     const int T = b.seq, steps = b.steps, warmup = b.warmup;
     const double peak = b.peak_gflops;
     const std::vector<MatmulPrecision>& precisions = b.precisions;
@@ -116,7 +110,7 @@ int bench_step(int argc, char** argv) {
     for (const auto& [name, cfg] : b.models) {
         const int B = b.batch_size(p, name);
         for (MatmulPrecision mp : precisions) {
-            auto j = bench_step_one(name, cfg, mp, B, T, warmup, steps, peak, prof);
+            auto j = bench_step_one(name, cfg, mp, B, T, warmup, steps, peak, prof, b.peers);
             add_measured_gemm_rates(j, mp);
             std::string ratio = j.contains("speedup_vs_official")
                                     ? fixed(j["speedup_vs_official"].get<double>(), 2) + "x"

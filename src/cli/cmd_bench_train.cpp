@@ -1,6 +1,7 @@
 // t6 bench train: full training steps (forward, backward, gradient clipping, AdamW) on the
-// configurations of ../shared/baselines.md, reported as tokens/s, model-FLOPs utilisation against
-// a stated GEMM rate, and the ratio to the official PyTorch code's full-step figure.
+// configurations the official code was measured on, reported as tokens/s, model-FLOPs utilisation
+// against a stated GEMM rate, and the ratio to the official PyTorch code's full-step figure (from
+// the --peers file, study/peer_figures.h).
 
 #include <algorithm>
 #include <chrono>
@@ -30,16 +31,9 @@ namespace t6::cli {
 
 namespace {
 
-// The official code's full training step (forward with targets, backward, clip_grad_norm_(1.0),
-// AdamW step) in tokens/s with the OpenBLAS variables unset (../shared/baselines.md, "The
-// official PyTorch code on this CPU", 2 threads, float32, measured 2026-11-28).
-const PeerFigure kTrainPeers[] = {{"tiny-t6", 8, 256, 359.0},
-                                  {"tiny-mha", 8, 256, 417.0},
-                                  {"small-t6", 4, 256, 79.9},
-                                  {"small-mha", 4, 256, 106.7}};
-
 nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, MatmulPrecision precision,
-                         int B, int T, int warmup, int steps, double peak_gflops) {
+                         int B, int T, int warmup, int steps, double peak_gflops,
+                         const std::vector<study::PeerFigure>& peers) {
     Model model(cfg);
     model.init_weights(1234);
     model.set_matmul_precision(precision);
@@ -124,7 +118,7 @@ nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, Matmul
     }
     // Only the preset itself (no key overrides) at the measured shape, in one process, has a
     // peer figure.
-    if (ranks == 1) add_peer_figure(j, kTrainPeers, name, cfg, B, T, tps);
+    if (ranks == 1) add_peer_figure(j, peers, name, cfg, B, T, tps);
     return j;
 }
 
@@ -135,15 +129,15 @@ int cmd_bench_train(int argc, char** argv) {
                 "Times full training steps (forward, backward, gradient clipping, AdamW) and "
                 "reports tokens/s,\nmodel-FLOPs utilisation and the ratio to the official code's "
                 "full-step figure. Without\n--preset/--model it runs tiny-t6, tiny-mha (batch 8) "
-                "and small-t6, small-mha (batch 4),\nsequence 256: the configurations of "
-                "../shared/baselines.md. Peak RSS is the process's so far.");
+                "and small-t6, small-mha (batch 4),\nsequence 256: the configurations the official "
+                "code was measured on (--peers). Peak RSS is\nthe process's so far.");
     add_training_bench_options(p);
     p.flag("json", "print one JSON object as the last line");
     p.parse(argc, argv, 0);
     dist::init();  // under mpirun: data-parallel steps over the ranks (batch B per rank)
     if (dist::rank() != 0 && !std::freopen("/dev/null", "w", stdout))
         fail("t6 bench train: cannot silence rank ", dist::rank(), "'s output");
-    const TrainingBench b = read_training_bench(p, "bench train");
+    const TrainingBench b = read_training_bench(p, "bench train", "train");
     const int T = b.seq, steps = b.steps, warmup = b.warmup;
     const double peak = b.peak_gflops;
     const std::vector<MatmulPrecision>& precisions = b.precisions;
@@ -160,7 +154,7 @@ int cmd_bench_train(int argc, char** argv) {
     for (const auto& [name, cfg] : b.models) {
         const int B = b.batch_size(p, name);
         for (MatmulPrecision mp : precisions) {
-            auto j = bench_one(name, cfg, mp, B, T, warmup, steps, peak);
+            auto j = bench_one(name, cfg, mp, B, T, warmup, steps, peak, b.peers);
             add_measured_gemm_rates(j, mp);
             const std::string ratio = j.contains("speedup_vs_official")
                                           ? fixed(j["speedup_vs_official"].get<double>(), 2) + "x"

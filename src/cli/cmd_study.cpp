@@ -59,8 +59,8 @@ int cmd_study(int argc, char** argv) {
     p.flag("json", "print one JSON object (the summary) as the last line");
     p.epilog(
         "examples:\n"
-        "  t6 prepare ../shared/data/tinyshakespeare/input.txt --tokenizer char --out "
-        "data/shakespeare_char\n"
+        "  t6 prepare input.txt --tokenizer char --out data/shakespeare_char   (tinyshakespeare; "
+        "the test data directory ($T6_SHARED) has it under data/)\n"
         "  t6 study --config configs/study-shakespeare-char.json\n"
         "  t6 study --config configs/study-shakespeare-char.json --kinds mha,t6 --out out/quick "
         "max_iters=200\n"
