@@ -18,6 +18,7 @@
 #include "model/checkpoint.h"
 #include "model/convert_tpa.h"
 #include "model/model_stats.h"
+#include "text/data_meta.h"
 
 namespace fs = std::filesystem;
 
@@ -58,11 +59,8 @@ std::vector<int32_t> calibration_tokens(const std::string& calib, const std::str
         if (!fs::exists(val))
             fail("t6 convert: --calib folder ", calib, " has no train.bin (a t6 prepare folder)");
         bool u32 = vocab > 65536;
-        const fs::path meta = fs::path(calib) / "meta.json";
-        if (fs::exists(meta)) {
-            const auto j = nlohmann::json::parse(read_file_text(meta.string()), nullptr, false);
-            if (j.is_object() && j.contains("dtype")) u32 = j["dtype"] == "uint32";
-        }
+        const auto j = read_data_meta(calib);  // null without one
+        if (j.is_object() && j.contains("dtype")) u32 = j["dtype"] == "uint32";
         ids = read_raw_tokens(val.string(), u32, max_tokens);
     } else if (fs::path(calib).extension() == ".bin") {
         ids = read_raw_tokens(calib, vocab > 65536, max_tokens);
