@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/profile.h"
 #include "core/threads.h"
+#include "core/timing.h"
 #include "kernels/gemm.h"
 #include "model/model.h"
 #include "model/model_stats.h"
@@ -56,7 +57,7 @@ nlohmann::json bench_step_one(const std::string& name, const ModelConfig& cfg,
         profile::set_enabled(prof && i >= warmup);
         auto t0 = std::chrono::steady_clock::now();
         loss = model.forward_backward(x.data(), y.data(), B, T);
-        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        double s = seconds_since(t0);
         if (i >= warmup) secs.push_back(s);
     }
     profile::set_enabled(false);

@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/sysinfo.h"
 #include "core/threads.h"
+#include "core/timing.h"
 #include "kernels/gemm.h"
 #include "model/config.h"
 #include "model/model.h"
@@ -57,7 +58,7 @@ nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, Matmul
     auto timed_step = [&]() {
         const auto t0 = std::chrono::steady_clock::now();
         r = train_step(model, opt, x.data(), y.data(), B, T, 1, 6e-4, 1.0, dpp);
-        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        return seconds_since(t0);
     };
     for (int i = 0; i < warmup + steps; i++) {
         const double s = timed_step();
@@ -79,8 +80,7 @@ nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, Matmul
         const auto t0 = std::chrono::steady_clock::now();
         const double norm = grad_global_norm(model.grads(), model.num_params());
         opt.step(model.params(), model.grads(), 6e-4, clip_coefficient(norm, 1.0f));
-        opt_secs.push_back(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        opt_secs.push_back(seconds_since(t0));
     }
     const double tokens = double(B) * T * ranks;
     const double med = median(secs);

@@ -15,6 +15,7 @@
 #include "cli/tokenizer_arg.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/timing.h"
 #include "model/checkpoint.h"
 #include "model/convert_tpa.h"
 #include "model/model_stats.h"
@@ -145,8 +146,7 @@ int cmd_convert(int argc, char** argv) {
         if (k != "format" && k != "format_version" && k != "config") meta[k] = v;  // tokenizer
     meta["converted_from"] = attention_kind_name(sc.attention);
     save_weights(out, *dst, meta);
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs = seconds_since(t0);
 
     const size_t src_kv = model_stats(sc).kv_numbers_per_token_per_layer * size_t(sc.n_layer);
     const size_t dst_kv = model_stats(dc).kv_numbers_per_token_per_layer * size_t(dc.n_layer);
