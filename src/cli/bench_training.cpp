@@ -1,6 +1,8 @@
 #include "cli/bench_training.h"
 
+#include "cli/format.h"
 #include "cli/gemm_probe.h"
+#include "cli/machine_probe.h"
 #include "cli/model_arg.h"
 #include "core/error.h"
 #include "core/file_util.h"
@@ -73,6 +75,25 @@ void add_peer_figure(nlohmann::json& row, const std::vector<study::PeerFigure>& 
             row["official_tokens_per_s"] = p.tokens_per_s;
             row["speedup_vs_official"] = tokens_per_s / p.tokens_per_s;
         }
+}
+
+std::string peer_ratio(const nlohmann::json& row) {
+    return row.contains("speedup_vs_official")
+               ? fixed(row["speedup_vs_official"].get<double>(), 2) + "x"
+               : "-";
+}
+
+nlohmann::json training_bench_summary(const std::string& benchmark, double peak_gflops,
+                                      const nlohmann::json& results) {
+    nlohmann::json out = {{"benchmark", benchmark},
+                          {"gemm_kernel", gemm_kernel_name()},
+                          {"gemm_bf16_kernel", gemm_bf16_kernel_name()},
+                          {"threads", num_threads()},
+                          {"omp_wait_policy", omp_wait_policy()},
+                          {"peak_gflops", peak_gflops},
+                          {"results", results}};
+    add_simd_fields(out);
+    return out;
 }
 
 }  // namespace t6::cli

@@ -38,6 +38,14 @@ TrainingBench read_training_bench(const ArgParser& p, const std::string& command
 
 // Adds official_tokens_per_s and speedup_vs_official to a row when `peers` holds a figure for
 // exactly this preset (no key overrides), batch and sequence length.
+// The table's vs_official cell: "4.58x", or "-" when the row has no peer figure.
+std::string peer_ratio(const nlohmann::json& row);
+
+// The --json line's object: benchmark ("step", "train"), GEMM kernels, threads, OpenMP wait
+// policy, SIMD fields, peak_gflops and the rows.
+nlohmann::json training_bench_summary(const std::string& benchmark, double peak_gflops,
+                                      const nlohmann::json& results);
+
 void add_peer_figure(nlohmann::json& row, const std::vector<study::PeerFigure>& peers,
                      const std::string& name, const ModelConfig& cfg, int B, int T,
                      double tokens_per_s);

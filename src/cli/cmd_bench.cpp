@@ -101,7 +101,6 @@ int bench_step(int argc, char** argv) {
     const int T = b.seq, steps = b.steps, warmup = b.warmup;
     const double peak = b.peak_gflops;
     const std::vector<MatmulPrecision>& precisions = b.precisions;
-    const std::string kernel = gemm_kernel_name(), bf16_kernel = gemm_bf16_kernel_name();
     std::printf("SIMD target: %s\n", simd_summary().c_str());
     print_gemm_header(peak, precisions);
     std::printf("%-12s %5s %5s %5s %10s %10s %9s %7s %9s %8s %10s\n", "model", "prec", "batch",
@@ -113,9 +112,7 @@ int bench_step(int argc, char** argv) {
         for (MatmulPrecision mp : precisions) {
             auto j = bench_step_one(name, cfg, mp, B, T, warmup, steps, peak, prof, b.peers);
             add_measured_gemm_rates(j, mp);
-            std::string ratio = j.contains("speedup_vs_official")
-                                    ? fixed(j["speedup_vs_official"].get<double>(), 2) + "x"
-                                    : "-";
+            const std::string ratio = peer_ratio(j);
             std::printf("%-12s %5s %5d %5d %10.4f %10.1f %9.1f %6.1f%% %9.1f %7.1f%% %10s\n",
                         name.c_str(), matmul_precision_name(mp), B, T,
                         j["step_s_median"].get<double>(), j["tokens_per_s"].get<double>(),
@@ -126,17 +123,8 @@ int bench_step(int argc, char** argv) {
             results.push_back(j);
         }
     }
-    if (p.has("json")) {
-        nlohmann::json out = {{"benchmark", "step"},
-                              {"gemm_kernel", kernel},
-                              {"gemm_bf16_kernel", bf16_kernel},
-                              {"threads", num_threads()},
-                              {"omp_wait_policy", omp_wait_policy()},
-                              {"peak_gflops", peak},
-                              {"results", results}};
-        add_simd_fields(out);
-        std::printf("%s\n", out.dump().c_str());
-    }
+    if (p.has("json"))
+        std::printf("%s\n", training_bench_summary("step", peak, results).dump().c_str());
     return 0;
 }
 

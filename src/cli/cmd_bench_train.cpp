@@ -141,7 +141,6 @@ int cmd_bench_train(int argc, char** argv) {
     const int T = b.seq, steps = b.steps, warmup = b.warmup;
     const double peak = b.peak_gflops;
     const std::vector<MatmulPrecision>& precisions = b.precisions;
-    const std::string kernel = gemm_kernel_name(), bf16_kernel = gemm_bf16_kernel_name();
     std::printf("SIMD target: %s\n", simd_summary().c_str());
     print_gemm_header(peak, precisions);
     if (dist::size() > 1)
@@ -156,9 +155,7 @@ int cmd_bench_train(int argc, char** argv) {
         for (MatmulPrecision mp : precisions) {
             auto j = bench_one(name, cfg, mp, B, T, warmup, steps, peak, b.peers);
             add_measured_gemm_rates(j, mp);
-            const std::string ratio = j.contains("speedup_vs_official")
-                                          ? fixed(j["speedup_vs_official"].get<double>(), 2) + "x"
-                                          : "-";
+            const std::string ratio = peer_ratio(j);
             std::printf(
                 "%-12s %5s %5d %5d %9.4f %9.4f %10.1f %9.1f %6.1f%% %9.1f %7.1f%% %10s %10s\n",
                 name.c_str(), matmul_precision_name(mp), B, T, j["step_s_median"].get<double>(),
@@ -182,15 +179,8 @@ int cmd_bench_train(int argc, char** argv) {
         }
     }
     if (p.has("json")) {
-        nlohmann::json out = {{"benchmark", "train"},
-                              {"gemm_kernel", kernel},
-                              {"gemm_bf16_kernel", bf16_kernel},
-                              {"threads", num_threads()},
-                              {"omp_wait_policy", omp_wait_policy()},
-                              {"ranks", dist::size()},
-                              {"peak_gflops", peak},
-                              {"results", results}};
-        add_simd_fields(out);
+        nlohmann::json out = training_bench_summary("train", peak, results);
+        out["ranks"] = dist::size();
         std::printf("%s\n", out.dump().c_str());
     }
     return 0;
