@@ -1,5 +1,7 @@
 #include "cli/bench_training.h"
 
+#include <algorithm>
+
 #include "cli/format.h"
 #include "cli/gemm_probe.h"
 #include "cli/machine_probe.h"
@@ -7,6 +9,8 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/threads.h"
+#include "core/timing.h"
+#include "model/model_stats.h"
 
 namespace t6::cli {
 
@@ -75,6 +79,37 @@ void add_peer_figure(nlohmann::json& row, const std::vector<study::PeerFigure>& 
             row["official_tokens_per_s"] = p.tokens_per_s;
             row["speedup_vs_official"] = tokens_per_s / p.tokens_per_s;
         }
+}
+
+void random_batch(int vocab, int B, int T, std::mt19937& rng, std::vector<int32_t>& x,
+                  std::vector<int32_t>& y) {
+    std::uniform_int_distribution<int> tok(0, vocab - 1);
+    x.resize(size_t(B) * T);
+    y.resize(size_t(B) * T);
+    for (auto& t : x) t = tok(rng);
+    for (auto& t : y) t = tok(rng);
+}
+
+nlohmann::json training_bench_row(const std::string& name, const ModelConfig& cfg,
+                                  MatmulPrecision precision, size_t params, int B, int T,
+                                  const std::vector<double>& secs, double tokens_per_step,
+                                  double peak_gflops) {
+    const double med = median(secs);
+    const double tps = tokens_per_step / med;
+    const double flops = 3.0 * forward_flops_per_token(cfg, T);
+    return {{"model", name},
+            {"matmul_precision", matmul_precision_name(precision)},
+            {"params", params},
+            {"batch", B},
+            {"seq_len", T},
+            {"steps", secs.size()},
+            {"step_s_median", med},
+            {"step_s_min", *std::min_element(secs.begin(), secs.end())},
+            {"step_s_max", *std::max_element(secs.begin(), secs.end())},
+            {"tokens_per_s", tps},
+            {"train_flops_per_token", flops},
+            {"achieved_gflops", tps * flops / 1e9},
+            {"mfu", tps * flops / (peak_gflops * 1e9)}};
 }
 
 std::string peer_ratio(const nlohmann::json& row) {

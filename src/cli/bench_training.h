@@ -3,6 +3,7 @@
 // small, T6 and MHA), and the official code's figure a row is compared with (--peers).
 #pragma once
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,6 +39,18 @@ TrainingBench read_training_bench(const ArgParser& p, const std::string& command
 
 // Adds official_tokens_per_s and speedup_vs_official to a row when `peers` holds a figure for
 // exactly this preset (no key overrides), batch and sequence length.
+// B x T random token ids in [0, vocab) for inputs and for targets, drawn from rng in that order.
+void random_batch(int vocab, int B, int T, std::mt19937& rng, std::vector<int32_t>& x,
+                  std::vector<int32_t>& y);
+
+// The fields both benchmarks report for a row: model, precision, params, shape, step timings of
+// the timed steps `secs` (median, min, max), tokens/s (tokens_per_step / median), training FLOPs
+// per token (3x forward), achieved GFLOP/s and MFU against peak_gflops.
+nlohmann::json training_bench_row(const std::string& name, const ModelConfig& cfg,
+                                  MatmulPrecision precision, size_t params, int B, int T,
+                                  const std::vector<double>& secs, double tokens_per_step,
+                                  double peak_gflops);
+
 // The table's vs_official cell: "4.58x", or "-" when the row has no peer figure.
 std::string peer_ratio(const nlohmann::json& row);
 

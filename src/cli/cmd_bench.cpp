@@ -46,10 +46,8 @@ nlohmann::json bench_step_one(const std::string& name, const ModelConfig& cfg,
     model.init_weights(1234);
     model.set_matmul_precision(precision);
     std::mt19937 rng(42);
-    std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
-    std::vector<int32_t> x(size_t(B) * T), y(size_t(B) * T);
-    for (auto& t : x) t = tok(rng);
-    for (auto& t : y) t = tok(rng);
+    std::vector<int32_t> x, y;
+    random_batch(cfg.vocab_size, B, T, rng, x, y);
     std::vector<double> secs;
     float loss = 0;
     for (int i = 0; i < warmup + steps; i++) {
@@ -62,27 +60,11 @@ nlohmann::json bench_step_one(const std::string& name, const ModelConfig& cfg,
     }
     profile::set_enabled(false);
     if (prof) print_profile(name, steps);
-    const double tokens = double(B) * T;
-    const double med = median(secs);
-    const double tps = tokens / med;
-    const double flops = 3.0 * forward_flops_per_token(cfg, T);
-    const double mfu = tps * flops / (peak_gflops * 1e9);
-    nlohmann::json j = {{"model", name},
-                        {"matmul_precision", matmul_precision_name(precision)},
-                        {"params", model.num_params()},
-                        {"batch", B},
-                        {"seq_len", T},
-                        {"steps", steps},
-                        {"step_s_median", med},
-                        {"step_s_min", *std::min_element(secs.begin(), secs.end())},
-                        {"step_s_max", *std::max_element(secs.begin(), secs.end())},
-                        {"tokens_per_s", tps},
-                        {"train_flops_per_token", flops},
-                        {"achieved_gflops", tps * flops / 1e9},
-                        {"mfu", mfu},
-                        {"loss", loss},
-                        {"activation_bytes", model.activation_bytes()}};
-    add_peer_figure(j, peers, name, cfg, B, T, tps);
+    nlohmann::json j = training_bench_row(name, cfg, precision, model.num_params(), B, T, secs,
+                                          double(B) * T, peak_gflops);
+    j["loss"] = loss;
+    j["activation_bytes"] = model.activation_bytes();
+    add_peer_figure(j, peers, name, cfg, B, T, j["tokens_per_s"].get<double>());
     return j;
 }
 

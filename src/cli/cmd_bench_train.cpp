@@ -40,13 +40,12 @@ nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, Matmul
     model.set_matmul_precision(precision);
     AdamW opt(model.num_params(), AdamWConfig{});
     std::mt19937 rng(42);
-    std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
-    std::vector<int32_t> x(size_t(B) * T), y(size_t(B) * T);
-    for (auto& t : x) t = tok(rng);
-    for (auto& t : y) t = tok(rng);
+    std::vector<int32_t> x, y;
+    random_batch(cfg.vocab_size, B, T, rng, x, y);
     // Under mpirun: every rank runs B sequences of its own (different tokens per rank) and the
     // gradients are all-reduced as in t6 train, in buckets during backward.
     const int ranks = dist::size();
+    std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
     for (int i = 0; i < dist::rank(); i++)
         for (auto& t : x) t = tok(rng);
     DataParallel dp;
@@ -83,27 +82,14 @@ nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, Matmul
         opt_secs.push_back(seconds_since(t0));
     }
     const double tokens = double(B) * T * ranks;
-    const double med = median(secs);
-    const double tps = tokens / med;
-    const double flops = 3.0 * forward_flops_per_token(cfg, T);
-    nlohmann::json j = {{"model", name},
-                        {"matmul_precision", matmul_precision_name(precision)},
-                        {"params", model.num_params()},
-                        {"batch", B},
-                        {"seq_len", T},
-                        {"steps", steps},
-                        {"step_s_median", med},
-                        {"step_s_min", *std::min_element(secs.begin(), secs.end())},
-                        {"step_s_max", *std::max_element(secs.begin(), secs.end())},
-                        {"optimizer_s_median", median(opt_secs)},
-                        {"tokens_per_s", tps},
-                        {"train_flops_per_token", flops},
-                        {"achieved_gflops", tps * flops / 1e9},
-                        {"mfu", tps * flops / (peak_gflops * 1e9)},
-                        {"loss", r.loss},
-                        {"grad_norm", r.grad_norm},
-                        {"peak_rss_bytes", peak_rss_bytes()},
-                        {"ranks", ranks}};
+    nlohmann::json j = training_bench_row(name, cfg, precision, model.num_params(), B, T, secs,
+                                          tokens, peak_gflops);
+    const double tps = j["tokens_per_s"].get<double>();
+    j["optimizer_s_median"] = median(opt_secs);
+    j["loss"] = r.loss;
+    j["grad_norm"] = r.grad_norm;
+    j["peak_rss_bytes"] = peak_rss_bytes();
+    j["ranks"] = ranks;
     if (ranks > 1) {
         // allreduce_s: the gradient all-reduce alone (after backward, nothing to hide behind);
         // exposed_s: what the step still spends in MPI with the buckets started during backward
