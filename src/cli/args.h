@@ -20,7 +20,8 @@ class ArgParser {
     ArgParser& positional(const std::string& name, const std::string& help);
     ArgParser& epilog(const std::string& text);
 
-    // Parses argv[first..argc). Extra positionals are kept in rest() (e.g. key=value overrides).
+    // Parses argv[first..argc). Extra positionals are kept in positionals() (e.g. key=value
+    // overrides).
     void parse(int argc, char** argv, int first);
 
     bool has(const std::string& name) const;  // option given or flag set

@@ -1,6 +1,7 @@
 // t6 bench: benchmarks. `t6 bench step` times forward+backward training passes and reports
 // tokens/s, model-FLOPs utilisation against a stated GEMM rate, and the ratio to the official
-// PyTorch code's figure from ../shared/baselines.md where one exists for the configuration.
+// PyTorch code's figure where the --peers file (study/peer_figures.h) has one for the
+// configuration.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include "core/error.h"
 #include "core/profile.h"
 #include "core/threads.h"
+#include "core/timing.h"
 #include "kernels/gemm.h"
 #include "model/model.h"
 #include "model/model_stats.h"
@@ -24,14 +26,6 @@
 namespace t6::cli {
 
 namespace {
-
-// The official code's forward+backward tokens/s on this machine kind, OpenBLAS variables unset
-// (../shared/baselines.md, "The official PyTorch code on this CPU", measured 2026-11-28, 2
-// threads, float32).
-const PeerFigure kPeers[] = {{"tiny-t6", 8, 256, 387.0},
-                             {"tiny-mha", 8, 256, 436.0},
-                             {"small-t6", 4, 256, 86.0},
-                             {"small-mha", 4, 256, 121.0}};
 
 void print_profile(const std::string& name, int steps) {
     auto entries = profile::entries();
@@ -46,15 +40,14 @@ void print_profile(const std::string& name, int steps) {
 
 nlohmann::json bench_step_one(const std::string& name, const ModelConfig& cfg,
                               MatmulPrecision precision, int B, int T, int warmup, int steps,
-                              double peak_gflops, bool prof) {
+                              double peak_gflops, bool prof,
+                              const std::vector<study::PeerFigure>& peers) {
     Model model(cfg);
     model.init_weights(1234);
     model.set_matmul_precision(precision);
     std::mt19937 rng(42);
-    std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
-    std::vector<int32_t> x(size_t(B) * T), y(size_t(B) * T);
-    for (auto& t : x) t = tok(rng);
-    for (auto& t : y) t = tok(rng);
+    std::vector<int32_t> x, y;
+    random_batch(cfg.vocab_size, B, T, rng, x, y);
     std::vector<double> secs;
     float loss = 0;
     for (int i = 0; i < warmup + steps; i++) {
@@ -62,32 +55,16 @@ nlohmann::json bench_step_one(const std::string& name, const ModelConfig& cfg,
         profile::set_enabled(prof && i >= warmup);
         auto t0 = std::chrono::steady_clock::now();
         loss = model.forward_backward(x.data(), y.data(), B, T);
-        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        double s = seconds_since(t0);
         if (i >= warmup) secs.push_back(s);
     }
     profile::set_enabled(false);
     if (prof) print_profile(name, steps);
-    const double tokens = double(B) * T;
-    const double med = median(secs);
-    const double tps = tokens / med;
-    const double flops = 3.0 * forward_flops_per_token(cfg, T);
-    const double mfu = tps * flops / (peak_gflops * 1e9);
-    nlohmann::json j = {{"model", name},
-                        {"matmul_precision", matmul_precision_name(precision)},
-                        {"params", model.num_params()},
-                        {"batch", B},
-                        {"seq_len", T},
-                        {"steps", steps},
-                        {"step_s_median", med},
-                        {"step_s_min", *std::min_element(secs.begin(), secs.end())},
-                        {"step_s_max", *std::max_element(secs.begin(), secs.end())},
-                        {"tokens_per_s", tps},
-                        {"train_flops_per_token", flops},
-                        {"achieved_gflops", tps * flops / 1e9},
-                        {"mfu", mfu},
-                        {"loss", loss},
-                        {"activation_bytes", model.activation_bytes()}};
-    add_peer_figure(j, kPeers, name, cfg, B, T, tps);
+    nlohmann::json j = training_bench_row(name, cfg, precision, model.num_params(), B, T, secs,
+                                          double(B) * T, peak_gflops);
+    j["loss"] = loss;
+    j["activation_bytes"] = model.activation_bytes();
+    add_peer_figure(j, peers, name, cfg, B, T, j["tokens_per_s"].get<double>());
     return j;
 }
 
@@ -95,18 +72,17 @@ int bench_step(int argc, char** argv) {
     ArgParser p("bench step", "[options]",
                 "Times forward+backward passes (no optimizer) and reports tokens/s and model-FLOPs "
                 "utilisation.\nWithout --preset/--model it runs tiny-t6, tiny-mha (batch 8) and "
-                "small-t6, small-mha (batch 4), sequence 256: the configurations of "
-                "../shared/baselines.md.");
+                "small-t6, small-mha (batch 4), sequence 256: the configurations the official code "
+                "was\nmeasured on (--peers).");
     add_training_bench_options(p);
     p.flag("profile", "print where the time goes (per phase, summed over timed steps)");
     p.flag("json", "print one JSON object as the last line");
     p.parse(argc, argv, 0);
     const bool prof = p.has("profile");
-    const TrainingBench b = read_training_bench(p, "bench step");
+    const TrainingBench b = read_training_bench(p, "bench step", "step");
     const int T = b.seq, steps = b.steps, warmup = b.warmup;
     const double peak = b.peak_gflops;
     const std::vector<MatmulPrecision>& precisions = b.precisions;
-    const std::string kernel = gemm_kernel_name(), bf16_kernel = gemm_bf16_kernel_name();
     std::printf("SIMD target: %s\n", simd_summary().c_str());
     print_gemm_header(peak, precisions);
     std::printf("%-12s %5s %5s %5s %10s %10s %9s %7s %9s %8s %10s\n", "model", "prec", "batch",
@@ -116,11 +92,9 @@ int bench_step(int argc, char** argv) {
     for (const auto& [name, cfg] : b.models) {
         const int B = b.batch_size(p, name);
         for (MatmulPrecision mp : precisions) {
-            auto j = bench_step_one(name, cfg, mp, B, T, warmup, steps, peak, prof);
+            auto j = bench_step_one(name, cfg, mp, B, T, warmup, steps, peak, prof, b.peers);
             add_measured_gemm_rates(j, mp);
-            std::string ratio = j.contains("speedup_vs_official")
-                                    ? fixed(j["speedup_vs_official"].get<double>(), 2) + "x"
-                                    : "-";
+            const std::string ratio = peer_ratio(j);
             std::printf("%-12s %5s %5d %5d %10.4f %10.1f %9.1f %6.1f%% %9.1f %7.1f%% %10s\n",
                         name.c_str(), matmul_precision_name(mp), B, T,
                         j["step_s_median"].get<double>(), j["tokens_per_s"].get<double>(),
@@ -131,17 +105,8 @@ int bench_step(int argc, char** argv) {
             results.push_back(j);
         }
     }
-    if (p.has("json")) {
-        nlohmann::json out = {{"benchmark", "step"},
-                              {"gemm_kernel", kernel},
-                              {"gemm_bf16_kernel", bf16_kernel},
-                              {"threads", num_threads()},
-                              {"omp_wait_policy", omp_wait_policy()},
-                              {"peak_gflops", peak},
-                              {"results", results}};
-        add_simd_fields(out);
-        std::printf("%s\n", out.dump().c_str());
-    }
+    if (p.has("json"))
+        std::printf("%s\n", training_bench_summary("step", peak, results).dump().c_str());
     return 0;
 }
 

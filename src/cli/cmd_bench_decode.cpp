@@ -1,7 +1,8 @@
 // t6 bench decode: decoding tokens/s of every attention kind at equal parameter count, over
 // context lengths and batch sizes, with the bytes read and FLOPs per step and the fraction of
-// this machine's roofline achieved, against two rooflines: the nominal one (bandwidth and GEMM
-// rate of ../shared/baselines.md) and the one measured in the same run, again before every point
+// this machine's roofline achieved, against two rooflines: the nominal one (--bandwidth and
+// --peak-gflops: this CPU's rates on a quiet machine) and the one measured in the same run, again
+// before every point
 // (streaming read bandwidth over 256 MiB and the fp32 FMA peak of the SIMD target in force, all
 // threads), because the shared machine's speed varies from hour to hour. The measured floor of a
 // step is max(bytes / bandwidth, FLOPs / FMA peak); both terms are reported. FLOPs per step: 2 per
@@ -165,7 +166,7 @@ int cmd_bench_decode(int argc, char** argv) {
         "int8-quantized activations) (swept; quantized bytes include the block scales)",
         "f32");
     p.option("mem-limit", "BYTES", "skip points whose cache exceeds this", "12GiB");
-    p.option("bandwidth", "GB/s", "memory bandwidth for the roofline (baselines.md)", "54");
+    p.option("bandwidth", "GB/s", "memory bandwidth for the roofline (this CPU, quiet)", "54");
     p.option("peak-gflops", "G", "GEMM rate for the roofline (fp32, 2 threads)", "370");
     p.option("threads", "N", "threads", "all cores");
     p.flag("json", "print one JSON object as the last line");

@@ -49,6 +49,7 @@
 #include "core/error.h"
 #include "core/simd.h"
 #include "core/threads.h"
+#include "core/timing.h"
 #include "kernels/attention.h"
 #include "kernels/bf16.h"
 #include "kernels/cross_entropy.h"
@@ -457,7 +458,7 @@ Kernel make_kernel(const std::string& name, const Shapes& sh) {
 double seconds_of(const std::function<void()>& f) {
     const auto t0 = std::chrono::steady_clock::now();
     f();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return seconds_since(t0);
 }
 
 std::string join(const std::vector<std::string>& v, const char* sep) {

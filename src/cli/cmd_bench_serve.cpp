@@ -21,6 +21,7 @@
 #include "cli/machine_probe.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "core/timing.h"
 #include "infer/decoder.h"
 #include "model/model.h"
 
@@ -28,10 +29,7 @@ namespace t6::cli {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+using Clock = std::chrono::steady_clock;  // seconds_since and median: core/timing.h
 
 // len records of every layer of `slot` (reserved) set to pseudo-random values in [-1, 1).
 void fill_records(KVCache& cache, int slot, int len, uint32_t seed) {
@@ -61,8 +59,7 @@ double decode_step_seconds(Decoder& dec, int n, int steps) {
         dec.step(slots.data(), toks.data(), n, logits.data());
         if (i > 0) secs.push_back(seconds_since(t0));
     }
-    std::sort(secs.begin(), secs.end());
-    return secs[secs.size() / 2];
+    return median(secs);
 }
 
 struct PrefixRun {

@@ -1,6 +1,7 @@
 // t6 bench train: full training steps (forward, backward, gradient clipping, AdamW) on the
-// configurations of ../shared/baselines.md, reported as tokens/s, model-FLOPs utilisation against
-// a stated GEMM rate, and the ratio to the official PyTorch code's full-step figure.
+// configurations the official code was measured on, reported as tokens/s, model-FLOPs utilisation
+// against a stated GEMM rate, and the ratio to the official PyTorch code's full-step figure (from
+// the --peers file, study/peer_figures.h).
 
 #include <algorithm>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include "core/error.h"
 #include "core/sysinfo.h"
 #include "core/threads.h"
+#include "core/timing.h"
 #include "kernels/gemm.h"
 #include "model/config.h"
 #include "model/model.h"
@@ -30,28 +32,20 @@ namespace t6::cli {
 
 namespace {
 
-// The official code's full training step (forward with targets, backward, clip_grad_norm_(1.0),
-// AdamW step) in tokens/s with the OpenBLAS variables unset (../shared/baselines.md, "The
-// official PyTorch code on this CPU", 2 threads, float32, measured 2026-11-28).
-const PeerFigure kTrainPeers[] = {{"tiny-t6", 8, 256, 359.0},
-                                  {"tiny-mha", 8, 256, 417.0},
-                                  {"small-t6", 4, 256, 79.9},
-                                  {"small-mha", 4, 256, 106.7}};
-
 nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, MatmulPrecision precision,
-                         int B, int T, int warmup, int steps, double peak_gflops) {
+                         int B, int T, int warmup, int steps, double peak_gflops,
+                         const std::vector<study::PeerFigure>& peers) {
     Model model(cfg);
     model.init_weights(1234);
     model.set_matmul_precision(precision);
     AdamW opt(model.num_params(), AdamWConfig{});
     std::mt19937 rng(42);
-    std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
-    std::vector<int32_t> x(size_t(B) * T), y(size_t(B) * T);
-    for (auto& t : x) t = tok(rng);
-    for (auto& t : y) t = tok(rng);
+    std::vector<int32_t> x, y;
+    random_batch(cfg.vocab_size, B, T, rng, x, y);
     // Under mpirun: every rank runs B sequences of its own (different tokens per rank) and the
     // gradients are all-reduced as in t6 train, in buckets during backward.
     const int ranks = dist::size();
+    std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
     for (int i = 0; i < dist::rank(); i++)
         for (auto& t : x) t = tok(rng);
     DataParallel dp;
@@ -63,7 +57,7 @@ nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, Matmul
     auto timed_step = [&]() {
         const auto t0 = std::chrono::steady_clock::now();
         r = train_step(model, opt, x.data(), y.data(), B, T, 1, 6e-4, 1.0, dpp);
-        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        return seconds_since(t0);
     };
     for (int i = 0; i < warmup + steps; i++) {
         const double s = timed_step();
@@ -85,31 +79,17 @@ nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, Matmul
         const auto t0 = std::chrono::steady_clock::now();
         const double norm = grad_global_norm(model.grads(), model.num_params());
         opt.step(model.params(), model.grads(), 6e-4, clip_coefficient(norm, 1.0f));
-        opt_secs.push_back(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        opt_secs.push_back(seconds_since(t0));
     }
     const double tokens = double(B) * T * ranks;
-    const double med = median(secs);
-    const double tps = tokens / med;
-    const double flops = 3.0 * forward_flops_per_token(cfg, T);
-    nlohmann::json j = {{"model", name},
-                        {"matmul_precision", matmul_precision_name(precision)},
-                        {"params", model.num_params()},
-                        {"batch", B},
-                        {"seq_len", T},
-                        {"steps", steps},
-                        {"step_s_median", med},
-                        {"step_s_min", *std::min_element(secs.begin(), secs.end())},
-                        {"step_s_max", *std::max_element(secs.begin(), secs.end())},
-                        {"optimizer_s_median", median(opt_secs)},
-                        {"tokens_per_s", tps},
-                        {"train_flops_per_token", flops},
-                        {"achieved_gflops", tps * flops / 1e9},
-                        {"mfu", tps * flops / (peak_gflops * 1e9)},
-                        {"loss", r.loss},
-                        {"grad_norm", r.grad_norm},
-                        {"peak_rss_bytes", peak_rss_bytes()},
-                        {"ranks", ranks}};
+    nlohmann::json j = training_bench_row(name, cfg, precision, model.num_params(), B, T, secs,
+                                          tokens, peak_gflops);
+    const double tps = j["tokens_per_s"].get<double>();
+    j["optimizer_s_median"] = median(opt_secs);
+    j["loss"] = r.loss;
+    j["grad_norm"] = r.grad_norm;
+    j["peak_rss_bytes"] = peak_rss_bytes();
+    j["ranks"] = ranks;
     if (ranks > 1) {
         // allreduce_s: the gradient all-reduce alone (after backward, nothing to hide behind);
         // exposed_s: what the step still spends in MPI with the buckets started during backward
@@ -124,7 +104,7 @@ nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, Matmul
     }
     // Only the preset itself (no key overrides) at the measured shape, in one process, has a
     // peer figure.
-    if (ranks == 1) add_peer_figure(j, kTrainPeers, name, cfg, B, T, tps);
+    if (ranks == 1) add_peer_figure(j, peers, name, cfg, B, T, tps);
     return j;
 }
 
@@ -135,19 +115,18 @@ int cmd_bench_train(int argc, char** argv) {
                 "Times full training steps (forward, backward, gradient clipping, AdamW) and "
                 "reports tokens/s,\nmodel-FLOPs utilisation and the ratio to the official code's "
                 "full-step figure. Without\n--preset/--model it runs tiny-t6, tiny-mha (batch 8) "
-                "and small-t6, small-mha (batch 4),\nsequence 256: the configurations of "
-                "../shared/baselines.md. Peak RSS is the process's so far.");
+                "and small-t6, small-mha (batch 4),\nsequence 256: the configurations the official "
+                "code was measured on (--peers). Peak RSS is\nthe process's so far.");
     add_training_bench_options(p);
     p.flag("json", "print one JSON object as the last line");
     p.parse(argc, argv, 0);
     dist::init();  // under mpirun: data-parallel steps over the ranks (batch B per rank)
     if (dist::rank() != 0 && !std::freopen("/dev/null", "w", stdout))
         fail("t6 bench train: cannot silence rank ", dist::rank(), "'s output");
-    const TrainingBench b = read_training_bench(p, "bench train");
+    const TrainingBench b = read_training_bench(p, "bench train", "train");
     const int T = b.seq, steps = b.steps, warmup = b.warmup;
     const double peak = b.peak_gflops;
     const std::vector<MatmulPrecision>& precisions = b.precisions;
-    const std::string kernel = gemm_kernel_name(), bf16_kernel = gemm_bf16_kernel_name();
     std::printf("SIMD target: %s\n", simd_summary().c_str());
     print_gemm_header(peak, precisions);
     if (dist::size() > 1)
@@ -160,11 +139,9 @@ int cmd_bench_train(int argc, char** argv) {
     for (const auto& [name, cfg] : b.models) {
         const int B = b.batch_size(p, name);
         for (MatmulPrecision mp : precisions) {
-            auto j = bench_one(name, cfg, mp, B, T, warmup, steps, peak);
+            auto j = bench_one(name, cfg, mp, B, T, warmup, steps, peak, b.peers);
             add_measured_gemm_rates(j, mp);
-            const std::string ratio = j.contains("speedup_vs_official")
-                                          ? fixed(j["speedup_vs_official"].get<double>(), 2) + "x"
-                                          : "-";
+            const std::string ratio = peer_ratio(j);
             std::printf(
                 "%-12s %5s %5d %5d %9.4f %9.4f %10.1f %9.1f %6.1f%% %9.1f %7.1f%% %10s %10s\n",
                 name.c_str(), matmul_precision_name(mp), B, T, j["step_s_median"].get<double>(),
@@ -188,15 +165,8 @@ int cmd_bench_train(int argc, char** argv) {
         }
     }
     if (p.has("json")) {
-        nlohmann::json out = {{"benchmark", "train"},
-                              {"gemm_kernel", kernel},
-                              {"gemm_bf16_kernel", bf16_kernel},
-                              {"threads", num_threads()},
-                              {"omp_wait_policy", omp_wait_policy()},
-                              {"ranks", dist::size()},
-                              {"peak_gflops", peak},
-                              {"results", results}};
-        add_simd_fields(out);
+        nlohmann::json out = training_bench_summary("train", peak, results);
+        out["ranks"] = dist::size();
         std::printf("%s\n", out.dump().c_str());
     }
     return 0;

@@ -15,9 +15,11 @@
 #include "cli/tokenizer_arg.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/timing.h"
 #include "model/checkpoint.h"
 #include "model/convert_tpa.h"
 #include "model/model_stats.h"
+#include "text/data_meta.h"
 
 namespace fs = std::filesystem;
 
@@ -58,11 +60,8 @@ std::vector<int32_t> calibration_tokens(const std::string& calib, const std::str
         if (!fs::exists(val))
             fail("t6 convert: --calib folder ", calib, " has no train.bin (a t6 prepare folder)");
         bool u32 = vocab > 65536;
-        const fs::path meta = fs::path(calib) / "meta.json";
-        if (fs::exists(meta)) {
-            const auto j = nlohmann::json::parse(read_file_text(meta.string()), nullptr, false);
-            if (j.is_object() && j.contains("dtype")) u32 = j["dtype"] == "uint32";
-        }
+        const auto j = read_data_meta(calib);  // null without one
+        if (j.is_object() && j.contains("dtype")) u32 = j["dtype"] == "uint32";
         ids = read_raw_tokens(val.string(), u32, max_tokens);
     } else if (fs::path(calib).extension() == ".bin") {
         ids = read_raw_tokens(calib, vocab > 65536, max_tokens);
@@ -147,8 +146,7 @@ int cmd_convert(int argc, char** argv) {
         if (k != "format" && k != "format_version" && k != "config") meta[k] = v;  // tokenizer
     meta["converted_from"] = attention_kind_name(sc.attention);
     save_weights(out, *dst, meta);
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs = seconds_since(t0);
 
     const size_t src_kv = model_stats(sc).kv_numbers_per_token_per_layer * size_t(sc.n_layer);
     const size_t dst_kv = model_stats(dc).kv_numbers_per_token_per_layer * size_t(dc.n_layer);

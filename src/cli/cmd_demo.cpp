@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "core/timing.h"
 #include "kernels/gemm.h"
 #include "model/model.h"
 #include "model/model_stats.h"
@@ -50,7 +51,7 @@ int cmd_demo(int argc, char** argv) {
     std::printf("\n== tiny-t6 (%s), GEMM %s\n", cfg.describe().c_str(), gemm_kernel_name().c_str());
     auto t0 = std::chrono::steady_clock::now();
     float loss = model.forward_backward(x.data(), y.data(), 1, T);
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double s = seconds_since(t0);
     std::printf(
         "forward+backward over %d byte tokens: loss %.4f (ln V = %.4f at random init), "
         "%.1f ms\n",

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "core/error.h"
+#include "core/timing.h"
 #include "model/checkpoint.h"
 #include "model/hf_import.h"
 
@@ -42,8 +43,7 @@ int cmd_import(int argc, char** argv) {
     std::map<std::string, std::string> meta = {{"source", "hf:" + im.architecture}};
     if (!im.tokenizer.is_null()) meta["tokenizer"] = im.tokenizer.dump();
     save_weights(out, *im.model, meta);
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs = seconds_since(t0);
     const ModelConfig& c = im.model->config();
     std::printf("%s: %s (%s), %zu tensors (%s), %.1fM parameters, tokenizer %s, in %.1f s\n",
                 out.c_str(), im.architecture.c_str(), c.describe().c_str(), im.tensors,

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "core/error.h"
+#include "core/timing.h"
 #include "model/checkpoint.h"
 #include "model/quantize_io.h"
 
@@ -42,8 +43,7 @@ int cmd_quantize(int argc, char** argv) {
             meta[k] = v;  // e.g. the tokenizer
     const QuantizedWeights q = quantize_model(*model, scheme);
     save_quantized(out, *model, q, meta);
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs = seconds_since(t0);
     const double f32_bytes = 4.0 * double(model->num_params());
     const double out_bytes = double(std::filesystem::file_size(out));
     std::printf(

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "study/study.h"
+#include "text/data_meta.h"
 #include "train/train_config.h"
 
 namespace t6::cli {
@@ -59,8 +60,8 @@ int cmd_study(int argc, char** argv) {
     p.flag("json", "print one JSON object (the summary) as the last line");
     p.epilog(
         "examples:\n"
-        "  t6 prepare ../shared/data/tinyshakespeare/input.txt --tokenizer char --out "
-        "data/shakespeare_char\n"
+        "  t6 prepare input.txt --tokenizer char --out data/shakespeare_char   (tinyshakespeare; "
+        "the test data directory ($T6_SHARED) has it under data/)\n"
         "  t6 study --config configs/study-shakespeare-char.json\n"
         "  t6 study --config configs/study-shakespeare-char.json --kinds mha,t6 --out out/quick "
         "max_iters=200\n"
@@ -140,12 +141,13 @@ int cmd_study(int argc, char** argv) {
     if (p.has("decode-steps")) plan.decode_steps = p.get_int("decode-steps");
     if (budget > 0) setup.train.max_iters = int(std::ceil(budget / double(plan.tokens_per_step())));
     // The vocabulary of the prepared data, unless the model states its own.
-    const std::string meta = (std::filesystem::path(setup.train.data) / "meta.json").string();
-    if (!vocab_given && !setup.train.data.empty() && std::filesystem::exists(meta)) {
-        const auto m = nlohmann::json::parse(read_file_text(meta), nullptr, false);
-        if (!m.is_object() || !m.contains("vocab_size") || !m["vocab_size"].is_number_integer())
-            fail(meta, ": no integer vocab_size");
-        setup.model.vocab_size = m["vocab_size"].get<int>();
+    if (!vocab_given && !setup.train.data.empty()) {
+        const auto m = read_data_meta(setup.train.data);  // null without one
+        if (!m.is_null()) {
+            if (!m.contains("vocab_size") || !m["vocab_size"].is_number_integer())
+                fail(setup.train.data, "/meta.json: no integer vocab_size");
+            setup.model.vocab_size = m["vocab_size"].get<int>();
+        }
     }
 
     const study::StudyResult r = study::run_study(plan, stdout, -1, p.has("retime-decode"));

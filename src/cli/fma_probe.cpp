@@ -56,6 +56,7 @@ HWY_AFTER_NAMESPACE();
 
 #include "cli/machine_probe.h"
 #include "core/simd.h"
+#include "core/timing.h"
 
 namespace t6::cli {
 
@@ -83,8 +84,7 @@ double measure_fma_peak(int reps, long iters) {
             threads = omp_get_num_threads();
             sink += HWY_DYNAMIC_DISPATCH(FmaChains)(iters, float(omp_get_thread_num()));
         }
-        const double s =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double s = seconds_since(t0);
         if (sink == 12345.678f) std::printf("?");  // keeps the sums alive
         best = std::max(best, 2.0 * kChains * lanes * double(iters) * threads / s);
     }
@@ -105,8 +105,7 @@ double ReadBandwidthProbe::measure(int reps) {
         const float* a = a_.data();
 #pragma omp parallel for simd schedule(static) reduction(+ : s)
         for (size_t i = 0; i < n; i++) s += a[i];
-        const double t =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double t = seconds_since(t0);
         if (s < 0) std::printf("?");  // keeps the sum alive
         best = std::max(best, double(n) * 4 / t);
     }

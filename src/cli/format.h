@@ -18,11 +18,4 @@ double parse_bytes(const std::string& s, const std::string& what);
 
 // split_list (core/strings.h) and median (core/timing.h) are t6's, found from t6::cli.
 
-// A peer's measured throughput for one benchmark configuration (../shared/baselines.md).
-struct PeerFigure {
-    const char* preset;
-    int batch, seq;
-    double tokens_per_s;
-};
-
 }  // namespace t6::cli

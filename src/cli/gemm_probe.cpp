@@ -8,6 +8,7 @@
 #include "core/buffer.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "core/timing.h"
 
 namespace t6::cli {
 
@@ -21,8 +22,7 @@ double measure_gemm_gflops(MatmulPrecision precision, int reps) {
     for (int r = 0; r < reps + 1; r++) {
         const auto t0 = std::chrono::steady_clock::now();
         gemm(false, true, M, N, K, 1.0f, a.data(), K, b.data(), K, 0.0f, c.data(), N);
-        const double s =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double s = seconds_since(t0);
         if (r > 0) secs.push_back(s);  // the first call warms caches and JIT
     }
     return 2.0 * M * N * K / median(secs) / 1e9;

@@ -1,6 +1,7 @@
 // The GEMM rate of this machine, measured now: benchmarks report model-FLOPs utilisation against
-// it as well as against the nominal rate of ../shared/baselines.md, since this shared machine's
-// speed changes from minute to minute and only ratios measured side by side are meaningful.
+// it as well as against a nominal rate (--peak-gflops: the fp32 rate this project's CPU reached
+// on a quiet machine), since this shared machine's speed changes from minute to minute and only
+// ratios measured side by side are meaningful.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -10,8 +11,9 @@
 
 namespace t6::cli {
 
-// Median GFLOP/s of `reps` products of the shape ../shared/baselines.md measures
-// (2048x3072x768, forward NT), at the given matmul precision and the current thread count.
+// Median GFLOP/s of `reps` products of one GPT-2-sized shape (2048x3072x768: 2048 tokens through
+// a 768 -> 3072 MLP projection, forward NT), at the given matmul precision and the current thread
+// count.
 double measure_gemm_gflops(MatmulPrecision precision, int reps = 7);
 
 // "f32", "bf16" or "f32,bf16" -> the precisions to run; a one-line error naming `where`.

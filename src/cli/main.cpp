@@ -6,9 +6,10 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/fatal.h"
 #include "core/stop_signal.h"
 #include "core/threads.h"
-#include "train/dist.h"
+#include "train/dist.h"  // finalize() of a data-parallel run
 
 namespace {
 
@@ -69,23 +70,23 @@ int main(int argc, char** argv) {
     }
     for (const auto& c : kCommands) {
         if (cmd != c.name) continue;
-        // Errors print "t6: error: <message>"; in a data-parallel run (train/dist.h) with the
-        // rank in front, and the whole job is stopped so that no other rank waits for this one.
+        // Errors print "t6: error: <message>" (core/fatal.h); in a data-parallel run the handler
+        // train/dist.h installs puts the rank in front and stops the whole job.
         int rc = 1;
         try {
             rc = c.run(argc - 2, argv + 2);
         } catch (const t6::cli::HelpShown&) {
             rc = 0;
         } catch (const t6::Error& e) {
-            t6::dist::report_fatal(e.what());
+            t6::report_fatal(e.what());
         } catch (const std::bad_alloc&) {
-            t6::dist::report_fatal("out of memory");
+            t6::report_fatal("out of memory");
         } catch (const std::exception& e) {
-            t6::dist::report_fatal(e.what());
+            t6::report_fatal(e.what());
         }
         t6::dist::finalize();
         return rc;
     }
-    std::fprintf(stderr, "t6: error: unknown command '%s' (see t6 --help)\n", cmd.c_str());
+    t6::report_fatal("unknown command '" + cmd + "' (see t6 --help)");
     return 1;  // bad input, as every other error (README)
 }

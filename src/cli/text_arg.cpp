@@ -1,9 +1,9 @@
 #include "cli/text_arg.h"
 
+#include "cli/tokenizer_arg.h"
 #include "core/error.h"
-#include "core/safetensors.h"
 #include "core/strings.h"
-#include "model/checkpoint.h"
+#include "text/resolve_tokenizer.h"
 
 namespace t6::cli {
 
@@ -18,21 +18,18 @@ void add_tokenizer_options(ArgParser& p, bool with_sources) {
 std::unique_ptr<Tokenizer> tokenizer_from_options(const ArgParser& p, const std::string& command) {
     int given = int(p.has("tokenizer")) + int(p.has("data")) + int(p.has("checkpoint"));
     if (given > 1) fail("t6 ", command, ": give only one of --tokenizer, --data, --checkpoint");
-    if (p.has("data")) return load_tokenizer_from_meta(p.get("data"));
-    if (p.has("checkpoint")) {
-        std::string w = checkpoint_weights_path(p.get("checkpoint"));
-        SafeTensorsReader r(w);
-        auto it = r.metadata().find("tokenizer");
-        if (it == r.metadata().end()) fail(w, ": the checkpoint records no tokenizer");
-        nlohmann::json spec;
-        try {
-            spec = nlohmann::json::parse(it->second);
-        } catch (const nlohmann::json::exception&) {
-            fail(w, ": the 'tokenizer' metadata is not valid JSON");
-        }
-        return load_tokenizer_spec(spec, w + " (tokenizer metadata)");
+    // The one source given must record a tokenizer; none given: --tokenizer's default.
+    TokenizerSources s;
+    s.sources_required = true;
+    if (p.has("data")) {
+        s.data_dir = p.get("data");
+    } else if (p.has("checkpoint")) {
+        s.checkpoint = p.get("checkpoint");
+        s.checkpoint_spec = checkpoint_tokenizer_spec(s.checkpoint);
+    } else {
+        s.name = p.get("tokenizer");
     }
-    return load_tokenizer(p.get("tokenizer"));
+    return t6::resolve_tokenizer(s);
 }
 
 void add_input_options(ArgParser& p) {

@@ -12,7 +12,7 @@
 namespace t6::cli {
 
 // --tokenizer gpt2|FILE, --data DIR (its meta.json), --checkpoint PATH (its "tokenizer"
-// metadata).
+// metadata): one of them, resolved by text/resolve_tokenizer.h.
 void add_tokenizer_options(ArgParser& p, bool with_sources);
 std::unique_ptr<Tokenizer> tokenizer_from_options(const ArgParser& p, const std::string& command);
 

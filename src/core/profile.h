@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/timing.h"
+
 namespace t6::profile {
 
 bool enabled();
@@ -26,9 +28,7 @@ class Scope {
         if (name_) t0_ = std::chrono::steady_clock::now();
     }
     ~Scope() {
-        if (name_)
-            add(name_,
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count());
+        if (name_) add(name_, seconds_since(t0_));
     }
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;

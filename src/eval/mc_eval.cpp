@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/timing.h"
 #include "eval/mc_prompt.h"
 
 namespace t6::eval {
@@ -40,7 +41,7 @@ McResult evaluate_mc(const McTask& task, const Tokenizer& tok, LoglikScorer& sco
     r.num_docs = n;
     r.acc = mean_stderr(acc);
     r.acc_norm = mean_stderr(acc_norm);
-    r.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.elapsed_s = seconds_since(t0);
     return r;
 }
 

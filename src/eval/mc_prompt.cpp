@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "train/rng.h"
+#include "core/rng.h"
 
 namespace t6::eval {
 

@@ -5,7 +5,8 @@
 
 namespace t6 {
 
-// Float32 machine epsilon: the eps of the official weightless F.rms_norm (eps=None).
+// Float32 machine epsilon: the eps of the official weightless F.rms_norm (eps=None;
+// docs/numerics.md §8).
 inline constexpr float kRmsNormEpsF32 = 1.1920928955078125e-07f;
 
 // inp, out: (N,C); weight: (C) or nullptr; rstd: (N), saved for the backward pass.

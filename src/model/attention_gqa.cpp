@@ -1,5 +1,6 @@
 // MHA, MQA and GQA (official llama-mha.py / llama-gqa.py): q = c_q(x), k = c_k(x), v = c_v(x),
-// RoPE on q and k per head, KV head j serves query heads j*g .. j*g+g-1 (repeat_interleave).
+// RoPE on q and k per head, KV head j serves query heads j*g .. j*g+g-1 (repeat_interleave;
+// docs/numerics.md §14).
 #include "kernels/attention.h"
 #include "model/attention_core.h"
 

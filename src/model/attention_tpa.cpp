@@ -1,4 +1,5 @@
-// Tensor Product Attention (official T6.py / T6_kvonly.py; paper eq. (2)-(4)):
+// Tensor Product Attention (official T6.py / T6_kvonly.py; paper eq. (2)-(4); docs/numerics.md
+// §5, §6):
 //   Q_t = (1/R_Q) A_Q(x_t)^T B_Q(x_t), K_t = (1/R_K) A_K^T B_K, V_t = (1/R_V) A_V^T B_V,
 // with A over heads (H x R) and B over the head dimension (R x d_h). RoPE rotates the B factors
 // of q and k before the contraction (Theorem 3.1: rotating B_K rotates every head's key), so a

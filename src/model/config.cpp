@@ -46,7 +46,7 @@ AttentionKind parse_attention_kind(const std::string& s, const std::string& wher
 }
 
 int ModelConfig::hidden_dim() const {
-    // Official: math.floor(8/3 * n_embd), evaluated in double.
+    // Official: math.floor(8/3 * n_embd), evaluated in double (docs/numerics.md §11).
     return mlp_hidden > 0 ? mlp_hidden : int(std::floor(8.0 / 3.0 * double(n_embd)));
 }
 

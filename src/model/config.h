@@ -64,8 +64,9 @@ struct ModelConfig {
     std::string describe() const;  // one line: "tpa L=4 C=256 H=5 D=64 R=6/2/2 V=50304"
 };
 
-// Parses t6's config keys (see configs/README.md), or an official config.json when it has a
-// "model_type" key. Unknown keys and wrong types are errors naming `where` and the key.
+// Parses t6's config keys (the fields above; README.md "Models and presets", configs/README.md),
+// or an official config.json when it has a "model_type" key. Unknown keys and wrong types are
+// errors naming `where` and the key.
 ModelConfig config_from_json(const nlohmann::json& j, const std::string& where);
 ModelConfig load_config_file(const std::string& path);
 

@@ -1,6 +1,6 @@
 // Parameter layout: every parameter of a model lives in one contiguous float buffer; this table
 // names each tensor with its official state_dict name, shape and offset. The projections of one
-// attention block are adjacent (in the order listed by attention_projection_names), so a single
+// attention block are adjacent (in the order listed by attention_projections()), so a single
 // GEMM computes all of them; likewise c_fc1 and c_fc2.
 #pragma once
 #include <cstddef>

@@ -8,6 +8,7 @@
 #include "core/file_util.h"
 #include "study/study.h"
 #include "study/svg_plot.h"
+#include "text/data_meta.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -91,10 +92,8 @@ void write_report(const StudyPlan& plan, const std::vector<KindSummary>& kinds,
     write_file_atomic((fs::path(dir) / "loss.svg").string(), loss_svg(plan, kinds));
 
     const TrainConfig& t = plan.base.train;
-    json meta;
-    const fs::path meta_path = fs::path(t.data) / "meta.json";
-    if (fs::exists(meta_path))
-        meta = json::parse(read_file_text(meta_path.string()), nullptr, false);
+    // Training has read it already (a broken one would have stopped it).
+    const json meta = t.data.empty() ? json() : read_data_meta(t.data);
 
     json summary = {{"title", plan.title},
                     {"command", plan.command},

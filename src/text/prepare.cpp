@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/timing.h"
 #include "text/token_files.h"
 #include "text/utf8.h"
 
@@ -41,9 +42,7 @@ size_t byte_offset_of_char(std::string_view s, uint64_t k) {
 class Progress {
   public:
     explicit Progress(bool on) : on_(on), start_(std::chrono::steady_clock::now()) {}
-    double seconds() const {
-        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    }
+    double seconds() const { return seconds_since(start_); }
     void update(const DocReader& r, int64_t tokens, bool final = false) {
         if (!on_) return;
         double s = seconds();

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "text/data_meta.h"
 #include "text/hf_tokenizer.h"
 #include "text/tokenizer_impl.h"
 
@@ -101,14 +102,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& name_or_path) {
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer_from_meta(const std::string& dir) {
-    std::string path = (std::filesystem::path(dir) / "meta.json").string();
-    if (!file_exists(path)) fail(dir, ": no meta.json (prepare the data with t6 prepare)");
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(read_file_text(path));
-    } catch (const nlohmann::json::exception& e) {
-        fail(path, ": not valid JSON (", e.what(), ")");
-    }
+    const std::string path = (std::filesystem::path(dir) / "meta.json").string();
+    const nlohmann::json j = read_data_meta(dir);
+    if (j.is_null()) fail(dir, ": no meta.json (prepare the data with t6 prepare)");
     if (!j.contains("tokenizer")) fail(path, ": no 'tokenizer' key");
     return load_tokenizer_spec(j["tokenizer"], path + " (tokenizer)");
 }

@@ -1,7 +1,7 @@
 // Tokenizers: text <-> token ids. Three kinds, one interface:
 //   gpt2  GPT-2's byte-level BPE (50257 ids, <|endoftext|> = 50256), vocabulary files from
 //         tools/fetch-gpt2-vocab.sh (see gpt2_vocab_dir()).
-//   bpe   a byte-level BPE trained by `t6 tokenizer train` (file format: docs in bpe_file.h).
+//   bpe   a byte-level BPE trained by `t6 tokenizer train` (file format: bpe_tokenizer.cpp).
 //   char  nanoGPT's shakespeare_char: one id per character of a fixed sorted character set.
 // A tokenizer is described by a JSON "spec" that is stored with the data it made (meta.json's
 // "tokenizer") and in checkpoints (metadata key "tokenizer"), so users name it once, at

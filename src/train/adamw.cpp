@@ -3,7 +3,7 @@
 // (core/simd.h); it writes torch's operations in torch's order (the compiler may still fuse a
 // multiply and an add), AdamW::step_reference is the plain loop the tests compare it against:
 //   p <- p (1 - lr wd);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
-//   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+//   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)   (docs/numerics.md §19).
 #include "train/adamw.h"
 
 #include <omp.h>
@@ -106,7 +106,8 @@ double grad_global_norm(const float* g, size_t n) {
 float clip_coefficient(double total_norm, float max_norm) {
     if (!(max_norm > 0.0f)) return 1.0f;
     // torch: clip_coef = max_norm / (total_norm + 1e-6) with total_norm a float32 tensor;
-    // clip_coef_clamped = torch.clamp(clip_coef, max=1.0); grads.mul_(clip_coef_clamped).
+    // clip_coef_clamped = torch.clamp(clip_coef, max=1.0); grads.mul_(clip_coef_clamped)
+    // (docs/numerics.md §18).
     const float total = float(total_norm);
     const float coef = max_norm / (total + 1e-6f);
     return coef < 1.0f ? coef : 1.0f;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/fatal.h"
 
 #ifdef T6_HAVE_MPI
 #include <mpi.h>
@@ -94,7 +95,17 @@ bool launched() {
     return env("OMPI_COMM_WORLD_SIZE") || env("PMIX_RANK") || env("PMI_RANK") || env("PMI_SIZE");
 }
 
+namespace {
+// After report_fatal has printed: stop every rank of the group.
+void abort_group() {
+#ifdef T6_HAVE_MPI
+    if (g_started && g_size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+#endif
+}
+}  // namespace
+
 void init() {
+    set_fatal_handler({&rank_prefix, &abort_group});
     if (g_tried) return;
     g_tried = true;
     const char* force = env("T6_MPI");
@@ -140,14 +151,6 @@ int size() {
 
 std::string rank_prefix() {
     return g_size > 1 ? cat("rank ", g_rank, " of ", g_size, ": ") : std::string();
-}
-
-void report_fatal(const std::string& message) {
-    std::fprintf(stderr, "t6: error: %s%s\n", rank_prefix().c_str(), message.c_str());
-    std::fflush(stderr);
-#ifdef T6_HAVE_MPI
-    if (g_started && g_size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
-#endif
 }
 
 void set_timeout(double seconds) {

@@ -15,7 +15,7 @@
 // Every collective waits with a deadline (set_timeout): a rank whose peers do not answer in time
 // (one was stopped, hangs, or died without the launcher noticing) prints what it was waiting for
 // and aborts the whole job. A rank that fails with an error prints it with its rank and aborts
-// the job (report_fatal), so no rank is left waiting.
+// the job (init() installs the handler of core/fatal.h's report_fatal), so no rank is left waiting.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -25,8 +25,10 @@
 
 namespace t6::dist {
 
-// Initialises MPI if a launcher started this process (idempotent). Fails with a one-line error if
-// a launcher asks for several ranks and this t6 was built without MPI.
+// Initialises MPI if a launcher started this process (idempotent), and installs the fatal-error
+// handler (core/fatal.h): "t6: error: rank R of N: <message>", then, in a group of several ranks,
+// MPI_Abort of the whole job. Fails with a one-line error if a launcher asks for several ranks and
+// this t6 was built without MPI.
 void init();
 // MPI_Finalize if init() started MPI (at normal exit).
 void finalize();
@@ -37,10 +39,6 @@ int rank();          // 0 in a single process
 int size();          // 1 in a single process
 // "rank R of N: " in a group of several ranks, else "".
 std::string rank_prefix();
-
-// Prints "t6: error: rank R of N: <message>" to stderr and, in a group of several ranks, stops
-// the whole job (MPI_Abort); in a single process it only prints. Returns if not distributed.
-void report_fatal(const std::string& message);
 
 // Seconds a rank waits for the others in one collective before stopping the job (default 300).
 void set_timeout(double seconds);

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "text/data_meta.h"
 
 namespace fs = std::filesystem;
 
@@ -167,23 +168,6 @@ void TokenFile::copy_window(size_t i, int T, int32_t* x, int32_t* y) const {
         const uint32_t* w = reinterpret_cast<const uint32_t*>(data_) + i;
         for (int t = 0; t < T; t++) x[t] = int32_t(w[t]), y[t] = int32_t(w[t + 1]);
     }
-}
-
-nlohmann::json read_data_meta(const std::string& dir) {
-    const fs::path meta = fs::path(dir) / "meta.json";
-    std::error_code ec;
-    const auto st = fs::status(meta, ec);
-    if (!fs::exists(st)) return nullptr;
-    if (!fs::is_regular_file(st)) fail(meta.string(), ": not a regular file");
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(read_file_text(meta.string()));
-    } catch (const nlohmann::json::exception& e) {
-        fail(meta.string(), ": not valid JSON (", e.what(),
-             "); fix it, or delete it and run t6 prepare again");
-    }
-    if (!j.is_object()) fail(meta.string(), ": not a JSON object");
-    return j;
 }
 
 DataFiles find_data_files(const std::string& dir) {

@@ -21,7 +21,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "train/rng.h"
+#include "core/rng.h"
 
 namespace t6 {
 
@@ -87,10 +87,6 @@ struct DataFiles {
     int raw_width = 2;  // of headerless files: 4 when meta.json says "dtype": "uint32"
 };
 DataFiles find_data_files(const std::string& dir);
-
-// The data folder's meta.json (as `t6 prepare` writes it) as a JSON object, or null when there
-// is none. Fails naming the file when it is not a regular file, not valid JSON or not an object.
-nlohmann::json read_data_meta(const std::string& dir);
 
 // Where a sampler is: its random state and the file it is reading.
 struct SamplerState {

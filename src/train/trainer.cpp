@@ -17,6 +17,7 @@
 #include "core/timing.h"
 #include "kernels/embedding.h"
 #include "model/checkpoint.h"
+#include "text/data_meta.h"
 #include "train/dist.h"
 #include "train/imported_optimizer.h"
 #include "train/sample.h"
@@ -31,9 +32,8 @@ namespace {
 // The tokenizer recorded with the data (meta.json "tokenizer", as `t6 prepare` writes it), for the
 // checkpoint's metadata, so generation and evaluation find it without being told.
 std::map<std::string, std::string> data_tokenizer_metadata(const std::string& data_dir) {
-    const fs::path meta = fs::path(data_dir) / "meta.json";
-    if (data_dir.empty() || !fs::exists(meta)) return {};
-    const auto j = read_data_meta(data_dir);  // fails on a broken meta.json
+    if (data_dir.empty()) return {};
+    const auto j = read_data_meta(data_dir);  // null without one; fails on a broken one
     if (!j.is_object() || !j.contains("tokenizer")) return {};
     return {{"tokenizer", j["tokenizer"].dump()}};
 }

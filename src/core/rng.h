@@ -1,7 +1,8 @@
-// The training data sampler's random numbers: xoshiro256** (Blackman and Vigna), seeded with
-// splitmix64. Its whole state is four 64-bit words, saved in checkpoints so a resumed run draws
-// the same windows as an uninterrupted one, on any platform (std:: distributions are not
-// portable across standard libraries).
+// t6's portable random numbers: xoshiro256** (Blackman and Vigna), seeded with splitmix64. Its
+// whole state is four 64-bit words: the training data sampler saves it in checkpoints so a resumed
+// run draws the same windows as an uninterrupted one, and evaluation uses it to shuffle few-shot
+// examples reproducibly, on any platform (std:: distributions are not portable across standard
+// libraries).
 #pragma once
 #include <array>
 #include <cstdint>
