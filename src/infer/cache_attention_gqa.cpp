@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "infer/cache_attention.h"
-#include "kernels/cached_attention.h"
+#include "kernels/chunk_attention.h"
 
 namespace t6 {
 

@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "infer/cache_attention.h"
-#include "kernels/cached_attention.h"
+#include "kernels/chunk_attention.h"
 #include "kernels/tpa_contract.h"
 
 namespace t6 {

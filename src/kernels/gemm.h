@@ -5,8 +5,8 @@
 //   - bf16 matmul precision: the product of the bf16-rounded inputs with float32 accumulation and
 //     output. With native bf16 (simd_native_bf16(), core/simd.h) oneDNN's matmul primitive runs it
 //     (the machine's `vdpbf16ps`, about 2x the fp32 GEMM rate); on any other CPU or SIMD cap,
-//     the float32 sgemm on float32 copies of the rounded inputs (the same numbers, summed in another
-//     order; no faster than float32).
+//     the float32 sgemm on float32 copies of the rounded inputs (the same numbers, summed in
+//     another order; no faster than float32).
 // All matrices are row-major and float32 in memory; the precision only changes how products are
 // computed, like PyTorch's torch.set_float32_matmul_precision.
 #pragma once

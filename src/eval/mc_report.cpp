@@ -1,4 +1,4 @@
-#include "eval/report.h"
+#include "eval/mc_report.h"
 
 #include <cmath>
 #include <cstdio>

@@ -1,9 +1,9 @@
-// Prefill / scoring attention over a KV cache (cached_attention.h): flash attention of a chunk
+// Prefill / scoring attention over a KV cache (chunk_attention.h): flash attention of a chunk
 // of queries against key/value tiles formed from the cache, S = scale Q K^T and acc += P V by
 // GEMM, with the online softmax per query row in between (m_new = max(m, max_j s_j),
 // l = l e^{m - m_new} + sum_j e^{s_j - m_new}, acc *= e^{m - m_new}). The softmax rows are a
 // Google Highway kernel compiled per SIMD target and chosen at run time (core/simd.h).
-#include "kernels/cached_attention.h"
+#include "kernels/chunk_attention.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,7 +13,7 @@
 #include "kernels/gemm.h"
 
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "kernels/cached_attention.cpp"
+#define HWY_TARGET_INCLUDE "kernels/chunk_attention.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "kernels/vec_math-inl.h"
