@@ -133,12 +133,10 @@ HWY_INLINE VF TransposeSum(const VF* v) {
 // ---- Value aggregation ----
 // values_tile does heads [h0, h0+HB) and columns [c0, c0 + NV*N) ∩ [0, D) in registers: each row
 // k of B (B_k = recs[t*rec + off_bv + s*D ..], k = t*Rv + s) is loaded once per tile, and the
-// weight W[k][h] is broadcast from memory. Op says how rows (elements B) and weights (elements E)
-// are loaded and multiplied: float32 here (OpF32); vdpbf16ps on bf16 pairs and int8 codes widened
-// in registers in flash_tpa_decode.cpp.
+// weight W[k][h] is broadcast from memory. Op says how rows and weights (elements E) are loaded
+// and multiplied: float32 here (OpF32); vdpbf16ps on bf16 pairs in flash_tpa_decode.cpp.
 struct OpF32 {
     using E = float;
-    using B = float;
     static HWY_INLINE VF Load(const float* p, int count) { return MaskedLoadF32(p, count); }
     static HWY_INLINE VF Weight(const float* w) { return hn::Set(DF(), *w); }
     static HWY_INLINE VF MulAdd(VF acc, VF w, VF b) { return hn::MulAdd(w, b, acc); }
@@ -146,7 +144,7 @@ struct OpF32 {
 
 template <int HB, int NV, class Op>
 HWY_INLINE void values_tile(float* acc, int D, int c0, int h0, const typename Op::E* W, int Hp,
-                            int Rv, const typename Op::B* recs, long rec, long off_bv, int n,
+                            int Rv, const typename Op::E* recs, long rec, long off_bv, int n,
                             const float* alpha, const NextBlock& nb) {
     static_assert(HB >= 1 && HB <= 6 && NV >= 1 && NV <= 4);
     const DF d;
@@ -178,7 +176,7 @@ HWY_INLINE void values_tile(float* acc, int D, int c0, int h0, const typename Op
             for (int l = nb.l0; l < nb.l1; l++) __builtin_prefetch(nx + 64L * l, 0, 2);
         }
         for (int s = 0; s < Rv; s++) {
-            const typename Op::B* b = recs + t * rec + off_bv + long(s) * D + c0;
+            const typename Op::E* b = recs + t * rec + off_bv + long(s) * D + c0;
             const VF b0 = Op::Load(b, n0);
             const VF b1 = NV > 1 ? Op::Load(b + kN, n1) : hn::Zero(d);
             const VF b2 = NV > 2 ? Op::Load(b + 2 * kN, n2) : hn::Zero(d);
@@ -222,7 +220,7 @@ HWY_INLINE void values_tile(float* acc, int D, int c0, int h0, const typename Op
 // (a switch, not a generic lambda: this runs inside target-attributed functions too).
 template <int HB, class Op>
 HWY_INLINE void values_tile_cols(float* acc, int D, int c0, int h0, const typename Op::E* W, int Hp,
-                                 int Rv, const typename Op::B* recs, long rec, long off_bv, int n,
+                                 int Rv, const typename Op::E* recs, long rec, long off_bv, int n,
                                  const float* alpha, const NextBlock& nb) {
     const int nv = (D - c0 + kN - 1) / kN;
     if (nv >= 4)
@@ -242,7 +240,7 @@ HWY_INLINE void values_tile_cols(float* acc, int D, int c0, int h0, const typena
 // outstanding-miss limit.
 template <class Op>
 HWY_INLINE void values_tiles(float* acc, int H, int D, int max_hb, const typename Op::E* W, int Hp,
-                             int Rv, const typename Op::B* recs, long rec, long off_bv, int n,
+                             int Rv, const typename Op::E* recs, long rec, long off_bv, int n,
                              const float* alpha, NextBlock next) {
     max_hb = max_hb < kMaxTileHeads ? max_hb : kMaxTileHeads;
     const int tiles = (H + max_hb - 1) / max_hb;

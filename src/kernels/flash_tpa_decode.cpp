@@ -116,14 +116,6 @@ struct FeatureOpsQ8 {
     static HWY_INLINE VF LoadQ(const float* p, int left) { return MaskedLoadF32(p, left); }
     static HWY_INLINE VF MulAdd(VF acc, VF a, VF b) { return hn::MulAdd(a, b, acc); }
 };
-// q8 values: B_V's codes widened in registers, float32 weights (the row scales folded into W).
-struct OpQ8 {
-    using E = float;
-    using B = int8_t;
-    static HWY_INLINE VF Load(const int8_t* p, int count) { return LoadQ8(p, count); }
-    static HWY_INLINE VF Weight(const float* w) { return hn::Set(DF(), *w); }
-    static HWY_INLINE VF MulAdd(VF acc, VF w, VF b) { return hn::MulAdd(w, b, acc); }
-};
 
 template <int NC, class Op, bool kFull>
 HWY_INLINE void FeatureProductsNC(float* Pv, const typename Op::Q* QB, int NQ,
@@ -252,7 +244,6 @@ struct FeatureOpsBf16 {
 // both rows' multiply-adds in one instruction.
 struct ValueOpsBf16 {
     using E = Bf16Pair;
-    using B = Bf16Pair;
     static inline T6_BF16_TARGET VF Load(const Bf16Pair* p, int count) {
         const __mmask16 m = count >= 16  ? __mmask16(0xffff)
                             : count <= 0 ? __mmask16(0)
@@ -328,6 +319,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
         scale_off = L.scale_off;
     }
     float fv[64];  // q8: a'_s(t) b'_s(t) of one token (Rv <= 64 checked by the entry point)
+    thread_local std::vector<float> bvf;  // q8: the block's B_V codes as float32
     const int E = (kBlock * NQ * Rk + kN - 1) / kN * kN;
     const size_t nAQ = size_t(NQ) * Hp, nS = size_t(kBlock) * Hp, nW = size_t(kBlock) * Rv * Hp,
                  nPv = size_t(E) * kN, nP = E, nX = size_t(Hp) * Rk;
@@ -505,8 +497,26 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
             values_tiles<ValueOpsBf16>(part.acc, H, D, 6, Wp, Hp, 1, Bi, D, 0, np, alpha, next);
         } else
 #endif
-            values_tiles<std::conditional_t<kQ8, OpQ8, OpF32>>(part.acc, H, D, 6, W, Hp, Rv, recs,
-                                                               rec, dm.off_BV(), n, alpha, next);
+            if constexpr (kQ8) {
+            // q8: B_V's codes of the block widened once into an L1-sized buffer (n R_V rows of D
+            // floats, no scale: a'_s(t) b'_s(t) is in W); the head tiles below read every row once
+            // per tile, and widening in each tile costs more than this pass (small-t6: 6 tiles).
+            bvf.resize(size_t(kBlock) * Rv * D + kN);
+            float* dst = bvf.data();
+            for (int t = 0; t < n; t++) {
+                const int8_t* src = recs + t * rec + dm.off_BV();
+                // Rows in order: a short last vector's zeros past the row are overwritten by
+                // the next row (bvf has N floats of room after the last).
+                for (int k = 0; k < Rv * D; k += kN)
+                    hn::StoreU(LoadQ8(src + k, Rv * D - k), d, dst + k);
+                dst += size_t(Rv) * D;
+            }
+            values_tiles<OpF32>(part.acc, H, D, 6, W, Hp, Rv, bvf.data(), long(Rv) * D, 0, n, alpha,
+                                next);
+        } else {
+            values_tiles<OpF32>(part.acc, H, D, 6, W, Hp, Rv, recs, rec, dm.off_BV(), n, alpha,
+                                next);
+        }
     }
     for (int h = 0; h < H; h++) part.m[h] = m[h], part.l[h] = l[h];
 }
