@@ -31,8 +31,10 @@
 //   (the products of the query with B_K's codes), then step 2 on A_K's codes;
 //   A_V[t][s] = a'_s(t) codes, B_V[t][s] = b'_s(t) codes:  W[t,s][h] = p[t][h] a'_s(t) b'_s(t)
 //   codes_AV[t][s][h] / R_V, then step 3 on B_V's codes.
-// No scratch copy of the records; head sizes above 128 take the portable version on
-// dequantized chunks (flash_decode_common.h q8_chunks), which is also the reference.
+// No dequantized copy of the records: only B_V's codes are widened once per block into an
+// L1-sized buffer (unscaled) for the value tiles, which read each row once per tile of heads.
+// Head sizes above 128 take the portable version on dequantized chunks (flash_decode_common.h
+// q8_chunks), which is also the reference.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
