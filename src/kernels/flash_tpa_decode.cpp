@@ -23,6 +23,18 @@
 // per instruction and half the bytes read). That needs the query factor rounded to bf16 once per
 // task and the value weights W rounded to bf16 (as GPU flash attention rounds P); scores, softmax
 // and accumulators stay float32. Head sizes above 128 take a portable plain-loop version.
+//
+// An 8-bit cache (q8_cache.h: int8 codes, one float32 scale per factor row) is read in place: the
+// codes are widened int8 -> int32 -> float32 in registers where the float kernel loads numbers,
+// and the row scales, per-(token, rank) scalars, are folded in after the code products:
+//   B_K[t][j] = b_j(t) codes, A_K[t][j] = a_j(t) codes:  P[t][i][j] <- a_j(t) b_j(t) P[t][i][j]
+//   (the products of the query with B_K's codes), then step 2 on A_K's codes;
+//   A_V[t][s] = a'_s(t) codes, B_V[t][s] = b'_s(t) codes:  W[t,s][h] = p[t][h] a'_s(t) b'_s(t)
+//   codes_AV[t][s][h] / R_V, then step 3 on B_V's codes.
+// No dequantized copy of the records: only B_V's codes are widened once per block into an
+// L1-sized buffer (unscaled) for the value tiles, which read each row once per tile of heads.
+// Head sizes above 128 take the portable version on dequantized chunks (flash_decode_common.h
+// q8_chunks), which is also the reference.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -51,6 +63,29 @@ using flash_detail::Partial;
 
 constexpr int kMaxD = 128;  // head sizes of the vector kernel
 
+// count (<= 0 .. >= N) int8 codes of a q8 row as float32, lanes >= count zero. A short row reads
+// N bytes and zeroes the lanes past count: every row of a TPA q8 record is followed inside the
+// record by at least 16 bytes (more rows, or the >= 4 row scales of 4 bytes), so the read stays
+// in the record on every target (N <= 16).
+HWY_INLINE VF LoadQ8(const int8_t* p, int count) {
+    if (count >= kN) return LoadF32(p);
+    return hn::IfThenElseZero(LaneMask(count), LoadF32(p));
+}
+// A row of a cached record as float32 (lanes >= count zero), for float, bf16 and int8 records.
+template <typename R>
+HWY_INLINE VF RowLoad(const R* p, int count) {
+    if constexpr (std::is_same_v<R, int8_t>)
+        return LoadQ8(p, count);
+    else
+        return MaskedLoadF32(p, count);
+}
+// Row r's scale in the q8 record at rec (scales start scale_off bytes in).
+HWY_INLINE float RowScale(const int8_t* rec, long scale_off, int r) {
+    float s;
+    std::memcpy(&s, rec + scale_off + 4L * r, 4);
+    return s;
+}
+
 // dst (R, Hp): dst[s][h] = src[h*R + s] for h < H, 0 for H <= h < Hp (T6_kvonly's per-head
 // feature products come head-major; the kernel wants heads in lanes).
 HWY_INLINE void Deinterleave(const float* src, int R, int H, int Hp, float* dst) {
@@ -65,15 +100,27 @@ HWY_INLINE void Deinterleave(const float* src, int R, int H, int Hp, float* dst)
 // row into a vector and multiply-adds: float32 (N per FMA) here, bf16 (32 per vdpbf16ps) in
 // FeatureOpsBf16. A product takes NC chunks, the B_K chunks held in registers across the NQ
 // query rows.
+// Q: the query factor's numbers; R: the cached rows'.
 struct FeatureOpsF32 {
+    using Q = float;
     using R = float;
     static constexpr int kChunk = kN;
     static HWY_INLINE VF Load(const float* p, int left) { return MaskedLoadF32(p, left); }
+    static HWY_INLINE VF LoadQ(const float* p, int left) { return MaskedLoadF32(p, left); }
+    static HWY_INLINE VF MulAdd(VF acc, VF a, VF b) { return hn::MulAdd(a, b, acc); }
+};
+// q8 records: B_K's codes widened in registers (the row scales are applied to the products).
+struct FeatureOpsQ8 {
+    using Q = float;
+    using R = int8_t;
+    static constexpr int kChunk = kN;
+    static HWY_INLINE VF Load(const int8_t* p, int left) { return LoadQ8(p, left); }
+    static HWY_INLINE VF LoadQ(const float* p, int left) { return MaskedLoadF32(p, left); }
     static HWY_INLINE VF MulAdd(VF acc, VF a, VF b) { return hn::MulAdd(a, b, acc); }
 };
 
 template <int NC, class Op, bool kFull>
-HWY_INLINE void FeatureProductsNC(float* Pv, const typename Op::R* QB, int NQ,
+HWY_INLINE void FeatureProductsNC(float* Pv, const typename Op::Q* QB, int NQ,
                                   const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
                                   int D) {
     const DF d;
@@ -85,10 +132,10 @@ HWY_INLINE void FeatureProductsNC(float* Pv, const typename Op::R* QB, int NQ,
             VF k[NC];
             for (int c = 0; c < NC; c++) k[c] = Op::Load(bk + Op::kChunk * c, T6_FP_LEFT(c));
             for (int i = 0; i < NQ; i++) {
-                const typename Op::R* qb = QB + size_t(i) * D;
+                const typename Op::Q* qb = QB + size_t(i) * D;
                 VF a = hn::Zero(d);
                 for (int c = 0; c < NC; c++)
-                    a = Op::MulAdd(a, k[c], Op::Load(qb + Op::kChunk * c, T6_FP_LEFT(c)));
+                    a = Op::MulAdd(a, k[c], Op::LoadQ(qb + Op::kChunk * c, T6_FP_LEFT(c)));
                 hn::StoreU(a, d, Pv + kN * (size_t(t * NQ + i) * Rk + j));
             }
         }
@@ -97,7 +144,7 @@ HWY_INLINE void FeatureProductsNC(float* Pv, const typename Op::R* QB, int NQ,
 
 // FeatureProductsNC for any number of chunks, the B_K chunks loaded again for each query row.
 template <class Op>
-HWY_INLINE void FeatureProductsAny(float* Pv, const typename Op::R* QB, int NQ,
+HWY_INLINE void FeatureProductsAny(float* Pv, const typename Op::Q* QB, int NQ,
                                    const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
                                    int D) {
     const DF d;
@@ -106,12 +153,12 @@ HWY_INLINE void FeatureProductsAny(float* Pv, const typename Op::R* QB, int NQ,
         for (int j = 0; j < Rk; j++) {
             const typename Op::R* bk = recs + t * rec + off_bk + long(j) * D;
             for (int i = 0; i < NQ; i++) {
-                const typename Op::R* qb = QB + size_t(i) * D;
+                const typename Op::Q* qb = QB + size_t(i) * D;
                 VF a = hn::Zero(d);
                 for (int c = 0; c < NC; c++) {
                     const int left = D - Op::kChunk * c;
                     a = Op::MulAdd(a, Op::Load(bk + Op::kChunk * c, left),
-                                   Op::Load(qb + Op::kChunk * c, left));
+                                   Op::LoadQ(qb + Op::kChunk * c, left));
                 }
                 hn::StoreU(a, d, Pv + kN * (size_t(t * NQ + i) * Rk + j));
             }
@@ -122,15 +169,19 @@ HWY_INLINE void FeatureProductsAny(float* Pv, const typename Op::R* QB, int NQ,
 // avx512bf16-attributed function, which generic lambdas would not inherit); one lane on SCALAR
 // takes plain dot products.
 template <class Op>
-HWY_INLINE void FeatureProducts(float* Pv, const typename Op::R* QB, int NQ,
+HWY_INLINE void FeatureProducts(float* Pv, const typename Op::Q* QB, int NQ,
                                 const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
                                 int D) {
 #if HWY_TARGET == HWY_SCALAR
     for (int t = 0; t < n; t++)
         for (int i = 0; i < NQ; i++)
-            for (int j = 0; j < Rk; j++)
-                Pv[size_t(t * NQ + i) * Rk + j] =
-                    flash_detail::dot(QB + size_t(i) * D, recs + t * rec + off_bk + long(j) * D, D);
+            for (int j = 0; j < Rk; j++) {
+                const typename Op::Q* a = QB + size_t(i) * D;
+                const typename Op::R* b = recs + t * rec + off_bk + long(j) * D;
+                float acc = 0.0f;
+                for (int k = 0; k < D; k++) acc += a[k] * float(b[k]);
+                Pv[size_t(t * NQ + i) * Rk + j] = acc;
+            }
 #else
     switch ((D + Op::kChunk - 1) / Op::kChunk) {
 #define T6_FP_CASE(NC)                                                                 \
@@ -176,6 +227,7 @@ HWY_INLINE void FeatureProducts(float* Pv, const typename Op::R* QB, int NQ,
 #define T6_BF16_TARGET __attribute__((target(HWY_TARGET_STR ",avx512bf16")))
 
 struct FeatureOpsBf16 {
+    using Q = uint16_t;
     using R = uint16_t;
     static constexpr int kChunk = 32;
     // left: elements of the row from p on (D may end half-way through a chunk).
@@ -183,6 +235,7 @@ struct FeatureOpsBf16 {
         const __mmask32 m = left >= 32 ? ~__mmask32(0) : __mmask32((1u << left) - 1);
         return VF{_mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, p))};
     }
+    static inline T6_BF16_TARGET VF LoadQ(const uint16_t* p, int left) { return Load(p, left); }
     static inline T6_BF16_TARGET VF MulAdd(VF acc, VF a, VF b) {
         return VF{_mm512_dpbf16_ps(acc.raw, __m512bh(a.raw), __m512bh(b.raw))};
     }
@@ -242,18 +295,33 @@ T6_BF16_TARGET int PackValuePairs(Bf16Pair* Bi, Bf16Pair* Wp, const uint16_t* re
 #endif  // HWY_TARGET == HWY_AVX3
 
 // One task of FlashTPA: query q over cache records [j0, j1). kDot: a bf16 cache read as bf16 and
-// multiplied with vdpbf16ps (AVX3 only); otherwise the block is float32 (a bf16 cache widened
-// block by block).
+// multiplied with vdpbf16ps (AVX3 only); T = int8_t: a q8 cache read in place (codes widened in
+// registers, row scales folded in); otherwise the block is float32 (a bf16 cache widened block
+// by block).
 template <typename T, bool kDot>
 HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0, int j1,
                           const TpaCacheDims& dm, float scale, Partial part,
                           std::vector<float>& buf, std::vector<float>& sc) {
-    using R = std::conditional_t<kDot, uint16_t, float>;
+    constexpr bool kQ8 = std::is_same_v<T, int8_t>;
+    static_assert(!(kQ8 && kDot));
+    using R = std::conditional_t<kDot, uint16_t, std::conditional_t<kQ8, int8_t, float>>;
+    using Qt = std::conditional_t<kDot, uint16_t, float>;
+    using FOp = std::conditional_t<kQ8, FeatureOpsQ8, FeatureOpsF32>;
     const DF d;
     const bool full = q.A != nullptr;
     const int H = dm.H, Rk = dm.Rk, Rv = dm.Rv, D = dm.D, NQ = full ? q.Rq : H;
     const int G = (H + kN - 1) / kN, Hp = kN * G;
-    const long rec = dm.rec();
+    // q8: records of L.bytes int8 elements, the codes at the float record's offsets (one code per
+    // number, rows in the same order), then the row scales: A_K rows 0..Rk-1, B_K rows Rk..2Rk-1,
+    // A_V rows 2Rk..2Rk+Rv-1, B_V rows 2Rk+Rv...
+    long rec = dm.rec(), scale_off = 0;
+    if constexpr (kQ8) {
+        const Q8Layout L = q8_layout(dm);
+        rec = L.bytes;
+        scale_off = L.scale_off;
+    }
+    float fv[64];  // q8: a'_s(t) b'_s(t) of one token (Rv <= 64 checked by the entry point)
+    thread_local std::vector<float> bvf;  // q8: the block's B_V codes as float32
     const int E = (kBlock * NQ * Rk + kN - 1) / kN * kN;
     const size_t nAQ = size_t(NQ) * Hp, nS = size_t(kBlock) * Hp, nW = size_t(kBlock) * Rv * Hp,
                  nPv = size_t(E) * kN, nP = E, nX = size_t(Hp) * Rk;
@@ -279,7 +347,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
         m[h] = h < H ? part.m[h] : -INFINITY;
         l[h] = h < H ? part.l[h] : 0.0f;
     }
-    const R* qb;  // the query factor as the block is read
+    const Qt* qb;  // the query factor as the block is read
 #if HWY_TARGET == HWY_AVX3
     thread_local std::vector<uint16_t> qb16;   // kDot: the query factor in bf16
     thread_local std::vector<Bf16Pair> pairs;  // kDot: the block's value rows and weights, paired
@@ -300,7 +368,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
         n = std::min({kBlock, j1 - b0, cache.left(b0)});
         const R* recs;
-        if constexpr (kDot)
+        if constexpr (kDot || kQ8)
             recs = cache.at(b0, rec);
         else
             recs = RecordsF32(cache.at(b0, rec), rec, 0, n, buf);
@@ -310,7 +378,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
             FeatureProducts<FeatureOpsBf16>(Pv, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
         else
 #endif
-            FeatureProducts<FeatureOpsF32>(Pv, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
+            FeatureProducts<FOp>(Pv, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
         const int En = n * NQ * Rk;
         for (int e = En; e < (En + kN - 1) / kN * kN; e++)
             hn::StoreU(hn::Zero(d), d, Pv + kN * size_t(e));
@@ -319,6 +387,16 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
             for (int k = 0; k < kN; k++) v[k] = hn::LoadU(d, Pv + kN * size_t(e0 + k));
             hn::StoreU(TransposeSum(v), d, P + e0);
         }
+        // q8: the products were of B_K's codes; scale P[t][i][j] by b_j(t) and by a_j(t), so that
+        // step 2 runs on A_K's codes.
+        if constexpr (kQ8)
+            for (int t = 0; t < n; t++) {
+                const int8_t* r = recs + t * rec;
+                for (int j = 0; j < Rk; j++) {
+                    const float f = RowScale(r, scale_off, j) * RowScale(r, scale_off, Rk + j);
+                    for (int i = 0; i < NQ; i++) P[size_t(t * NQ + i) * Rk + j] *= f;
+                }
+            }
         // 2. Rank mixing, heads in lanes (the cache stores A_K and A_V rank-major, so a row of
         // N heads is one masked load; lanes past H read the next factor of the same record).
         if (!full)
@@ -329,7 +407,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
                 for (int g = 0; g < Hp; g += kN) {
                     VF s = hn::Zero(d);
                     for (int j = 0; j < Rk; j++)
-                        s = hn::MulAdd(MaskedLoadF32(ak + long(j) * H + g, H - g),
+                        s = hn::MulAdd(RowLoad(ak + long(j) * H + g, H - g),
                                        hn::LoadU(d, X + j * Hp + g), s);
                     hn::StoreU(hn::Mul(c_kv, s), d, St + size_t(t) * Hp + g);
                 }
@@ -359,10 +437,10 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
                             u3 = hn::MulAdd(a, hn::Set(d, pi[3 * pt]), u3);
                         }
                         const long o = long(j) * H;
-                        s0 = hn::MulAdd(MaskedLoadF32(ak0 + o, lanes), u0, s0);
-                        s1 = hn::MulAdd(MaskedLoadF32(ak1 + o, lanes), u1, s1);
-                        s2 = hn::MulAdd(MaskedLoadF32(ak2 + o, lanes), u2, s2);
-                        s3 = hn::MulAdd(MaskedLoadF32(ak3 + o, lanes), u3, s3);
+                        s0 = hn::MulAdd(RowLoad(ak0 + o, lanes), u0, s0);
+                        s1 = hn::MulAdd(RowLoad(ak1 + o, lanes), u1, s1);
+                        s2 = hn::MulAdd(RowLoad(ak2 + o, lanes), u2, s2);
+                        s3 = hn::MulAdd(RowLoad(ak3 + o, lanes), u3, s3);
                     }
                     float* st = St + size_t(t) * Hp + g;
                     hn::StoreU(s0, d, st);
@@ -386,9 +464,21 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
                 sum = hn::Add(sum, e);
                 const VF ec = hn::Mul(c_v, e);
                 const R* av = recs + t * rec + dm.off_AV() + g;
-                for (int s = 0; s < Rv; s++)
-                    hn::StoreU(hn::Mul(ec, MaskedLoadF32(av + long(s) * H, lanes)), d,
-                               W + (size_t(t) * Rv + s) * Hp + g);
+                if constexpr (kQ8) {
+                    // W on A_V's codes, times a'_s(t) b'_s(t) (step 3 runs on B_V's codes).
+                    const int8_t* r = recs + t * rec;
+                    for (int s = 0; s < Rv; s++)
+                        fv[s] = RowScale(r, scale_off, 2 * Rk + s) *
+                                RowScale(r, scale_off, 2 * Rk + Rv + s);
+                    for (int s = 0; s < Rv; s++)
+                        hn::StoreU(hn::Mul(hn::Mul(ec, hn::Set(d, fv[s])),
+                                           RowLoad(av + long(s) * H, lanes)),
+                                   d, W + (size_t(t) * Rv + s) * Hp + g);
+                } else {
+                    for (int s = 0; s < Rv; s++)
+                        hn::StoreU(hn::Mul(ec, RowLoad(av + long(s) * H, lanes)), d,
+                                   W + (size_t(t) * Rv + s) * Hp + g);
+                }
             }
             hn::StoreU(hn::MulAdd(hn::LoadU(d, l + g), al, sum), d, l + g);
             hn::StoreU(mnew, d, m + g);
@@ -409,8 +499,26 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
             values_tiles<ValueOpsBf16>(part.acc, H, D, 6, Wp, Hp, 1, Bi, D, 0, np, alpha, next);
         } else
 #endif
+            if constexpr (kQ8) {
+            // q8: B_V's codes of the block widened once into an L1-sized buffer (n R_V rows of D
+            // floats, no scale: a'_s(t) b'_s(t) is in W); the head tiles below read every row once
+            // per tile, and widening in each tile costs more than this pass (small-t6: 6 tiles).
+            bvf.resize(size_t(kBlock) * Rv * D + kN);
+            float* dst = bvf.data();
+            for (int t = 0; t < n; t++) {
+                const int8_t* src = recs + t * rec + dm.off_BV();
+                // Rows in order: a short last vector's zeros past the row are overwritten by
+                // the next row (bvf has N floats of room after the last).
+                for (int k = 0; k < Rv * D; k += kN)
+                    hn::StoreU(LoadQ8(src + k, Rv * D - k), d, dst + k);
+                dst += size_t(Rv) * D;
+            }
+            values_tiles<OpF32>(part.acc, H, D, 6, W, Hp, Rv, bvf.data(), long(Rv) * D, 0, n, alpha,
+                                next);
+        } else {
             values_tiles<OpF32>(part.acc, H, D, 6, W, Hp, Rv, recs, rec, dm.off_BV(), n, alpha,
                                 next);
+        }
     }
     for (int h = 0; h < H; h++) part.m[h] = m[h], part.l[h] = l[h];
 }
@@ -430,6 +538,14 @@ bool TpaRangeBf16(const TpaQuery& q, const CacheBlocks<uint16_t>& cache, int j0,
                   std::vector<float>& buf, std::vector<float>& sc) {
     if (dm.D > kMaxD) return false;
     TpaRangeT<uint16_t, false>(q, cache, j0, j1, dm, scale, part, buf, sc);
+    return true;
+}
+// A q8 cache read in place (false also for more than 64 value ranks: the caller dequantizes).
+bool TpaRangeQ8(const TpaQuery& q, const CacheBlocks<int8_t>& cache, int j0, int j1,
+                const TpaCacheDims& dm, float scale, flash_detail::Partial part,
+                std::vector<float>& buf, std::vector<float>& sc) {
+    if (dm.D > kMaxD || dm.Rv > 64) return false;
+    TpaRangeT<int8_t, false>(q, cache, j0, j1, dm, scale, part, buf, sc);
     return true;
 }
 // vdpbf16ps on the bf16 cache (AVX3 with AVX512_BF16; D a multiple of 16). Only called where
@@ -465,6 +581,7 @@ namespace t6 {
 HWY_EXPORT(TpaRangeF32);
 HWY_EXPORT(TpaRangeBf16);
 HWY_EXPORT(TpaRangeDot);
+HWY_EXPORT(TpaRangeQ8);
 HWY_EXPORT(TpaTargetName);
 
 using namespace flash_detail;
@@ -598,6 +715,10 @@ void flash_tpa_decode(float* const* out, const TpaQuery* qs, const CacheBlocks<T
         const Q8Layout L = q8_layout(dims);
         run_split(out, lens, nseq, dims.H, dims.D,
                   [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
+                      // In place; head sizes above the vector kernel's on dequantized chunks.
+                      if (HWY_DYNAMIC_DISPATCH(TpaRangeQ8)(qs[t.seq], cache[t.seq], t.j0, t.j1,
+                                                           dims, scale, p, buf, sc))
+                          return;
                       q8_chunks(
                           cache[t.seq], t.j0, t.j1, L, [&](const CacheBlocks<float>& v, int n) {
                               if (!tpa_range_simd(qs[t.seq], v, 0, n, dims, scale, p, buf, sc))
