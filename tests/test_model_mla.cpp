@@ -3,7 +3,7 @@
 // agreement with the official code itself is test_conformance (llama_mla).
 #include <gtest/gtest.h>
 
-#include "model/attention_core.h"
+#include "model/attn/attention.h"
 #include "model_gradcheck.h"
 
 using namespace t6;

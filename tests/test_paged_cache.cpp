@@ -14,7 +14,7 @@
 #include "core/error.h"
 #include "core/simd.h"
 #include "core/threads.h"
-#include "infer/block_pool.h"
+#include "model/block_pool.h"
 #include "infer/decoder.h"
 #include "kernels/flash_decode.h"
 #include "model/model.h"

@@ -10,7 +10,7 @@
 #include "cli/model_arg.h"
 #include "core/error.h"
 #include "infer/decoder.h"
-#include "infer/kv_cache.h"
+#include "model/kv_cache.h"
 #include "model/equal_params.h"
 #include "model/model_stats.h"
 #include "model/quantize.h"

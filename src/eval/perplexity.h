@@ -9,7 +9,7 @@
 #include <functional>
 #include <vector>
 
-#include "infer/kv_cache.h"
+#include "model/kv_cache.h"
 #include "model/model.h"
 
 namespace t6::eval {

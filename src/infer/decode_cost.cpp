@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "infer/kv_cache.h"
+#include "model/kv_cache.h"
 #include "model/model_stats.h"
 
 namespace t6 {

@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "infer/cache_attention.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
 #include "kernels/int8_linear.h"
@@ -12,7 +11,7 @@
 #include "kernels/quant.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/swiglu.h"
-#include "model/attention_core.h"
+#include "model/attn/attention.h"
 #include "model/model_rope.h"
 
 namespace t6 {
@@ -89,25 +88,7 @@ Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
 
 void Decoder::init_layers() {
     const ParameterLayout& L = model_.layout();
-    const auto projections = attention_projections(cfg_);
-    wte_ = L.at(kEmbeddingName).offset;
-    for (int i = 0; i < cfg_.n_layer; i++) {
-        std::string pre = cat("transformer.h.", i, ".");
-        lw_.push_back({L.at(pre + "attn." + projections[0].name + ".weight").offset,
-                       L.at(pre + "attn.c_proj.weight").offset,
-                       L.at(pre + "mlp.c_fc1.weight").offset, L.at(pre + "mlp.c_fc2.weight").offset,
-                       L.at(pre + "mlp.c_proj.weight").offset});
-        // HF-layout options (norm gains, q/k/v biases): read as float32 from the model.
-        if (cfg_.norm_weights) {
-            lw_.back().ln1 = model_.params() + L.at(pre + "ln_1.weight").offset;
-            lw_.back().ln2 = model_.params() + L.at(pre + "ln_2.weight").offset;
-        }
-        if (cfg_.qkv_bias)
-            lw_.back().bias =
-                model_.params() + L.at(pre + "attn." + projections[0].name + ".bias").offset;
-    }
-    if (cfg_.norm_weights) lnf_ = model_.params() + L.at(kFinalNormName).offset;
-    head_ = cfg_.tied_embeddings ? wte_ : L.at(kLmHeadName).offset;
+    mw_ = model_weights(cfg_, L);
     if (wq_) {
         const std::vector<QuantTarget> expect = quant_targets(cfg_, L);
         if (wq_->targets.size() != expect.size() || wq_->mats.size() != expect.size())
@@ -119,8 +100,12 @@ void Decoder::init_layers() {
                 m.cols != expect[i].cols)
                 fail("quantized matrix ", expect[i].name, " does not match the model");
         }
-        wq_wte_ = wq_->find(wte_);
+        wq_wte_ = wq_->find(mw_.wte);
     }
+}
+
+const float* Decoder::wp(size_t off) const {
+    return off == LayerWeights::kNone ? nullptr : model_.params() + off;
 }
 
 double Decoder::weight_bytes_per_step() const {
@@ -196,6 +181,13 @@ void Decoder::linear(float* out, const float* in, size_t off, int n, int C, int 
 }
 
 // Forward of n new tokens (rows) through every layer; attention reads and extends the cache.
+// This is the second walk of the block (the first: Model::run_forward); both read one description
+// of the weights (model_weights) and one attention wing (attn/attention.h), but the walks stay
+// two: training keeps every layer's activations for the backward pass in one arena sized for
+// (B, T) and runs float32 GEMMs, while this one reuses a single set of row buffers across layers,
+// dispatches every matrix by weight type (f32 few-row GEMV, bf16, q8/q4, int8 activations) and
+// attends from the cache; one walk over a policy would put a per-layer indirection and the
+// training arena's layout into the decoding step for no shared line of arithmetic.
 void Decoder::run(const int32_t* tokens, int n, const int* slots, const int* pos, bool chunk,
                   float* logits, bool all_logits) {
     const int C = cfg_.n_embd, F = cfg_.hidden_dim(), P = projection_width(cfg_);
@@ -219,19 +211,19 @@ void Decoder::run(const int32_t* tokens, int n, const int* slots, const int* pos
         for (int i = 0; i < n; i++)
             dequantize_row(wq_->mats[wq_wte_], tokens[i], x_.data() + size_t(i) * C);
     else
-        embedding_forward(x_.data(), tokens, W + wte_, n, C);
+        embedding_forward(x_.data(), tokens, W + mw_.wte, n, C);
     const NewTokens nt{n, chunk, slots, pos};
     for (int l = 0; l < cfg_.n_layer; l++) {
-        const LayerOffsets& w = lw_[l];
-        rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), w.ln1, n, C, cfg_.norm_eps);
+        const LayerWeights& w = mw_.layers[size_t(l)];
+        rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), wp(w.ln1), n, C, cfg_.norm_eps);
         linear(proj_.data(), ln_.data(), w.qkv, n, C, P, 0.0f);
-        if (w.bias)
+        if (const float* bias = wp(w.bias))
             for (int i = 0; i < n; i++)
-                for (int j = 0; j < P; j++) proj_[size_t(i) * P + j] += w.bias[j];
-        const LayerParamRef lp{&model_.layout(), l, W, nullptr};  // MLA reads its core weights
+                for (int j = 0; j < P; j++) proj_[size_t(i) * P + j] += bias[j];
+        const LayerParamRef lp{&w.core, W, nullptr};  // MLA reads its core weights (float32)
         cache_attention(cfg_, cache_, l, lp, rope_, proj_.data(), nt, y_.data(), scratch_);
         linear(x_.data(), y_.data(), w.c_proj, n, Y, C, 1.0f);
-        rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), w.ln2, n, C, cfg_.norm_eps);
+        rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), wp(w.ln2), n, C, cfg_.norm_eps);
         linear(a_.data(), ln_.data(), w.fc1, n, C, F, 0.0f);
         linear(b_.data(), ln_.data(), w.fc2, n, C, F, 0.0f);
         swiglu_forward(h_.data(), a_.data(), b_.data(), size_t(n) * F);
@@ -239,11 +231,11 @@ void Decoder::run(const int32_t* tokens, int n, const int* slots, const int* pos
     }
     for (int i = 0; i < n; i++) cache_.set_length(slots[i], pos[i] + 1);
     if (!logits) return;
-    // Final norm and the lm_head (tied: head_ = wte_), for every row or only the last one.
+    // Final norm and the lm_head (tied: head = wte), for every row or only the last one.
     const int first = all_logits ? 0 : n - 1, rows = n - first;
-    rmsnorm_forward(ln_.data(), rstd.data(), x_.data() + size_t(first) * C, lnf_, rows, C,
+    rmsnorm_forward(ln_.data(), rstd.data(), x_.data() + size_t(first) * C, wp(mw_.lnf), rows, C,
                     cfg_.norm_eps);
-    linear(logits, ln_.data(), head_, rows, C, V, 0.0f);
+    linear(logits, ln_.data(), mw_.head, rows, C, V, 0.0f);
 }
 
 }  // namespace t6

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "core/buffer.h"
-#include "infer/kv_cache.h"
 #include "kernels/rope.h"
+#include "model/kv_cache.h"
 #include "model/model.h"
 #include "model/quantize.h"
 
@@ -70,10 +70,6 @@ class Decoder {
              float* logits, bool all_logits);
     // out[n,OC] = beta*out + in[n,C] @ W[OC,C]^T for the matrix at parameter offset `off`.
     void linear(float* out, const float* in, size_t off, int n, int C, int OC, float beta);
-    struct LayerOffsets {
-        size_t qkv, c_proj, fc1, fc2, mlp_proj;
-        const float *ln1 = nullptr, *ln2 = nullptr, *bias = nullptr;  // HF-layout options
-    };
     const Model& model_;
     ModelConfig cfg_;
     WeightType wtype_;
@@ -81,9 +77,10 @@ class Decoder {
     AlignedArray<uint16_t> wbf16_;                // bf16 copy of all parameters (WeightType::bf16)
     std::shared_ptr<const QuantizedWeights> wq_;  // WeightType::q8 / q4
     int wq_wte_ = -1;
-    std::vector<LayerOffsets> lw_;
-    size_t wte_ = 0, head_ = 0;   // head_: the lm_head matrix (wte_ when tied)
-    const float* lnf_ = nullptr;  // final norm gain (HF layout)
+    ModelWeights mw_;  // where each weight lies (model_weights(): shared with Model)
+    // Float32 parameter at an offset, nullptr for LayerWeights::kNone (optional HF-layout norm
+    // gains and biases are always read as float32 from the model).
+    const float* wp(size_t off) const;
     RopeTables rope_;
     KVCache cache_;
     // Work buffers, grown to the largest batch seen.

@@ -13,7 +13,7 @@
 #include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/swiglu.h"
-#include "model/attention_core.h"
+#include "model/attn/attention.h"
 #include "model/model_rope.h"
 
 namespace t6 {
@@ -48,26 +48,10 @@ Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
     // grads_ is allocated by the first backward pass or grads() call: a model used only for
     // inference (generation, evaluation, serving) never holds a gradient buffer.
     rope_ = model_rope_tables(cfg_, cfg_.block_size);
-    const auto projections = attention_projections(cfg_);
-    for (int i = 0; i < cfg_.n_layer; i++) {
-        std::string pre = cat("transformer.h.", i, ".");
-        LayerWeights w;
-        w.qkv = layout_.at(pre + "attn." + projections[0].name + ".weight").offset;
-        w.c_proj = layout_.at(pre + "attn.c_proj.weight").offset;
-        w.fc1 = layout_.at(pre + "mlp.c_fc1.weight").offset;
-        w.fc2 = layout_.at(pre + "mlp.c_fc2.weight").offset;
-        w.mlp_proj = layout_.at(pre + "mlp.c_proj.weight").offset;
-        if (cfg_.norm_weights) {
-            w.ln1 = layout_.at(pre + "ln_1.weight").offset;
-            w.ln2 = layout_.at(pre + "ln_2.weight").offset;
-        }
-        if (cfg_.qkv_bias)
-            w.bias = layout_.at(pre + "attn." + projections[0].name + ".bias").offset;
-        lw_.push_back(w);
-    }
-    if (cfg_.norm_weights) lnf_ = layout_.at(kFinalNormName).offset;
-    head_ =
-        cfg_.tied_embeddings ? layout_.at(kEmbeddingName).offset : layout_.at(kLmHeadName).offset;
+    ModelWeights mw = model_weights(cfg_, layout_);
+    lw_ = std::move(mw.layers);
+    lnf_ = mw.lnf;
+    head_ = mw.head;
     build_grad_buckets();
 }
 
@@ -246,6 +230,11 @@ void Model::check_tokens(const int32_t* tokens, const int32_t* targets, int B, i
                      " is outside the vocabulary (use -1 to ignore a position)");
 }
 
+// The block walk of training. Decoder::run (infer/decoder.cpp) walks the same block for cached
+// inference over the same weight description (model_weights) and attention wing; the two stay
+// separate walks because this one keeps every layer's activations for the backward pass while
+// the decoder reuses one set of row buffers and dispatches each matrix by weight type (bf16,
+// q8/q4, few-row GEMV), which a shared walk would slow down (see the comment there).
 void Model::run_forward(const int32_t* tokens, int B, int T) {
     ensure_capacity(B, T);
     const int N = B * T, C = cfg_.n_embd, F = cfg_.hidden_dim(), P = projection_width(cfg_);
@@ -268,8 +257,8 @@ void Model::run_forward(const int32_t* tokens, int B, int T) {
         }
         {
             T6_PROFILE_SCOPE("fwd.attn.core");
-            attention_core_forward(cfg_, {&layout_, l, W, grads_.data()}, rope_, a.proj, a.saved,
-                                   a.y, a.lse, B, T);
+            attention_core_forward(cfg_, {&w.core, W, grads_.data()}, rope_, a.proj, a.saved, a.y,
+                                   a.lse, B, T);
         }
         {
             T6_PROFILE_SCOPE("fwd.attn.c_proj");
@@ -384,8 +373,8 @@ void Model::run_backward(const int32_t* tokens, int B, int T) {
         }
         {
             T6_PROFILE_SCOPE("bwd.attn.core");
-            attention_core_backward(cfg_, {&layout_, l, W, G}, rope_, a.proj, a.saved, a.y, a.lse,
-                                    dy_, dproj_, dattn_scratch_, B, T);
+            attention_core_backward(cfg_, {&w.core, W, G}, rope_, a.proj, a.saved, a.y, a.lse, dy_,
+                                    dproj_, dattn_scratch_, B, T);
             if (w.bias != kNone) add_column_sums(G + w.bias, dproj_, N, P);
         }
         {

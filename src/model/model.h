@@ -16,6 +16,7 @@
 #include "kernels/gemm.h"
 #include "kernels/rope.h"
 #include "model/config.h"
+#include "model/layer_weights.h"
 #include "model/params.h"
 
 namespace t6 {
@@ -96,11 +97,7 @@ class Model {
     struct LayerActs {  // views into acts_, for one layer
         float *res, *ln1, *rstd1, *proj, *saved, *y, *lse, *res_mid, *ln2, *rstd2, *a, *b, *h;
     };
-    struct LayerWeights {
-        size_t qkv, c_proj, fc1, fc2, mlp_proj;         // offsets into params_/grads_
-        size_t ln1 = kNone, ln2 = kNone, bias = kNone;  // HF-layout options (kNone: absent)
-    };
-    static constexpr size_t kNone = SIZE_MAX;
+    static constexpr size_t kNone = LayerWeights::kNone;
     // Parameter / gradient pointer at an offset, nullptr for kNone.
     const float* wp(size_t off) const { return off == kNone ? nullptr : params_.data() + off; }
     float* gp(size_t off) { return off == kNone ? nullptr : grads_.data() + off; }
@@ -114,7 +111,7 @@ class Model {
 
     ModelConfig cfg_;
     ParameterLayout layout_;
-    std::vector<LayerWeights> lw_;
+    std::vector<LayerWeights> lw_;  // model_weights(): shared with Decoder
     RopeTables rope_;
     FloatBuffer params_, grads_;
     // Activations: per layer LayerActs, then the final residual, final norm and its rstd.

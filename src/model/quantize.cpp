@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "model/attention_core.h"
+#include "model/attn/attention.h"
 
 namespace t6 {
 

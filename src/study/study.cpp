@@ -12,7 +12,7 @@
 #include "core/file_util.h"
 #include "core/timing.h"
 #include "infer/decoder.h"
-#include "infer/kv_cache.h"
+#include "model/kv_cache.h"
 #include "model/checkpoint.h"
 #include "model/equal_params.h"
 #include "model/model_stats.h"

@@ -1,10 +1,11 @@
-#include "infer/kv_cache.h"
+#include "model/kv_cache.h"
 
 #include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
 #include "kernels/flash_decode.h"
+#include "model/attn/kinds.h"
 
 namespace t6 {
 
@@ -20,33 +21,11 @@ CacheType parse_cache_type(const std::string& s) {
 }
 
 long kv_record_numbers(const ModelConfig& c) {
-    switch (c.attention) {
-        case AttentionKind::mha:
-        case AttentionKind::mqa:
-        case AttentionKind::gqa:
-            return 2L * c.kv_heads() * c.head_dim;
-        case AttentionKind::tpa:
-        case AttentionKind::tpa_kvonly:
-            return long(c.k_rank + c.v_rank) * (c.n_head + c.head_dim);
-        case AttentionKind::mla:
-            return long(c.kv_lora_rank) + c.qk_rope_head_dim;
-    }
-    return 0;
+    return kind_info(c).cache_numbers(c);
 }
 
 Q8Layout kv_q8_layout(const ModelConfig& c) {
-    switch (c.attention) {
-        case AttentionKind::mha:
-        case AttentionKind::mqa:
-        case AttentionKind::gqa:
-            return q8_layout(KvCacheDims{c.n_head, c.kv_heads(), c.head_dim});
-        case AttentionKind::tpa:
-        case AttentionKind::tpa_kvonly:
-            return q8_layout(TpaCacheDims{c.n_head, c.k_rank, c.v_rank, c.head_dim});
-        case AttentionKind::mla:
-            return q8_layout(MlaCacheDims{c.n_head, c.kv_lora_rank, c.qk_rope_head_dim});
-    }
-    return {};
+    return kind_info(c).cache_q8_layout(c);
 }
 
 long kv_record_bytes(const ModelConfig& c, CacheType t) {

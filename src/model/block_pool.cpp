@@ -1,4 +1,4 @@
-#include "infer/block_pool.h"
+#include "model/block_pool.h"
 
 #include <cstring>
 

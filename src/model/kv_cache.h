@@ -1,12 +1,8 @@
 // The KV cache of incremental inference, allocated once for `max_slots` sequences of up to
-// `max_seq` tokens. Per layer and token it holds one record of
-//   MHA/MQA/GQA:  [K (h_kv*d_h) | V (h_kv*d_h)]                         2*h_kv*d_h numbers
-//   TPA:          [A_K (h*R_K) | B_K (R_K*d_h) | A_V (h*R_V) | B_V (R_V*d_h)]   (R_K+R_V)(h+d_h)
-//                 with B_K stored RoPE-rotated (Theorem 3.1), so no cached key is rotated again;
-//   MLA:          [c_KV (d_c) | k_pe (d_h^R), rotated]                   d_c + d_h^R
-//                 with c_KV stored after kv_a_layernorm (weight applied), i.e. exactly the input
-//                 of kv_b_proj, so absorbed decoding needs no norm at read time
-//                 (cache_attention_mla.cpp);
+// `max_seq` tokens. Per layer and token it holds one record, whose layout each attention kind
+// defines beside its cores (attn/gqa.cpp: [K | V]; attn/tpa.cpp: [A_K | B_K | A_V | B_V] with B_K
+// rotated; attn/mla.cpp: [c_KV | k_pe] with c_KV normalised) and whose size is the kind's row of
+// the kinds table (attn/kinds.h, cache_numbers),
 // in float32 or bfloat16, or 8-bit (q8: every row of the record as int8 codes with one float32
 // scale per row at the record's end, kernels/q8_cache.h; the record keeps a fixed size, so paging
 // and addressing are the same for every type).
@@ -25,9 +21,9 @@
 #include <vector>
 
 #include "core/buffer.h"
-#include "infer/block_pool.h"
 #include "kernels/flash_decode.h"
 #include "kernels/q8_cache.h"
+#include "model/block_pool.h"
 #include "model/config.h"
 
 namespace t6 {
@@ -36,7 +32,7 @@ enum class CacheType { f32, bf16, q8 };
 const char* cache_type_name(CacheType t);
 CacheType parse_cache_type(const std::string& s);  // "f32" | "bf16" | "q8"
 
-// Numbers cached per token and layer (the formulas above).
+// Numbers cached per token and layer (the kind's cache record, attn/kinds.h).
 long kv_record_numbers(const ModelConfig& c);
 // The q8 record layout of the model's kind (rows and scales, kernels/q8_cache.h).
 Q8Layout kv_q8_layout(const ModelConfig& c);
