@@ -10,27 +10,13 @@
 #include "cli/model_arg.h"
 #include "core/error.h"
 #include "infer/decoder.h"
-#include "model/kv_cache.h"
+#include "model/attn/kinds.h"
 #include "model/equal_params.h"
+#include "model/kv_cache.h"
 #include "model/model_stats.h"
 #include "model/quantize.h"
 
 namespace t6::cli {
-
-namespace {
-
-std::string kind_label(const ModelConfig& c) {
-    switch (c.attention) {
-        case AttentionKind::tpa:
-            return "t6";
-        case AttentionKind::tpa_kvonly:
-            return "t6-kvonly";
-        default:
-            return attention_kind_name(c.attention);
-    }
-}
-
-}  // namespace
 
 int cmd_kv(int argc, char** argv) {
     ArgParser p("kv", "[PRESET|CONFIG|CHECKPOINT] [options]",
@@ -64,12 +50,13 @@ int cmd_kv(int argc, char** argv) {
     auto dash = m.source.find('-');
     if (is_preset(m.source)) {
         std::string size = m.source.substr(0, dash);
-        for (const char* k : {"mha", "mqa", "gqa", "mla", "t6", "t6-kvonly"})
-            rows.push_back({size + "-" + k, preset_config(size + "-" + k)});
+        for (const auto& k : attention_kinds())
+            rows.push_back(
+                {size + "-" + k.preset_suffix, preset_config(size + "-" + k.preset_suffix)});
     } else {
         rows.push_back({m.source, m.config});
         for (const auto& v : equal_param_variants(m.config))
-            rows.push_back({"equal-params " + kind_label(v), v});
+            rows.push_back({"equal-params " + std::string(kind_info(v).preset_suffix), v});
     }
     double mha_bytes = 0;
     for (const auto& [n, c] : rows)

@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include "model/attn/kinds.h"
+
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -12,37 +14,16 @@ namespace t6 {
 using nlohmann::json;
 
 const char* attention_kind_name(AttentionKind k) {
-    switch (k) {
-        case AttentionKind::mha:
-            return "mha";
-        case AttentionKind::mqa:
-            return "mqa";
-        case AttentionKind::gqa:
-            return "gqa";
-        case AttentionKind::tpa:
-            return "tpa";
-        case AttentionKind::tpa_kvonly:
-            return "tpa_kvonly";
-        case AttentionKind::mla:
-            return "mla";
-    }
-    return "?";
+    return kind_info(k).config_name;
 }
 
 AttentionKind parse_attention_kind(const std::string& s, const std::string& where) {
-    static const std::map<std::string, AttentionKind> kinds = {
-        {"mha", AttentionKind::mha},
-        {"mqa", AttentionKind::mqa},
-        {"gqa", AttentionKind::gqa},
-        {"tpa", AttentionKind::tpa},
-        {"t6", AttentionKind::tpa},
-        {"tpa_kvonly", AttentionKind::tpa_kvonly},
-        {"t6-kvonly", AttentionKind::tpa_kvonly},
-        {"mla", AttentionKind::mla}};
-    auto it = kinds.find(s);
-    if (it == kinds.end())
-        fail(where, ": attention '", s, "' is not one of mha, mqa, gqa, tpa, tpa_kvonly, mla");
-    return it->second;
+    // A config name ("tpa") or a preset suffix ("t6"), from the kinds table.
+    if (const AttentionKindInfo* k = find_kind(s)) return k->kind;
+    std::string names;
+    for (const auto& r : attention_kinds())
+        names += (names.empty() ? "" : ", ") + std::string(r.config_name);
+    fail(where, ": attention '", s, "' is not one of ", names);
 }
 
 int ModelConfig::hidden_dim() const {

@@ -13,7 +13,8 @@ namespace t6 {
 // The head count of `kind` closest in attention parameters to MHA with the shape of `base`.
 int equal_param_heads(const ModelConfig& base, AttentionKind kind);
 
-// base re-shaped to each kind in order mha, mqa, gqa, mla, tpa, tpa_kvonly.
+// base re-shaped to each kind, in the order of the kinds table (mha, mqa, gqa, mla, tpa,
+// tpa_kvonly).
 std::vector<ModelConfig> equal_param_variants(const ModelConfig& base);
 
 // Attention parameters of one layer.

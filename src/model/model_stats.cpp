@@ -1,5 +1,6 @@
 #include "model/model_stats.h"
 
+#include "model/attn/kinds.h"
 #include "model/params.h"
 
 namespace t6 {
@@ -11,21 +12,7 @@ ModelStats model_stats(const ModelConfig& c) {
         s.params_by_component[p.component] += p.numel;
         if (p.shape.size() == 2) s.matmul_params += p.numel;  // wte counts once, as lm_head
     }
-    const size_t H = c.n_head, D = c.head_dim;
-    switch (c.attention) {
-        case AttentionKind::mha:
-        case AttentionKind::mqa:
-        case AttentionKind::gqa:
-            s.kv_numbers_per_token_per_layer = 2 * c.kv_heads() * D;
-            break;
-        case AttentionKind::tpa:
-        case AttentionKind::tpa_kvonly:
-            s.kv_numbers_per_token_per_layer = size_t(c.k_rank + c.v_rank) * (H + D);
-            break;
-        case AttentionKind::mla:
-            s.kv_numbers_per_token_per_layer = size_t(c.kv_lora_rank + c.qk_rope_head_dim);
-            break;
-    }
+    s.kv_numbers_per_token_per_layer = size_t(kind_info(c).cache_numbers(c));
     return s;
 }
 

@@ -13,7 +13,9 @@
 #include <map>
 
 #include "core/error.h"
+#include "model/attn/kinds.h"
 #include "model/config.h"
+#include "model/equal_params.h"
 
 namespace t6 {
 
@@ -21,25 +23,46 @@ namespace {
 
 struct SizeSpec {
     int n_layer, n_embd;
-    // Heads per kind: mha, mqa, gqa, mla, t6, t6-kvonly.
-    int mha, mqa, gqa, mla, t6, t6kv;
+    // Heads per kind (preset suffix) of the official configs; a kind not listed gets the
+    // equal-parameter rule's head count (equal_params.h).
+    std::map<std::string, int> heads;
     int q_lora, kv_lora;  // MLA d'_c, d_c
 };
 
 const std::map<std::string, SizeSpec>& sizes() {
     static const std::map<std::string, SizeSpec> s = {
-        {"tiny", {4, 256, 4, 7, 6, 5, 5, 6, 128, 96}},
-        {"small", {12, 768, 12, 23, 22, 13, 34, 22, 512, 256}},
-        {"medium", {24, 1024, 16, 31, 30, 23, 47, 29, 512, 256}},
-        {"large", {36, 1280, 20, 39, 38, 34, 61, 37, 512, 256}},
-        {"xl", {48, 1600, 25, 49, 48, 49, 78, 47, 512, 256}},
+        {"tiny",
+         {4,
+          256,
+          {{"mha", 4}, {"mqa", 7}, {"gqa", 6}, {"mla", 5}, {"t6", 5}, {"t6-kvonly", 6}},
+          128,
+          96}},
+        {"small",
+         {12,
+          768,
+          {{"mha", 12}, {"mqa", 23}, {"gqa", 22}, {"mla", 13}, {"t6", 34}, {"t6-kvonly", 22}},
+          512,
+          256}},
+        {"medium",
+         {24,
+          1024,
+          {{"mha", 16}, {"mqa", 31}, {"gqa", 30}, {"mla", 23}, {"t6", 47}, {"t6-kvonly", 29}},
+          512,
+          256}},
+        {"large",
+         {36,
+          1280,
+          {{"mha", 20}, {"mqa", 39}, {"gqa", 38}, {"mla", 34}, {"t6", 61}, {"t6-kvonly", 37}},
+          512,
+          256}},
+        {"xl",
+         {48,
+          1600,
+          {{"mha", 25}, {"mqa", 49}, {"gqa", 48}, {"mla", 49}, {"t6", 78}, {"t6-kvonly", 47}},
+          512,
+          256}},
     };
     return s;
-}
-
-const std::vector<std::string>& kinds() {
-    static const std::vector<std::string> k = {"mha", "mqa", "gqa", "mla", "t6", "t6-kvonly"};
-    return k;
 }
 
 }  // namespace
@@ -47,7 +70,8 @@ const std::vector<std::string>& kinds() {
 std::vector<std::string> preset_names() {
     std::vector<std::string> names;
     for (const char* size : {"tiny", "small", "medium", "large", "xl"})
-        for (const auto& kind : kinds()) names.push_back(std::string(size) + "-" + kind);
+        for (const auto& kind : attention_kinds())
+            names.push_back(std::string(size) + "-" + kind.preset_suffix);
     return names;
 }
 
@@ -63,9 +87,11 @@ ModelConfig preset_config(const std::string& name) {
     std::string kind = dash == std::string::npos ? "" : name.substr(dash + 1);
     auto it = sizes().find(size);
     if (it == sizes().end() || !is_preset(name))
-        fail("unknown preset '", name, "' (sizes: tiny, small, medium, large, xl; kinds: mha, ",
-             "mqa, gqa, mla, t6, t6-kvonly; e.g. tiny-t6)");
+        fail("unknown preset '", name,
+             "' (sizes: tiny, small, medium, large, xl; kinds: ", preset_suffix_list(),
+             "; e.g. tiny-t6)");
     const SizeSpec& s = it->second;
+    const AttentionKindInfo& k = *find_kind(kind);
     ModelConfig c;
     c.vocab_size = 50304;
     c.n_layer = s.n_layer;
@@ -74,31 +100,16 @@ ModelConfig preset_config(const std::string& name) {
     c.block_size = 1024;
     c.q_rank = 6;
     c.k_rank = c.v_rank = 2;
-    if (kind == "mha") {
-        c.attention = AttentionKind::mha;
-        c.n_head = s.mha;
-    } else if (kind == "mqa") {
-        c.attention = AttentionKind::mqa;
-        c.n_head = s.mqa;
-        c.n_kv_head = 1;
-    } else if (kind == "gqa") {
-        c.attention = AttentionKind::gqa;
-        c.n_head = s.gqa;
-        c.n_kv_head = 2;
-    } else if (kind == "mla") {
-        c.attention = AttentionKind::mla;
-        c.n_head = s.mla;
+    c.attention = k.kind;
+    if (k.equal_kv_heads > 0) c.n_kv_head = k.equal_kv_heads;  // MQA 1, GQA 2
+    if (k.kind == AttentionKind::mla) {  // the latent sizes differ per size (comment above)
         c.q_lora_rank = s.q_lora;
         c.kv_lora_rank = s.kv_lora;
         c.qk_rope_head_dim = 32;
         c.v_head_dim = 64;
-    } else if (kind == "t6") {
-        c.attention = AttentionKind::tpa;
-        c.n_head = s.t6;
-    } else {
-        c.attention = AttentionKind::tpa_kvonly;
-        c.n_head = s.t6kv;
     }
+    const auto h = s.heads.find(kind);
+    c.n_head = h != s.heads.end() ? h->second : equal_param_heads(c, k.kind);
     c.validate("preset " + name);
     return c;
 }

@@ -12,9 +12,10 @@
 #include "core/file_util.h"
 #include "core/timing.h"
 #include "infer/decoder.h"
-#include "model/kv_cache.h"
+#include "model/attn/kinds.h"
 #include "model/checkpoint.h"
 #include "model/equal_params.h"
+#include "model/kv_cache.h"
 #include "model/model_stats.h"
 #include "train/train_checkpoint.h"
 #include "train/trainer.h"
@@ -74,18 +75,18 @@ double num_or(const json& j, const char* key, double def) {
 }  // namespace
 
 const std::vector<std::string>& all_kinds() {
-    static const std::vector<std::string> k = {"mha", "mqa", "gqa", "mla", "t6", "t6-kvonly"};
+    static const std::vector<std::string> k = [] {
+        std::vector<std::string> v;
+        for (const auto& r : attention_kinds()) v.push_back(r.preset_suffix);
+        return v;
+    }();
     return k;
 }
 
 AttentionKind kind_attention(const std::string& kind, const std::string& where) {
-    if (kind == "mha") return AttentionKind::mha;
-    if (kind == "mqa") return AttentionKind::mqa;
-    if (kind == "gqa") return AttentionKind::gqa;
-    if (kind == "mla") return AttentionKind::mla;
-    if (kind == "t6") return AttentionKind::tpa;
-    if (kind == "t6-kvonly") return AttentionKind::tpa_kvonly;
-    fail(where, ": unknown kind '", kind, "' (kinds: mha, mqa, gqa, mla, t6, t6-kvonly)");
+    for (const auto& r : attention_kinds())
+        if (kind == r.preset_suffix) return r.kind;
+    fail(where, ": unknown kind '", kind, "' (kinds: ", preset_suffix_list(), ")");
 }
 
 std::string StudyPlan::run_dir(const std::string& kind) const {
@@ -332,8 +333,7 @@ StudyResult run_study(const StudyPlan& plan, FILE* log, long long stop_at, bool 
         std::fprintf(log, "equal parameters: %s\n", equal_params_rule(plan.base.model).c_str());
         for (const auto& k : plan.kinds) {
             const ModelConfig m = kind_model(plan, k);
-            const bool grouped =
-                m.attention == AttentionKind::mqa || m.attention == AttentionKind::gqa;
+            const bool grouped = kind_info(m).equal_kv_heads > 0;  // MQA, GQA
             const std::string heads =
                 std::to_string(m.n_head) +
                 (grouped ? " (" + std::to_string(m.kv_heads()) + " KV)" : std::string());

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "model/attn/kinds.h"
 #include "study/study.h"
 #include "study/svg_plot.h"
 #include "text/data_meta.h"
@@ -33,8 +34,7 @@ std::string commas(long long v) {
 }
 
 std::string heads_text(const KindSummary& k) {
-    const auto a = k.model.attention;
-    if (a == AttentionKind::mqa || a == AttentionKind::gqa)
+    if (kind_info(k.model).equal_kv_heads > 0)  // MQA, GQA: shared KV heads
         return std::to_string(k.model.n_head) + " (" + std::to_string(k.model.kv_heads()) + " KV)";
     return std::to_string(k.model.n_head);
 }
