@@ -19,12 +19,9 @@ ModelStats model_stats(const ModelConfig& c) {
 double forward_flops_per_token(const ModelConfig& c, int T) {
     ModelStats s = model_stats(c);
     double f = 2.0 * double(s.matmul_params);
-    const double H = c.n_head, D = c.head_dim, L = c.n_layer;
-    // TPA factor contractions (paper eq. (2)-(4)): 2*R*H*D per factorized q, k and v.
-    if (c.is_tpa()) {
-        double ranks = c.k_rank + c.v_rank + (c.attention == AttentionKind::tpa ? c.q_rank : 0);
-        f += 2.0 * ranks * H * D * L;
-    }
+    const double H = c.n_head, L = c.n_layer;
+    // Per-kind work beyond the matmuls (TPA: the factor contractions; kinds table).
+    f += kind_info(c).extra_flops(c) * L;
     // Causal attention: QK^T and PV over (T+1)/2 keys on average.
     f += 2.0 * H * (c.qk_head_dim() + c.v_dim()) * ((double(T) + 1.0) / 2.0) * L;
     return f;

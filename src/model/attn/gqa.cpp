@@ -72,6 +72,10 @@ double gqa_decode_flops(const ModelConfig& c) {
     return 4.0 * c.n_head * c.head_dim;
 }
 
+double gqa_extra_flops(const ModelConfig&) {
+    return 0.0;
+}
+
 size_t gqa_saved_per_token(const ModelConfig&) {
     return 0;
 }
@@ -121,21 +125,12 @@ void gqa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         rope_forward_inplace(row + o.k, 1, 1, Hkv, D, P, D, rope, t.pos[i]);
         cache.store(layer, t.slot[i], t.pos[i], row + o.k);  // K then V are adjacent in proj
     }
-    const bool f32 = cache.type() == CacheType::f32, q8 = cache.type() == CacheType::q8;
     if (t.chunk) {
         scratch.resize(size_t(t.n) * HD);
         for (int i = 0; i < t.n; i++) std::memcpy(&scratch[i * HD], proj + i * P, HD * 4);
-        // The history read contiguously (copied out of the blocks when it spans several).
-        const int len = t.pos[0] + t.n;
-        if (f32 || q8) {  // q8: the history dequantized to float32
-            thread_local std::vector<float> hist;
-            kv_chunk_attention(y, scratch.data(), cache.gather_f32(layer, t.slot[0], len, hist),
-                               t.pos[0], t.n, dims, scale);
-        } else {
-            thread_local std::vector<uint16_t> hist;
-            kv_chunk_attention(y, scratch.data(), cache.gather(layer, t.slot[0], len, hist),
-                               t.pos[0], t.n, dims, scale);
-        }
+        with_history(cache, layer, t.slot[0], t.pos[0] + t.n, [&](const auto* hist) {
+            kv_chunk_attention(y, scratch.data(), hist, t.pos[0], t.n, dims, scale);
+        });
         return;
     }
     std::vector<float*> outs(t.n);
@@ -146,19 +141,9 @@ void gqa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         qs[i] = proj + i * P;
         lens[i] = t.pos[i] + 1;
     }
-    if (f32) {
-        std::vector<CacheBlocks<float>> caches(t.n);
-        for (int i = 0; i < t.n; i++) caches[i] = cache.blocks<float>(layer, t.slot[i]);
-        flash_kv_decode(outs.data(), qs.data(), caches.data(), lens.data(), t.n, dims, scale);
-    } else if (q8) {
-        std::vector<CacheBlocks<int8_t>> caches(t.n);
-        for (int i = 0; i < t.n; i++) caches[i] = cache.blocks<int8_t>(layer, t.slot[i]);
-        flash_kv_decode(outs.data(), qs.data(), caches.data(), lens.data(), t.n, dims, scale);
-    } else {
-        std::vector<CacheBlocks<uint16_t>> caches(t.n);
-        for (int i = 0; i < t.n; i++) caches[i] = cache.blocks<uint16_t>(layer, t.slot[i]);
-        flash_kv_decode(outs.data(), qs.data(), caches.data(), lens.data(), t.n, dims, scale);
-    }
+    with_cache_blocks(cache, layer, t.slot, t.n, [&](const auto* caches) {
+        flash_kv_decode(outs.data(), qs.data(), caches, lens.data(), t.n, dims, scale);
+    });
 }
 
 }  // namespace t6

@@ -41,6 +41,9 @@ struct AttentionKindInfo {
     Q8Layout (*cache_q8_layout)(const ModelConfig&);
     // Decoding: attention FLOPs per cached token per layer (scores and values of one query).
     double (*decode_flops)(const ModelConfig&);
+    // Training forward: FLOPs per token per layer beyond the weight matmuls and the attention
+    // itself (TPA: forming Q, K, V from the factors; model_stats.h forward_flops_per_token).
+    double (*extra_flops)(const ModelConfig&);
 
     // Equal-parameter rule (equal_params.h): kv_heads the KV heads given to a variant (0: as many
     // as query heads), head_multiple the step of head counts searched (GQA: 2, so two KV heads

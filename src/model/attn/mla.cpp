@@ -255,6 +255,11 @@ double mla_decode_flops(const ModelConfig& c) {
     return 2.0 * c.n_head * (2.0 * c.kv_lora_rank + c.qk_rope_head_dim);
 }
 
+// The up-projections are weight matmuls (counted with them); the norms are not counted.
+double mla_extra_flops(const ModelConfig&) {
+    return 0.0;
+}
+
 size_t mla_saved_per_token(const ModelConfig& c) {
     const MlaDims m = mla_dims(c);
     return size_t(m.ql) + 1 + size_t(m.kvl) + 1 + 2 * size_t(m.QK) + size_t(m.V);
@@ -403,22 +408,13 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
     for (int i = 0; i < n; i++)
         rope_forward_inplace(q + size_t(i) * m.QK + D, 1, 1, H, R, m.QK, D + R, rope, t.pos[i]);
 
-    const bool f32 = cache.type() == CacheType::f32, q8 = cache.type() == CacheType::q8;
     if (t.chunk) {
         float* tile_recs = work;
         float* kv = tile_recs + size_t(kTile) * m.rec;
         float* ml = kv + size_t(kTile) * m.KV;
-        // The history read contiguously (copied out of the blocks when it spans several).
-        const int len = t.pos[0] + n;
-        if (f32 || q8) {  // q8: the history dequantized to float32
-            thread_local std::vector<float> hist;
-            chunk_attention(y, q, cache.gather_f32(layer, t.slot[0], len, hist), t.pos[0], n, m,
-                            w_kvb, scale, tile_recs, kv, ml);
-        } else {
-            thread_local std::vector<uint16_t> hist;
-            chunk_attention(y, q, cache.gather(layer, t.slot[0], len, hist), t.pos[0], n, m, w_kvb,
-                            scale, tile_recs, kv, ml);
-        }
+        with_history(cache, layer, t.slot[0], t.pos[0] + n, [&](const auto* hist) {
+            chunk_attention(y, q, hist, t.pos[0], n, m, w_kvb, scale, tile_recs, kv, ml);
+        });
         return;
     }
 
@@ -443,19 +439,9 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         qs[i] = qabs + size_t(i) * ldq;
         lens[i] = t.pos[i] + 1;
     }
-    if (f32) {
-        std::vector<CacheBlocks<float>> caches(n);
-        for (int i = 0; i < n; i++) caches[i] = cache.blocks<float>(layer, t.slot[i]);
-        flash_mla_decode(outs.data(), qs.data(), caches.data(), lens.data(), n, dims, scale);
-    } else if (q8) {
-        std::vector<CacheBlocks<int8_t>> caches(n);
-        for (int i = 0; i < n; i++) caches[i] = cache.blocks<int8_t>(layer, t.slot[i]);
-        flash_mla_decode(outs.data(), qs.data(), caches.data(), lens.data(), n, dims, scale);
-    } else {
-        std::vector<CacheBlocks<uint16_t>> caches(n);
-        for (int i = 0; i < n; i++) caches[i] = cache.blocks<uint16_t>(layer, t.slot[i]);
-        flash_mla_decode(outs.data(), qs.data(), caches.data(), lens.data(), n, dims, scale);
-    }
+    with_cache_blocks(cache, layer, t.slot, n, [&](const auto* caches) {
+        flash_mla_decode(outs.data(), qs.data(), caches, lens.data(), n, dims, scale);
+    });
     // y[h] = W_UV[h] o_lat[h], once per step (values never leave the latent before this).
     for (int h = 0; h < H; h++) {
         const float* wv = w_kvb + (size_t(h) * (D + Dv) + D) * C;  // W_UV[h] (Dv, d_c)

@@ -107,6 +107,12 @@ double tpa_decode_flops(const ModelConfig& c) {
     return 2.0 * (H * c.k_rank * D + H * c.v_rank * D);
 }
 
+// Factor contractions (paper eq. (2)-(4)): 2*R*H*D per factorized q, k and v.
+double tpa_extra_flops(const ModelConfig& c) {
+    const double ranks = c.k_rank + c.v_rank + (c.attention == AttentionKind::tpa ? c.q_rank : 0);
+    return 2.0 * ranks * c.n_head * c.head_dim;
+}
+
 size_t tpa_saved_per_token(const ModelConfig& c) {
     return size_t(3) * c.n_head * c.head_dim;
 }
@@ -199,7 +205,6 @@ void tpa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         std::memcpy(&record[dims.off_BV()], row + oBv, sizeof(float) * Rv * D);
         cache.store(layer, t.slot[i], t.pos[i], record.data());
     }
-    const bool f32 = cache.type() == CacheType::f32, q8 = cache.type() == CacheType::q8;
     if (t.chunk) {
         // Materialise the chunk's queries (n, H, D), then attend with factor-formed K/V tiles.
         scratch.resize(size_t(t.n) * HD);
@@ -208,17 +213,9 @@ void tpa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
                                  1.0f / float(Rq));
         else
             for (int i = 0; i < t.n; i++) std::memcpy(&scratch[i * HD], proj + i * P, HD * 4);
-        // The history read contiguously (copied out of the blocks when it spans several).
-        const int len = t.pos[0] + t.n;
-        if (f32 || q8) {  // q8: the history dequantized to float32
-            thread_local std::vector<float> hist;
-            tpa_chunk_attention(y, scratch.data(), cache.gather_f32(layer, t.slot[0], len, hist),
-                                t.pos[0], t.n, dims, scale);
-        } else {
-            thread_local std::vector<uint16_t> hist;
-            tpa_chunk_attention(y, scratch.data(), cache.gather(layer, t.slot[0], len, hist),
-                                t.pos[0], t.n, dims, scale);
-        }
+        with_history(cache, layer, t.slot[0], t.pos[0] + t.n, [&](const auto* hist) {
+            tpa_chunk_attention(y, scratch.data(), hist, t.pos[0], t.n, dims, scale);
+        });
         return;
     }
     std::vector<float*> outs(t.n);
@@ -230,19 +227,9 @@ void tpa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         qs[i] = fq ? TpaQuery{row, row + oBq, Rq} : TpaQuery{nullptr, row, 0};
         lens[i] = t.pos[i] + 1;
     }
-    if (f32) {
-        std::vector<CacheBlocks<float>> caches(t.n);
-        for (int i = 0; i < t.n; i++) caches[i] = cache.blocks<float>(layer, t.slot[i]);
-        flash_tpa_decode(outs.data(), qs.data(), caches.data(), lens.data(), t.n, dims, scale);
-    } else if (q8) {
-        std::vector<CacheBlocks<int8_t>> caches(t.n);
-        for (int i = 0; i < t.n; i++) caches[i] = cache.blocks<int8_t>(layer, t.slot[i]);
-        flash_tpa_decode(outs.data(), qs.data(), caches.data(), lens.data(), t.n, dims, scale);
-    } else {
-        std::vector<CacheBlocks<uint16_t>> caches(t.n);
-        for (int i = 0; i < t.n; i++) caches[i] = cache.blocks<uint16_t>(layer, t.slot[i]);
-        flash_tpa_decode(outs.data(), qs.data(), caches.data(), lens.data(), t.n, dims, scale);
-    }
+    with_cache_blocks(cache, layer, t.slot, t.n, [&](const auto* caches) {
+        flash_tpa_decode(outs.data(), qs.data(), caches, lens.data(), t.n, dims, scale);
+    });
 }
 
 }  // namespace t6
