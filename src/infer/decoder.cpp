@@ -88,7 +88,7 @@ Decoder::Decoder(const Model& model, int max_slots, int max_seq, CacheType type,
 
 void Decoder::init_layers() {
     const ParameterLayout& L = model_.layout();
-    mw_ = model_weights(cfg_, L);
+    mw_ = model_.weights();
     if (wq_) {
         const std::vector<QuantTarget> expect = quant_targets(cfg_, L);
         if (wq_->targets.size() != expect.size() || wq_->mats.size() != expect.size())

@@ -77,7 +77,7 @@ class Decoder {
     AlignedArray<uint16_t> wbf16_;                // bf16 copy of all parameters (WeightType::bf16)
     std::shared_ptr<const QuantizedWeights> wq_;  // WeightType::q8 / q4
     int wq_wte_ = -1;
-    ModelWeights mw_;  // where each weight lies (model_weights(): shared with Model)
+    ModelWeights mw_;  // where each weight lies: the model's description (Model::weights)
     // Float32 parameter at an offset, nullptr for LayerWeights::kNone (optional HF-layout norm
     // gains and biases are always read as float32 from the model).
     const float* wp(size_t off) const;

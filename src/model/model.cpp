@@ -48,10 +48,7 @@ Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
     // grads_ is allocated by the first backward pass or grads() call: a model used only for
     // inference (generation, evaluation, serving) never holds a gradient buffer.
     rope_ = model_rope_tables(cfg_, cfg_.block_size);
-    ModelWeights mw = model_weights(cfg_, layout_);
-    lw_ = std::move(mw.layers);
-    lnf_ = mw.lnf;
-    head_ = mw.head;
+    mw_ = model_weights(cfg_, layout_);
     build_grad_buckets();
 }
 
@@ -247,7 +244,7 @@ void Model::run_forward(const int32_t* tokens, int B, int T) {
     }
     for (int l = 0; l < cfg_.n_layer; l++) {
         LayerActs& a = la_[l];
-        const LayerWeights& w = lw_[l];
+        const LayerWeights& w = mw_.layers[size_t(l)];
         float* res_out = l + 1 < cfg_.n_layer ? la_[l + 1].res : res_final_;
         {
             T6_PROFILE_SCOPE("fwd.attn.norm+qkv_gemm");
@@ -283,8 +280,8 @@ void Model::run_forward(const int32_t* tokens, int B, int T) {
         }
     }
     T6_PROFILE_SCOPE("fwd.lm_head");
-    rmsnorm_forward(lnf_out_, rstdf_, res_final_, wp(lnf_), N, C, eps);
-    linear_forward(logits_.data(), lnf_out_, W + head_, N, C, cfg_.vocab_size);
+    rmsnorm_forward(lnf_out_, rstdf_, res_final_, wp(mw_.lnf), N, C, eps);
+    linear_forward(logits_.data(), lnf_out_, W + mw_.head, N, C, cfg_.vocab_size);
 }
 
 float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T) {
@@ -325,29 +322,29 @@ void Model::run_backward(const int32_t* tokens, int B, int T) {
     const size_t NC = size_t(N) * C;
     {
         T6_PROFILE_SCOPE("bwd.lm_head");
-        // lm_head (tied: head_ = wte): dlnf = dlogits @ head, dhead += dlogits^T lnf.
+        // lm_head (tied: head = wte): dlnf = dlogits @ head, dhead += dlogits^T lnf.
         if (matmul_precision_ == MatmulPrecision::bf16) {
             // Round the (N,V) dlogits once instead of once per product.
             const size_t NV = size_t(N) * V;
             if (dlogits_bf16_.size() < NV) dlogits_bf16_.resize(NV);
             to_bf16(dlogits_bf16_.data(), logits_.data(), NV);
-            gemm_bf16_a(false, false, N, C, V, 1.0f, dlogits_bf16_.data(), V, W + head_, C, 0.0f,
+            gemm_bf16_a(false, false, N, C, V, 1.0f, dlogits_bf16_.data(), V, W + mw_.head, C, 0.0f,
                         dln_, C);
             gemm_bf16_a(true, false, V, C, N, 1.0f, dlogits_bf16_.data(), V, lnf_out_, C, 1.0f,
-                        G + head_, C);
+                        G + mw_.head, C);
         } else {
-            gemm(false, false, N, C, V, 1.0f, logits_.data(), V, W + head_, C, 0.0f, dln_, C);
-            gemm(true, false, V, C, N, 1.0f, logits_.data(), V, lnf_out_, C, 1.0f, G + head_, C);
+            gemm(false, false, N, C, V, 1.0f, logits_.data(), V, W + mw_.head, C, 0.0f, dln_, C);
+            gemm(true, false, V, C, N, 1.0f, logits_.data(), V, lnf_out_, C, 1.0f, G + mw_.head, C);
         }
         std::memset(dres_, 0, sizeof(float) * NC);
-        rmsnorm_backward(dres_, gp(lnf_), dln_, res_final_, wp(lnf_), rstdf_, N, C);
+        rmsnorm_backward(dres_, gp(mw_.lnf), dln_, res_final_, wp(mw_.lnf), rstdf_, N, C);
     }
     for (int l = cfg_.n_layer - 1; l >= 0; l--) {
         // Deferred embedding backward: the tied embedding's gradient (lm_head's part) is final.
         if (l == cfg_.n_layer - 1 && grad_ready_ && defer_embedding_)
             for (const auto& [offset, count] : tail_buckets_) grad_ready_(offset, count);
         LayerActs& a = la_[l];
-        const LayerWeights& w = lw_[l];
+        const LayerWeights& w = mw_.layers[size_t(l)];
         // MLP: res_out = res_mid + c_proj(swiglu(fc1(ln2), fc2(ln2))).
         {
             T6_PROFILE_SCOPE("bwd.mlp.c_proj");

@@ -27,6 +27,8 @@ class Model {
 
     const ModelConfig& config() const { return cfg_; }
     const ParameterLayout& layout() const { return layout_; }
+    // Where each weight lies in params(), per layer (the description Decoder walks too).
+    const ModelWeights& weights() const { return mw_; }
     size_t num_params() const { return layout_.total; }
     float* params() { return params_.data(); }
     const float* params() const { return params_.data(); }
@@ -101,8 +103,6 @@ class Model {
     // Parameter / gradient pointer at an offset, nullptr for kNone.
     const float* wp(size_t off) const { return off == kNone ? nullptr : params_.data() + off; }
     float* gp(size_t off) { return off == kNone ? nullptr : grads_.data() + off; }
-    size_t lnf_ = kNone;  // final norm gain (norm_weights)
-    size_t head_ = 0;     // lm_head matrix: wte when tied, else lm_head.weight
     void ensure_capacity(int B, int T);
     void ensure_grads();
     void check_tokens(const int32_t* tokens, const int32_t* targets, int B, int T) const;
@@ -111,7 +111,7 @@ class Model {
 
     ModelConfig cfg_;
     ParameterLayout layout_;
-    std::vector<LayerWeights> lw_;  // model_weights(): shared with Decoder
+    ModelWeights mw_;  // where each weight lies (model_weights())
     RopeTables rope_;
     FloatBuffer params_, grads_;
     // Activations: per layer LayerActs, then the final residual, final norm and its rstd.
