@@ -4,11 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cmath>
-#include <random>
 
 #include "infer/generation.h"
 #include "model/model.h"
+#include "test_models.h"
 #include "text/tokenizer.h"
 #include "train/sample.h"
 
@@ -16,27 +15,12 @@ using namespace t6;
 
 namespace {
 
-ModelConfig config(int vocab) {
-    ModelConfig c;
-    c.attention = AttentionKind::tpa;
+// test_models.h's tiny TPA model (random weights, so the logits are well apart) with `vocab` ids.
+std::unique_ptr<Model> random_model(int vocab, unsigned seed) {
+    ModelConfig c = test::tiny_test_config(AttentionKind::tpa);
     c.vocab_size = vocab;
-    c.n_layer = 2;
-    c.n_embd = 32;
-    c.n_head = 4;
-    c.head_dim = 8;
-    c.block_size = 64;
-    return c;
-}
-
-// Random weights everywhere (the official init zeroes c_proj), so the logits are well apart.
-std::unique_ptr<Model> random_model(const ModelConfig& c, unsigned seed) {
     auto m = std::make_unique<Model>(c);
-    std::mt19937 rng(seed);
-    for (const auto& s : m->layout().specs) {
-        std::normal_distribution<float> d(0.0f, 1.0f / std::sqrt(float(s.shape.back())));
-        float* p = m->params() + s.offset;
-        for (size_t i = 0; i < s.numel; i++) p[i] = d(rng);
-    }
+    test::randomize_weights(*m, seed);
     return m;
 }
 
@@ -98,7 +82,7 @@ TEST(SequenceSampler, PenaltiesAndBiasChangeThePick) {
 }
 
 TEST(Generate, GreedyEqualsFullForwardAndStreamsEveryToken) {
-    auto m = random_model(config(48), 7);
+    auto m = random_model(48, 7);
     const std::vector<int32_t> prompt = {3, 9, 27, 1, 40};
     const int n = 12;
     Decoder dec(*m, 1, int(prompt.size()) + n, CacheType::f32);
@@ -119,7 +103,7 @@ TEST(Generate, GreedyEqualsFullForwardAndStreamsEveryToken) {
 }
 
 TEST(Generate, CallbackStopsAndEndOfTextEnds) {
-    auto m = random_model(config(48), 8);
+    auto m = random_model(48, 8);
     const std::vector<int32_t> prompt = {5, 6, 7};
     const std::vector<int32_t> ref = reference_greedy(*m, prompt, 6, 48);
     {
@@ -151,7 +135,7 @@ TEST(TrainerSample, UsesTheDataTokenizer) {
     auto tok = load_tokenizer_spec(
         {{"format", "t6-char"}, {"version", 1}, {"vocab_size", 20}, {"chars", chars}}, "test");
     ASSERT_EQ(tok->vocab_size(), 20);
-    auto m = random_model(config(24), 9);  // the model's vocabulary padded beyond the tokenizer's
+    auto m = random_model(24, 9);  // the model's vocabulary padded beyond the tokenizer's
     const GreedySample s = greedy_sample(*m, *tok, "hello, abc", 10, 64);
     EXPECT_EQ(s.prompt_text, "hello, abc");
     EXPECT_EQ(s.tokens, 10);

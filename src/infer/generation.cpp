@@ -8,20 +8,6 @@
 
 namespace t6 {
 
-const char* finish_name(Finish f) {
-    switch (f) {
-        case Finish::none:
-            return "none";
-        case Finish::eos:
-            return "eos";
-        case Finish::length:
-            return "length";
-        case Finish::stopped:
-            return "stopped";
-    }
-    return "?";
-}
-
 SequenceSampler::SequenceSampler(const GenerationParams& p, int vocab)
     : p_(p), vocab_(vocab), sampler_(p.sampling) {
     if (p.max_tokens < 0) fail("max_tokens must be >= 0 (got ", p.max_tokens, ")");

@@ -29,7 +29,6 @@ enum class Finish {
     length,  // it generated max_tokens tokens
     stopped  // the caller ended it (a stop string, a cancelled request)
 };
-const char* finish_name(Finish f);  // "none" | "eos" | "length" | "stopped"
 
 struct GenerationParams {
     SamplingParams sampling;
