@@ -116,6 +116,10 @@ HWY_INLINE void MlaRangeT(const float* q, const CacheBlocks<T>& cache, int j0, i
     }
 }
 
+// q8 records per online-softmax block: the block's widened codes (kQ8Block (d_c + d_h^R) floats,
+// 36 KB on small-mla) stay in L1 for the value tiles.
+constexpr int kQ8Block = 32;
+
 // n int8 codes widened to float32 (unscaled).
 HWY_INLINE void WidenCodes(float* dst, const int8_t* src, long n) {
     long i = 0;
@@ -134,21 +138,21 @@ void MlaRangeQ8Impl(const float* q, const CacheBlocks<int8_t>& cache, int j0, in
     const int H = dm.H, C = dm.C, G = (H + kN - 1) / kN, Hp = kN * G;
     const long rec = dm.rec();                    // codes per record: the widened stride
     const long rb = L.bytes, soff = L.scale_off;  // bytes per record, the scales' offset
-    sc.assign(size_t(rec) * Hp + size_t(kMlaBlock) * Hp + Hp + 2 * size_t(kMlaBlock), 0.0f);
-    float* qT = sc.data();                      // (rec, Hp), scaled, zero-padded heads
-    float* S = qT + size_t(rec) * Hp;           // (kMlaBlock, Hp): scores, then value weights
-    float* alpha = S + size_t(kMlaBlock) * Hp;  // (Hp) rescaling of the running sums
-    float* sck = alpha + Hp;                    // (kMlaBlock) c's row scales
-    float* spe = sck + kMlaBlock;               // (kMlaBlock) k_pe's row scales
-    if (buf.size() < size_t(kMlaBlock) * rec) buf.resize(size_t(kMlaBlock) * rec);
-    float* recs = buf.data();  // (kMlaBlock, rec): the block's codes as float32
+    sc.assign(size_t(rec) * Hp + size_t(kQ8Block) * Hp + Hp + 2 * size_t(kQ8Block), 0.0f);
+    float* qT = sc.data();                     // (rec, Hp), scaled, zero-padded heads
+    float* S = qT + size_t(rec) * Hp;          // (kQ8Block, Hp): scores, then value weights
+    float* alpha = S + size_t(kQ8Block) * Hp;  // (Hp) rescaling of the running sums
+    float* sck = alpha + Hp;                   // (kQ8Block) c's row scales
+    float* spe = sck + kQ8Block;               // (kQ8Block) k_pe's row scales
+    if (buf.size() < size_t(kQ8Block) * rec) buf.resize(size_t(kQ8Block) * rec);
+    float* recs = buf.data();  // (kQ8Block, rec): the block's codes as float32
     for (int h = 0; h < H; h++)
         for (long k = 0; k < rec; k++) qT[k * Hp + h] = scale * q[h * rec + k];
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
-        n = std::min({kMlaBlock, j1 - b0, cache.left(b0)});
+        n = std::min({kQ8Block, j1 - b0, cache.left(b0)});
         const int8_t* blk = cache.at(b0, rb);
         const int nb0 = b0 + n;  // the next block
-        const int nn = nb0 < j1 ? std::min({kMlaBlock, j1 - nb0, cache.left(nb0)}) : 0;
+        const int nn = nb0 < j1 ? std::min({kQ8Block, j1 - nb0, cache.left(nb0)}) : 0;
         const int8_t* next = nn > 0 ? cache.at(nb0, rb) : nullptr;
         for (int j = 0; j < n; j++) {
             std::memcpy(sck + j, blk + j * rb + soff, 4);
