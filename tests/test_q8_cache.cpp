@@ -425,3 +425,45 @@ TEST(Q8Cache, BytesAndBadTypes) {
     EXPECT_EQ(parse_cache_type("q8"), CacheType::q8);
     EXPECT_THROW(parse_cache_type("q9"), Error);
 }
+
+// The MLA kernel over q8 records read in place (MlaRangeQ8) at the small-mla shape (13 heads in
+// 16 lanes, d_c 256, d_h^R 32) and at odd rows (d_c 21 and d_h^R 5: no row, nor the record, a
+// multiple of any vector width; codes padded to 28 bytes), against the double reference.
+TEST(Q8Kernels, FlashMlaOddShapesEqualReference) {
+    for (const MlaCacheDims dims : {MlaCacheDims{13, 256, 32}, MlaCacheDims{3, 21, 5}}) {
+        const Q8Layout L = q8_layout(dims);
+        const long rec = dims.rec();
+        const float scale = 1.0f / std::sqrt(float(rec));
+        std::vector<PagedQ8> caches;
+        std::vector<std::vector<float>> qs, refs;
+        for (int i = 0; i < 3; i++) {
+            caches.push_back(make_paged(L, kLens[i], 80 + i));
+            qs.push_back(test::random_vector(size_t(dims.H) * rec, 90 + i));
+            const float* c = caches[i].deq.data();
+            std::vector<float> ref(size_t(dims.H) * dims.C);
+            for (int h = 0; h < dims.H; h++) {
+                std::vector<double> s(size_t(kLens[i]));
+                for (int j = 0; j < kLens[i]; j++) {
+                    double acc = 0;
+                    for (long k = 0; k < rec; k++)
+                        acc += double(qs[i][size_t(h) * rec + k]) * c[size_t(j) * rec + k];
+                    s[size_t(j)] = acc * scale;
+                }
+                softmax_apply(
+                    s, dims.C, [&](int j, int d) { return double(c[size_t(j) * rec + d]); },
+                    ref.data() + size_t(h) * dims.C);
+            }
+            refs.push_back(ref);
+        }
+        expect_every_target(
+            refs,
+            [&](float* const* o) {
+                std::vector<CacheBlocks<int8_t>> v;
+                std::vector<const float*> q;
+                for (int i = 0; i < 3; i++)
+                    v.push_back(caches[i].view(L)), q.push_back(qs[i].data());
+                flash_mla_decode(o, q.data(), v.data(), kLens, 3, dims, scale);
+            },
+            ("mla C" + std::to_string(dims.C) + " R" + std::to_string(dims.R)).c_str());
+    }
+}
