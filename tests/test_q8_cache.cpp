@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_reference.h"
 #include "core/error.h"
 #include "core/simd.h"
 #include "core/threads.h"
@@ -73,19 +74,7 @@ std::string target_label(SimdTarget t) {
     return std::string("target ") + simd_target_name(t);
 }
 
-// o (Dv) = softmax(s) . value(j, d) in double.
-template <typename ValueFn>
-void softmax_apply(const std::vector<double>& s, int Dv, ValueFn value, float* o) {
-    double mx = -1e300, sum = 0;
-    for (double x : s) mx = std::max(mx, x);
-    std::vector<double> p(s.size());
-    for (size_t j = 0; j < s.size(); j++) sum += (p[j] = std::exp(s[j] - mx));
-    for (int d = 0; d < Dv; d++) {
-        double acc = 0;
-        for (size_t j = 0; j < s.size(); j++) acc += p[j] / sum * value(int(j), d);
-        o[d] = float(acc);
-    }
-}
+using test::softmax_apply;
 
 // Runs decode(outs, views) at every target and compares with refs.
 template <typename Decode>
@@ -101,6 +90,24 @@ void expect_every_target(const std::vector<std::vector<float>>& refs, Decode dec
             EXPECT_LT(test::rel_error(outs[i].data(), refs[i].data(), refs[i].size()), 1e-5)
                 << what << ", " << target_label(target) << ", len " << kLens[i];
     }
+}
+
+// Runs kernel(out, queries, views) -- a decoding kernel over the three paged q8 caches with one
+// query each -- at every target and compares with refs.
+template <typename Kernel>
+void expect_q8_kernel(const std::vector<std::vector<float>>& refs,
+                      const std::vector<PagedQ8>& caches, const Q8Layout& L,
+                      const std::vector<std::vector<float>>& qs, Kernel kernel,
+                      const std::string& what) {
+    expect_every_target(
+        refs,
+        [&](float* const* o) {
+            std::vector<CacheBlocks<int8_t>> v;
+            std::vector<const float*> q;
+            for (int i = 0; i < 3; i++) v.push_back(caches[i].view(L)), q.push_back(qs[i].data());
+            kernel(o, q.data(), v.data());
+        },
+        what.c_str());
 }
 
 }  // namespace
@@ -193,16 +200,12 @@ TEST(Q8Kernels, FlashKvEqualsReference) {
             }
             refs.push_back(ref);
         }
-        expect_every_target(
-            refs,
-            [&](float* const* o) {
-                std::vector<CacheBlocks<int8_t>> v;
-                std::vector<const float*> q;
-                for (int i = 0; i < 3; i++)
-                    v.push_back(caches[i].view(L)), q.push_back(qs[i].data());
-                flash_kv_decode(o, q.data(), v.data(), kLens, 3, dims, scale);
+        expect_q8_kernel(
+            refs, caches, L, qs,
+            [&](float* const* o, const float* const* q, const CacheBlocks<int8_t>* v) {
+                flash_kv_decode(o, q, v, kLens, 3, dims, scale);
             },
-            ("kv D" + std::to_string(D)).c_str());
+            "kv D" + std::to_string(D));
     }
 }
 
@@ -306,16 +309,12 @@ TEST(Q8Kernels, FlashMlaEqualsReference) {
             }
             refs.push_back(ref);
         }
-        expect_every_target(
-            refs,
-            [&](float* const* o) {
-                std::vector<CacheBlocks<int8_t>> v;
-                std::vector<const float*> q;
-                for (int i = 0; i < 3; i++)
-                    v.push_back(caches[i].view(L)), q.push_back(qs[i].data());
-                flash_mla_decode(o, q.data(), v.data(), kLens, 3, dims, scale);
+        expect_q8_kernel(
+            refs, caches, L, qs,
+            [&](float* const* o, const float* const* q, const CacheBlocks<int8_t>* v) {
+                flash_mla_decode(o, q, v, kLens, 3, dims, scale);
             },
-            ("mla H" + std::to_string(dims.H)).c_str());
+            "mla H" + std::to_string(dims.H));
     }
 }
 
@@ -425,4 +424,46 @@ TEST(Q8Cache, BytesAndBadTypes) {
     EXPECT_EQ(c.bytes(), size_t(140 * cfg.n_layer * 10));
     EXPECT_EQ(parse_cache_type("q8"), CacheType::q8);
     EXPECT_THROW(parse_cache_type("q9"), Error);
+}
+
+// The MLA kernel over q8 records read in place (MlaRangeQ8) at the small-mla shape (13 heads in
+// 16 lanes, d_c 256, d_h^R 32) and at odd rows (d_c 21 and d_h^R 5: no row, nor the record, a
+// multiple of any vector width; codes padded to 28 bytes), against the double reference.
+TEST(Q8Kernels, FlashMlaOddShapesEqualReference) {
+    for (const MlaCacheDims dims : {MlaCacheDims{13, 256, 32}, MlaCacheDims{3, 21, 5}}) {
+        const Q8Layout L = q8_layout(dims);
+        const long rec = dims.rec();
+        const float scale = 1.0f / std::sqrt(float(rec));
+        std::vector<PagedQ8> caches;
+        std::vector<std::vector<float>> qs, refs;
+        for (int i = 0; i < 3; i++) {
+            caches.push_back(make_paged(L, kLens[i], 80 + i));
+            qs.push_back(test::random_vector(size_t(dims.H) * rec, 90 + i));
+            const float* c = caches[i].deq.data();
+            std::vector<float> ref(size_t(dims.H) * dims.C);
+            for (int h = 0; h < dims.H; h++) {
+                std::vector<double> s(size_t(kLens[i]));
+                for (int j = 0; j < kLens[i]; j++) {
+                    double acc = 0;
+                    for (long k = 0; k < rec; k++)
+                        acc += double(qs[i][size_t(h) * rec + k]) * c[size_t(j) * rec + k];
+                    s[size_t(j)] = acc * scale;
+                }
+                softmax_apply(
+                    s, dims.C, [&](int j, int d) { return double(c[size_t(j) * rec + d]); },
+                    ref.data() + size_t(h) * dims.C);
+            }
+            refs.push_back(ref);
+        }
+        expect_every_target(
+            refs,
+            [&](float* const* o) {
+                std::vector<CacheBlocks<int8_t>> v;
+                std::vector<const float*> q;
+                for (int i = 0; i < 3; i++)
+                    v.push_back(caches[i].view(L)), q.push_back(qs[i].data());
+                flash_mla_decode(o, q.data(), v.data(), kLens, 3, dims, scale);
+            },
+            ("mla C" + std::to_string(dims.C) + " R" + std::to_string(dims.R)).c_str());
+    }
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_reference.h"
 #include "core/simd.h"
 #include "kernels/bf16.h"
 #include "kernels/flash_decode.h"
@@ -36,20 +37,7 @@ std::vector<uint16_t> round_bf16(std::vector<float>& x) {
     return r;
 }
 
-// o (H, Dv) = softmax(scores) values for one head: scores s[j] (already scaled), value(j, d).
-template <typename ValueFn>
-void softmax_apply(const std::vector<double>& s, int Dv, ValueFn value, float* o) {
-    double mx = -1e300;
-    for (double x : s) mx = std::max(mx, x);
-    std::vector<double> p(s.size());
-    double sum = 0;
-    for (size_t j = 0; j < s.size(); j++) sum += (p[j] = std::exp(s[j] - mx));
-    for (int d = 0; d < Dv; d++) {
-        double acc = 0;
-        for (size_t j = 0; j < s.size(); j++) acc += p[j] / sum * value(int(j), d);
-        o[d] = float(acc);
-    }
-}
+using test::softmax_apply;
 
 // Runs decode(out, q, cache) -- over the f32 caches, or over the bf16 ones when bf16 -- at every
 // available target and compares each sequence's output with its reference (relative error 1e-5).

@@ -23,6 +23,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "cli/gemm_probe.h"
 #include "cli/machine_probe.h"
 #include "core/error.h"
 #include "core/simd.h"
@@ -56,30 +57,17 @@ void fill_random(KVCache& cache, int slot, int len, uint32_t seed) {
 
 // This machine's speed now: streaming read bandwidth (bytes/s; machine_probe.h, 256 MiB, all
 // threads, best of 3), the fp32 FMA peak of the SIMD target in force (FLOP/s; machine_probe.h)
-// and the fp32 GEMM rate (FLOP/s; 1024 x 3072 x 768 through the GEMM wrapper, best of 3). The
-// shared machine's speed drifts within minutes, so the benchmark probes again right before every
-// point and compares the point with that probe: floor = max(bytes / bandwidth, FLOPs / FMA peak).
+// and the fp32 GEMM rate (FLOP/s; gemm_probe.h at 1024 x 3072 x 768, best of 3). The shared
+// machine's speed drifts within minutes, so the benchmark probes again right before every point
+// and compares the point with that probe: floor = max(bytes / bandwidth, FLOPs / FMA peak).
 class MachineProbe {
   public:
-    MachineProbe() : A_(size_t(kM) * kK, 0.5f), B_(size_t(kN) * kK, 0.25f), C_(size_t(kM) * kN) {}
     double bandwidth() { return bw_.measure(); }
     double fma_peak() { return measure_fma_peak(3, 1L << 20); }
-    double gemm_rate() {
-        double best = 0;
-        for (int rep = 0; rep < 4; rep++) {
-            auto t0 = std::chrono::steady_clock::now();
-            gemm(false, true, kM, kN, kK, 1.0f, A_.data(), kK, B_.data(), kK, 0.0f, C_.data(), kN);
-            const double t =
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            if (rep > 0) best = std::max(best, 2.0 * kM * kN * kK / t);
-        }
-        return best;
-    }
+    double gemm_rate() { return measure_gemm_gflops(MatmulPrecision::f32, 3, 1024, true) * 1e9; }
 
   private:
-    static constexpr int kM = 1024, kN = 3072, kK = 768;
     ReadBandwidthProbe bw_;
-    std::vector<float> A_, B_, C_;
 };
 
 // For every T6 preset (TPA kinds) against every other preset measured with the same weights,

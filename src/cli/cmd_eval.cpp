@@ -102,7 +102,10 @@ int eval_ppl(int argc, char** argv) {
     p.option("max-tokens", "N", "score only the first N tokens (0 = all)", "0");
     p.option("weights", "TYPE",
              "f32, or q8 / q4: score the model whose decoder matrices are quantized and "
-             "dequantized (what decoding with --weights q8|q4 computes)",
+             "dequantized (what decoding with --weights q8|q4 computes), or q8a8 / q4a8: those "
+             "codes times activations quantized to int8 per block, which only the decoder runs, "
+             "so they imply --cache (f32 unless given); a `t6 quantize` checkpoint takes only "
+             "the a8 type of its scheme",
              "f32");
     p.option("cache", "TYPE",
              "score through the incremental decoder with a KV cache of this type (f32, bf16 or "
@@ -120,24 +123,44 @@ int eval_ppl(int argc, char** argv) {
     if (p.has("text") && p.has("format"))
         fail("t6 eval ppl: --format applies to --tokens and --data, not --text");
     const std::string weights = p.get("weights");
+    if (weights != "f32" && weights != "q8" && weights != "q4" && weights != "q8a8" &&
+        weights != "q4a8")
+        fail("t6 eval ppl: --weights: unknown type '", weights,
+             "' (expected f32, q8, q4, q8a8 or q4a8)");
     const bool quantized = weights != "f32";
-    const QuantScheme scheme =
-        quantized ? parse_quant_scheme(weights, "t6 eval ppl: --weights") : QuantScheme::q8;
+    // q8a8 / q4a8 (int8 activations) exist only in the decoder: they score through it.
+    const bool a8 = weights == "q8a8" || weights == "q4a8";
+    const QuantScheme scheme = quantized ? parse_quant_scheme(a8 ? weights.substr(0, 2) : weights,
+                                                              "t6 eval ppl: --weights")
+                                         : QuantScheme::q8;
+    const bool cached = p.has("cache") || a8;
+    const CacheType cache_type = p.has("cache") ? parse_cache_type(p.get("cache")) : CacheType::f32;
     const int sources = int(p.has("data")) + int(p.has("tokens")) + int(p.has("text"));
     if (sources != 1) fail("t6 eval ppl: give exactly one of --data, --tokens, --text");
     const std::string ckpt = p.get("model");
-    // A `t6 quantize` checkpoint is scored as stored (its dequantized weights).
+    // A `t6 quantize` checkpoint is scored as stored: its dequantized weights, or with --weights
+    // q8a8|q4a8 its codes times int8 activations in the decoder (as `t6 generate` decodes it).
     std::unique_ptr<Model> model;
+    eval::DecoderWeights dw;  // what the decoder reads when cached
     if (is_quantized_checkpoint(ckpt)) {
-        if (quantized) fail("t6 eval ppl: ", ckpt, " is quantized already (drop --weights)");
-        model = std::move(load_quantized(ckpt).model);
+        QuantizedCheckpoint qc = load_quantized(ckpt);
+        if (a8 && qc.weights->scheme != scheme)
+            fail("t6 eval ppl: ", ckpt, " holds ", quant_scheme_name(qc.weights->scheme),
+                 " weights, not ", weights);
+        if (quantized && !a8)
+            fail("t6 eval ppl: ", ckpt, " is quantized already (drop --weights, or give --weights ",
+                 quant_scheme_name(qc.weights->scheme), "a8 for int8 activations)");
+        model = std::move(qc.model);
+        if (a8)
+            dw = {parse_weight_type(weights), qc.weights};  // the stored codes, int8 activations
     } else {
         model = load_model(ckpt);
-        if (quantized) apply_dequantized(*model, quantize_model(*model, scheme));
+        if (a8)
+            dw.type = parse_weight_type(weights);  // the decoder quantizes the weights
+        else if (quantized)
+            apply_dequantized(*model, quantize_model(*model, scheme));
     }
     const ModelConfig& cfg = model->config();
-    const bool cached = p.has("cache");
-    const CacheType cache_type = cached ? parse_cache_type(p.get("cache")) : CacheType::f32;
 
     eval::PplOptions opt;
     opt.context = p.has("context") ? p.get_int("context") : cfg.block_size;
@@ -200,7 +223,7 @@ int eval_ppl(int argc, char** argv) {
         const long long before = sum.tokens;
         const auto prog = [&](long long done) { progress.update(before + done); };
         eval::PplTotals t =
-            cached ? eval::score_stream_cached(*model, cache_type, s.source, s.n, opt, prog)
+            cached ? eval::score_stream_cached(*model, cache_type, s.source, s.n, opt, prog, dw)
                    : eval::score_stream(*model, s.source, s.n, opt, nullptr, prog);
         sum.nll += t.nll;
         sum.tokens += t.tokens;

@@ -1,7 +1,6 @@
 // t6 generate: text from a checkpoint with the factorized KV cache: prefill the prompt, then
 // decode token by token (FlashTPA for T6), streaming the text as it comes.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -15,15 +14,12 @@
 #include "core/error.h"
 #include "core/sysinfo.h"
 #include "core/threads.h"
-#include "core/timing.h"
 #include "infer/decoder.h"
-#include "infer/sampler.h"
+#include "infer/generation.h"
 #include "model/checkpoint.h"
 #include "model/quantize_io.h"
 
 namespace t6::cli {
-
-namespace {}  // namespace
 
 int cmd_generate(int argc, char** argv) {
     ArgParser p("generate", "--model CHECKPOINT [--prompt TEXT] [options]",
@@ -105,33 +101,25 @@ int cmd_generate(int argc, char** argv) {
     const bool a8 = wtype == WeightType::q8a8 || wtype == WeightType::q4a8;
     Decoder dec = stored ? Decoder(*model, 1, max_ctx, ctype, stored, {}, a8)
                          : Decoder(*model, 1, max_ctx, ctype, wtype);
-    Sampler sampler(sp);
-    std::vector<float> logits(cfg.vocab_size);
-    auto t0 = std::chrono::steady_clock::now();
-    dec.append(0, ids.data(), int(ids.size()), logits.data());
-    const double prefill_s = seconds_since(t0);
     std::fputs(prompt.c_str(), stdout);
     std::fflush(stdout);
-
-    int generated = 0;
-    std::vector<int32_t> out_ids;
-    auto t1 = std::chrono::steady_clock::now();
-    for (; generated < max_new; generated++) {
-        // Only ids the tokenizer can print (GPT-2's vocabulary is padded from 50257 to 50304).
-        int32_t next = sampler.sample(logits.data(), std::min(cfg.vocab_size, tok->vocab_size()));
-        if (next == tok->eot() && !p.has("ignore-eos")) break;
-        out_ids.push_back(next);
-        std::string piece = tok->token_bytes(next);
+    GenerationParams gp;
+    gp.sampling = sp;
+    gp.max_tokens = max_new;
+    gp.eos = p.has("ignore-eos") ? -1 : tok->eot();
+    // Only ids the tokenizer can print (GPT-2's vocabulary is padded from 50257 to 50304).
+    SequenceSampler seq(gp, std::min(cfg.vocab_size, tok->vocab_size()));
+    GenerationHooks hooks;
+    hooks.on_token = [&](int32_t id) {
+        std::string piece = tok->token_bytes(id);
         std::fwrite(piece.data(), 1, piece.size(), stdout);
         std::fflush(stdout);
-        if (generated + 1 == max_new) {
-            generated++;
-            break;
-        }
-        int slot = 0;
-        dec.step(&slot, &next, 1, logits.data());
-    }
-    const double decode_s = seconds_since(t1);
+        return true;
+    };
+    const GenerationResult gen = generate(dec, 0, ids, seq, hooks);
+    const std::vector<int32_t>& out_ids = gen.ids;
+    const int generated = int(out_ids.size());
+    const double prefill_s = gen.prefill_s, decode_s = gen.decode_s;
     std::fputs("\n", stdout);
     if (p.has("print-ids")) {
         std::string line = "ids:";

@@ -11,10 +11,13 @@
 
 namespace t6::cli {
 
-// Median GFLOP/s of `reps` products of one GPT-2-sized shape (2048x3072x768: 2048 tokens through
-// a 768 -> 3072 MLP projection, forward NT), at the given matmul precision and the current thread
-// count.
-double measure_gemm_gflops(MatmulPrecision precision, int reps = 7);
+// GFLOP/s of `reps` products (after one untimed warm-up) of one GPT-2-sized shape (M x 3072 x 768:
+// M tokens through a 768 -> 3072 MLP projection, forward NT), at the given matmul precision and
+// the current thread count: the median of the reps, or with `best` the fastest. The one GEMM probe
+// of the benchmarks (bench step / train: M = 2048, median of 7; bench decode: M = 1024, best of
+// 3).
+double measure_gemm_gflops(MatmulPrecision precision, int reps = 7, int M = 2048,
+                           bool best = false);
 
 // "f32", "bf16" or "f32,bf16" -> the precisions to run; a one-line error naming `where`.
 std::vector<MatmulPrecision> parse_precision_list(const std::string& s, const std::string& where);

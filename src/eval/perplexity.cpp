@@ -75,12 +75,15 @@ PplTotals score_stream(Model& model, const TokenSource& source, size_t n, const 
 
 PplTotals score_stream_cached(const Model& model, CacheType cache, const TokenSource& source,
                               size_t n, const PplOptions& opt,
-                              const std::function<void(long long)>& progress) {
+                              const std::function<void(long long)>& progress,
+                              const DecoderWeights& weights) {
     const ModelConfig& cfg = model.config();
     if (opt.context > cfg.block_size)
         fail("context ", opt.context, " exceeds the model's block_size ", cfg.block_size);
     const std::vector<Window> windows = rolling_windows(n, opt.context, opt.stride);
-    Decoder dec(model, 1, opt.context, cache);
+    const bool a8 = weights.type == WeightType::q8a8 || weights.type == WeightType::q4a8;
+    Decoder dec = weights.stored ? Decoder(model, 1, opt.context, cache, weights.stored, {}, a8)
+                                 : Decoder(model, 1, opt.context, cache, weights.type);
     const int V = cfg.vocab_size;
     PplTotals tot;
     std::vector<int32_t> buf;

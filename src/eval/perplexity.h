@@ -7,8 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
+#include "infer/decoder.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
 
@@ -46,13 +48,23 @@ PplTotals score_stream(Model& model, const TokenSource& source, size_t n, const 
                        std::vector<double>* per_token = nullptr,
                        const std::function<void(long long)>& progress = nullptr);
 
+// The weights the decoder of score_stream_cached reads: `type` (WeightType::f32: the model's own;
+// q8 / q4 / q8a8 / q4a8: quantized at construction, the a8 types with int8 activations, as
+// `t6 generate --weights` decodes), or, when `stored` is set, those codes (a `t6 quantize`
+// checkpoint; `type` then says only whether the activations are int8: q8a8 / q4a8).
+struct DecoderWeights {
+    WeightType type = WeightType::f32;
+    std::shared_ptr<const QuantizedWeights> stored;
+};
+
 // The same windows scored through the incremental decoder (infer/decoder.h) instead of the
 // training forward: each window is prefilled (chunks of at most 256 tokens) into a KV cache of the
 // given type and every token's attention reads its keys and values back from that cache, so the
-// scores include the cache's rounding (bf16, q8). With an f32 cache it equals score_stream up to
-// float rounding.
+// scores include the cache's rounding (bf16, q8) and the decoder's weights (`weights`). With an
+// f32 cache and f32 weights it equals score_stream up to float rounding.
 PplTotals score_stream_cached(const Model& model, CacheType cache, const TokenSource& source,
                               size_t n, const PplOptions& opt,
-                              const std::function<void(long long)>& progress = nullptr);
+                              const std::function<void(long long)>& progress = nullptr,
+                              const DecoderWeights& weights = {});
 
 }  // namespace t6::eval

@@ -2,29 +2,41 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <limits>
-#include <unordered_map>
 
 #include "core/error.h"
 #include "core/threads.h"
-#include "infer/sampler.h"
+#include "infer/generation.h"
 #include "serve/text_stream.h"
 
 namespace t6::serve {
 
+// One sequence in the batch: its job, its slot and the generation loop's per-sequence state
+// (infer/generation.h: penalties, seeded sampler, stop rules), plus the text stream that holds
+// back stop strings and split characters.
 struct Scheduler::Active {
     std::shared_ptr<CompletionJob> job;
     int slot;
-    Sampler sampler;
+    SequenceSampler seq;
     TextStream text;
-    int generated = 0;
     int32_t next = 0;          // the token the next step appends
     std::vector<int32_t> fed;  // tokens appended after the prompt (to resume after preemption)
     std::string piece;         // text of the last token, published with the finish
-    std::unordered_map<int32_t, int> counts;  // generated tokens, for the penalties
     std::chrono::steady_clock::time_point last_token;
-    Active(std::shared_ptr<CompletionJob> j, int s)
-        : job(std::move(j)), slot(s), sampler(job->sampling), text(job->stop) {}
+    Active(std::shared_ptr<CompletionJob> j, int s, int32_t eos, int vocab)
+        : job(std::move(j)), slot(s), seq(generation_params(*job, eos), vocab), text(job->stop) {}
+    int generated() const { return seq.generated(); }
+
+  private:
+    static GenerationParams generation_params(const CompletionJob& j, int32_t eos) {
+        GenerationParams g;
+        g.sampling = j.sampling;
+        g.max_tokens = j.max_tokens;
+        g.eos = j.ignore_eos ? -1 : eos;
+        g.presence_penalty = j.presence_penalty;
+        g.frequency_penalty = j.frequency_penalty;
+        g.logit_bias = j.logit_bias;
+        return g;
+    }
 };
 
 Scheduler::Scheduler(const Model& model, const Tokenizer& tok, const SchedulerOptions& o,
@@ -106,7 +118,7 @@ bool Scheduler::admit(std::shared_ptr<CompletionJob>& job) {
         return false;
     }
     free_slots_.pop_back();
-    active_.push_back(std::make_unique<Active>(std::move(job), slot));
+    active_.push_back(std::make_unique<Active>(std::move(job), slot, tok_.eot(), vocab_));
     Active& a = *active_.back();
     logits_.resize(size_t(dec_.config().vocab_size));
     if (a.job->score_prompt)
@@ -198,34 +210,20 @@ void Scheduler::prefill_scored(Active& a) {
 
 const char* Scheduler::advance(Active& a, const float* logits) {
     CompletionJob& job = *a.job;
-    const float* biased = logits;
-    if (!job.logit_bias.empty() || job.presence_penalty != 0 || job.frequency_penalty != 0) {
-        biased_.assign(logits, logits + vocab_);
-        for (const auto& [id, c] : a.counts)
-            if (id < vocab_)
-                biased_[size_t(id)] -=
-                    float(c) * job.frequency_penalty + (c > 0 ? job.presence_penalty : 0.0f);
-        for (const auto& [id, b] : job.logit_bias)
-            if (id < vocab_)
-                biased_[size_t(id)] =
-                    b <= -100 ? -std::numeric_limits<float>::infinity() : biased_[size_t(id)] + b;
-        biased = biased_.data();
-    }
-    const int32_t t = a.sampler.sample(biased, vocab_);
+    const SequenceSampler::Pick pick = a.seq.next(logits);
+    const int32_t t = pick.token;
     const auto now = std::chrono::steady_clock::now();
-    if (a.generated == 0)
+    if (a.generated() == (pick.finish == Finish::eos ? 0 : 1))
         metrics_.time_to_first_token.observe(
             std::chrono::duration<double>(now - job.submitted).count());
     else
         metrics_.inter_token_latency.observe(
             std::chrono::duration<double>(now - a.last_token).count());
     a.last_token = now;
-    if (t == tok_.eot() && !job.ignore_eos) {
+    if (pick.finish == Finish::eos) {
         a.piece = a.text.finish();
         return "stop";
     }
-    a.generated++;
-    a.counts[t]++;
     if (job.logprobs >= 0) {
         // The model's own distribution (before penalties and logit_bias), as vLLM reports it.
         TokenLogprob lp = token_logprob(logits, vocab_, t, job.logprobs);
@@ -236,11 +234,11 @@ const char* Scheduler::advance(Active& a, const float* logits) {
     metrics_.tokens_generated++;
     a.piece = a.text.push(tok_.token_bytes(t));
     if (a.text.stopped()) return "stop";
-    if (a.generated >= job.max_tokens) {
+    if (pick.finish == Finish::length) {
         a.piece += a.text.finish();
         return "length";
     }
-    job.publish(a.piece, a.generated);
+    job.publish(a.piece, a.generated());
     a.piece.clear();
     a.next = t;
     return nullptr;
@@ -249,7 +247,7 @@ const char* Scheduler::advance(Active& a, const float* logits) {
 void Scheduler::finish(size_t i, const char* reason, const std::string& err) {
     std::shared_ptr<CompletionJob> job = active_[i]->job;
     const std::string piece = std::move(active_[i]->piece);
-    const int generated = active_[i]->generated;
+    const int generated = active_[i]->generated();
     release(i);
     if (std::string(reason) == "cancelled") metrics_.requests_cancelled++;
     job->publish(piece, generated, reason, err);
@@ -306,7 +304,7 @@ void Scheduler::loop() {
             for (size_t k = preempted_.size(); k-- > 0;) {
                 if (!stopping && !preempted_[k]->job->cancelled) continue;
                 std::shared_ptr<CompletionJob> job = preempted_[k]->job;
-                const int generated = preempted_[k]->generated;
+                const int generated = preempted_[k]->generated();
                 preempted_.erase(preempted_.begin() + std::ptrdiff_t(k));
                 metrics_.requests_cancelled++;
                 {
@@ -365,12 +363,8 @@ void Scheduler::loop() {
                     step_tokens_[size_t(i)] = active_[size_t(i)]->next;
                 }
                 logits_.resize(size_t(n) * V);
-                if (opt_.row_by_row)
-                    for (int i = 0; i < n; i++)
-                        dec_.step(&step_slots_[size_t(i)], &step_tokens_[size_t(i)], 1,
-                                  logits_.data() + size_t(i) * V);
-                else
-                    dec_.step(step_slots_.data(), step_tokens_.data(), n, logits_.data());
+                decode_step(dec_, step_slots_.data(), step_tokens_.data(), n, logits_.data(),
+                            opt_.row_by_row);
                 for (int i = 0; i < n; i++)
                     active_[size_t(i)]->fed.push_back(step_tokens_[size_t(i)]);
                 metrics_.peak_batch = std::max(metrics_.peak_batch.load(), n);

@@ -1,9 +1,11 @@
 // Continuous batching: one thread owns the Decoder (the model's KV cache with max_slots slots)
 // and runs it step by step. At every step, queued completions are prefilled into free slots and
 // join the batch, finished or cancelled ones leave it and free their slot, and one batched
-// Decoder::step advances every active sequence by a token. Each completion samples with its own
-// seeded Sampler, so its text does not depend on what else is in the batch (as far as the
-// batched step's logits equal the single-sequence ones; see tests/test_serve_scheduler.cpp).
+// Decoder::step advances every active sequence by a token (infer/generation.h's decode_step).
+// Each completion picks its tokens with its own SequenceSampler (the generation loop's
+// per-sequence piece: penalties, seeded sampler, stop rules), so its text does not depend on
+// what else is in the batch (as far as the batched step's logits equal the single-sequence
+// ones; see tests/test_serve_scheduler.cpp).
 // Only the scheduler thread touches the Decoder and the Model; other threads submit jobs and
 // read their channel (CompletionJob).
 // With a paged cache (block_tokens > 0) the slots are only a cap: a job is admitted when the pool
@@ -103,7 +105,6 @@ class Scheduler {
     std::deque<std::unique_ptr<Active>> preempted_;  // oldest first, resumed before new jobs
     std::vector<int> free_slots_;
     std::vector<float> logits_;
-    std::vector<float> biased_;  // logits after penalties and logit_bias
     std::vector<int> step_slots_;
     std::vector<int32_t> step_tokens_;
     int sampled_ = 0;  // tokens generated in this iteration

@@ -12,6 +12,7 @@
 #include "core/file_util.h"
 #include "core/timing.h"
 #include "infer/decoder.h"
+#include "infer/generation.h"
 #include "model/attn/kinds.h"
 #include "model/checkpoint.h"
 #include "model/equal_params.h"
@@ -169,22 +170,21 @@ void validate_plan(const StudyPlan& plan) {
     }
 }
 
+// Greedy decoding after a prompt of `context` tokens (the generation loop, infer/generation.h);
+// the median of `steps` timed decoding steps, after one untimed warm-up step.
 double measure_decode_tokens_per_s(const Model& model, int context, int steps) {
     const ModelConfig& c = model.config();
     Decoder dec(model, 1, context + steps + 1, CacheType::f32);
     std::vector<int32_t> prompt(context);
     for (int i = 0; i < context; i++) prompt[i] = int32_t((7L * i + 1) % c.vocab_size);
-    std::vector<float> logits(c.vocab_size);
-    dec.append(0, prompt.data(), context, logits.data());
-    const int slot = 0;
-    int32_t tok = 1;
-    std::vector<double> secs;
-    for (int i = 0; i <= steps; i++) {  // the first step warms up
-        const auto t0 = Clock::now();
-        dec.step(&slot, &tok, 1, logits.data());
-        if (i > 0) secs.push_back(seconds_since(t0));
-        tok = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    }
+    GenerationParams gp;
+    gp.sampling.temperature = 0;  // greedy
+    gp.max_tokens = steps + 2;    // steps + 1 decoding steps: none follows the last token
+    SequenceSampler seq(gp, c.vocab_size);
+    GenerationHooks hooks;
+    hooks.time_steps = true;
+    std::vector<double> secs = generate(dec, 0, prompt, seq, hooks).step_seconds;
+    secs.erase(secs.begin());  // the first step warms up
     return 1.0 / std::max(median(secs), 1e-12);
 }
 

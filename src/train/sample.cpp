@@ -4,28 +4,30 @@
 #include <vector>
 
 #include "core/error.h"
+#include "infer/generation.h"
 
 namespace t6 {
 
-std::string greedy_sample_bytes(Model& model, const std::string& prompt, int n_tokens,
-                                int max_context) {
-    const int V = model.config().vocab_size;
-    if (V < 256) fail("byte-level sampling needs vocab_size >= 256, not ", V);
-    max_context = std::max(1, std::min(max_context, model.config().block_size));
-    std::vector<int32_t> ctx;
-    for (unsigned char c : (prompt.empty() ? std::string("\n") : prompt)) ctx.push_back(c);
-    std::string out;
-    for (int i = 0; i < n_tokens; i++) {
-        const int T = std::min<int>(int(ctx.size()), max_context);
-        const int32_t* window = ctx.data() + ctx.size() - size_t(T);
-        model.forward(window, nullptr, 1, T);
-        const float* last = model.logits() + size_t(T - 1) * V;
-        // Argmax over the byte range only: ids >= 256 (padding of the vocabulary) are no bytes.
-        const int next = int(std::max_element(last, last + 256) - last);
-        ctx.push_back(next);
-        out.push_back(char(next));
-    }
-    return out;
+GreedySample greedy_sample(const Model& model, const Tokenizer& tok, const std::string& prompt,
+                           int n_tokens, int max_context) {
+    std::vector<int32_t> ids = tok.encode_with_special(prompt);
+    if (ids.empty()) ids = tok.encode("\n");
+    if (ids.empty()) fail("the sample's prompt has no tokens in tokenizer '", tok.kind(), "'");
+    max_context = std::max(1, max_context);
+    if (int(ids.size()) > max_context) ids.erase(ids.begin(), ids.end() - max_context);
+    GreedySample s;
+    s.prompt_text = tok.decode(ids);
+    if (n_tokens <= 0) return s;
+    GenerationParams gp;
+    gp.sampling.temperature = 0;  // greedy
+    gp.max_tokens = n_tokens;     // the end-of-text token is a token like any other here
+    // Only ids the tokenizer has (the model's vocabulary may be padded beyond them).
+    SequenceSampler seq(gp, std::min(model.config().vocab_size, tok.vocab_size()));
+    Decoder dec(model, 1, int(ids.size()) + n_tokens, CacheType::f32);
+    const GenerationResult r = generate(dec, 0, ids, seq);
+    s.text = tok.decode(r.ids);
+    s.tokens = int(r.ids.size());
+    return s;
 }
 
 std::string printable_text(const std::string& s) {

@@ -61,7 +61,7 @@ const std::vector<KeySpec>& keys() {
         {"dist_timeout", &TrainConfig::dist_timeout,
          "data-parallel: seconds to wait for the other ranks before stopping the job"},
         {"sample_tokens", &TrainConfig::sample_tokens,
-         "after training, greedily sample this many bytes (byte-level models)"},
+         "after training, greedily sample this many tokens (in the data's tokenizer)"},
         {"sample_prompt", &TrainConfig::sample_prompt, "the sample's prompt text"},
         {"distill_from", &TrainConfig::distill_from,
          "teacher checkpoint: add w T^2 KL(teacher || student) to the loss (\"\": off)"},
@@ -273,9 +273,6 @@ void validate_train_setup(const TrainSetup& s, const std::string& where) {
     if (c.seq_len > s.model.block_size)
         fail(where, ": seq_len ", c.seq_len, " exceeds the model's block_size ",
              s.model.block_size);
-    if (c.sample_tokens > 0 && s.model.vocab_size < 256)
-        fail(where, ": sample_tokens needs a byte-level model (vocab_size >= 256), not ",
-             s.model.vocab_size);
 }
 
 }  // namespace t6

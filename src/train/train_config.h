@@ -54,7 +54,7 @@ struct TrainConfig {
     bool zero1 = false;         // shard the AdamW moments and update over the ranks (ZeRO-1)
     bool dist_overlap = true;   // all-reduce gradient buckets while backward runs
     double dist_timeout = 300;  // seconds a rank waits for the others before stopping the job
-    // After training: greedy byte-level sample (needs vocab_size >= 256).
+    // After training: a greedy sample of this many tokens in the data's tokenizer (train/sample.h).
     int sample_tokens = 0;
     std::string sample_prompt = "\n";
     // Distillation from a teacher checkpoint (recovery after t6 convert; train/distill.h).

@@ -18,6 +18,7 @@
 #include "kernels/embedding.h"
 #include "model/checkpoint.h"
 #include "text/data_meta.h"
+#include "text/resolve_tokenizer.h"
 #include "train/dist.h"
 #include "train/imported_optimizer.h"
 #include "train/sample.h"
@@ -645,9 +646,24 @@ TrainResult Trainer::run(long long stop_at) {
                         {"ranks", dp_.ranks}})
                       .dump());
     if (c.sample_tokens > 0 && dp_.rank == 0) {
-        res.sample = greedy_sample_bytes(*model_, c.sample_prompt, c.sample_tokens, c.seq_len);
-        logf("sample (greedy, %d bytes):\n%s%s\n", c.sample_tokens,
-             printable_text(c.sample_prompt).c_str(), printable_text(res.sample).c_str());
+        // In the data's own tokenizer (meta.json; a vocabulary of 256 without one: bytes). A
+        // tokenizer that cannot be resolved skips the sample, not the finished run.
+        std::unique_ptr<Tokenizer> tok;
+        try {
+            TokenizerSources src;
+            src.data_dir = c.data;
+            src.vocab_size = model_->config().vocab_size;
+            tok = resolve_tokenizer(src);
+        } catch (const std::exception& e) {
+            logf("sample skipped: %s\n", e.what());
+        }
+        if (tok) {
+            const GreedySample s =
+                greedy_sample(*model_, *tok, c.sample_prompt, c.sample_tokens, c.seq_len);
+            res.sample = s.text;
+            logf("sample (greedy, %d tokens, tokenizer %s):\n%s%s\n", s.tokens, tok->kind().c_str(),
+                 printable_text(s.prompt_text).c_str(), printable_text(s.text).c_str());
+        }
     }
     return res;
 }
