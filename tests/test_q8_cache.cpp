@@ -283,39 +283,44 @@ TEST(Q8Kernels, FlashTpaEqualsReference) {
     }
 }
 
-TEST(Q8Kernels, FlashMlaEqualsReference) {
-    for (const MlaCacheDims dims : {MlaCacheDims{5, 64, 8}, MlaCacheDims{19, 40, 8}}) {
-        const Q8Layout L = q8_layout(dims);
-        const long rec = dims.rec();
-        const float scale = 0.3f;
-        std::vector<PagedQ8> caches;
-        std::vector<std::vector<float>> qs, refs;
-        for (int i = 0; i < 3; i++) {
-            caches.push_back(make_paged(L, kLens[i], 60 + i));
-            qs.push_back(test::random_vector(size_t(dims.H) * rec, 70 + i));
-            const float* c = caches[i].deq.data();
-            std::vector<float> ref(size_t(dims.H) * dims.C);
-            for (int h = 0; h < dims.H; h++) {
-                std::vector<double> s(size_t(kLens[i]));
-                for (int j = 0; j < kLens[i]; j++) {
-                    double acc = 0;
-                    for (long k = 0; k < rec; k++)
-                        acc += double(qs[i][size_t(h) * rec + k]) * c[size_t(j) * rec + k];
-                    s[size_t(j)] = acc * scale;
-                }
-                softmax_apply(
-                    s, dims.C, [&](int j, int d) { return double(c[size_t(j) * rec + d]); },
-                    ref.data() + size_t(h) * dims.C);
+// Flash MLA over paged q8 records of shape dims (3 sequences of kLens tokens), every target,
+// against the double-precision reference on the dequantized records.
+static void expect_mla_q8(const MlaCacheDims& dims, float scale, unsigned seed) {
+    const Q8Layout L = q8_layout(dims);
+    const long rec = dims.rec();
+    std::vector<PagedQ8> caches;
+    std::vector<std::vector<float>> qs, refs;
+    for (int i = 0; i < 3; i++) {
+        caches.push_back(make_paged(L, kLens[i], seed + i));
+        qs.push_back(test::random_vector(size_t(dims.H) * rec, seed + 10 + i));
+        const float* c = caches[i].deq.data();
+        std::vector<float> ref(size_t(dims.H) * dims.C);
+        for (int h = 0; h < dims.H; h++) {
+            std::vector<double> sc(size_t(kLens[i]));
+            for (int j = 0; j < kLens[i]; j++) {
+                double acc = 0;
+                for (long k = 0; k < rec; k++)
+                    acc += double(qs[i][size_t(h) * rec + k]) * c[size_t(j) * rec + k];
+                sc[size_t(j)] = acc * scale;
             }
-            refs.push_back(ref);
+            softmax_apply(
+                sc, dims.C, [&](int j, int d) { return double(c[size_t(j) * rec + d]); },
+                ref.data() + size_t(h) * dims.C);
         }
-        expect_q8_kernel(
-            refs, caches, L, qs,
-            [&](float* const* o, const float* const* q, const CacheBlocks<int8_t>* v) {
-                flash_mla_decode(o, q, v, kLens, 3, dims, scale);
-            },
-            "mla H" + std::to_string(dims.H));
+        refs.push_back(ref);
     }
+    expect_q8_kernel(
+        refs, caches, L, qs,
+        [&](float* const* o, const float* const* q, const CacheBlocks<int8_t>* v) {
+            flash_mla_decode(o, q, v, kLens, 3, dims, scale);
+        },
+        "mla H" + std::to_string(dims.H) + " C" + std::to_string(dims.C) + " R" +
+            std::to_string(dims.R));
+}
+
+TEST(Q8Kernels, FlashMlaEqualsReference) {
+    for (const MlaCacheDims dims : {MlaCacheDims{5, 64, 8}, MlaCacheDims{19, 40, 8}})
+        expect_mla_q8(dims, 0.3f, 60);
 }
 
 // ---- Decoding ----
@@ -430,40 +435,6 @@ TEST(Q8Cache, BytesAndBadTypes) {
 // 16 lanes, d_c 256, d_h^R 32) and at odd rows (d_c 21 and d_h^R 5: no row, nor the record, a
 // multiple of any vector width; codes padded to 28 bytes), against the double reference.
 TEST(Q8Kernels, FlashMlaOddShapesEqualReference) {
-    for (const MlaCacheDims dims : {MlaCacheDims{13, 256, 32}, MlaCacheDims{3, 21, 5}}) {
-        const Q8Layout L = q8_layout(dims);
-        const long rec = dims.rec();
-        const float scale = 1.0f / std::sqrt(float(rec));
-        std::vector<PagedQ8> caches;
-        std::vector<std::vector<float>> qs, refs;
-        for (int i = 0; i < 3; i++) {
-            caches.push_back(make_paged(L, kLens[i], 80 + i));
-            qs.push_back(test::random_vector(size_t(dims.H) * rec, 90 + i));
-            const float* c = caches[i].deq.data();
-            std::vector<float> ref(size_t(dims.H) * dims.C);
-            for (int h = 0; h < dims.H; h++) {
-                std::vector<double> s(size_t(kLens[i]));
-                for (int j = 0; j < kLens[i]; j++) {
-                    double acc = 0;
-                    for (long k = 0; k < rec; k++)
-                        acc += double(qs[i][size_t(h) * rec + k]) * c[size_t(j) * rec + k];
-                    s[size_t(j)] = acc * scale;
-                }
-                softmax_apply(
-                    s, dims.C, [&](int j, int d) { return double(c[size_t(j) * rec + d]); },
-                    ref.data() + size_t(h) * dims.C);
-            }
-            refs.push_back(ref);
-        }
-        expect_every_target(
-            refs,
-            [&](float* const* o) {
-                std::vector<CacheBlocks<int8_t>> v;
-                std::vector<const float*> q;
-                for (int i = 0; i < 3; i++)
-                    v.push_back(caches[i].view(L)), q.push_back(qs[i].data());
-                flash_mla_decode(o, q.data(), v.data(), kLens, 3, dims, scale);
-            },
-            ("mla C" + std::to_string(dims.C) + " R" + std::to_string(dims.R)).c_str());
-    }
+    for (const MlaCacheDims dims : {MlaCacheDims{13, 256, 32}, MlaCacheDims{3, 21, 5}})
+        expect_mla_q8(dims, 1.0f / std::sqrt(float(dims.rec())), 80);
 }

@@ -43,12 +43,55 @@ using namespace flash;
 using flash_detail::Partial;
 
 constexpr int kMlaBlock = 64;  // records per online-softmax block
+constexpr int kScoreTile = 8;  // records per score tile (independent accumulators)
+
+// One score tile: a[jj] (heads g*N.. in lanes) = sum_{k0 <= k < k1} qT[k, heads] rp[jj][k] for
+// the kScoreTile records rp (broadcast record element times a qT row: no horizontal sums).
+HWY_INLINE void ScoreTile(const float* qg, int Hp, const float* const* rp, long k0, long k1,
+                          VF* a) {
+    const DF d;
+    for (int jj = 0; jj < kScoreTile; jj++) a[jj] = hn::Zero(d);
+    for (long k = k0; k < k1; k++) {
+        const VF qv = hn::LoadU(d, qg + k * Hp);
+        for (int jj = 0; jj < kScoreTile; jj++)
+            a[jj] = hn::MulAdd(hn::Set(d, rp[jj][k]), qv, a[jj]);
+    }
+}
+
+// The online softmax of one block of n records, heads lane-wise (Hp / N groups of N heads, H
+// real): S (n, Hp) scores in, probabilities p_h(j) out (times vscale[j] when given: the weights
+// the value tiles read, while the running sums l take p unscaled); updates part.m and part.l and
+// writes alpha[h] = exp(m_old - m_new), the rescaling of the running sums and accumulators.
+HWY_INLINE void BlockSoftmax(float* S, int n, int H, int Hp, Partial part, float* alpha,
+                             const float* vscale) {
+    const DF d;
+    for (int g = 0; g < Hp / kN; g++) {
+        const int lanes = H - kN * g;
+        const auto mk = LaneMask(lanes);
+        const VF m = MaskedLoadF32(part.m + kN * g, lanes);  // padded heads: 0
+        VF mb = hn::Set(d, -INFINITY);
+        for (int j = 0; j < n; j++) mb = hn::Max(mb, hn::LoadU(d, S + size_t(j) * Hp + kN * g));
+        const VF mnew = hn::Max(m, mb);
+        const VF al = hn::Exp(d, hn::Sub(m, mnew));  // m = -inf: 0
+        VF sum = hn::Zero(d);
+        for (int j = 0; j < n; j++) {
+            float* sj = S + size_t(j) * Hp + kN * g;
+            const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, sj), mnew));
+            hn::StoreU(vscale ? hn::Mul(e, hn::Set(d, vscale[j])) : e, d, sj);
+            sum = hn::Add(sum, e);
+        }
+        const VF l = MaskedLoadF32(part.l + kN * g, lanes);
+        hn::BlendedStore(hn::MulAdd(l, al, sum), mk, d, part.l + kN * g);
+        hn::BlendedStore(mnew, mk, d, part.m + kN * g);
+        hn::StoreU(al, d, alpha + kN * g);
+    }
+}
 
 template <typename T>
 HWY_INLINE void MlaRangeT(const float* q, const CacheBlocks<T>& cache, int j0, int j1,
                           const MlaCacheDims& dm, float scale, Partial part,
                           std::vector<float>& buf, std::vector<float>& sc) {
-    constexpr int J = 8;  // records per score tile (independent accumulators)
+    constexpr int J = kScoreTile;
     const DF d;
     const int H = dm.H, C = dm.C, G = (H + kN - 1) / kN, Hp = kN * G;
     const long rec = dm.rec();
@@ -79,37 +122,12 @@ HWY_INLINE void MlaRangeT(const float* q, const CacheBlocks<T>& cache, int j0, i
                 const float* rp[J];
                 for (int jj = 0; jj < J; jj++) rp[jj] = recs + std::min(jt + jj, n - 1) * rec;
                 VF a[J];
-                for (int jj = 0; jj < J; jj++) a[jj] = hn::Zero(d);
-                const float* qg = qT + kN * g;
-                for (long k = 0; k < rec; k++) {
-                    const VF qv = hn::LoadU(d, qg + k * Hp);
-                    for (int jj = 0; jj < J; jj++)
-                        a[jj] = hn::MulAdd(hn::Set(d, rp[jj][k]), qv, a[jj]);
-                }
+                ScoreTile(qT + kN * g, Hp, rp, 0, rec, a);
                 for (int jj = 0; jj < J && jt + jj < n; jj++)
                     hn::StoreU(a[jj], d, S + size_t(jt + jj) * Hp + kN * g);
             }
         // Online softmax per head, N heads per vector.
-        for (int g = 0; g < G; g++) {
-            const int lanes = H - kN * g;
-            const auto mk = LaneMask(lanes);
-            const VF m = MaskedLoadF32(part.m + kN * g, lanes);  // padded heads: 0
-            VF mb = hn::Set(d, -INFINITY);
-            for (int j = 0; j < n; j++) mb = hn::Max(mb, hn::LoadU(d, S + size_t(j) * Hp + kN * g));
-            const VF mnew = hn::Max(m, mb);
-            const VF al = hn::Exp(d, hn::Sub(m, mnew));  // m = -inf: 0
-            VF sum = hn::Zero(d);
-            for (int j = 0; j < n; j++) {
-                float* sj = S + size_t(j) * Hp + kN * g;
-                const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, sj), mnew));
-                hn::StoreU(e, d, sj);
-                sum = hn::Add(sum, e);
-            }
-            const VF l = MaskedLoadF32(part.l + kN * g, lanes);
-            hn::BlendedStore(hn::MulAdd(l, al, sum), mk, d, part.l + kN * g);
-            hn::BlendedStore(mnew, mk, d, part.m + kN * g);
-            hn::StoreU(al, d, alpha + kN * g);
-        }
+        BlockSoftmax(S, n, H, Hp, part, alpha, nullptr);
         // Latent values: acc[h] = alpha[h] acc[h] + sum_j P[j, h] c_j, in head tiles of up to 4
         // (the next block was prefetched during the scores).
         values_tiles<OpF32>(part.acc, H, C, 4, S, Hp, 1, recs, rec, 0, n, alpha, NextBlock{});
@@ -133,7 +151,7 @@ HWY_INLINE void WidenCodes(float* dst, const int8_t* src, long n) {
 void MlaRangeQ8Impl(const float* q, const CacheBlocks<int8_t>& cache, int j0, int j1,
                     const MlaCacheDims& dm, const Q8Layout& L, float scale, Partial part,
                     std::vector<float>& buf, std::vector<float>& sc) {
-    constexpr int J = 8;  // records per score tile (independent accumulators)
+    constexpr int J = kScoreTile;
     const DF d;
     const int H = dm.H, C = dm.C, G = (H + kN - 1) / kN, Hp = kN * G;
     const long rec = dm.rec();                    // codes per record: the widened stride
@@ -176,48 +194,19 @@ void MlaRangeQ8Impl(const float* q, const CacheBlocks<int8_t>& cache, int j0, in
                 for (int jj = 0; jj < J; jj++) rp[jj] = recs + std::min(jt + jj, n - 1) * rec;
                 const float* qg = qT + kN * g;
                 VF a[J];
-                for (int jj = 0; jj < J; jj++) a[jj] = hn::Zero(d);
-                for (long k = 0; k < C; k++) {
-                    const VF qv = hn::LoadU(d, qg + k * Hp);
-                    for (int jj = 0; jj < J; jj++)
-                        a[jj] = hn::MulAdd(hn::Set(d, rp[jj][k]), qv, a[jj]);
-                }
+                ScoreTile(qg, Hp, rp, 0, C, a);
                 for (int jj = 0; jj < cnt; jj++)
                     hn::StoreU(hn::Mul(a[jj], hn::Set(d, sck[jt + jj])), d,
                                S + size_t(jt + jj) * Hp + kN * g);
-                for (int jj = 0; jj < J; jj++) a[jj] = hn::Zero(d);
-                for (long k = C; k < rec; k++) {
-                    const VF qv = hn::LoadU(d, qg + k * Hp);
-                    for (int jj = 0; jj < J; jj++)
-                        a[jj] = hn::MulAdd(hn::Set(d, rp[jj][k]), qv, a[jj]);
-                }
+                ScoreTile(qg, Hp, rp, C, rec, a);
                 for (int jj = 0; jj < cnt; jj++) {
                     float* s = S + size_t(jt + jj) * Hp + kN * g;
                     hn::StoreU(hn::MulAdd(a[jj], hn::Set(d, spe[jt + jj]), hn::LoadU(d, s)), d, s);
                 }
             }
-        // Online softmax per head, N heads per vector (as MlaRangeT).
-        for (int g = 0; g < G; g++) {
-            const int lanes = H - kN * g;
-            const auto mk = LaneMask(lanes);
-            const VF m = MaskedLoadF32(part.m + kN * g, lanes);  // padded heads: 0
-            VF mb = hn::Set(d, -INFINITY);
-            for (int j = 0; j < n; j++) mb = hn::Max(mb, hn::LoadU(d, S + size_t(j) * Hp + kN * g));
-            const VF mnew = hn::Max(m, mb);
-            const VF al = hn::Exp(d, hn::Sub(m, mnew));  // m = -inf: 0
-            VF sum = hn::Zero(d);
-            for (int j = 0; j < n; j++) {
-                float* sj = S + size_t(j) * Hp + kN * g;
-                const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, sj), mnew));
-                // The softmax sum takes p; the value tiles take p sc_c(j) (they read c's codes).
-                hn::StoreU(hn::Mul(e, hn::Set(d, sck[j])), d, sj);
-                sum = hn::Add(sum, e);
-            }
-            const VF l = MaskedLoadF32(part.l + kN * g, lanes);
-            hn::BlendedStore(hn::MulAdd(l, al, sum), mk, d, part.l + kN * g);
-            hn::BlendedStore(mnew, mk, d, part.m + kN * g);
-            hn::StoreU(al, d, alpha + kN * g);
-        }
+        // Online softmax per head (as MlaRangeT); the softmax sums take p, the value tiles
+        // p sc_c(j) (they read c's codes).
+        BlockSoftmax(S, n, H, Hp, part, alpha, sck);
         // Latent values on the widened codes: acc[h] = alpha[h] acc[h] + sum_j W[j, h] codes_c(j),
         // in head tiles of up to 6 (kMaxTileHeads: 3 on AVX2): each tile reads every c row once,
         // and fewer tiles measured ~13% less kernel time than tiles of 4 on small-mla (AVX-512).
