@@ -3,6 +3,7 @@
 // calibration activations (Tucker initialisation + alternating least squares); everything else
 // is copied. `t6 train init_from=OUT` then recovers the converted model (optionally distilling
 // from the source: distill_from=CKPT).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/timing.h"
+#include "model/attn/kinds.h"
 #include "model/checkpoint.h"
 #include "model/convert_tpa.h"
 #include "model/model_stats.h"
@@ -27,10 +29,14 @@ namespace t6::cli {
 
 namespace {
 
+// A TPA kind by its preset suffix or config name (model/attn/kinds.h), '-' read as '_'.
 AttentionKind parse_target(const std::string& s) {
-    if (s == "tpa" || s == "t6") return AttentionKind::tpa;
-    if (s == "tpa_kvonly" || s == "tpa-kvonly" || s == "t6-kvonly")
-        return AttentionKind::tpa_kvonly;
+    std::string name = s;
+    std::replace(name.begin(), name.end(), '-', '_');
+    const AttentionKindInfo* k = find_kind(s);
+    if (!k) k = find_kind(name);
+    if (k && (k->kind == AttentionKind::tpa || k->kind == AttentionKind::tpa_kvonly))
+        return k->kind;
     fail("t6 convert: --to '", s, "' is not a conversion target (tpa or tpa-kvonly)");
 }
 

@@ -10,6 +10,7 @@
 #include "cli/format.h"
 #include "core/timing.h"
 #include "kernels/gemm.h"
+#include "model/attn/kinds.h"
 #include "model/model.h"
 #include "model/model_stats.h"
 
@@ -30,8 +31,8 @@ int cmd_demo(int argc, char** argv) {
     p.parse(argc, argv, 0);
     std::printf("== t6 presets (parameters, KV cache numbers per token and layer)\n");
     for (const char* size : {"tiny", "small"})
-        for (const char* kind : {"mha", "mqa", "gqa", "t6", "t6-kvonly"}) {
-            std::string name = std::string(size) + "-" + kind;
+        for (const AttentionKindInfo& kind : attention_kinds()) {
+            const std::string name = std::string(size) + "-" + kind.preset_suffix;
             ModelConfig c = preset_config(name);
             ModelStats s = model_stats(c);
             std::printf("  %-16s %14s params  %5zu cached numbers/token/layer\n", name.c_str(),
