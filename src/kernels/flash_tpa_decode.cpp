@@ -126,54 +126,27 @@ struct FeatureOpsQ8 {
     static HWY_INLINE VF MulAdd(VF acc, VF a, VF b) { return hn::MulAdd(a, b, acc); }
 };
 
-// Rows r0 .. r0+RB-1 of the block's B_K rows, numbered r = t*Rk + j: their chunks are held in
-// RB*NC registers while each query row's chunks are loaded once and multiplied into RB
-// independent accumulators (RB FMA chains in flight, 1 load per RB FMAs).
-template <int NC, int RB, class Op, bool kFull>
-HWY_INLINE void FeatureRowsNC(float* Pv, const typename Op::Q* QB, int NQ,
-                              const typename Op::R* recs, long rec, long off_bk, int Rk, int r0,
-                              int D) {
-    const DF d;
-    // kFull: D == NC * kChunk, every chunk whole (no per-chunk mask test in the loop).
-#define T6_FP_LEFT(c) (kFull ? Op::kChunk : D - Op::kChunk * (c))
-    VF k[RB][NC];
-    float* pv[RB];  // row b times query row 0 (query row i: i*Rk*N floats further)
-    for (int b = 0; b < RB; b++) {
-        const int t = (r0 + b) / Rk, j = (r0 + b) % Rk;
-        const typename Op::R* bk = recs + t * rec + off_bk + long(j) * D;
-        for (int c = 0; c < NC; c++) k[b][c] = Op::Load(bk + Op::kChunk * c, T6_FP_LEFT(c));
-        pv[b] = Pv + kN * (size_t(t) * NQ * Rk + j);
-    }
-    for (int i = 0; i < NQ; i++) {
-        const typename Op::Q* qb = QB + size_t(i) * D;
-        VF a[RB];
-        for (int b = 0; b < RB; b++) a[b] = hn::Zero(d);
-        for (int c = 0; c < NC; c++) {
-            const VF qc = Op::LoadQ(qb + Op::kChunk * c, T6_FP_LEFT(c));
-            for (int b = 0; b < RB; b++) a[b] = Op::MulAdd(a[b], k[b][c], qc);
-        }
-        for (int b = 0; b < RB; b++) hn::StoreU(a[b], d, pv[b] + kN * size_t(i) * Rk);
-    }
-#undef T6_FP_LEFT
-}
-
-// Pv for all n*Rk rows of the block: RB rows at a time (as many as fit the registers set aside
-// for B_K: 16 of 32 on AVX3, 8 of 16 on AVX2), the rest one by one.
 template <int NC, class Op, bool kFull>
 HWY_INLINE void FeatureProductsNC(float* Pv, const typename Op::Q* QB, int NQ,
                                   const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
                                   int D) {
-#if HWY_TARGET == HWY_AVX2
-    constexpr int kRegs = 8;
-#else
-    constexpr int kRegs = 16;
-#endif
-    constexpr int RB = NC >= kRegs ? 1 : (kRegs / NC >= 4 ? 4 : kRegs / NC);
-    const int rows = n * Rk;
-    int r = 0;
-    for (; r + RB <= rows; r += RB)
-        FeatureRowsNC<NC, RB, Op, kFull>(Pv, QB, NQ, recs, rec, off_bk, Rk, r, D);
-    for (; r < rows; r++) FeatureRowsNC<NC, 1, Op, kFull>(Pv, QB, NQ, recs, rec, off_bk, Rk, r, D);
+    const DF d;
+    // kFull: D == NC * kChunk, every chunk whole (no per-chunk mask test in the loop).
+#define T6_FP_LEFT(c) (kFull ? Op::kChunk : D - Op::kChunk * (c))
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < Rk; j++) {
+            const typename Op::R* bk = recs + t * rec + off_bk + long(j) * D;
+            VF k[NC];
+            for (int c = 0; c < NC; c++) k[c] = Op::Load(bk + Op::kChunk * c, T6_FP_LEFT(c));
+            for (int i = 0; i < NQ; i++) {
+                const typename Op::Q* qb = QB + size_t(i) * D;
+                VF a = hn::Zero(d);
+                for (int c = 0; c < NC; c++)
+                    a = Op::MulAdd(a, k[c], Op::LoadQ(qb + Op::kChunk * c, T6_FP_LEFT(c)));
+                hn::StoreU(a, d, Pv + kN * (size_t(t * NQ + i) * Rk + j));
+            }
+        }
+#undef T6_FP_LEFT
 }
 
 // FeatureProductsNC for any number of chunks, the B_K chunks loaded again for each query row.
