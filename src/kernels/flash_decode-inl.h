@@ -216,13 +216,13 @@ HWY_INLINE void values_tile(float* acc, int D, int c0, int h0, const typename Op
 #undef T6_VT_STORE
 }
 
-// values_tile with NV = the vectors left in the row from c0 (at most 4), chosen at run time
-// (a switch, not a generic lambda: this runs inside target-attributed functions too).
+// values_tile with NV = the vectors left in the row from c0 (at most max_nv <= 4), chosen at run
+// time (a switch, not a generic lambda: this runs inside target-attributed functions too).
 template <int HB, class Op>
 HWY_INLINE void values_tile_cols(float* acc, int D, int c0, int h0, const typename Op::E* W, int Hp,
                                  int Rv, const typename Op::E* recs, long rec, long off_bv, int n,
-                                 const float* alpha, const NextBlock& nb) {
-    const int nv = (D - c0 + kN - 1) / kN;
+                                 const float* alpha, const NextBlock& nb, int max_nv) {
+    const int left = (D - c0 + kN - 1) / kN, nv = left < max_nv ? left : max_nv;
     if (nv >= 4)
         values_tile<HB, 4, Op>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
     else if (nv == 3)
@@ -234,15 +234,22 @@ HWY_INLINE void values_tile_cols(float* acc, int D, int c0, int h0, const typena
 }
 
 // All of acc (H, D): the heads in balanced tiles of at most max_hb (<= kMaxTileHeads) heads,
-// columns 4N at a time. The next block's record lines (next.base, next.rec_bytes, next.n; n == 0:
-// none) are shared out across the tiles: the caller reads each record in several places, which the
-// hardware prefetcher does not follow, and prefetches issued in one burst stall on the core's
-// outstanding-miss limit.
+// columns max_nv N at a time (max_nv <= 4). On AVX2, max_nv <= 2 allows tiles of up to 6 heads
+// (12 accumulators, 2 row vectors and a weight in 15 of 16 ymm registers: 2 row loads and 6
+// weight broadcasts per 12 FMAs, where 3 heads x 4 vectors need 17 registers). The next block's
+// record lines (next.base, next.rec_bytes, next.n; n == 0: none) are shared out across the tiles:
+// the caller reads each record in several places, which the hardware prefetcher does not follow,
+// and prefetches issued in one burst stall on the core's outstanding-miss limit.
 template <class Op>
 HWY_INLINE void values_tiles(float* acc, int H, int D, int max_hb, const typename Op::E* W, int Hp,
                              int Rv, const typename Op::E* recs, long rec, long off_bv, int n,
-                             const float* alpha, NextBlock next) {
-    max_hb = max_hb < kMaxTileHeads ? max_hb : kMaxTileHeads;
+                             const float* alpha, NextBlock next, int max_nv = 4) {
+#if HWY_TARGET == HWY_AVX2
+    const int cap = max_nv <= 2 ? 6 : kMaxTileHeads;
+#else
+    const int cap = kMaxTileHeads;
+#endif
+    max_hb = max_hb < cap ? max_hb : cap;
     const int tiles = (H + max_hb - 1) / max_hb;
     const int lines = int((next.rec_bytes + 63) / 64);
     for (int ti = 0; ti < tiles; ti++) {
@@ -250,10 +257,10 @@ HWY_INLINE void values_tiles(float* acc, int H, int D, int max_hb, const typenam
         NextBlock nb = next;
         nb.l0 = lines * ti / tiles;
         nb.l1 = lines * (ti + 1) / tiles;
-        for (int c0 = 0; c0 < D; c0 += 4 * kN) {
+        for (int c0 = 0; c0 < D; c0 += max_nv * kN) {
             if (c0 > 0) nb.n = 0;
 #define T6_VT_CALL(HB) \
-    values_tile_cols<HB, Op>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb)
+    values_tile_cols<HB, Op>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb, max_nv)
             switch (hb) {
                 case 1:
                     T6_VT_CALL(1);
@@ -264,7 +271,6 @@ HWY_INLINE void values_tiles(float* acc, int H, int D, int max_hb, const typenam
                 case 3:
                     T6_VT_CALL(3);
                     break;
-#if HWY_TARGET != HWY_AVX2
                 case 4:
                     T6_VT_CALL(4);
                     break;
@@ -274,11 +280,6 @@ HWY_INLINE void values_tiles(float* acc, int H, int D, int max_hb, const typenam
                 default:
                     T6_VT_CALL(6);
                     break;
-#else
-                default:
-                    T6_VT_CALL(3);
-                    break;
-#endif
             }
 #undef T6_VT_CALL
         }

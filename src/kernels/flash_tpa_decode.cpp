@@ -62,6 +62,13 @@ using flash_detail::kBlock;
 using flash_detail::Partial;
 
 constexpr int kMaxD = 128;  // head sizes of the vector kernel
+// Value tiles: column vectors per tile (flash_decode-inl.h values_tiles): 6 heads x 4 vectors on
+// AVX3; 6 heads x 2 vectors on AVX2 (15 of 16 registers).
+#if HWY_TARGET == HWY_AVX2
+constexpr int kValueCols = 2;
+#else
+constexpr int kValueCols = 4;
+#endif
 
 // count (<= 0 .. >= N) int8 codes of a q8 row as float32, lanes >= count zero. A short row reads
 // N bytes and zeroes the lanes past count: every row of a TPA q8 record is followed inside the
@@ -514,10 +521,10 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
                 dst += size_t(Rv) * D;
             }
             values_tiles<OpF32>(part.acc, H, D, 6, W, Hp, Rv, bvf.data(), long(Rv) * D, 0, n, alpha,
-                                next);
+                                next, kValueCols);
         } else {
             values_tiles<OpF32>(part.acc, H, D, 6, W, Hp, Rv, recs, rec, dm.off_BV(), n, alpha,
-                                next);
+                                next, kValueCols);
         }
     }
     for (int h = 0; h < H; h++) part.m[h] = m[h], part.l[h] = l[h];
