@@ -7,33 +7,24 @@
 
 namespace t6 {
 
-// Row fields in order: kind, config name, preset suffix, display name; projections, core tensors;
-// cache numbers, q8 layout, decode FLOPs, extra forward FLOPs; equal-parameter KV heads, head
-// multiple, heads from width; saved, scratch, forward, backward, cached core.
-#define T6_KIND_FNS(k)                                                               \
-    k##_saved_per_token, k##_scratch_per_token, k##_core_forward, k##_core_backward, \
-        k##_cache_attention
+// Row fields in order: kind, config name, preset suffix, display name; the kind's functions
+// (T6_KIND_FNS: projections, core tensors, cache numbers, q8 layout, decode FLOPs, extra forward
+// FLOPs, saved, scratch, forward, backward, cached core); equal-parameter KV heads, head
+// multiple, heads from width.
+#define T6_KIND_FNS(k)                                                                           \
+    k##_projections, k##_core_tensors, k##_cache_numbers, k##_cache_q8_layout, k##_decode_flops, \
+        k##_extra_flops, k##_saved_per_token, k##_scratch_per_token, k##_core_forward,           \
+        k##_core_backward, k##_cache_attention
 
 const std::vector<AttentionKindInfo>& attention_kinds() {
     static const std::vector<AttentionKindInfo> rows = {
-        {AttentionKind::mha, "mha", "mha", "MHA", gqa_projections, gqa_core_tensors,
-         gqa_cache_numbers, gqa_cache_q8_layout, gqa_decode_flops, gqa_extra_flops, 0, 1, true,
-         T6_KIND_FNS(gqa)},
-        {AttentionKind::mqa, "mqa", "mqa", "MQA", gqa_projections, gqa_core_tensors,
-         gqa_cache_numbers, gqa_cache_q8_layout, gqa_decode_flops, gqa_extra_flops, 1, 1, false,
-         T6_KIND_FNS(gqa)},
-        {AttentionKind::gqa, "gqa", "gqa", "GQA", gqa_projections, gqa_core_tensors,
-         gqa_cache_numbers, gqa_cache_q8_layout, gqa_decode_flops, gqa_extra_flops, 2, 2, false,
-         T6_KIND_FNS(gqa)},
-        {AttentionKind::mla, "mla", "mla", "MLA", mla_projections, mla_core_tensors,
-         mla_cache_numbers, mla_cache_q8_layout, mla_decode_flops, mla_extra_flops, 0, 1, false,
-         T6_KIND_FNS(mla)},
-        {AttentionKind::tpa, "tpa", "t6", "T6 (TPA)", tpa_projections, tpa_core_tensors,
-         tpa_cache_numbers, tpa_cache_q8_layout, tpa_decode_flops, tpa_extra_flops, 0, 1, false,
-         T6_KIND_FNS(tpa)},
-        {AttentionKind::tpa_kvonly, "tpa_kvonly", "t6-kvonly", "T6 (TPA-KVonly)", tpa_projections,
-         tpa_core_tensors, tpa_cache_numbers, tpa_cache_q8_layout, tpa_decode_flops,
-         tpa_extra_flops, 0, 1, false, T6_KIND_FNS(tpa)},
+        {AttentionKind::mha, "mha", "mha", "MHA", T6_KIND_FNS(gqa), 0, 1, true},
+        {AttentionKind::mqa, "mqa", "mqa", "MQA", T6_KIND_FNS(gqa), 1, 1, false},
+        {AttentionKind::gqa, "gqa", "gqa", "GQA", T6_KIND_FNS(gqa), 2, 2, false},
+        {AttentionKind::mla, "mla", "mla", "MLA", T6_KIND_FNS(mla), 0, 1, false},
+        {AttentionKind::tpa, "tpa", "t6", "T6 (TPA)", T6_KIND_FNS(tpa), 0, 1, false},
+        {AttentionKind::tpa_kvonly, "tpa_kvonly", "t6-kvonly", "T6 (TPA-KVonly)", T6_KIND_FNS(tpa),
+         0, 1, false},
     };
     return rows;
 }

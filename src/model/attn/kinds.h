@@ -45,14 +45,6 @@ struct AttentionKindInfo {
     // itself (TPA: forming Q, K, V from the factors; model_stats.h forward_flops_per_token).
     double (*extra_flops)(const ModelConfig&);
 
-    // Equal-parameter rule (equal_params.h): kv_heads the KV heads given to a variant (0: as many
-    // as query heads), head_multiple the step of head counts searched (GQA: 2, so two KV heads
-    // divide them), heads_from_width true for the reference kind whose head count is
-    // n_embd / head_dim (MHA: attention parameters 4 C^2, the target of the others).
-    int equal_kv_heads;
-    int equal_head_multiple;
-    bool heads_from_width;
-
     // Cores (attention.h has the contracts).
     size_t (*saved_per_token)(const ModelConfig&);
     size_t (*scratch_per_token)(const ModelConfig&);
@@ -63,6 +55,14 @@ struct AttentionKindInfo {
                      float* dproj, float* scratch, int B, int T);
     void (*cache)(const ModelConfig&, KVCache&, int layer, const LayerParamRef&, const RopeTables&,
                   float* proj, const NewTokens&, float* y, std::vector<float>& scratch);
+
+    // Equal-parameter rule (equal_params.h): kv_heads the KV heads given to a variant (0: as many
+    // as query heads), head_multiple the step of head counts searched (GQA: 2, so two KV heads
+    // divide them), heads_from_width true for the reference kind whose head count is
+    // n_embd / head_dim (MHA: attention parameters 4 C^2, the target of the others).
+    int equal_kv_heads;
+    int equal_head_multiple;
+    bool heads_from_width;
 };
 
 // Every kind, in display order (mha, mqa, gqa, mla, t6, t6-kvonly).
