@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string>
 
 #include "test_cli_util.h"
 #include "test_util.h"
@@ -150,3 +152,98 @@ TEST(CliBenchKernels, EveryCommandHasHelp) {
 }
 
 }  // namespace
+
+// ---- merged from test_cli_paged.cpp (one program fewer to build and link in CI):
+// `t6 bench serve` end to end (the paged KV cache, docs/paged-cache.md): a paged pool admits
+// more short sequences than contiguous slots of the maximum context, prefix reuse holds fewer
+// blocks; bad arguments are one-line errors.
+namespace paged_cli {
+
+using namespace t6;
+
+namespace {
+
+const std::string kT6 = T6_BINARY;
+
+TEST(CliBenchServe, PagedAdmitsMoreAndPrefixReuseHoldsFewerBlocks) {
+    auto r = test::run_command(kT6 +
+                               " bench serve --preset tiny-t6 --kv-budget 2MiB --context 64 "
+                               "--max-context 256 --steps 1 --prefix-requests 3 "
+                               "--prefix-tokens 40 --threads 1 --json");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto j = test::last_json(r.out);
+    // 4416 bytes per token: 2 MiB holds 1 slot of 256 tokens, 14 blocks of 32 = 7 sequences of 64.
+    EXPECT_EQ(j["kv_bytes_per_token"].get<long>(), 4416);
+    EXPECT_EQ(j["contiguous_sequences"].get<long>(), 1);
+    EXPECT_EQ(j["pool_blocks"].get<long>(), 14);
+    EXPECT_EQ(j["paged_sequences"].get<long>(), 7);
+    EXPECT_GT(j["paged_tokens_per_s"].get<double>(), 0.0);
+    // 48-token prompts in blocks of 32: the first holds 2 blocks, the others share its full one.
+    const auto& p = j["prefix"];
+    EXPECT_EQ(p["blocks_one_request"].get<long>(), 2);
+    EXPECT_EQ(p["blocks_with_reuse"].get<long>(), 4);
+    EXPECT_EQ(p["blocks_without_reuse"].get<long>(), 6);
+}
+
+TEST(CliBenchServe, BadArgumentsAreOneLineErrors) {
+    test::expect_one_line_error(test::run_command(kT6 + " bench serve --context 1"), "--context");
+    test::expect_one_line_error(test::run_command(kT6 + " bench serve --block-tokens 0"),
+                                "--block-tokens");
+    test::expect_one_line_error(
+        test::run_command(kT6 + " bench serve --preset tiny-t6 --kv-budget 1KiB"), "budget");
+    auto r = test::run_command(kT6 + " bench serve --help");
+    EXPECT_EQ(r.status, 0);
+    EXPECT_NE(r.out.find("usage: t6"), std::string::npos);
+}
+
+}  // namespace
+
+}  // namespace paged_cli
+
+// ---- merged from test_cli_bench_peers.cpp (one program fewer to build and link in CI):
+// `t6 bench step|train --peers FILE`: the official code's figures are data (a JSON file, by
+// default the repository's bench/official-pytorch-cpu.json), not code. A row gets
+// official_tokens_per_s and speedup_vs_official when the file lists its preset, batch and
+// sequence length (test_cli_train checks that a changed model gets none); a broken or missing
+// --peers file is a one-line error.
+namespace bench_peers_cli {
+
+using namespace t6;
+
+namespace {
+
+void write_text(const std::string& path, const std::string& text) {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr) << path;
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+}
+
+}  // namespace
+
+TEST(CliBenchPeers, ARowIsComparedWhenTheFileListsItsShape) {
+    test::TempDir tmp;
+    const std::string peers = tmp.file("peers.json");
+    write_text(peers, R"({"step": [{"preset": "tiny-t6", "batch": 1, "seq": 16,
+                                    "tokens_per_s": 2.0}]})");
+    const std::string run = "bench step --preset tiny-t6 --steps 1 --warmup 0 --json --peers '" +
+                            peers + "' --batch 1 --seq ";
+    const auto r = test::run_t6(run + "16");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto row = test::last_json(r.out)["results"][0];
+    EXPECT_EQ(row["official_tokens_per_s"], 2.0);
+    EXPECT_NEAR(row["speedup_vs_official"].get<double>(), row["tokens_per_s"].get<double>() / 2.0,
+                1e-9);
+}
+
+TEST(CliBenchPeers, ABrokenOrMissingFileIsAOneLineError) {
+    test::TempDir tmp;
+    const std::string peers = tmp.file("peers.json");
+    write_text(peers, R"({"train": [{"preset": "tiny-t6"}]})");
+    test::expect_one_line_error(test::run_t6("bench train --peers '" + peers + "'"),
+                                "train[0]: needs preset");
+    test::expect_one_line_error(test::run_t6("bench step --peers '" + tmp.file("none") + "'"),
+                                "peer figures file not found");
+}
+
+}  // namespace bench_peers_cli
