@@ -295,13 +295,58 @@ void HandRows(HandTileFn tile, float* out, const QuantMatrix& X, const float* xs
 // vector (masked: zero activation codes and scales above it).
 #define T6_VNNI_TARGET __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
 
+// One pair of blocks from block b (kHalf: block b alone, the row's last) into acc.
+template <QuantScheme S, int MR, int OR, bool kHalf>
+T6_VNNI_TARGET __attribute__((always_inline)) inline void VnniPair(const Row* x, const Row* w,
+                                                                   const Row* next, int b,
+                                                                   __m512i idx, const __m512* sc,
+                                                                   __m512* acc) {
+    constexpr bool kQ4 = S == QuantScheme::q4;
+    constexpr int kBlockBytes = kQ4 ? kQuantBlock / 2 : kQuantBlock;
+    const __m512i zero = _mm512_setzero_si512(), k80 = _mm512_set1_epi8(char(0x80));
+    const size_t wo = size_t(b) * kBlockBytes, xo = size_t(b) * kQuantBlock;
+    if (next != nullptr)
+        for (int k = 0; k < OR; k++)
+            _mm_prefetch(reinterpret_cast<const char*>(next[k].q + wo), _MM_HINT_T0);
+    __m512i xv[MR], base[MR];
+    for (int m = 0; m < MR; m++) {
+        __m512i v = kHalf ? _mm512_maskz_loadu_epi8(0xffffffffu, x[m].q + xo)
+                          : _mm512_loadu_si512(x[m].q + xo);
+        if constexpr (kQ4) {
+            v = _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
+            base[m] = zero;
+        } else {
+            base[m] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k80, v));
+        }
+        xv[m] = v;
+    }
+    for (int k = 0; k < OR; k++) {
+        __m512i wv;
+        if constexpr (kQ4) {
+            const __m256i v =
+                kHalf ? _mm256_maskz_loadu_epi8(0xffff, w[k].q + wo)
+                      : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[k].q + wo));
+            wv = _mm512_and_si512(
+                _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1),
+                _mm512_set1_epi8(15));
+        } else {
+            wv = _mm512_xor_si512(kHalf ? _mm512_maskz_loadu_epi8(0xffffffffu, w[k].q + wo)
+                                        : _mm512_loadu_si512(w[k].q + wo),
+                                  k80);
+        }
+        for (int m = 0; m < MR; m++) {
+            const __m512i s = _mm512_dpbusd_epi32(base[m], wv, xv[m]);
+            acc[OR * m + k] = _mm512_fmadd_ps(
+                _mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, sc[OR * m + k]), acc[OR * m + k]);
+        }
+    }
+}
+
 template <QuantScheme S, int MR, int OR>
 T6_VNNI_TARGET void VnniTile(const Row* x, const float* const* xs, const Row* w, const Row* next,
                              int nb, float* r) {
     constexpr bool kQ4 = S == QuantScheme::q4;
-    constexpr int kBlockBytes = kQ4 ? kQuantBlock / 2 : kQuantBlock;
-    const __m512i zero = _mm512_setzero_si512(), k80 = _mm512_set1_epi8(char(0x80));
-    const __m512i nib = _mm512_set1_epi8(15), two = _mm512_set1_epi32(2);
+    const __m512i two = _mm512_set1_epi32(2);
     // The block (0: 2p, 1: 2p + 1) of each int32 lane.
     const __m512i idx0 = kQ4 ? _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0)
                              : _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -325,49 +370,13 @@ T6_VNNI_TARGET void VnniTile(const Row* x, const float* const* xs, const Row* w,
                 }
             }
         }
+        // Whole pairs in the loop, a last odd block after it (keeping the mask out of the loop
+        // lets the accumulators stay in registers).
         __m512i idx = idx0;
-        const int np = (nblk + 1) / 2;
-        for (int p = 0; p < np; p++, idx = _mm512_add_epi32(idx, two)) {
-            const int b = b0 + 2 * p;
-            const bool half = b + 1 == nb;
-            const size_t wo = size_t(b) * kBlockBytes, xo = size_t(b) * kQuantBlock;
-            if (next != nullptr)
-                for (int k = 0; k < OR; k++)
-                    _mm_prefetch(reinterpret_cast<const char*>(next[k].q + wo), _MM_HINT_T0);
-            const __mmask64 xmask = half ? __mmask64(0xffffffffu) : ~__mmask64(0);
-            __m512i xv[MR], base[MR];
-            for (int m = 0; m < MR; m++) {
-                __m512i v = _mm512_maskz_loadu_epi8(xmask, x[m].q + xo);
-                if constexpr (kQ4) {
-                    v = _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
-                    base[m] = zero;
-                } else {
-                    base[m] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k80, v));
-                }
-                xv[m] = v;
-            }
-            for (int k = 0; k < OR; k++) {
-                __m512i wv;
-                if constexpr (kQ4) {
-                    const __m256i v =
-                        half ? _mm256_maskz_loadu_epi8(0xffff, w[k].q + wo)
-                             : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[k].q + wo));
-                    wv = _mm512_and_si512(
-                        _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1),
-                        nib);
-                } else {
-                    wv = _mm512_xor_si512(half ? _mm512_maskz_loadu_epi8(0xffffffffu, w[k].q + wo)
-                                               : _mm512_loadu_si512(w[k].q + wo),
-                                          k80);
-                }
-                for (int m = 0; m < MR; m++) {
-                    const __m512i s = _mm512_dpbusd_epi32(base[m], wv, xv[m]);
-                    acc[OR * m + k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
-                                                      _mm512_permutexvar_ps(idx, sc[OR * m + k]),
-                                                      acc[OR * m + k]);
-                }
-            }
-        }
+        const int np = nblk / 2;
+        for (int p = 0; p < np; p++, idx = _mm512_add_epi32(idx, two))
+            VnniPair<S, MR, OR, false>(x, w, next, b0 + 2 * p, idx, sc, acc);
+        if (nblk % 2 != 0) VnniPair<S, MR, OR, true>(x, w, next, b0 + 2 * np, idx, sc, acc);
     }
     for (int i = 0; i < MR * OR; i++) r[i] = _mm512_reduce_add_ps(acc[i]);
 }
