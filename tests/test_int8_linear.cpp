@@ -34,6 +34,11 @@ TEST(Int8Activations, SameCodesAsQ8Weights) {
         const int N = 3;
         auto x = test::random_vector(size_t(N) * cols, 3);
         for (int c = 0; c < 32; c++) x[c] = 0.0f;  // an all-zero block
+        // A block with scale exactly 1 and codes at rounding ties (away from zero), +-127, and
+        // values just below a tie.
+        const float ties[] = {127.0f, -127.0f, 0.5f,  -0.5f, 2.5f,        -2.5f,
+                              126.5f, -3.5f,   1.49f, -1.5f, 0.49999997f, -0.49999997f};
+        for (int c = 0; c < 32; c++) x[cols + c] = ties[c % 12];
         QuantMatrix X, M;
         quantize_activations_q8(X, x.data(), N, cols);
         quantize_matrix(M, x.data(), N, cols, QuantScheme::q8);

@@ -503,6 +503,46 @@ void GroupRows(float* out, const QuantMatrix& X, const QuantMatrix& W, float bet
 
 }  // namespace
 
+// Full blocks of 32 finite numbers: quantize_block_q8's codes and scale, vectorized (d = amax /
+// 127, q = round(x / d) with ties away from zero, as trunc(v) + sign(v) where |v - trunc(v)| >=
+// 0.5: v - trunc(v) is exact). Returns false (nothing written) when the block holds a non-finite
+// number; the caller then takes the scalar path.
+bool QuantizeBlockQ8(const float* HWY_RESTRICT v, uint8_t* HWY_RESTRICT q, float* d) {
+#if HWY_TARGET == HWY_SCALAR
+    (void)v, (void)q, (void)d;
+    return false;
+#else
+    const hn::ScalableTag<float> df;
+    const hn::RebindToSigned<decltype(df)> di;
+    const hn::Rebind<int8_t, decltype(di)> d8;
+    const int L = int(hn::Lanes(df));
+    auto amax = hn::Zero(df), bad = hn::Zero(df);
+    for (int i = 0; i < kQuantBlock; i += L) {
+        const auto x = hn::LoadU(df, v + i);
+        amax = hn::Max(amax, hn::Abs(x));
+        bad = hn::Or(bad, hn::Mul(x, hn::Zero(df)));  // NaN lanes where x is not finite
+    }
+    if (!hn::AllTrue(df, hn::Eq(bad, hn::Zero(df)))) return false;
+    const float scale = hn::GetLane(hn::MaxOfLanes(df, amax)) / 127.0f;
+    *d = scale;
+    if (!(scale > 0.0f)) {
+        for (int i = 0; i < kQuantBlock; i++) q[i] = 0;
+        return true;
+    }
+    const auto vd = hn::Set(df, scale), half = hn::Set(df, 0.5f), one = hn::Set(df, 1.0f);
+    const auto lo = hn::Set(df, -127.0f), hi = hn::Set(df, 127.0f);
+    for (int i = 0; i < kQuantBlock; i += L) {
+        const auto x = hn::Div(hn::LoadU(df, v + i), vd);
+        const auto t = hn::Trunc(x);
+        const auto up = hn::Ge(hn::Abs(hn::Sub(x, t)), half);
+        const auto r = hn::Add(t, hn::IfThenElseZero(up, hn::CopySign(one, x)));
+        const auto c = hn::ConvertTo(di, hn::Min(hn::Max(r, lo), hi));
+        hn::StoreU(hn::DemoteTo(d8, c), d8, reinterpret_cast<int8_t*>(q) + i);
+    }
+    return true;
+#endif
+}
+
 void LinearA8Codes(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta) {
     const int groups = (W.rows + kGroup - 1) / kGroup;
 #if defined(T6_INT8_HAND)
@@ -543,17 +583,22 @@ HWY_AFTER_NAMESPACE();
 namespace t6 {
 
 HWY_EXPORT(LinearA8Codes);
+HWY_EXPORT(QuantizeBlockQ8);
 
 void quantize_activations_q8(QuantMatrix& X, const float* x, int N, int C) {
     if (X.scheme != QuantScheme::q8 || X.rows != N || X.cols != C)
         X.allocate(QuantScheme::q8, N, C);
     const int nb = X.blocks_per_row();
+    // Full blocks of finite numbers vectorized (the same codes and scales), others in scalar code.
+    const auto quantize = HWY_DYNAMIC_DISPATCH(QuantizeBlockQ8);
     for (int n = 0; n < N; n++)
         for (int b = 0; b < nb; b++) {
             const size_t blk = size_t(n) * nb + b;
             const float* v = x + size_t(n) * C + size_t(b) * kQuantBlock;
             const int len = std::min(kQuantBlock, C - b * kQuantBlock);
-            quantize_block_q8(v, len, X.codes.data() + blk * kQuantBlock, X.scale.data() + blk);
+            uint8_t* q = X.codes.data() + blk * kQuantBlock;
+            if (len == kQuantBlock && quantize(v, q, X.scale.data() + blk)) continue;
+            quantize_block_q8(v, len, q, X.scale.data() + blk);
             float s = 0.0f;
             for (int i = 0; i < len; i++) s += v[i] * 0.0f;  // NaN if any v[i] is not finite
             if (s != 0.0f) X.scale[blk] = std::numeric_limits<float>::quiet_NaN();
