@@ -231,6 +231,7 @@ void TiledRows(float* out, const QuantMatrix& X, const QuantMatrix& W, float bet
     }
 }
 
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
 // ---- Hand-written kernels (intrinsics) for x86: AVX-512 VNNI and AVX2 ----
 // Both walk the same tiles as TiledRows (MR activation rows by OR weight rows) but form the
 // block sums with byte multiply-adds, 4 (vpdpbusd) resp. 2 (vpmaddubsw) codes per int32 resp.
@@ -282,6 +283,8 @@ void HandRows(HandTileFn tile, float* out, const QuantMatrix& X, const float* xs
         }
     }
 }
+
+#endif  // HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
 
 #if HWY_TARGET == HWY_AVX3
 // AVX-512 VNNI (compiled into the AVX3 target with avx512vnni added by attribute; run only where
@@ -394,6 +397,7 @@ void HandGroupRows(float* out, const QuantMatrix& X, const float* xs, const Quan
 bool HandAvailable() {
     return int8_detail::HandKernels().load() && cpu_has_avx512_vnni();
 }
+#undef T6_VNNI_TARGET
 #define T6_INT8_HAND 1
 #endif  // HWY_TARGET == HWY_AVX3
 
