@@ -1,5 +1,7 @@
 // q8 / q4 weights x int8 activations (kernels/int8_linear.h): activation quantization, the
-// scalar reference, and the Highway kernel.
+// scalar reference, the Highway kernel, and hand-written x86 kernels (AVX-512 VNNI and AVX2,
+// below, "Hand-written kernels"), which run instead of the Highway kernel on those targets unless
+// set_int8_hand_kernels(false).
 //
 // The kernel is written once against Google Highway and compiled per target (foreach_target.h),
 // dispatched at run time (HWY_DYNAMIC_DISPATCH). It tiles MR activation rows by OR weight rows
