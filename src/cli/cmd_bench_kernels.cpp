@@ -55,6 +55,7 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/flash_decode.h"
 #include "kernels/gemm.h"
+#include "kernels/int8_linear.h"
 #include "kernels/linear_bf16.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -119,12 +120,14 @@ std::vector<uint16_t> random_bf16(size_t n, uint32_t seed) {
     return out;
 }
 
+// clang-format off
 const std::vector<std::string> kFamilies = {"flash_tpa_decode",
                                             "flash_tpa_decode_bf16",
                                             "flash_kv_decode",
                                             "flash_mla_decode",
                                             "linear_f32_few_rows",
                                             "linear_bf16",
+                                            "int8_gemv",
                                             "attention_forward",
                                             "attention_backward",
                                             "cross_entropy",
@@ -138,6 +141,7 @@ const std::vector<std::string> kFamilies = {"flash_tpa_decode",
                                             "tpa_contract_backward",
                                             "adamw_step",
                                             "to_bf16"};
+// clang-format on
 
 // Builds the family `name` with its buffers (kept alive by the closure).
 Kernel make_kernel(const std::string& name, const Shapes& sh) {
@@ -264,6 +268,24 @@ Kernel make_kernel(const std::string& name, const Shapes& sh) {
                 linear_f32_few_rows(out->data(), in->data(), w->data(), R, C, OC, 0.0f);
             };
         }
+    } else if (name == "int8_gemv") {
+        // q8 weights x int8 activations (q8a8) at the lm_head's shape, one token (decode); bytes:
+        // the weight codes and scales. Each row's shape names the int8 kernel that ran.
+        const int C = t6c.n_embd, OC = sh.quick ? 3072 : t6c.vocab_size;
+        struct State {
+            QuantMatrix W, X;
+            FloatBuffer out;
+        };
+        auto st = std::make_shared<State>();
+        const FloatBuffer w = random_floats(size_t(OC) * C, 8), x = random_floats(C, 7);
+        quantize_matrix(st->W, w.data(), OC, C, QuantScheme::q8);
+        quantize_activations_q8(st->X, x.data(), 1, C);
+        st->out = FloatBuffer(OC);
+        k.bytes = double(st->W.bytes());
+        k.flops = 2.0 * C * OC;
+        k.shape = "N=1 C=" + std::to_string(C) + " OC=" + std::to_string(OC) + " q8" +
+                  (sh.quick ? "" : " (lm_head)");
+        k.run = [st] { linear_a8_codes(st->out.data(), st->X, st->W, 0.0f); };
     } else if (name == "attention_forward" || name == "attention_backward") {
         const int H = t6c.n_head, D = t6c.head_dim;
         AttnDims ad;
@@ -572,18 +594,20 @@ int cmd_bench_kernels(int argc, char** argv) {
             std::vector<double> secs;
             for (int r = 0; r < repeats; r++) secs.push_back(seconds_of(k.run));
             const double s = median(secs);
+            const std::string shape =
+                fam == "int8_gemv" ? k.shape + " kernel=" + int8_kernel_name() : k.shape;
             const double gflops = k.flops / s / 1e9, gbps = k.bytes / s / 1e9;
             const bool compute = k.flops / peak[t] > k.bytes / bw;
             const double frac = compute ? k.flops / s / peak[t] : k.bytes / s / bw;
             std::printf("%-22s %-10s %-7s %10.3f %10.2f %9.2f %-7s %6.1f%% %7.1f %8.0f  %s\n",
                         fam.c_str(), simd_target_name(t), hwy_name[t].c_str(), 1e3 * s, gflops,
                         gbps, compute ? "compute" : "memory", 100 * frac, bw / 1e9, peak[t] / 1e9,
-                        k.shape.c_str());
+                        shape.c_str());
             std::fflush(stdout);
             rows.push_back({{"kernel", fam},
                             {"target", simd_target_name(t)},
                             {"highway_target", hwy_name[t]},
-                            {"shape", k.shape},
+                            {"shape", shape},
                             {"ms", 1e3 * s},
                             {"ms_min", 1e3 * *std::min_element(secs.begin(), secs.end())},
                             {"flops_per_call", k.flops},

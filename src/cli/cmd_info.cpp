@@ -16,6 +16,7 @@
 #include "core/threads.h"
 #include "kernels/flash_decode.h"
 #include "kernels/gemm.h"
+#include "kernels/int8_linear.h"
 #include "model/checkpoint.h"
 #include "model/model_stats.h"
 
@@ -97,6 +98,7 @@ int print_system(bool json) {
     const std::string tpa_f32(flash_tpa_kernel_name(false)), tpa_bf16(flash_tpa_kernel_name(true));
     const std::string gemm_f32 = gemm_kernel_name(), gemm_bf16 = gemm_bf16_kernel_name();
     const std::string hwy = simd_highway_target_name();
+    const std::string int8 = int8_kernel_name();
     std::printf("cpu                %s\n", cpu_model_name().c_str());
     std::printf("simd features      %s\n", cpu_simd_features().c_str());
     std::printf("simd targets       %s (best: %s)\n", avail_s.c_str(), simd_target_name(best));
@@ -115,6 +117,7 @@ int print_system(bool json) {
                 tpa_bf16.c_str());
     std::printf("  f32 GEMM         %s\n", gemm_f32.c_str());
     std::printf("  bf16 GEMM        %s\n", gemm_bf16.c_str());
+    std::printf("  int8 GEMV        %s (q8a8 / q4a8 weights)\n", int8.c_str());
     if (json) {
         nlohmann::json j = {
             {"cpu", cpu_model_name()},
@@ -130,6 +133,7 @@ int print_system(bool json) {
             {"flash_tpa_kernel_bf16", tpa_bf16},
             {"gemm_kernel", gemm_f32},
             {"gemm_bf16_kernel", gemm_bf16},
+            {"int8_gemv_kernel", int8},
             {"threads", num_threads()},
             {"omp_wait_policy", omp_wait_policy()}};
         std::printf("%s\n", j.dump().c_str());

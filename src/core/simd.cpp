@@ -258,5 +258,17 @@ std::string cpu_simd_features() {
     return out.empty() ? "none" : out;
 }
 
+bool cpu_has_avx512_vnni() {
+#if HWY_ARCH_X86
+    static const bool has = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512vnni") != 0;
+    }();
+    return has;
+#else
+    return false;
+#endif
+}
+
 }  // namespace t6
 #endif  // HWY_ONCE

@@ -72,6 +72,9 @@ std::string simd_highway_target_name();
 // bf16 i8mm sve sve2 svebf16").
 std::string cpu_model_name();
 std::string cpu_simd_features();
+// True when the CPU has AVX-512 VNNI (vpdpbusd; the int8 GEMV kernel uses it on the avx512
+// targets). False on other architectures.
+bool cpu_has_avx512_vnni();
 
 // Sets a target for a scope and restores the previous one (tests, benchmarks).
 class ScopedSimdTarget {

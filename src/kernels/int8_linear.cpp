@@ -1,5 +1,7 @@
 // q8 / q4 weights x int8 activations (kernels/int8_linear.h): activation quantization, the
-// scalar reference, and the Highway kernel.
+// scalar reference, the Highway kernel, and hand-written x86 kernels (AVX-512 VNNI and AVX2,
+// below, "Hand-written kernels"), which run instead of the Highway kernel on those targets unless
+// set_int8_hand_kernels(false).
 //
 // The kernel is written once against Google Highway and compiled per target (foreach_target.h),
 // dispatched at run time (HWY_DYNAMIC_DISPATCH). It tiles MR activation rows by OR weight rows
@@ -17,12 +19,14 @@
 // outputs.
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <vector>
 
+#include "core/simd.h"
 #include "kernels/gemm.h"
 #include "kernels/int8_linear.h"
 
@@ -31,12 +35,21 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "kernels/linear_tiling-inl.h"
+#if HWY_ARCH_X86
+#include <immintrin.h>
+#endif
 
 // Defined on the first of the per-target passes (foreach_target.h re-includes this file).
 #ifndef T6_KERNELS_INT8_LINEAR_SCALAR_
 #define T6_KERNELS_INT8_LINEAR_SCALAR_
 namespace t6 {
 namespace int8_detail {
+
+// Whether the hand-written kernels may run (set_int8_hand_kernels).
+inline std::atomic<bool>& HandKernels() {
+    static std::atomic<bool> enabled{true};
+    return enabled;
+}
 
 // Rows [0, X.rows) x outputs [o0, o1), block by block in scalar code: the reference.
 // q8: y += dw dx sum_j qw qx;  q4 (w = q dw + m): y += dw dx sum_j qw qx + m dx sum_j qx.
@@ -219,6 +232,262 @@ void TiledRows(float* out, const QuantMatrix& X, const QuantMatrix& W, float bet
         }
     }
 }
+
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
+// ---- Hand-written kernels (intrinsics) for x86: AVX-512 VNNI and AVX2 ----
+// Both walk the same tiles as TiledRows (MR activation rows by OR weight rows) but form the
+// block sums with byte multiply-adds, 4 (vpdpbusd) resp. 2 (vpmaddubsw) codes per int32 resp.
+// int16 lane, and scale whole vectors of block sums at once: the scale products dw * dx of 16
+// (8) blocks are formed with one multiply per tile row pair, and each block's lanes pick theirs
+// with a lane permute (vpermps; the index advances by the blocks per vector). The float
+// accumulators hold per-lane partial sums of the whole row, summed at the end. q4's minimum
+// term sum_b m dx sum_j qx is added per 16 (8) blocks into the same accumulators from xs = dx *
+// sum_j qx, formed once per call and activation row (HandXs).
+using HandTileFn = void (*)(const Row* x, const float* const* xs, const Row* w, const Row* next,
+                            int nb, float* r);
+
+// xs[n * nb + b] = dx[n, b] * sum_j qx[n, b, j] (q4's minimum term).
+void HandXs(std::vector<float>& xs, const QuantMatrix& X) {
+    const int nb = X.blocks_per_row();
+    xs.resize(size_t(X.rows) * nb);
+    const int8_t* q = reinterpret_cast<const int8_t*>(X.codes.data());
+    for (size_t i = 0; i < xs.size(); i++) {
+        int32_t sx = 0;
+        for (int j = 0; j < kQuantBlock; j++) sx += q[i * kQuantBlock + j];
+        xs[i] = X.scale[i] * float(sx);
+    }
+}
+
+template <int MR, int OR>
+void HandRows(HandTileFn tile, float* out, const QuantMatrix& X, const float* xs,
+              const QuantMatrix& W, float beta, int o0, int o1) {
+    const int N = X.rows, OC = W.rows, nb = W.blocks_per_row();
+    for (int o = o0; o < o1; o += OR) {
+        // Rows past the end repeat the last one (computed, not stored).
+        Row w[OR], next[OR];
+        for (int k = 0; k < OR; k++) w[k] = RowOf(W, std::min(o + k, OC - 1));
+        for (int k = 0; k < OR; k++) next[k] = RowOf(W, std::min(o + OR + k, OC - 1));
+        for (int n0 = 0; n0 < N; n0 += MR) {
+            Row x[MR];
+            const float* xsm[MR];
+            for (int m = 0; m < MR; m++) {
+                const int n = std::min(n0 + m, N - 1);
+                x[m] = RowOf(X, n);
+                xsm[m] = xs != nullptr ? xs + size_t(n) * nb : nullptr;
+            }
+            float r[MR * OR];
+            tile(x, xsm, w, n0 == 0 && o + OR < o1 ? next : nullptr, nb, r);
+            for (int m = 0; m < MR && n0 + m < N; m++)
+                for (int k = 0; k < OR && o + k < o1; k++) {
+                    float& y = out[size_t(n0 + m) * OC + o + k];
+                    y = (beta != 0.0f ? beta * y : 0.0f) + r[OR * m + k];
+                }
+        }
+    }
+}
+
+#endif  // HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
+
+#if HWY_TARGET == HWY_AVX3
+// AVX-512 VNNI (compiled into the AVX3 target with avx512vnni added by attribute; run only where
+// cpu_has_avx512_vnni()). vpdpbusd multiplies unsigned by signed bytes, four products per int32
+// lane, with no intermediate saturation. q8: the weight codes are made unsigned as w ^ 0x80 = w +
+// 128 and the int32 lanes start at -128 * (the sum of their four activation codes), so each lane
+// ends at exactly sum w * x. q4: the codes 0..15 are unsigned already. One zmm holds a pair of
+// blocks: q8's 64 codes in order (lanes 0-7: block 2p, 8-15: block 2p + 1); q4's 32 bytes
+// unpacked as [low nibbles of block 2p, of 2p + 1, high nibbles of 2p, of 2p + 1] (the activation
+// codes are permuted to match, once per activation row and pair). A last odd block loads half a
+// vector (masked: zero activation codes and scales above it).
+#define T6_VNNI_TARGET __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
+
+// One pair of blocks from block b (kHalf: block b alone, the row's last) into acc.
+template <QuantScheme S, int MR, int OR, bool kHalf>
+T6_VNNI_TARGET __attribute__((always_inline)) inline void VnniPair(const Row* x, const Row* w,
+                                                                   const Row* next, int b,
+                                                                   __m512i idx, const __m512* sc,
+                                                                   __m512* acc) {
+    constexpr bool kQ4 = S == QuantScheme::q4;
+    constexpr int kBlockBytes = kQ4 ? kQuantBlock / 2 : kQuantBlock;
+    const __m512i zero = _mm512_setzero_si512(), k80 = _mm512_set1_epi8(char(0x80));
+    const size_t wo = size_t(b) * kBlockBytes, xo = size_t(b) * kQuantBlock;
+    if (next != nullptr)
+        for (int k = 0; k < OR; k++)
+            _mm_prefetch(reinterpret_cast<const char*>(next[k].q + wo), _MM_HINT_T0);
+    __m512i xv[MR], base[MR];
+    for (int m = 0; m < MR; m++) {
+        __m512i v = kHalf ? _mm512_maskz_loadu_epi8(0xffffffffu, x[m].q + xo)
+                          : _mm512_loadu_si512(x[m].q + xo);
+        if constexpr (kQ4) {
+            v = _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
+            base[m] = zero;
+        } else {
+            base[m] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k80, v));
+        }
+        xv[m] = v;
+    }
+    for (int k = 0; k < OR; k++) {
+        __m512i wv;
+        if constexpr (kQ4) {
+            const __m256i v =
+                kHalf ? _mm256_maskz_loadu_epi8(0xffff, w[k].q + wo)
+                      : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[k].q + wo));
+            wv = _mm512_and_si512(
+                _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1),
+                _mm512_set1_epi8(15));
+        } else {
+            wv = _mm512_xor_si512(kHalf ? _mm512_maskz_loadu_epi8(0xffffffffu, w[k].q + wo)
+                                        : _mm512_loadu_si512(w[k].q + wo),
+                                  k80);
+        }
+        for (int m = 0; m < MR; m++) {
+            const __m512i s = _mm512_dpbusd_epi32(base[m], wv, xv[m]);
+            acc[OR * m + k] = _mm512_fmadd_ps(
+                _mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, sc[OR * m + k]), acc[OR * m + k]);
+        }
+    }
+}
+
+template <QuantScheme S, int MR, int OR>
+T6_VNNI_TARGET void VnniTile(const Row* x, const float* const* xs, const Row* w, const Row* next,
+                             int nb, float* r) {
+    constexpr bool kQ4 = S == QuantScheme::q4;
+    const __m512i two = _mm512_set1_epi32(2);
+    // The block (0: 2p, 1: 2p + 1) of each int32 lane.
+    const __m512i idx0 = kQ4 ? _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0)
+                             : _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512 acc[MR * OR];
+    for (int i = 0; i < MR * OR; i++) acc[i] = _mm512_setzero_ps();
+    for (int b0 = 0; b0 < nb; b0 += 16) {
+        const int nblk = std::min(16, nb - b0);
+        const __mmask16 mk = __mmask16((1u << nblk) - 1);
+        __m512 sc[MR * OR];  // dw * dx of blocks b0 .. b0 + 15 (zero past nb)
+        {
+            __m512 dx[MR];
+            for (int m = 0; m < MR; m++) dx[m] = _mm512_maskz_loadu_ps(mk, x[m].d + b0);
+            for (int k = 0; k < OR; k++) {
+                const __m512 dw = _mm512_maskz_loadu_ps(mk, w[k].d + b0);
+                for (int m = 0; m < MR; m++) sc[OR * m + k] = _mm512_mul_ps(dw, dx[m]);
+                if constexpr (kQ4) {
+                    const __m512 mn = _mm512_maskz_loadu_ps(mk, w[k].m + b0);
+                    for (int m = 0; m < MR; m++)
+                        acc[OR * m + k] = _mm512_fmadd_ps(mn, _mm512_maskz_loadu_ps(mk, xs[m] + b0),
+                                                          acc[OR * m + k]);
+                }
+            }
+        }
+        // Whole pairs in the loop, a last odd block after it (keeping the mask out of the loop
+        // lets the accumulators stay in registers).
+        __m512i idx = idx0;
+        const int np = nblk / 2;
+        for (int p = 0; p < np; p++, idx = _mm512_add_epi32(idx, two))
+            VnniPair<S, MR, OR, false>(x, w, next, b0 + 2 * p, idx, sc, acc);
+        if (nblk % 2 != 0) VnniPair<S, MR, OR, true>(x, w, next, b0 + 2 * np, idx, sc, acc);
+    }
+    for (int i = 0; i < MR * OR; i++) r[i] = _mm512_reduce_add_ps(acc[i]);
+}
+
+template <QuantScheme S>
+void HandGroupRows(float* out, const QuantMatrix& X, const float* xs, const QuantMatrix& W,
+                   float beta, int o0, int o1) {
+    if (X.rows == 1)
+        HandRows<1, 8>(VnniTile<S, 1, 8>, out, X, xs, W, beta, o0, o1);
+    else if (X.rows == 2)
+        HandRows<2, 4>(VnniTile<S, 2, 4>, out, X, xs, W, beta, o0, o1);
+    else
+        HandRows<4, 2>(VnniTile<S, 4, 2>, out, X, xs, W, beta, o0, o1);
+}
+bool HandAvailable() {
+    return int8_detail::HandKernels().load() && cpu_has_avx512_vnni();
+}
+#undef T6_VNNI_TARGET
+#define T6_INT8_HAND 1
+#endif  // HWY_TARGET == HWY_AVX3
+
+#if HWY_TARGET == HWY_AVX2
+// AVX2 (llama.cpp's mul_sum_i8_pairs): vpmaddubsw multiplies unsigned by signed bytes and adds
+// pairs into int16 lanes, with saturation. q8: |w| * (x with w's sign), |w|, |x| <= 127, so a pair
+// sum is at most 2 * 127 * 127 < 32767; q4: the codes 0..15 are unsigned already. vpmaddwd with
+// ones then sums int16 pairs into int32. One ymm per block (q4: the 16 bytes' low nibbles, then
+// their high ones).
+template <QuantScheme S, int MR, int OR>
+void Avx2Tile(const Row* x, const float* const* xs, const Row* w, const Row* next, int nb,
+              float* r) {
+    constexpr bool kQ4 = S == QuantScheme::q4;
+    constexpr int kBlockBytes = kQ4 ? kQuantBlock / 2 : kQuantBlock;
+    const __m256i ones = _mm256_set1_epi16(1), nib = _mm256_set1_epi8(15);
+    const __m256i one = _mm256_set1_epi32(1), lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256 acc[MR * OR];
+    for (int i = 0; i < MR * OR; i++) acc[i] = _mm256_setzero_ps();
+    for (int b0 = 0; b0 < nb; b0 += 8) {
+        const int nblk = std::min(8, nb - b0);
+        const __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32(nblk), lane);
+        __m256 sc[MR * OR];  // dw * dx of blocks b0 .. b0 + 7 (zero past nb)
+        {
+            __m256 dx[MR];
+            for (int m = 0; m < MR; m++) dx[m] = _mm256_maskload_ps(x[m].d + b0, mk);
+            for (int k = 0; k < OR; k++) {
+                const __m256 dw = _mm256_maskload_ps(w[k].d + b0, mk);
+                for (int m = 0; m < MR; m++) sc[OR * m + k] = _mm256_mul_ps(dw, dx[m]);
+                if constexpr (kQ4) {
+                    const __m256 mn = _mm256_maskload_ps(w[k].m + b0, mk);
+                    for (int m = 0; m < MR; m++)
+                        acc[OR * m + k] = _mm256_fmadd_ps(mn, _mm256_maskload_ps(xs[m] + b0, mk),
+                                                          acc[OR * m + k]);
+                }
+            }
+        }
+        __m256i idx = _mm256_setzero_si256();
+        for (int j = 0; j < nblk; j++, idx = _mm256_add_epi32(idx, one)) {
+            const size_t wo = size_t(b0 + j) * kBlockBytes, xo = size_t(b0 + j) * kQuantBlock;
+            if (next != nullptr && (!kQ4 || j % 2 == 0))
+                for (int k = 0; k < OR; k++)
+                    _mm_prefetch(reinterpret_cast<const char*>(next[k].q + wo), _MM_HINT_T0);
+            __m256i xv[MR];
+            for (int m = 0; m < MR; m++)
+                xv[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[m].q + xo));
+            for (int k = 0; k < OR; k++) {
+                __m256i wv, xw[MR];
+                if constexpr (kQ4) {
+                    const __m128i v =
+                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[k].q + wo));
+                    wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), nib);
+                    for (int m = 0; m < MR; m++) xw[m] = xv[m];
+                } else {
+                    const __m256i v =
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[k].q + wo));
+                    wv = _mm256_sign_epi8(v, v);
+                    for (int m = 0; m < MR; m++) xw[m] = _mm256_sign_epi8(xv[m], v);
+                }
+                for (int m = 0; m < MR; m++) {
+                    const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xw[m]), ones);
+                    acc[OR * m + k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
+                                                      _mm256_permutevar8x32_ps(sc[OR * m + k], idx),
+                                                      acc[OR * m + k]);
+                }
+            }
+        }
+    }
+    for (int i = 0; i < MR * OR; i++) {
+        const __m128 h =
+            _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+        const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        r[i] = _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+    }
+}
+
+template <QuantScheme S>
+void HandGroupRows(float* out, const QuantMatrix& X, const float* xs, const QuantMatrix& W,
+                   float beta, int o0, int o1) {
+    if (X.rows == 1)
+        HandRows<1, 4>(Avx2Tile<S, 1, 4>, out, X, xs, W, beta, o0, o1);
+    else
+        HandRows<2, 2>(Avx2Tile<S, 2, 2>, out, X, xs, W, beta, o0, o1);
+}
+bool HandAvailable() {
+    return int8_detail::HandKernels().load();
+}
+#define T6_INT8_HAND 1
+#endif  // HWY_TARGET == HWY_AVX2
 #endif  // HWY_TARGET != HWY_SCALAR
 
 template <QuantScheme S>
@@ -240,39 +509,102 @@ void GroupRows(float* out, const QuantMatrix& X, const QuantMatrix& W, float bet
 
 }  // namespace
 
+// Full blocks of 32 finite numbers: quantize_block_q8's codes and scale, vectorized (d = amax /
+// 127, q = round(x / d) with ties away from zero, as trunc(v) + sign(v) where |v - trunc(v)| >=
+// 0.5: v - trunc(v) is exact). Returns false (nothing written) when the block holds a non-finite
+// number; the caller then takes the scalar path.
+bool QuantizeBlockQ8(const float* HWY_RESTRICT v, uint8_t* HWY_RESTRICT q, float* d) {
+#if HWY_TARGET == HWY_SCALAR
+    (void)v, (void)q, (void)d;
+    return false;
+#else
+    const hn::ScalableTag<float> df;
+    const hn::RebindToSigned<decltype(df)> di;
+    const hn::Rebind<int8_t, decltype(di)> d8;
+    const int L = int(hn::Lanes(df));
+    auto amax = hn::Zero(df), bad = hn::Zero(df);
+    for (int i = 0; i < kQuantBlock; i += L) {
+        const auto x = hn::LoadU(df, v + i);
+        amax = hn::Max(amax, hn::Abs(x));
+        bad = hn::Or(bad, hn::Mul(x, hn::Zero(df)));  // NaN lanes where x is not finite
+    }
+    if (!hn::AllTrue(df, hn::Eq(bad, hn::Zero(df)))) return false;
+    const float scale = hn::GetLane(hn::MaxOfLanes(df, amax)) / 127.0f;
+    *d = scale;
+    if (!(scale > 0.0f)) {
+        for (int i = 0; i < kQuantBlock; i++) q[i] = 0;
+        return true;
+    }
+    const auto vd = hn::Set(df, scale), half = hn::Set(df, 0.5f), one = hn::Set(df, 1.0f);
+    const auto lo = hn::Set(df, -127.0f), hi = hn::Set(df, 127.0f);
+    for (int i = 0; i < kQuantBlock; i += L) {
+        const auto x = hn::Div(hn::LoadU(df, v + i), vd);
+        const auto t = hn::Trunc(x);
+        const auto up = hn::Ge(hn::Abs(hn::Sub(x, t)), half);
+        const auto r = hn::Add(t, hn::IfThenElseZero(up, hn::CopySign(one, x)));
+        const auto c = hn::ConvertTo(di, hn::Min(hn::Max(r, lo), hi));
+        hn::StoreU(hn::DemoteTo(d8, c), d8, reinterpret_cast<int8_t*>(q) + i);
+    }
+    return true;
+#endif
+}
+
 void LinearA8Codes(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta) {
     const int groups = (W.rows + kGroup - 1) / kGroup;
+#if defined(T6_INT8_HAND)
+    const bool hand = HandAvailable();
+    thread_local std::vector<float> xs;
+    if (hand && W.scheme == QuantScheme::q4) HandXs(xs, X);
+    const float* xsp = W.scheme == QuantScheme::q4 ? xs.data() : nullptr;
+#endif
     // Small matrices (tests, tiny models) on one thread: a parallel region costs more.
 #pragma omp parallel for schedule(dynamic, 2) if (size_t(W.rows) * W.cols >= (size_t(1) << 16))
     for (int g = 0; g < groups; g++) {
         const int o0 = g * kGroup, o1 = std::min(W.rows, o0 + kGroup);
+#if defined(T6_INT8_HAND)
+        if (hand) {
+            if (W.scheme == QuantScheme::q8)
+                HandGroupRows<QuantScheme::q8>(out, X, nullptr, W, beta, o0, o1);
+            else
+                HandGroupRows<QuantScheme::q4>(out, X, xsp, W, beta, o0, o1);
+            continue;
+        }
+#endif
         if (W.scheme == QuantScheme::q8)
             GroupRows<QuantScheme::q8>(out, X, W, beta, o0, o1);
         else
             GroupRows<QuantScheme::q4>(out, X, W, beta, o0, o1);
     }
 }
+#undef T6_INT8_HAND
 
 }  // namespace t6::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include <string>
+
 #include "core/error.h"
 
 namespace t6 {
 
 HWY_EXPORT(LinearA8Codes);
+HWY_EXPORT(QuantizeBlockQ8);
 
 void quantize_activations_q8(QuantMatrix& X, const float* x, int N, int C) {
     if (X.scheme != QuantScheme::q8 || X.rows != N || X.cols != C)
         X.allocate(QuantScheme::q8, N, C);
     const int nb = X.blocks_per_row();
+    // Full blocks of finite numbers vectorized (the same codes and scales), others in scalar code.
+    const auto quantize = HWY_DYNAMIC_DISPATCH(QuantizeBlockQ8);
     for (int n = 0; n < N; n++)
         for (int b = 0; b < nb; b++) {
             const size_t blk = size_t(n) * nb + b;
             const float* v = x + size_t(n) * C + size_t(b) * kQuantBlock;
             const int len = std::min(kQuantBlock, C - b * kQuantBlock);
-            quantize_block_q8(v, len, X.codes.data() + blk * kQuantBlock, X.scale.data() + blk);
+            uint8_t* q = X.codes.data() + blk * kQuantBlock;
+            if (len == kQuantBlock && quantize(v, q, X.scale.data() + blk)) continue;
+            quantize_block_q8(v, len, q, X.scale.data() + blk);
             float s = 0.0f;
             for (int i = 0; i < len; i++) s += v[i] * 0.0f;  // NaN if any v[i] is not finite
             if (s != 0.0f) X.scale[blk] = std::numeric_limits<float>::quiet_NaN();
@@ -289,6 +621,19 @@ void linear_a8_codes(float* out, const QuantMatrix& X, const QuantMatrix& W, flo
     check_shapes(X, W);
     if (X.rows <= 0 || W.rows <= 0) return;
     HWY_DYNAMIC_DISPATCH(LinearA8Codes)(out, X, W, beta);
+}
+
+bool set_int8_hand_kernels(bool enabled) {
+    return int8_detail::HandKernels().exchange(enabled);
+}
+
+const char* int8_kernel_name() {
+    const std::string hwy = simd_highway_target_name();
+    const bool hand = int8_detail::HandKernels().load();
+    if (hwy == "AVX3") return hand && cpu_has_avx512_vnni() ? "avx512-vnni" : "highway";
+    if (hwy == "AVX2") return hand ? "avx2-maddubs" : "highway";
+    if (hwy == "SCALAR" || hwy == "EMU128") return "scalar";
+    return "highway";
 }
 
 void linear_a8_reference(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta) {

@@ -20,9 +20,17 @@ namespace t6 {
 void quantize_activations_q8(QuantMatrix& X, const float* x, int N, int C);
 
 // out[N, W.rows] = beta * out + X' @ W'^T for pre-quantized activations X (N = X.rows, X.cols ==
-// W.cols, W q8 or q4), on the SIMD target in force (Highway: int8 codes widened to int16, pairwise
-// multiply-add into int32 (vpmaddwd on AVX2 / AVX-512), one float32 scale multiply-add per block).
+// W.cols, W q8 or q4), on the SIMD target in force: hand-written vpdpbusd (AVX-512 VNNI) or
+// vpmaddubsw (AVX2) kernels, else Highway (int8 codes widened to int16, pairwise multiply-add into
+// int32 (vpmaddwd), one float32 scale multiply-add per block).
 void linear_a8_codes(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta);
+// The int8 kernel linear_a8_codes runs now: "avx512-vnni" (hand-written vpdpbusd, on the
+// avx512 targets of CPUs with AVX-512 VNNI), "avx2-maddubs" (hand-written vpmaddubsw, avx2
+// target), "highway" (the Highway kernel above: AVX-512 without VNNI, NEON) or "scalar".
+const char* int8_kernel_name();
+// Tests: whether the hand-written kernels may run (default true; false runs the Highway kernel on
+// every target). Returns the previous setting. Not to be called while kernels run.
+bool set_int8_hand_kernels(bool enabled);
 // The plain scalar loop over the same codes (the tests' reference; HWY_SCALAR runs it too).
 void linear_a8_reference(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta);
 // The layer: quantizes inp[N, W.cols] (a per-thread buffer) and runs linear_a8_codes for a few
