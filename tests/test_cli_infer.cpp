@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/safetensors.h"
+#include "kernels/int8_linear.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
 #include "test_cli_util.h"
@@ -178,6 +179,8 @@ TEST(CliBench, DecodeJsonHasRooflineFields) {
     EXPECT_GT(j["gemm_gflops_start"].get<double>(), 0.0);
     EXPECT_EQ(j["weights"].get<std::string>(), "f32");
     EXPECT_FALSE(j["flash_tpa_kernel"].get<std::string>().empty());
+    // The int8 GEMV of q8a8 / q4a8 weights, as t6 info --system names it.
+    EXPECT_EQ(j["int8_gemv_kernel"].get<std::string>(), std::string(int8_kernel_name()));
 }
 
 // Bad arguments fail with one line before the benchmark prints anything (no half table).

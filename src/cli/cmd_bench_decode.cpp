@@ -32,6 +32,7 @@
 #include "infer/decoder.h"
 #include "kernels/flash_decode.h"
 #include "kernels/gemm.h"
+#include "kernels/int8_linear.h"
 #include "model/model.h"
 
 namespace t6::cli {
@@ -195,11 +196,12 @@ int cmd_bench_decode(int argc, char** argv) {
     const double bw_start = probe.bandwidth(), peak_start = probe.gemm_rate();
     const double fma_start = probe.fma_peak();
     const std::string tpa_kernel(flash_tpa_kernel_name(cache_types[0] == CacheType::bf16));
+    const std::string int8_kernel = int8_kernel_name();  // the q8a8 / q4a8 weights' GEMV
     std::printf(
-        "GEMM: %s, threads: %d (OpenMP wait policy %s), cache %s, weights %s, FlashTPA: %s, SIMD "
-        "target: %s\n",
+        "GEMM: %s, threads: %d (OpenMP wait policy %s), cache %s, weights %s, FlashTPA: %s, int8 "
+        "GEMV: %s, SIMD target: %s\n",
         kernel.c_str(), num_threads(), omp_wait_policy().c_str(), p.get("cache").c_str(),
-        p.get("weights").c_str(), tpa_kernel.c_str(), simd.c_str());
+        p.get("weights").c_str(), tpa_kernel.c_str(), int8_kernel.c_str(), simd.c_str());
     std::printf(
         "roofline nominal: %.0f GB/s, %.0f GFLOP/s | measured at the start: %.1f GB/s "
         "streaming read, %.0f GFLOP/s fp32 FMA peak, %.0f GFLOP/s fp32 GEMM (bandwidth and FMA "
@@ -299,6 +301,7 @@ int cmd_bench_decode(int argc, char** argv) {
         nlohmann::json out = {{"benchmark", "decode"},
                               {"gemm_kernel", kernel},
                               {"flash_tpa_kernel", tpa_kernel},
+                              {"int8_gemv_kernel", int8_kernel},
                               {"threads", num_threads()},
                               {"omp_wait_policy", omp_wait_policy()},
                               {"cache_type", p.get("cache")},
