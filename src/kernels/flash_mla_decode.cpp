@@ -111,14 +111,6 @@ HWY_INLINE void MlaRangeT(const float* q, const CacheBlocks<T>& cache, int j0, i
         // Scores S[j, h] = qT[:, h] . record j.
         for (int g = 0; g < G; g++)
             for (int jt = 0; jt < n; jt += J) {
-                // Prefetch the matching records of the next block into L2 (the J record
-                // streams read here are too many for the hardware prefetcher to run ahead).
-                if (g == 0 && jt < nn) {
-                    const int cnt = std::min(J, nn - jt);
-                    const char* nx = reinterpret_cast<const char*>(next + long(jt) * rec);
-                    for (long off = 0; off < long(cnt) * rec * long(sizeof(T)); off += 64)
-                        __builtin_prefetch(nx + off, 0, 2);
-                }
                 const float* rp[J];
                 for (int jj = 0; jj < J; jj++) rp[jj] = recs + std::min(jt + jj, n - 1) * rec;
                 VF a[J];
@@ -130,7 +122,9 @@ HWY_INLINE void MlaRangeT(const float* q, const CacheBlocks<T>& cache, int j0, i
         BlockSoftmax(S, n, H, Hp, part, alpha, nullptr);
         // Latent values: acc[h] = alpha[h] acc[h] + sum_j P[j, h] c_j, in head tiles of up to 4
         // (the next block was prefetched during the scores).
-        values_tiles<OpF32>(part.acc, H, C, 4, S, Hp, 1, recs, rec, 0, n, alpha, NextBlock{});
+        values_tiles<OpF32>(
+            part.acc, H, C, 6, S, Hp, 1, recs, rec, 0, n, alpha,
+            NextBlock{reinterpret_cast<const char*>(next), rec * long(sizeof(T)), nn, 0, 0});
     }
 }
 
@@ -182,11 +176,6 @@ void MlaRangeQ8Impl(const float* q, const CacheBlocks<int8_t>& cache, int j0, in
             for (int jt = 0; jt < n; jt += J) {
                 const int cnt = std::min(J, n - jt);
                 if (g == 0) {
-                    if (jt < nn) {  // the matching records of the next block, into L2
-                        const char* nx = reinterpret_cast<const char*>(next + long(jt) * rb);
-                        for (long off = 0; off < long(std::min(J, nn - jt)) * rb; off += 64)
-                            __builtin_prefetch(nx + off, 0, 2);
-                    }
                     for (int jj = 0; jj < cnt; jj++)
                         WidenCodes(recs + (jt + jj) * rec, blk + (jt + jj) * rb, rec);
                 }
@@ -210,7 +199,8 @@ void MlaRangeQ8Impl(const float* q, const CacheBlocks<int8_t>& cache, int j0, in
         // Latent values on the widened codes: acc[h] = alpha[h] acc[h] + sum_j W[j, h] codes_c(j),
         // in head tiles of up to 6 (kMaxTileHeads: 3 on AVX2): each tile reads every c row once,
         // and fewer tiles measured ~13% less kernel time than tiles of 4 on small-mla (AVX-512).
-        values_tiles<OpF32>(part.acc, H, C, 6, S, Hp, 1, recs, rec, 0, n, alpha, NextBlock{});
+        values_tiles<OpF32>(part.acc, H, C, 6, S, Hp, 1, recs, rec, 0, n, alpha,
+                            NextBlock{reinterpret_cast<const char*>(next), rb, nn, 0, 0});
     }
 }
 
