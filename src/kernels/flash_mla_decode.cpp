@@ -8,8 +8,11 @@
 // run time (core/simd.h). Heads live in the N vector lanes (groups of N): the query is
 // transposed once per task, qT (C+R, Hp) scaled, so the scores of 8 records are 8 accumulators
 // updated by broadcast(record element) * qT row, with no horizontal sums; the online softmax runs
-// across heads lane-wise; values accumulate in register tiles of up to 4 heads (3 on AVX2) x 4N
+// across heads lane-wise; values accumulate in register tiles of up to 6 heads (3 on AVX2) x 4N
 // latent columns (values_tiles, flash_decode-inl.h). A bf16 cache is widened block by block.
+// Blocks of 32 records (36 KB of f32 on small-mla, in L1 for the value tiles); the next block
+// is prefetched into L2 a few lines per record during the value tiles (NextBlock), not in one
+// burst: a burst of a block's ~300-600 lines stalls on the core's outstanding-miss limit.
 //
 // A q8 cache (q8_cache.h: the record is the codes of c (d_c) and k_pe (d_h^R), contiguous, then
 // padding and the two rows' float32 scales sc_c(j), sc_pe(j)) has its own kernel, MlaRangeQ8: the
@@ -42,7 +45,7 @@ namespace {
 using namespace flash;
 using flash_detail::Partial;
 
-constexpr int kMlaBlock = 64;  // records per online-softmax block
+constexpr int kMlaBlock = 32;  // records per online-softmax block (as kQ8Block)
 constexpr int kScoreTile = 8;  // records per score tile (independent accumulators)
 
 // One score tile: a[jj] (heads g*N.. in lanes) = sum_{k0 <= k < k1} qT[k, heads] rp[jj][k] for
@@ -120,8 +123,8 @@ HWY_INLINE void MlaRangeT(const float* q, const CacheBlocks<T>& cache, int j0, i
             }
         // Online softmax per head, N heads per vector.
         BlockSoftmax(S, n, H, Hp, part, alpha, nullptr);
-        // Latent values: acc[h] = alpha[h] acc[h] + sum_j P[j, h] c_j, in head tiles of up to 4
-        // (the next block was prefetched during the scores).
+        // Latent values: acc[h] = alpha[h] acc[h] + sum_j P[j, h] c_j, in head tiles of up to 6,
+        // prefetching the next block into L2.
         values_tiles<OpF32>(
             part.acc, H, C, 6, S, Hp, 1, recs, rec, 0, n, alpha,
             NextBlock{reinterpret_cast<const char*>(next), rec * long(sizeof(T)), nn, 0, 0});
