@@ -47,6 +47,15 @@ using flash_detail::Partial;
 
 constexpr int kMlaBlock = 32;  // records per online-softmax block (as kQ8Block)
 constexpr int kScoreTile = 8;  // records per score tile (independent accumulators)
+// Value tiles: up to 6 heads x kValueVecs vectors of latent columns. On AVX2 (16 registers) 2
+// vectors, so that 6 heads fit (12 accumulators, 2 row vectors and a weight: values_tiles); its
+// default of 4 vectors there means tiles of 3 heads whose 12 accumulators, 4 row vectors and a
+// weight are 17 registers, one accumulator spilled to the stack and reloaded every record.
+#if HWY_TARGET == HWY_AVX2
+constexpr int kValueVecs = 2;
+#else
+constexpr int kValueVecs = 4;
+#endif
 
 // One score tile: a[jj] (heads g*N.. in lanes) = sum_{k0 <= k < k1} qT[k, heads] rp[jj][k] for
 // the kScoreTile records rp (broadcast record element times a qT row: no horizontal sums).
@@ -127,7 +136,8 @@ HWY_INLINE void MlaRangeT(const float* q, const CacheBlocks<T>& cache, int j0, i
         // prefetching the next block into L2.
         values_tiles<OpF32>(
             part.acc, H, C, 6, S, Hp, 1, recs, rec, 0, n, alpha,
-            NextBlock{reinterpret_cast<const char*>(next), rec * long(sizeof(T)), nn, 0, 0});
+            NextBlock{reinterpret_cast<const char*>(next), rec * long(sizeof(T)), nn, 0, 0},
+            kValueVecs);
     }
 }
 
@@ -203,7 +213,8 @@ void MlaRangeQ8Impl(const float* q, const CacheBlocks<int8_t>& cache, int j0, in
         // in head tiles of up to 6 (kMaxTileHeads: 3 on AVX2): each tile reads every c row once,
         // and fewer tiles measured ~13% less kernel time than tiles of 4 on small-mla (AVX-512).
         values_tiles<OpF32>(part.acc, H, C, 6, S, Hp, 1, recs, rec, 0, n, alpha,
-                            NextBlock{reinterpret_cast<const char*>(next), rb, nn, 0, 0});
+                            NextBlock{reinterpret_cast<const char*>(next), rb, nn, 0, 0},
+                            kValueVecs);
     }
 }
 
