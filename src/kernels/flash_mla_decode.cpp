@@ -9,11 +9,15 @@
 // transposed once per task, qT (C+R, Hp) scaled, so the scores of 8 records are 8 accumulators
 // updated by broadcast(record element) * qT row, with no horizontal sums (two head groups share
 // each broadcast when their number is even: ScoreTilePair); the online softmax runs
-// across heads lane-wise; values accumulate in register tiles of up to 6 heads (3 on AVX2) x 4N
-// latent columns (values_tiles, flash_decode-inl.h). A bf16 cache is widened block by block.
-// Blocks of 32 records (36 KB of f32 on small-mla, in L1 for the value tiles); the next block
-// is prefetched into L2 a few lines per record during the value tiles (NextBlock), not in one
-// burst: a burst of a block's ~300-600 lines stalls on the core's outstanding-miss limit.
+// across heads lane-wise; values accumulate in register tiles of up to 6 heads x 4N latent
+// columns (x 2N on AVX2: kValueVecs) (values_tiles, flash_decode-inl.h). A bf16 cache is widened
+// block by block. Blocks of 32 records (36 KB of f32 on small-mla, in L1 for the value tiles); the
+// next block is prefetched into L2 a few lines per record during the value tiles (NextBlock), not
+// in one burst: a burst of a block's ~300-600 lines stalls on the core's outstanding-miss limit.
+// (Tried and not kept, 2026-12: a dot form of the scores on AVX-512, the record in the lanes and
+// 13 heads x 2 records of accumulators reduced by two transpose-adds, uses every lane where this
+// form uses 13 of 16 on small-mla, but measured 5-15% slower per kernel call: 28 loads per 26
+// FMAs and the reductions.)
 //
 // A q8 cache (q8_cache.h: the record is the codes of c (d_c) and k_pe (d_h^R), contiguous, then
 // padding and the two rows' float32 scales sc_c(j), sc_pe(j)) has its own kernel, MlaRangeQ8: the
@@ -267,7 +271,7 @@ void MlaRangeQ8Impl(const float* q, const CacheBlocks<int8_t>& cache, int j0, in
         // p sc_c(j) (they read c's codes).
         BlockSoftmax(S, n, H, Hp, part, alpha, sck);
         // Latent values on the widened codes: acc[h] = alpha[h] acc[h] + sum_j W[j, h] codes_c(j),
-        // in head tiles of up to 6 (kMaxTileHeads: 3 on AVX2): each tile reads every c row once,
+        // in head tiles of up to 6 (kValueVecs columns wide): each tile reads every c row once,
         // and fewer tiles measured ~13% less kernel time than tiles of 4 on small-mla (AVX-512).
         values_tiles<OpF32>(part.acc, H, C, 6, S, Hp, 1, recs, rec, 0, n, alpha,
                             NextBlock{reinterpret_cast<const char*>(next), rb, nn, 0, 0},
