@@ -7,9 +7,17 @@
 // Written once with Google Highway and compiled per SIMD target (AVX3, AVX2, SCALAR), chosen at
 // run time (core/simd.h). Heads live in the N vector lanes (groups of N): the query is
 // transposed once per task, qT (C+R, Hp) scaled, so the scores of 8 records are 8 accumulators
-// updated by broadcast(record element) * qT row, with no horizontal sums; the online softmax runs
-// across heads lane-wise; values accumulate in register tiles of up to 4 heads (3 on AVX2) x 4N
-// latent columns (values_tiles, flash_decode-inl.h). A bf16 cache is widened block by block.
+// updated by broadcast(record element) * qT row, with no horizontal sums (two head groups share
+// each broadcast when their number is even: ScoreTilePair); the online softmax runs
+// across heads lane-wise; values accumulate in register tiles of up to 6 heads x 4N latent
+// columns (x 2N on AVX2: kValueVecs) (values_tiles, flash_decode-inl.h). A bf16 cache is widened
+// block by block. Blocks of 32 records (36 KB of f32 on small-mla, in L1 for the value tiles); the
+// next block is prefetched into L2 a few lines per record during the value tiles (NextBlock), not
+// in one burst: a burst of a block's ~300-600 lines stalls on the core's outstanding-miss limit.
+// (Tried and not kept, 2026-12: a dot form of the scores on AVX-512, the record in the lanes and
+// 13 heads x 2 records of accumulators reduced by two transpose-adds, uses every lane where this
+// form uses 13 of 16 on small-mla, but measured 5-15% slower per kernel call: 28 loads per 26
+// FMAs and the reductions.)
 //
 // A q8 cache (q8_cache.h: the record is the codes of c (d_c) and k_pe (d_h^R), contiguous, then
 // padding and the two rows' float32 scales sc_c(j), sc_pe(j)) has its own kernel, MlaRangeQ8: the
@@ -42,8 +50,17 @@ namespace {
 using namespace flash;
 using flash_detail::Partial;
 
-constexpr int kMlaBlock = 64;  // records per online-softmax block
+constexpr int kMlaBlock = 32;  // records per online-softmax block (as kQ8Block)
 constexpr int kScoreTile = 8;  // records per score tile (independent accumulators)
+// Value tiles: up to 6 heads x kValueVecs vectors of latent columns. On AVX2 (16 registers) 2
+// vectors, so that 6 heads fit (12 accumulators, 2 row vectors and a weight: values_tiles); its
+// default of 4 vectors there means tiles of 3 heads whose 12 accumulators, 4 row vectors and a
+// weight are 17 registers, one accumulator spilled to the stack and reloaded every record.
+#if HWY_TARGET == HWY_AVX2
+constexpr int kValueVecs = 2;
+#else
+constexpr int kValueVecs = 4;
+#endif
 
 // One score tile: a[jj] (heads g*N.. in lanes) = sum_{k0 <= k < k1} qT[k, heads] rp[jj][k] for
 // the kScoreTile records rp (broadcast record element times a qT row: no horizontal sums).
@@ -56,6 +73,55 @@ HWY_INLINE void ScoreTile(const float* qg, int Hp, const float* const* rp, long 
         for (int jj = 0; jj < kScoreTile; jj++)
             a[jj] = hn::MulAdd(hn::Set(d, rp[jj][k]), qv, a[jj]);
     }
+}
+
+// ScoreTile for two head groups at once (heads g*N.. and (g+1)*N.. of qg, qg + N): a[jj] and
+// a[kScoreTile + jj]. Each broadcast record element feeds two FMAs, so per record element one
+// broadcast and two FMAs instead of two and two (AVX2 broadcasts are instructions of their own;
+// on AVX-512 they are a load port each); records in halves of 4: 8 accumulators, 2 query
+// vectors and a broadcast in registers.
+HWY_INLINE void ScoreTilePair(const float* qg, int Hp, const float* const* rp, long k0, long k1,
+                              VF* a) {
+    const DF d;
+    for (int half = 0; half < kScoreTile; half += 4) {
+        const float* r0 = rp[half];
+        const float* r1 = rp[half + 1];
+        const float* r2 = rp[half + 2];
+        const float* r3 = rp[half + 3];
+        VF a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (long k = k0; k < k1; k++) {
+            const VF q0 = hn::LoadU(d, qg + k * Hp), q1 = hn::LoadU(d, qg + k * Hp + kN);
+            VF x = hn::Set(d, r0[k]);
+            a0 = hn::MulAdd(x, q0, a0);
+            b0 = hn::MulAdd(x, q1, b0);
+            x = hn::Set(d, r1[k]);
+            a1 = hn::MulAdd(x, q0, a1);
+            b1 = hn::MulAdd(x, q1, b1);
+            x = hn::Set(d, r2[k]);
+            a2 = hn::MulAdd(x, q0, a2);
+            b2 = hn::MulAdd(x, q1, b2);
+            x = hn::Set(d, r3[k]);
+            a3 = hn::MulAdd(x, q0, a3);
+            b3 = hn::MulAdd(x, q1, b3);
+        }
+        a[half] = a0;
+        a[half + 1] = a1;
+        a[half + 2] = a2;
+        a[half + 3] = a3;
+        a[kScoreTile + half] = b0;
+        a[kScoreTile + half + 1] = b1;
+        a[kScoreTile + half + 2] = b2;
+        a[kScoreTile + half + 3] = b3;
+    }
+}
+
+// The scores of groups [g, g + gs) (gs 1 or 2) of one score tile into a[gg * kScoreTile + jj].
+HWY_INLINE void ScoreGroups(const float* qT, int Hp, int g, int gs, const float* const* rp, long k0,
+                            long k1, VF* a) {
+    if (gs == 2)
+        ScoreTilePair(qT + kN * g, Hp, rp, k0, k1, a);
+    else
+        ScoreTile(qT + kN * g, Hp, rp, k0, k1, a);
 }
 
 // The online softmax of one block of n records, heads lane-wise (Hp / N groups of N heads, H
@@ -109,28 +175,26 @@ HWY_INLINE void MlaRangeT(const float* q, const CacheBlocks<T>& cache, int j0, i
         const int nn = nb0 < j1 ? std::min({kMlaBlock, j1 - nb0, cache.left(nb0)}) : 0;
         const T* next = nn > 0 ? cache.at(nb0, rec) : nullptr;
         // Scores S[j, h] = qT[:, h] . record j.
-        for (int g = 0; g < G; g++)
+        // Head groups in pairs when their number is even (ScoreTilePair).
+        const int gs = G % 2 == 0 ? 2 : 1;
+        for (int g = 0; g < G; g += gs)
             for (int jt = 0; jt < n; jt += J) {
-                // Prefetch the matching records of the next block into L2 (the J record
-                // streams read here are too many for the hardware prefetcher to run ahead).
-                if (g == 0 && jt < nn) {
-                    const int cnt = std::min(J, nn - jt);
-                    const char* nx = reinterpret_cast<const char*>(next + long(jt) * rec);
-                    for (long off = 0; off < long(cnt) * rec * long(sizeof(T)); off += 64)
-                        __builtin_prefetch(nx + off, 0, 2);
-                }
                 const float* rp[J];
                 for (int jj = 0; jj < J; jj++) rp[jj] = recs + std::min(jt + jj, n - 1) * rec;
-                VF a[J];
-                ScoreTile(qT + kN * g, Hp, rp, 0, rec, a);
-                for (int jj = 0; jj < J && jt + jj < n; jj++)
-                    hn::StoreU(a[jj], d, S + size_t(jt + jj) * Hp + kN * g);
+                VF a[2 * J];
+                ScoreGroups(qT, Hp, g, gs, rp, 0, rec, a);
+                for (int gg = 0; gg < gs; gg++)
+                    for (int jj = 0; jj < J && jt + jj < n; jj++)
+                        hn::StoreU(a[gg * J + jj], d, S + size_t(jt + jj) * Hp + kN * (g + gg));
             }
         // Online softmax per head, N heads per vector.
         BlockSoftmax(S, n, H, Hp, part, alpha, nullptr);
-        // Latent values: acc[h] = alpha[h] acc[h] + sum_j P[j, h] c_j, in head tiles of up to 4
-        // (the next block was prefetched during the scores).
-        values_tiles<OpF32>(part.acc, H, C, 4, S, Hp, 1, recs, rec, 0, n, alpha, NextBlock{});
+        // Latent values: acc[h] = alpha[h] acc[h] + sum_j P[j, h] c_j, in head tiles of up to 6,
+        // prefetching the next block into L2.
+        values_tiles<OpF32>(
+            part.acc, H, C, 6, S, Hp, 1, recs, rec, 0, n, alpha,
+            NextBlock{reinterpret_cast<const char*>(next), rec * long(sizeof(T)), nn, 0, 0},
+            kValueVecs);
     }
 }
 
@@ -178,39 +242,40 @@ void MlaRangeQ8Impl(const float* q, const CacheBlocks<int8_t>& cache, int j0, in
         }
         // Scores S[j, h] = sc_c(j) (qT_c[:, h] . codes_c(j)) + sc_pe(j) (qT_pe[:, h] .
         // codes_pe(j)).
-        for (int g = 0; g < G; g++)
+        const int gs = G % 2 == 0 ? 2 : 1;  // head groups in pairs (as MlaRangeT)
+        for (int g = 0; g < G; g += gs)
             for (int jt = 0; jt < n; jt += J) {
                 const int cnt = std::min(J, n - jt);
                 if (g == 0) {
-                    if (jt < nn) {  // the matching records of the next block, into L2
-                        const char* nx = reinterpret_cast<const char*>(next + long(jt) * rb);
-                        for (long off = 0; off < long(std::min(J, nn - jt)) * rb; off += 64)
-                            __builtin_prefetch(nx + off, 0, 2);
-                    }
                     for (int jj = 0; jj < cnt; jj++)
                         WidenCodes(recs + (jt + jj) * rec, blk + (jt + jj) * rb, rec);
                 }
                 const float* rp[J];
                 for (int jj = 0; jj < J; jj++) rp[jj] = recs + std::min(jt + jj, n - 1) * rec;
-                const float* qg = qT + kN * g;
-                VF a[J];
-                ScoreTile(qg, Hp, rp, 0, C, a);
-                for (int jj = 0; jj < cnt; jj++)
-                    hn::StoreU(hn::Mul(a[jj], hn::Set(d, sck[jt + jj])), d,
-                               S + size_t(jt + jj) * Hp + kN * g);
-                ScoreTile(qg, Hp, rp, C, rec, a);
-                for (int jj = 0; jj < cnt; jj++) {
-                    float* s = S + size_t(jt + jj) * Hp + kN * g;
-                    hn::StoreU(hn::MulAdd(a[jj], hn::Set(d, spe[jt + jj]), hn::LoadU(d, s)), d, s);
-                }
+                VF a[2 * J];
+                ScoreGroups(qT, Hp, g, gs, rp, 0, C, a);
+                for (int gg = 0; gg < gs; gg++)
+                    for (int jj = 0; jj < cnt; jj++)
+                        hn::StoreU(hn::Mul(a[gg * J + jj], hn::Set(d, sck[jt + jj])), d,
+                                   S + size_t(jt + jj) * Hp + kN * (g + gg));
+                ScoreGroups(qT, Hp, g, gs, rp, C, rec, a);
+                for (int gg = 0; gg < gs; gg++)
+                    for (int jj = 0; jj < cnt; jj++) {
+                        float* s = S + size_t(jt + jj) * Hp + kN * (g + gg);
+                        hn::StoreU(
+                            hn::MulAdd(a[gg * J + jj], hn::Set(d, spe[jt + jj]), hn::LoadU(d, s)),
+                            d, s);
+                    }
             }
         // Online softmax per head (as MlaRangeT); the softmax sums take p, the value tiles
         // p sc_c(j) (they read c's codes).
         BlockSoftmax(S, n, H, Hp, part, alpha, sck);
         // Latent values on the widened codes: acc[h] = alpha[h] acc[h] + sum_j W[j, h] codes_c(j),
-        // in head tiles of up to 6 (kMaxTileHeads: 3 on AVX2): each tile reads every c row once,
+        // in head tiles of up to 6 (kValueVecs columns wide): each tile reads every c row once,
         // and fewer tiles measured ~13% less kernel time than tiles of 4 on small-mla (AVX-512).
-        values_tiles<OpF32>(part.acc, H, C, 6, S, Hp, 1, recs, rec, 0, n, alpha, NextBlock{});
+        values_tiles<OpF32>(part.acc, H, C, 6, S, Hp, 1, recs, rec, 0, n, alpha,
+                            NextBlock{reinterpret_cast<const char*>(next), rb, nn, 0, 0},
+                            kValueVecs);
     }
 }
 
