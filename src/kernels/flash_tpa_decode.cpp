@@ -126,6 +126,16 @@ struct FeatureOpsQ8 {
     static HWY_INLINE VF MulAdd(VF acc, VF a, VF b) { return hn::MulAdd(a, b, acc); }
 };
 
+// bf16 records (no vdpbf16ps): B_K widened in registers.
+struct FeatureOpsW16 {
+    using Q = float;
+    using R = uint16_t;
+    static constexpr int kChunk = kN;
+    static HWY_INLINE VF Load(const uint16_t* p, int left) { return MaskedLoadF32(p, left); }
+    static HWY_INLINE VF LoadQ(const float* p, int left) { return MaskedLoadF32(p, left); }
+    static HWY_INLINE VF MulAdd(VF acc, VF a, VF b) { return hn::MulAdd(a, b, acc); }
+};
+
 template <int NC, class Op, bool kFull>
 HWY_INLINE void FeatureProductsNC(float* Pv, const typename Op::Q* QB, int NQ,
                                   const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
@@ -138,12 +148,20 @@ HWY_INLINE void FeatureProductsNC(float* Pv, const typename Op::Q* QB, int NQ,
             const typename Op::R* bk = recs + t * rec + off_bk + long(j) * D;
             VF k[NC];
             for (int c = 0; c < NC; c++) k[c] = Op::Load(bk + Op::kChunk * c, T6_FP_LEFT(c));
+            // Two chains per product (even and odd chunks), so the FMA latency of one product
+            // is half its chunk count, not all of it.
             for (int i = 0; i < NQ; i++) {
                 const typename Op::Q* qb = QB + size_t(i) * D;
-                VF a = hn::Zero(d);
-                for (int c = 0; c < NC; c++)
+                VF a = hn::Zero(d), b = hn::Zero(d);
+                for (int c = 0; c + 1 < NC; c += 2) {
                     a = Op::MulAdd(a, k[c], Op::LoadQ(qb + Op::kChunk * c, T6_FP_LEFT(c)));
-                hn::StoreU(a, d, Pv + kN * (size_t(t * NQ + i) * Rk + j));
+                    b = Op::MulAdd(b, k[c + 1],
+                                   Op::LoadQ(qb + Op::kChunk * (c + 1), T6_FP_LEFT(c + 1)));
+                }
+                if constexpr (NC % 2 == 1)
+                    a = Op::MulAdd(a, k[NC - 1],
+                                   Op::LoadQ(qb + Op::kChunk * (NC - 1), T6_FP_LEFT(NC - 1)));
+                hn::StoreU(hn::Add(a, b), d, Pv + kN * (size_t(t * NQ + i) * Rk + j));
             }
         }
 #undef T6_FP_LEFT
@@ -186,7 +204,12 @@ HWY_INLINE void FeatureProducts(float* Pv, const typename Op::Q* QB, int NQ,
                 const typename Op::Q* a = QB + size_t(i) * D;
                 const typename Op::R* b = recs + t * rec + off_bk + long(j) * D;
                 float acc = 0.0f;
-                for (int k = 0; k < D; k++) acc += a[k] * float(b[k]);
+                for (int k = 0; k < D; k++) {
+                    if constexpr (std::is_same_v<typename Op::R, uint16_t>)
+                        acc += a[k] * bf16_to_float(b[k]);
+                    else
+                        acc += a[k] * float(b[k]);
+                }
                 Pv[size_t(t * NQ + i) * Rk + j] = acc;
             }
 #else
@@ -310,10 +333,14 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
                           const TpaCacheDims& dm, float scale, Partial part,
                           std::vector<float>& buf, std::vector<float>& sc) {
     constexpr bool kQ8 = std::is_same_v<T, int8_t>;
+    // kW16: a bf16 cache read in place and widened in registers (as the q8 codes are), not
+    // copied to float32 block by block.
+    constexpr bool kW16 = std::is_same_v<T, uint16_t> && !kDot;
     static_assert(!(kQ8 && kDot));
-    using R = std::conditional_t<kDot, uint16_t, std::conditional_t<kQ8, int8_t, float>>;
+    using R = std::conditional_t<kDot || kW16, uint16_t, std::conditional_t<kQ8, int8_t, float>>;
     using Qt = std::conditional_t<kDot, uint16_t, float>;
-    using FOp = std::conditional_t<kQ8, FeatureOpsQ8, FeatureOpsF32>;
+    using FOp = std::conditional_t<kQ8, FeatureOpsQ8,
+                                   std::conditional_t<kW16, FeatureOpsW16, FeatureOpsF32>>;
     const DF d;
     const bool full = q.A != nullptr;
     const int H = dm.H, Rk = dm.Rk, Rv = dm.Rv, D = dm.D, NQ = full ? q.Rq : H;
@@ -328,7 +355,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
         scale_off = L.scale_off;
     }
     float fv[64];  // q8: a'_s(t) b'_s(t) of one token (Rv <= 64 checked by the entry point)
-    thread_local std::vector<float> bvf;  // q8: the block's B_V codes as float32
+    thread_local std::vector<float> bvf;  // q8, bf16: the block's B_V rows as float32
     const int E = (kBlock * NQ * Rk + kN - 1) / kN * kN;
     const size_t nAQ = size_t(NQ) * Hp, nS = size_t(kBlock) * Hp, nW = size_t(kBlock) * Rv * Hp,
                  nPv = size_t(E) * kN, nP = E, nX = size_t(Hp) * Rk;
@@ -375,7 +402,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
         n = std::min({kBlock, j1 - b0, cache.left(b0)});
         const R* recs;
-        if constexpr (kDot || kQ8)
+        if constexpr (kDot || kQ8 || kW16)
             recs = cache.at(b0, rec);
         else
             recs = RecordsF32(cache.at(b0, rec), rec, 0, n, buf);
@@ -461,14 +488,25 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
         for (int g = 0; g < Hp; g += kN) {
             const int lanes = H - g;
             const VF mo = hn::LoadU(d, m + g);
-            VF mb = hn::Set(d, -INFINITY);
-            for (int t = 0; t < n; t++) mb = hn::Max(mb, hn::LoadU(d, St + size_t(t) * Hp + g));
-            const VF mnew = hn::Max(mo, mb);
+            // Four independent max chains and two sums (latency, not throughput, bounds these).
+            VF mb0 = hn::Set(d, -INFINITY), mb1 = mb0, mb2 = mb0, mb3 = mb0;
+            int t = 0;
+            for (; t + 4 <= n; t += 4) {
+                mb0 = hn::Max(mb0, hn::LoadU(d, St + size_t(t) * Hp + g));
+                mb1 = hn::Max(mb1, hn::LoadU(d, St + size_t(t + 1) * Hp + g));
+                mb2 = hn::Max(mb2, hn::LoadU(d, St + size_t(t + 2) * Hp + g));
+                mb3 = hn::Max(mb3, hn::LoadU(d, St + size_t(t + 3) * Hp + g));
+            }
+            for (; t < n; t++) mb0 = hn::Max(mb0, hn::LoadU(d, St + size_t(t) * Hp + g));
+            const VF mnew = hn::Max(hn::Max(mo, hn::Max(mb0, mb1)), hn::Max(mb2, mb3));
             const VF al = hn::Exp(d, hn::Sub(mo, mnew));  // m = -inf: 0
-            VF sum = hn::Zero(d);
-            for (int t = 0; t < n; t++) {
+            VF sum = hn::Zero(d), sum1 = hn::Zero(d);
+            for (t = 0; t < n; t++) {
                 const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, St + size_t(t) * Hp + g), mnew));
-                sum = hn::Add(sum, e);
+                if (t & 1)
+                    sum1 = hn::Add(sum1, e);
+                else
+                    sum = hn::Add(sum, e);
                 const VF ec = hn::Mul(c_v, e);
                 const R* av = recs + t * rec + dm.off_AV() + g;
                 if constexpr (kQ8) {
@@ -487,6 +525,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
                                    W + (size_t(t) * Rv + s) * Hp + g);
                 }
             }
+            sum = hn::Add(sum, sum1);
             hn::StoreU(hn::MulAdd(hn::LoadU(d, l + g), al, sum), d, l + g);
             hn::StoreU(mnew, d, m + g);
             hn::StoreU(al, d, alpha + g);
@@ -518,6 +557,19 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
                 // the next row (bvf has N floats of room after the last).
                 for (int k = 0; k < Rv * D; k += kN)
                     hn::StoreU(LoadQ8(src + k, Rv * D - k), d, dst + k);
+                dst += size_t(Rv) * D;
+            }
+            values_tiles<OpF32>(part.acc, H, D, 6, W, Hp, Rv, bvf.data(), long(Rv) * D, 0, n, alpha,
+                                next, kValueCols);
+        } else if constexpr (kW16) {
+            // bf16 in place: B_V widened once per block into the same L1-sized buffer (the
+            // other factors were widened in registers where they were read).
+            bvf.resize(size_t(kBlock) * Rv * D + kN);
+            float* dst = bvf.data();
+            for (int t = 0; t < n; t++) {
+                const uint16_t* src = recs + t * rec + dm.off_BV();
+                for (int k = 0; k < Rv * D; k += kN)
+                    hn::StoreU(MaskedLoadF32(src + k, Rv * D - k), d, dst + k);
                 dst += size_t(Rv) * D;
             }
             values_tiles<OpF32>(part.acc, H, D, 6, W, Hp, Rv, bvf.data(), long(Rv) * D, 0, n, alpha,
