@@ -16,7 +16,8 @@
 //
 // The kernel is written once with Google Highway and compiled per SIMD target (AVX3, AVX2,
 // SCALAR: foreach_target.h); run-time dispatch picks the target in force (core/simd.h). A bf16
-// cache is widened to float32 block by block, except on CPUs with AVX-512 BF16
+// cache is read in place like the q8 codes below (each factor row widened to float32 in registers
+// where it is read, B_V once per block into an L1-sized buffer), except on CPUs with AVX-512 BF16
 // (simd_native_bf16()): there the AVX3 code is also compiled, in functions with the avx512bf16
 // target attribute, with the feature and value products done by vdpbf16ps on the bf16 numbers
 // (pairs of exact bf16 products summed into float32 lanes: twice the multiply-adds of an fp32 FMA
@@ -148,20 +149,12 @@ HWY_INLINE void FeatureProductsNC(float* Pv, const typename Op::Q* QB, int NQ,
             const typename Op::R* bk = recs + t * rec + off_bk + long(j) * D;
             VF k[NC];
             for (int c = 0; c < NC; c++) k[c] = Op::Load(bk + Op::kChunk * c, T6_FP_LEFT(c));
-            // Two chains per product (even and odd chunks), so the FMA latency of one product
-            // is half its chunk count, not all of it.
             for (int i = 0; i < NQ; i++) {
                 const typename Op::Q* qb = QB + size_t(i) * D;
-                VF a = hn::Zero(d), b = hn::Zero(d);
-                for (int c = 0; c + 1 < NC; c += 2) {
+                VF a = hn::Zero(d);
+                for (int c = 0; c < NC; c++)
                     a = Op::MulAdd(a, k[c], Op::LoadQ(qb + Op::kChunk * c, T6_FP_LEFT(c)));
-                    b = Op::MulAdd(b, k[c + 1],
-                                   Op::LoadQ(qb + Op::kChunk * (c + 1), T6_FP_LEFT(c + 1)));
-                }
-                if constexpr (NC % 2 == 1)
-                    a = Op::MulAdd(a, k[NC - 1],
-                                   Op::LoadQ(qb + Op::kChunk * (NC - 1), T6_FP_LEFT(NC - 1)));
-                hn::StoreU(hn::Add(a, b), d, Pv + kN * (size_t(t * NQ + i) * Rk + j));
+                hn::StoreU(a, d, Pv + kN * (size_t(t * NQ + i) * Rk + j));
             }
         }
 #undef T6_FP_LEFT
@@ -488,25 +481,14 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
         for (int g = 0; g < Hp; g += kN) {
             const int lanes = H - g;
             const VF mo = hn::LoadU(d, m + g);
-            // Four independent max chains and two sums (latency, not throughput, bounds these).
-            VF mb0 = hn::Set(d, -INFINITY), mb1 = mb0, mb2 = mb0, mb3 = mb0;
-            int t = 0;
-            for (; t + 4 <= n; t += 4) {
-                mb0 = hn::Max(mb0, hn::LoadU(d, St + size_t(t) * Hp + g));
-                mb1 = hn::Max(mb1, hn::LoadU(d, St + size_t(t + 1) * Hp + g));
-                mb2 = hn::Max(mb2, hn::LoadU(d, St + size_t(t + 2) * Hp + g));
-                mb3 = hn::Max(mb3, hn::LoadU(d, St + size_t(t + 3) * Hp + g));
-            }
-            for (; t < n; t++) mb0 = hn::Max(mb0, hn::LoadU(d, St + size_t(t) * Hp + g));
-            const VF mnew = hn::Max(hn::Max(mo, hn::Max(mb0, mb1)), hn::Max(mb2, mb3));
+            VF mb = hn::Set(d, -INFINITY);
+            for (int t = 0; t < n; t++) mb = hn::Max(mb, hn::LoadU(d, St + size_t(t) * Hp + g));
+            const VF mnew = hn::Max(mo, mb);
             const VF al = hn::Exp(d, hn::Sub(mo, mnew));  // m = -inf: 0
-            VF sum = hn::Zero(d), sum1 = hn::Zero(d);
-            for (t = 0; t < n; t++) {
+            VF sum = hn::Zero(d);
+            for (int t = 0; t < n; t++) {
                 const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, St + size_t(t) * Hp + g), mnew));
-                if (t & 1)
-                    sum1 = hn::Add(sum1, e);
-                else
-                    sum = hn::Add(sum, e);
+                sum = hn::Add(sum, e);
                 const VF ec = hn::Mul(c_v, e);
                 const R* av = recs + t * rec + dm.off_AV() + g;
                 if constexpr (kQ8) {
@@ -525,7 +507,6 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
                                    W + (size_t(t) * Rv + s) * Hp + g);
                 }
             }
-            sum = hn::Add(sum, sum1);
             hn::StoreU(hn::MulAdd(hn::LoadU(d, l + g), al, sum), d, l + g);
             hn::StoreU(mnew, d, m + g);
             hn::StoreU(al, d, alpha + g);
