@@ -16,7 +16,8 @@
 //
 // The kernel is written once with Google Highway and compiled per SIMD target (AVX3, AVX2,
 // SCALAR: foreach_target.h); run-time dispatch picks the target in force (core/simd.h). A bf16
-// cache is widened to float32 block by block, except on CPUs with AVX-512 BF16
+// cache is read in place like the q8 codes below (each factor row widened to float32 in registers
+// where it is read, B_V once per block into an L1-sized buffer), except on CPUs with AVX-512 BF16
 // (simd_native_bf16()): there the AVX3 code is also compiled, in functions with the avx512bf16
 // target attribute, with the feature and value products done by vdpbf16ps on the bf16 numbers
 // (pairs of exact bf16 products summed into float32 lanes: twice the multiply-adds of an fp32 FMA
@@ -126,6 +127,16 @@ struct FeatureOpsQ8 {
     static HWY_INLINE VF MulAdd(VF acc, VF a, VF b) { return hn::MulAdd(a, b, acc); }
 };
 
+// bf16 records (no vdpbf16ps): B_K widened in registers.
+struct FeatureOpsW16 {
+    using Q = float;
+    using R = uint16_t;
+    static constexpr int kChunk = kN;
+    static HWY_INLINE VF Load(const uint16_t* p, int left) { return MaskedLoadF32(p, left); }
+    static HWY_INLINE VF LoadQ(const float* p, int left) { return MaskedLoadF32(p, left); }
+    static HWY_INLINE VF MulAdd(VF acc, VF a, VF b) { return hn::MulAdd(a, b, acc); }
+};
+
 template <int NC, class Op, bool kFull>
 HWY_INLINE void FeatureProductsNC(float* Pv, const typename Op::Q* QB, int NQ,
                                   const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
@@ -186,7 +197,12 @@ HWY_INLINE void FeatureProducts(float* Pv, const typename Op::Q* QB, int NQ,
                 const typename Op::Q* a = QB + size_t(i) * D;
                 const typename Op::R* b = recs + t * rec + off_bk + long(j) * D;
                 float acc = 0.0f;
-                for (int k = 0; k < D; k++) acc += a[k] * float(b[k]);
+                for (int k = 0; k < D; k++) {
+                    if constexpr (std::is_same_v<typename Op::R, uint16_t>)
+                        acc += a[k] * bf16_to_float(b[k]);
+                    else
+                        acc += a[k] * float(b[k]);
+                }
                 Pv[size_t(t * NQ + i) * Rk + j] = acc;
             }
 #else
@@ -310,10 +326,14 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
                           const TpaCacheDims& dm, float scale, Partial part,
                           std::vector<float>& buf, std::vector<float>& sc) {
     constexpr bool kQ8 = std::is_same_v<T, int8_t>;
+    // kW16: a bf16 cache read in place and widened in registers (as the q8 codes are), not
+    // copied to float32 block by block.
+    constexpr bool kW16 = std::is_same_v<T, uint16_t> && !kDot;
     static_assert(!(kQ8 && kDot));
-    using R = std::conditional_t<kDot, uint16_t, std::conditional_t<kQ8, int8_t, float>>;
+    using R = std::conditional_t<kDot || kW16, uint16_t, std::conditional_t<kQ8, int8_t, float>>;
     using Qt = std::conditional_t<kDot, uint16_t, float>;
-    using FOp = std::conditional_t<kQ8, FeatureOpsQ8, FeatureOpsF32>;
+    using FOp = std::conditional_t<kQ8, FeatureOpsQ8,
+                                   std::conditional_t<kW16, FeatureOpsW16, FeatureOpsF32>>;
     const DF d;
     const bool full = q.A != nullptr;
     const int H = dm.H, Rk = dm.Rk, Rv = dm.Rv, D = dm.D, NQ = full ? q.Rq : H;
@@ -328,7 +348,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
         scale_off = L.scale_off;
     }
     float fv[64];  // q8: a'_s(t) b'_s(t) of one token (Rv <= 64 checked by the entry point)
-    thread_local std::vector<float> bvf;  // q8: the block's B_V codes as float32
+    thread_local std::vector<float> bvf;  // q8, bf16: the block's B_V rows as float32
     const int E = (kBlock * NQ * Rk + kN - 1) / kN * kN;
     const size_t nAQ = size_t(NQ) * Hp, nS = size_t(kBlock) * Hp, nW = size_t(kBlock) * Rv * Hp,
                  nPv = size_t(E) * kN, nP = E, nX = size_t(Hp) * Rk;
@@ -375,7 +395,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
         n = std::min({kBlock, j1 - b0, cache.left(b0)});
         const R* recs;
-        if constexpr (kDot || kQ8)
+        if constexpr (kDot || kQ8 || kW16)
             recs = cache.at(b0, rec);
         else
             recs = RecordsF32(cache.at(b0, rec), rec, 0, n, buf);
@@ -518,6 +538,19 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
                 // the next row (bvf has N floats of room after the last).
                 for (int k = 0; k < Rv * D; k += kN)
                     hn::StoreU(LoadQ8(src + k, Rv * D - k), d, dst + k);
+                dst += size_t(Rv) * D;
+            }
+            values_tiles<OpF32>(part.acc, H, D, 6, W, Hp, Rv, bvf.data(), long(Rv) * D, 0, n, alpha,
+                                next, kValueCols);
+        } else if constexpr (kW16) {
+            // bf16 in place: B_V widened once per block into the same L1-sized buffer (the
+            // other factors were widened in registers where they were read).
+            bvf.resize(size_t(kBlock) * Rv * D + kN);
+            float* dst = bvf.data();
+            for (int t = 0; t < n; t++) {
+                const uint16_t* src = recs + t * rec + dm.off_BV();
+                for (int k = 0; k < Rv * D; k += kN)
+                    hn::StoreU(MaskedLoadF32(src + k, Rv * D - k), d, dst + k);
                 dst += size_t(Rv) * D;
             }
             values_tiles<OpF32>(part.acc, H, D, 6, W, Hp, Rv, bvf.data(), long(Rv) * D, 0, n, alpha,
