@@ -36,8 +36,9 @@ namespace {
 using namespace flash;
 using flash_detail::Partial;
 
-constexpr int kKvBlock = 16;   // tokens per online-softmax block
-constexpr int kTileHeads = 6;  // heads per value tile (their accumulators stay in registers)
+constexpr int kKvBlock = 16;      // tokens per online-softmax block
+constexpr int kTileHeads = 6;     // heads per value tile (their accumulators stay in registers)
+constexpr float kLazyMax = 8.0f;  // the running max moves only past m + kLazyMax (e^8 ~ 3000)
 
 // Value-tile columns: NV vectors of the row at a time (HB*NV accumulators, NV row vectors and a
 // broadcast probability in registers: 6*4 + 4 + 1 of 32 on AVX3 and NEON, 6*2 + 2 + 1 of 16 on
@@ -123,6 +124,42 @@ HWY_INLINE void ValuesTilesKv(float* acc, int h0, int hb, long v_off, const floa
     }
 }
 
+// v[k] = the N-lane partial dot product of the query (NC vectors) with K row t0 + k (rows kstride
+// elements apart from k0); kFull: all kKvBlock rows exist, else rows past n repeat row n-1 (their
+// scores are masked by the caller).
+template <int NC, bool kFull, typename T>
+HWY_INLINE void PartialDots(const VF* qv, const T* k0, long kstride, int t0, int n, VF* v) {
+    for (int k = 0; k < kN; k++) {
+        const T* kr = k0 + (kFull ? t0 + k : std::min(t0 + k, n - 1)) * kstride;
+        VF a = hn::Mul(qv[0], LoadF32(kr));
+        for (int c = 1; c < NC; c++) a = hn::MulAdd(qv[c], LoadF32(kr + kN * c), a);
+        v[k] = a;
+    }
+}
+
+// The block's scores of one head (query qv, K rows kstride elements apart from k0) into sh, times
+// ks (q8: the K row scales times scale, per token) or scale; tokens past n are -inf. Returns
+// their lane-wise maximum.
+template <int NC, bool kQ8, bool kFull, typename T>
+HWY_INLINE VF HeadScores(const VF* qv, const T* k0, long kstride, int n, const float* ks,
+                         float scale, float* sh) {
+    const DF d;
+    VF mb = hn::Set(d, -INFINITY);
+    for (int t0 = 0; t0 < kKvBlock; t0 += kN) {
+        VF v[kN];
+        PartialDots<NC, kFull>(qv, k0, kstride, t0, n, v);
+        VF st;
+        if constexpr (kQ8)
+            st = hn::Mul(TransposeSum(v), hn::LoadU(d, ks + t0));
+        else
+            st = hn::Mul(hn::Set(d, scale), TransposeSum(v));
+        if (!kFull) st = hn::IfThenElse(LaneMask(n - t0), st, hn::Set(d, -INFINITY));
+        hn::StoreU(st, d, sh + t0);
+        mb = hn::Max(mb, st);
+    }
+    return mb;
+}
+
 // A q8 cache (T = int8_t, kernels/q8_cache.h) is read in place too: the codes are widened to
 // float32 in registers and the row scales folded in, the K row's into the scores (scale_k times
 // the block's transposed dot products q . codes), the V row's into the probabilities
@@ -149,16 +186,16 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         (void)r, (void)row;
         return s;
     };
-    const int hpad = (Hq + kN - 1) / kN * kN;
     // Written before read: no memset.
-    sc.resize(size_t(Hq) * kKvBlock * (kN + 1) + 2 * size_t(hpad) + 2 * size_t(Hkv) * kKvBlock);
-    float* Pv = sc.data();                       // (Hq, kKvBlock, N) partial scores
-    float* P = Pv + size_t(Hq) * kKvBlock * kN;  // (Hq, kKvBlock) scores, then probabilities
-    float* MB = P + size_t(Hq) * kKvBlock;       // (hpad) block maxima
-    float* alpha = MB + hpad;                    // (hpad) rescale factors
-    float* KS = alpha + hpad;                    // q8: (Hkv, kKvBlock) scale * K row scales
+    sc.resize(size_t(Hkv) * kKvBlock * (D + 2) + size_t(Hq) * (kKvBlock + 1 + kN));
+    float* Kf = sc.data();                       // (Hkv, kKvBlock, D) widened K rows
+    float* P = Kf + size_t(Hkv) * kKvBlock * D;  // (Hq, kKvBlock) scores, then probabilities
+    float* alpha = P + size_t(Hq) * kKvBlock;    // (Hq) rescale factors of the block
+    float* Lv = alpha + Hq;                      // (Hq, N) running sums in N lanes
+    float* KS = Lv + size_t(Hq) * kN;            // q8: (Hkv, kKvBlock) scale * K row scales
     float* VS = KS + size_t(Hkv) * kKvBlock;     // q8: (Hkv, kKvBlock) V row scales
-    const VF vscale = hn::Set(d, scale);
+    for (int h = 0; h < Hq; h++)  // the sum so far (a range may continue another: q8_chunks)
+        hn::StoreU(hn::IfThenElseZero(LaneMask(1), hn::Set(d, part.l[h])), d, Lv + size_t(h) * kN);
     // Blocks of kKvBlock records, never across a cache block (CacheBlocks).
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
         n = std::min({kKvBlock, j1 - b0, cache.left(b0)});
@@ -166,26 +203,19 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         const int nb0 = b0 + n;             // the next block
         const int nn = nb0 < j1 ? std::min({kKvBlock, j1 - nb0, cache.left(nb0)}) : 0;
         const T* next = nn > 0 ? cache.at(nb0, rec) : nullptr;
-        // (1) Partial scores: N-lane partial dot products Pv[h][t].
-        for (int t = 0; t < n; t++) {
-            if (t < nn) {  // the matching record of the next block, into L2
-                const char* nx = reinterpret_cast<const char*>(next + t * rec);
-                for (long off = 0; off < rec * long(sizeof(T)); off += 64)
-                    __builtin_prefetch(nx + off, 0, 2);
-            }
-            for (int kv = 0; kv < Hkv; kv++) {
-                const T* kr = recs + t * rec + long(kv) * D;
-                VF k[NC];
-                for (int c = 0; c < NC; c++) k[c] = LoadF32(kr + kN * c);
-                for (int g = 0; g < group; g++) {
-                    const int h = kv * group + g;
-                    const float* qh = q + size_t(h) * D;
-                    VF a = hn::Mul(k[0], hn::LoadU(d, qh));
-                    for (int c = 1; c < NC; c++) a = hn::MulAdd(k[c], hn::LoadU(d, qh + kN * c), a);
-                    hn::StoreU(a, d, Pv + (size_t(h) * kKvBlock + t) * kN);
-                }
-            }
-        }
+        // The next block's records, into L2, a share of their lines per head (a burst of
+        // prefetches would stall on the core's outstanding-miss limit).
+        const long next_lines = nn > 0 ? (long(nn) * rec * long(sizeof(T)) + 63) / 64 : 0;
+        const char* nx = reinterpret_cast<const char*>(next);
+        // (1) Scores. bf16/q8 with groups of several heads: the block's K rows widened once into
+        // Kf (kKvBlock, D) per KV head, then read by every head of the group.
+        const bool widened = !std::is_same_v<T, float> && group > 1;
+        if (widened)
+            for (int kv = 0; kv < Hkv; kv++)
+                for (int t = 0; t < n; t++)
+                    for (int c = 0; c < NC; c++)
+                        hn::StoreU(LoadF32(recs + t * rec + long(kv) * D + kN * c), d,
+                                   Kf + (size_t(kv) * kKvBlock + t) * D + kN * c);
         if constexpr (kQ8) {
             for (int kv = 0; kv < Hkv; kv++)
                 for (int t = 0; t < kKvBlock; t++) {
@@ -194,37 +224,42 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
                     VS[kv * kKvBlock + t] = in ? row_scale(recs + t * rec, Hkv + kv) : 0.0f;
                 }
         }
-        // (2) The block's scores per head, N at a time (tokens past n are -inf: probability 0),
-        // and their maximum.
-        for (int h = 0; h < Hq; h++) {
-            VF mb = hn::Set(d, -INFINITY);
-            for (int t0 = 0; t0 < kKvBlock; t0 += kN) {
-                VF v[kN];
-                for (int k = 0; k < kN; k++)
-                    v[k] = t0 + k < n ? hn::LoadU(d, Pv + (size_t(h) * kKvBlock + t0 + k) * kN)
-                                      : hn::Zero(d);
-                VF st;
-                if constexpr (kQ8)
-                    st = hn::Mul(TransposeSum(v), hn::LoadU(d, KS + (h / group) * kKvBlock + t0));
-                else
-                    st = hn::Mul(vscale, TransposeSum(v));
-                st = hn::IfThenElse(LaneMask(n - t0), st, hn::Set(d, -INFINITY));
-                hn::StoreU(st, d, P + h * kKvBlock + t0);
-                mb = hn::Max(mb, st);
+        // Per head: the query in registers, N tokens' N-lane partial dot products reduced by one
+        // transpose-add to N scores in lanes (tokens past n are -inf: probability 0).
+        long pf = 0;  // next-block lines prefetched so far
+        for (int h = 0, kv = 0, g = 0; h < Hq; h++) {
+            for (const long pf_end = next_lines * (h + 1) / Hq; pf < pf_end; pf++)
+                __builtin_prefetch(nx + 64 * pf, 0, 2);
+            VF qv[NC];
+            for (int c = 0; c < NC; c++) qv[c] = hn::LoadU(d, q + size_t(h) * D + kN * c);
+            const float* ks = KS + kv * kKvBlock;
+            float* sh = P + h * kKvBlock;
+            VF mb;
+            if (widened) {
+                const float* k0 = Kf + size_t(kv) * kKvBlock * D;
+                mb = n == kKvBlock ? HeadScores<NC, kQ8, true>(qv, k0, D, n, ks, scale, sh)
+                                   : HeadScores<NC, kQ8, false>(qv, k0, D, n, ks, scale, sh);
+            } else {
+                const T* k0 = recs + long(kv) * D;
+                mb = n == kKvBlock ? HeadScores<NC, kQ8, true>(qv, k0, rec, n, ks, scale, sh)
+                                   : HeadScores<NC, kQ8, false>(qv, k0, rec, n, ks, scale, sh);
             }
-            MB[h] = hn::GetLane(hn::MaxOfLanes(d, mb));
+            // Lazy rescaling: the running max m only moves when a score exceeds it by more than
+            // kLazyMax (and on the first block, m = -inf), so most blocks need no horizontal
+            // maximum and no rescale (alpha = 1); probabilities stay below e^kLazyMax. The result
+            // is the same softmax (numerator and denominator share m).
+            float al = 1.0f;
+            if (!hn::AllFalse(d, hn::Gt(mb, hn::Set(d, part.m[h] + kLazyMax)))) {
+                const float mnew = hn::GetLane(hn::MaxOfLanes(d, mb));
+                al = std::exp(part.m[h] - mnew);  // m = -inf on the first block: 0
+                part.m[h] = mnew;
+            }
+            alpha[h] = al;
+            if (++g == group) g = 0, kv++;
         }
-        // The new running maxima and alpha = e^{m_old - m_new}, N heads at a time (m = -inf on
-        // the first block: alpha 0).
-        for (int h0 = 0; h0 < Hq; h0 += kN) {
-            const auto live = LaneMask(Hq - h0);
-            const VF m = hn::MaskedLoad(live, d, part.m + h0);
-            const VF mnew = hn::Max(m, hn::MaskedLoad(live, d, MB + h0));
-            hn::StoreU(hn::Exp(d, hn::Sub(m, mnew)), d, alpha + h0);
-            hn::BlendedStore(mnew, live, d, part.m + h0);
-        }
-        // Probabilities (q8: times the V row scales) and running sums.
-        for (int h = 0; h < Hq; h++) {
+        // Probabilities e^{s - m} (q8: times the V row scales) and the running sums, for all
+        // heads in one pass (independent exponentials back to back).
+        for (int h = 0, kv = 0, g = 0; h < Hq; h++) {
             const VF vm = hn::Set(d, part.m[h]);
             VF sum = hn::Zero(d);
             for (int t0 = 0; t0 < kKvBlock; t0 += kN) {
@@ -232,11 +267,14 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
                 const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, ph), vm));  // -inf: 0
                 sum = hn::Add(sum, e);
                 if constexpr (kQ8)
-                    hn::StoreU(hn::Mul(e, hn::LoadU(d, VS + (h / group) * kKvBlock + t0)), d, ph);
+                    hn::StoreU(hn::Mul(e, hn::LoadU(d, VS + kv * kKvBlock + t0)), d, ph);
                 else
                     hn::StoreU(e, d, ph);
             }
-            part.l[h] = part.l[h] * alpha[h] + hn::GetLane(hn::SumOfLanes(d, sum));
+            // The running sum in N lanes (reduced at the end of the range).
+            float* lh = Lv + size_t(h) * kN;
+            hn::StoreU(hn::MulAdd(hn::LoadU(d, lh), hn::Set(d, alpha[h]), sum), d, lh);
+            if (++g == group) g = 0, kv++;
         }
         // (3) Values, in register tiles of heads: a group's heads share each V row (GQA, MQA);
         // with groups of one (MHA) a tile spans several KV heads.
@@ -258,6 +296,8 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
                 }
         }
     }
+    for (int h = 0; h < Hq; h++)
+        part.l[h] = hn::GetLane(hn::SumOfLanes(d, hn::LoadU(d, Lv + size_t(h) * kN)));
 }
 
 // The vector kernel for D in {16, 32, 64, 128} with N | D; false when D is not one of them.
