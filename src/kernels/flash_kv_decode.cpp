@@ -5,13 +5,19 @@
 //
 // The vector kernel is written once with Google Highway and compiled per SIMD target (AVX3,
 // AVX2, SCALAR: foreach_target.h); run-time dispatch picks the target in force (core/simd.h).
-// It is bound by the bytes of the cache (2 FLOPs per cached number), so each record is streamed
-// once, token-major, in blocks of 16 tokens:
-//  1. scores: every K row is loaded into registers once and multiplied with the query heads that
-//     share it (GQA groups); the N-lane partial sums of head h are laid out [h][t] so that one
-//     transpose-add gives N of the block's scores of head h in vector lanes;
-//  2. online softmax per head on those 16 / N vectors;
-//  3. values: acc[h] (D/N registers) += p[h][t] V[t][kv(h)] over the block, which is still in L2.
+// Each record is streamed once, token-major, in blocks of 16 tokens:
+//  1. scores, per query head: the query in registers, N tokens' N-lane partial dot products with
+//     the K rows reduced by one transpose-add to N scores in vector lanes. With GQA/MQA groups
+//     the K rows of a bf16/q8 block are widened once per KV head into a float scratch that every
+//     head of the group reads (f32 rows are read in place);
+//  2. online softmax with lazy rescaling: the running max of a head moves only when a score
+//     passes it by more than 8 (so most blocks need no horizontal max, no rescale and no scalar
+//     exp), the running sums kept in N lanes; the exponentials of all heads in one pass;
+//  3. values in register tiles of up to 6 heads x up to 4 vectors of columns (2 on AVX2): the
+//     heads of one tile share a KV head (GQA/MQA), so each V row is loaded, and for bf16/q8
+//     widened, once per tile rather than once per query head; with MHA a tile spans 6 KV heads.
+// The cache's bytes bound MHA; GQA/MQA (11 and 23 query heads per KV head in the small presets)
+// do 2 x group FLOPs per cached number and are bound by the arithmetic, hence the tiles.
 // A bf16 cache is read in place and widened in registers. Head sizes other than 16, 32, 64 or
 // 128 (or not a multiple of N) take a portable plain-loop version.
 #include <algorithm>
@@ -165,11 +171,7 @@ HWY_INLINE VF HeadScores(const VF* qv, const T* k0, long kstride, int n, const f
 // the block's transposed dot products q . codes), the V row's into the probabilities
 // ((p * scale_v) * codes).
 //
-// Per block of kKvBlock records: (1) partial scores, each K row loaded once for the group of
-// query heads that shares it; (2) per head, the block's scores (transpose-add) and its maximum;
-// then, vectorised over heads, the new running maxima and the rescale factors alpha; per head the
-// probabilities and the running sums; (3) values in register tiles of up to kTileHeads heads of
-// one group (ValuesTileKv), so each V row is loaded once per tile, not once per query head.
+// The three steps per block are described at the top of this file.
 template <int NC, typename T>
 HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, int j1,
                          const KvCacheDims& dm, float scale, Partial part, std::vector<float>& sc) {
