@@ -130,36 +130,29 @@ HWY_INLINE void ValuesTilesKv(float* acc, int h0, int hb, long v_off, const floa
     }
 }
 
-// v[k] = the N-lane partial dot product of the query (NC vectors) with K row t0 + k (rows kstride
-// elements apart from k0); kFull: all kKvBlock rows exist, else rows past n repeat row n-1 (their
-// scores are masked by the caller).
-template <int NC, bool kFull, typename T>
-HWY_INLINE void PartialDots(const VF* qv, const T* k0, long kstride, int t0, int n, VF* v) {
-    for (int k = 0; k < kN; k++) {
-        const T* kr = k0 + (kFull ? t0 + k : std::min(t0 + k, n - 1)) * kstride;
-        VF a = hn::Mul(qv[0], LoadF32(kr));
-        for (int c = 1; c < NC; c++) a = hn::MulAdd(qv[c], LoadF32(kr + kN * c), a);
-        v[k] = a;
-    }
-}
-
-// The block's scores of one head (query qv, K rows kstride elements apart from k0) into sh, times
-// ks (q8: the K row scales times scale, per token) or scale; tokens past n are -inf. Returns
-// their lane-wise maximum.
-template <int NC, bool kQ8, bool kFull, typename T>
+// The block's scores of one head (query qv in NC vectors, kKvBlock K rows kstride elements apart
+// from k0) into sh, times ks (q8: the K row scales times scale, per token) or scale; tokens past n
+// are -inf. Returns their lane-wise maximum. Each N tokens' N-lane partial dot products are
+// reduced by one transpose-add to N scores in lanes.
+template <int NC, bool kQ8, typename T>
 HWY_INLINE VF HeadScores(const VF* qv, const T* k0, long kstride, int n, const float* ks,
                          float scale, float* sh) {
     const DF d;
     VF mb = hn::Set(d, -INFINITY);
     for (int t0 = 0; t0 < kKvBlock; t0 += kN) {
         VF v[kN];
-        PartialDots<NC, kFull>(qv, k0, kstride, t0, n, v);
+        for (int k = 0; k < kN; k++) {
+            const T* kr = k0 + (t0 + k) * kstride;
+            VF a = hn::Mul(qv[0], LoadF32(kr));
+            for (int c = 1; c < NC; c++) a = hn::MulAdd(qv[c], LoadF32(kr + kN * c), a);
+            v[k] = a;
+        }
         VF st;
         if constexpr (kQ8)
             st = hn::Mul(TransposeSum(v), hn::LoadU(d, ks + t0));
         else
             st = hn::Mul(hn::Set(d, scale), TransposeSum(v));
-        if (!kFull) st = hn::IfThenElse(LaneMask(n - t0), st, hn::Set(d, -INFINITY));
+        st = hn::IfThenElse(LaneMask(n - t0), st, hn::Set(d, -INFINITY));
         hn::StoreU(st, d, sh + t0);
         mb = hn::Max(mb, st);
     }
@@ -210,14 +203,17 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         const long next_lines = nn > 0 ? (long(nn) * rec * long(sizeof(T)) + 63) / 64 : 0;
         const char* nx = reinterpret_cast<const char*>(next);
         // (1) Scores. bf16/q8 with groups of several heads: the block's K rows widened once into
-        // Kf (kKvBlock, D) per KV head, then read by every head of the group.
-        const bool widened = !std::is_same_v<T, float> && group > 1;
+        // Kf (kKvBlock, D) per KV head, then read by every head of the group; a partial block
+        // (n < kKvBlock) is copied there too, zero rows after n, so the score code always reads
+        // kKvBlock rows.
+        const bool widened = n < kKvBlock || (!std::is_same_v<T, float> && group > 1);
         if (widened)
             for (int kv = 0; kv < Hkv; kv++)
-                for (int t = 0; t < n; t++)
+                for (int t = 0; t < kKvBlock; t++)
                     for (int c = 0; c < NC; c++)
-                        hn::StoreU(LoadF32(recs + t * rec + long(kv) * D + kN * c), d,
-                                   Kf + (size_t(kv) * kKvBlock + t) * D + kN * c);
+                        hn::StoreU(
+                            t < n ? LoadF32(recs + t * rec + long(kv) * D + kN * c) : hn::Zero(d),
+                            d, Kf + (size_t(kv) * kKvBlock + t) * D + kN * c);
         if constexpr (kQ8) {
             for (int kv = 0; kv < Hkv; kv++)
                 for (int t = 0; t < kKvBlock; t++) {
@@ -236,16 +232,10 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
             for (int c = 0; c < NC; c++) qv[c] = hn::LoadU(d, q + size_t(h) * D + kN * c);
             const float* ks = KS + kv * kKvBlock;
             float* sh = P + h * kKvBlock;
-            VF mb;
-            if (widened) {
-                const float* k0 = Kf + size_t(kv) * kKvBlock * D;
-                mb = n == kKvBlock ? HeadScores<NC, kQ8, true>(qv, k0, D, n, ks, scale, sh)
-                                   : HeadScores<NC, kQ8, false>(qv, k0, D, n, ks, scale, sh);
-            } else {
-                const T* k0 = recs + long(kv) * D;
-                mb = n == kKvBlock ? HeadScores<NC, kQ8, true>(qv, k0, rec, n, ks, scale, sh)
-                                   : HeadScores<NC, kQ8, false>(qv, k0, rec, n, ks, scale, sh);
-            }
+            const VF mb =
+                widened
+                    ? HeadScores<NC, kQ8>(qv, Kf + size_t(kv) * kKvBlock * D, D, n, ks, scale, sh)
+                    : HeadScores<NC, kQ8>(qv, recs + long(kv) * D, rec, n, ks, scale, sh);
             // Lazy rescaling: the running max m only moves when a score exceeds it by more than
             // kLazyMax (and on the first block, m = -inf), so most blocks need no horizontal
             // maximum and no rescale (alpha = 1); probabilities stay below e^kLazyMax. The result
