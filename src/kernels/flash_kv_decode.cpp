@@ -15,7 +15,7 @@
 //     exp), the running sums kept in N lanes; the exponentials of all heads in one pass;
 //  3. values in register tiles of up to 6 heads x up to 4 vectors of columns (2 on AVX2): the
 //     heads of one tile share a KV head (GQA/MQA), so each V row is loaded, and for bf16/q8
-//     widened, once per tile rather than once per query head; with MHA a tile spans 6 KV heads.
+//     widened, once per tile rather than once per query head (MHA: a tile per head).
 // The cache's bytes bound MHA; GQA/MQA (11 and 23 query heads per KV head in the small presets)
 // do 2 x group FLOPs per cached number and are bound by the arithmetic, hence the tiles.
 // A bf16 cache is read in place and widened in registers. Head sizes other than 16, 32, 64 or
@@ -59,11 +59,11 @@ constexpr int ValueVecs() {
 }
 
 // Value aggregation of one tile: heads [h0, h0+HB), columns [c0, c0 + NV*N), over the block's n
-// records: acc[h] = alpha[h] acc[h] + sum_t P[h][t] V[t, kv(h)]. kShared: the tile's heads share
-// one KV head (a GQA/MQA group), so each V row is loaded (bf16/q8: widened) once per tile and
-// multiplies every head of it; otherwise (MHA) head h0+i reads KV head h0+i. The accumulators
-// stay in registers across the block (HB*NV independent FMA chains).
-template <int HB, int NV, bool kShared, typename T>
+// records: acc[h] = alpha[h] acc[h] + sum_t P[h][t] V[t, kv]. The tile's heads share one KV head
+// (a GQA/MQA group; V rows at v_off), so each V row is loaded (bf16/q8: widened) once per tile and
+// multiplies every head of it. The accumulators stay in registers across the block (HB*NV
+// independent FMA chains).
+template <int HB, int NV, typename T>
 HWY_INLINE void ValuesTileKv(float* acc, int D, int c0, int h0, long v_off, const float* P,
                              const float* alpha, const T* recs, long rec, int n) {
     const DF d;
@@ -75,28 +75,16 @@ HWY_INLINE void ValuesTileKv(float* acc, int D, int c0, int h0, long v_off, cons
         for (int c = 0; c < NV; c++)
             a[i][c] = hn::Mul(al, hn::LoadU(d, acc + size_t(h0 + i) * D + c0 + kN * c));
     }
-    if constexpr (kShared) {
-        const T* vr = recs + v_off + c0;
-        for (int t = 0; t < n; t++) {
-            VF v[NV];
+    const T* vr = recs + v_off + c0;
+    for (int t = 0; t < n; t++) {
+        VF v[NV];
 #pragma GCC unroll 4
-            for (int c = 0; c < NV; c++) v[c] = LoadF32(vr + t * rec + kN * c);
+        for (int c = 0; c < NV; c++) v[c] = LoadF32(vr + t * rec + kN * c);
 #pragma GCC unroll 8
-            for (int i = 0; i < HB; i++) {
-                const VF p = hn::Set(d, P[(h0 + i) * kKvBlock + t]);
+        for (int i = 0; i < HB; i++) {
+            const VF p = hn::Set(d, P[(h0 + i) * kKvBlock + t]);
 #pragma GCC unroll 4
-                for (int c = 0; c < NV; c++) a[i][c] = hn::MulAdd(p, v[c], a[i][c]);
-            }
-        }
-    } else {
-        for (int t = 0; t < n; t++) {
-#pragma GCC unroll 8
-            for (int i = 0; i < HB; i++) {
-                const T* vr = recs + t * rec + v_off + long(i) * D + c0;
-                const VF p = hn::Set(d, P[(h0 + i) * kKvBlock + t]);
-#pragma GCC unroll 4
-                for (int c = 0; c < NV; c++) a[i][c] = hn::MulAdd(p, LoadF32(vr + kN * c), a[i][c]);
-            }
+            for (int c = 0; c < NV; c++) a[i][c] = hn::MulAdd(p, v[c], a[i][c]);
         }
     }
 #pragma GCC unroll 8
@@ -106,16 +94,16 @@ HWY_INLINE void ValuesTileKv(float* acc, int D, int c0, int h0, long v_off, cons
 }
 
 // Heads [h0, h0+hb) (hb <= kTileHeads) in one tile, all columns, NV vectors at a time.
-template <int NC, bool kShared, typename T>
+template <int NC, typename T>
 HWY_INLINE void ValuesTilesKv(float* acc, int h0, int hb, long v_off, const float* P,
                               const float* alpha, const T* recs, long rec, int n) {
     constexpr int D = NC * kN, NV = ValueVecs<NC>();
     static_assert(NC % NV == 0);
     for (int c0 = 0; c0 < D; c0 += NV * kN) {
         switch (hb) {
-#define T6_KV_TILE(HB)                                                                \
-    case HB:                                                                          \
-        ValuesTileKv<HB, NV, kShared>(acc, D, c0, h0, v_off, P, alpha, recs, rec, n); \
+#define T6_KV_TILE(HB)                                                       \
+    case HB:                                                                 \
+        ValuesTileKv<HB, NV>(acc, D, c0, h0, v_off, P, alpha, recs, rec, n); \
         break;
             T6_KV_TILE(1)
             T6_KV_TILE(2)
@@ -268,25 +256,15 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
             hn::StoreU(hn::MulAdd(hn::LoadU(d, lh), hn::Set(d, alpha[h]), sum), d, lh);
             if (++g == group) g = 0, kv++;
         }
-        // (3) Values, in register tiles of heads: a group's heads share each V row (GQA, MQA);
-        // with groups of one (MHA) a tile spans several KV heads.
-        if (group == 1) {
-            const int tiles = (Hq + kTileHeads - 1) / kTileHeads;
+        // (3) Values: register tiles of the heads of each group, which share each V row (MHA:
+        // groups of one, a tile per head).
+        const int tiles = (group + kTileHeads - 1) / kTileHeads;
+        for (int kv = 0; kv < Hkv; kv++)
             for (int ti = 0; ti < tiles; ti++) {
-                const int h0 = Hq * ti / tiles, hb = Hq * (ti + 1) / tiles - h0;
-                ValuesTilesKv<NC, false>(part.acc, h0, hb, long(Hkv + h0) * D, P, alpha, recs, rec,
-                                         n);
+                const int h0 = kv * group + group * ti / tiles;
+                const int hb = kv * group + group * (ti + 1) / tiles - h0;
+                ValuesTilesKv<NC>(part.acc, h0, hb, long(Hkv + kv) * D, P, alpha, recs, rec, n);
             }
-        } else {
-            const int tiles = (group + kTileHeads - 1) / kTileHeads;
-            for (int kv = 0; kv < Hkv; kv++)
-                for (int ti = 0; ti < tiles; ti++) {
-                    const int h0 = kv * group + group * ti / tiles;
-                    const int hb = kv * group + group * (ti + 1) / tiles - h0;
-                    ValuesTilesKv<NC, true>(part.acc, h0, hb, long(Hkv + kv) * D, P, alpha, recs,
-                                            rec, n);
-                }
-        }
     }
     for (int h = 0; h < Hq; h++)
         part.l[h] = hn::GetLane(hn::SumOfLanes(d, hn::LoadU(d, Lv + size_t(h) * kN)));
