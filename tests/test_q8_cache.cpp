@@ -438,3 +438,61 @@ TEST(Q8Kernels, FlashMlaOddShapesEqualReference) {
     for (const MlaCacheDims dims : {MlaCacheDims{13, 256, 32}, MlaCacheDims{3, 21, 5}})
         expect_mla_q8(dims, 1.0f / std::sqrt(float(dims.rec())), 80);
 }
+
+// The K/V kernel over q8 records at GQA groups larger than one register tile of heads (22 query
+// heads on 2 KV heads: tiles of 6 and 5), MQA over 13 heads and MHA over 13 heads, with the K rows'
+// scales grown along the cache (token j's times 1 + j/8) so the running maximum moves many times,
+// by steps under and over the kernel's lazy-rescale threshold; against the double reference.
+TEST(Q8Kernels, FlashKvGroupTilesAndAMovingMaximumEqualReference) {
+    for (const KvCacheDims dims :
+         {KvCacheDims{22, 2, 64}, KvCacheDims{13, 1, 64}, KvCacheDims{13, 13, 32}}) {
+        const Q8Layout L = q8_layout(dims);
+        const float scale = 1.0f / std::sqrt(float(dims.D));
+        const int group = dims.Hq / dims.Hkv, D = dims.D;
+        std::vector<PagedQ8> caches;
+        std::vector<std::vector<float>> qs, refs;
+        for (int i = 0; i < 3; i++) {
+            PagedQ8 p = make_paged(L, kLens[i], 40 + i);
+            for (int j = 0; j < kLens[i]; j++) {
+                int8_t* rec =
+                    p.pool.data() +
+                    (size_t(p.table[size_t(j / kB)]) * kB + size_t(j % kB)) * size_t(L.bytes);
+                for (int r = 0; r < dims.Hkv; r++) {  // rows 0..Hkv-1: the K heads
+                    float s;
+                    std::memcpy(&s, rec + L.scale_off + 4 * r, 4);
+                    s *= 1.0f + float(j) / 8;
+                    std::memcpy(rec + L.scale_off + 4 * r, &s, 4);
+                }
+                q8_dequantize_records_scalar(p.deq.data() + size_t(j) * L.numbers, rec, 1, L);
+            }
+            caches.push_back(std::move(p));
+            qs.push_back(test::random_vector(size_t(dims.Hq) * D, 50 + i));
+            std::vector<float> ref(size_t(dims.Hq) * D);
+            const float* c = caches[i].deq.data();
+            for (int h = 0; h < dims.Hq; h++) {
+                const int kv = h / group;
+                std::vector<double> s(size_t(kLens[i]));
+                for (int j = 0; j < kLens[i]; j++) {
+                    double acc = 0;
+                    for (int d = 0; d < D; d++)
+                        acc += double(qs[i][size_t(h) * D + d]) *
+                               c[size_t(j) * dims.rec() + size_t(kv) * D + d];
+                    s[size_t(j)] = acc * scale;
+                }
+                softmax_apply(
+                    s, D,
+                    [&](int j, int d) {
+                        return double(c[size_t(j) * dims.rec() + size_t(dims.Hkv + kv) * D + d]);
+                    },
+                    ref.data() + size_t(h) * D);
+            }
+            refs.push_back(ref);
+        }
+        expect_q8_kernel(
+            refs, caches, L, qs,
+            [&](float* const* o, const float* const* q, const CacheBlocks<int8_t>* v) {
+                flash_kv_decode(o, q, v, kLens, 3, dims, scale);
+            },
+            "kv tiles Hq" + std::to_string(dims.Hq) + " Hkv" + std::to_string(dims.Hkv));
+    }
+}

@@ -316,3 +316,54 @@ TEST(SimdDecode, KernelNameFollowsTarget) {
 }
 
 }  // namespace
+
+// Flash K/V value tiles and lazy rescaling: GQA groups larger than one register tile of heads
+// (22 query heads on 2 KV heads, the small-gqa shape: tiles of 6 and 5), MQA over 13 heads, MHA
+// over 13 heads (tiles of distinct KV heads), with K rows that grow along the cache (token j's
+// times 1 + j/16) so the running maximum moves many times, by steps under and over the kernel's
+// lazy-rescale threshold; every target, f32 and bf16 caches, against the double reference.
+TEST(SimdKvTiles, GroupTilesAndAMovingMaximumEqualReference) {
+    for (const KvCase c : {KvCase{22, 2, 64}, KvCase{13, 1, 64}, KvCase{13, 13, 32}}) {
+        const KvCacheDims dims{c.Hq, c.Hkv, c.D};
+        const float scale = 1.0f / std::sqrt(float(c.D));
+        const int group = c.Hq / c.Hkv;
+        for (bool bf16 : {false, true}) {
+            std::vector<std::vector<float>> caches, qs, refs;
+            std::vector<std::vector<uint16_t>> c16;
+            for (int i = 0; i < 3; i++) {
+                caches.push_back(test::random_vector(size_t(kLens[i]) * dims.rec(), 90 + i));
+                for (int j = 0; j < kLens[i]; j++)
+                    for (long x = 0; x < long(c.Hkv) * c.D; x++)
+                        caches[i][size_t(j) * dims.rec() + size_t(x)] *= 1.0f + float(j) / 16;
+                if (bf16) c16.push_back(round_bf16(caches.back()));
+                qs.push_back(test::random_vector(size_t(c.Hq) * c.D, 95 + i));
+                std::vector<float> ref(size_t(c.Hq) * c.D);
+                const float* cc = caches[i].data();
+                for (int h = 0; h < c.Hq; h++) {
+                    const int kv = h / group;
+                    std::vector<double> s(kLens[i]);
+                    for (int j = 0; j < kLens[i]; j++) {
+                        double acc = 0;
+                        for (int d = 0; d < c.D; d++)
+                            acc += double(qs[i][size_t(h) * c.D + d]) *
+                                   cc[size_t(j) * dims.rec() + size_t(kv) * c.D + d];
+                        s[j] = acc * scale;
+                    }
+                    softmax_apply(
+                        s, c.D,
+                        [&](int j, int d) {
+                            return double(
+                                cc[size_t(j) * dims.rec() + size_t(c.Hkv + kv) * c.D + d]);
+                        },
+                        ref.data() + size_t(h) * c.D);
+                }
+                refs.push_back(ref);
+            }
+            expect_every_target_matches(
+                caches, c16, qs, refs, bf16,
+                [&](float* const* o, const float* const* q, const auto* const* cache) {
+                    flash_kv_decode(o, q, cache, kLens, 3, dims, scale);
+                });
+        }
+    }
+}

@@ -5,13 +5,19 @@
 //
 // The vector kernel is written once with Google Highway and compiled per SIMD target (AVX3,
 // AVX2, SCALAR: foreach_target.h); run-time dispatch picks the target in force (core/simd.h).
-// It is bound by the bytes of the cache (2 FLOPs per cached number), so each record is streamed
-// once, token-major, in blocks of 16 tokens:
-//  1. scores: every K row is loaded into registers once and multiplied with the query heads that
-//     share it (GQA groups); the N-lane partial sums of head h are laid out [h][t] so that one
-//     transpose-add gives N of the block's scores of head h in vector lanes;
-//  2. online softmax per head on those 16 / N vectors;
-//  3. values: acc[h] (D/N registers) += p[h][t] V[t][kv(h)] over the block, which is still in L2.
+// Each record is streamed once, token-major, in blocks of 16 tokens:
+//  1. scores, per query head: the query in registers, N tokens' N-lane partial dot products with
+//     the K rows reduced by one transpose-add to N scores in vector lanes. With GQA/MQA groups
+//     the K rows of a bf16/q8 block are widened once per KV head into a float scratch that every
+//     head of the group reads (f32 rows are read in place);
+//  2. online softmax with lazy rescaling: the running max of a head moves only when a score
+//     passes it by more than 8 (so most blocks need no horizontal max, no rescale and no scalar
+//     exp), the running sums kept in N lanes; the exponentials of all heads in one pass;
+//  3. values in register tiles of up to 6 heads x up to 4 vectors of columns (2 on AVX2): the
+//     heads of one tile share a KV head (GQA/MQA), so each V row is loaded, and for bf16/q8
+//     widened, once per tile rather than once per query head (MHA: a tile per head).
+// The cache's bytes bound MHA; GQA/MQA (11 and 23 query heads per KV head in the small presets)
+// do 2 x group FLOPs per cached number and are bound by the arithmetic, hence the tiles.
 // A bf16 cache is read in place and widened in registers. Head sizes other than 16, 32, 64 or
 // 128 (or not a multiple of N) take a portable plain-loop version.
 #include <algorithm>
@@ -36,11 +42,117 @@ namespace {
 using namespace flash;
 using flash_detail::Partial;
 
-constexpr int kKvBlock = 16;  // tokens per online-softmax block
+constexpr int kKvBlock = 16;      // tokens per online-softmax block
+constexpr int kTileHeads = 6;     // heads per value tile (their accumulators stay in registers)
+constexpr float kLazyMax = 8.0f;  // the running max moves only past m + kLazyMax (e^8 ~ 3000)
+
+// Value-tile columns: NV vectors of the row at a time (HB*NV accumulators, NV row vectors and a
+// broadcast probability in registers: 6*4 + 4 + 1 of 32 on AVX3 and NEON, 6*2 + 2 + 1 of 16 on
+// AVX2).
+template <int NC>
+constexpr int ValueVecs() {
+#if HWY_TARGET == HWY_AVX2
+    return NC < 2 ? NC : 2;
+#else
+    return NC < 4 ? NC : 4;
+#endif
+}
+
+// Value aggregation of one tile: heads [h0, h0+HB), columns [c0, c0 + NV*N), over the block's n
+// records: acc[h] = alpha[h] acc[h] + sum_t P[h][t] V[t, kv]. The tile's heads share one KV head
+// (a GQA/MQA group; V rows at v_off), so each V row is loaded (bf16/q8: widened) once per tile and
+// multiplies every head of it. The accumulators stay in registers across the block (HB*NV
+// independent FMA chains).
+template <int HB, int NV, typename T>
+HWY_INLINE void ValuesTileKv(float* acc, int D, int c0, int h0, long v_off, const float* P,
+                             const float* alpha, const T* recs, long rec, int n) {
+    const DF d;
+    VF a[HB][NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < HB; i++) {
+        const VF al = hn::Set(d, alpha[h0 + i]);
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++)
+            a[i][c] = hn::Mul(al, hn::LoadU(d, acc + size_t(h0 + i) * D + c0 + kN * c));
+    }
+    const T* vr = recs + v_off + c0;
+    for (int t = 0; t < n; t++) {
+        VF v[NV];
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) v[c] = LoadF32(vr + t * rec + kN * c);
+#pragma GCC unroll 8
+        for (int i = 0; i < HB; i++) {
+            const VF p = hn::Set(d, P[(h0 + i) * kKvBlock + t]);
+#pragma GCC unroll 4
+            for (int c = 0; c < NV; c++) a[i][c] = hn::MulAdd(p, v[c], a[i][c]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < HB; i++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) hn::StoreU(a[i][c], d, acc + size_t(h0 + i) * D + c0 + kN * c);
+}
+
+// Heads [h0, h0+hb) (hb <= kTileHeads) in one tile, all columns, NV vectors at a time.
+template <int NC, typename T>
+HWY_INLINE void ValuesTilesKv(float* acc, int h0, int hb, long v_off, const float* P,
+                              const float* alpha, const T* recs, long rec, int n) {
+    constexpr int D = NC * kN, NV = ValueVecs<NC>();
+    static_assert(NC % NV == 0);
+    for (int c0 = 0; c0 < D; c0 += NV * kN) {
+        switch (hb) {
+#define T6_KV_TILE(HB)                                                       \
+    case HB:                                                                 \
+        ValuesTileKv<HB, NV>(acc, D, c0, h0, v_off, P, alpha, recs, rec, n); \
+        break;
+            T6_KV_TILE(1)
+            T6_KV_TILE(2)
+            T6_KV_TILE(3)
+            T6_KV_TILE(4)
+            T6_KV_TILE(5)
+            T6_KV_TILE(6)
+#undef T6_KV_TILE
+            default:
+                break;
+        }
+    }
+}
+
+// The block's scores of one head (query qv in NC vectors, kKvBlock K rows kstride elements apart
+// from k0) into sh, times ks (q8: the K row scales times scale, per token) or scale; tokens past n
+// are -inf. Returns their lane-wise maximum. Each N tokens' N-lane partial dot products are
+// reduced by one transpose-add to N scores in lanes.
+template <int NC, bool kQ8, typename T>
+HWY_INLINE VF HeadScores(const VF* qv, const T* k0, long kstride, int n, const float* ks,
+                         float scale, float* sh) {
+    const DF d;
+    VF mb = hn::Set(d, -INFINITY);
+    for (int t0 = 0; t0 < kKvBlock; t0 += kN) {
+        VF v[kN];
+        for (int k = 0; k < kN; k++) {
+            const T* kr = k0 + (t0 + k) * kstride;
+            VF a = hn::Mul(qv[0], LoadF32(kr));
+            for (int c = 1; c < NC; c++) a = hn::MulAdd(qv[c], LoadF32(kr + kN * c), a);
+            v[k] = a;
+        }
+        VF st;
+        if constexpr (kQ8)
+            st = hn::Mul(TransposeSum(v), hn::LoadU(d, ks + t0));
+        else
+            st = hn::Mul(hn::Set(d, scale), TransposeSum(v));
+        st = hn::IfThenElse(LaneMask(n - t0), st, hn::Set(d, -INFINITY));
+        hn::StoreU(st, d, sh + t0);
+        mb = hn::Max(mb, st);
+    }
+    return mb;
+}
 
 // A q8 cache (T = int8_t, kernels/q8_cache.h) is read in place too: the codes are widened to
-// float32 in registers and the row scales folded in, the K row's into the head's score
-// (scale_k * (q . codes)), the V row's into the probability ((p * scale_v) * codes).
+// float32 in registers and the row scales folded in, the K row's into the scores (scale_k times
+// the block's transposed dot products q . codes), the V row's into the probabilities
+// ((p * scale_v) * codes).
+//
+// The three steps per block are described at the top of this file.
 template <int NC, typename T>
 HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, int j1,
                          const KvCacheDims& dm, float scale, Partial part, std::vector<float>& sc) {
@@ -57,11 +169,16 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         (void)r, (void)row;
         return s;
     };
-    sc.resize(size_t(Hq) * kKvBlock * kN + 2 * kKvBlock);  // written before read: no memset
-    float* Pv = sc.data();                                 // (Hq, kKvBlock, N) partial scores
-    float* s = Pv + size_t(Hq) * kKvBlock * kN;            // (kKvBlock) scores of one head
-    float* p = s + kKvBlock;                               // (kKvBlock) probabilities
-    const VF vscale = hn::Set(d, scale);
+    // Written before read: no memset.
+    sc.resize(size_t(Hkv) * kKvBlock * (D + 2) + size_t(Hq) * (kKvBlock + 1 + kN));
+    float* Kf = sc.data();                       // (Hkv, kKvBlock, D) widened K rows
+    float* P = Kf + size_t(Hkv) * kKvBlock * D;  // (Hq, kKvBlock) scores, then probabilities
+    float* alpha = P + size_t(Hq) * kKvBlock;    // (Hq) rescale factors of the block
+    float* Lv = alpha + Hq;                      // (Hq, N) running sums in N lanes
+    float* KS = Lv + size_t(Hq) * kN;            // q8: (Hkv, kKvBlock) scale * K row scales
+    float* VS = KS + size_t(Hkv) * kKvBlock;     // q8: (Hkv, kKvBlock) V row scales
+    for (int h = 0; h < Hq; h++)  // the sum so far (a range may continue another: q8_chunks)
+        hn::StoreU(hn::IfThenElseZero(LaneMask(1), hn::Set(d, part.l[h])), d, Lv + size_t(h) * kN);
     // Blocks of kKvBlock records, never across a cache block (CacheBlocks).
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
         n = std::min({kKvBlock, j1 - b0, cache.left(b0)});
@@ -69,64 +186,88 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         const int nb0 = b0 + n;             // the next block
         const int nn = nb0 < j1 ? std::min({kKvBlock, j1 - nb0, cache.left(nb0)}) : 0;
         const T* next = nn > 0 ? cache.at(nb0, rec) : nullptr;
-        for (int t = 0; t < n; t++) {
-            if (t < nn) {  // the matching record of the next block, into L2
-                const char* nx = reinterpret_cast<const char*>(next + t * rec);
-                for (long off = 0; off < rec * long(sizeof(T)); off += 64)
-                    __builtin_prefetch(nx + off, 0, 2);
-            }
-            for (int kv = 0; kv < Hkv; kv++) {
-                const T* kr = recs + t * rec + long(kv) * D;
-                VF k[NC];
-                for (int c = 0; c < NC; c++) k[c] = LoadF32(kr + kN * c);
-                const VF sk = hn::Set(d, row_scale(recs + t * rec, kv));
-                for (int g = 0; g < group; g++) {
-                    const int h = kv * group + g;
-                    const float* qh = q + size_t(h) * D;
-                    VF a = hn::Mul(k[0], hn::LoadU(d, qh));
-                    for (int c = 1; c < NC; c++) a = hn::MulAdd(k[c], hn::LoadU(d, qh + kN * c), a);
-                    if constexpr (kQ8) a = hn::Mul(a, sk);
-                    hn::StoreU(a, d, Pv + (size_t(h) * kKvBlock + t) * kN);
+        // The next block's records, into L2, a share of their lines per head (a burst of
+        // prefetches would stall on the core's outstanding-miss limit).
+        const long next_lines = nn > 0 ? (long(nn) * rec * long(sizeof(T)) + 63) / 64 : 0;
+        const char* nx = reinterpret_cast<const char*>(next);
+        // (1) Scores. bf16/q8 with groups of several heads: the block's K rows widened once into
+        // Kf (kKvBlock, D) per KV head, then read by every head of the group; a partial block
+        // (n < kKvBlock) is copied there too, zero rows after n, so the score code always reads
+        // kKvBlock rows.
+        const bool widened = n < kKvBlock || (!std::is_same_v<T, float> && group > 1);
+        if (widened)
+            for (int kv = 0; kv < Hkv; kv++)
+                for (int t = 0; t < kKvBlock; t++)
+                    for (int c = 0; c < NC; c++)
+                        hn::StoreU(
+                            t < n ? LoadF32(recs + t * rec + long(kv) * D + kN * c) : hn::Zero(d),
+                            d, Kf + (size_t(kv) * kKvBlock + t) * D + kN * c);
+        if constexpr (kQ8) {
+            for (int kv = 0; kv < Hkv; kv++)
+                for (int t = 0; t < kKvBlock; t++) {
+                    const bool in = t < n;
+                    KS[kv * kKvBlock + t] = in ? scale * row_scale(recs + t * rec, kv) : 0.0f;
+                    VS[kv * kKvBlock + t] = in ? row_scale(recs + t * rec, Hkv + kv) : 0.0f;
                 }
-            }
         }
-        for (int h = 0; h < Hq; h++) {
-            // Scores of the block, N at a time; tokens past n are -inf (probability 0).
-            VF mb = hn::Set(d, -INFINITY);
-            for (int t0 = 0; t0 < kKvBlock; t0 += kN) {
-                VF v[kN];
-                for (int k = 0; k < kN; k++)
-                    v[k] = t0 + k < n ? hn::LoadU(d, Pv + (size_t(h) * kKvBlock + t0 + k) * kN)
-                                      : hn::Zero(d);
-                const VF st = hn::IfThenElse(LaneMask(n - t0), hn::Mul(vscale, TransposeSum(v)),
-                                             hn::Set(d, -INFINITY));
-                hn::StoreU(st, d, s + t0);
-                mb = hn::Max(mb, st);
+        // Per head: the query in registers, N tokens' N-lane partial dot products reduced by one
+        // transpose-add to N scores in lanes (tokens past n are -inf: probability 0).
+        long pf = 0;  // next-block lines prefetched so far
+        for (int h = 0, kv = 0, g = 0; h < Hq; h++) {
+            for (const long pf_end = next_lines * (h + 1) / Hq; pf < pf_end; pf++)
+                __builtin_prefetch(nx + 64 * pf, 0, 2);
+            VF qv[NC];
+            for (int c = 0; c < NC; c++) qv[c] = hn::LoadU(d, q + size_t(h) * D + kN * c);
+            const float* ks = KS + kv * kKvBlock;
+            float* sh = P + h * kKvBlock;
+            const VF mb =
+                widened
+                    ? HeadScores<NC, kQ8>(qv, Kf + size_t(kv) * kKvBlock * D, D, n, ks, scale, sh)
+                    : HeadScores<NC, kQ8>(qv, recs + long(kv) * D, rec, n, ks, scale, sh);
+            // Lazy rescaling: the running max m only moves when a score exceeds it by more than
+            // kLazyMax (and on the first block, m = -inf), so most blocks need no horizontal
+            // maximum and no rescale (alpha = 1); probabilities stay below e^kLazyMax. The result
+            // is the same softmax (numerator and denominator share m).
+            float al = 1.0f;
+            if (!hn::AllFalse(d, hn::Gt(mb, hn::Set(d, part.m[h] + kLazyMax)))) {
+                const float mnew = hn::GetLane(hn::MaxOfLanes(d, mb));
+                al = std::exp(part.m[h] - mnew);  // m = -inf on the first block: 0
+                part.m[h] = mnew;
             }
-            const float mnew = std::max(part.m[h], hn::GetLane(hn::MaxOfLanes(d, mb)));
-            const float alpha = std::exp(part.m[h] - mnew);  // m = -inf on the first block: 0
-            const VF vm = hn::Set(d, mnew);
+            alpha[h] = al;
+            if (++g == group) g = 0, kv++;
+        }
+        // Probabilities e^{s - m} (q8: times the V row scales) and the running sums, for all
+        // heads in one pass (independent exponentials back to back).
+        for (int h = 0, kv = 0, g = 0; h < Hq; h++) {
+            const VF vm = hn::Set(d, part.m[h]);
             VF sum = hn::Zero(d);
             for (int t0 = 0; t0 < kKvBlock; t0 += kN) {
-                const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, s + t0), vm));  // -inf: 0
-                hn::StoreU(e, d, p + t0);
+                float* ph = P + h * kKvBlock + t0;
+                const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, ph), vm));  // -inf: 0
                 sum = hn::Add(sum, e);
+                if constexpr (kQ8)
+                    hn::StoreU(hn::Mul(e, hn::LoadU(d, VS + kv * kKvBlock + t0)), d, ph);
+                else
+                    hn::StoreU(e, d, ph);
             }
-            part.l[h] = part.l[h] * alpha + hn::GetLane(hn::SumOfLanes(d, sum));
-            part.m[h] = mnew;
-            float* acc = part.acc + size_t(h) * D;
-            const VF al = hn::Set(d, alpha);
-            VF a[NC];
-            for (int c = 0; c < NC; c++) a[c] = hn::Mul(al, hn::LoadU(d, acc + kN * c));
-            const T* vr = recs + long(Hkv + h / group) * D;
-            for (int t = 0; t < n; t++) {
-                const VF pt = hn::Set(d, p[t] * row_scale(recs + t * rec, Hkv + h / group));
-                for (int c = 0; c < NC; c++)
-                    a[c] = hn::MulAdd(pt, LoadF32(vr + t * rec + kN * c), a[c]);
-            }
-            for (int c = 0; c < NC; c++) hn::StoreU(a[c], d, acc + kN * c);
+            // The running sum in N lanes (reduced at the end of the range).
+            float* lh = Lv + size_t(h) * kN;
+            hn::StoreU(hn::MulAdd(hn::LoadU(d, lh), hn::Set(d, alpha[h]), sum), d, lh);
+            if (++g == group) g = 0, kv++;
         }
+        // (3) Values: register tiles of the heads of each group, which share each V row (MHA:
+        // groups of one, a tile per head).
+        const int tiles = (group + kTileHeads - 1) / kTileHeads;
+        for (int kv = 0; kv < Hkv; kv++)
+            for (int ti = 0; ti < tiles; ti++) {
+                const int h0 = kv * group + group * ti / tiles;
+                const int hb = kv * group + group * (ti + 1) / tiles - h0;
+                ValuesTilesKv<NC>(part.acc, h0, hb, long(Hkv + kv) * D, P, alpha, recs, rec, n);
+            }
     }
+    for (int h = 0; h < Hq; h++)
+        part.l[h] = hn::GetLane(hn::SumOfLanes(d, hn::LoadU(d, Lv + size_t(h) * kN)));
 }
 
 // The vector kernel for D in {16, 32, 64, 128} with N | D; false when D is not one of them.
