@@ -169,36 +169,43 @@ TEST(Q8Format, VectorDequantizeIsBitExactOnEveryTarget) {
     }
 }
 
+// The K/V attention of one query over `len` dequantized records c (K heads, then V heads), in
+// double: the reference of the q8 K/V kernel tests.
+static std::vector<float> kv_reference(const float* c, const KvCacheDims& dims,
+                                       const std::vector<float>& q, int len, float scale) {
+    const int group = dims.Hq / dims.Hkv, D = dims.D;
+    std::vector<float> ref(size_t(dims.Hq) * D);
+    for (int h = 0; h < dims.Hq; h++) {
+        const int kv = h / group;
+        std::vector<double> s(static_cast<size_t>(len));
+        for (int j = 0; j < len; j++) {
+            double acc = 0;
+            for (int d = 0; d < D; d++)
+                acc +=
+                    double(q[size_t(h) * D + d]) * c[size_t(j) * dims.rec() + size_t(kv) * D + d];
+            s[size_t(j)] = acc * scale;
+        }
+        softmax_apply(
+            s, D,
+            [&](int j, int d) {
+                return double(c[size_t(j) * dims.rec() + size_t(dims.Hkv + kv) * D + d]);
+            },
+            ref.data() + size_t(h) * D);
+    }
+    return ref;
+}
+
 TEST(Q8Kernels, FlashKvEqualsReference) {
     for (const KvCacheDims dims : {KvCacheDims{6, 2, 64}, KvCacheDims{3, 3, 24}}) {
         const Q8Layout L = q8_layout(dims);
         const float scale = 1.0f / std::sqrt(float(dims.D));
-        const int group = dims.Hq / dims.Hkv, D = dims.D;
+        const int D = dims.D;
         std::vector<PagedQ8> caches;
         std::vector<std::vector<float>> qs, refs;
         for (int i = 0; i < 3; i++) {
             caches.push_back(make_paged(L, kLens[i], 10 + i));
             qs.push_back(test::random_vector(size_t(dims.Hq) * D, 20 + i));
-            std::vector<float> ref(size_t(dims.Hq) * D);
-            const float* c = caches[i].deq.data();
-            for (int h = 0; h < dims.Hq; h++) {
-                const int kv = h / group;
-                std::vector<double> s(size_t(kLens[i]));
-                for (int j = 0; j < kLens[i]; j++) {
-                    double acc = 0;
-                    for (int d = 0; d < D; d++)
-                        acc += double(qs[i][size_t(h) * D + d]) *
-                               c[size_t(j) * dims.rec() + size_t(kv) * D + d];
-                    s[size_t(j)] = acc * scale;
-                }
-                softmax_apply(
-                    s, D,
-                    [&](int j, int d) {
-                        return double(c[size_t(j) * dims.rec() + size_t(dims.Hkv + kv) * D + d]);
-                    },
-                    ref.data() + size_t(h) * D);
-            }
-            refs.push_back(ref);
+            refs.push_back(kv_reference(caches[i].deq.data(), dims, qs[i], kLens[i], scale));
         }
         expect_q8_kernel(
             refs, caches, L, qs,
@@ -448,7 +455,7 @@ TEST(Q8Kernels, FlashKvGroupTilesAndAMovingMaximumEqualReference) {
          {KvCacheDims{22, 2, 64}, KvCacheDims{13, 1, 64}, KvCacheDims{13, 13, 32}}) {
         const Q8Layout L = q8_layout(dims);
         const float scale = 1.0f / std::sqrt(float(dims.D));
-        const int group = dims.Hq / dims.Hkv, D = dims.D;
+        const int D = dims.D;
         std::vector<PagedQ8> caches;
         std::vector<std::vector<float>> qs, refs;
         for (int i = 0; i < 3; i++) {
@@ -467,26 +474,7 @@ TEST(Q8Kernels, FlashKvGroupTilesAndAMovingMaximumEqualReference) {
             }
             caches.push_back(std::move(p));
             qs.push_back(test::random_vector(size_t(dims.Hq) * D, 50 + i));
-            std::vector<float> ref(size_t(dims.Hq) * D);
-            const float* c = caches[i].deq.data();
-            for (int h = 0; h < dims.Hq; h++) {
-                const int kv = h / group;
-                std::vector<double> s(size_t(kLens[i]));
-                for (int j = 0; j < kLens[i]; j++) {
-                    double acc = 0;
-                    for (int d = 0; d < D; d++)
-                        acc += double(qs[i][size_t(h) * D + d]) *
-                               c[size_t(j) * dims.rec() + size_t(kv) * D + d];
-                    s[size_t(j)] = acc * scale;
-                }
-                softmax_apply(
-                    s, D,
-                    [&](int j, int d) {
-                        return double(c[size_t(j) * dims.rec() + size_t(dims.Hkv + kv) * D + d]);
-                    },
-                    ref.data() + size_t(h) * D);
-            }
-            refs.push_back(ref);
+            refs.push_back(kv_reference(caches[i].deq.data(), dims, qs[i], kLens[i], scale));
         }
         expect_q8_kernel(
             refs, caches, L, qs,

@@ -211,19 +211,24 @@ HWY_INLINE void Tile(const Row* x, const Row* w, const Row* next, int nb, float*
         for (int i = 0; i < kAcc; i++) r[i] += mins[i];
 }
 
-template <QuantScheme S, int MR, int OR>
-void TiledRows(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta, int o0, int o1) {
-    const int N = X.rows, OC = W.rows, nb = W.blocks_per_row();
+// The tile walk every kernel shares: outputs [o0, o1) OR weight rows at a time, the activation
+// rows MR at a time; rows past the end repeat the last one (computed, not stored).
+// tile(n, x, w, next, r) fills r[OR * m + k] for activation rows n[m] (x[m]) and weight rows w[k]
+// (next: the following tile's weight rows to prefetch, or nullptr).
+template <int MR, int OR, class TileFn>
+HWY_INLINE void WalkTiles(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta,
+                          int o0, int o1, const TileFn& tile) {
+    const int N = X.rows, OC = W.rows;
     for (int o = o0; o < o1; o += OR) {
-        // Rows past the end repeat the last one (computed, not stored).
         Row w[OR], next[OR];
         for (int k = 0; k < OR; k++) w[k] = RowOf(W, std::min(o + k, OC - 1));
         for (int k = 0; k < OR; k++) next[k] = RowOf(W, std::min(o + OR + k, OC - 1));
         for (int n0 = 0; n0 < N; n0 += MR) {
+            int n[MR];
             Row x[MR];
-            for (int m = 0; m < MR; m++) x[m] = RowOf(X, std::min(n0 + m, N - 1));
+            for (int m = 0; m < MR; m++) x[m] = RowOf(X, n[m] = std::min(n0 + m, N - 1));
             float r[MR * OR];
-            Tile<S, MR, OR>(x, w, n0 == 0 && o + OR < o1 ? next : nullptr, nb, r);
+            tile(n, x, w, n0 == 0 && o + OR < o1 ? next : nullptr, r);
             for (int m = 0; m < MR && n0 + m < N; m++)
                 for (int k = 0; k < OR && o + k < o1; k++) {
                     float& y = out[size_t(n0 + m) * OC + o + k];
@@ -231,6 +236,15 @@ void TiledRows(float* out, const QuantMatrix& X, const QuantMatrix& W, float bet
                 }
         }
     }
+}
+
+template <QuantScheme S, int MR, int OR>
+void TiledRows(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta, int o0, int o1) {
+    const int nb = W.blocks_per_row();
+    WalkTiles<MR, OR>(out, X, W, beta, o0, o1,
+                      [&](const int*, const Row* x, const Row* w, const Row* next, float* r) {
+                          Tile<S, MR, OR>(x, w, next, nb, r);
+                      });
 }
 
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
@@ -261,29 +275,14 @@ void HandXs(std::vector<float>& xs, const QuantMatrix& X) {
 template <int MR, int OR>
 void HandRows(HandTileFn tile, float* out, const QuantMatrix& X, const float* xs,
               const QuantMatrix& W, float beta, int o0, int o1) {
-    const int N = X.rows, OC = W.rows, nb = W.blocks_per_row();
-    for (int o = o0; o < o1; o += OR) {
-        // Rows past the end repeat the last one (computed, not stored).
-        Row w[OR], next[OR];
-        for (int k = 0; k < OR; k++) w[k] = RowOf(W, std::min(o + k, OC - 1));
-        for (int k = 0; k < OR; k++) next[k] = RowOf(W, std::min(o + OR + k, OC - 1));
-        for (int n0 = 0; n0 < N; n0 += MR) {
-            Row x[MR];
-            const float* xsm[MR];
-            for (int m = 0; m < MR; m++) {
-                const int n = std::min(n0 + m, N - 1);
-                x[m] = RowOf(X, n);
-                xsm[m] = xs != nullptr ? xs + size_t(n) * nb : nullptr;
-            }
-            float r[MR * OR];
-            tile(x, xsm, w, n0 == 0 && o + OR < o1 ? next : nullptr, nb, r);
-            for (int m = 0; m < MR && n0 + m < N; m++)
-                for (int k = 0; k < OR && o + k < o1; k++) {
-                    float& y = out[size_t(n0 + m) * OC + o + k];
-                    y = (beta != 0.0f ? beta * y : 0.0f) + r[OR * m + k];
-                }
-        }
-    }
+    const int nb = W.blocks_per_row();
+    WalkTiles<MR, OR>(out, X, W, beta, o0, o1,
+                      [&](const int* n, const Row* x, const Row* w, const Row* next, float* r) {
+                          const float* xsm[MR];
+                          for (int m = 0; m < MR; m++)
+                              xsm[m] = xs != nullptr ? xs + size_t(n[m]) * nb : nullptr;
+                          tile(x, xsm, w, next, nb, r);
+                      });
 }
 
 #endif  // HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
