@@ -140,6 +140,12 @@ TEST(CliTrain, BenchTrainReportsBothPrecisionsAndTheGemmRateMeasuredNow) {
             row["achieved_gflops"].get<double>() / row["gemm_gflops_measured_f32"].get<double>(),
             1e-9);
         EXPECT_FALSE(row.contains("speedup_vs_official"));  // not the preset as measured
+        // One probe after each timed step; the rate is their median.
+        EXPECT_EQ(row["gemm_probes"].get<int>(), 1);
+        EXPECT_LE(row["gemm_gflops_measured_f32_min"].get<double>(),
+                  row["gemm_gflops_measured_f32"].get<double>());
+        EXPECT_GE(row["gemm_gflops_measured_f32_max"].get<double>(),
+                  row["gemm_gflops_measured_f32"].get<double>());
     }
     EXPECT_GT(j["results"][1]["gemm_gflops_measured_bf16"].get<double>(), 0.0);
 }

@@ -34,7 +34,7 @@ namespace {
 
 nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, MatmulPrecision precision,
                          int B, int T, int warmup, int steps, double peak_gflops,
-                         const std::vector<study::PeerFigure>& peers) {
+                         const std::vector<study::PeerFigure>& peers, GemmProbes& probes) {
     Model model(cfg);
     model.init_weights(1234);
     model.set_matmul_precision(precision);
@@ -64,6 +64,7 @@ nlohmann::json bench_one(const std::string& name, const ModelConfig& cfg, Matmul
         if (i >= warmup) {
             secs.push_back(s);
             exposed.push_back(dp.backward_mpi_s + dp.wait_s);
+            probes.take(precision);  // the GEMM rate of this step's minute (MFU_now)
         }
     }
     if (ranks > 1) {
@@ -128,7 +129,7 @@ int cmd_bench_train(int argc, char** argv) {
     const double peak = b.peak_gflops;
     const std::vector<MatmulPrecision>& precisions = b.precisions;
     std::printf("SIMD target: %s\n", simd_summary().c_str());
-    print_gemm_header(peak, precisions);
+    print_gemm_header(peak, precisions, "after each timed step (the median of those probes)");
     if (dist::size() > 1)
         std::printf("data-parallel: %d ranks x batch B each (tokens/s over all ranks)\n",
                     dist::size());
@@ -139,8 +140,9 @@ int cmd_bench_train(int argc, char** argv) {
     for (const auto& [name, cfg] : b.models) {
         const int B = b.batch_size(p, name);
         for (MatmulPrecision mp : precisions) {
-            auto j = bench_one(name, cfg, mp, B, T, warmup, steps, peak, b.peers);
-            add_measured_gemm_rates(j, mp);
+            GemmProbes probes;
+            auto j = bench_one(name, cfg, mp, B, T, warmup, steps, peak, b.peers, probes);
+            add_measured_gemm_rates(j, mp, probes);
             const std::string ratio = peer_ratio(j);
             std::printf(
                 "%-12s %5s %5d %5d %9.4f %9.4f %10.1f %9.1f %6.1f%% %9.1f %7.1f%% %10s %10s\n",

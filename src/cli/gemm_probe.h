@@ -22,12 +22,25 @@ double measure_gemm_gflops(MatmulPrecision precision, int reps = 7, int M = 2048
 // "f32", "bf16" or "f32,bf16" -> the precisions to run; a one-line error naming `where`.
 std::vector<MatmulPrecision> parse_precision_list(const std::string& s, const std::string& where);
 
-// Measures the GEMM rate now and adds to a benchmark row that has "achieved_gflops":
-// gemm_gflops_measured_f32 and mfu_vs_measured_f32_gemm (the MFU definition, against the
-// fp32 rate of this minute), and for a bf16 row also the bf16 pair.
-void add_measured_gemm_rates(nlohmann::json& row, MatmulPrecision precision);
+// GEMM rates probed between a benchmark's timed steps (one probe, the default measure_gemm_gflops,
+// after each step): on a shared machine whose speed changes from minute to minute, the median of
+// probes spread over the steps tracks the steps' conditions better than one probe after them.
+struct GemmProbes {
+    std::vector<double> f32, bf16;  // GFLOP/s, one per probe
+    // Probes the fp32 rate, and the bf16 rate too for a bf16 row.
+    void take(MatmulPrecision precision);
+};
 
-// The lines a training benchmark starts with: GEMM kernels, threads, what MFU is against.
-void print_gemm_header(double peak_gflops, const std::vector<MatmulPrecision>& precisions);
+// Adds to a benchmark row that has "achieved_gflops": gemm_gflops_measured_f32 and
+// mfu_vs_measured_f32_gemm (the MFU definition, against the fp32 rate of this minute),
+// and for a bf16 row also the bf16 pair. The rate is the median of `probes` where it has any
+// (with gemm_probes, the count, and gemm_gflops_measured_f32_min/_max), else one probe now.
+void add_measured_gemm_rates(nlohmann::json& row, MatmulPrecision precision,
+                             const GemmProbes& probes = {});
+
+// The lines a training benchmark starts with: GEMM kernels, threads, what MFU is against (`when`
+// the fp32 rate is measured).
+void print_gemm_header(double peak_gflops, const std::vector<MatmulPrecision>& precisions,
+                       const char* when = "right after each row");
 
 }  // namespace t6::cli
