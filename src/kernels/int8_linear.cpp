@@ -19,7 +19,7 @@
 // Streaming (every kernel; see Ahead): a decoding step reads each weight once from memory, and the
 // arithmetic per byte here (4-6 instructions per 64 bytes and weight row) leaves the hardware
 // prefetchers too little lead, so each tile prefetches the next tile's codes and scales into L1 and
-// the codes kFarTiles tiles further into L2 (single-core rate on cold 2048 x 768 q8 matrices, per
+// the codes kFarRows rows further into L2 (single-core rate on cold 2048 x 768 q8 matrices, per
 // CPU second: 8.7-11.8 GB/s with the L1 prefetch alone, 12.7-13.6 with both, a plain read of the
 // same bytes 12.3-13.8). Work is split over OpenMP threads in one contiguous range of rows each
 // (balanced, in multiples of 16 rows), so that each thread's prefetches run ahead through its
@@ -138,9 +138,10 @@ struct Ahead {
     const Row* next;
     ptrdiff_t far_q, far_d;
 };
-// Tiles between the next tile and the rows prefetched into L2 (at 8 rows of 768 codes per tile,
-// 12 KiB beyond the next tile; 2 and 3 measured alike, 1 slightly worse).
-constexpr int kFarTiles = 2;
+// Rows between the next tile and the rows prefetched into L2 (at 768 codes per row, 12 KiB; the
+// VNNI kernel's 8-row tiles measured alike at 1 to 5 tiles, the AVX2 kernel's 4-row tiles better
+// at 4 than at 2).
+constexpr int kFarRows = 16;
 
 // Prefetches into L1 the lines at p and into L2 those `far` bytes beyond (if far != 0).
 HWY_INLINE void PrefetchAhead(const void* p, ptrdiff_t far) {
@@ -261,7 +262,7 @@ template <int MR, int OR, class TileFn>
 HWY_INLINE void WalkTiles(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta,
                           int o0, int o1, const TileFn& tile) {
     const int N = X.rows, OC = W.rows, nb = W.blocks_per_row();
-    const ptrdiff_t far_rows = ptrdiff_t(kFarTiles) * OR;
+    const ptrdiff_t far_rows = kFarRows;
     for (int o = o0; o < o1; o += OR) {
         Row w[OR], next[OR];
         for (int k = 0; k < OR; k++) w[k] = RowOf(W, std::min(o + k, OC - 1));
