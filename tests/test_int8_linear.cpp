@@ -12,9 +12,11 @@
 //     (relative error of the logits) of decoding from q8 weights with float32 activations, for
 //     every attention kind.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/simd.h"
@@ -152,6 +154,47 @@ TEST(Int8HandKernel, HandWrittenAndHighwayEqualReference) {
                 }
             }
         }
+    set_int8_hand_kernels(prev);
+}
+
+// Matrices large enough for the threaded split (one contiguous range of rows per thread, in
+// units of 16 rows, each range prefetching ahead through itself): 2 and 3 threads (uneven
+// ranges), row counts not a multiple of 16, rows of 7 (odd, partial last block) and 17 blocks,
+// every target, the hand-written and the Highway kernels, beta 1 (a row computed twice or not at
+// all shows). Equal to the scalar reference.
+TEST(Int8HandKernel, ThreadRangesCoverEveryRowOnce) {
+    const bool prev = set_int8_hand_kernels(true);
+    const int threads = omp_get_max_threads();
+    for (QuantScheme sw : {QuantScheme::q8, QuantScheme::q4})
+        for (auto [rows, cols] : {std::pair{1000, 200}, std::pair{133, 544}}) {
+            ASSERT_GE(size_t(rows) * cols, size_t(1) << 16);  // the parallel path
+            auto w = test::random_vector(size_t(rows) * cols, 31);
+            QuantMatrix W;
+            quantize_matrix(W, w.data(), rows, cols, sw);
+            for (int N : {1, 3}) {
+                auto x = test::random_vector(size_t(N) * cols, 37 + N);
+                QuantMatrix X;
+                quantize_activations_q8(X, x.data(), N, cols);
+                auto init = test::random_vector(size_t(N) * rows, 41);
+                std::vector<float> ref = init;
+                linear_a8_reference(ref.data(), X, W, 1.0f);
+                for (SimdTarget t : simd_available_targets()) {
+                    ScopedSimdTarget target(t);
+                    for (bool hand : {true, false})
+                        for (int nt : {2, 3}) {
+                            set_int8_hand_kernels(hand);
+                            omp_set_num_threads(nt);
+                            std::vector<float> got = init;
+                            linear_a8_codes(got.data(), X, W, 1.0f);
+                            EXPECT_LT(test::rel_error(got.data(), ref.data(), ref.size()), 1e-5)
+                                << quant_scheme_name(sw) << " " << rows << " x " << cols << " N "
+                                << N << " threads " << nt << " on " << simd_target_name(t)
+                                << " kernel " << int8_kernel_name();
+                        }
+                }
+            }
+        }
+    omp_set_num_threads(threads);
     set_int8_hand_kernels(prev);
 }
 

@@ -14,9 +14,16 @@
 // row pair). q4's minimum adds m * dx * sum_j qx per block (the activation code sum is formed
 // once per row and block, added in scalar code). Accumulators: MR*OR = 16 on AVX-512, 8 on AVX2,
 // reduced four at a time by tiling::Sum4. The activation codes are zero past `cols`, so the last
-// (partial) block needs no scalar tail. The next tile's weight codes are prefetched block by
-// block. HWY_SCALAR runs the reference loop. Work is split over OpenMP threads in groups of 64
-// outputs.
+// (partial) block needs no scalar tail. HWY_SCALAR runs the reference loop.
+//
+// Streaming (every kernel; see Ahead): a decoding step reads each weight once from memory, and the
+// arithmetic per byte here (4-6 instructions per 64 bytes and weight row) leaves the hardware
+// prefetchers too little lead, so each tile prefetches the next tile's codes and scales into L1 and
+// the codes kFarRows rows further into L2 (single-core rate on cold 2048 x 768 q8 matrices, per
+// CPU second: 8.7-11.8 GB/s with the L1 prefetch alone, 12.7-13.6 with both, a plain read of the
+// same bytes 12.3-13.8). Work is split over OpenMP threads in one contiguous range of rows each
+// (balanced, in multiples of 16 rows), so that each thread's prefetches run ahead through its
+// whole range.
 
 #include <algorithm>
 #include <atomic>
@@ -25,6 +32,8 @@
 #include <cstdint>
 #include <limits>
 #include <vector>
+
+#include <omp.h>
 
 #include "core/simd.h"
 #include "kernels/gemm.h"
@@ -97,8 +106,6 @@ namespace t6::HWY_NAMESPACE {
 namespace {
 namespace hn = hwy::HWY_NAMESPACE;
 
-constexpr int kGroup = 64;  // outputs per parallel work item
-
 #if HWY_TARGET != HWY_SCALAR
 using D16 = hn::ScalableTag<int16_t>;
 using D8 = hn::Rebind<int8_t, D16>;
@@ -119,6 +126,37 @@ Row RowOf(const QuantMatrix& M, int r) {
     const size_t blk = size_t(r) * M.blocks_per_row();
     return {M.codes.data() + blk * M.code_bytes(), M.scale.data() + blk,
             M.min.size() ? M.min.data() + blk : nullptr};
+}
+
+// The weight rows a tile prefetches while it runs. Rows are contiguous in memory, so the rows ahead
+// are bytes ahead: at each block (pair of blocks) the next tile's codes of that block into L1 (from
+// next[k]) and the codes `far_q` bytes beyond them into L2; per vector of scales the next tile's
+// scales (and q4 minima) into L1 and those `far_d` floats beyond them into L2. far_q = far_d = 0
+// when the far rows lie past the range (nothing is prefetched there); next == nullptr on the
+// range's last tile.
+struct Ahead {
+    const Row* next;
+    ptrdiff_t far_q, far_d;
+};
+// Rows between the next tile and the rows prefetched into L2 (at 768 codes per row, 12 KiB; the
+// VNNI kernel's 8-row tiles measured alike at 1 to 5 tiles, the AVX2 kernel's 4-row tiles better
+// at 4 than at 2).
+constexpr int kFarRows = 16;
+
+// Prefetches into L1 the lines at p and into L2 those `far` bytes beyond (if far != 0).
+HWY_INLINE void PrefetchAhead(const void* p, ptrdiff_t far) {
+    __builtin_prefetch(p, 0, 3);
+    if (far != 0) __builtin_prefetch(static_cast<const char*>(p) + far, 0, 2);
+}
+// The next tile's scales (and minima) of blocks [b, b + 16): into L1, and `far` floats on into L2.
+template <int OR>
+HWY_INLINE void PrefetchScales(const Ahead& a, int b) {
+    if (a.next == nullptr) return;
+    for (int k = 0; k < OR; k++) {
+        PrefetchAhead(a.next[k].d + b, a.far_d * ptrdiff_t(sizeof(float)));
+        if (a.next[k].m != nullptr)
+            PrefetchAhead(a.next[k].m + b, a.far_d * ptrdiff_t(sizeof(float)));
+    }
 }
 
 // Codes [h L16, (h+1) L16) of a weight block as int16: q8 sign-extended; q4 from the nibbles
@@ -151,7 +189,8 @@ HWY_INLINE V16 LoadCodes(const uint8_t* blk, int h) {
 
 // MR activation rows by OR weight rows over nb blocks: the MR*OR dot products into r[OR*m + k].
 template <QuantScheme S, int MR, int OR>
-HWY_INLINE void Tile(const Row* x, const Row* w, const Row* next, int nb, float* HWY_RESTRICT r) {
+HWY_INLINE void Tile(const Row* x, const Row* w, const Ahead& ahead, int nb,
+                     float* HWY_RESTRICT r) {
     constexpr bool kQ4 = S == QuantScheme::q4;
     constexpr int kCodeBytes = kQ4 ? kQuantBlock / 2 : kQuantBlock;
     constexpr int kAcc = MR * OR;
@@ -167,8 +206,12 @@ HWY_INLINE void Tile(const Row* x, const Row* w, const Row* next, int nb, float*
     float mins[kAcc] = {};  // q4: the sum over blocks of m dx sum_j qx
     for (int b = 0; b < nb; b++) {
         const size_t c0 = size_t(b) * kQuantBlock, w0 = size_t(b) * kCodeBytes;
-        if (next != nullptr)
-            for (int k = 0; k < OR; k++) __builtin_prefetch(next[k].q + w0);
+        if (ahead.next != nullptr) {
+            // One line per row per 64 code bytes (q8: every other block; q4: every fourth).
+            if (b % (64 / kCodeBytes) == 0)
+                for (int k = 0; k < OR; k++) PrefetchAhead(ahead.next[k].q + w0, ahead.far_q);
+            if (b % 16 == 0) PrefetchScales<OR>(ahead, b);
+        }
         V16 xv[MR][kH];
         float dx[MR];
         for (int m = 0; m < MR; m++) {
@@ -213,22 +256,27 @@ HWY_INLINE void Tile(const Row* x, const Row* w, const Row* next, int nb, float*
 
 // The tile walk every kernel shares: outputs [o0, o1) OR weight rows at a time, the activation
 // rows MR at a time; rows past the end repeat the last one (computed, not stored).
-// tile(n, x, w, next, r) fills r[OR * m + k] for activation rows n[m] (x[m]) and weight rows w[k]
-// (next: the following tile's weight rows to prefetch, or nullptr).
+// tile(n, x, w, ahead, r) fills r[OR * m + k] for activation rows n[m] (x[m]) and weight rows w[k]
+// (ahead: what to prefetch meanwhile; only the first tile of activation rows prefetches).
 template <int MR, int OR, class TileFn>
 HWY_INLINE void WalkTiles(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta,
                           int o0, int o1, const TileFn& tile) {
-    const int N = X.rows, OC = W.rows;
+    const int N = X.rows, OC = W.rows, nb = W.blocks_per_row();
+    const ptrdiff_t far_rows = kFarRows;
     for (int o = o0; o < o1; o += OR) {
         Row w[OR], next[OR];
         for (int k = 0; k < OR; k++) w[k] = RowOf(W, std::min(o + k, OC - 1));
         for (int k = 0; k < OR; k++) next[k] = RowOf(W, std::min(o + OR + k, OC - 1));
+        const bool far = o + OR + far_rows + OR <= o1;  // the whole far tile inside the range
+        const Ahead none{nullptr, 0, 0};
+        const Ahead ahead{o + OR < o1 ? next : nullptr, far ? far_rows * nb * W.code_bytes() : 0,
+                          far ? far_rows * nb : 0};
         for (int n0 = 0; n0 < N; n0 += MR) {
             int n[MR];
             Row x[MR];
             for (int m = 0; m < MR; m++) x[m] = RowOf(X, n[m] = std::min(n0 + m, N - 1));
             float r[MR * OR];
-            tile(n, x, w, n0 == 0 && o + OR < o1 ? next : nullptr, r);
+            tile(n, x, w, n0 == 0 ? ahead : none, r);
             for (int m = 0; m < MR && n0 + m < N; m++)
                 for (int k = 0; k < OR && o + k < o1; k++) {
                     float& y = out[size_t(n0 + m) * OC + o + k];
@@ -242,8 +290,8 @@ template <QuantScheme S, int MR, int OR>
 void TiledRows(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta, int o0, int o1) {
     const int nb = W.blocks_per_row();
     WalkTiles<MR, OR>(out, X, W, beta, o0, o1,
-                      [&](const int*, const Row* x, const Row* w, const Row* next, float* r) {
-                          Tile<S, MR, OR>(x, w, next, nb, r);
+                      [&](const int*, const Row* x, const Row* w, const Ahead& a, float* r) {
+                          Tile<S, MR, OR>(x, w, a, nb, r);
                       });
 }
 
@@ -257,7 +305,7 @@ void TiledRows(float* out, const QuantMatrix& X, const QuantMatrix& W, float bet
 // accumulators hold per-lane partial sums of the whole row, summed at the end. q4's minimum
 // term sum_b m dx sum_j qx is added per 16 (8) blocks into the same accumulators from xs = dx *
 // sum_j qx, formed once per call and activation row (HandXs).
-using HandTileFn = void (*)(const Row* x, const float* const* xs, const Row* w, const Row* next,
+using HandTileFn = void (*)(const Row* x, const float* const* xs, const Row* w, const Ahead& ahead,
                             int nb, float* r);
 
 // xs[n * nb + b] = dx[n, b] * sum_j qx[n, b, j] (q4's minimum term).
@@ -277,11 +325,11 @@ void HandRows(HandTileFn tile, float* out, const QuantMatrix& X, const float* xs
               const QuantMatrix& W, float beta, int o0, int o1) {
     const int nb = W.blocks_per_row();
     WalkTiles<MR, OR>(out, X, W, beta, o0, o1,
-                      [&](const int* n, const Row* x, const Row* w, const Row* next, float* r) {
+                      [&](const int* n, const Row* x, const Row* w, const Ahead& a, float* r) {
                           const float* xsm[MR];
                           for (int m = 0; m < MR; m++)
                               xsm[m] = xs != nullptr ? xs + size_t(n[m]) * nb : nullptr;
-                          tile(x, xsm, w, next, nb, r);
+                          tile(x, xsm, w, a, nb, r);
                       });
 }
 
@@ -302,16 +350,16 @@ void HandRows(HandTileFn tile, float* out, const QuantMatrix& X, const float* xs
 // One pair of blocks from block b (kHalf: block b alone, the row's last) into acc.
 template <QuantScheme S, int MR, int OR, bool kHalf>
 T6_VNNI_TARGET __attribute__((always_inline)) inline void VnniPair(const Row* x, const Row* w,
-                                                                   const Row* next, int b,
+                                                                   const Ahead& ahead, int b,
                                                                    __m512i idx, const __m512* sc,
                                                                    __m512* acc) {
     constexpr bool kQ4 = S == QuantScheme::q4;
     constexpr int kBlockBytes = kQ4 ? kQuantBlock / 2 : kQuantBlock;
     const __m512i zero = _mm512_setzero_si512(), k80 = _mm512_set1_epi8(char(0x80));
     const size_t wo = size_t(b) * kBlockBytes, xo = size_t(b) * kQuantBlock;
-    if (next != nullptr)
-        for (int k = 0; k < OR; k++)
-            _mm_prefetch(reinterpret_cast<const char*>(next[k].q + wo), _MM_HINT_T0);
+    // q8: a pair is one line per row; q4: half a line, so every other pair.
+    if (ahead.next != nullptr && (!kQ4 || b % 4 == 0))
+        for (int k = 0; k < OR; k++) PrefetchAhead(ahead.next[k].q + wo, ahead.far_q);
     __m512i xv[MR], base[MR];
     for (int m = 0; m < MR; m++) {
         __m512i v = kHalf ? _mm512_maskz_loadu_epi8(0xffffffffu, x[m].q + xo)
@@ -347,7 +395,7 @@ T6_VNNI_TARGET __attribute__((always_inline)) inline void VnniPair(const Row* x,
 }
 
 template <QuantScheme S, int MR, int OR>
-T6_VNNI_TARGET void VnniTile(const Row* x, const float* const* xs, const Row* w, const Row* next,
+T6_VNNI_TARGET void VnniTile(const Row* x, const float* const* xs, const Row* w, const Ahead& ahead,
                              int nb, float* r) {
     constexpr bool kQ4 = S == QuantScheme::q4;
     const __m512i two = _mm512_set1_epi32(2);
@@ -360,6 +408,7 @@ T6_VNNI_TARGET void VnniTile(const Row* x, const float* const* xs, const Row* w,
         const int nblk = std::min(16, nb - b0);
         const __mmask16 mk = __mmask16((1u << nblk) - 1);
         __m512 sc[MR * OR];  // dw * dx of blocks b0 .. b0 + 15 (zero past nb)
+        PrefetchScales<OR>(ahead, b0);
         {
             __m512 dx[MR];
             for (int m = 0; m < MR; m++) dx[m] = _mm512_maskz_loadu_ps(mk, x[m].d + b0);
@@ -379,8 +428,8 @@ T6_VNNI_TARGET void VnniTile(const Row* x, const float* const* xs, const Row* w,
         __m512i idx = idx0;
         const int np = nblk / 2;
         for (int p = 0; p < np; p++, idx = _mm512_add_epi32(idx, two))
-            VnniPair<S, MR, OR, false>(x, w, next, b0 + 2 * p, idx, sc, acc);
-        if (nblk % 2 != 0) VnniPair<S, MR, OR, true>(x, w, next, b0 + 2 * np, idx, sc, acc);
+            VnniPair<S, MR, OR, false>(x, w, ahead, b0 + 2 * p, idx, sc, acc);
+        if (nblk % 2 != 0) VnniPair<S, MR, OR, true>(x, w, ahead, b0 + 2 * np, idx, sc, acc);
     }
     for (int i = 0; i < MR * OR; i++) r[i] = _mm512_reduce_add_ps(acc[i]);
 }
@@ -409,7 +458,7 @@ bool HandAvailable() {
 // ones then sums int16 pairs into int32. One ymm per block (q4: the 16 bytes' low nibbles, then
 // their high ones).
 template <QuantScheme S, int MR, int OR>
-void Avx2Tile(const Row* x, const float* const* xs, const Row* w, const Row* next, int nb,
+void Avx2Tile(const Row* x, const float* const* xs, const Row* w, const Ahead& ahead, int nb,
               float* r) {
     constexpr bool kQ4 = S == QuantScheme::q4;
     constexpr int kBlockBytes = kQ4 ? kQuantBlock / 2 : kQuantBlock;
@@ -421,6 +470,7 @@ void Avx2Tile(const Row* x, const float* const* xs, const Row* w, const Row* nex
         const int nblk = std::min(8, nb - b0);
         const __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32(nblk), lane);
         __m256 sc[MR * OR];  // dw * dx of blocks b0 .. b0 + 7 (zero past nb)
+        if (b0 % 16 == 0) PrefetchScales<OR>(ahead, b0);
         {
             __m256 dx[MR];
             for (int m = 0; m < MR; m++) dx[m] = _mm256_maskload_ps(x[m].d + b0, mk);
@@ -438,9 +488,9 @@ void Avx2Tile(const Row* x, const float* const* xs, const Row* w, const Row* nex
         __m256i idx = _mm256_setzero_si256();
         for (int j = 0; j < nblk; j++, idx = _mm256_add_epi32(idx, one)) {
             const size_t wo = size_t(b0 + j) * kBlockBytes, xo = size_t(b0 + j) * kQuantBlock;
-            if (next != nullptr && (!kQ4 || j % 2 == 0))
-                for (int k = 0; k < OR; k++)
-                    _mm_prefetch(reinterpret_cast<const char*>(next[k].q + wo), _MM_HINT_T0);
+            // One line per row per two blocks (q8) or four (q4).
+            if (ahead.next != nullptr && (b0 + j) % (kQ4 ? 4 : 2) == 0)
+                for (int k = 0; k < OR; k++) PrefetchAhead(ahead.next[k].q + wo, ahead.far_q);
             __m256i xv[MR];
             for (int m = 0; m < MR; m++)
                 xv[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[m].q + xo));
@@ -548,31 +598,46 @@ bool QuantizeBlockQ8(const float* HWY_RESTRICT v, uint8_t* HWY_RESTRICT q, float
 #endif
 }
 
-void LinearA8Codes(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta) {
-    const int groups = (W.rows + kGroup - 1) / kGroup;
+// Rows [o0, o1) of out (the products with W's rows o0 .. o1 - 1).
+void RangeRows(float* out, const QuantMatrix& X, const float* xs, const QuantMatrix& W, float beta,
+               int o0, int o1) {
 #if defined(T6_INT8_HAND)
-    const bool hand = HandAvailable();
+    if (HandAvailable()) {
+        if (W.scheme == QuantScheme::q8)
+            HandGroupRows<QuantScheme::q8>(out, X, nullptr, W, beta, o0, o1);
+        else
+            HandGroupRows<QuantScheme::q4>(out, X, xs, W, beta, o0, o1);
+        return;
+    }
+#endif
+    (void)xs;
+    if (W.scheme == QuantScheme::q8)
+        GroupRows<QuantScheme::q8>(out, X, W, beta, o0, o1);
+    else
+        GroupRows<QuantScheme::q4>(out, X, W, beta, o0, o1);
+}
+
+void LinearA8Codes(float* out, const QuantMatrix& X, const QuantMatrix& W, float beta) {
+    const float* xsp = nullptr;
+#if defined(T6_INT8_HAND)
     thread_local std::vector<float> xs;
-    if (hand && W.scheme == QuantScheme::q4) HandXs(xs, X);
-    const float* xsp = W.scheme == QuantScheme::q4 ? xs.data() : nullptr;
+    if (HandAvailable() && W.scheme == QuantScheme::q4) {
+        HandXs(xs, X);
+        xsp = xs.data();
+    }
 #endif
     // Small matrices (tests, tiny models) on one thread: a parallel region costs more.
-#pragma omp parallel for schedule(dynamic, 2) if (size_t(W.rows) * W.cols >= (size_t(1) << 16))
-    for (int g = 0; g < groups; g++) {
-        const int o0 = g * kGroup, o1 = std::min(W.rows, o0 + kGroup);
-#if defined(T6_INT8_HAND)
-        if (hand) {
-            if (W.scheme == QuantScheme::q8)
-                HandGroupRows<QuantScheme::q8>(out, X, nullptr, W, beta, o0, o1);
-            else
-                HandGroupRows<QuantScheme::q4>(out, X, xsp, W, beta, o0, o1);
-            continue;
-        }
-#endif
-        if (W.scheme == QuantScheme::q8)
-            GroupRows<QuantScheme::q8>(out, X, W, beta, o0, o1);
-        else
-            GroupRows<QuantScheme::q4>(out, X, W, beta, o0, o1);
+    const bool parallel = size_t(W.rows) * W.cols >= (size_t(1) << 16);
+    // One contiguous range of rows per thread, balanced in units of kAlign rows (a multiple of
+    // every tile's OR), so that each thread streams (and prefetches through) one range.
+    constexpr int kAlign = 16;
+    const int units = (W.rows + kAlign - 1) / kAlign;
+#pragma omp parallel if (parallel)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int o0 = int(long(units) * t / nt) * kAlign;
+        const int o1 = std::min(W.rows, int(long(units) * (t + 1) / nt) * kAlign);
+        if (o0 < o1) RangeRows(out, X, xsp, W, beta, o0, o1);
     }
 }
 #undef T6_INT8_HAND
