@@ -186,7 +186,7 @@ HWY_INLINE VF HeadScores(const VF* qv, const T* k0, long kstride, int n, const f
 #define T6_KV_TRANSPOSED 1
 using DU = hn::RebindToUnsigned<DF>;
 using VU = hn::Vec<DU>;
-constexpr int kMaxGroupHeads = 12;
+constexpr int kMaxGroupHeads = 12 / (kKvBlock / kN);  // 12 or 6 heads x 2 token vectors
 
 // Lane c of r[k] becomes lane k of r[c] (a kN x kN transpose of 32-bit words).
 HWY_INLINE void TransposeWords(VU* r) {
@@ -282,28 +282,35 @@ template <int HC, int D, bool kQ8>
 HWY_INLINE void GroupScores(const float* qh, int h0, int hc, const float* Kt, int n,
                             const float* ks, float scale, float* P, float* MB) {
     const DF d;
-    for (int t0 = 0; t0 < kKvBlock; t0 += kN) {
-        const float* kt = Kt + size_t(t0 / kN) * D * kN;
-        VF acc[HC];
-        {
-            const VF k = hn::LoadU(d, kt);
+    constexpr int TB = kKvBlock / kN;  // token vectors: each broadcast q[h][i] feeds TB FMAs
+    VF acc[HC][TB];
 #pragma GCC unroll 12
-            for (int h = 0; h < HC; h++) acc[h] = hn::Mul(hn::Set(d, qh[h * D]), k);
-        }
-        for (int i = 1; i < D; i++) {
-            const VF k = hn::LoadU(d, kt + size_t(i) * kN);
+    for (int h = 0; h < HC; h++)
+#pragma GCC unroll 2
+        for (int b = 0; b < TB; b++) acc[h][b] = hn::Zero(d);
+    for (int i = 0; i < D; i++) {
+        VF k[TB];
+#pragma GCC unroll 2
+        for (int b = 0; b < TB; b++) k[b] = hn::LoadU(d, Kt + (size_t(b) * D + i) * kN);
 #pragma GCC unroll 12
-            for (int h = 0; h < HC; h++) acc[h] = hn::MulAdd(hn::Set(d, qh[h * D + i]), k, acc[h]);
+        for (int h = 0; h < HC; h++) {
+            const VF qb = hn::Set(d, qh[h * D + i]);
+#pragma GCC unroll 2
+            for (int b = 0; b < TB; b++) acc[h][b] = hn::MulAdd(qb, k[b], acc[h][b]);
         }
+    }
+#pragma GCC unroll 2
+    for (int b = 0; b < TB; b++) {
+        const int t0 = b * kN;
         const VF sc = kQ8 ? hn::LoadU(d, ks + t0) : hn::Set(d, scale);
         const auto in = LaneMask(n - t0);
 #pragma GCC unroll 12
         for (int h = 0; h < HC; h++) {
             if (h >= hc) break;
-            const VF st = hn::IfThenElse(in, hn::Mul(acc[h], sc), hn::Set(d, -INFINITY));
+            const VF st = hn::IfThenElse(in, hn::Mul(acc[h][b], sc), hn::Set(d, -INFINITY));
             hn::StoreU(st, d, P + size_t(h0 + h) * kKvBlock + t0);
             float* mb = MB + size_t(h0 + h) * kN;
-            hn::StoreU(t0 == 0 ? st : hn::Max(hn::LoadU(d, mb), st), d, mb);
+            hn::StoreU(b == 0 ? st : hn::Max(hn::LoadU(d, mb), st), d, mb);
         }
     }
 }
@@ -400,12 +407,13 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
                         const int hc = kv * group + group * (ci + 1) / chunks - h0;
                         const float* qh = Qp + size_t(h0) * D;
                         const float* ks = KS + kv * kKvBlock;
-                        if (hc <= 4)
-                            GroupScores<4, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB);
-                        else if (hc <= 8)
-                            GroupScores<8, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB);
+                        constexpr int C1 = kMaxGroupHeads / 3, C2 = 2 * C1, C3 = kMaxGroupHeads;
+                        if (hc <= C1)
+                            GroupScores<C1, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB);
+                        else if (hc <= C2)
+                            GroupScores<C2, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB);
                         else
-                            GroupScores<12, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB);
+                            GroupScores<C3, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB);
                     }
                 }
         }
