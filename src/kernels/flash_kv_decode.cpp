@@ -470,13 +470,26 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         }
         // (3) Values: register tiles of the heads of each group, which share each V row (MHA:
         // groups of one, a tile per head).
+        // q8 with several tiles per group: the block's V rows widened once into Kf (the
+        // scores are done with it), which the tiles then read as float32.
         const int tiles = (group + kTileHeads - 1) / kTileHeads;
-        for (int kv = 0; kv < Hkv; kv++)
+        const bool vwiden = std::is_same_v<T, int8_t> && tiles > 1;
+        for (int kv = 0; kv < Hkv; kv++) {
+            if (vwiden)
+                for (int t = 0; t < n; t++)
+                    for (int c = 0; c < NC; c++)
+                        hn::StoreU(WidenF32(recs + t * rec + long(Hkv + kv) * D + kN * c), d,
+                                   Kf + size_t(t) * D + kN * c);
             for (int ti = 0; ti < tiles; ti++) {
                 const int h0 = kv * group + group * ti / tiles;
                 const int hb = kv * group + group * (ti + 1) / tiles - h0;
-                ValuesTilesKv<NC>(part.acc, h0, hb, long(Hkv + kv) * D, P, alpha, recs, rec, n);
+                if (vwiden)
+                    ValuesTilesKv<NC>(part.acc, h0, hb, 0, P, alpha, static_cast<const float*>(Kf),
+                                      long(D), n);
+                else
+                    ValuesTilesKv<NC>(part.acc, h0, hb, long(Hkv + kv) * D, P, alpha, recs, rec, n);
             }
+        }
     }
     for (int h = 0; h < Hq; h++)
         part.l[h] = hn::GetLane(hn::SumOfLanes(d, hn::LoadU(d, Lv + size_t(h) * kN)));
