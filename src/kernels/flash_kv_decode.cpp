@@ -280,7 +280,8 @@ HWY_INLINE void TransposeK(const T* k0, long kstride, int n, float* Kt) {
 // lane-wise maxima of each head into MB rows h0.. .
 template <int HC, int D, bool kQ8>
 HWY_INLINE void GroupScores(const float* qh, int h0, int hc, const float* Kt, int n,
-                            const float* ks, float scale, float* P, float* MB) {
+                            const float* ks, float scale, float* P, float* MB, const char* pf,
+                            long pf_lines) {
     const DF d;
     constexpr int TB = kKvBlock / kN;  // token vectors: each broadcast q[h][i] feeds TB FMAs
     VF acc[HC][TB];
@@ -289,6 +290,9 @@ HWY_INLINE void GroupScores(const float* qh, int h0, int hc, const float* Kt, in
 #pragma GCC unroll 2
         for (int b = 0; b < TB; b++) acc[h][b] = hn::Zero(d);
     for (int i = 0; i < D; i++) {
+        // The caller's share of the next block's lines, spread over the loop.
+        for (long l = pf_lines * i / D; l < pf_lines * (i + 1) / D; l++)
+            __builtin_prefetch(pf + 64 * l, 0, 2);
         VF k[TB];
 #pragma GCC unroll 2
         for (int b = 0; b < TB; b++) k[b] = hn::LoadU(d, Kt + (size_t(b) * D + i) * kN);
@@ -407,20 +411,27 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
                         const int hc = kv * group + group * (ci + 1) / chunks - h0;
                         const float* qh = Qp + size_t(h0) * D;
                         const float* ks = KS + kv * kKvBlock;
+                        // This call's share of the next block's lines (prefetched in the loop).
+                        const int calls = Hkv * chunks, call = kv * chunks + ci;
+                        const long l0 = next_lines * call / calls;
+                        const long l1 = next_lines * (call + 1) / calls;
                         constexpr int C1 = kMaxGroupHeads / 3, C2 = 2 * C1, C3 = kMaxGroupHeads;
                         if (hc <= C1)
-                            GroupScores<C1, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB);
+                            GroupScores<C1, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB,
+                                                    nx + 64 * l0, l1 - l0);
                         else if (hc <= C2)
-                            GroupScores<C2, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB);
+                            GroupScores<C2, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB,
+                                                    nx + 64 * l0, l1 - l0);
                         else
-                            GroupScores<C3, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB);
+                            GroupScores<C3, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB,
+                                                    nx + 64 * l0, l1 - l0);
                     }
                 }
         }
 #endif
         // Per head: the query in registers, N tokens' N-lane partial dot products reduced by one
         // transpose-add to N scores in lanes (tokens past n are -inf: probability 0).
-        long pf = 0;  // next-block lines prefetched so far
+        long pf = transposed ? next_lines : 0;  // next-block lines prefetched so far
         for (int h = 0, kv = 0, g = 0; h < Hq; h++) {
             for (const long pf_end = next_lines * (h + 1) / Hq; pf < pf_end; pf++)
                 __builtin_prefetch(nx + 64 * pf, 0, 2);
