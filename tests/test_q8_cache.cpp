@@ -484,3 +484,69 @@ TEST(Q8Kernels, FlashKvGroupTilesAndAMovingMaximumEqualReference) {
             "kv tiles Hq" + std::to_string(dims.Hq) + " Hkv" + std::to_string(dims.Hkv));
     }
 }
+
+// flash K/V (session 10)
+// The tokens-in-lanes scores (GQA/MQA over bf16 and q8 caches, groups of 4 or more heads: the K
+// block transposed once per KV head as 32-bit words, the heads in chunks of accumulators) and
+// q8's V rows widened once per block for several value tiles, over contiguous caches (so full
+// 16-token blocks, which the paged caches above, in 7-token blocks, never give): head sizes 128,
+// 32 and 64 (two and one word transposes per row, or the row layout where a row is too short),
+// groups 5, 9 and 16 (one to three chunks of heads; one to three value tiles), against the double
+// reference on the same (dequantized, bf16) numbers, at every target.
+TEST(Q8Kernels, FlashKvTokensInLanesEqualReference) {
+    const auto to_bf16 = [](float x) {  // round to nearest even (finite x)
+        uint32_t u;
+        std::memcpy(&u, &x, 4);
+        return uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+    };
+    const auto from_bf16 = [](uint16_t b) {
+        const uint32_t u = uint32_t(b) << 16;
+        float x;
+        std::memcpy(&x, &u, 4);
+        return x;
+    };
+    for (const KvCacheDims dims :
+         {KvCacheDims{10, 2, 128}, KvCacheDims{9, 1, 32}, KvCacheDims{16, 1, 64}}) {
+        const float scale = 1.0f / std::sqrt(float(dims.D));
+        const Q8Layout L = q8_layout(dims);
+        std::vector<std::vector<int8_t>> c8;
+        std::vector<std::vector<uint16_t>> c16;
+        std::vector<std::vector<float>> qs, ref8, ref16;
+        for (int i = 0; i < 3; i++) {
+            const int len = kLens[i];
+            const std::vector<float> x = test::random_vector(size_t(len) * L.numbers, 90 + i);
+            std::vector<int8_t> r8(size_t(len) * L.bytes);
+            std::vector<float> deq(x.size()), b(x.size());
+            std::vector<uint16_t> r16(x.size());
+            for (int j = 0; j < len; j++)
+                q8_quantize_record(r8.data() + size_t(j) * L.bytes,
+                                   x.data() + size_t(j) * L.numbers, L);
+            q8_dequantize_records_scalar(deq.data(), r8.data(), len, L);
+            for (size_t k = 0; k < x.size(); k++) r16[k] = to_bf16(x[k]), b[k] = from_bf16(r16[k]);
+            qs.push_back(test::random_vector(size_t(dims.Hq) * dims.D, 95 + i));
+            ref8.push_back(kv_reference(deq.data(), dims, qs[i], len, scale));
+            ref16.push_back(kv_reference(b.data(), dims, qs[i], len, scale));
+            c8.push_back(std::move(r8));
+            c16.push_back(std::move(r16));
+        }
+        std::vector<const float*> q;
+        std::vector<const int8_t*> p8;
+        std::vector<const uint16_t*> p16;
+        for (int i = 0; i < 3; i++)
+            q.push_back(qs[i].data()), p8.push_back(c8[i].data()), p16.push_back(c16[i].data());
+        const std::string what = "kv in lanes Hq" + std::to_string(dims.Hq) + " Hkv" +
+                                 std::to_string(dims.Hkv) + " D" + std::to_string(dims.D);
+        expect_every_target(
+            ref8,
+            [&](float* const* o) {
+                flash_kv_decode(o, q.data(), p8.data(), kLens, 3, dims, scale);
+            },
+            (what + " q8").c_str());
+        expect_every_target(
+            ref16,
+            [&](float* const* o) {
+                flash_kv_decode(o, q.data(), p16.data(), kLens, 3, dims, scale);
+            },
+            (what + " bf16").c_str());
+    }
+}

@@ -46,6 +46,32 @@ constexpr int kKvBlock = 16;      // tokens per online-softmax block
 constexpr int kTileHeads = 6;     // heads per value tile (their accumulators stay in registers)
 constexpr float kLazyMax = 8.0f;  // the running max moves only past m + kLazyMax (e^8 ~ 3000)
 
+// Cached numbers as float32. bf16 in one shuffle rather than flash::LoadF32's two operations
+// (zero-extend, then a 16-bit shift): the float32 bits are the bf16 bits in the upper half. AVX3:
+// one zero-masked vpermw (bf16 i to word 2i+1, even words zero); AVX2: one vpshufb of a 128-bit
+// broadcast load. (The vector units bound GQA/MQA: 2 x group FLOPs per cached number.)
+template <typename T>
+HWY_INLINE VF WidenF32(const T* p) {
+    return LoadF32(p);
+}
+HWY_INLINE VF WidenF32(const uint16_t* p) {
+#if HWY_TARGET == HWY_AVX3
+    const __m512i idx = _mm512_set_epi16(15, 0, 14, 0, 13, 0, 12, 0, 11, 0, 10, 0, 9, 0, 8, 0, 7, 0,
+                                         6, 0, 5, 0, 4, 0, 3, 0, 2, 0, 1, 0, 0, 0);
+    const __m512i x =
+        _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return VF{_mm512_castsi512_ps(_mm512_maskz_permutexvar_epi16(0xAAAAAAAAu, idx, x))};
+#elif HWY_TARGET == HWY_AVX2
+    const __m256i x =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    const __m256i sh = _mm256_setr_epi8(-1, -1, 0, 1, -1, -1, 2, 3, -1, -1, 4, 5, -1, -1, 6, 7, -1,
+                                        -1, 8, 9, -1, -1, 10, 11, -1, -1, 12, 13, -1, -1, 14, 15);
+    return VF{_mm256_castsi256_ps(_mm256_shuffle_epi8(x, sh))};
+#else
+    return LoadF32(p);
+#endif
+}
+
 // Value-tile columns: NV vectors of the row at a time (HB*NV accumulators, NV row vectors and a
 // broadcast probability in registers: 6*4 + 4 + 1 of 32 on AVX3 and NEON, 6*2 + 2 + 1 of 16 on
 // AVX2).
@@ -79,7 +105,7 @@ HWY_INLINE void ValuesTileKv(float* acc, int D, int c0, int h0, long v_off, cons
     for (int t = 0; t < n; t++) {
         VF v[NV];
 #pragma GCC unroll 4
-        for (int c = 0; c < NV; c++) v[c] = LoadF32(vr + t * rec + kN * c);
+        for (int c = 0; c < NV; c++) v[c] = WidenF32(vr + t * rec + kN * c);
 #pragma GCC unroll 8
         for (int i = 0; i < HB; i++) {
             const VF p = hn::Set(d, P[(h0 + i) * kKvBlock + t]);
@@ -131,8 +157,8 @@ HWY_INLINE VF HeadScores(const VF* qv, const T* k0, long kstride, int n, const f
         VF v[kN];
         for (int k = 0; k < kN; k++) {
             const T* kr = k0 + (t0 + k) * kstride;
-            VF a = hn::Mul(qv[0], LoadF32(kr));
-            for (int c = 1; c < NC; c++) a = hn::MulAdd(qv[c], LoadF32(kr + kN * c), a);
+            VF a = hn::Mul(qv[0], WidenF32(kr));
+            for (int c = 1; c < NC; c++) a = hn::MulAdd(qv[c], WidenF32(kr + kN * c), a);
             v[k] = a;
         }
         VF st;
@@ -146,6 +172,153 @@ HWY_INLINE VF HeadScores(const VF* qv, const T* k0, long kstride, int n, const f
     }
     return mb;
 }
+
+// ---- Scores with the tokens in lanes (GQA/MQA over a bf16/q8 cache; AVX3 and AVX2) ----
+// The block's K rows of a KV head are transposed once, kN tokens x kN 32-bit words (4 codes or 2
+// bf16 each) at a time in registers, and split into numbers by shifts (code: sign-extended byte,
+// converted; bf16: the word's halves moved to the top) into Kt[i] = the block's tokens' number
+// i (kN tokens per vector). Each head's scores are then sum_i q[h][i] Kt[i], q[h][i] broadcast:
+// D FMAs per kN tokens and no reduction, where the row layout (HeadScores) adds a transpose-add
+// per head and kN tokens (45 shuffles and adds on AVX3); the transposition is shared by the
+// group. Up to 12 heads at a time (12 accumulators: the FMA latency is covered).
+#undef T6_KV_TRANSPOSED  // this file is compiled once per target
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
+#define T6_KV_TRANSPOSED 1
+using DU = hn::RebindToUnsigned<DF>;
+using VU = hn::Vec<DU>;
+constexpr int kMaxGroupHeads = 12 / (kKvBlock / kN);  // 12 or 6 heads x 2 token vectors
+
+// Lane c of r[k] becomes lane k of r[c] (a kN x kN transpose of 32-bit words).
+HWY_INLINE void TransposeWords(VU* r) {
+#if HWY_TARGET == HWY_AVX3
+    __m512i t[16], u[16];
+    // Per 128-bit block L: t[2m] = [a_4L, b_4L, a_4L+1, b_4L+1], t[2m+1] the same of 4L+2, 4L+3
+    // (a = r[2m], b = r[2m+1]); u[4p+k] = rows 4p..4p+3 of word 4L+k.
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i].raw, r[i + 1].raw);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i].raw, r[i + 1].raw);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    // Word 4L+k of rows 4p.. is block L of u[4p+k]; it goes to block p of r[4L+k]: a 4 x 4
+    // transpose of 128-bit blocks among u[k], u[4+k], u[8+k], u[12+k].
+    for (int k = 0; k < 4; k++) {
+        const __m512i v0 = _mm512_shuffle_i32x4(u[k], u[4 + k], 0x88);
+        const __m512i v1 = _mm512_shuffle_i32x4(u[k], u[4 + k], 0xdd);
+        const __m512i v2 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0x88);
+        const __m512i v3 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0xdd);
+        r[k] = VU{_mm512_shuffle_i32x4(v0, v2, 0x88)};
+        r[4 + k] = VU{_mm512_shuffle_i32x4(v1, v3, 0x88)};
+        r[8 + k] = VU{_mm512_shuffle_i32x4(v0, v2, 0xdd)};
+        r[12 + k] = VU{_mm512_shuffle_i32x4(v1, v3, 0xdd)};
+    }
+#else
+    __m256i t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_epi32(r[i].raw, r[i + 1].raw);
+        t[i + 1] = _mm256_unpackhi_epi32(r[i].raw, r[i + 1].raw);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int k = 0; k < 4; k++) {
+        r[k] = VU{_mm256_permute2x128_si256(u[k], u[4 + k], 0x20)};
+        r[4 + k] = VU{_mm256_permute2x128_si256(u[k], u[4 + k], 0x31)};
+    }
+#endif
+}
+
+// Kt[(t0/kN * D + i) * kN + lane] = number i of K row t0 + lane, for the block's kKvBlock rows
+// (kstride elements apart from k0; rows at or past n read as zeros).
+template <int D, typename T>
+HWY_INLINE void TransposeK(const T* k0, long kstride, int n, float* Kt) {
+    const DF d;
+    const DU du;
+    const hn::RebindToSigned<DF> di;
+    constexpr int kPer = int(4 / sizeof(T));  // numbers per 32-bit word
+    constexpr int kWords = D / kPer;          // words per row, a multiple of kN
+    static_assert(kWords % kN == 0);
+    for (int t0 = 0; t0 < kKvBlock; t0 += kN) {
+        for (int w0 = 0; w0 < kWords; w0 += kN) {
+            VU r[kN];
+            for (int k = 0; k < kN; k++)
+                r[k] =
+                    t0 + k < n
+                        ? hn::LoadU(du,
+                                    reinterpret_cast<const uint32_t*>(k0 + (t0 + k) * kstride) + w0)
+                        : hn::Zero(du);
+            TransposeWords(r);
+            float* dst = Kt + (size_t(t0 / kN) * D + size_t(w0) * kPer) * kN;
+            for (int c = 0; c < kN; c++) {
+                float* o = dst + size_t(c) * kPer * kN;
+                if constexpr (kPer == 4) {  // code 4w + j: byte j, sign-extended
+                    const auto x = hn::BitCast(di, r[c]);
+                    hn::StoreU(hn::ConvertTo(d, hn::ShiftRight<24>(hn::ShiftLeft<24>(x))), d, o);
+                    hn::StoreU(hn::ConvertTo(d, hn::ShiftRight<24>(hn::ShiftLeft<16>(x))), d,
+                               o + kN);
+                    hn::StoreU(hn::ConvertTo(d, hn::ShiftRight<24>(hn::ShiftLeft<8>(x))), d,
+                               o + 2 * kN);
+                    hn::StoreU(hn::ConvertTo(d, hn::ShiftRight<24>(x)), d, o + 3 * kN);
+                } else {  // bf16 2w + j: half j of the word, moved to the top
+                    hn::StoreU(hn::BitCast(d, hn::ShiftLeft<16>(r[c])), d, o);
+                    hn::StoreU(hn::BitCast(d, hn::And(r[c], hn::Set(du, 0xFFFF0000u))), d, o + kN);
+                }
+            }
+        }
+    }
+}
+
+// Scores of the HC heads whose query rows follow qh (D apart; heads past hc are padding: computed,
+// not stored) over Kt into P rows h0.., times ks (q8: per token) or scale, tokens past n -inf; the
+// lane-wise maxima of each head into MB rows h0.. .
+template <int HC, int D, bool kQ8>
+HWY_INLINE void GroupScores(const float* qh, int h0, int hc, const float* Kt, int n,
+                            const float* ks, float scale, float* P, float* MB, const char* pf,
+                            long pf_lines) {
+    const DF d;
+    constexpr int TB = kKvBlock / kN;  // token vectors: each broadcast q[h][i] feeds TB FMAs
+    VF acc[HC][TB];
+#pragma GCC unroll 12
+    for (int h = 0; h < HC; h++)
+#pragma GCC unroll 2
+        for (int b = 0; b < TB; b++) acc[h][b] = hn::Zero(d);
+    for (int i = 0; i < D; i++) {
+        // The caller's share of the next block's lines, spread over the loop.
+        for (long l = pf_lines * i / D; l < pf_lines * (i + 1) / D; l++)
+            __builtin_prefetch(pf + 64 * l, 0, 2);
+        VF k[TB];
+#pragma GCC unroll 2
+        for (int b = 0; b < TB; b++) k[b] = hn::LoadU(d, Kt + (size_t(b) * D + i) * kN);
+#pragma GCC unroll 12
+        for (int h = 0; h < HC; h++) {
+            const VF qb = hn::Set(d, qh[h * D + i]);
+#pragma GCC unroll 2
+            for (int b = 0; b < TB; b++) acc[h][b] = hn::MulAdd(qb, k[b], acc[h][b]);
+        }
+    }
+#pragma GCC unroll 2
+    for (int b = 0; b < TB; b++) {
+        const int t0 = b * kN;
+        const VF sc = kQ8 ? hn::LoadU(d, ks + t0) : hn::Set(d, scale);
+        const auto in = LaneMask(n - t0);
+#pragma GCC unroll 12
+        for (int h = 0; h < HC; h++) {
+            if (h >= hc) break;
+            const VF st = hn::IfThenElse(in, hn::Mul(acc[h][b], sc), hn::Set(d, -INFINITY));
+            hn::StoreU(st, d, P + size_t(h0 + h) * kKvBlock + t0);
+            float* mb = MB + size_t(h0 + h) * kN;
+            hn::StoreU(b == 0 ? st : hn::Max(hn::LoadU(d, mb), st), d, mb);
+        }
+    }
+}
+#endif  // AVX3 || AVX2
 
 // A q8 cache (T = int8_t, kernels/q8_cache.h) is read in place too: the codes are widened to
 // float32 in registers and the row scales folded in, the K row's into the scores (scale_k times
@@ -170,13 +343,27 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         return s;
     };
     // Written before read: no memset.
-    sc.resize(size_t(Hkv) * kKvBlock * (D + 2) + size_t(Hq) * (kKvBlock + 1 + kN));
+#ifdef T6_KV_TRANSPOSED
+    // Tokens in lanes (TransposeK, GroupScores) for bf16/q8 groups of 4 or more heads.
+    constexpr bool kCanTranspose = !std::is_same_v<T, float> && (D * sizeof(T)) % (4 * kN) == 0;
+    const bool transposed = kCanTranspose && group >= 4;
+#else
+    const bool transposed = false;
+#endif
+    sc.resize(size_t(Hkv) * kKvBlock * (D + 2) + size_t(Hq) * (kKvBlock + 1 + kN) +
+              (transposed ? size_t(Hq + 12) * D + size_t(Hq) * kN : 0));
     float* Kf = sc.data();                       // (Hkv, kKvBlock, D) widened K rows
     float* P = Kf + size_t(Hkv) * kKvBlock * D;  // (Hq, kKvBlock) scores, then probabilities
     float* alpha = P + size_t(Hq) * kKvBlock;    // (Hq) rescale factors of the block
     float* Lv = alpha + Hq;                      // (Hq, N) running sums in N lanes
     float* KS = Lv + size_t(Hq) * kN;            // q8: (Hkv, kKvBlock) scale * K row scales
     float* VS = KS + size_t(Hkv) * kKvBlock;     // q8: (Hkv, kKvBlock) V row scales
+    float* Qp = VS + size_t(Hkv) * kKvBlock;     // transposed: (Hq + 12, D) q, zero rows after
+    float* MB = Qp + size_t(Hq + 12) * D;        // transposed: (Hq, N) lane-wise block maxima
+    if (transposed) {
+        std::memcpy(Qp, q, sizeof(float) * size_t(Hq) * D);
+        std::fill(Qp + size_t(Hq) * D, Qp + size_t(Hq + 12) * D, 0.0f);
+    }
     for (int h = 0; h < Hq; h++)  // the sum so far (a range may continue another: q8_chunks)
         hn::StoreU(hn::IfThenElseZero(LaneMask(1), hn::Set(d, part.l[h])), d, Lv + size_t(h) * kN);
     // Blocks of kKvBlock records, never across a cache block (CacheBlocks).
@@ -194,13 +381,14 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         // Kf (kKvBlock, D) per KV head, then read by every head of the group; a partial block
         // (n < kKvBlock) is copied there too, zero rows after n, so the score code always reads
         // kKvBlock rows.
-        const bool widened = n < kKvBlock || (!std::is_same_v<T, float> && group > 1);
+        const bool widened =
+            !transposed && (n < kKvBlock || (!std::is_same_v<T, float> && group > 1));
         if (widened)
             for (int kv = 0; kv < Hkv; kv++)
                 for (int t = 0; t < kKvBlock; t++)
                     for (int c = 0; c < NC; c++)
                         hn::StoreU(
-                            t < n ? LoadF32(recs + t * rec + long(kv) * D + kN * c) : hn::Zero(d),
+                            t < n ? WidenF32(recs + t * rec + long(kv) * D + kN * c) : hn::Zero(d),
                             d, Kf + (size_t(kv) * kKvBlock + t) * D + kN * c);
         if constexpr (kQ8) {
             for (int kv = 0; kv < Hkv; kv++)
@@ -210,20 +398,55 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
                     VS[kv * kKvBlock + t] = in ? row_scale(recs + t * rec, Hkv + kv) : 0.0f;
                 }
         }
+#ifdef T6_KV_TRANSPOSED
+        if constexpr (kCanTranspose) {
+            // Tokens in lanes: the group's K rows transposed into Kf (one KV head at a time),
+            // then the scores of its heads in balanced chunks of up to kMaxGroupHeads.
+            if (transposed)
+                for (int kv = 0; kv < Hkv; kv++) {
+                    TransposeK<D>(recs + long(kv) * D, rec, n, Kf);
+                    const int chunks = (group + kMaxGroupHeads - 1) / kMaxGroupHeads;
+                    for (int ci = 0; ci < chunks; ci++) {
+                        const int h0 = kv * group + group * ci / chunks;
+                        const int hc = kv * group + group * (ci + 1) / chunks - h0;
+                        const float* qh = Qp + size_t(h0) * D;
+                        const float* ks = KS + kv * kKvBlock;
+                        // This call's share of the next block's lines (prefetched in the loop).
+                        const int calls = Hkv * chunks, call = kv * chunks + ci;
+                        const long l0 = next_lines * call / calls;
+                        const long l1 = next_lines * (call + 1) / calls;
+                        constexpr int C1 = kMaxGroupHeads / 3, C2 = 2 * C1, C3 = kMaxGroupHeads;
+                        if (hc <= C1)
+                            GroupScores<C1, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB,
+                                                    nx + 64 * l0, l1 - l0);
+                        else if (hc <= C2)
+                            GroupScores<C2, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB,
+                                                    nx + 64 * l0, l1 - l0);
+                        else
+                            GroupScores<C3, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB,
+                                                    nx + 64 * l0, l1 - l0);
+                    }
+                }
+        }
+#endif
         // Per head: the query in registers, N tokens' N-lane partial dot products reduced by one
         // transpose-add to N scores in lanes (tokens past n are -inf: probability 0).
-        long pf = 0;  // next-block lines prefetched so far
+        long pf = transposed ? next_lines : 0;  // next-block lines prefetched so far
         for (int h = 0, kv = 0, g = 0; h < Hq; h++) {
             for (const long pf_end = next_lines * (h + 1) / Hq; pf < pf_end; pf++)
                 __builtin_prefetch(nx + 64 * pf, 0, 2);
-            VF qv[NC];
-            for (int c = 0; c < NC; c++) qv[c] = hn::LoadU(d, q + size_t(h) * D + kN * c);
-            const float* ks = KS + kv * kKvBlock;
-            float* sh = P + h * kKvBlock;
-            const VF mb =
-                widened
-                    ? HeadScores<NC, kQ8>(qv, Kf + size_t(kv) * kKvBlock * D, D, n, ks, scale, sh)
-                    : HeadScores<NC, kQ8>(qv, recs + long(kv) * D, rec, n, ks, scale, sh);
+            VF mb;
+            if (transposed) {
+                mb = hn::LoadU(d, MB + size_t(h) * kN);
+            } else {
+                VF qv[NC];
+                for (int c = 0; c < NC; c++) qv[c] = hn::LoadU(d, q + size_t(h) * D + kN * c);
+                const float* ks = KS + kv * kKvBlock;
+                float* sh = P + h * kKvBlock;
+                mb = widened ? HeadScores<NC, kQ8>(qv, Kf + size_t(kv) * kKvBlock * D, D, n, ks,
+                                                   scale, sh)
+                             : HeadScores<NC, kQ8>(qv, recs + long(kv) * D, rec, n, ks, scale, sh);
+            }
             // Lazy rescaling: the running max m only moves when a score exceeds it by more than
             // kLazyMax (and on the first block, m = -inf), so most blocks need no horizontal
             // maximum and no rescale (alpha = 1); probabilities stay below e^kLazyMax. The result
@@ -258,13 +481,26 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         }
         // (3) Values: register tiles of the heads of each group, which share each V row (MHA:
         // groups of one, a tile per head).
+        // q8 with several tiles per group: the block's V rows widened once into Kf (the
+        // scores are done with it), which the tiles then read as float32.
         const int tiles = (group + kTileHeads - 1) / kTileHeads;
-        for (int kv = 0; kv < Hkv; kv++)
+        const bool vwiden = std::is_same_v<T, int8_t> && tiles > 1;
+        for (int kv = 0; kv < Hkv; kv++) {
+            if (vwiden)
+                for (int t = 0; t < n; t++)
+                    for (int c = 0; c < NC; c++)
+                        hn::StoreU(WidenF32(recs + t * rec + long(Hkv + kv) * D + kN * c), d,
+                                   Kf + size_t(t) * D + kN * c);
             for (int ti = 0; ti < tiles; ti++) {
                 const int h0 = kv * group + group * ti / tiles;
                 const int hb = kv * group + group * (ti + 1) / tiles - h0;
-                ValuesTilesKv<NC>(part.acc, h0, hb, long(Hkv + kv) * D, P, alpha, recs, rec, n);
+                if (vwiden)
+                    ValuesTilesKv<NC>(part.acc, h0, hb, 0, P, alpha, static_cast<const float*>(Kf),
+                                      long(D), n);
+                else
+                    ValuesTilesKv<NC>(part.acc, h0, hb, long(Hkv + kv) * D, P, alpha, recs, rec, n);
             }
+        }
     }
     for (int h = 0; h < Hq; h++)
         part.l[h] = hn::GetLane(hn::SumOfLanes(d, hn::LoadU(d, Lv + size_t(h) * kN)));
