@@ -82,35 +82,51 @@ HWY_INLINE float ToF32(uint16_t x) {
     return bf16_to_float(x);
 }
 
-// An f32 or bf16 record (rec numbers at src) into panel slot j.
+// The block's n f32 or bf16 records (rec numbers each, relem apart from blk) into the panel,
+// vector kv of every record in turn (the panel written front to back).
 template <typename T>
-HWY_INLINE void WidenRecord(float* pan, int j, const T* src, long rec) {
+HWY_INLINE void WidenBlock(float* pan, const T* blk, int n, long relem, long rec) {
     const long full = rec / kN;
-    for (long kv = 0; kv < full; kv++)
-        hn::Store(LoadF32(src + kv * kN), DF(), PanelVec(pan, kv, j));
-    if (full * kN < rec) {  // the last, partial vector (lanes past rec stay zero)
-        float* dst = PanelVec(pan, full, j);
-        for (long k = full * kN; k < rec; k++) dst[k - full * kN] = ToF32(src[k]);
+    for (long kv = 0; kv < full; kv++) {
+        const T* src = blk + kv * kN;
+        float* dst = PanelVec(pan, kv, 0);
+        for (int j = 0; j < n; j++) hn::Store(LoadF32(src + j * relem), DF(), dst + j * kN);
     }
+    if (full * kN < rec)  // the last, partial vector (lanes past rec stay zero)
+        for (int j = 0; j < n; j++) {
+            float* dst = PanelVec(pan, full, j);
+            for (long k = full * kN; k < rec; k++) dst[k - full * kN] = ToF32(blk[j * relem + k]);
+        }
 }
 
-// A q8 record (codes at src: rows [0, B) with scale s0, [B, rec) with scale s1) into panel slot j,
-// dequantized: float(code) * scale, the scalar dequantizer's exact numbers.
-HWY_INLINE void WidenRecordQ8(float* pan, int j, const int8_t* src, long rec, long B, float s0,
-                              float s1) {
+// The same for q8 records, dequantized: codes of rows [0, B) times s0[j], of [B, rec) times s1[j]
+// (float(code) * scale: the scalar dequantizer's exact numbers).
+HWY_INLINE void WidenBlockQ8(float* pan, const int8_t* blk, int n, long relem, long rec, long B,
+                             const float* s0, const float* s1) {
     const DF d;
-    const VF v0 = hn::Set(d, s0), v1 = hn::Set(d, s1);
     const long full = rec / kN;
     for (long kv = 0; kv < full; kv++) {
         const long k = kv * kN;
-        const VF s = k + kN <= B ? v0 : k >= B ? v1 : hn::IfThenElse(LaneMask(int(B - k)), v0, v1);
-        hn::Store(hn::Mul(LoadF32(src + k), s), d, PanelVec(pan, kv, j));
+        const int8_t* src = blk + k;
+        float* dst = PanelVec(pan, kv, 0);
+        if (k + kN <= B || k >= B) {
+            const float* s = k >= B ? s1 : s0;
+            for (int j = 0; j < n; j++)
+                hn::Store(hn::Mul(LoadF32(src + j * relem), hn::Set(d, s[j])), d, dst + j * kN);
+        } else {  // the vector across the row boundary
+            const auto m = LaneMask(int(B - k));
+            for (int j = 0; j < n; j++) {
+                const VF sv = hn::IfThenElse(m, hn::Set(d, s0[j]), hn::Set(d, s1[j]));
+                hn::Store(hn::Mul(LoadF32(src + j * relem), sv), d, dst + j * kN);
+            }
+        }
     }
-    if (full * kN < rec) {
-        float* dst = PanelVec(pan, full, j);
-        for (long k = full * kN; k < rec; k++)
-            dst[k - full * kN] = float(src[k]) * (k < B ? s0 : s1);
-    }
+    if (full * kN < rec)
+        for (int j = 0; j < n; j++) {
+            float* dst = PanelVec(pan, full, j);
+            for (long k = full * kN; k < rec; k++)
+                dst[k - full * kN] = float(blk[j * relem + k]) * (k < B ? s0[j] : s1[j]);
+        }
 }
 
 // ---- Scores ----
@@ -329,10 +345,12 @@ void MlaRange(const float* q, const CacheBlocks<T>& cache, int j0, int j1, const
     const size_t nk = size_t(nkv) * kN;           // rec rounded up to vectors
     const long relem = q8 ? q8->bytes : rec;      // elements (T) per record
     const long rbytes = relem * long(sizeof(T));  // bytes per record
-    sc.assign(size_t(G) * nk * kN + size_t(kBlk) * Hp + Hp, 0.0f);
+    sc.assign(size_t(G) * nk * kN + size_t(kBlk) * Hp + Hp + 2 * size_t(kBlk), 0.0f);
     float* qT = sc.data();                 // (G, nk, N), scaled, zero-padded heads and k
     float* S = qT + size_t(G) * nk * kN;   // (kBlk, Hp): scores, then probabilities
     float* alpha = S + size_t(kBlk) * Hp;  // (Hp) rescaling of the running sums
+    float* s0 = alpha + Hp;                // (kBlk) q8: the block's row scales of c
+    float* s1 = s0 + kBlk;                 // (kBlk) and of k_pe
     for (int h = 0; h < H; h++)
         for (long k = 0; k < rec; k++)
             qT[(size_t(h / kN) * nk + size_t(k)) * kN + size_t(h % kN)] = scale * q[h * rec + k];
@@ -347,16 +365,15 @@ void MlaRange(const float* q, const CacheBlocks<T>& cache, int j0, int j1, const
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
         n = std::min({kBlk, j1 - b0, cache.left(b0)});
         const T* blk = cache.at(b0, relem);
-        for (int j = 0; j < n; j++) {
-            const T* r = blk + j * relem;
-            if constexpr (std::is_same_v<T, int8_t>) {
-                float s0, s1;
-                std::memcpy(&s0, r + q8->scale_off, 4);
-                std::memcpy(&s1, r + q8->scale_off + (q8->two ? 4 : 0), 4);
-                WidenRecordQ8(pan, j, r, rec, q8->B, s0, s1);
-            } else {
-                WidenRecord(pan, j, r, rec);
+        if constexpr (std::is_same_v<T, int8_t>) {
+            for (int j = 0; j < n; j++) {
+                const int8_t* r = blk + j * relem + q8->scale_off;
+                std::memcpy(s0 + j, r, 4);
+                std::memcpy(s1 + j, r + (q8->two ? 4 : 0), 4);
             }
+            WidenBlockQ8(pan, blk, n, relem, rec, q8->B, s0, s1);
+        } else {
+            WidenBlock(pan, blk, n, relem, rec);
         }
         // The next block (never across a cache block), prefetched during the score tiles.
         Prefetch pf;
