@@ -100,16 +100,19 @@ HWY_INLINE void WidenBlock(float* pan, const T* blk, int n, long relem, long rec
 }
 
 // The same for q8 records, dequantized: codes of rows [0, B) times s0[j], of [B, rec) times s1[j]
-// (float(code) * scale: the scalar dequantizer's exact numbers).
+// (float(code) * scale: the scalar dequantizer's exact numbers); with fold (B a multiple of N),
+// the codes of [0, B) are left unscaled (s0 is applied to the scores and the value weights).
 HWY_INLINE void WidenBlockQ8(float* pan, const int8_t* blk, int n, long relem, long rec, long B,
-                             const float* s0, const float* s1) {
+                             const float* s0, const float* s1, bool fold) {
     const DF d;
     const long full = rec / kN;
     for (long kv = 0; kv < full; kv++) {
         const long k = kv * kN;
         const int8_t* src = blk + k;
         float* dst = PanelVec(pan, kv, 0);
-        if (k + kN <= B || k >= B) {
+        if (fold && k < B) {
+            for (int j = 0; j < n; j++) hn::Store(LoadF32(src + j * relem), d, dst + j * kN);
+        } else if (k + kN <= B || k >= B) {
             const float* s = k >= B ? s1 : s0;
             for (int j = 0; j < n; j++)
                 hn::Store(hn::Mul(LoadF32(src + j * relem), hn::Set(d, s[j])), d, dst + j * kN);
@@ -148,7 +151,7 @@ struct Prefetch {
 // broadcast and multiplies a query vector: NR x NG independent accumulators, no horizontal sums.
 template <int NR, int NG>
 HWY_INLINE void ScoreTile(const float* qg, size_t qgs, const float* pan, int jt, int cnt, int nkv,
-                          float* S, int Hp, Prefetch& pf) {
+                          int kvB, const float* sk, float* S, int Hp, Prefetch& pf) {
     const DF d;
     VF a[NG][NR];
 #pragma GCC unroll 16
@@ -156,6 +159,14 @@ HWY_INLINE void ScoreTile(const float* qg, size_t qgs, const float* pan, int jt,
 #pragma GCC unroll 2
         for (int gg = 0; gg < NG; gg++) a[gg][jj] = hn::Zero(d);
     for (int kv = 0; kv < nkv; kv++) {
+        if (kv == kvB) {  // q8, scales folded: the sums so far times record jj's scale sk[jj]
+#pragma GCC unroll 16
+            for (int jj = 0; jj < NR; jj++) {
+                const VF s = hn::Set(d, sk[jj]);
+#pragma GCC unroll 2
+                for (int gg = 0; gg < NG; gg++) a[gg][jj] = hn::Mul(a[gg][jj], s);
+            }
+        }
         const float* pk = pan + (size_t(kv) * kBlk + size_t(jt)) * kN;
         const float* qk = qg + size_t(kv) * kN * kN;
 #pragma GCC unroll 16
@@ -181,9 +192,11 @@ HWY_INLINE void ScoreTile(const float* qg, size_t qgs, const float* pan, int jt,
 
 // ---- Online softmax ----
 // The online softmax of one block of n records, heads lane-wise (Hp / N groups of N heads, H
-// real): S (n, Hp) scores in, probabilities p_h(j) out; updates part.m and part.l and writes
-// alpha[h] = exp(m_old - m_new), the rescaling of the running sums and accumulators.
-HWY_INLINE void BlockSoftmax(float* S, int n, int H, int Hp, Partial part, float* alpha) {
+// real): S (n, Hp) scores in, probabilities p_h(j) out (times vscale[j] when given: the weights
+// the value tiles read, while the running sums l take p unscaled); updates part.m and part.l and
+// writes alpha[h] = exp(m_old - m_new), the rescaling of the running sums and accumulators.
+HWY_INLINE void BlockSoftmax(float* S, int n, int H, int Hp, Partial part, float* alpha,
+                             const float* vscale) {
     const DF d;
     for (int g = 0; g < Hp / kN; g++) {
         const int lanes = H - kN * g;
@@ -197,7 +210,7 @@ HWY_INLINE void BlockSoftmax(float* S, int n, int H, int Hp, Partial part, float
         for (int j = 0; j < n; j++) {
             float* sj = S + size_t(j) * Hp + kN * g;
             const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, sj), mnew));
-            hn::StoreU(e, d, sj);
+            hn::StoreU(vscale ? hn::Mul(e, hn::Set(d, vscale[j])) : e, d, sj);
             sum = hn::Add(sum, e);
         }
         const VF l = MaskedLoadF32(part.l + kN * g, lanes);
@@ -360,6 +373,12 @@ void MlaRange(const float* q, const CacheBlocks<T>& cache, int j0, int j1, const
     if (buf.size() < pan_n + 16) buf.resize(pan_n + 16);
     float* pan = buf.data() + ((16 - (reinterpret_cast<uintptr_t>(buf.data()) / 4) % 16) % 16);
     std::fill(pan, pan + pan_n, 0.0f);
+    // q8 with c's codes a whole number of vectors (d_c a multiple of N: every preset): the codes
+    // of c widened unscaled, its row scale folded into the scores (after kv < kvB) and the value
+    // weights, as in s_h(j) = scale (sc_c(j) q_lat_h . codes_c(j) + q_pe_h . k_pe(j)),
+    // o_h = sum_j (p_h(j) sc_c(j)) codes_c(j).
+    const bool fold = q8 && q8->two && q8->B % kN == 0;
+    const int kvB = fold ? int(q8->B / kN) : -1;
     // kv steps of the score tiles per (full) block, for spreading the next block's prefetches.
     const int steps = nkv * ((G / 2) * (kBlk / kTile2) + (G % 2) * (kBlk / kTile1));
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
@@ -371,7 +390,7 @@ void MlaRange(const float* q, const CacheBlocks<T>& cache, int j0, int j1, const
                 std::memcpy(s0 + j, r, 4);
                 std::memcpy(s1 + j, r + (q8->two ? 4 : 0), 4);
             }
-            WidenBlockQ8(pan, blk, n, relem, rec, q8->B, s0, s1);
+            WidenBlockQ8(pan, blk, n, relem, rec, q8->B, s0, s1, fold);
         } else {
             WidenBlock(pan, blk, n, relem, rec);
         }
@@ -388,13 +407,13 @@ void MlaRange(const float* q, const CacheBlocks<T>& cache, int j0, int j1, const
         int g = 0;
         for (; g + 1 < G; g += 2)
             for (int jt = 0; jt < n; jt += kTile2)
-                ScoreTile<kTile2, 2>(qT + size_t(g) * nk * kN, nk * kN, pan, jt, n - jt, nkv,
-                                     S + size_t(kN) * g, Hp, pf);
+                ScoreTile<kTile2, 2>(qT + size_t(g) * nk * kN, nk * kN, pan, jt, n - jt, nkv, kvB,
+                                     s0 + jt, S + size_t(kN) * g, Hp, pf);
         if (g < G)
             for (int jt = 0; jt < n; jt += kTile1)
-                ScoreTile<kTile1, 1>(qT + size_t(g) * nk * kN, 0, pan, jt, n - jt, nkv,
-                                     S + size_t(kN) * g, Hp, pf);
-        BlockSoftmax(S, n, H, Hp, part, alpha);
+                ScoreTile<kTile1, 1>(qT + size_t(g) * nk * kN, 0, pan, jt, n - jt, nkv, kvB,
+                                     s0 + jt, S + size_t(kN) * g, Hp, pf);
+        BlockSoftmax(S, n, H, Hp, part, alpha, fold ? s0 : nullptr);
         Values(part.acc, H, C, S, Hp, pan, n, alpha);
     }
 }
