@@ -5,7 +5,7 @@
 // H heads, so the kernel is compute-bound (2H(2 d_c + d_h^R) FLOPs per d_c + d_h^R cached numbers).
 //
 // Written once with Google Highway and compiled per SIMD target (AVX3, AVX2, SCALAR), chosen at
-// run time (core/simd.h). The cache is read in blocks of kBlk records (32; 24 on AVX2), each
+// run time (core/simd.h). The cache is read in blocks of kBlk records (16; 24 on AVX2), each
 // block once, front to back, widened to float32 into a panel in L1 (f32 copied, bf16 widened, q8
 // dequantized: float(code) * row scale, the scalar dequantizer's numbers), laid out vector-major:
 // vector kv (numbers kv N .. kv N + N-1) of all the block's records in one run. Then
@@ -50,15 +50,17 @@ using flash_detail::Partial;
 // tiles of 12 accumulators, a query vector or two and a broadcast; value tiles of up to 6 heads x
 // 2 vectors (12 accumulators, 2 row vectors and a weight). AVX-512 (32 registers): score tiles of
 // 16 accumulators, value tiles of up to 6 heads x 4 vectors. The block's panel (kBlk records as
-// float32) stays in L1: 24 x 288 floats = 27 KB on AVX2 (Zen's L1 is 32 KB), 32 x 288 = 36 KB on
-// AVX-512.
+// float32) stays in L1 beside the transposed query (18 KB on small-mla) and the accumulators:
+// 24 x 288 floats = 27 KB on AVX2 (Zen's L1 is 32 KB), 16 x 288 = 18 KB on AVX-512 (blocks of 32,
+// 36 KB, measured 5-9% slower per call on small-mla: the panel, query and accumulators then
+// overflow the 48 KB L1; blocks of 12 on AVX2 were no faster).
 #if HWY_TARGET == HWY_AVX2
 constexpr int kBlk = 24;
 constexpr int kTile1 = 12;
 constexpr int kTile2 = 6;
 constexpr int kValueVecs = 2;
 #else
-constexpr int kBlk = 32;
+constexpr int kBlk = 16;
 constexpr int kTile1 = 16;
 constexpr int kTile2 = 8;
 constexpr int kValueVecs = 4;
