@@ -367,3 +367,44 @@ TEST(SimdKvTiles, GroupTilesAndAMovingMaximumEqualReference) {
         }
     }
 }
+
+// Absorbed MLA with more head groups than one score tile holds (34 heads: a pair of groups and an
+// odd one on AVX-512, five groups on AVX2) at large-mla's latent (d_c 96, d_h^R 32), the records
+// growing along the cache (record j times 1 + j/64) so every head's running maximum keeps moving,
+// f32 and bf16, against the double reference.
+TEST(SimdMlaPanel, HeadGroupPairsAndAnOddOneWithAMovingMaximumEqualReference) {
+    const MlaCacheDims dims{34, 96, 32};
+    const long rec = dims.rec();
+    const float scale = 1.0f / std::sqrt(float(rec));
+    for (bool bf16 : {false, true}) {
+        std::vector<std::vector<float>> caches, qs, refs;
+        std::vector<std::vector<uint16_t>> c16;
+        for (int i = 0; i < 3; i++) {
+            caches.push_back(test::random_vector(size_t(kLens[i]) * rec, 70 + i));
+            for (int j = 0; j < kLens[i]; j++)
+                for (long k = 0; k < rec; k++) caches[i][size_t(j) * rec + k] *= 1.0f + j / 64.0f;
+            if (bf16) c16.push_back(round_bf16(caches.back()));
+            qs.push_back(test::random_vector(size_t(dims.H) * rec, 75 + i));
+            std::vector<float> ref(size_t(dims.H) * dims.C);
+            const float* c = caches[i].data();
+            for (int h = 0; h < dims.H; h++) {
+                std::vector<double> s(kLens[i]);
+                for (int j = 0; j < kLens[i]; j++) {
+                    double acc = 0;
+                    for (long k = 0; k < rec; k++)
+                        acc += double(qs[i][size_t(h) * rec + k]) * c[size_t(j) * rec + k];
+                    s[j] = acc * scale;
+                }
+                softmax_apply(
+                    s, dims.C, [&](int j, int d) { return double(c[size_t(j) * rec + d]); },
+                    ref.data() + size_t(h) * dims.C);
+            }
+            refs.push_back(ref);
+        }
+        expect_every_target_matches(
+            caches, c16, qs, refs, bf16,
+            [&](float* const* o, const float* const* q, const auto* const* cache) {
+                flash_mla_decode(o, q, cache, kLens, 3, dims, scale);
+            });
+    }
+}

@@ -5,30 +5,29 @@
 // H heads, so the kernel is compute-bound (2H(2 d_c + d_h^R) FLOPs per d_c + d_h^R cached numbers).
 //
 // Written once with Google Highway and compiled per SIMD target (AVX3, AVX2, SCALAR), chosen at
-// run time (core/simd.h). Heads live in the N vector lanes (groups of N): the query is
-// transposed once per task, qT (C+R, Hp) scaled, so the scores of 8 records are 8 accumulators
-// updated by broadcast(record element) * qT row, with no horizontal sums (two head groups share
-// each broadcast when their number is even: ScoreTilePair); the online softmax runs
-// across heads lane-wise; values accumulate in register tiles of up to 6 heads x 4N latent
-// columns (x 2N on AVX2: kValueVecs) (values_tiles, flash_decode-inl.h). A bf16 cache is widened
-// block by block. Blocks of 32 records (36 KB of f32 on small-mla, in L1 for the value tiles); the
-// next block is prefetched into L2 a few lines per record during the value tiles (NextBlock), not
-// in one burst: a burst of a block's ~300-600 lines stalls on the core's outstanding-miss limit.
+// run time (core/simd.h). The cache is read in blocks of kBlk records (16; 24 on AVX2), each
+// block once, front to back, widened to float32 into a panel in L1 (f32 copied, bf16 widened, q8
+// k_pe dequantized: float(code) * row scale, and c's codes too unless d_c is a multiple of N, when
+// its row scale is folded into the scores and value weights instead), laid out vector-major:
+// vector kv (numbers kv N .. kv N + N-1) of all the block's records in one run. Then
+//  1. scores: heads in the N lanes (the query transposed once per task, qT, scaled, zero-padded),
+//     each record number broadcast times a query vector into one of 16 (AVX2: 12) accumulators,
+//     tiles of 16 records x 1 head group or 8 x 2 (AVX2: 12 x 1, 6 x 2); on the panel every
+//     record number is at a constant offset from one pointer, so the tile is FMAs with a
+//     broadcast memory operand and a query load every tile-width FMAs, nothing else;
+//  2. the online softmax across heads lane-wise;
+//  3. values accumulated in the latent in register tiles of up to 6 heads x 4 vectors of columns
+//     (2 on AVX2), the panel's rows loaded once per tile.
+// The next block's bytes are prefetched into L2 a few lines per step of the score tiles (a burst
+// of a block's lines stalls on the core's outstanding-miss limit). Reading each block once and in
+// order, rather than 8 records at a time in place, lets the hardware prefetcher stream it.
+// (Measured 2026-12-02 on a heavily loaded 2-core machine, one thread, minimum thread CPU time over
+// repeated calls, previous kernel / this one, small-mla's shape: bf16 and q8 caches 1.1-1.4x
+// faster, f32 equal from memory but ~10% slower when the cache sits in L2 (the copy).)
 // (Tried and not kept, 2026-12: a dot form of the scores on AVX-512, the record in the lanes and
 // 13 heads x 2 records of accumulators reduced by two transpose-adds, uses every lane where this
 // form uses 13 of 16 on small-mla, but measured 5-15% slower per kernel call: 28 loads per 26
 // FMAs and the reductions.)
-//
-// A q8 cache (q8_cache.h: the record is the codes of c (d_c) and k_pe (d_h^R), contiguous, then
-// padding and the two rows' float32 scales sc_c(j), sc_pe(j)) has its own kernel, MlaRangeQ8: the
-// codes are widened int8 -> int32 -> float32 with vector loads, unscaled, 8 records at a time just
-// before the score tile that reads them (so they are in L1 when the broadcasts read them), into
-// a block buffer that the value tiles read again; the row scales are per-record scalars, folded
-// in after the products:
-//   s_h(j) = scale (sc_c(j) q_lat_h . codes_c(j) + sc_pe(j) q_pe_h . codes_pe(j))
-//   o_h    = sum_j (p_h(j) sc_c(j)) codes_c(j)     (the softmax sums take p_h(j) unscaled)
-// so no dequantized copy of the records is made (the chunk path, q8_chunks, remains for layouts
-// that are not two rows: d_c or d_h^R zero).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -50,80 +49,154 @@ namespace {
 using namespace flash;
 using flash_detail::Partial;
 
-constexpr int kMlaBlock = 32;  // records per online-softmax block (as kQ8Block)
-constexpr int kScoreTile = 8;  // records per score tile (independent accumulators)
-// Value tiles: up to 6 heads x kValueVecs vectors of latent columns. On AVX2 (16 registers) 2
-// vectors, so that 6 heads fit (12 accumulators, 2 row vectors and a weight: values_tiles); its
-// default of 4 vectors there means tiles of 3 heads whose 12 accumulators, 4 row vectors and a
-// weight are 17 registers, one accumulator spilled to the stack and reloaded every record.
+// Records per block (kBlk), records per score tile with one head group (kTile1) and with two
+// (kTile2), and vectors of latent columns per value tile (kValueVecs). AVX2 (16 registers): score
+// tiles of 12 accumulators, a query vector or two and a broadcast; value tiles of up to 6 heads x
+// 2 vectors (12 accumulators, 2 row vectors and a weight). AVX-512 (32 registers): score tiles of
+// 16 accumulators, value tiles of up to 6 heads x 4 vectors. The block's panel (kBlk records as
+// float32) stays in L1 beside the transposed query (18 KB on small-mla) and the accumulators:
+// 24 x 288 floats = 27 KB on AVX2 (Zen's L1 is 32 KB), 16 x 288 = 18 KB on AVX-512 (blocks of 32,
+// 36 KB, measured 5-9% slower per call on small-mla: the panel, query and accumulators then
+// overflow the 48 KB L1; blocks of 12 on AVX2 were no faster).
 #if HWY_TARGET == HWY_AVX2
+constexpr int kBlk = 24;
+constexpr int kTile1 = 12;
+constexpr int kTile2 = 6;
 constexpr int kValueVecs = 2;
 #else
+constexpr int kBlk = 16;
+constexpr int kTile1 = 16;
+constexpr int kTile2 = 8;
 constexpr int kValueVecs = 4;
 #endif
+static_assert(kBlk % kTile1 == 0 && kBlk % kTile2 == 0, "score tiles must divide the block");
 
-// One score tile: a[jj] (heads g*N.. in lanes) = sum_{k0 <= k < k1} qT[k, heads] rp[jj][k] for
-// the kScoreTile records rp (broadcast record element times a qT row: no horizontal sums).
-HWY_INLINE void ScoreTile(const float* qg, int Hp, const float* const* rp, long k0, long k1,
-                          VF* a) {
-    const DF d;
-    for (int jj = 0; jj < kScoreTile; jj++) a[jj] = hn::Zero(d);
-    for (long k = k0; k < k1; k++) {
-        const VF qv = hn::LoadU(d, qg + k * Hp);
-        for (int jj = 0; jj < kScoreTile; jj++)
-            a[jj] = hn::MulAdd(hn::Set(d, rp[jj][k]), qv, a[jj]);
-    }
+// ---- The block's panel ----
+// Record j's numbers k = kv N + l (kv < nkv = ceil(rec / N)) at pan[(kv kBlk + j) N + l], the
+// lanes past rec zero: vector kv of every record of the block in one contiguous run. The score
+// tiles address record j's number k at a constant offset from one pointer per kv (no pointer per
+// record), and the value tiles read latent column vector kv of record t at a constant offset from
+// one pointer per record.
+HWY_INLINE float* PanelVec(float* pan, long kv, int j) {
+    return pan + (size_t(kv) * kBlk + size_t(j)) * kN;
 }
 
-// ScoreTile for two head groups at once (heads g*N.. and (g+1)*N.. of qg, qg + N): a[jj] and
-// a[kScoreTile + jj]. Each broadcast record element feeds two FMAs, so per record element one
-// broadcast and two FMAs instead of two and two (AVX2 broadcasts are instructions of their own;
-// on AVX-512 they are a load port each); records in halves of 4: 8 accumulators, 2 query
-// vectors and a broadcast in registers.
-HWY_INLINE void ScoreTilePair(const float* qg, int Hp, const float* const* rp, long k0, long k1,
-                              VF* a) {
-    const DF d;
-    for (int half = 0; half < kScoreTile; half += 4) {
-        const float* r0 = rp[half];
-        const float* r1 = rp[half + 1];
-        const float* r2 = rp[half + 2];
-        const float* r3 = rp[half + 3];
-        VF a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        for (long k = k0; k < k1; k++) {
-            const VF q0 = hn::LoadU(d, qg + k * Hp), q1 = hn::LoadU(d, qg + k * Hp + kN);
-            VF x = hn::Set(d, r0[k]);
-            a0 = hn::MulAdd(x, q0, a0);
-            b0 = hn::MulAdd(x, q1, b0);
-            x = hn::Set(d, r1[k]);
-            a1 = hn::MulAdd(x, q0, a1);
-            b1 = hn::MulAdd(x, q1, b1);
-            x = hn::Set(d, r2[k]);
-            a2 = hn::MulAdd(x, q0, a2);
-            b2 = hn::MulAdd(x, q1, b2);
-            x = hn::Set(d, r3[k]);
-            a3 = hn::MulAdd(x, q0, a3);
-            b3 = hn::MulAdd(x, q1, b3);
+HWY_INLINE float ToF32(float x) {
+    return x;
+}
+HWY_INLINE float ToF32(uint16_t x) {
+    return bf16_to_float(x);
+}
+
+// The block's n f32 or bf16 records (rec numbers each, relem apart from blk) into the panel,
+// vector kv of every record in turn (the panel written front to back).
+template <typename T>
+HWY_INLINE void WidenBlock(float* pan, const T* blk, int n, long relem, long rec) {
+    const long full = rec / kN;
+    for (long kv = 0; kv < full; kv++) {
+        const T* src = blk + kv * kN;
+        float* dst = PanelVec(pan, kv, 0);
+        for (int j = 0; j < n; j++) hn::Store(LoadF32(src + j * relem), DF(), dst + j * kN);
+    }
+    if (full * kN < rec)  // the last, partial vector (lanes past rec stay zero)
+        for (int j = 0; j < n; j++) {
+            float* dst = PanelVec(pan, full, j);
+            for (long k = full * kN; k < rec; k++) dst[k - full * kN] = ToF32(blk[j * relem + k]);
         }
-        a[half] = a0;
-        a[half + 1] = a1;
-        a[half + 2] = a2;
-        a[half + 3] = a3;
-        a[kScoreTile + half] = b0;
-        a[kScoreTile + half + 1] = b1;
-        a[kScoreTile + half + 2] = b2;
-        a[kScoreTile + half + 3] = b3;
+}
+
+// The same for q8 records, dequantized: codes of rows [0, B) times s0[j], of [B, rec) times s1[j]
+// (float(code) * scale: the scalar dequantizer's exact numbers); with fold (B a multiple of N),
+// the codes of [0, B) are left unscaled (s0 is applied to the scores and the value weights).
+HWY_INLINE void WidenBlockQ8(float* pan, const int8_t* blk, int n, long relem, long rec, long B,
+                             const float* s0, const float* s1, bool fold) {
+    const DF d;
+    const long full = rec / kN;
+    for (long kv = 0; kv < full; kv++) {
+        const long k = kv * kN;
+        const int8_t* src = blk + k;
+        float* dst = PanelVec(pan, kv, 0);
+        if (fold && k < B) {
+            for (int j = 0; j < n; j++) hn::Store(LoadF32(src + j * relem), d, dst + j * kN);
+        } else if (k + kN <= B || k >= B) {
+            const float* s = k >= B ? s1 : s0;
+            for (int j = 0; j < n; j++)
+                hn::Store(hn::Mul(LoadF32(src + j * relem), hn::Set(d, s[j])), d, dst + j * kN);
+        } else {  // the vector across the row boundary
+            const auto m = LaneMask(int(B - k));
+            for (int j = 0; j < n; j++) {
+                const VF sv = hn::IfThenElse(m, hn::Set(d, s0[j]), hn::Set(d, s1[j]));
+                hn::Store(hn::Mul(LoadF32(src + j * relem), sv), d, dst + j * kN);
+            }
+        }
     }
+    if (full * kN < rec)
+        for (int j = 0; j < n; j++) {
+            float* dst = PanelVec(pan, full, j);
+            for (long k = full * kN; k < rec; k++)
+                dst[k - full * kN] = float(blk[j * relem + k]) * (k < B ? s0[j] : s1[j]);
+        }
 }
 
-// The scores of groups [g, g + gs) (gs 1 or 2) of one score tile into a[gg * kScoreTile + jj].
-HWY_INLINE void ScoreGroups(const float* qT, int Hp, int g, int gs, const float* const* rp, long k0,
-                            long k1, VF* a) {
-    if (gs == 2)
-        ScoreTilePair(qT + kN * g, Hp, rp, k0, k1, a);
-    else
-        ScoreTile(qT + kN * g, Hp, rp, k0, k1, a);
+// ---- Scores ----
+// The next block's bytes, prefetched into L2 a few lines per step of the score tiles, so that
+// the misses spread over the arithmetic (a burst of them stalls on the core's outstanding-miss
+// limit).
+struct Prefetch {
+    const char* p = nullptr;
+    const char* end = nullptr;
+    int per = 0;  // lines per kv step
+    HWY_INLINE void step() {
+        for (int i = 0; i < per && p < end; i++, p += 64) __builtin_prefetch(p, 0, 2);
+    }
+};
+
+// Scores of the panel's records [jt, jt + NR) for head groups g .. g + NG - 1 (NG 1 or 2):
+// S[(jt + jj) Hp + (g + gg) N] = sum_k qT[g + gg][k] pan(jt + jj)[k], for jj < cnt. Heads are in
+// the lanes (qT (G, nkv N, N): group g's row k at qT + (g nkv N + k) N), each record number is
+// broadcast and multiplies a query vector: NR x NG independent accumulators, no horizontal sums.
+template <int NR, int NG>
+HWY_INLINE void ScoreTile(const float* qg, size_t qgs, const float* pan, int jt, int cnt, int nkv,
+                          int kvB, const float* sk, float* S, int Hp, Prefetch& pf) {
+    const DF d;
+    VF a[NG][NR];
+#pragma GCC unroll 16
+    for (int jj = 0; jj < NR; jj++)
+#pragma GCC unroll 2
+        for (int gg = 0; gg < NG; gg++) a[gg][jj] = hn::Zero(d);
+    for (int kv = 0; kv < nkv; kv++) {
+        if (kv == kvB) {  // q8, scales folded: the sums so far times record jj's scale sk[jj]
+#pragma GCC unroll 16
+            for (int jj = 0; jj < NR; jj++) {
+                const VF s = hn::Set(d, sk[jj]);
+#pragma GCC unroll 2
+                for (int gg = 0; gg < NG; gg++) a[gg][jj] = hn::Mul(a[gg][jj], s);
+            }
+        }
+        const float* pk = pan + (size_t(kv) * kBlk + size_t(jt)) * kN;
+        const float* qk = qg + size_t(kv) * kN * kN;
+#pragma GCC unroll 16
+        for (int kk = 0; kk < kN; kk++) {
+            const VF q0 = hn::LoadU(d, qk + kk * kN);
+            const VF q1 = NG > 1 ? hn::LoadU(d, qk + qgs + kk * kN) : q0;
+#pragma GCC unroll 16
+            for (int jj = 0; jj < NR; jj++) {
+                const VF x = hn::Set(d, pk[jj * kN + kk]);
+                a[0][jj] = hn::MulAdd(x, q0, a[0][jj]);
+                if constexpr (NG > 1) a[NG - 1][jj] = hn::MulAdd(x, q1, a[NG - 1][jj]);
+            }
+        }
+        pf.step();
+    }
+#pragma GCC unroll 16
+    for (int jj = 0; jj < NR; jj++)
+        if (jj < cnt)
+#pragma GCC unroll 2
+            for (int gg = 0; gg < NG; gg++)
+                hn::StoreU(a[gg][jj], d, S + size_t(jt + jj) * Hp + size_t(kN) * gg);
 }
 
+// ---- Online softmax ----
 // The online softmax of one block of n records, heads lane-wise (Hp / N groups of N heads, H
 // real): S (n, Hp) scores in, probabilities p_h(j) out (times vscale[j] when given: the weights
 // the value tiles read, while the running sums l take p unscaled); updates part.m and part.l and
@@ -153,129 +226,201 @@ HWY_INLINE void BlockSoftmax(float* S, int n, int H, int Hp, Partial part, float
     }
 }
 
-template <typename T>
-HWY_INLINE void MlaRangeT(const float* q, const CacheBlocks<T>& cache, int j0, int j1,
-                          const MlaCacheDims& dm, float scale, Partial part,
-                          std::vector<float>& buf, std::vector<float>& sc) {
-    constexpr int J = kScoreTile;
+// ---- Values ----
+// acc[h] = alpha[h] acc[h] + sum_{t < n} W[t Hp + h] c_t for heads [h0, h0 + HB) and latent
+// columns [cv0 N, (cv0 + NV) N) ∩ [0, C), in registers: each panel row vector is loaded once per
+// tile and the weight broadcast from W (flash_decode-inl.h's values_tile, on the panel).
+template <int HB, int NV>
+HWY_INLINE void ValuesTile(float* acc, int C, int cv0, int h0, const float* W, int Hp,
+                           const float* pan, int n, const float* alpha) {
+    static_assert(HB >= 1 && HB <= 6 && NV >= 1 && NV <= 4);
     const DF d;
-    const int H = dm.H, C = dm.C, G = (H + kN - 1) / kN, Hp = kN * G;
-    const long rec = dm.rec();
-    sc.assign(size_t(rec) * Hp + size_t(kMlaBlock) * Hp + Hp, 0.0f);
-    float* qT = sc.data();                      // (rec, Hp), scaled, zero-padded heads
-    float* S = qT + size_t(rec) * Hp;           // (kMlaBlock, Hp): scores, then probabilities
-    float* alpha = S + size_t(kMlaBlock) * Hp;  // (Hp) rescaling of the running sums
-    for (int h = 0; h < H; h++)
-        for (long k = 0; k < rec; k++) qT[k * Hp + h] = scale * q[h * rec + k];
-    // Blocks of kMlaBlock records, never across a cache block (CacheBlocks).
-    for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
-        n = std::min({kMlaBlock, j1 - b0, cache.left(b0)});
-        const float* recs = RecordsF32(cache.at(b0, rec), rec, 0, n, buf);
-        const int nb0 = b0 + n;  // the next block
-        const int nn = nb0 < j1 ? std::min({kMlaBlock, j1 - nb0, cache.left(nb0)}) : 0;
-        const T* next = nn > 0 ? cache.at(nb0, rec) : nullptr;
-        // Scores S[j, h] = qT[:, h] . record j.
-        // Head groups in pairs when their number is even (ScoreTilePair).
-        const int gs = G % 2 == 0 ? 2 : 1;
-        for (int g = 0; g < G; g += gs)
-            for (int jt = 0; jt < n; jt += J) {
-                const float* rp[J];
-                for (int jj = 0; jj < J; jj++) rp[jj] = recs + std::min(jt + jj, n - 1) * rec;
-                VF a[2 * J];
-                ScoreGroups(qT, Hp, g, gs, rp, 0, rec, a);
-                for (int gg = 0; gg < gs; gg++)
-                    for (int jj = 0; jj < J && jt + jj < n; jj++)
-                        hn::StoreU(a[gg * J + jj], d, S + size_t(jt + jj) * Hp + kN * (g + gg));
+    const int c0 = cv0 * kN;
+    const int n0 = C - c0, n1 = n0 - kN, n2 = n0 - 2 * kN, n3 = n0 - 3 * kN;
+    constexpr size_t kV = size_t(kBlk) * kN;  // floats from one column vector to the next
+    // Named accumulators (an array of vectors makes GCC spill them).
+    VF r00, r01, r02, r03, r10, r11, r12, r13, r20, r21, r22, r23, r30, r31, r32, r33, r40, r41,
+        r42, r43, r50, r51, r52, r53;
+#define T6_VT_LOAD(i, a0, a1, a2, a3)                                             \
+    if constexpr (i < HB) {                                                       \
+        const VF al = hn::Set(d, alpha[h0 + i]);                                  \
+        const float* src = acc + size_t(h0 + i) * C + c0;                         \
+        a0 = hn::Mul(al, MaskedLoadF32(src, n0));                                 \
+        a1 = NV > 1 ? hn::Mul(al, MaskedLoadF32(src + kN, n1)) : hn::Zero(d);     \
+        a2 = NV > 2 ? hn::Mul(al, MaskedLoadF32(src + 2 * kN, n2)) : hn::Zero(d); \
+        a3 = NV > 3 ? hn::Mul(al, MaskedLoadF32(src + 3 * kN, n3)) : hn::Zero(d); \
+    } else {                                                                      \
+        a0 = a1 = a2 = a3 = hn::Zero(d);                                          \
+    }
+    T6_VT_LOAD(0, r00, r01, r02, r03)
+    T6_VT_LOAD(1, r10, r11, r12, r13)
+    T6_VT_LOAD(2, r20, r21, r22, r23)
+    T6_VT_LOAD(3, r30, r31, r32, r33)
+    T6_VT_LOAD(4, r40, r41, r42, r43)
+    T6_VT_LOAD(5, r50, r51, r52, r53)
+#undef T6_VT_LOAD
+    const float* p = pan + size_t(cv0) * kV;
+    const float* w = W + h0;
+    for (int t = 0; t < n; t++, p += kN, w += Hp) {
+        const VF b0 = hn::Load(d, p);
+        const VF b1 = NV > 1 ? hn::Load(d, p + kV) : hn::Zero(d);
+        const VF b2 = NV > 2 ? hn::Load(d, p + 2 * kV) : hn::Zero(d);
+        const VF b3 = NV > 3 ? hn::Load(d, p + 3 * kV) : hn::Zero(d);
+#define T6_VT_FMA(i, a0, a1, a2, a3)                      \
+    if constexpr (i < HB) {                               \
+        const VF x = hn::Set(d, w[i]);                    \
+        a0 = hn::MulAdd(x, b0, a0);                       \
+        if constexpr (NV > 1) a1 = hn::MulAdd(x, b1, a1); \
+        if constexpr (NV > 2) a2 = hn::MulAdd(x, b2, a2); \
+        if constexpr (NV > 3) a3 = hn::MulAdd(x, b3, a3); \
+    }
+        T6_VT_FMA(0, r00, r01, r02, r03)
+        T6_VT_FMA(1, r10, r11, r12, r13)
+        T6_VT_FMA(2, r20, r21, r22, r23)
+        T6_VT_FMA(3, r30, r31, r32, r33)
+        T6_VT_FMA(4, r40, r41, r42, r43)
+        T6_VT_FMA(5, r50, r51, r52, r53)
+#undef T6_VT_FMA
+    }
+#define T6_VT_STORE(i, a0, a1, a2, a3)                                             \
+    if constexpr (i < HB) {                                                        \
+        float* dst = acc + size_t(h0 + i) * C + c0;                                \
+        hn::BlendedStore(a0, LaneMask(n0), d, dst);                                \
+        if constexpr (NV > 1) hn::BlendedStore(a1, LaneMask(n1), d, dst + kN);     \
+        if constexpr (NV > 2) hn::BlendedStore(a2, LaneMask(n2), d, dst + 2 * kN); \
+        if constexpr (NV > 3) hn::BlendedStore(a3, LaneMask(n3), d, dst + 3 * kN); \
+    }
+    T6_VT_STORE(0, r00, r01, r02, r03)
+    T6_VT_STORE(1, r10, r11, r12, r13)
+    T6_VT_STORE(2, r20, r21, r22, r23)
+    T6_VT_STORE(3, r30, r31, r32, r33)
+    T6_VT_STORE(4, r40, r41, r42, r43)
+    T6_VT_STORE(5, r50, r51, r52, r53)
+#undef T6_VT_STORE
+}
+
+// ValuesTile with NV = the column vectors left from cv0 (at most kValueVecs).
+template <int HB>
+HWY_INLINE void ValuesTileCols(float* acc, int C, int cv0, int h0, const float* W, int Hp,
+                               const float* pan, int n, const float* alpha) {
+    const int left = (C + kN - 1) / kN - cv0, nv = left < kValueVecs ? left : kValueVecs;
+    if (nv >= 4)
+        ValuesTile<HB, 4>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+    else if (nv == 3)
+        ValuesTile<HB, 3>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+    else if (nv == 2)
+        ValuesTile<HB, 2>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+    else
+        ValuesTile<HB, 1>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+}
+
+// All of acc (H, C): the heads in balanced tiles of at most 6, the columns kValueVecs vectors at
+// a time.
+HWY_INLINE void Values(float* acc, int H, int C, const float* W, int Hp, const float* pan, int n,
+                       const float* alpha) {
+    const int tiles = (H + 5) / 6, ncv = (C + kN - 1) / kN;
+    for (int ti = 0; ti < tiles; ti++) {
+        const int h0 = int(long(H) * ti / tiles), hb = int(long(H) * (ti + 1) / tiles) - h0;
+        for (int cv0 = 0; cv0 < ncv; cv0 += kValueVecs) {
+            switch (hb) {
+                case 1:
+                    ValuesTileCols<1>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+                    break;
+                case 2:
+                    ValuesTileCols<2>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+                    break;
+                case 3:
+                    ValuesTileCols<3>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+                    break;
+                case 4:
+                    ValuesTileCols<4>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+                    break;
+                case 5:
+                    ValuesTileCols<5>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+                    break;
+                default:
+                    ValuesTileCols<6>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+                    break;
             }
-        // Online softmax per head, N heads per vector.
-        BlockSoftmax(S, n, H, Hp, part, alpha, nullptr);
-        // Latent values: acc[h] = alpha[h] acc[h] + sum_j P[j, h] c_j, in head tiles of up to 6,
-        // prefetching the next block into L2.
-        values_tiles<OpF32>(
-            part.acc, H, C, 6, S, Hp, 1, recs, rec, 0, n, alpha,
-            NextBlock{reinterpret_cast<const char*>(next), rec * long(sizeof(T)), nn, 0, 0},
-            kValueVecs);
+        }
     }
 }
 
-// q8 records per online-softmax block: the block's widened codes (kQ8Block (d_c + d_h^R) floats,
-// 36 KB on small-mla) stay in L1 for the value tiles.
-constexpr int kQ8Block = 32;
+// ---- One task: records [j0, j1) of one sequence ----
+// The element type's widening: f32/bf16 records of rec numbers; q8 records (L.bytes bytes) of
+// rows [0, B) and [B, rec) with float32 scales at scale_off (q8_cache.h).
+struct Q8Rows {
+    long bytes = 0, scale_off = 0, B = 0;
+    bool two = false;
+};
 
-// n int8 codes widened to float32 (unscaled).
-HWY_INLINE void WidenCodes(float* dst, const int8_t* src, long n) {
-    long i = 0;
-    for (; i + kN <= n; i += kN) hn::StoreU(LoadF32(src + i), DF(), dst + i);
-    for (; i < n; i++) dst[i] = float(src[i]);
-}
-
-// MlaRangeT over q8 records read in place (the header comment): the same score tiles, softmax and
-// value tiles on codes widened 8 records at a time, the row scales folded into the scores and
-// the value weights.
-void MlaRangeQ8Impl(const float* q, const CacheBlocks<int8_t>& cache, int j0, int j1,
-                    const MlaCacheDims& dm, const Q8Layout& L, float scale, Partial part,
-                    std::vector<float>& buf, std::vector<float>& sc) {
-    constexpr int J = kScoreTile;
-    const DF d;
+template <typename T>
+void MlaRange(const float* q, const CacheBlocks<T>& cache, int j0, int j1, const MlaCacheDims& dm,
+              const Q8Rows* q8, float scale, Partial part, std::vector<float>& buf,
+              std::vector<float>& sc) {
     const int H = dm.H, C = dm.C, G = (H + kN - 1) / kN, Hp = kN * G;
-    const long rec = dm.rec();                    // codes per record: the widened stride
-    const long rb = L.bytes, soff = L.scale_off;  // bytes per record, the scales' offset
-    sc.assign(size_t(rec) * Hp + size_t(kQ8Block) * Hp + Hp + 2 * size_t(kQ8Block), 0.0f);
-    float* qT = sc.data();                     // (rec, Hp), scaled, zero-padded heads
-    float* S = qT + size_t(rec) * Hp;          // (kQ8Block, Hp): scores, then value weights
-    float* alpha = S + size_t(kQ8Block) * Hp;  // (Hp) rescaling of the running sums
-    float* sck = alpha + Hp;                   // (kQ8Block) c's row scales
-    float* spe = sck + kQ8Block;               // (kQ8Block) k_pe's row scales
-    if (buf.size() < size_t(kQ8Block) * rec) buf.resize(size_t(kQ8Block) * rec);
-    float* recs = buf.data();  // (kQ8Block, rec): the block's codes as float32
+    const long rec = dm.rec();
+    const int nkv = int((rec + kN - 1) / kN);
+    const size_t nk = size_t(nkv) * kN;           // rec rounded up to vectors
+    const long relem = q8 ? q8->bytes : rec;      // elements (T) per record
+    const long rbytes = relem * long(sizeof(T));  // bytes per record
+    sc.assign(size_t(G) * nk * kN + size_t(kBlk) * Hp + Hp + 2 * size_t(kBlk), 0.0f);
+    float* qT = sc.data();                 // (G, nk, N), scaled, zero-padded heads and k
+    float* S = qT + size_t(G) * nk * kN;   // (kBlk, Hp): scores, then probabilities
+    float* alpha = S + size_t(kBlk) * Hp;  // (Hp) rescaling of the running sums
+    float* s0 = alpha + Hp;                // (kBlk) q8: the block's row scales of c
+    float* s1 = s0 + kBlk;                 // (kBlk) and of k_pe
     for (int h = 0; h < H; h++)
-        for (long k = 0; k < rec; k++) qT[k * Hp + h] = scale * q[h * rec + k];
+        for (long k = 0; k < rec; k++)
+            qT[(size_t(h / kN) * nk + size_t(k)) * kN + size_t(h % kN)] = scale * q[h * rec + k];
+    // The panel, 64-byte aligned, zeroed (the lanes past rec stay zero; slots past a partial
+    // block hold earlier records, whose scores are not stored).
+    const size_t pan_n = size_t(kBlk) * nk;
+    if (buf.size() < pan_n + 16) buf.resize(pan_n + 16);
+    float* pan = buf.data() + ((16 - (reinterpret_cast<uintptr_t>(buf.data()) / 4) % 16) % 16);
+    std::fill(pan, pan + pan_n, 0.0f);
+    // q8 with c's codes a whole number of vectors (d_c a multiple of N: every preset): the codes
+    // of c widened unscaled, its row scale folded into the scores (after kv < kvB) and the value
+    // weights, as in s_h(j) = scale (sc_c(j) q_lat_h . codes_c(j) + q_pe_h . k_pe(j)),
+    // o_h = sum_j (p_h(j) sc_c(j)) codes_c(j).
+    const bool fold = q8 && q8->two && q8->B % kN == 0;
+    const int kvB = fold ? int(q8->B / kN) : -1;
+    // kv steps of the score tiles per (full) block, for spreading the next block's prefetches.
+    const int steps = nkv * ((G / 2) * (kBlk / kTile2) + (G % 2) * (kBlk / kTile1));
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
-        n = std::min({kQ8Block, j1 - b0, cache.left(b0)});
-        const int8_t* blk = cache.at(b0, rb);
-        const int nb0 = b0 + n;  // the next block
-        const int nn = nb0 < j1 ? std::min({kQ8Block, j1 - nb0, cache.left(nb0)}) : 0;
-        const int8_t* next = nn > 0 ? cache.at(nb0, rb) : nullptr;
-        for (int j = 0; j < n; j++) {
-            std::memcpy(sck + j, blk + j * rb + soff, 4);
-            std::memcpy(spe + j, blk + j * rb + soff + 4, 4);
-        }
-        // Scores S[j, h] = sc_c(j) (qT_c[:, h] . codes_c(j)) + sc_pe(j) (qT_pe[:, h] .
-        // codes_pe(j)).
-        const int gs = G % 2 == 0 ? 2 : 1;  // head groups in pairs (as MlaRangeT)
-        for (int g = 0; g < G; g += gs)
-            for (int jt = 0; jt < n; jt += J) {
-                const int cnt = std::min(J, n - jt);
-                if (g == 0) {
-                    for (int jj = 0; jj < cnt; jj++)
-                        WidenCodes(recs + (jt + jj) * rec, blk + (jt + jj) * rb, rec);
-                }
-                const float* rp[J];
-                for (int jj = 0; jj < J; jj++) rp[jj] = recs + std::min(jt + jj, n - 1) * rec;
-                VF a[2 * J];
-                ScoreGroups(qT, Hp, g, gs, rp, 0, C, a);
-                for (int gg = 0; gg < gs; gg++)
-                    for (int jj = 0; jj < cnt; jj++)
-                        hn::StoreU(hn::Mul(a[gg * J + jj], hn::Set(d, sck[jt + jj])), d,
-                                   S + size_t(jt + jj) * Hp + kN * (g + gg));
-                ScoreGroups(qT, Hp, g, gs, rp, C, rec, a);
-                for (int gg = 0; gg < gs; gg++)
-                    for (int jj = 0; jj < cnt; jj++) {
-                        float* s = S + size_t(jt + jj) * Hp + kN * (g + gg);
-                        hn::StoreU(
-                            hn::MulAdd(a[gg * J + jj], hn::Set(d, spe[jt + jj]), hn::LoadU(d, s)),
-                            d, s);
-                    }
+        n = std::min({kBlk, j1 - b0, cache.left(b0)});
+        const T* blk = cache.at(b0, relem);
+        if constexpr (std::is_same_v<T, int8_t>) {
+            for (int j = 0; j < n; j++) {
+                const int8_t* r = blk + j * relem + q8->scale_off;
+                std::memcpy(s0 + j, r, 4);
+                std::memcpy(s1 + j, r + (q8->two ? 4 : 0), 4);
             }
-        // Online softmax per head (as MlaRangeT); the softmax sums take p, the value tiles
-        // p sc_c(j) (they read c's codes).
-        BlockSoftmax(S, n, H, Hp, part, alpha, sck);
-        // Latent values on the widened codes: acc[h] = alpha[h] acc[h] + sum_j W[j, h] codes_c(j),
-        // in head tiles of up to 6 (kValueVecs columns wide): each tile reads every c row once,
-        // and fewer tiles measured ~13% less kernel time than tiles of 4 on small-mla (AVX-512).
-        values_tiles<OpF32>(part.acc, H, C, 6, S, Hp, 1, recs, rec, 0, n, alpha,
-                            NextBlock{reinterpret_cast<const char*>(next), rb, nn, 0, 0},
-                            kValueVecs);
+            WidenBlockQ8(pan, blk, n, relem, rec, q8->B, s0, s1, fold);
+        } else {
+            WidenBlock(pan, blk, n, relem, rec);
+        }
+        // The next block (never across a cache block), prefetched during the score tiles.
+        Prefetch pf;
+        const int nb0 = b0 + n;
+        if (nb0 < j1) {
+            const int nn = std::min({kBlk, j1 - nb0, cache.left(nb0)});
+            pf.p = reinterpret_cast<const char*>(cache.at(nb0, relem));
+            pf.end = pf.p + nn * rbytes;
+            pf.per = int((nn * rbytes + 63) / 64 + steps - 1) / steps;
+        }
+        // Scores S[j, h] = qT[:, h] . record j: head groups in pairs, then the odd one.
+        int g = 0;
+        for (; g + 1 < G; g += 2)
+            for (int jt = 0; jt < n; jt += kTile2)
+                ScoreTile<kTile2, 2>(qT + size_t(g) * nk * kN, nk * kN, pan, jt, n - jt, nkv, kvB,
+                                     s0 + jt, S + size_t(kN) * g, Hp, pf);
+        if (g < G)
+            for (int jt = 0; jt < n; jt += kTile1)
+                ScoreTile<kTile1, 1>(qT + size_t(g) * nk * kN, 0, pan, jt, n - jt, nkv, kvB,
+                                     s0 + jt, S + size_t(kN) * g, Hp, pf);
+        BlockSoftmax(S, n, H, Hp, part, alpha, fold ? s0 : nullptr);
+        Values(part.acc, H, C, S, Hp, pan, n, alpha);
     }
 }
 
@@ -284,17 +429,22 @@ void MlaRangeQ8Impl(const float* q, const CacheBlocks<int8_t>& cache, int j0, in
 void MlaRangeQ8(const float* q, const CacheBlocks<int8_t>& cache, int j0, int j1,
                 const MlaCacheDims& dm, const Q8Layout& L, float scale, flash_detail::Partial part,
                 std::vector<float>& buf, std::vector<float>& sc) {
-    MlaRangeQ8Impl(q, cache, j0, j1, dm, L, scale, part, buf, sc);
+    Q8Rows r;
+    r.bytes = L.bytes;
+    r.scale_off = L.scale_off;
+    r.two = L.rows.size() > 1;
+    r.B = L.rows.empty() ? 0 : L.rows[0];
+    MlaRange(q, cache, j0, j1, dm, &r, scale, part, buf, sc);
 }
 void MlaRangeF32(const float* q, const CacheBlocks<float>& cache, int j0, int j1,
                  const MlaCacheDims& dm, float scale, flash_detail::Partial part,
                  std::vector<float>& buf, std::vector<float>& sc) {
-    MlaRangeT(q, cache, j0, j1, dm, scale, part, buf, sc);
+    MlaRange(q, cache, j0, j1, dm, nullptr, scale, part, buf, sc);
 }
 void MlaRangeBf16(const float* q, const CacheBlocks<uint16_t>& cache, int j0, int j1,
                   const MlaCacheDims& dm, float scale, flash_detail::Partial part,
                   std::vector<float>& buf, std::vector<float>& sc) {
-    MlaRangeT(q, cache, j0, j1, dm, scale, part, buf, sc);
+    MlaRange(q, cache, j0, j1, dm, nullptr, scale, part, buf, sc);
 }
 
 }  // namespace t6::HWY_NAMESPACE
@@ -329,7 +479,7 @@ void flash_mla_decode(float* const* out, const float* const* q, const CacheBlock
                       const int* lens, int nseq, const MlaCacheDims& dims, float scale) {
     if constexpr (std::is_same_v<T, int8_t>) {
         const Q8Layout L = q8_layout(dims);
-        if (L.rows.size() == 2) {  // [c | k_pe] with a scale each: the codes read in place
+        if (!L.rows.empty()) {  // [c | k_pe] (or one of them) with a scale each: read in place
             run_split(
                 out, lens, nseq, dims.H, dims.C,
                 [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
