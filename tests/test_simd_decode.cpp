@@ -252,6 +252,27 @@ struct MlaCase {
     int H, C, R;
 };
 
+// The absorbed-MLA decode in double: s_h(j) = scale [q_lat_h | q_pe_h] . rec_j over len records,
+// o_h = sum_j p_h(j) c_j (the first C numbers of each record).
+std::vector<float> mla_reference(const std::vector<float>& q, const float* c, int len,
+                                 const MlaCacheDims& dims, float scale) {
+    const long rec = dims.rec();
+    std::vector<float> ref(size_t(dims.H) * dims.C);
+    for (int h = 0; h < dims.H; h++) {
+        std::vector<double> s(len);
+        for (int j = 0; j < len; j++) {
+            double acc = 0;
+            for (long k = 0; k < rec; k++)
+                acc += double(q[size_t(h) * rec + k]) * c[size_t(j) * rec + k];
+            s[j] = acc * scale;
+        }
+        softmax_apply(
+            s, dims.C, [&](int j, int d) { return double(c[size_t(j) * rec + d]); },
+            ref.data() + size_t(h) * dims.C);
+    }
+    return ref;
+}
+
 class SimdMla : public ::testing::TestWithParam<MlaCase> {};
 
 // The kernel's own contract on an absorbed query: s_h(j) = scale [q_lat_h | q_pe_h] . rec_j,
@@ -268,21 +289,7 @@ TEST_P(SimdMla, EveryTargetEqualsReference) {
             caches.push_back(test::random_vector(size_t(kLens[i]) * rec, 90 + i));
             if (bf16) c16.push_back(round_bf16(caches.back()));
             qs.push_back(test::random_vector(size_t(H) * rec, 95 + i));
-            std::vector<float> ref(size_t(H) * C);
-            const float* c = caches[i].data();
-            for (int h = 0; h < H; h++) {
-                std::vector<double> s(kLens[i]);
-                for (int j = 0; j < kLens[i]; j++) {
-                    double acc = 0;
-                    for (long k = 0; k < rec; k++)
-                        acc += double(qs[i][size_t(h) * rec + k]) * c[size_t(j) * rec + k];
-                    s[j] = acc * scale;
-                }
-                softmax_apply(
-                    s, C, [&](int j, int d) { return double(c[size_t(j) * rec + d]); },
-                    ref.data() + size_t(h) * C);
-            }
-            refs.push_back(ref);
+            refs.push_back(mla_reference(qs[i], caches[i].data(), kLens[i], dims, scale));
         }
         expect_every_target_matches(
             caches, c16, qs, refs, bf16,
@@ -385,21 +392,7 @@ TEST(SimdMlaPanel, HeadGroupPairsAndAnOddOneWithAMovingMaximumEqualReference) {
                 for (long k = 0; k < rec; k++) caches[i][size_t(j) * rec + k] *= 1.0f + j / 64.0f;
             if (bf16) c16.push_back(round_bf16(caches.back()));
             qs.push_back(test::random_vector(size_t(dims.H) * rec, 75 + i));
-            std::vector<float> ref(size_t(dims.H) * dims.C);
-            const float* c = caches[i].data();
-            for (int h = 0; h < dims.H; h++) {
-                std::vector<double> s(kLens[i]);
-                for (int j = 0; j < kLens[i]; j++) {
-                    double acc = 0;
-                    for (long k = 0; k < rec; k++)
-                        acc += double(qs[i][size_t(h) * rec + k]) * c[size_t(j) * rec + k];
-                    s[j] = acc * scale;
-                }
-                softmax_apply(
-                    s, dims.C, [&](int j, int d) { return double(c[size_t(j) * rec + d]); },
-                    ref.data() + size_t(h) * dims.C);
-            }
-            refs.push_back(ref);
+            refs.push_back(mla_reference(qs[i], caches[i].data(), kLens[i], dims, scale));
         }
         expect_every_target_matches(
             caches, c16, qs, refs, bf16,

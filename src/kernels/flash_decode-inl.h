@@ -142,20 +142,15 @@ struct OpF32 {
     static HWY_INLINE VF MulAdd(VF acc, VF w, VF b) { return hn::MulAdd(w, b, acc); }
 };
 
-template <int HB, int NV, class Op>
-HWY_INLINE void values_tile(float* acc, int D, int c0, int h0, const typename Op::E* W, int Hp,
-                            int Rv, const typename Op::E* recs, long rec, long off_bv, int n,
-                            const float* alpha, const NextBlock& nb) {
-    static_assert(HB >= 1 && HB <= 6 && NV >= 1 && NV <= 4);
-    const DF d;
-    const int n0 = D - c0, n1 = n0 - kN, n2 = n0 - 2 * kN, n3 = n0 - 3 * kN;
-    // Named accumulators (an array of vectors makes GCC spill them).
-    VF r00, r01, r02, r03, r10, r11, r12, r13, r20, r21, r22, r23, r30, r31, r32, r33, r40, r41,
-        r42, r43, r50, r51, r52, r53;
-#define T6_VT_LOAD(i, a0, a1, a2, a3)                                             \
+// The accumulators of a value tile (values_tile here, the MLA kernel's panel tile): heads
+// [h0, h0 + HB) x NV vectors of the rows of ACC (LD floats apart) from column c0, in named
+// registers r00..r53 (an array of vectors makes GCC spill them). T6_VT_ACC_LOAD declares them and
+// loads alpha[h] acc[h]; T6_VT_ACC_STORE stores them back, masked to the row's end. Both expect d,
+// alpha, h0, c0 and n0..n3 (the columns left from each vector) in scope.
+#define T6_VT_ACC_LOAD1(i, a0, a1, a2, a3, ACC, LD)                               \
     if constexpr (i < HB) {                                                       \
         const VF al = hn::Set(d, alpha[h0 + i]);                                  \
-        const float* src = acc + size_t(h0 + i) * D + c0;                         \
+        const float* src = (ACC) + size_t(h0 + i) * (LD) + c0;                    \
         a0 = hn::Mul(al, MaskedLoadF32(src, n0));                                 \
         a1 = NV > 1 ? hn::Mul(al, MaskedLoadF32(src + kN, n1)) : hn::Zero(d);     \
         a2 = NV > 2 ? hn::Mul(al, MaskedLoadF32(src + 2 * kN, n2)) : hn::Zero(d); \
@@ -163,13 +158,39 @@ HWY_INLINE void values_tile(float* acc, int D, int c0, int h0, const typename Op
     } else {                                                                      \
         a0 = a1 = a2 = a3 = hn::Zero(d);                                          \
     }
-    T6_VT_LOAD(0, r00, r01, r02, r03)
-    T6_VT_LOAD(1, r10, r11, r12, r13)
-    T6_VT_LOAD(2, r20, r21, r22, r23)
-    T6_VT_LOAD(3, r30, r31, r32, r33)
-    T6_VT_LOAD(4, r40, r41, r42, r43)
-    T6_VT_LOAD(5, r50, r51, r52, r53)
-#undef T6_VT_LOAD
+#define T6_VT_ACC_LOAD(ACC, LD)                                                                  \
+    VF r00, r01, r02, r03, r10, r11, r12, r13, r20, r21, r22, r23, r30, r31, r32, r33, r40, r41, \
+        r42, r43, r50, r51, r52, r53;                                                            \
+    T6_VT_ACC_LOAD1(0, r00, r01, r02, r03, ACC, LD)                                              \
+    T6_VT_ACC_LOAD1(1, r10, r11, r12, r13, ACC, LD)                                              \
+    T6_VT_ACC_LOAD1(2, r20, r21, r22, r23, ACC, LD)                                              \
+    T6_VT_ACC_LOAD1(3, r30, r31, r32, r33, ACC, LD)                                              \
+    T6_VT_ACC_LOAD1(4, r40, r41, r42, r43, ACC, LD)                                              \
+    T6_VT_ACC_LOAD1(5, r50, r51, r52, r53, ACC, LD)
+#define T6_VT_ACC_STORE1(i, a0, a1, a2, a3, ACC, LD)                               \
+    if constexpr (i < HB) {                                                        \
+        float* dst = (ACC) + size_t(h0 + i) * (LD) + c0;                           \
+        hn::BlendedStore(a0, LaneMask(n0), d, dst);                                \
+        if constexpr (NV > 1) hn::BlendedStore(a1, LaneMask(n1), d, dst + kN);     \
+        if constexpr (NV > 2) hn::BlendedStore(a2, LaneMask(n2), d, dst + 2 * kN); \
+        if constexpr (NV > 3) hn::BlendedStore(a3, LaneMask(n3), d, dst + 3 * kN); \
+    }
+#define T6_VT_ACC_STORE(ACC, LD)                     \
+    T6_VT_ACC_STORE1(0, r00, r01, r02, r03, ACC, LD) \
+    T6_VT_ACC_STORE1(1, r10, r11, r12, r13, ACC, LD) \
+    T6_VT_ACC_STORE1(2, r20, r21, r22, r23, ACC, LD) \
+    T6_VT_ACC_STORE1(3, r30, r31, r32, r33, ACC, LD) \
+    T6_VT_ACC_STORE1(4, r40, r41, r42, r43, ACC, LD) \
+    T6_VT_ACC_STORE1(5, r50, r51, r52, r53, ACC, LD)
+
+template <int HB, int NV, class Op>
+HWY_INLINE void values_tile(float* acc, int D, int c0, int h0, const typename Op::E* W, int Hp,
+                            int Rv, const typename Op::E* recs, long rec, long off_bv, int n,
+                            const float* alpha, const NextBlock& nb) {
+    static_assert(HB >= 1 && HB <= 6 && NV >= 1 && NV <= 4);
+    const DF d;
+    const int n0 = D - c0, n1 = n0 - kN, n2 = n0 - 2 * kN, n3 = n0 - 3 * kN;
+    T6_VT_ACC_LOAD(acc, D)
     for (int t = 0; t < n; t++) {
         if (t < nb.n) {
             const char* nx = nb.base + t * nb.rec_bytes;
@@ -199,21 +220,7 @@ HWY_INLINE void values_tile(float* acc, int D, int c0, int h0, const typename Op
 #undef T6_VT_FMA
         }
     }
-#define T6_VT_STORE(i, a0, a1, a2, a3)                                             \
-    if constexpr (i < HB) {                                                        \
-        float* dst = acc + size_t(h0 + i) * D + c0;                                \
-        hn::BlendedStore(a0, LaneMask(n0), d, dst);                                \
-        if constexpr (NV > 1) hn::BlendedStore(a1, LaneMask(n1), d, dst + kN);     \
-        if constexpr (NV > 2) hn::BlendedStore(a2, LaneMask(n2), d, dst + 2 * kN); \
-        if constexpr (NV > 3) hn::BlendedStore(a3, LaneMask(n3), d, dst + 3 * kN); \
-    }
-    T6_VT_STORE(0, r00, r01, r02, r03)
-    T6_VT_STORE(1, r10, r11, r12, r13)
-    T6_VT_STORE(2, r20, r21, r22, r23)
-    T6_VT_STORE(3, r30, r31, r32, r33)
-    T6_VT_STORE(4, r40, r41, r42, r43)
-    T6_VT_STORE(5, r50, r51, r52, r53)
-#undef T6_VT_STORE
+    T6_VT_ACC_STORE(acc, D)
 }
 
 // values_tile with NV = the vectors left in the row from c0 (at most max_nv <= 4), chosen at run

@@ -238,27 +238,7 @@ HWY_INLINE void ValuesTile(float* acc, int C, int cv0, int h0, const float* W, i
     const int c0 = cv0 * kN;
     const int n0 = C - c0, n1 = n0 - kN, n2 = n0 - 2 * kN, n3 = n0 - 3 * kN;
     constexpr size_t kV = size_t(kBlk) * kN;  // floats from one column vector to the next
-    // Named accumulators (an array of vectors makes GCC spill them).
-    VF r00, r01, r02, r03, r10, r11, r12, r13, r20, r21, r22, r23, r30, r31, r32, r33, r40, r41,
-        r42, r43, r50, r51, r52, r53;
-#define T6_VT_LOAD(i, a0, a1, a2, a3)                                             \
-    if constexpr (i < HB) {                                                       \
-        const VF al = hn::Set(d, alpha[h0 + i]);                                  \
-        const float* src = acc + size_t(h0 + i) * C + c0;                         \
-        a0 = hn::Mul(al, MaskedLoadF32(src, n0));                                 \
-        a1 = NV > 1 ? hn::Mul(al, MaskedLoadF32(src + kN, n1)) : hn::Zero(d);     \
-        a2 = NV > 2 ? hn::Mul(al, MaskedLoadF32(src + 2 * kN, n2)) : hn::Zero(d); \
-        a3 = NV > 3 ? hn::Mul(al, MaskedLoadF32(src + 3 * kN, n3)) : hn::Zero(d); \
-    } else {                                                                      \
-        a0 = a1 = a2 = a3 = hn::Zero(d);                                          \
-    }
-    T6_VT_LOAD(0, r00, r01, r02, r03)
-    T6_VT_LOAD(1, r10, r11, r12, r13)
-    T6_VT_LOAD(2, r20, r21, r22, r23)
-    T6_VT_LOAD(3, r30, r31, r32, r33)
-    T6_VT_LOAD(4, r40, r41, r42, r43)
-    T6_VT_LOAD(5, r50, r51, r52, r53)
-#undef T6_VT_LOAD
+    T6_VT_ACC_LOAD(acc, C)
     const float* p = pan + size_t(cv0) * kV;
     const float* w = W + h0;
     for (int t = 0; t < n; t++, p += kN, w += Hp) {
@@ -282,21 +262,7 @@ HWY_INLINE void ValuesTile(float* acc, int C, int cv0, int h0, const float* W, i
         T6_VT_FMA(5, r50, r51, r52, r53)
 #undef T6_VT_FMA
     }
-#define T6_VT_STORE(i, a0, a1, a2, a3)                                             \
-    if constexpr (i < HB) {                                                        \
-        float* dst = acc + size_t(h0 + i) * C + c0;                                \
-        hn::BlendedStore(a0, LaneMask(n0), d, dst);                                \
-        if constexpr (NV > 1) hn::BlendedStore(a1, LaneMask(n1), d, dst + kN);     \
-        if constexpr (NV > 2) hn::BlendedStore(a2, LaneMask(n2), d, dst + 2 * kN); \
-        if constexpr (NV > 3) hn::BlendedStore(a3, LaneMask(n3), d, dst + 3 * kN); \
-    }
-    T6_VT_STORE(0, r00, r01, r02, r03)
-    T6_VT_STORE(1, r10, r11, r12, r13)
-    T6_VT_STORE(2, r20, r21, r22, r23)
-    T6_VT_STORE(3, r30, r31, r32, r33)
-    T6_VT_STORE(4, r40, r41, r42, r43)
-    T6_VT_STORE(5, r50, r51, r52, r53)
-#undef T6_VT_STORE
+    T6_VT_ACC_STORE(acc, C)
 }
 
 // ValuesTile with NV = the column vectors left from cv0 (at most kValueVecs).
