@@ -17,6 +17,7 @@
 #endif
 
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "hwy/highway.h"
@@ -183,26 +184,29 @@ struct OpF32 {
     T6_VT_ACC_STORE1(4, r40, r41, r42, r43, ACC, LD) \
     T6_VT_ACC_STORE1(5, r50, r51, r52, r53, ACC, LD)
 
-template <int HB, int NV, class Op>
-HWY_INLINE void values_tile(float* acc, int D, int c0, int h0, const typename Op::E* W, int Hp,
-                            int Rv, const typename Op::E* recs, long rec, long off_bv, int n,
-                            const float* alpha, const NextBlock& nb) {
+template <int HB, int NV, bool kFull, class Op>
+HWY_INLINE void values_tile_body(float* acc, int D, int c0, int h0, const typename Op::E* W, int Hp,
+                                 int Rv, const typename Op::E* recs, long rec, long off_bv, int n,
+                                 const float* alpha, NextBlock nb) {
     static_assert(HB >= 1 && HB <= 6 && NV >= 1 && NV <= 4);
     const DF d;
-    const int n0 = D - c0, n1 = n0 - kN, n2 = n0 - 2 * kN, n3 = n0 - 3 * kN;
+    // kFull: the tile's NV vectors lie inside the row (no masks).
+    const int n0 = kFull ? NV * kN : D - c0, n1 = n0 - kN, n2 = n0 - 2 * kN, n3 = n0 - 3 * kN;
     T6_VT_ACC_LOAD(acc, D)
-    for (int t = 0; t < n; t++) {
-        if (t < nb.n) {
-            const char* nx = nb.base + t * nb.rec_bytes;
-            for (int l = nb.l0; l < nb.l1; l++) __builtin_prefetch(nx + 64L * l, 0, 2);
+    const typename Op::E* bt = recs + off_bv + c0;
+    const typename Op::E* wt = W + h0;
+    for (int t = 0; t < n; t++, bt += rec, wt += size_t(Rv) * Hp) {
+        if (t < nb.n) {  // the next block's record t, lines [l0, l1)
+            for (int l = nb.l0; l < nb.l1; l++) __builtin_prefetch(nb.base + 64L * l, 0, 2);
+            nb.base += nb.rec_bytes;
         }
-        for (int s = 0; s < Rv; s++) {
-            const typename Op::E* b = recs + t * rec + off_bv + long(s) * D + c0;
-            const VF b0 = Op::Load(b, n0);
-            const VF b1 = NV > 1 ? Op::Load(b + kN, n1) : hn::Zero(d);
-            const VF b2 = NV > 2 ? Op::Load(b + 2 * kN, n2) : hn::Zero(d);
-            const VF b3 = NV > 3 ? Op::Load(b + 3 * kN, n3) : hn::Zero(d);
-            const typename Op::E* w = W + size_t(t * Rv + s) * Hp + h0;
+        const typename Op::E* b = bt;
+        const typename Op::E* w = wt;
+        for (int s = 0; s < Rv; s++, b += D, w += Hp) {
+            const VF b0 = kFull ? Op::Load(b, kN) : Op::Load(b, n0);
+            const VF b1 = NV > 1 ? Op::Load(b + kN, kFull ? kN : n1) : hn::Zero(d);
+            const VF b2 = NV > 2 ? Op::Load(b + 2 * kN, kFull ? kN : n2) : hn::Zero(d);
+            const VF b3 = NV > 3 ? Op::Load(b + 3 * kN, kFull ? kN : n3) : hn::Zero(d);
 #define T6_VT_FMA(i, a0, a1, a2, a3)                      \
     if constexpr (i < HB) {                               \
         const VF p = Op::Weight(w + i);                   \
@@ -223,12 +227,46 @@ HWY_INLINE void values_tile(float* acc, int D, int c0, int h0, const typename Op
     T6_VT_ACC_STORE(acc, D)
 }
 
+// The float32 tile as a function of its own: inlined into the caller's long body, GCC kept the
+// caller's values live across the loop and spilled them into vector registers, reloading them
+// at every token (a third of the tile's instructions). Other Ops stay inline (ValueOpsBf16's
+// leaves carry a target attribute that a separate function would not).
+template <int HB, int NV, bool kFull>
+HWY_NOINLINE void values_tile_f32(float* acc, int D, int c0, int h0, const float* W, int Hp, int Rv,
+                                  const float* recs, long rec, long off_bv, int n,
+                                  const float* alpha, NextBlock nb) {
+    values_tile_body<HB, NV, kFull, OpF32>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha,
+                                           nb);
+}
+
+template <int HB, int NV, class Op>
+HWY_INLINE void values_tile(float* acc, int D, int c0, int h0, const typename Op::E* W, int Hp,
+                            int Rv, const typename Op::E* recs, long rec, long off_bv, int n,
+                            const float* alpha, NextBlock nb) {
+    const bool full = c0 + NV * kN <= D;
+    if constexpr (std::is_same_v<Op, OpF32>) {
+        if (full)
+            values_tile_f32<HB, NV, true>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha,
+                                          nb);
+        else
+            values_tile_f32<HB, NV, false>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha,
+                                           nb);
+    } else {
+        if (full)
+            values_tile_body<HB, NV, true, Op>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n,
+                                               alpha, nb);
+        else
+            values_tile_body<HB, NV, false, Op>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n,
+                                                alpha, nb);
+    }
+}
+
 // values_tile with NV = the vectors left in the row from c0 (at most max_nv <= 4), chosen at run
 // time (a switch, not a generic lambda: this runs inside target-attributed functions too).
 template <int HB, class Op>
 HWY_INLINE void values_tile_cols(float* acc, int D, int c0, int h0, const typename Op::E* W, int Hp,
                                  int Rv, const typename Op::E* recs, long rec, long off_bv, int n,
-                                 const float* alpha, const NextBlock& nb, int max_nv) {
+                                 const float* alpha, NextBlock nb, int max_nv) {
     const int left = (D - c0 + kN - 1) / kN, nv = left < max_nv ? left : max_nv;
     if (nv >= 4)
         values_tile<HB, 4, Op>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha, nb);
@@ -243,10 +281,12 @@ HWY_INLINE void values_tile_cols(float* acc, int D, int c0, int h0, const typena
 // All of acc (H, D): the heads in balanced tiles of at most max_hb (<= kMaxTileHeads) heads,
 // columns max_nv N at a time (max_nv <= 4). On AVX2, max_nv <= 2 allows tiles of up to 6 heads
 // (12 accumulators, 2 row vectors and a weight in 15 of 16 ymm registers: 2 row loads and 6
-// weight broadcasts per 12 FMAs, where 3 heads x 4 vectors need 17 registers). The next block's
-// record lines (next.base, next.rec_bytes, next.n; n == 0: none) are shared out across the tiles:
-// the caller reads each record in several places, which the hardware prefetcher does not follow,
-// and prefetches issued in one burst stall on the core's outstanding-miss limit.
+// weight broadcasts per 12 FMAs, where 3 heads x 4 vectors need 17 registers). Row k = t*Rv + s
+// of B is recs[t*rec + off_bv + s*D ..] and its weights W[k*Hp ..]. The next block (next.base:
+// next.n records of next.rec_bytes; n == 0: none) is prefetched into L2 meanwhile, the lines of
+// every record shared out across the head tiles: the caller reads each record in several places,
+// which the hardware prefetcher does not follow, and prefetches issued in one burst stall on the
+// core's outstanding-miss limit.
 template <class Op>
 HWY_INLINE void values_tiles(float* acc, int H, int D, int max_hb, const typename Op::E* W, int Hp,
                              int Rv, const typename Op::E* recs, long rec, long off_bv, int n,

@@ -241,6 +241,34 @@ HWY_INLINE void FeatureProducts(float* Pv, const typename Op::Q* QB, int NQ,
 #endif
 }
 
+// Step 1 of a block: the feature products P[e] (e = (t*NQ + i)*Rk + j) of n records, reduced from
+// the partial sums Pv (N at a time by the transpose-add).
+template <class Op>
+HWY_INLINE void BlockFeaturesBody(float* P, float* Pv, const typename Op::Q* QB, int NQ,
+                                  const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
+                                  int D) {
+    const DF d;
+    FeatureProducts<Op>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);
+    const int En = n * NQ * Rk;
+    for (int e = En; e < (En + kN - 1) / kN * kN; e++)
+        hn::StoreU(hn::Zero(d), d, Pv + kN * size_t(e));
+    for (int e0 = 0; e0 < En; e0 += kN) {
+        VF v[kN];
+        for (int k = 0; k < kN; k++) v[k] = hn::LoadU(d, Pv + kN * size_t(e0 + k));
+        hn::StoreU(TransposeSum(v), d, P + e0);
+    }
+}
+// The steps of a block are functions of their own (HWY_NOINLINE): inlined into the task's long
+// body, GCC kept its many live values across the inner loops and spilled and reloaded them there
+// (a third of the value tiles' instructions). The vdpbf16ps version stays inline (its leaves
+// carry a target attribute that a separate function would not).
+template <class Op>
+HWY_NOINLINE void BlockFeatures(float* P, float* Pv, const typename Op::Q* QB, int NQ,
+                                const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
+                                int D) {
+    BlockFeaturesBody<Op>(P, Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);
+}
+
 #if HWY_TARGET == HWY_AVX3
 // ---- bf16 cache on CPUs with AVX-512 BF16 (vdpbf16ps) ----
 // Compiled for the AVX3 target with avx512bf16 added by attribute and run only where
@@ -317,6 +345,94 @@ T6_BF16_TARGET int PackValuePairs(Bf16Pair* Bi, Bf16Pair* Wp, const uint16_t* re
 }
 #endif  // HWY_TARGET == HWY_AVX3
 
+// Step 2 of a block, full TPA: scores St[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h] P[t][i][j],
+// heads in lanes, four tokens at a time so that the FMA chains over i are independent (kBlock is a
+// multiple of 4; rows past n repeat row n-1 and are never read).
+template <typename R>
+HWY_NOINLINE void BlockScoresFull(float* St, const float* P, const float* AQt, const R* recs,
+                                  long rec, long off_ak, int H, int Hp, int NQ, int Rk, int n) {
+    const DF d;
+    for (int g = 0; g < Hp; g += kN) {
+        const int lanes = H - g;
+        for (int t = 0; t < n; t += 4) {
+            VF s0 = hn::Zero(d), s1 = s0, s2 = s0, s3 = s0;
+            const float* p0 = P + size_t(t) * NQ * Rk;
+            const size_t pt = size_t(NQ) * Rk;
+            const R* ak0 = recs + t * rec + off_ak + g;
+            const R* ak1 = recs + std::min(t + 1, n - 1) * rec + off_ak + g;
+            const R* ak2 = recs + std::min(t + 2, n - 1) * rec + off_ak + g;
+            const R* ak3 = recs + std::min(t + 3, n - 1) * rec + off_ak + g;
+            for (int j = 0; j < Rk; j++) {
+                VF u0 = hn::Zero(d), u1 = u0, u2 = u0, u3 = u0;
+                for (int i = 0; i < NQ; i++) {
+                    const VF a = hn::LoadU(d, AQt + i * Hp + g);
+                    const float* pi = p0 + i * Rk + j;
+                    u0 = hn::MulAdd(a, hn::Set(d, pi[0]), u0);
+                    u1 = hn::MulAdd(a, hn::Set(d, pi[pt]), u1);
+                    u2 = hn::MulAdd(a, hn::Set(d, pi[2 * pt]), u2);
+                    u3 = hn::MulAdd(a, hn::Set(d, pi[3 * pt]), u3);
+                }
+                const long o = long(j) * H;
+                s0 = hn::MulAdd(RowLoad(ak0 + o, lanes), u0, s0);
+                s1 = hn::MulAdd(RowLoad(ak1 + o, lanes), u1, s1);
+                s2 = hn::MulAdd(RowLoad(ak2 + o, lanes), u2, s2);
+                s3 = hn::MulAdd(RowLoad(ak3 + o, lanes), u3, s3);
+            }
+            float* st = St + size_t(t) * Hp + g;
+            hn::StoreU(s0, d, st);
+            hn::StoreU(s1, d, st + Hp);
+            hn::StoreU(s2, d, st + 2 * Hp);
+            hn::StoreU(s3, d, st + 3 * Hp);
+        }
+    }
+}
+
+// The online softmax of a block, lane-wise over heads (running max m, sum l; alpha: the factor of
+// the accumulators), fused with the value weights W[t,s][h] = p[t][h] A_V[t][s][h] / R_V (q8:
+// times a'_s(t) b'_s(t), on A_V's codes; step 3 then runs on B_V's codes).
+template <typename R>
+HWY_NOINLINE void BlockSoftmax(float* W, float* m, float* l, float* alpha, const float* St,
+                               const R* recs, long rec, long off_av, long scale_off, int H, int Hp,
+                               int Rk, int Rv, int n, float cv) {
+    constexpr bool kQ8 = std::is_same_v<R, int8_t>;
+    const DF d;
+    const VF c_v = hn::Set(d, cv);
+    float fv[64];  // q8: a'_s(t) b'_s(t) of one token (Rv <= 64 checked by the entry point)
+    for (int g = 0; g < Hp; g += kN) {
+        const int lanes = H - g;
+        const VF mo = hn::LoadU(d, m + g);
+        VF mb = hn::Set(d, -INFINITY);
+        for (int t = 0; t < n; t++) mb = hn::Max(mb, hn::LoadU(d, St + size_t(t) * Hp + g));
+        const VF mnew = hn::Max(mo, mb);
+        const VF al = hn::Exp(d, hn::Sub(mo, mnew));  // m = -inf: 0
+        VF sum = hn::Zero(d);
+        for (int t = 0; t < n; t++) {
+            const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, St + size_t(t) * Hp + g), mnew));
+            sum = hn::Add(sum, e);
+            const VF ec = hn::Mul(c_v, e);
+            const R* av = recs + t * rec + off_av + g;
+            if constexpr (kQ8) {
+                // W on A_V's codes, times a'_s(t) b'_s(t) (step 3 runs on B_V's codes).
+                const int8_t* r = recs + t * rec;
+                for (int s = 0; s < Rv; s++)
+                    fv[s] = RowScale(r, scale_off, 2 * Rk + s) *
+                            RowScale(r, scale_off, 2 * Rk + Rv + s);
+                for (int s = 0; s < Rv; s++)
+                    hn::StoreU(
+                        hn::Mul(hn::Mul(ec, hn::Set(d, fv[s])), RowLoad(av + long(s) * H, lanes)),
+                        d, W + (size_t(t) * Rv + s) * Hp + g);
+            } else {
+                for (int s = 0; s < Rv; s++)
+                    hn::StoreU(hn::Mul(ec, RowLoad(av + long(s) * H, lanes)), d,
+                               W + (size_t(t) * Rv + s) * Hp + g);
+            }
+        }
+        hn::StoreU(hn::MulAdd(hn::LoadU(d, l + g), al, sum), d, l + g);
+        hn::StoreU(mnew, d, m + g);
+        hn::StoreU(al, d, alpha + g);
+    }
+}
+
 // One task of FlashTPA: query q over cache records [j0, j1). kDot: a bf16 cache read as bf16 and
 // multiplied with vdpbf16ps (AVX3 only); T = int8_t: a q8 cache read in place (codes widened in
 // registers, row scales folded in); otherwise the block is float32 (a bf16 cache widened block
@@ -347,7 +463,6 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
         rec = L.bytes;
         scale_off = L.scale_off;
     }
-    float fv[64];  // q8: a'_s(t) b'_s(t) of one token (Rv <= 64 checked by the entry point)
     thread_local std::vector<float> bvf;  // q8, bf16: the block's B_V rows as float32
     const int E = (kBlock * NQ * Rk + kN - 1) / kN * kN;
     const size_t nAQ = size_t(NQ) * Hp, nS = size_t(kBlock) * Hp, nW = size_t(kBlock) * Rv * Hp,
@@ -390,7 +505,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
     static_assert(!kDot);
     qb = q.B;
 #endif
-    const VF c_kv = hn::Set(d, scale / float(Rk)), c_v = hn::Set(d, 1.0f / float(Rv));
+    const VF c_kv = hn::Set(d, scale / float(Rk));
     // Blocks of kBlock records, never across a cache block (CacheBlocks).
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
         n = std::min({kBlock, j1 - b0, cache.left(b0)});
@@ -402,18 +517,10 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
             // 1. Feature products, reduced N at a time.
 #if HWY_TARGET == HWY_AVX3
         if constexpr (kDot)
-            FeatureProducts<FeatureOpsBf16>(Pv, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
+            BlockFeaturesBody<FeatureOpsBf16>(P, Pv, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
         else
 #endif
-            FeatureProducts<FOp>(Pv, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
-        const int En = n * NQ * Rk;
-        for (int e = En; e < (En + kN - 1) / kN * kN; e++)
-            hn::StoreU(hn::Zero(d), d, Pv + kN * size_t(e));
-        for (int e0 = 0; e0 < En; e0 += kN) {
-            VF v[kN];
-            for (int k = 0; k < kN; k++) v[k] = hn::LoadU(d, Pv + kN * size_t(e0 + k));
-            hn::StoreU(TransposeSum(v), d, P + e0);
-        }
+            BlockFeatures<FOp>(P, Pv, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
         // q8: the products were of B_K's codes; scale P[t][i][j] by b_j(t) and by a_j(t), so that
         // step 2 runs on A_K's codes.
         if constexpr (kQ8)
@@ -442,82 +549,18 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
         // Full TPA: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h] P[t][i][j], four tokens at a
         // time so that the FMA chains over i are independent (kBlock is a multiple of 4; rows
         // past n repeat row n-1 and are never read).
-        if (full)
-            for (int g = 0; g < Hp; g += kN) {
-                const int lanes = H - g;
-                for (int t = 0; t < n; t += 4) {
-                    VF s0 = hn::Zero(d), s1 = s0, s2 = s0, s3 = s0;
-                    const float* p0 = P + size_t(t) * NQ * Rk;
-                    const size_t pt = size_t(NQ) * Rk;
-                    const R* ak0 = recs + t * rec + dm.off_AK() + g;
-                    const R* ak1 = recs + std::min(t + 1, n - 1) * rec + dm.off_AK() + g;
-                    const R* ak2 = recs + std::min(t + 2, n - 1) * rec + dm.off_AK() + g;
-                    const R* ak3 = recs + std::min(t + 3, n - 1) * rec + dm.off_AK() + g;
-                    for (int j = 0; j < Rk; j++) {
-                        VF u0 = hn::Zero(d), u1 = u0, u2 = u0, u3 = u0;
-                        for (int i = 0; i < NQ; i++) {
-                            const VF a = hn::LoadU(d, AQt + i * Hp + g);
-                            const float* pi = p0 + i * Rk + j;
-                            u0 = hn::MulAdd(a, hn::Set(d, pi[0]), u0);
-                            u1 = hn::MulAdd(a, hn::Set(d, pi[pt]), u1);
-                            u2 = hn::MulAdd(a, hn::Set(d, pi[2 * pt]), u2);
-                            u3 = hn::MulAdd(a, hn::Set(d, pi[3 * pt]), u3);
-                        }
-                        const long o = long(j) * H;
-                        s0 = hn::MulAdd(RowLoad(ak0 + o, lanes), u0, s0);
-                        s1 = hn::MulAdd(RowLoad(ak1 + o, lanes), u1, s1);
-                        s2 = hn::MulAdd(RowLoad(ak2 + o, lanes), u2, s2);
-                        s3 = hn::MulAdd(RowLoad(ak3 + o, lanes), u3, s3);
-                    }
-                    float* st = St + size_t(t) * Hp + g;
-                    hn::StoreU(s0, d, st);
-                    hn::StoreU(s1, d, st + Hp);
-                    hn::StoreU(s2, d, st + 2 * Hp);
-                    hn::StoreU(s3, d, st + 3 * Hp);
-                }
-            }
-        // Online softmax, lane-wise over heads, fused with the value weights
-        // W[t,s][h] = p[t][h] A_V[t][s][h] / R_V.
-        for (int g = 0; g < Hp; g += kN) {
-            const int lanes = H - g;
-            const VF mo = hn::LoadU(d, m + g);
-            VF mb = hn::Set(d, -INFINITY);
-            for (int t = 0; t < n; t++) mb = hn::Max(mb, hn::LoadU(d, St + size_t(t) * Hp + g));
-            const VF mnew = hn::Max(mo, mb);
-            const VF al = hn::Exp(d, hn::Sub(mo, mnew));  // m = -inf: 0
-            VF sum = hn::Zero(d);
-            for (int t = 0; t < n; t++) {
-                const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, St + size_t(t) * Hp + g), mnew));
-                sum = hn::Add(sum, e);
-                const VF ec = hn::Mul(c_v, e);
-                const R* av = recs + t * rec + dm.off_AV() + g;
-                if constexpr (kQ8) {
-                    // W on A_V's codes, times a'_s(t) b'_s(t) (step 3 runs on B_V's codes).
-                    const int8_t* r = recs + t * rec;
-                    for (int s = 0; s < Rv; s++)
-                        fv[s] = RowScale(r, scale_off, 2 * Rk + s) *
-                                RowScale(r, scale_off, 2 * Rk + Rv + s);
-                    for (int s = 0; s < Rv; s++)
-                        hn::StoreU(hn::Mul(hn::Mul(ec, hn::Set(d, fv[s])),
-                                           RowLoad(av + long(s) * H, lanes)),
-                                   d, W + (size_t(t) * Rv + s) * Hp + g);
-                } else {
-                    for (int s = 0; s < Rv; s++)
-                        hn::StoreU(hn::Mul(ec, RowLoad(av + long(s) * H, lanes)), d,
-                                   W + (size_t(t) * Rv + s) * Hp + g);
-                }
-            }
-            hn::StoreU(hn::MulAdd(hn::LoadU(d, l + g), al, sum), d, l + g);
-            hn::StoreU(mnew, d, m + g);
-            hn::StoreU(al, d, alpha + g);
-        }
-        // 3. Values in head tiles, prefetching the next block meanwhile.
+        if (full) BlockScoresFull<R>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, NQ, Rk, n);
+        // The next block, prefetched by the value tiles (step 3).
         NextBlock next;
         if (b0 + n < j1) {
             next.base = reinterpret_cast<const char*>(cache.at(b0 + n, rec));
             next.rec_bytes = rec * long(sizeof(T));
             next.n = std::min({kBlock, j1 - b0 - n, cache.left(b0 + n)});
         }
+        // Online softmax, lane-wise over heads, fused with the value weights.
+        BlockSoftmax<R>(W, m, l, alpha, St, recs, rec, dm.off_AV(), scale_off, H, Hp, Rk, Rv, n,
+                        1.0f / float(Rv));
+        // 3. Values in head tiles, prefetching the next block meanwhile.
 #if HWY_TARGET == HWY_AVX3
         if constexpr (kDot) {
             Bf16Pair* Bi = pairs.data();
