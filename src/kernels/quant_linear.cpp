@@ -12,6 +12,12 @@
 // last whole block are added in scalar code. At each block a tile prefetches the next tile's
 // codes of that block. HWY_SCALAR runs the scalar loop. Work is split over OpenMP threads in
 // groups of 64 outputs.
+//
+// Also here (kernels/quant_rowsum.h), for MLA's quantized kv_b_proj: the same tiling over a row
+// range of W (quant_rows_dot), and the transposed product over a row range as a sum of scaled
+// rows (quant_row_sum: per pass NB blocks of columns in registers, each row's codes of those
+// blocks widened and multiplied by the scalar x[r] * d[r, b]). Both single-threaded: the caller
+// runs them in parallel over (token, head).
 
 #include <algorithm>
 #include <cmath>
