@@ -384,19 +384,31 @@ TEST(QuantMla, CheckpointRoundTripAndVersion1File) {
             EXPECT_EQ(
                 std::memcmp(b->model->params(), b2.model->params(), b2.model->num_params() * 4), 0);
         }
-        // A version 1 file without the float32 tensor names what is missing.
-        {
+        // A version 1 file without the float32 tensor, or with a NaN in it, names the tensor.
+        for (const bool nan : {false, true}) {
             SafeTensorsReader r(v1);
             std::vector<TensorToWrite> w;
-            const std::string gone = "transformer.h.1.attn.kv_b_proj.weight";
-            for (const auto& t : r.tensors())
-                if (t.name != gone) w.push_back({t.name, t.dtype, t.shape, r.raw(t.name)});
+            const std::string bad = "transformer.h.1.attn.kv_b_proj.weight";
+            std::vector<float> poisoned;
+            for (const auto& t : r.tensors()) {
+                if (t.name != bad) {
+                    w.push_back({t.name, t.dtype, t.shape, r.raw(t.name)});
+                } else if (nan) {
+                    const float* f = reinterpret_cast<const float*>(r.raw(t.name));
+                    poisoned.assign(f, f + (t.end - t.begin) / 4);
+                    poisoned[5] = NAN;
+                    w.push_back({t.name, t.dtype, t.shape, poisoned.data()});
+                }
+            }
             write_safetensors(dir.file("bad.st"), w, r.metadata());
             try {
                 load_quantized(dir.file("bad.st"));
-                ADD_FAILURE() << "loaded a version 1 file without " << gone;
+                ADD_FAILURE() << "loaded a damaged version 1 file (" << bad << ")";
             } catch (const Error& e) {
-                EXPECT_NE(std::string(e.what()).find(gone), std::string::npos) << e.what();
+                const std::string m = e.what();
+                EXPECT_NE(m.find(bad), std::string::npos) << m;
+                EXPECT_NE(m.find(nan ? "not finite" : "missing"), std::string::npos) << m;
+                EXPECT_EQ(m.find('\n'), std::string::npos) << m;
             }
         }
         // Decoding from either file equals decoding from the weights quantized at load.

@@ -117,7 +117,11 @@ QuantizedCheckpoint load_quantized(const std::string& ckpt) {
             if (!r.has(t.name))
                 fail(path, ": missing tensor '", t.name, "' (version 1 stores it as float32)");
             r.read_f32(t.name, model.params() + s.offset, s.shape);
-            quantize_matrix(m, model.params() + s.offset, t.rows, t.cols, scheme);
+            try {
+                quantize_matrix(m, model.params() + s.offset, t.rows, t.cols, scheme);
+            } catch (const Error& e) {  // a non-finite weight: name the file and the tensor
+                fail(path, ": tensor '", t.name, "': ", e.what());
+            }
             continue;
         }
         m.allocate(scheme, t.rows, t.cols);
