@@ -145,8 +145,8 @@ TEST(QuantCheckpoint, BadInputGivesOneLineErrors) {
     EXPECT_NE(e.find("unknown quantization scheme 'q3'"), std::string::npos) << e;
     e = with_meta(R"({"version":1,"scheme":"q8","block_size":48})");
     EXPECT_NE(e.find("block size 48"), std::string::npos) << e;
-    e = with_meta(R"({"version":2,"scheme":"q8","block_size":32})");
-    EXPECT_NE(e.find("version 2"), std::string::npos) << e;
+    e = with_meta(R"({"version":3,"scheme":"q8","block_size":32})");
+    EXPECT_NE(e.find("version 3"), std::string::npos) << e;
     e = with_meta("not json");
     EXPECT_NE(e.find("not a JSON object"), std::string::npos) << e;
     // Stored rows that are not whole blocks (the block size does not divide a row).

@@ -101,6 +101,7 @@ void Decoder::init_layers() {
                 fail("quantized matrix ", expect[i].name, " does not match the model");
         }
         wq_wte_ = wq_->find(mw_.wte);
+        core_q_ = core_quant(mw_, *wq_, wtype_ == WeightType::q8a8 || wtype_ == WeightType::q4a8);
     }
 }
 
@@ -220,7 +221,8 @@ void Decoder::run(const int32_t* tokens, int n, const int* slots, const int* pos
         if (const float* bias = wp(w.bias))
             for (int i = 0; i < n; i++)
                 for (int j = 0; j < P; j++) proj_[size_t(i) * P + j] += bias[j];
-        const LayerParamRef lp{&w.core, W, nullptr};  // MLA reads its core weights (float32)
+        // MLA's core weights: float32 from the model, or the quantized up-projections.
+        const LayerParamRef lp{&w.core, W, nullptr, wq_ ? &core_q_[size_t(l)] : nullptr};
         cache_attention(cfg_, cache_, l, lp, rope_, proj_.data(), nt, y_.data(), scratch_);
         linear(x_.data(), y_.data(), w.c_proj, n, Y, C, 1.0f);
         rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), wp(w.ln2), n, C, cfg_.norm_eps);

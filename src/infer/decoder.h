@@ -3,10 +3,11 @@
 // weights of a Model (float32), never modifies them. With WeightType::bf16 the matrices of the
 // linear layers (attention projections, MLP, tied lm_head) are read from a bf16 copy made once
 // (half the bytes per decoding step, arithmetic still float32); MLA's up-projections and the
-// embedding lookup stay float32. With WeightType::q8 / q4 the same matrices and the tied
-// embedding are read from blockwise-quantized copies (model/quantize.h; 1.125 / 0.75 bytes per
-// weight), made at construction or handed over already quantized (a `t6 quantize` checkpoint);
-// the decoder then computes exactly the float32 model whose weights are the dequantized ones.
+// embedding lookup stay float32. With WeightType::q8 / q4 the same matrices, the tied embedding
+// and MLA's up-projections are read from blockwise-quantized copies (model/quantize.h; 1.125 /
+// 0.75 bytes per weight), made at construction or handed over already quantized (a `t6 quantize`
+// checkpoint); the decoder then computes exactly the float32 model whose weights are the
+// dequantized ones.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -77,6 +78,7 @@ class Decoder {
     AlignedArray<uint16_t> wbf16_;                // bf16 copy of all parameters (WeightType::bf16)
     std::shared_ptr<const QuantizedWeights> wq_;  // WeightType::q8 / q4
     int wq_wte_ = -1;
+    std::vector<CoreQuant> core_q_;  // per layer: the attention core's quantized matrices
     ModelWeights mw_;  // where each weight lies: the model's description (Model::weights)
     // Float32 parameter at an offset, nullptr for LayerWeights::kNone (optional HF-layout norm
     // gains and biases are always read as float32 from the model).

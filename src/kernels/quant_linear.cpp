@@ -12,13 +12,22 @@
 // last whole block are added in scalar code. At each block a tile prefetches the next tile's
 // codes of that block. HWY_SCALAR runs the scalar loop. Work is split over OpenMP threads in
 // groups of 64 outputs.
+//
+// Also here (kernels/quant_rowsum.h), for MLA's quantized kv_b_proj: the same tiling over a row
+// range of W (quant_rows_dot), and the transposed product over a row range as a sum of scaled
+// rows (quant_row_sum: per pass NB blocks of columns in registers, each row's codes of those
+// blocks widened and multiplied by the scalar x[r] * d[r, b]). Both single-threaded: the caller
+// runs them in parallel over (token, head).
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
+#include "core/error.h"
 #include "kernels/quant.h"
+#include "kernels/quant_rowsum.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/quant_linear.cpp"
@@ -46,8 +55,9 @@ struct QuantSrc {
     using Row = QRow;
     static constexpr int kCodeBytes = S == QuantScheme::q8 ? kQuantBlock : kQuantBlock / 2;
     const QuantMatrix* W;
+    int r0 = 0;  // row o of the source is row r0 + o of W (a row range: quant_rows_dot)
     Row RowAt(int o) const {
-        const size_t blk = size_t(o) * W->blocks_per_row();
+        const size_t blk = size_t(r0 + o) * W->blocks_per_row();
         return {W->codes.data() + blk * kCodeBytes, W->scale.data() + blk,
                 W->min.size() ? W->min.data() + blk : nullptr};
     }
@@ -97,7 +107,116 @@ void GroupRows(float* out, const float* inp, const QuantMatrix& W, int N, float 
     tiling::GroupRows(QuantSrc<S>{&W}, out, inp, N, W.cols, W.rows, beta, o0, o1);
 }
 
+// ---- Row ranges (kernels/quant_rowsum.h) ----
+
+template <QuantScheme S>
+void RowSumScalar(float* out, const float* x, const QuantMatrix& W, int r0, int rows) {
+    const QuantSrc<S> src{&W, r0};
+    std::fill(out, out + W.cols, 0.0f);
+    for (int r = 0; r < rows; r++) {
+        const QRow w = src.RowAt(r);
+        for (int c = 0; c < W.cols; c++) out[c] += x[r] * QuantSrc<S>::At(w, c);
+    }
+}
+
+#if HWY_TARGET != HWY_SCALAR
+constexpr int kLanes = int(hn::MaxLanes(tiling::DF()));
+constexpr int kPerBlock = kQuantBlock / kLanes;  // vectors per block of 32
+// Blocks per pass: the accumulators of a pass (16 of AVX-512's 32 registers, 8 of AVX2's 16)
+// cover NB blocks of columns; every row's codes of those blocks are read once per pass (on
+// AVX-512 a d_c of 256, 8 blocks, is one pass: each row is read once, contiguously).
+constexpr int kSumAcc = kLanes >= 16 ? 16 : 8;
+constexpr int kPassBlocks = kSumAcc / kPerBlock > 0 ? kSumAcc / kPerBlock : 1;
+
+// Columns of blocks [b0, b0 + NB) of out = sum_r x[r] w'[r0 + r, :].
+template <QuantScheme S, int NB>
+HWY_INLINE void RowSumPass(float* out, const float* x, const QuantMatrix& W, int r0, int rows,
+                           int b0) {
+    constexpr int kCodeBytes = QuantSrc<S>::kCodeBytes, kAcc = NB * kPerBlock;
+    const tiling::DF d;
+    const hn::RebindToSigned<tiling::DF> di;
+    const int nb = W.blocks_per_row();
+    tiling::VF acc[kAcc];
+    for (int i = 0; i < kAcc; i++) acc[i] = hn::Zero(d);
+    float msum[NB] = {};  // q4: sum_r x[r] m[r, b]
+    for (int r = 0; r < rows; r++) {
+        const size_t blk = size_t(r0 + r) * nb + size_t(b0);
+        const uint8_t* q = W.codes.data() + blk * kCodeBytes;
+        const float xr = x[r];
+        for (int bb = 0; bb < NB; bb++) {
+            // The row-block scale folded into the scalar: (x d) q.
+            const tiling::VF s = hn::Set(d, xr * W.scale[blk + bb]);
+            const uint8_t* qb = q + bb * kCodeBytes;
+            tiling::VF* a = acc + bb * kPerBlock;
+            if constexpr (S == QuantScheme::q8) {
+                const hn::Rebind<int8_t, tiling::DF> d8;
+                for (int v = 0; v < kPerBlock; v++) {
+                    const auto codes =
+                        hn::LoadU(d8, reinterpret_cast<const int8_t*>(qb) + v * kLanes);
+                    a[v] = hn::MulAdd(hn::ConvertTo(d, hn::PromoteTo(di, codes)), s, a[v]);
+                }
+            } else {
+                // Byte j holds code j (low nibble) and code j + 16 (high nibble): one load feeds
+                // a vector of the block's first half and one of its second half.
+                const hn::Rebind<uint8_t, tiling::DF> d8;
+                const hn::RebindToUnsigned<tiling::DF> du;
+                for (int v = 0; v < kPerBlock / 2; v++) {
+                    const auto bytes = hn::PromoteTo(du, hn::LoadU(d8, qb + v * kLanes));
+                    const auto lo = hn::And(bytes, hn::Set(du, 15u));
+                    const auto hi = hn::ShiftRight<4>(bytes);
+                    a[v] = hn::MulAdd(hn::ConvertTo(d, hn::BitCast(di, lo)), s, a[v]);
+                    a[v + kPerBlock / 2] =
+                        hn::MulAdd(hn::ConvertTo(d, hn::BitCast(di, hi)), s, a[v + kPerBlock / 2]);
+                }
+                msum[bb] += xr * W.min[blk + bb];
+            }
+        }
+    }
+    if constexpr (S == QuantScheme::q4)
+        for (int bb = 0; bb < NB; bb++)
+            for (int v = 0; v < kPerBlock; v++)
+                acc[bb * kPerBlock + v] = hn::Add(acc[bb * kPerBlock + v], hn::Set(d, msum[bb]));
+    const int c0 = b0 * kQuantBlock, ncols = std::min(NB * kQuantBlock, W.cols - c0);
+    if (ncols == NB * kQuantBlock) {
+        for (int i = 0; i < kAcc; i++) hn::StoreU(acc[i], d, out + c0 + i * kLanes);
+    } else {  // the row's partial last block: its columns past W.cols are not written
+        HWY_ALIGN float buf[kAcc * kLanes];
+        for (int i = 0; i < kAcc; i++) hn::Store(acc[i], d, buf + i * kLanes);
+        std::copy(buf, buf + ncols, out + c0);
+    }
+}
+#endif
+
+template <QuantScheme S>
+void RowSumT(float* out, const float* x, const QuantMatrix& W, int r0, int rows) {
+#if HWY_TARGET == HWY_SCALAR
+    RowSumScalar<S>(out, x, W, r0, rows);
+#else
+    const int nb = W.blocks_per_row();
+    int b0 = 0;
+    for (; b0 + kPassBlocks <= nb; b0 += kPassBlocks)
+        RowSumPass<S, kPassBlocks>(out, x, W, r0, rows, b0);
+    for (; b0 < nb; b0++) RowSumPass<S, 1>(out, x, W, r0, rows, b0);
+#endif
+}
+
 }  // namespace
+
+void QuantRowSum(float* out, const float* x, const QuantMatrix& W, int r0, int rows) {
+    if (W.scheme == QuantScheme::q8)
+        RowSumT<QuantScheme::q8>(out, x, W, r0, rows);
+    else
+        RowSumT<QuantScheme::q4>(out, x, W, r0, rows);
+}
+
+void QuantRowsDot(float* out, const float* x, const QuantMatrix& W, int r0, int rows) {
+    if (W.scheme == QuantScheme::q8)
+        tiling::GroupRows(QuantSrc<QuantScheme::q8>{&W, r0}, out, x, 1, W.cols, rows, 0.0f, 0,
+                          rows);
+    else
+        tiling::GroupRows(QuantSrc<QuantScheme::q4>{&W, r0}, out, x, 1, W.cols, rows, 0.0f, 0,
+                          rows);
+}
 
 void LinearQuantFewRows(float* out, const float* inp, const QuantMatrix& W, int N, float beta) {
     if (N <= 0 || W.rows <= 0) return;
@@ -120,6 +239,35 @@ HWY_AFTER_NAMESPACE();
 namespace t6 {
 
 HWY_EXPORT(LinearQuantFewRows);
+HWY_EXPORT(QuantRowSum);
+HWY_EXPORT(QuantRowsDot);
+
+namespace {
+void check_row_range(const QuantMatrix& W, int r0, int rows) {
+    if (r0 < 0 || rows < 0 || r0 + rows > W.rows)
+        fail("internal: rows [", r0, ", ", r0 + rows, ") of a ", W.rows, "-row quantized matrix");
+}
+}  // namespace
+
+void quant_rows_dot(float* out, const float* x, const QuantMatrix& W, int r0, int rows) {
+    check_row_range(W, r0, rows);
+    if (rows > 0) HWY_DYNAMIC_DISPATCH(QuantRowsDot)(out, x, W, r0, rows);
+}
+
+void quant_row_sum(float* out, const float* x, const QuantMatrix& W, int r0, int rows) {
+    check_row_range(W, r0, rows);
+    HWY_DYNAMIC_DISPATCH(QuantRowSum)(out, x, W, r0, rows);
+}
+
+void quant_row_sum_reference(float* out, const float* x, const QuantMatrix& W, int r0, int rows) {
+    check_row_range(W, r0, rows);
+    std::vector<float> w(size_t(W.cols));
+    std::fill(out, out + W.cols, 0.0f);
+    for (int r = 0; r < rows; r++) {
+        dequantize_row(W, r0 + r, w.data());
+        for (int c = 0; c < W.cols; c++) out[c] += x[r] * w[c];
+    }
+}
 
 void linear_quant_few_rows(float* out, const float* inp, const QuantMatrix& W, int N, float beta) {
     HWY_DYNAMIC_DISPATCH(LinearQuantFewRows)(out, inp, W, N, beta);

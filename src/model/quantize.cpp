@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "model/attn/attention.h"
+#include "model/attn/kinds.h"
 
 namespace t6 {
 
@@ -32,6 +33,13 @@ std::vector<QuantTarget> quant_targets(const ModelConfig& c, const ParameterLayo
         for (const char* m : {"attn.c_proj", "mlp.c_fc1", "mlp.c_fc2", "mlp.c_proj"})
             single(pre + m + ".weight");
     }
+    // The attention core's own matrices (MLA: q_b_proj, kv_b_proj; not the latent norms).
+    for (const auto& ct : kind_info(c).core_tensors(c))
+        if (ct.shape.size() == 2)
+            for (int i = 0; i < c.n_layer; i++) {
+                single(cat("transformer.h.", i, ".attn.", ct.name));
+                t.back().core = true;
+            }
     if (!c.tied_embeddings) single(kLmHeadName);  // HF layout: the untied output matrix
     return t;
 }
@@ -63,6 +71,19 @@ QuantizedWeights quantize_model(const Model& model, QuantScheme s) {
 void apply_dequantized(Model& model, const QuantizedWeights& q) {
     for (size_t i = 0; i < q.targets.size(); i++)
         dequantize_matrix(q.mats[i], model.params() + q.targets[i].offset);
+}
+
+std::vector<CoreQuant> core_quant(const ModelWeights& mw, const QuantizedWeights& q,
+                                  bool int8_activations) {
+    std::vector<CoreQuant> out(mw.layers.size());
+    for (size_t l = 0; l < mw.layers.size(); l++) {
+        out[l].int8_activations = int8_activations;
+        const CoreWeights& core = mw.layers[l].core;
+        for (size_t i = 0; i < core.size(); i++)
+            if (core[i] != kNoWeight)
+                if (const int k = q.find(core[i]); k >= 0) out[l].mat[i] = &q.mats[size_t(k)];
+    }
+    return out;
 }
 
 double quantized_weight_bytes(const ModelConfig& c, QuantScheme s) {

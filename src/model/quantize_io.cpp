@@ -86,8 +86,8 @@ QuantizedCheckpoint load_quantized(const std::string& ckpt) {
         return j[key].get<long>();
     };
     const long version = get_int("version");
-    if (version != kQuantFormatVersion)
-        fail(path, ": quantization format version ", version, " is not one this t6 reads (",
+    if (version < 1 || version > kQuantFormatVersion)
+        fail(path, ": quantization format version ", version, " is not one this t6 reads (1 to ",
              kQuantFormatVersion, ")");
     if (!j.contains("scheme") || !j["scheme"].is_string())
         fail(path, ": quantization metadata has no string 'scheme'");
@@ -109,6 +109,21 @@ QuantizedCheckpoint load_quantized(const std::string& ckpt) {
     for (size_t i = 0; i < q->targets.size(); i++) {
         const QuantTarget& t = q->targets[i];
         QuantMatrix& m = q->mats[i];
+        if (t.core && version < 2) {
+            // Version 1 kept MLA's up-projections float32 (the original weights, as `t6 quantize`
+            // read them): quantized here, they get the codes a version 2 file stores.
+            const ParamSpec& s = L.at(t.name);
+            expected.insert(t.name);
+            if (!r.has(t.name))
+                fail(path, ": missing tensor '", t.name, "' (version 1 stores it as float32)");
+            r.read_f32(t.name, model.params() + s.offset, s.shape);
+            try {
+                quantize_matrix(m, model.params() + s.offset, t.rows, t.cols, scheme);
+            } catch (const Error& e) {  // a non-finite weight: name the file and the tensor
+                fail(path, ": tensor '", t.name, "': ", e.what());
+            }
+            continue;
+        }
         m.allocate(scheme, t.rows, t.cols);
         const int64_t nb = m.blocks_per_row(), cb = m.code_bytes();
         for (const PartSlice& p : part_slices(t, L)) {

@@ -6,9 +6,14 @@
 //     NAME.qmin    F32 [rows, blocks_per_row]               (q4 only)
 //   every other parameter as F32 under its own name;
 // and the metadata of a t6 checkpoint ("format": "t6", "format_version", "config") plus
-//   "quantization": {"version": 1, "scheme": "q8"|"q4", "block_size": 32}
+//   "quantization": {"version": 2, "scheme": "q8"|"q4", "block_size": 32}
 // Loading rebuilds the exact codes and scales (bit for bit) and a float32 model whose quantized
 // tensors hold the dequantized weights.
+// Versions: 2 quantizes MLA's up-projections (q_b_proj, kv_b_proj) too. Version 1 (before
+// 2026-12-02) stored them as float32; such a file still loads: they are quantized at load, which
+// gives the codes `t6 quantize` writes into a version 2 file of the same checkpoint (quantization
+// is deterministic and version 1 kept the original weights). Other kinds' files differ only in
+// the version number.
 #pragma once
 #include <map>
 #include <memory>
@@ -19,7 +24,7 @@
 
 namespace t6 {
 
-inline constexpr int kQuantFormatVersion = 1;
+inline constexpr int kQuantFormatVersion = 2;
 
 // Writes `model` with its targets replaced by `q` (atomically).
 void save_quantized(const std::string& path, const Model& model, const QuantizedWeights& q,

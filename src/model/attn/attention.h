@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/quant.h"
 #include "kernels/rope.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
@@ -30,14 +31,26 @@ constexpr size_t kNoWeight = SIZE_MAX;
 using CoreWeights = std::array<size_t, 4>;
 CoreWeights attention_core_weights(const ModelConfig& c, const ParameterLayout& layout, int layer);
 
+// Quantized copies of a layer's core matrices for decoding with q8 / q4 weights (the Decoder's,
+// model/quantize.h: MLA's q_b_proj and kv_b_proj), by the core's index; null where the core
+// reads float32. int8_activations: the q8a8 / q4a8 types (ordinary linear layers of the core
+// then take int8 activations, kernels/int8_linear.h).
+struct CoreQuant {
+    std::array<const QuantMatrix*, 4> mat{};
+    bool int8_activations = false;
+};
+
 // The parameters of one layer as a core reads them: W/G the model's parameter and gradient
-// buffers (G may be null where nothing is trained), `core` the layer's resolved offsets.
+// buffers (G may be null where nothing is trained), `core` the layer's resolved offsets, `quant`
+// (cached inference only, may be null) the quantized copies of the core's matrices.
 struct LayerParamRef {
     const CoreWeights* core = nullptr;
     const float* W = nullptr;
     float* G = nullptr;
+    const CoreQuant* quant = nullptr;
     const float* w(int i) const { return W + (*core)[size_t(i)]; }
     float* g(int i) const { return G + (*core)[size_t(i)]; }
+    const QuantMatrix* q(int i) const { return quant ? quant->mat[size_t(i)] : nullptr; }
 };
 
 // Width P of the fused projection output per token.

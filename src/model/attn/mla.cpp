@@ -21,6 +21,12 @@
 //    kv_b_proj per tile, shared by the whole chunk) and run tiled causal attention with an online
 //    softmax, so a long history is never materialised at once.
 // scale = 1/sqrt(D + R) (official q_head_dim, docs/numerics.md §7) in both cores.
+// With quantized weights (the Decoder's q8 / q4 / q8a8 / q4a8, LayerParamRef::quant) the cached
+// core reads q_b_proj and kv_b_proj as stored codes (docs/quantization.md): q_b_proj is an
+// ordinary linear layer (int8 activations in the a8 types); the absorbed products W_UK[h]^T q_nope
+// and W_UV[h] o_lat run over the row ranges of kv_b_proj's codes (kernels/quant_rowsum.h, float32
+// activations in every type); chunks decompress K/V with the dequantized kv_b_proj. So decoding
+// computes the float32 model whose up-projections are the dequantized ones.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -29,6 +35,8 @@
 #include "kernels/attention.h"
 #include "kernels/flash_decode.h"
 #include "kernels/gemm.h"
+#include "kernels/int8_linear.h"
+#include "kernels/quant_rowsum.h"
 #include "kernels/vec_math.h"
 #include "model/attn/cores.h"
 
@@ -384,11 +392,17 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
     const float* w_qb = w.w(kQb);  // (H*(D+R), d'_c)
     const float* w_kva_norm = w.w(kKvaNorm);
     const float* w_kvb = w.w(kKvb);  // (H*(D+Dv), d_c)
+    // Quantized copies (null: float32 above).
+    const QuantMatrix* q_qb = w.q(kQb);
+    const QuantMatrix* q_kvb = w.q(kKvb);
+    const bool a8 = w.quant != nullptr && w.quant->int8_activations;
 
-    // Scratch: cq (n, d'_c) | q (n, H, D+R) | records (n, d_c+R) | path-specific buffers.
+    // Scratch: cq (n, d'_c) | q (n, H, D+R) | records (n, d_c+R) | path-specific buffers (chunks
+    // with a quantized kv_b_proj: also its dequantized copy).
     const size_t n_cq = size_t(n) * m.ql, n_q = size_t(n) * m.QK, n_rec = size_t(n) * m.rec;
-    const size_t n_path =
-        t.chunk ? size_t(kTile) * (m.rec + m.KV) + 2 * size_t(n) * H : size_t(n) * H * (m.rec + C);
+    const size_t n_path = t.chunk ? size_t(kTile) * (m.rec + m.KV) + 2 * size_t(n) * H +
+                                        (q_kvb ? size_t(m.KV) * C : 0)
+                                  : size_t(n) * H * (m.rec + C);
     scratch.resize(n_cq + n_q + n_rec + n_path);
     float* cq = scratch.data();
     float* q = cq + n_cq;
@@ -404,7 +418,12 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         std::memcpy(recs + size_t(i) * m.rec + C, row + m.ql + C, sizeof(float) * R);
         cache.store(layer, t.slot[i], t.pos[i], recs + size_t(i) * m.rec);
     }
-    linear_forward(q, cq, w_qb, n, m.ql, int(m.QK));
+    if (q_qb == nullptr)
+        linear_forward(q, cq, w_qb, n, m.ql, int(m.QK));
+    else if (a8)
+        linear_a8(q, cq, *q_qb, n, 0.0f);
+    else
+        linear_quant(q, cq, *q_qb, n, 0.0f);
     for (int i = 0; i < n; i++)
         rope_forward_inplace(q + size_t(i) * m.QK + D, 1, 1, H, R, m.QK, D + R, rope, t.pos[i]);
 
@@ -412,8 +431,14 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         float* tile_recs = work;
         float* kv = tile_recs + size_t(kTile) * m.rec;
         float* ml = kv + size_t(kTile) * m.KV;
+        const float* wkv = w_kvb;
+        if (q_kvb) {  // the dequantized weights w', once per chunk (the tiles' GEMMs read them)
+            float* deq = ml + 2 * size_t(n) * H;
+            dequantize_matrix(*q_kvb, deq);
+            wkv = deq;
+        }
         with_history(cache, layer, t.slot[0], t.pos[0] + n, [&](const auto* hist) {
-            chunk_attention(y, q, hist, t.pos[0], n, m, w_kvb, scale, tile_recs, kv, ml);
+            chunk_attention(y, q, hist, t.pos[0], n, m, wkv, scale, tile_recs, kv, ml);
         });
         return;
     }
@@ -422,14 +447,27 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
     float* qabs = work;
     float* olat = qabs + size_t(n) * H * m.rec;  // (n, H, d_c)
     const int ldq = int(H * m.rec);
-    for (int h = 0; h < H; h++) {
-        const float* wk = w_kvb + size_t(h) * (D + Dv) * C;  // W_UK[h] (D, d_c)
-        gemm(false, false, n, C, D, 1.0f, q + size_t(h) * (D + R), int(m.QK), wk, C, 0.0f,
-             qabs + size_t(h) * m.rec, ldq);
+    // The per-head products of a quantized kv_b_proj run in parallel over (token, head) pairs
+    // (each a few KB of codes) when there is enough work.
+    const bool par = size_t(n) * H * (D + Dv) * C >= (size_t(1) << 16);
+    if (q_kvb) {
+        // q_lat[h] = W_UK[h]^T q_nope[h] over the codes of head h's first D rows.
+#pragma omp parallel for collapse(2) schedule(static) if (par)
         for (int i = 0; i < n; i++)
+            for (int h = 0; h < H; h++)
+                quant_row_sum(qabs + size_t(i) * ldq + size_t(h) * m.rec,
+                              q + size_t(i) * m.QK + size_t(h) * (D + R), *q_kvb, h * (D + Dv), D);
+    } else {
+        for (int h = 0; h < H; h++) {
+            const float* wk = w_kvb + size_t(h) * (D + Dv) * C;  // W_UK[h] (D, d_c)
+            gemm(false, false, n, C, D, 1.0f, q + size_t(h) * (D + R), int(m.QK), wk, C, 0.0f,
+                 qabs + size_t(h) * m.rec, ldq);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < H; h++)
             std::memcpy(qabs + size_t(i) * ldq + size_t(h) * m.rec + C,
                         q + size_t(i) * m.QK + size_t(h) * (D + R) + D, sizeof(float) * R);
-    }
     const MlaCacheDims dims{H, C, R};
     std::vector<float*> outs(n);
     std::vector<const float*> qs(n);
@@ -443,6 +481,14 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         flash_mla_decode(outs.data(), qs.data(), caches, lens.data(), n, dims, scale);
     });
     // y[h] = W_UV[h] o_lat[h], once per step (values never leave the latent before this).
+    if (q_kvb) {
+#pragma omp parallel for collapse(2) schedule(static) if (par)
+        for (int i = 0; i < n; i++)
+            for (int h = 0; h < H; h++)
+                quant_rows_dot(y + size_t(i) * H * Dv + size_t(h) * Dv,
+                               olat + (size_t(i) * H + h) * C, *q_kvb, h * (D + Dv) + D, Dv);
+        return;
+    }
     for (int h = 0; h < H; h++) {
         const float* wv = w_kvb + (size_t(h) * (D + Dv) + D) * C;  // W_UV[h] (Dv, d_c)
         gemm(false, true, n, Dv, C, 1.0f, olat + size_t(h) * C, H * C, wv, C, 0.0f, y + h * Dv,
