@@ -249,8 +249,8 @@ int cmd_bench_decode(int argc, char** argv) {
                         }
                         const double med = median(secs);
                         const double best = *std::min_element(secs.begin(), secs.end());
-                        // Weight bytes as stored (quantized: codes and scales; MLA's float32
-                        // up-projections and the norms at 4 bytes) per parameter.
+                        // Weight bytes as stored (quantized: codes and scales, MLA's
+                        // up-projections included; the norms at 4 bytes) per parameter.
                         const DecodeCost cost = decode_step_cost(
                             cfg, batch, ctx,
                             dec.weight_bytes_per_step() / double(model.num_params()),
