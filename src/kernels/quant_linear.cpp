@@ -109,16 +109,6 @@ void GroupRows(float* out, const float* inp, const QuantMatrix& W, int N, float 
 
 // ---- Row ranges (kernels/quant_rowsum.h) ----
 
-template <QuantScheme S>
-void RowSumScalar(float* out, const float* x, const QuantMatrix& W, int r0, int rows) {
-    const QuantSrc<S> src{&W, r0};
-    std::fill(out, out + W.cols, 0.0f);
-    for (int r = 0; r < rows; r++) {
-        const QRow w = src.RowAt(r);
-        for (int c = 0; c < W.cols; c++) out[c] += x[r] * QuantSrc<S>::At(w, c);
-    }
-}
-
 #if HWY_TARGET != HWY_SCALAR
 constexpr int kLanes = int(hn::MaxLanes(tiling::DF()));
 constexpr int kPerBlock = kQuantBlock / kLanes;  // vectors per block of 32
@@ -190,7 +180,7 @@ HWY_INLINE void RowSumPass(float* out, const float* x, const QuantMatrix& W, int
 template <QuantScheme S>
 void RowSumT(float* out, const float* x, const QuantMatrix& W, int r0, int rows) {
 #if HWY_TARGET == HWY_SCALAR
-    RowSumScalar<S>(out, x, W, r0, rows);
+    t6::quant_row_sum_reference(out, x, W, r0, rows);  // the scalar reference loop itself
 #else
     const int nb = W.blocks_per_row();
     int b0 = 0;
