@@ -229,8 +229,8 @@ HWY_INLINE void values_tile_body(float* acc, int D, int c0, int h0, const typena
 
 // The float32 tile as a function of its own: inlined into the caller's long body, GCC kept the
 // caller's values live across the loop and spilled them into vector registers, reloading them
-// at every token (a third of the tile's instructions). Other Ops stay inline (ValueOpsBf16's
-// leaves carry a target attribute that a separate function would not).
+// at every token (AVX-512: 23 of the loop's ~140 instructions per token). Other Ops stay inline
+// (ValueOpsBf16's leaves carry a target attribute that a separate function would not).
 template <int HB, int NV, bool kFull>
 HWY_NOINLINE void values_tile_f32(float* acc, int D, int c0, int h0, const float* W, int Hp, int Rv,
                                   const float* recs, long rec, long off_bv, int n,
