@@ -1,9 +1,10 @@
 // FlashTPA decoding: TPA paper (Tensor Product Attention Is All You Need), Algorithm 2 and
 // Appendix A.4 (FlashTPA); see flash_decode.h for the cache layout and the math. Per block of n
 // cached tokens the three steps run as small register-blocked matrix products:
-//  1. feature products P[t][i][j] = B_Q[i] . B_K[t][j], an (R_Q x D) by (D x n R_K) product: the
-//     B_K row is held in registers, each product is an N-lane partial sum, and N partial sums
-//     are reduced at once by a transpose-add tree (no horizontal sum per product);
+//  1. feature products P[t][i][j] = B_Q[i] . B_K[t][j], an (R_Q x D) by (D x n R_K) product with
+//     tokens in lanes: the query row is held in registers, each product is an N-lane partial sum,
+//     and the partial sums of N consecutive tokens are reduced at once by a transpose-add tree
+//     into one vector of P (no horizontal sum per product, no partial sums through memory);
 //  2. rank mixing with heads in vector lanes: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h]
 //     P[t][i][j] (A_Q' transposed, scale/(R_Q R_K) folded in), then the online softmax
 //     lane-wise over heads;
@@ -16,8 +17,9 @@
 //
 // The kernel is written once with Google Highway and compiled per SIMD target (AVX3, AVX2,
 // SCALAR: foreach_target.h); run-time dispatch picks the target in force (core/simd.h). A bf16
-// cache is read in place like the q8 codes below (each factor row widened to float32 in registers
-// where it is read, B_V once per block into an L1-sized buffer), except on CPUs with AVX-512 BF16
+// cache is read in place like the q8 codes below (A_K and A_V widened to float32 in registers
+// where they are read, B_K and B_V once per block into L1-sized buffers), except on CPUs with
+// AVX-512 BF16
 // (simd_native_bf16()): there the AVX3 code is also compiled, in functions with the avx512bf16
 // target attribute, with the feature and value products done by vdpbf16ps on the bf16 numbers
 // (pairs of exact bf16 products summed into float32 lanes: twice the multiply-adds of an fp32 FMA
@@ -32,8 +34,9 @@
 //   (the products of the query with B_K's codes), then step 2 on A_K's codes;
 //   A_V[t][s] = a'_s(t) codes, B_V[t][s] = b'_s(t) codes:  W[t,s][h] = p[t][h] a'_s(t) b'_s(t)
 //   codes_AV[t][s][h] / R_V, then step 3 on B_V's codes.
-// No dequantized copy of the records: only B_V's codes are widened once per block into an
-// L1-sized buffer (unscaled) for the value tiles, which read each row once per tile of heads.
+// No dequantized copy of the records: only B_K's and B_V's codes are widened once per block into
+// L1-sized buffers (unscaled) for the feature products and the value tiles, which read each row
+// once per query row and once per tile of heads.
 // Head sizes above 128 take the portable version on dequantized chunks (flash_decode_common.h
 // q8_chunks), which is also the reference.
 #include <algorithm>
@@ -94,20 +97,24 @@ HWY_INLINE float RowScale(const int8_t* rec, long scale_off, int r) {
     return s;
 }
 
-// dst (R, Hp): dst[s][h] = src[h*R + s] for h < H, 0 for H <= h < Hp (T6_kvonly's per-head
-// feature products come head-major; the kernel wants heads in lanes).
-HWY_INLINE void Deinterleave(const float* src, int R, int H, int Hp, float* dst) {
+// P's layout: P[(i*Rk + j)*kBlock + t], the products of one (query row, key rank) for the block's
+// tokens in a row, so that N tokens' products come out of one reduction.
+HWY_INLINE size_t PIndex(int i, int j, int Rk, int t) {
+    return size_t(i * Rk + j) * kBlock + size_t(t);
+}
+
+// dst (R, Hp): dst[s][h] = P[PIndex(h, s, R, t)] for h < H, 0 for H <= h < Hp (T6_kvonly's
+// per-head feature products of token t, query rows being heads; the kernel wants heads in lanes).
+HWY_INLINE void Deinterleave(const float* P, int t, int R, int H, int Hp, float* dst) {
     for (int s = 0; s < R; s++) {
-        for (int h = 0; h < H; h++) dst[s * Hp + h] = src[h * R + s];
+        for (int h = 0; h < H; h++) dst[s * Hp + h] = P[PIndex(h, s, R, t)];
         for (int h = H; h < Hp; h++) dst[s * Hp + h] = 0.0f;
     }
 }
 
-// Feature products of one block: Pv[e] (N-lane partial sums) for e = (t*NQ + i)*Rk + j, the
-// product of query feature row i (QB, NQ rows of D) with B_K[t][j]. Op loads kChunk numbers of a
-// row into a vector and multiply-adds: float32 (N per FMA) here, bf16 (32 per vdpbf16ps) in
-// FeatureOpsBf16. A product takes NC chunks, the B_K chunks held in registers across the NQ
-// query rows.
+// Feature products of one block: P[PIndex(i, j, Rk, t)] = the product of query feature row i
+// (QB, NQ rows of D) with B_K[t][j]. Op loads kChunk numbers of a row into a vector and
+// multiply-adds: float32 (N per FMA) here, bf16 (32 per vdpbf16ps) in FeatureOpsBf16.
 // Q: the query factor's numbers; R: the cached rows'.
 struct FeatureOpsF32 {
     using Q = float;
@@ -117,85 +124,102 @@ struct FeatureOpsF32 {
     static HWY_INLINE VF LoadQ(const float* p, int left) { return MaskedLoadF32(p, left); }
     static HWY_INLINE VF MulAdd(VF acc, VF a, VF b) { return hn::MulAdd(a, b, acc); }
 };
-// q8 records: B_K's codes widened in registers (the row scales are applied to the products).
-struct FeatureOpsQ8 {
-    using Q = float;
-    using R = int8_t;
-    static constexpr int kChunk = kN;
-    static HWY_INLINE VF Load(const int8_t* p, int left) { return LoadQ8(p, left); }
-    static HWY_INLINE VF LoadQ(const float* p, int left) { return MaskedLoadF32(p, left); }
-    static HWY_INLINE VF MulAdd(VF acc, VF a, VF b) { return hn::MulAdd(a, b, acc); }
-};
 
-// bf16 records (no vdpbf16ps): B_K widened in registers.
-struct FeatureOpsW16 {
-    using Q = float;
-    using R = uint16_t;
-    static constexpr int kChunk = kN;
-    static HWY_INLINE VF Load(const uint16_t* p, int left) { return MaskedLoadF32(p, left); }
-    static HWY_INLINE VF LoadQ(const float* p, int left) { return MaskedLoadF32(p, left); }
-    static HWY_INLINE VF MulAdd(VF acc, VF a, VF b) { return hn::MulAdd(a, b, acc); }
-};
-
-template <int NC, class Op, bool kFull>
-HWY_INLINE void FeatureProductsNC(float* Pv, const typename Op::Q* QB, int NQ,
-                                  const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
-                                  int D) {
+// The N partial-sum vectors v[u] of tokens t0 + u (kWhole: all below n; otherwise tokens past
+// n repeat token n-1, whose products are never read): the NC-chunk products q_i . B_K[t][j] of the
+// query row qb with the rows at bj + t * rec, QC query chunks held in registers at a time.
+template <int NC, int QC, class Op, bool kFull, bool kWhole>
+HWY_INLINE void FeatureGroup(VF* v, const typename Op::Q* qb, const typename Op::R* bj, long rec,
+                             int t0, int n, int D) {
     const DF d;
-    // kFull: D == NC * kChunk, every chunk whole (no per-chunk mask test in the loop).
 #define T6_FP_LEFT(c) (kFull ? Op::kChunk : D - Op::kChunk * (c))
-    for (int t = 0; t < n; t++)
-        for (int j = 0; j < Rk; j++) {
-            const typename Op::R* bk = recs + t * rec + off_bk + long(j) * D;
-            VF k[NC];
-            for (int c = 0; c < NC; c++) k[c] = Op::Load(bk + Op::kChunk * c, T6_FP_LEFT(c));
-            for (int i = 0; i < NQ; i++) {
-                const typename Op::Q* qb = QB + size_t(i) * D;
-                VF a = hn::Zero(d);
-                for (int c = 0; c < NC; c++)
-                    a = Op::MulAdd(a, k[c], Op::LoadQ(qb + Op::kChunk * c, T6_FP_LEFT(c)));
-                hn::StoreU(a, d, Pv + kN * (size_t(t * NQ + i) * Rk + j));
-            }
+    for (int u = 0; u < kN; u++) v[u] = hn::Zero(d);
+    for (int c0 = 0; c0 < NC; c0 += QC) {
+        VF q[QC];
+        for (int c = 0; c < QC && c0 + c < NC; c++)
+            q[c] = Op::LoadQ(qb + Op::kChunk * (c0 + c), T6_FP_LEFT(c0 + c));
+        const typename Op::R* bk = bj + long(t0) * rec;
+        for (int u = 0; u < kN; u++, bk += rec) {
+            const typename Op::R* row = kWhole ? bk : bj + long(std::min(t0 + u, n - 1)) * rec;
+            for (int c = 0; c < QC && c0 + c < NC; c++)
+                v[u] = Op::MulAdd(v[u], Op::Load(row + Op::kChunk * (c0 + c), T6_FP_LEFT(c0 + c)),
+                                  q[c]);
         }
+    }
 #undef T6_FP_LEFT
 }
 
-// FeatureProductsNC for any number of chunks, the B_K chunks loaded again for each query row.
+// Feature products with tokens in lanes: for query row i and key rank j, the partial sums of N
+// consecutive tokens (FeatureGroup) are reduced at once by the transpose-add into one vector of P
+// (no horizontal sum per product, no partial sums through memory). kFull: D == NC * kChunk (no
+// masks).
+template <int NC, class Op, bool kFull>
+HWY_INLINE void FeatureProductsNC(float* P, const typename Op::Q* QB, int NQ,
+                                  const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
+                                  int D) {
+    const DF d;
+    // Query chunks held at a time beside the N partial sums: all on AVX3 (32 registers), 4 on
+    // AVX2 (16 registers, 8 partial sums).
+    constexpr int QC = kN >= 16 ? NC : (NC < 4 ? NC : 4);
+    for (int i = 0; i < NQ; i++) {
+        const typename Op::Q* qb = QB + size_t(i) * D;
+        for (int j = 0; j < Rk; j++) {
+            const typename Op::R* bj = recs + off_bk + long(j) * D;
+            for (int t0 = 0; t0 < n; t0 += kN) {
+                VF v[kN];
+                if (t0 + kN <= n)
+                    FeatureGroup<NC, QC, Op, kFull, true>(v, qb, bj, rec, t0, n, D);
+                else
+                    FeatureGroup<NC, QC, Op, kFull, false>(v, qb, bj, rec, t0, n, D);
+                hn::StoreU(TransposeSum(v), d, P + PIndex(i, j, Rk, t0));
+            }
+        }
+    }
+}
+
+// FeatureProductsNC for any number of chunks, the query row's chunks loaded again per product.
 template <class Op>
-HWY_INLINE void FeatureProductsAny(float* Pv, const typename Op::Q* QB, int NQ,
+HWY_INLINE void FeatureProductsAny(float* P, const typename Op::Q* QB, int NQ,
                                    const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
                                    int D) {
     const DF d;
     const int NC = (D + Op::kChunk - 1) / Op::kChunk;
-    for (int t = 0; t < n; t++)
+    for (int i = 0; i < NQ; i++) {
+        const typename Op::Q* qb = QB + size_t(i) * D;
         for (int j = 0; j < Rk; j++) {
-            const typename Op::R* bk = recs + t * rec + off_bk + long(j) * D;
-            for (int i = 0; i < NQ; i++) {
-                const typename Op::Q* qb = QB + size_t(i) * D;
-                VF a = hn::Zero(d);
-                for (int c = 0; c < NC; c++) {
-                    const int left = D - Op::kChunk * c;
-                    a = Op::MulAdd(a, Op::Load(bk + Op::kChunk * c, left),
-                                   Op::LoadQ(qb + Op::kChunk * c, left));
+            const typename Op::R* bj = recs + off_bk + long(j) * D;
+            for (int t0 = 0; t0 < n; t0 += kN) {
+                VF v[kN];
+                for (int u = 0; u < kN; u++) {
+                    const typename Op::R* bk = bj + long(std::min(t0 + u, n - 1)) * rec;
+                    VF a = hn::Zero(d);
+                    for (int c = 0; c < NC; c++) {
+                        const int left = D - Op::kChunk * c;
+                        a = Op::MulAdd(a, Op::Load(bk + Op::kChunk * c, left),
+                                       Op::LoadQ(qb + Op::kChunk * c, left));
+                    }
+                    v[u] = a;
                 }
-                hn::StoreU(a, d, Pv + kN * (size_t(t * NQ + i) * Rk + j));
+                hn::StoreU(TransposeSum(v), d, P + PIndex(i, j, Rk, t0));
             }
         }
+    }
 }
 
-// NC = ceil(D / kChunk) <= 16 chosen at run time (a switch: this also runs inside the
-// avx512bf16-attributed function, which generic lambdas would not inherit); one lane on SCALAR
-// takes plain dot products.
+// Step 1 of a block: the feature products P (PIndex) of n records. NC = ceil(D / kChunk) chosen
+// at run time (a switch: this also runs inside the avx512bf16-attributed function, which generic
+// lambdas would not inherit). One lane on SCALAR takes plain dot products, for tokens up to a
+// multiple of 4 (BlockScoresFull reads four at a time).
 template <class Op>
-HWY_INLINE void FeatureProducts(float* Pv, const typename Op::Q* QB, int NQ,
-                                const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
-                                int D) {
+HWY_INLINE void BlockFeaturesBody(float* P, const typename Op::Q* QB, int NQ,
+                                  const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
+                                  int D) {
 #if HWY_TARGET == HWY_SCALAR
-    for (int t = 0; t < n; t++)
+    for (int t = 0; t < (n + 3) / 4 * 4; t++)
         for (int i = 0; i < NQ; i++)
             for (int j = 0; j < Rk; j++) {
                 const typename Op::Q* a = QB + size_t(i) * D;
-                const typename Op::R* b = recs + t * rec + off_bk + long(j) * D;
+                const typename Op::R* b = recs + std::min(t, n - 1) * rec + off_bk + long(j) * D;
                 float acc = 0.0f;
                 for (int k = 0; k < D; k++) {
                     if constexpr (std::is_same_v<typename Op::R, uint16_t>)
@@ -203,16 +227,16 @@ HWY_INLINE void FeatureProducts(float* Pv, const typename Op::Q* QB, int NQ,
                     else
                         acc += a[k] * float(b[k]);
                 }
-                Pv[size_t(t * NQ + i) * Rk + j] = acc;
+                P[PIndex(i, j, Rk, t)] = acc;
             }
 #else
     switch ((D + Op::kChunk - 1) / Op::kChunk) {
-#define T6_FP_CASE(NC)                                                                 \
-    case NC:                                                                           \
-        if (D == NC * Op::kChunk)                                                      \
-            FeatureProductsNC<NC, Op, true>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);  \
-        else                                                                           \
-            FeatureProductsNC<NC, Op, false>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D); \
+#define T6_FP_CASE(NC)                                                                \
+    case NC:                                                                          \
+        if (D == NC * Op::kChunk)                                                     \
+            FeatureProductsNC<NC, Op, true>(P, QB, NQ, recs, rec, off_bk, Rk, n, D);  \
+        else                                                                          \
+            FeatureProductsNC<NC, Op, false>(P, QB, NQ, recs, rec, off_bk, Rk, n, D); \
         break;
         T6_FP_CASE(1)
         T6_FP_CASE(2)
@@ -234,39 +258,21 @@ HWY_INLINE void FeatureProducts(float* Pv, const typename Op::Q* QB, int NQ,
 #endif
 #undef T6_FP_CASE
         default:
-            // More chunks than the cases above hold in registers (NEON's 4-lane vectors: D > 32).
-            FeatureProductsAny<Op>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);
+            // More chunks than the cases above (NEON's 4-lane vectors: D > 64).
+            FeatureProductsAny<Op>(P, QB, NQ, recs, rec, off_bk, Rk, n, D);
             break;
     }
 #endif
-}
-
-// Step 1 of a block: the feature products P[e] (e = (t*NQ + i)*Rk + j) of n records, reduced from
-// the partial sums Pv (N at a time by the transpose-add).
-template <class Op>
-HWY_INLINE void BlockFeaturesBody(float* P, float* Pv, const typename Op::Q* QB, int NQ,
-                                  const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
-                                  int D) {
-    const DF d;
-    FeatureProducts<Op>(Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);
-    const int En = n * NQ * Rk;
-    for (int e = En; e < (En + kN - 1) / kN * kN; e++)
-        hn::StoreU(hn::Zero(d), d, Pv + kN * size_t(e));
-    for (int e0 = 0; e0 < En; e0 += kN) {
-        VF v[kN];
-        for (int k = 0; k < kN; k++) v[k] = hn::LoadU(d, Pv + kN * size_t(e0 + k));
-        hn::StoreU(TransposeSum(v), d, P + e0);
-    }
 }
 // The steps of a block are functions of their own (HWY_NOINLINE): inlined into the task's long
 // body, GCC kept its many live values across the inner loops and spilled and reloaded them there
 // (AVX-512: 23 of the loop's ~140 instructions per token). The vdpbf16ps version stays inline (its
 // leaves carry a target attribute that a separate function would not).
 template <class Op>
-HWY_NOINLINE void BlockFeatures(float* P, float* Pv, const typename Op::Q* QB, int NQ,
+HWY_NOINLINE void BlockFeatures(float* P, const typename Op::Q* QB, int NQ,
                                 const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
                                 int D) {
-    BlockFeaturesBody<Op>(P, Pv, QB, NQ, recs, rec, off_bk, Rk, n, D);
+    BlockFeaturesBody<Op>(P, QB, NQ, recs, rec, off_bk, Rk, n, D);
 }
 
 #if HWY_TARGET == HWY_AVX3
@@ -356,8 +362,6 @@ HWY_NOINLINE void BlockScoresFull(float* St, const float* P, const float* AQt, c
         const int lanes = H - g;
         for (int t = 0; t < n; t += 4) {
             VF s0 = hn::Zero(d), s1 = s0, s2 = s0, s3 = s0;
-            const float* p0 = P + size_t(t) * NQ * Rk;
-            const size_t pt = size_t(NQ) * Rk;
             const R* ak0 = recs + t * rec + off_ak + g;
             const R* ak1 = recs + std::min(t + 1, n - 1) * rec + off_ak + g;
             const R* ak2 = recs + std::min(t + 2, n - 1) * rec + off_ak + g;
@@ -366,11 +370,11 @@ HWY_NOINLINE void BlockScoresFull(float* St, const float* P, const float* AQt, c
                 VF u0 = hn::Zero(d), u1 = u0, u2 = u0, u3 = u0;
                 for (int i = 0; i < NQ; i++) {
                     const VF a = hn::LoadU(d, AQt + i * Hp + g);
-                    const float* pi = p0 + i * Rk + j;
+                    const float* pi = P + PIndex(i, j, Rk, t);  // tokens t..t+3 in a row
                     u0 = hn::MulAdd(a, hn::Set(d, pi[0]), u0);
-                    u1 = hn::MulAdd(a, hn::Set(d, pi[pt]), u1);
-                    u2 = hn::MulAdd(a, hn::Set(d, pi[2 * pt]), u2);
-                    u3 = hn::MulAdd(a, hn::Set(d, pi[3 * pt]), u3);
+                    u1 = hn::MulAdd(a, hn::Set(d, pi[1]), u1);
+                    u2 = hn::MulAdd(a, hn::Set(d, pi[2]), u2);
+                    u3 = hn::MulAdd(a, hn::Set(d, pi[3]), u3);
                 }
                 const long o = long(j) * H;
                 s0 = hn::MulAdd(RowLoad(ak0 + o, lanes), u0, s0);
@@ -448,8 +452,6 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
     static_assert(!(kQ8 && kDot));
     using R = std::conditional_t<kDot || kW16, uint16_t, std::conditional_t<kQ8, int8_t, float>>;
     using Qt = std::conditional_t<kDot, uint16_t, float>;
-    using FOp = std::conditional_t<kQ8, FeatureOpsQ8,
-                                   std::conditional_t<kW16, FeatureOpsW16, FeatureOpsF32>>;
     const DF d;
     const bool full = q.A != nullptr;
     const int H = dm.H, Rk = dm.Rk, Rv = dm.Rv, D = dm.D, NQ = full ? q.Rq : H;
@@ -463,18 +465,17 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
         rec = L.bytes;
         scale_off = L.scale_off;
     }
+    thread_local std::vector<float> bkf;  // q8, bf16: the block's B_K rows as float32
     thread_local std::vector<float> bvf;  // q8, bf16: the block's B_V rows as float32
-    const int E = (kBlock * NQ * Rk + kN - 1) / kN * kN;
     const size_t nAQ = size_t(NQ) * Hp, nS = size_t(kBlock) * Hp, nW = size_t(kBlock) * Rv * Hp,
-                 nPv = size_t(E) * kN, nP = E, nX = size_t(Hp) * Rk;
+                 nP = size_t(NQ) * Rk * kBlock, nX = size_t(Hp) * Rk;
     // Every region is written before it is read, except the padded heads of AQt and the running
     // sums l, set below (no memset of the whole scratch per task).
-    sc.resize(nAQ + nS + nW + nPv + nP + nX + 3 * size_t(Hp));
+    sc.resize(nAQ + nS + nW + nP + nX + 3 * size_t(Hp));
     float* AQt = sc.data();  // (NQ, Hp) A_Q transposed and scaled (full TPA)
     float* St = AQt + nAQ;   // (kBlock, Hp) scores, then probabilities
     float* W = St + nS;      // (kBlock*Rv, Hp) value weights
-    float* Pv = W + nW;      // (E, N) partial feature products
-    float* P = Pv + nPv;     // (E) feature products
+    float* P = W + nW;       // (NQ*Rk, kBlock) feature products (PIndex)
     float* X = P + nP;       // (Rk, Hp) kvonly: P of one token, heads in lanes
     float* m = X + nX;       // (Hp) running max
     float* l = m + Hp;       // (Hp) running sum
@@ -517,10 +518,25 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
             // 1. Feature products, reduced N at a time.
 #if HWY_TARGET == HWY_AVX3
         if constexpr (kDot)
-            BlockFeaturesBody<FeatureOpsBf16>(P, Pv, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
+            BlockFeaturesBody<FeatureOpsBf16>(P, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
         else
 #endif
-            BlockFeatures<FOp>(P, Pv, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
+            if constexpr (kQ8 || kW16) {
+            // B_K's codes (q8) or bf16 numbers widened once into an L1-sized buffer (unscaled):
+            // the products read each row once per query row, and widening there costs more.
+            bkf.resize(size_t(kBlock) * Rk * D + kN);
+            float* dst = bkf.data();
+            for (int t = 0; t < n; t++) {
+                const R* src = recs + t * rec + dm.off_BK();
+                // A short last vector's zeros past the row are overwritten by the next row.
+                for (int k = 0; k < Rk * D; k += kN)
+                    hn::StoreU(RowLoad(src + k, Rk * D - k), d, dst + k);
+                dst += size_t(Rk) * D;
+            }
+            BlockFeatures<FeatureOpsF32>(P, qb, NQ, bkf.data(), long(Rk) * D, 0, Rk, n, D);
+        } else {
+            BlockFeatures<FeatureOpsF32>(P, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
+        }
         // q8: the products were of B_K's codes; scale P[t][i][j] by b_j(t) and by a_j(t), so that
         // step 2 runs on A_K's codes.
         if constexpr (kQ8)
@@ -528,7 +544,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
                 const int8_t* r = recs + t * rec;
                 for (int j = 0; j < Rk; j++) {
                     const float f = RowScale(r, scale_off, j) * RowScale(r, scale_off, Rk + j);
-                    for (int i = 0; i < NQ; i++) P[size_t(t * NQ + i) * Rk + j] *= f;
+                    for (int i = 0; i < NQ; i++) P[PIndex(i, j, Rk, t)] *= f;
                 }
             }
         // 2. Rank mixing, heads in lanes (the cache stores A_K and A_V rank-major, so a row of
@@ -536,7 +552,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
         if (!full)
             for (int t = 0; t < n; t++) {
                 // T6_kvonly: s[t][h] = scale/R_K sum_j A_K[t][j][h] P[t][h][j].
-                Deinterleave(P + size_t(t) * H * Rk, Rk, H, Hp, X);
+                Deinterleave(P, t, Rk, H, Hp, X);
                 const R* ak = recs + t * rec + dm.off_AK();
                 for (int g = 0; g < Hp; g += kN) {
                     VF s = hn::Zero(d);
