@@ -7,6 +7,7 @@
 // value weights to bf16), to the 4e-3 of test_infer's bf16 tests on a bf16-representable query.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "core/simd.h"
 #include "kernels/bf16.h"
 #include "kernels/flash_decode.h"
+#include "kernels/vec_math.h"
 #include "test_util.h"
 
 using namespace t6;
@@ -399,5 +401,31 @@ TEST(SimdMlaPanel, HeadGroupPairsAndAnOddOneWithAMovingMaximumEqualReference) {
             [&](float* const* o, const float* const* q, const auto* const* cache) {
                 flash_mla_decode(o, q, cache, kLens, 3, dims, scale);
             });
+    }
+}
+
+// The decoding softmax's exp (vec_math-inl.h ExpNonPositive) on every target against std::exp in
+// double: within relative 1.5e-7 (about one float ulp) on [-87, 0], exactly 1 at 0, exactly 0 below
+// -87 and at -inf. The row lengths leave a partial last vector.
+TEST(SimdExp, NonPositiveExpMatchesStdExpAndFlushesBelowMinus87) {
+    std::vector<float> x;
+    for (int i = 0; i <= 200001; i++) x.push_back(float(-87.0 * i / 200001.0));
+    for (float v : {-0.0f, -1e-30f, -1e-8f, -0.34657359f, -0.34657360f, -86.99999f, -87.0f})
+        x.push_back(v);
+    const size_t n_in = x.size();
+    for (float v : {-87.00001f, -88.0f, -104.0f, -1e30f, -INFINITY}) x.push_back(v);
+    for (SimdTarget target : simd_available_targets()) {
+        ScopedSimdTarget scoped(target);
+        std::vector<float> y(x.size(), -1.0f);
+        exp_nonpositive(y.data(), x.data(), int(x.size()));
+        double worst = 0;
+        for (size_t i = 0; i < n_in; i++) {
+            const double e = std::exp(double(x[i]));
+            worst = std::max(worst, std::fabs(double(y[i]) - e) / e);
+        }
+        EXPECT_LT(worst, 1.5e-7) << target_label(target);
+        EXPECT_EQ(y[0], 1.0f) << target_label(target);
+        for (size_t i = n_in; i < x.size(); i++)
+            EXPECT_EQ(y[i], 0.0f) << target_label(target) << ", x = " << x[i];
     }
 }

@@ -49,6 +49,7 @@
 #include "core/simd.h"
 #include "kernels/bf16.h"
 #include "kernels/flash_decode_common.h"
+#include "kernels/vec_math.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/flash_tpa_decode.cpp"
@@ -408,10 +409,10 @@ HWY_NOINLINE void BlockSoftmax(float* W, float* m, float* l, float* alpha, const
         VF mb = hn::Set(d, -INFINITY);
         for (int t = 0; t < n; t++) mb = hn::Max(mb, hn::LoadU(d, St + size_t(t) * Hp + g));
         const VF mnew = hn::Max(mo, mb);
-        const VF al = hn::Exp(d, hn::Sub(mo, mnew));  // m = -inf: 0
+        const VF al = ExpNonPositive(d, hn::Sub(mo, mnew));  // m = -inf: 0
         VF sum = hn::Zero(d);
         for (int t = 0; t < n; t++) {
-            const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, St + size_t(t) * Hp + g), mnew));
+            const VF e = ExpNonPositive(d, hn::Sub(hn::LoadU(d, St + size_t(t) * Hp + g), mnew));
             sum = hn::Add(sum, e);
             const VF ec = hn::Mul(c_v, e);
             const R* av = recs + t * rec + off_av + g;
@@ -666,6 +667,19 @@ bool TpaRangeDot(const TpaQuery& q, const CacheBlocks<uint16_t>& cache, int j0, 
     return true;
 }
 
+// y = ExpNonPositive(x) (the softmax's exp above), row by row for tests.
+void ExpNonPositiveRow(float* y, const float* x, int n) {
+    const DF d;
+    int i = 0;
+    for (; i + kN <= n; i += kN) hn::StoreU(ExpNonPositive(d, hn::LoadU(d, x + i)), d, y + i);
+    if (i < n) {
+        HWY_ALIGN float t[kN] = {};
+        for (int k = 0; k < n - i; k++) t[k] = x[i + k];
+        hn::Store(ExpNonPositive(d, hn::Load(d, t)), d, t);
+        for (int k = 0; k < n - i; k++) y[i + k] = t[k];
+    }
+}
+
 // The name of the Highway target this copy was compiled for.
 const char* TpaTargetName() {
     return hwy::TargetName(HWY_TARGET);
@@ -682,6 +696,11 @@ HWY_EXPORT(TpaRangeBf16);
 HWY_EXPORT(TpaRangeDot);
 HWY_EXPORT(TpaRangeQ8);
 HWY_EXPORT(TpaTargetName);
+HWY_EXPORT(ExpNonPositiveRow);
+
+void exp_nonpositive(float* y, const float* x, int n) {
+    HWY_DYNAMIC_DISPATCH(ExpNonPositiveRow)(y, x, n);
+}
 
 using namespace flash_detail;
 

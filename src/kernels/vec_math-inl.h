@@ -4,6 +4,8 @@
 //
 //   RowMax(p, n)            max of p[0..n), n >= 1
 //   ExpShiftSum(p, n, m)    p[j] = exp(p[j] - m), returns the sum (-inf inputs give exactly 0)
+//   ExpNonPositive(d, x)    exp(x) for x <= 0 (shifted softmax scores), fewer operations than
+//                           hn::Exp; inputs below -87 (and -inf) give exactly 0
 //   Dot(a, b, n)            sum a[i] b[i]
 //   Axpy(y, a, x, n)        y[i] += a x[i]
 //   DotF64(a, b, n)         sum a[i] b[i] with products and sum in double (b may equal a)
@@ -34,6 +36,33 @@ HWY_INLINE float RowMax(const float* HWY_RESTRICT p, int n) {
     float m = hn::GetLane(hn::MaxOfLanes(d, acc));
     for (; j < n; j++) m = p[j] > m ? p[j] : m;
     return m;
+}
+
+// exp(x) for x <= 0, as softmax needs it (scores minus their running max, ratios of maxima).
+// Highway's reduction and polynomial (1 ulp), with the scale 2^q applied by one multiply (q >= -126
+// for x >= -87: a normal power of two) instead of Exp's two half-scales for the full range, and q
+// rounded directly; x < -87, -inf and NaN give 0 (hn::Exp: 0 below -104, denormals in between).
+template <class D, class V>
+HWY_INLINE V ExpNonPositive(D d, V x) {
+    const hn::Rebind<int32_t, D> di;
+    const V lo = hn::Set(d, -87.0f);
+    const V xc = hn::Max(x, lo);  // -inf -> -87, so the reduction stays finite
+    const V qf = hn::Round(hn::Mul(xc, hn::Set(d, 1.442695040888963407359924681f)));
+    // r = x - q ln2 in two parts (Highway's constants), |r| <= ln2 / 2.
+    V r = hn::MulAdd(qf, hn::Set(d, -0.693145751953125f), xc);
+    r = hn::MulAdd(qf, hn::Set(d, -1.428606765330187045e-6f), r);
+    // e^r - 1 (Highway's ExpPoly), then 2^q (1 + that).
+    const V r2 = hn::Mul(r, r);
+    const V p01 = hn::MulAdd(r, hn::Set(d, +0.166666671633720397949219f), hn::Set(d, +0.5f));
+    const V p23 = hn::MulAdd(r, hn::Set(d, +0.00833336077630519866943359f),
+                             hn::Set(d, +0.0416664853692054748535156f));
+    const V p45 = hn::MulAdd(r, hn::Set(d, +0.000198527617612853646278381f),
+                             hn::Set(d, +0.00139304355252534151077271f));
+    const V poly = hn::MulAdd(hn::MulAdd(p45, r2, p23), r2, p01);
+    const V em1 = hn::MulAdd(poly, r2, r);
+    const auto pow2 = hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, qf), hn::Set(di, int32_t(0x7F))));
+    const V y = hn::MulAdd(em1, hn::BitCast(d, pow2), hn::BitCast(d, pow2));
+    return hn::IfThenElseZero(hn::Ge(x, lo), y);
 }
 
 HWY_INLINE float ExpShiftSum(float* HWY_RESTRICT p, int n, float m) {

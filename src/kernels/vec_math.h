@@ -23,3 +23,12 @@ inline float row_max(const float* p, int n) {
 }
 
 }  // namespace t6::detail
+
+namespace t6 {
+
+// y[j] = exp(x[j]) by the vector exp of the decoding softmax (vec_math-inl.h ExpNonPositive: for
+// x <= 0; below -87 it gives 0) at the SIMD target in force; defined with FlashTPA
+// (flash_tpa_decode.cpp), for tests.
+void exp_nonpositive(float* y, const float* x, int n);
+
+}  // namespace t6
