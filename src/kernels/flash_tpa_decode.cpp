@@ -438,6 +438,24 @@ HWY_NOINLINE void BlockSoftmax(float* W, float* m, float* l, float* alpha, const
     }
 }
 
+// Rows [off, off + len) of the block's n records widened to float32 into buf (n rows of len
+// floats in order, no scale; a short last vector's zeros past a row are overwritten by the next
+// row, and buf has N floats of room after the last): q8 codes and bf16 numbers of B_K and B_V,
+// which the feature products and the value tiles read once per query row and once per tile of
+// heads (widening at every read costs more than this pass). Returns buf's data.
+template <typename R>
+HWY_INLINE float* WidenRows(std::vector<float>& buf, const R* recs, long rec, long off, int len,
+                            int n) {
+    const DF d;
+    buf.resize(size_t(kBlock) * len + kN);
+    float* dst = buf.data();
+    for (int t = 0; t < n; t++, dst += len) {
+        const R* src = recs + t * rec + off;
+        for (int k = 0; k < len; k += kN) hn::StoreU(RowLoad(src + k, len - k), d, dst + k);
+    }
+    return buf.data();
+}
+
 // One task of FlashTPA: query q over cache records [j0, j1). kDot: a bf16 cache read as bf16 and
 // multiplied with vdpbf16ps (AVX3 only); T = int8_t: a q8 cache read in place (codes widened in
 // registers, row scales folded in); otherwise the block is float32 (a bf16 cache widened block
@@ -523,18 +541,9 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
         else
 #endif
             if constexpr (kQ8 || kW16) {
-            // B_K's codes (q8) or bf16 numbers widened once into an L1-sized buffer (unscaled):
-            // the products read each row once per query row, and widening there costs more.
-            bkf.resize(size_t(kBlock) * Rk * D + kN);
-            float* dst = bkf.data();
-            for (int t = 0; t < n; t++) {
-                const R* src = recs + t * rec + dm.off_BK();
-                // A short last vector's zeros past the row are overwritten by the next row.
-                for (int k = 0; k < Rk * D; k += kN)
-                    hn::StoreU(RowLoad(src + k, Rk * D - k), d, dst + k);
-                dst += size_t(Rk) * D;
-            }
-            BlockFeatures<FeatureOpsF32>(P, qb, NQ, bkf.data(), long(Rk) * D, 0, Rk, n, D);
+            BlockFeatures<FeatureOpsF32>(P, qb, NQ,
+                                         WidenRows(bkf, recs, rec, dm.off_BK(), Rk * D, n),
+                                         long(Rk) * D, 0, Rk, n, D);
         } else {
             BlockFeatures<FeatureOpsF32>(P, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
         }
@@ -586,35 +595,11 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
             values_tiles<ValueOpsBf16>(part.acc, H, D, 6, Wp, Hp, 1, Bi, D, 0, np, alpha, next);
         } else
 #endif
-            if constexpr (kQ8) {
-            // q8: B_V's codes of the block widened once into an L1-sized buffer (n R_V rows of D
-            // floats, no scale: a'_s(t) b'_s(t) is in W); the head tiles below read every row once
-            // per tile, and widening in each tile costs more than this pass (small-t6: 6 tiles).
-            bvf.resize(size_t(kBlock) * Rv * D + kN);
-            float* dst = bvf.data();
-            for (int t = 0; t < n; t++) {
-                const int8_t* src = recs + t * rec + dm.off_BV();
-                // Rows in order: a short last vector's zeros past the row are overwritten by
-                // the next row (bvf has N floats of room after the last).
-                for (int k = 0; k < Rv * D; k += kN)
-                    hn::StoreU(LoadQ8(src + k, Rv * D - k), d, dst + k);
-                dst += size_t(Rv) * D;
-            }
-            values_tiles<OpF32>(part.acc, H, D, 6, W, Hp, Rv, bvf.data(), long(Rv) * D, 0, n, alpha,
-                                next, kValueCols);
-        } else if constexpr (kW16) {
-            // bf16 in place: B_V widened once per block into the same L1-sized buffer (the
-            // other factors were widened in registers where they were read).
-            bvf.resize(size_t(kBlock) * Rv * D + kN);
-            float* dst = bvf.data();
-            for (int t = 0; t < n; t++) {
-                const uint16_t* src = recs + t * rec + dm.off_BV();
-                for (int k = 0; k < Rv * D; k += kN)
-                    hn::StoreU(MaskedLoadF32(src + k, Rv * D - k), d, dst + k);
-                dst += size_t(Rv) * D;
-            }
-            values_tiles<OpF32>(part.acc, H, D, 6, W, Hp, Rv, bvf.data(), long(Rv) * D, 0, n, alpha,
-                                next, kValueCols);
+            if constexpr (kQ8 || kW16) {
+            // q8: B_V's codes, unscaled (a'_s(t) b'_s(t) is in W).
+            values_tiles<OpF32>(part.acc, H, D, 6, W, Hp, Rv,
+                                WidenRows(bvf, recs, rec, dm.off_BV(), Rv * D, n), long(Rv) * D, 0,
+                                n, alpha, next, kValueCols);
         } else {
             values_tiles<OpF32>(part.acc, H, D, 6, W, Hp, Rv, recs, rec, dm.off_BV(), n, alpha,
                                 next, kValueCols);
