@@ -19,13 +19,13 @@
 // SCALAR: foreach_target.h); run-time dispatch picks the target in force (core/simd.h). A bf16
 // cache is read in place like the q8 codes below (A_K and A_V widened to float32 in registers
 // where they are read, B_K and B_V once per block into L1-sized buffers), except on CPUs with
-// AVX-512 BF16
-// (simd_native_bf16()): there the AVX3 code is also compiled, in functions with the avx512bf16
-// target attribute, with the feature and value products done by vdpbf16ps on the bf16 numbers
-// (pairs of exact bf16 products summed into float32 lanes: twice the multiply-adds of an fp32 FMA
-// per instruction and half the bytes read). That needs the query factor rounded to bf16 once per
-// task and the value weights W rounded to bf16 (as GPU flash attention rounds P); scores, softmax
-// and accumulators stay float32. Head sizes above 128 take a portable plain-loop version.
+// AVX-512 BF16 (simd_native_bf16()): there the AVX3 code is also compiled, in functions with the
+// avx512bf16 target attribute, with the feature and value products done by vdpbf16ps on the bf16
+// numbers (pairs of exact bf16 products summed into float32 lanes: twice the multiply-adds of an
+// fp32 FMA per instruction and half the bytes read). That needs the query factor rounded to bf16
+// once per task and the value weights W rounded to bf16 (as GPU flash attention rounds P);
+// scores, softmax and accumulators stay float32. Head sizes above 128 take a portable plain-loop
+// version.
 //
 // An 8-bit cache (q8_cache.h: int8 codes, one float32 scale per factor row) is read in place: the
 // codes are widened int8 -> int32 -> float32 in registers where the float kernel loads numbers,
@@ -457,9 +457,9 @@ HWY_INLINE float* WidenRows(std::vector<float>& buf, const R* recs, long rec, lo
 }
 
 // One task of FlashTPA: query q over cache records [j0, j1). kDot: a bf16 cache read as bf16 and
-// multiplied with vdpbf16ps (AVX3 only); T = int8_t: a q8 cache read in place (codes widened in
-// registers, row scales folded in); otherwise the block is float32 (a bf16 cache widened block
-// by block).
+// multiplied with vdpbf16ps (AVX3 only); T = int8_t: a q8 cache read in place (A_K and A_V codes
+// widened in registers, B_K and B_V by WidenRows, row scales folded in); T = uint16_t without
+// kDot: a bf16 cache read in place the same way; float: the records as they are.
 template <typename T, bool kDot>
 HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0, int j1,
                           const TpaCacheDims& dm, float scale, Partial part,
