@@ -134,12 +134,17 @@ HWY_INLINE void FeatureGroup(VF* v, const typename Op::Q* qb, const typename Op:
                              int t0, int n, int D) {
     const DF d;
 #define T6_FP_LEFT(c) (kFull ? Op::kChunk : D - Op::kChunk * (c))
+    // Unrolled, so that v[] stays in registers (rolled, GCC kept the 16 AVX3 partial sums on the
+    // stack: a store and a reload per product; unrolled, the AVX3 f32 kernel in L2 went 108-109
+    // -> 101-104 ns per token on Zen 5).
+#pragma GCC unroll 16
     for (int u = 0; u < kN; u++) v[u] = hn::Zero(d);
     for (int c0 = 0; c0 < NC; c0 += QC) {
         VF q[QC];
         for (int c = 0; c < QC && c0 + c < NC; c++)
             q[c] = Op::LoadQ(qb + Op::kChunk * (c0 + c), T6_FP_LEFT(c0 + c));
         const typename Op::R* bk = bj + long(t0) * rec;
+#pragma GCC unroll 16
         for (int u = 0; u < kN; u++, bk += rec) {
             const typename Op::R* row = kWhole ? bk : bj + long(std::min(t0 + u, n - 1)) * rec;
             for (int c = 0; c < QC && c0 + c < NC; c++)
@@ -456,6 +461,30 @@ HWY_INLINE float* WidenRows(std::vector<float>& buf, const R* recs, long rec, lo
     return buf.data();
 }
 
+// The records of the block `ahead` blocks after the one starting at j (blocks as TpaRangeT
+// steps them: at most kBlock records, never across a cache block), for the value tiles to
+// prefetch; none past j1. On the range's first block (first) the blocks between are prefetched
+// at once, since no earlier block's tiles did.
+template <int ahead, typename T>
+NextBlock AheadBlock(const CacheBlocks<T>& cache, int j, int j1, long rec, bool first) {
+    for (int k = 1; k < ahead && j < j1; k++) {
+        const int n = std::min({kBlock, j1 - j, cache.left(j)});
+        if (first) {
+            const char* p = reinterpret_cast<const char*>(cache.at(j, rec));
+            for (long l = 0, lines = (n * rec * long(sizeof(T)) + 63) / 64; l < lines; l++)
+                __builtin_prefetch(p + 64 * l, 0, 2);
+        }
+        j += n;
+    }
+    NextBlock next;
+    if (j < j1) {
+        next.base = reinterpret_cast<const char*>(cache.at(j, rec));
+        next.rec_bytes = rec * long(sizeof(T));
+        next.n = std::min({kBlock, j1 - j, cache.left(j)});
+    }
+    return next;
+}
+
 // One task of FlashTPA: query q over cache records [j0, j1). kDot: a bf16 cache read as bf16 and
 // multiplied with vdpbf16ps (AVX3 only); T = int8_t: a q8 cache read in place (A_K and A_V codes
 // widened in registers, B_K and B_V by WidenRows, row scales folded in); T = uint16_t without
@@ -526,6 +555,12 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
     qb = q.B;
 #endif
     const VF c_kv = hn::Set(d, scale / float(Rk));
+    // How many blocks ahead the value tiles prefetch: two for float32 records on AVX3, one
+    // elsewhere. On the Zen 5 machine (AVX-512, 1 MB L2 per core), 4 x 16K records from memory,
+    // two threads, ns per token and thread: f32 AVX3 147-154 -> 118-135 with two blocks, while the
+    // widened bf16 records (AVX3 without BF16) went 118-124 -> 132-138 and f32 AVX2 161-187 ->
+    // 173-195; vdpbf16ps over bf16 was unchanged (docs/decode-bench.md).
+    constexpr int kAhead = HWY_TARGET == HWY_AVX3 && std::is_same_v<T, float> ? 2 : 1;
     // Blocks of kBlock records, never across a cache block (CacheBlocks).
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
         n = std::min({kBlock, j1 - b0, cache.left(b0)});
@@ -576,13 +611,8 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
         // time so that the FMA chains over i are independent (kBlock is a multiple of 4; rows
         // past n repeat row n-1 and are never read).
         if (full) BlockScoresFull<R>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, NQ, Rk, n);
-        // The next block, prefetched by the value tiles (step 3).
-        NextBlock next;
-        if (b0 + n < j1) {
-            next.base = reinterpret_cast<const char*>(cache.at(b0 + n, rec));
-            next.rec_bytes = rec * long(sizeof(T));
-            next.n = std::min({kBlock, j1 - b0 - n, cache.left(b0 + n)});
-        }
+        // The block kAhead blocks on, prefetched by the value tiles (step 3).
+        const NextBlock next = AheadBlock<kAhead>(cache, b0 + n, j1, rec, b0 == j0);
         // Online softmax, lane-wise over heads, fused with the value weights.
         BlockSoftmax<R>(W, m, l, alpha, St, recs, rec, dm.off_AV(), scale_off, H, Hp, Rk, Rv, n,
                         1.0f / float(Rv));
