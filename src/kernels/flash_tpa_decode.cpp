@@ -557,9 +557,10 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
     const VF c_kv = hn::Set(d, scale / float(Rk));
     // How many blocks ahead the value tiles prefetch: two for float32 records on AVX3, one
     // elsewhere. On the Zen 5 machine (AVX-512, 1 MB L2 per core), 4 x 16K records from memory,
-    // two threads, ns per token and thread: f32 AVX3 147-154 -> 118-135 with two blocks, while the
-    // widened bf16 records (AVX3 without BF16) went 118-124 -> 132-138 and f32 AVX2 161-187 ->
-    // 173-195; vdpbf16ps over bf16 was unchanged (docs/decode-bench.md).
+    // two threads, ns per token and thread (medians of alternating rounds): f32 AVX3 147-154 ->
+    // 118-142 with two blocks, while the widened bf16 records (AVX3 without BF16) went 118-124 ->
+    // 133-138 and f32 AVX2 162-187 -> 174-196; vdpbf16ps over bf16 was unchanged
+    // (docs/decode-bench.md).
     constexpr int kAhead = HWY_TARGET == HWY_AVX3 && std::is_same_v<T, float> ? 2 : 1;
     // Blocks of kBlock records, never across a cache block (CacheBlocks).
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
