@@ -36,6 +36,7 @@
 // weights p*A_V/R_V rounded to bf16 as well (relative 2^-9 each); scores, softmax and the output
 // accumulators stay float32.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -81,6 +82,9 @@ struct CacheBlocks {
         return base + long(table[j / tokens]) * stride + long(j % tokens) * rec;
     }
     int left(int j) const { return tokens - j % tokens; }
+    // The kernels' block starting at record j of a range ending at j1: at most `most` records,
+    // never across a cache block.
+    int block(int j, int j1, int most) const { return std::min({most, j1 - j, left(j)}); }
     // A contiguous cache: records dims.rec() apart from `p` on.
     static CacheBlocks contiguous(const T* p);
 };

@@ -105,7 +105,7 @@ void q8_chunks(const CacheBlocks<int8_t>& cache, int j0, int j1, const Q8Layout&
     int chunk = std::clamp(int(65536 / std::max(1L, L.numbers)) / 16 * 16, 16, 256);
     if (chunk >= 64) chunk = chunk / 64 * 64;
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
-        n = std::min({chunk, j1 - b0, cache.left(b0)});
+        n = cache.block(b0, j1, chunk);
         if (deq.size() < size_t(n) * L.numbers) deq.resize(size_t(n) * L.numbers);
         q8_dequantize_records(deq.data(), cache.at(b0, L.bytes), n, L);
         f32(CacheBlocks<float>::contiguous(deq.data()), n);

@@ -368,10 +368,10 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         hn::StoreU(hn::IfThenElseZero(LaneMask(1), hn::Set(d, part.l[h])), d, Lv + size_t(h) * kN);
     // Blocks of kKvBlock records, never across a cache block (CacheBlocks).
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
-        n = std::min({kKvBlock, j1 - b0, cache.left(b0)});
+        n = cache.block(b0, j1, kKvBlock);
         const T* recs = cache.at(b0, rec);  // read in place, bf16 widened on load
         const int nb0 = b0 + n;             // the next block
-        const int nn = nb0 < j1 ? std::min({kKvBlock, j1 - nb0, cache.left(nb0)}) : 0;
+        const int nn = nb0 < j1 ? cache.block(nb0, j1, kKvBlock) : 0;
         const T* next = nn > 0 ? cache.at(nb0, rec) : nullptr;
         // The next block's records, into L2, a share of their lines per head (a burst of
         // prefetches would stall on the core's outstanding-miss limit).
@@ -585,7 +585,7 @@ void kv_range_generic(const float* q, const CacheBlocks<T>& cache, int j0, int j
     sc.resize(size_t(Hq) * kBlock);
     float* S = sc.data();
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
-        n = std::min({kBlock, j1 - b0, cache.left(b0)});
+        n = cache.block(b0, j1, kBlock);
         const float* recs = records_f32(cache.at(b0, rec), rec, 0, n, buf);
         for (int jj = 0; jj < n; jj++) {
             const float* K = recs + jj * rec;

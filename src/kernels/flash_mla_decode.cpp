@@ -354,7 +354,7 @@ void MlaRange(const float* q, const CacheBlocks<T>& cache, int j0, int j1, const
     // kv steps of the score tiles per (full) block, for spreading the next block's prefetches.
     const int steps = nkv * ((G / 2) * (kBlk / kTile2) + (G % 2) * (kBlk / kTile1));
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
-        n = std::min({kBlk, j1 - b0, cache.left(b0)});
+        n = cache.block(b0, j1, kBlk);
         const T* blk = cache.at(b0, relem);
         if constexpr (std::is_same_v<T, int8_t>) {
             for (int j = 0; j < n; j++) {
@@ -370,7 +370,7 @@ void MlaRange(const float* q, const CacheBlocks<T>& cache, int j0, int j1, const
         Prefetch pf;
         const int nb0 = b0 + n;
         if (nb0 < j1) {
-            const int nn = std::min({kBlk, j1 - nb0, cache.left(nb0)});
+            const int nn = cache.block(nb0, j1, kBlk);
             pf.p = reinterpret_cast<const char*>(cache.at(nb0, relem));
             pf.end = pf.p + nn * rbytes;
             pf.per = int((nn * rbytes + 63) / 64 + steps - 1) / steps;

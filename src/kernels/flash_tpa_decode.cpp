@@ -468,7 +468,7 @@ HWY_INLINE float* WidenRows(std::vector<float>& buf, const R* recs, long rec, lo
 template <int ahead, typename T>
 NextBlock AheadBlock(const CacheBlocks<T>& cache, int j, int j1, long rec, bool first) {
     for (int k = 1; k < ahead && j < j1; k++) {
-        const int n = std::min({kBlock, j1 - j, cache.left(j)});
+        const int n = cache.block(j, j1, kBlock);
         if (first) {
             const char* p = reinterpret_cast<const char*>(cache.at(j, rec));
             for (long l = 0, lines = (n * rec * long(sizeof(T)) + 63) / 64; l < lines; l++)
@@ -480,7 +480,7 @@ NextBlock AheadBlock(const CacheBlocks<T>& cache, int j, int j1, long rec, bool 
     if (j < j1) {
         next.base = reinterpret_cast<const char*>(cache.at(j, rec));
         next.rec_bytes = rec * long(sizeof(T));
-        next.n = std::min({kBlock, j1 - j, cache.left(j)});
+        next.n = cache.block(j, j1, kBlock);
     }
     return next;
 }
@@ -564,7 +564,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
     constexpr int kAhead = HWY_TARGET == HWY_AVX3 && std::is_same_v<T, float> ? 2 : 1;
     // Blocks of kBlock records, never across a cache block (CacheBlocks).
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
-        n = std::min({kBlock, j1 - b0, cache.left(b0)});
+        n = cache.block(b0, j1, kBlock);
         const R* recs;
         if constexpr (kDot || kQ8 || kW16)
             recs = cache.at(b0, rec);
@@ -765,7 +765,7 @@ void tpa_range_generic(const TpaQuery& q, const CacheBlocks<T>& cache, int j0, i
     const float c_scores = q.A ? scale / float(Rq * Rk) : scale / float(Rk);
     const float c_values = 1.0f / float(Rv);
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
-        n = std::min({kBlock, j1 - b0, cache.left(b0)});
+        n = cache.block(b0, j1, kBlock);
         const float* recs = records_f32(cache.at(b0, rec), rec, 0, n, buf);
         for (int jj = 0; jj < n; jj++) {
             const float* r = recs + jj * rec;
