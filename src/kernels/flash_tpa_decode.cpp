@@ -135,7 +135,7 @@ HWY_INLINE void FeatureGroup(VF* v, const typename Op::Q* qb, const typename Op:
     const DF d;
 #define T6_FP_LEFT(c) (kFull ? Op::kChunk : D - Op::kChunk * (c))
     // Unrolled, so that v[] stays in registers (rolled, GCC kept the 16 AVX3 partial sums on the
-    // stack: a store and a reload per product; unrolled, the AVX3 f32 kernel in L2 went 108-109
+    // stack: a store and a reload per product; unrolled, the AVX3 f32 kernel in L2 went 108-110
     // -> 101-104 ns per token on Zen 5).
 #pragma GCC unroll 16
     for (int u = 0; u < kN; u++) v[u] = hn::Zero(d);
