@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 
 #include "hwy/highway.h"
 
@@ -148,14 +149,6 @@ void TiledRows(const Src& src, float* out, const float* inp, int N, int C, int O
 }
 #endif  // HWY_TARGET != HWY_SCALAR
 
-// Whether Src is a quantized source (it has kCodeBytes).
-template <class Src>
-constexpr bool IsQuantSrc() {
-    return requires {
-        Src::kCodeBytes;
-    };
-}
-
 // Outputs [o0, o1) for all N rows, on this target's tiling (or the scalar loop).
 template <class Src>
 void GroupRows(const Src& src, float* out, const float* inp, int N, int C, int OC, float beta,
@@ -165,15 +158,21 @@ void GroupRows(const Src& src, float* out, const float* inp, int N, int C, int O
 #else
     // Accumulators: 16 of AVX-512's 32 registers, 8 of AVX2's 16 (plus MR inputs and a weight).
     constexpr int kAcc = hn::MaxLanes(DF()) >= 16 ? 16 : 8;
-    // One input row over quantized weights (Src::kCodeBytes: q8 / q4): 8 weight rows at a time on
-    // AVX-512 too. With 16, the 16 rows' code, scale and next-row pointers do not fit the general
-    // registers and are reloaded from the stack at every vector (perf annotate). On the Zen 4
-    // machine (2026-12-02), two threads, 36 matrices 2048 x 768 and a 50304 x 768 lm_head, ms per
-    // pass, medians of alternating rounds: q4 (71 MB) 7.5-8.5 -> 6.2-6.9 (faster in 6 of 6); q8
-    // (107 MB) 8.4-12.6 -> 7.2-10.6 (faster in 10 of 15, within the host's noise).
-    constexpr int kQuantRows = IsQuantSrc<Src>() ? 8 : kAcc;
+    // One input row over weights widened in registers (bf16, q8, q4: every source but float32
+    // rows): 8 weight rows at a time on AVX-512 too. With 16, the rows' pointers (and q8/q4's
+    // scale pointers) with the next tile's do not fit the general registers and are reloaded
+    // from the stack at every vector (perf annotate). Measured on the Zen 4 machine (2026-12-02),
+    // two threads, medians of alternating rounds (the host was noisy):
+    // - 36 matrices 2048 x 768 and a 50304 x 768 lm_head, ms per pass: q4 (71 MB) 7.5-8.5 ->
+    //   6.2-6.9 (faster in 6 of 6 rounds); q8 (107 MB) 8.4-12.6 -> 7.2-10.6 (10 of 15);
+    // - `t6 bench decode --contexts 64` (weights alone), small-t6 / small-mha / small-gqa: bf16
+    //   14.8 / 15.5 / 16.6 -> 14.2 / 15.3 / 14.7 ms (12 of 15); q4 10.5-12.7 -> 7.4-9.7 ms.
+    //   float32 rows were no faster with 8 (25.1 / 22.6 / 21.8 -> 21.5 / 24.5 / 22.2 ms, 8 of 15)
+    //   and keep 16.
+    constexpr bool kWidened = !std::is_same_v<typename Src::Row, const float*>;
+    constexpr int kRows1 = kWidened ? 8 : kAcc;
     if (N == 1)
-        TiledRows<1, kQuantRows>(src, out, inp, N, C, OC, beta, o0, o1);
+        TiledRows<1, kRows1>(src, out, inp, N, C, OC, beta, o0, o1);
     else if (N == 2)
         TiledRows<2, kAcc / 2>(src, out, inp, N, C, OC, beta, o0, o1);
     else
