@@ -164,9 +164,11 @@ void GroupRows(const Src& src, float* out, const float* inp, int N, int C, int O
     // from the stack at every vector (perf annotate). Measured on the Zen 4 machine (2026-12-02),
     // two threads, medians of alternating rounds (the host was noisy):
     // - 36 matrices 2048 x 768 and a 50304 x 768 lm_head, ms per pass: q4 (71 MB) 7.5-8.5 ->
-    //   6.2-6.9 (faster in 6 of 6 rounds); q8 (107 MB) 8.4-12.6 -> 7.2-10.6 (10 of 15);
-    // - `t6 bench decode --contexts 64` (weights alone), small-t6 / small-mha / small-gqa: bf16
-    //   14.8 / 15.5 / 16.6 -> 14.2 / 15.3 / 14.7 ms (12 of 15); q4 10.5-12.7 -> 7.4-9.7 ms.
+    //   6.2-6.9 (faster in 6 of 6 rounds); q8 (107 MB) 8.4-12.6 -> 7.2-12.2, median 9.4 -> 8.9
+    //   (10 of 15);
+    // - `t6 bench decode --contexts 64` (weights alone): bf16, small-t6 / small-mha / small-gqa,
+    //   14.8 / 15.5 / 16.6 -> 14.2 / 15.3 / 14.7 ms (12 of 15); q4, small-t6 and small-mha,
+    //   10.5-12.7 -> 7.4-9.7 ms (4 rounds).
     //   float32 rows were no faster with 8 (25.1 / 22.6 / 21.8 -> 21.5 / 24.5 / 22.2 ms, 8 of 15)
     //   and keep 16.
     constexpr bool kWidened = !std::is_same_v<typename Src::Row, const float*>;
