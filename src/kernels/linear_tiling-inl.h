@@ -7,7 +7,8 @@
 // Everything is in t6::HWY_NAMESPACE::tiling.
 //
 // Each target tiles MR input rows by OR weight rows in MR*OR vector accumulators (16 on AVX-512's
-// 32 registers, 8 on AVX2's 16): every weight vector is loaded (and widened) once and used for all
+// 32 registers, 8 on AVX2's 16; 8 on AVX-512 too for one input row over widened weights, see
+// GroupRows): every weight vector is loaded (and widened) once and used for all
 // MR rows, so the weights stream through once per MR rows at memory speed. The accumulators are
 // reduced four at a time by a transpose-and-add (Sum4) into one 128-bit vector of four dot
 // products. Columns are walked in steps of Src::Step(L) (a multiple of the L lanes: L for dense
