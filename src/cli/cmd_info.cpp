@@ -99,7 +99,11 @@ int print_system(bool json) {
     const std::string gemm_f32 = gemm_kernel_name(), gemm_bf16 = gemm_bf16_kernel_name();
     const std::string hwy = simd_highway_target_name();
     const std::string int8 = int8_kernel_name();
+    const CpuSignature sig = cpu_signature();
     std::printf("cpu                %s\n", cpu_model_name().c_str());
+    if (!sig.vendor.empty())
+        std::printf("cpu signature      %s family %d model %d\n", sig.vendor.c_str(), sig.family,
+                    sig.model);
     std::printf("simd features      %s\n", cpu_simd_features().c_str());
     std::printf("simd targets       %s (best: %s)\n", avail_s.c_str(), simd_target_name(best));
     std::printf(
@@ -122,6 +126,9 @@ int print_system(bool json) {
         nlohmann::json j = {
             {"cpu", cpu_model_name()},
             {"cpu_simd_features", cpu_simd_features()},
+            {"cpu_vendor", sig.vendor},
+            {"cpu_family", sig.family},
+            {"cpu_model", sig.model},
             {"simd_available_targets", avail},
             {"simd_cpu_best", simd_target_name(best)},
             {"simd_target", simd_target_name(t)},

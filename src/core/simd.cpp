@@ -19,10 +19,14 @@ HWY_AFTER_NAMESPACE();
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #if HWY_ARCH_ARM_A64 && defined(__linux__)
 #include <sys/auxv.h>
+#endif
+#if HWY_ARCH_X86
+#include <cpuid.h>
 #endif
 
 #include "core/error.h"
@@ -256,6 +260,29 @@ std::string cpu_simd_features() {
     add("svebf16", (hw2 & (1UL << 12)) != 0);  // HWCAP2_SVEBF16
 #endif
     return out.empty() ? "none" : out;
+}
+
+CpuSignature cpu_signature() {
+    CpuSignature s;
+#if HWY_ARCH_X86
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (__get_cpuid(0, &a, &b, &c, &d)) {
+        char v[13];
+        std::memcpy(v, &b, 4);
+        std::memcpy(v + 4, &d, 4);
+        std::memcpy(v + 8, &c, 4);
+        v[12] = '\0';
+        s.vendor = v;
+    }
+    if (__get_cpuid(1, &a, &b, &c, &d)) {
+        // Display family and model (Intel SDM vol. 2A, CPUID leaf 1; AMD's the same): the
+        // extended family is added for base family 15, the extended model prepended for 6 and 15.
+        const int family = int((a >> 8) & 0xf), model = int((a >> 4) & 0xf);
+        s.family = family == 0xf ? family + int((a >> 20) & 0xff) : family;
+        s.model = family == 0x6 || family == 0xf ? (int((a >> 16) & 0xf) << 4) | model : model;
+    }
+#endif
+    return s;
 }
 
 bool cpu_has_avx512_vnni() {

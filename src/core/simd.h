@@ -72,6 +72,13 @@ std::string simd_highway_target_name();
 // bf16 i8mm sve sve2 svebf16").
 std::string cpu_model_name();
 std::string cpu_simd_features();
+// The x86-64 CPU's CPUID vendor ("AuthenticAMD", "GenuineIntel") and display family and model
+// (e.g. family 25 model 17: an AMD Zen 4 EPYC); empty and zeros on other architectures.
+struct CpuSignature {
+    std::string vendor;
+    int family = 0, model = 0;
+};
+CpuSignature cpu_signature();
 // True when the CPU has AVX-512 VNNI (vpdpbusd; the int8 GEMV kernel uses it on the avx512
 // targets). False on other architectures.
 bool cpu_has_avx512_vnni();
