@@ -10,8 +10,8 @@
 // Zen 4 (AMD family 25 with AVX-512) runs a 512-bit FMA as two 256-bit halves; there OpenBLAS
 // 0.3.21 picks its Cooperlake AVX-512 kernel, and oneDNN's sgemm ran every training benchmark
 // faster (2026-12-02, `t6 bench train`, two rounds: tiny-t6 1459-1638 -> 1773-1848 tokens/s,
-// tiny-mha 1241-1671 -> 1895, small-t6 204-210 -> 231, small-mha 211-217 -> 254; the GEMM probe
-// 141-193 -> 208-218 GFLOP/s). On Zen 5 (full-width 512-bit FMA) OpenBLAS was the faster one
+// tiny-mha 1241-1671 -> 1774-1895, small-t6 204-210 -> 231, small-mha 211-217 -> 254; the GEMM
+// probe 141-193 -> 203-218 GFLOP/s). On Zen 5 (full-width 512-bit FMA) OpenBLAS was the faster one
 // (../shared/baselines.md), so the rule names Zen 4 only.
 #pragma once
 #include <string>
