@@ -169,6 +169,19 @@ TEST(CliBench, DecodeJsonHasRooflineFields) {
         EXPECT_GT(x["roofline_fraction_now"].get<double>(), 0.0);
         EXPECT_GT(x["bandwidth_now_gb_per_s"].get<double>(), 0.0);
         EXPECT_LE(x["best_step_ms"].get<double>(), x["step_ms"].get<double>());
+        // The step split into attention and linear layers, each against its own floor; the
+        // floor of the phases run one after the other is at least the overlapped one.
+        EXPECT_GT(x["attention_ms"].get<double>(), 0.0);
+        EXPECT_GT(x["linear_ms"].get<double>(), 0.0);
+        EXPECT_LE(x["attention_ms"].get<double>(), x["step_ms"].get<double>());
+        EXPECT_GT(x["attention_fraction_now"].get<double>(), 0.0);
+        EXPECT_GT(x["linear_fraction_now"].get<double>(), 0.0);
+        EXPECT_GE(x["roofline_serial_floor_now_ms"].get<double>(),
+                  x["roofline_floor_now_ms"].get<double>() * (1 - 1e-12));  // rounding apart
+        EXPECT_NEAR(
+            x["roofline_serial_floor_now_ms"].get<double>(),
+            x["attention_floor_now_ms"].get<double>() + x["linear_floor_now_ms"].get<double>(),
+            1e-9 * x["roofline_serial_floor_now_ms"].get<double>());
     }
     // The float32 GEMM library in force (gemm_backend.h) names itself.
     const auto gemm_kernel = j["gemm_kernel"].get<std::string>();

@@ -10,8 +10,10 @@
 
 #include "core/error.h"
 #include "core/simd.h"
+#include "infer/decode_cost.h"
 #include "infer/decoder.h"
 #include "kernels/flash_decode.h"
+#include "model/kv_cache.h"
 #include "model/model.h"
 #include "test_models.h"
 #include "test_util.h"
@@ -217,6 +219,67 @@ INSTANTIATE_TEST_SUITE_P(Kinds, DecodeMatchesForward,
 
 // MLA with a history longer than the chunk path's 64-key tiles and 64-row query blocks, at
 // realistic proportions (d_c > head_dim): chunked prefill, then absorbed steps, f32 and bf16.
+// The roofline's two phases (decode_cost.h) add up to the step's bytes and FLOPs; the sum of their
+// floors bounds the overlapped floor from above and equals it when one phase vanishes (no cache).
+TEST(DecodeCost, PhasesAddUpAndTheSerialFloorBoundsTheOverlappedOne) {
+    const ModelConfig cfg = test::tiny_test_config(AttentionKind::tpa);
+    const double bw = 30e9, fl = 200e9;
+    const DecodeCost empty = decode_step_cost(cfg, 1, 0, 4.0, 4.0);
+    EXPECT_EQ(empty.cache_bytes, 0.0);
+    EXPECT_EQ(empty.attention_flops, 0.0);
+    EXPECT_DOUBLE_EQ(empty.serial_floor_s(bw, fl), empty.floor_s(bw, fl));
+    for (long ctx : {64L, 4096L, 1L << 20}) {
+        const DecodeCost c = decode_step_cost(cfg, 2, ctx, 1.0625, 1.0);
+        EXPECT_DOUBLE_EQ(c.bytes, c.weight_bytes + c.cache_bytes) << ctx;
+        EXPECT_DOUBLE_EQ(c.flops, c.weight_flops + c.attention_flops) << ctx;
+        EXPECT_DOUBLE_EQ(c.cache_bytes, 2.0 * ctx * cfg.n_layer * kv_record_numbers(cfg)) << ctx;
+        EXPECT_DOUBLE_EQ(c.attention_flops,
+                         2.0 * ctx * cfg.n_layer * attention_flops_per_cached_token(cfg))
+            << ctx;
+        EXPECT_EQ(c.core_weight_bytes, 0.0) << ctx;  // TPA's core has no weights of its own
+        EXPECT_GE(c.serial_floor_s(bw, fl), c.floor_s(bw, fl) * (1 - 1e-12)) << ctx;
+        EXPECT_LE(c.serial_floor_s(bw, fl), 2.0 * c.floor_s(bw, fl)) << ctx;
+    }
+    // MLA's absorbed products read its up-projections (q_b_proj, kv_b_proj) inside attention.
+    const ModelConfig mla = test::tiny_test_config(AttentionKind::mla);
+    const DecodeCost m = decode_step_cost(mla, 1, 64, 2.0, 4.0);
+    const long H = mla.n_head, D = mla.head_dim, R = mla.qk_rope_head_dim, Dv = mla.v_dim();
+    EXPECT_DOUBLE_EQ(m.core_weight_bytes,
+                     2.0 * mla.n_layer *
+                         double(H * (D + R) * mla.q_lora_rank + H * (D + Dv) * mla.kv_lora_rank));
+    EXPECT_DOUBLE_EQ(m.core_weight_flops, m.core_weight_bytes);  // 2 FLOPs, 2 bytes per weight
+    EXPECT_DOUBLE_EQ(m.attention_floor_s(bw, 1e30), (m.cache_bytes + m.core_weight_bytes) / bw);
+    EXPECT_DOUBLE_EQ(m.linear_floor_s(bw, 1e30), (m.weight_bytes - m.core_weight_bytes) / bw);
+    // A memory-bound phase (1 GB of weights: 0.1 s at 10 GB/s) then a compute-bound one (100
+    // GFLOP of attention: 1 s at 100 GFLOP/s): the phases' floors add (1.1 s), above the
+    // overlapped floor max(1.1 GB / 10 GB/s, 102 GFLOP / 100 GFLOP/s) = 1.02 s.
+    DecodeCost c;
+    c.weight_bytes = 1e9, c.weight_flops = 2e9, c.cache_bytes = 1e8, c.attention_flops = 1e11;
+    c.bytes = c.weight_bytes + c.cache_bytes, c.flops = c.weight_flops + c.attention_flops;
+    EXPECT_DOUBLE_EQ(c.linear_floor_s(1e10, 1e11), 0.1);
+    EXPECT_DOUBLE_EQ(c.attention_floor_s(1e10, 1e11), 1.0);
+    EXPECT_DOUBLE_EQ(c.serial_floor_s(1e10, 1e11), 1.1);
+    EXPECT_DOUBLE_EQ(c.floor_s(1e10, 1e11), 1.02);
+}
+
+// A decoding step reports the time its attention took: positive, and within the step.
+TEST(Decoder, TimesTheAttentionPhaseOfAStep) {
+    const ModelConfig cfg = test::tiny_test_config(AttentionKind::tpa);
+    Model model(cfg);
+    test::randomize_weights(model, 3);
+    Decoder dec(model, 1, 64, CacheType::f32);
+    const int slot = 0;
+    std::vector<float> logits(cfg.vocab_size);
+    for (int32_t tok = 1; tok <= 4; tok++) {
+        const auto t0 = std::chrono::steady_clock::now();
+        dec.step(&slot, &tok, 1, logits.data());
+        const double step_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        EXPECT_GT(dec.last_attention_seconds(), 0.0);
+        EXPECT_LE(dec.last_attention_seconds(), step_s);
+    }
+}
+
 TEST(MlaCache, LongPrefillCrossesTilesThenAbsorbedSteps) {
     ModelConfig cfg = test::tiny_test_config(AttentionKind::mla);
     cfg.block_size = 200;

@@ -9,6 +9,13 @@
 // weight per sequence plus attention over the cache per kind (infer/decode_cost.h: TPA counts
 // FlashTPA's R_Q R_K d_h + h R_Q R_K + h R_V d_h multiply-adds per cached token and layer,
 // MHA/GQA 2 h d_h, MLA its absorbed form h (2 d_c + d_h^R)).
+// Each step is also split into its two phases, timed inside the decoder (decode_cost.h): attention
+// (attn_ms: the cache write and attention over the cache, and MLA's absorbed products with its
+// up-projections, against the floor of the cache's and those weights' bytes and FLOPs: column
+// a_roof) and the rest, the linear layers (against the floor of the other weights: l_roof). The
+// phases run one after the other, so the step's floor without overlap is the sum of the two
+// (s_roof, roofline_serial_*), above max(bytes, FLOPs) when one phase is memory-bound and the
+// other compute-bound.
 //
 // The cache is filled with random records up to the stated context (a decode step's cost does
 // not depend on the cached values), then `steps` real decoding steps are timed.
@@ -208,10 +215,12 @@ int cmd_bench_decode(int argc, char** argv) {
         "peak again before every point: columns GB/s, FMA_GF/s; now_ms = max(mem_ms, fma_ms) and "
         "its roof use them)\n",
         bw / 1e9, peak / 1e9, bw_start / 1e9, fma_start / 1e9, peak_start / 1e9);
-    std::printf("%-16s %4s %4s %6s %5s %9s %9s %10s %9s %10s %9s %6s %6s %8s %8s %8s %9s %6s\n",
-                "model", "wts", "kv", "ctx", "batch", "step_ms", "best_ms", "tokens/s", "MB/step",
-                "GFLOP/step", "floor_ms", "roof", "GB/s", "FMA_GF/s", "mem_ms", "fma_ms", "now_ms",
-                "roof");
+    std::printf(
+        "%-16s %4s %4s %6s %5s %9s %9s %10s %9s %10s %9s %6s %6s %8s %8s %8s %9s %6s %8s %6s %6s "
+        "%6s\n",
+        "model", "wts", "kv", "ctx", "batch", "step_ms", "best_ms", "tokens/s", "MB/step",
+        "GFLOP/step", "floor_ms", "roof", "GB/s", "FMA_GF/s", "mem_ms", "fma_ms", "now_ms", "roof",
+        "attn_ms", "a_roof", "l_roof", "s_roof");
     nlohmann::json results = nlohmann::json::array();
     for (const auto& [name, cfg] : models) {
         Model model(cfg);
@@ -238,16 +247,21 @@ int cmd_bench_decode(int argc, char** argv) {
                         for (int s = 0; s < batch; s++) slots[s] = s;
                         std::vector<float> logits(size_t(batch) * cfg.vocab_size);
                         const double bw_now = probe.bandwidth(), fma_now = probe.fma_peak();
-                        std::vector<double> secs;
+                        std::vector<double> secs, attn_secs, rest_secs;
                         for (int i = 0; i <= steps; i++) {  // the first step warms up
                             auto t0 = std::chrono::steady_clock::now();
                             dec.step(slots.data(), toks.data(), batch, logits.data());
                             double s =
                                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
                                     .count();
-                            if (i > 0) secs.push_back(s);
+                            if (i == 0) continue;
+                            secs.push_back(s);
+                            attn_secs.push_back(dec.last_attention_seconds());
+                            rest_secs.push_back(s - dec.last_attention_seconds());
                         }
                         const double med = median(secs);
+                        // The step's two phases (decode_cost.h), each against its own floor.
+                        const double attn_med = median(attn_secs), rest_med = median(rest_secs);
                         const double best = *std::min_element(secs.begin(), secs.end());
                         // Weight bytes as stored (quantized: codes and scales, MLA's
                         // up-projections included; the norms at 4 bytes) per parameter.
@@ -260,17 +274,21 @@ int cmd_bench_decode(int argc, char** argv) {
                         const double mem_now = cost.bytes / bw_now,
                                      fma_time_now = cost.flops / fma_now;
                         const double floor_now = std::max(mem_now, fma_time_now);
+                        const double attn_floor_now = cost.attention_floor_s(bw_now, fma_now);
+                        const double linear_floor_now = cost.linear_floor_s(bw_now, fma_now);
+                        const double serial_floor_now = attn_floor_now + linear_floor_now;
                         // Roofline fractions of the median step; the best step is printed too (the
                         // shared machine's noise only ever slows a step down).
                         std::printf(
                             "%-16s %4s %4s %6ld %5d %9.2f %9.2f %10.1f %9.1f %10.3f %9.2f %5.0f%% "
                             "%6.1f "
-                            "%8.0f %8.2f %8.2f %9.2f %5.0f%%\n",
+                            "%8.0f %8.2f %8.2f %9.2f %5.0f%% %8.2f %5.0f%% %5.0f%% %5.0f%%\n",
                             name.c_str(), weight_type_name(wt), cache_type_name(ct), ctx, batch,
                             1e3 * med, 1e3 * best, batch / med, cost.bytes / 1e6, cost.flops / 1e9,
                             1e3 * floor, 100 * floor / med, bw_now / 1e9, fma_now / 1e9,
                             1e3 * mem_now, 1e3 * fma_time_now, 1e3 * floor_now,
-                            100 * floor_now / med);
+                            100 * floor_now / med, 1e3 * attn_med, 100 * attn_floor_now / attn_med,
+                            100 * linear_floor_now / rest_med, 100 * serial_floor_now / med);
                         std::fflush(stdout);
                         results.push_back(
                             {{"model", name},
@@ -292,6 +310,14 @@ int cmd_bench_decode(int argc, char** argv) {
                              {"roofline_compute_now_ms", 1e3 * fma_time_now},
                              {"roofline_bound_now", fma_time_now > mem_now ? "compute" : "memory"},
                              {"roofline_fraction_now", floor_now / med},
+                             {"attention_ms", 1e3 * attn_med},
+                             {"attention_floor_now_ms", 1e3 * attn_floor_now},
+                             {"attention_fraction_now", attn_floor_now / attn_med},
+                             {"linear_ms", 1e3 * rest_med},
+                             {"linear_floor_now_ms", 1e3 * linear_floor_now},
+                             {"linear_fraction_now", linear_floor_now / rest_med},
+                             {"roofline_serial_floor_now_ms", 1e3 * serial_floor_now},
+                             {"roofline_serial_fraction_now", serial_floor_now / med},
                              {"bandwidth_now_gb_per_s", bw_now / 1e9},
                              {"fma_peak_now_gflops", fma_now / 1e9}});
                     }

@@ -13,8 +13,25 @@ namespace t6 {
 double attention_flops_per_cached_token(const ModelConfig& c);
 
 struct DecodeCost {
-    double bytes = 0, flops = 0;
+    double bytes = 0, flops = 0;  // the whole step
+    // The parts: every weight streamed once (weight_*: 2 FLOPs per matrix weight per sequence),
+    // every cached record read once (cache_bytes, attention_flops). core_weight_* is the share of
+    // the weights that the attention core reads itself (MLA's q_b_proj and kv_b_proj, used in the
+    // absorbed products; 0 for the other kinds). bytes = weight_bytes + cache_bytes, flops =
+    // weight_flops + attention_flops.
+    double weight_bytes = 0, cache_bytes = 0, core_weight_bytes = 0;
+    double weight_flops = 0, attention_flops = 0, core_weight_flops = 0;
+    // The roofline floor max(bytes / bandwidth, FLOPs / FMA rate) of the whole step.
     double floor_s(double bandwidth_bytes_per_s, double flops_per_s) const;
+    // The floors of a step's two phases, one after the other in every layer: attention (the cache
+    // and the core's own weights) and the linear layers (the other weights); and their sum, the
+    // floor of a step that runs its phases one after the other, as a batch-1 step must (each
+    // layer's attention needs the layer's projections, and the next linear layer needs the
+    // attention's output). With a memory-bound phase (the weights) and a compute-bound one
+    // (attention over a long cache) it is above floor_s, which assumes the two overlap perfectly.
+    double linear_floor_s(double bandwidth_bytes_per_s, double flops_per_s) const;
+    double attention_floor_s(double bandwidth_bytes_per_s, double flops_per_s) const;
+    double serial_floor_s(double bandwidth_bytes_per_s, double flops_per_s) const;
 };
 
 // One step of `batch` sequences each holding `context` cached tokens; weights and cache elements

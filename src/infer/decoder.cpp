@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/timing.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
 #include "kernels/int8_linear.h"
@@ -214,6 +215,7 @@ void Decoder::run(const int32_t* tokens, int n, const int* slots, const int* pos
     else
         embedding_forward(x_.data(), tokens, W + mw_.wte, n, C);
     const NewTokens nt{n, chunk, slots, pos};
+    double attention_s = 0;
     for (int l = 0; l < cfg_.n_layer; l++) {
         const LayerWeights& w = mw_.layers[size_t(l)];
         rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), wp(w.ln1), n, C, cfg_.norm_eps);
@@ -223,7 +225,9 @@ void Decoder::run(const int32_t* tokens, int n, const int* slots, const int* pos
                 for (int j = 0; j < P; j++) proj_[size_t(i) * P + j] += bias[j];
         // MLA's core weights: float32 from the model, or the quantized up-projections.
         const LayerParamRef lp{&w.core, W, nullptr, wq_ ? &core_q_[size_t(l)] : nullptr};
+        const auto t_attn = std::chrono::steady_clock::now();
         cache_attention(cfg_, cache_, l, lp, rope_, proj_.data(), nt, y_.data(), scratch_);
+        attention_s += seconds_since(t_attn);
         linear(x_.data(), y_.data(), w.c_proj, n, Y, C, 1.0f);
         rmsnorm_forward(ln_.data(), rstd.data(), x_.data(), wp(w.ln2), n, C, cfg_.norm_eps);
         linear(a_.data(), ln_.data(), w.fc1, n, C, F, 0.0f);
@@ -232,6 +236,7 @@ void Decoder::run(const int32_t* tokens, int n, const int* slots, const int* pos
         linear(x_.data(), h_.data(), w.mlp_proj, n, F, C, 1.0f);
     }
     for (int i = 0; i < n; i++) cache_.set_length(slots[i], pos[i] + 1);
+    attention_s_ = attention_s;
     if (!logits) return;
     // Final norm and the lm_head (tied: head = wte), for every row or only the last one.
     const int first = all_logits ? 0 : n - 1, rows = n - first;

@@ -66,6 +66,11 @@ class Decoder {
     void reset(int slot) { cache_.clear(slot); }
     int chunk_tokens = 256;
 
+    // Wall time the last step() spent in attention over the cache (every layer's cache write and
+    // attention; after append(), its last chunk's), for the benchmarks' split of a step into its
+    // attention and linear-layer phases.
+    double last_attention_seconds() const { return attention_s_; }
+
   private:
     void run(const int32_t* tokens, int n, const int* slots, const int* pos, bool chunk,
              float* logits, bool all_logits);
@@ -87,6 +92,7 @@ class Decoder {
     KVCache cache_;
     // Work buffers, grown to the largest batch seen.
     std::vector<float> x_, ln_, proj_, y_, a_, b_, h_, scratch_;
+    double attention_s_ = 0;  // last_attention_seconds()
 };
 
 }  // namespace t6

@@ -36,6 +36,7 @@
 #include "kernels/flash_decode.h"
 #include "kernels/gemm.h"
 #include "kernels/int8_linear.h"
+#include "kernels/linear_bf16.h"
 #include "kernels/quant_rowsum.h"
 #include "kernels/vec_math.h"
 #include "model/attn/cores.h"
@@ -45,6 +46,22 @@ namespace t6 {
 namespace {
 
 constexpr float kMlaNormEps = 1e-6f;  // official RMSNorm(..., eps=1e-6) of q_a / kv_a
+// Rows up to which float32 q_b_proj runs as the few-row GEMV, as the Decoder's linear layers do
+// (a BLAS GEMM runs 1-row shapes several times slower than the weights' bytes take).
+constexpr int kFewRows = 16;
+
+// y[c] += a x[c] and the dot product of two rows: the absorbed products of one decoding token over
+// a float32 kv_b_proj (memory-bound: each weight is read once per step).
+inline void add_scaled_row(float* y, float a, const float* x, int n) {
+#pragma omp simd
+    for (int c = 0; c < n; c++) y[c] += a * x[c];
+}
+inline float row_dot(const float* a, const float* b, int n) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int c = 0; c < n; c++) s += a[c] * b[c];
+    return s;
+}
 
 // The core's own tensors, in the order of CoreWeights (mla_core_tensors).
 enum MlaWeight { kQaNorm, kQb, kKvaNorm, kKvb };
@@ -418,7 +435,9 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         std::memcpy(recs + size_t(i) * m.rec + C, row + m.ql + C, sizeof(float) * R);
         cache.store(layer, t.slot[i], t.pos[i], recs + size_t(i) * m.rec);
     }
-    if (q_qb == nullptr)
+    if (q_qb == nullptr && n <= kFewRows)  // decoding steps: the GEMV that streams W once
+        linear_f32_few_rows(q, cq, w_qb, n, m.ql, int(m.QK), 0.0f);
+    else if (q_qb == nullptr)
         linear_forward(q, cq, w_qb, n, m.ql, int(m.QK));
     else if (a8)
         linear_a8(q, cq, *q_qb, n, 0.0f);
@@ -457,6 +476,19 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
             for (int h = 0; h < H; h++)
                 quant_row_sum(qabs + size_t(i) * ldq + size_t(h) * m.rec,
                               q + size_t(i) * m.QK + size_t(h) * (D + R), *q_kvb, h * (D + Dv), D);
+    } else if (n == 1) {
+        // Float32 kv_b_proj, one token: q_lat[h] = sum_d q_nope[h][d] W_UK[h][d][:], the D rows
+        // of W_UK[h] (D, d_c) scaled and summed, in one parallel loop over the heads. A BLAS call
+        // per head (a 1-row product of 64 KB of weights) cost more in call and threading overhead
+        // than the bytes take to stream; with more tokens the blocked BLAS product wins.
+#pragma omp parallel for schedule(static) if (par)
+        for (int h = 0; h < H; h++) {
+            const float* wk = w_kvb + size_t(h) * (D + Dv) * C;
+            const float* qn = q + size_t(h) * (D + R);
+            float* o = qabs + size_t(h) * m.rec;
+            std::fill(o, o + C, 0.0f);
+            for (int d = 0; d < D; d++) add_scaled_row(o, qn[d], wk + size_t(d) * C, C);
+        }
     } else {
         for (int h = 0; h < H; h++) {
             const float* wk = w_kvb + size_t(h) * (D + Dv) * C;  // W_UK[h] (D, d_c)
@@ -487,6 +519,16 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
             for (int h = 0; h < H; h++)
                 quant_rows_dot(y + size_t(i) * H * Dv + size_t(h) * Dv,
                                olat + (size_t(i) * H + h) * C, *q_kvb, h * (D + Dv) + D, Dv);
+        return;
+    }
+    if (n == 1) {
+        // Float32, one token: a dot product per row of W_UV[h] (Dv, d_c), head by head as above.
+#pragma omp parallel for schedule(static) if (par)
+        for (int h = 0; h < H; h++) {
+            const float* wv = w_kvb + (size_t(h) * (D + Dv) + D) * C;
+            for (int j = 0; j < Dv; j++)
+                y[size_t(h) * Dv + j] = row_dot(wv + size_t(j) * C, olat + size_t(h) * C, C);
+        }
         return;
     }
     for (int h = 0; h < H; h++) {
