@@ -145,7 +145,10 @@ int cmd_bench_decode(int argc, char** argv) {
     ArgParser p("bench decode", "[options]",
                 "Decode tokens/s per attention kind at equal parameter count, for each context "
                 "length and batch size, with bytes and FLOPs per step and the achieved fraction "
-                "of the roofline floor max(bytes/bandwidth, FLOPs/GEMM rate).");
+                "of the roofline floor max(bytes/bandwidth, FLOPs/compute rate), nominal and "
+                "probed in the same run; each step is also split into attention and the linear "
+                "layers, each against its own floor, and the sum of the two floors (the phases "
+                "run one after the other) is reported beside the overlapped one.");
     p.option("presets", "LIST", "comma-separated presets, config files or checkpoints",
              "small-mha,small-mqa,small-gqa,small-mla,small-t6,small-t6-kvonly,tiny-mha,tiny-t6");
     p.option("contexts", "LIST", "cached tokens per sequence", "1024,4096,16384,65536");
