@@ -15,6 +15,7 @@
 #include "kernels/bf16.h"
 #include "kernels/flash_decode.h"
 #include "kernels/q8_cache.h"
+#include "kernels/vec_math.h"
 
 namespace t6::flash_detail {
 
@@ -43,17 +44,8 @@ const float* records_f32(const T* cache, long rec, int j0, int n, std::vector<fl
     }
 }
 
-[[gnu::always_inline]] inline float dot(const float* a, const float* b, int n) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-[[gnu::always_inline]] inline void axpy(float* y, float a, const float* x, int n) {
-#pragma omp simd
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
-}
+using detail::axpy;  // kernels/vec_math.h: the row helpers of the plain-loop code
+using detail::dot;
 
 // Online softmax step for one head: scores s[0..n) become probabilities relative to the new
 // running max; acc is rescaled. Returns nothing; updates m, l.

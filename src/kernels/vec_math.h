@@ -22,6 +22,18 @@ inline float row_max(const float* p, int n) {
     return m;
 }
 
+// sum_i a[i] b[i], and y[i] += a x[i], for i < n.
+[[gnu::always_inline]] inline float dot(const float* a, const float* b, int n) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+[[gnu::always_inline]] inline void axpy(float* y, float a, const float* x, int n) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
 }  // namespace t6::detail
 
 namespace t6 {

@@ -50,19 +50,6 @@ constexpr float kMlaNormEps = 1e-6f;  // official RMSNorm(..., eps=1e-6) of q_a 
 // (a BLAS GEMM runs 1-row shapes several times slower than the weights' bytes take).
 constexpr int kFewRows = 16;
 
-// y[c] += a x[c] and the dot product of two rows: the absorbed products of one decoding token over
-// a float32 kv_b_proj (memory-bound: each weight is read once per step).
-inline void add_scaled_row(float* y, float a, const float* x, int n) {
-#pragma omp simd
-    for (int c = 0; c < n; c++) y[c] += a * x[c];
-}
-inline float row_dot(const float* a, const float* b, int n) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int c = 0; c < n; c++) s += a[c] * b[c];
-    return s;
-}
-
 // The core's own tensors, in the order of CoreWeights (mla_core_tensors).
 enum MlaWeight { kQaNorm, kQb, kKvaNorm, kKvb };
 
@@ -487,7 +474,7 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
             const float* qn = q + size_t(h) * (D + R);
             float* o = qabs + size_t(h) * m.rec;
             std::fill(o, o + C, 0.0f);
-            for (int d = 0; d < D; d++) add_scaled_row(o, qn[d], wk + size_t(d) * C, C);
+            for (int d = 0; d < D; d++) detail::axpy(o, qn[d], wk + size_t(d) * C, C);
         }
     } else {
         for (int h = 0; h < H; h++) {
@@ -527,7 +514,7 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         for (int h = 0; h < H; h++) {
             const float* wv = w_kvb + (size_t(h) * (D + Dv) + D) * C;
             for (int j = 0; j < Dv; j++)
-                y[size_t(h) * Dv + j] = row_dot(wv + size_t(j) * C, olat + size_t(h) * C, C);
+                y[size_t(h) * Dv + j] = detail::dot(wv + size_t(j) * C, olat + size_t(h) * C, C);
         }
         return;
     }
