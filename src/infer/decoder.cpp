@@ -163,9 +163,6 @@ void Decoder::step(const int* slots, const int32_t* tokens, int n, float* logits
     for (int i = 0; i < n; i++) cache_.note_tokens(slots[i], pos[i], tokens + i, 1);
 }
 
-// Rows up to which the float32 linear layers use the matrix-vector kernel instead of the GEMM.
-constexpr int kFewRows = 16;
-
 void Decoder::linear(float* out, const float* in, size_t off, int n, int C, int OC, float beta) {
     if (wq_) {
         const int i = wq_->find(off);
@@ -176,7 +173,7 @@ void Decoder::linear(float* out, const float* in, size_t off, int n, int C, int 
             linear_quant(out, in, wq_->mats[i], n, beta);
     } else if (wtype_ == WeightType::bf16)
         linear_bf16(out, in, wbf16_.data() + off, n, C, OC, beta);
-    else if (n <= kFewRows)  // decoding steps: stream the weights once
+    else if (n <= kFewRowsF32)  // decoding steps: stream the weights once
         linear_f32_few_rows(out, in, model_.params() + off, n, C, OC, beta);
     else
         gemm(false, true, n, OC, C, 1.0f, in, C, model_.params() + off, C, beta, out, OC);

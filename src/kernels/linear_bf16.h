@@ -18,5 +18,7 @@ void linear_bf16(float* out, const float* inp, const uint16_t* W, int N, int C, 
 // once at memory speed, where the BLAS GEMM runs small-M shapes several times slower.
 void linear_f32_few_rows(float* out, const float* inp, const float* W, int N, int C, int OC,
                          float beta);
+// Rows up to which decoding's float32 linear layers take linear_f32_few_rows instead of the GEMM.
+inline constexpr int kFewRowsF32 = 16;
 
 }  // namespace t6

@@ -46,9 +46,6 @@ namespace t6 {
 namespace {
 
 constexpr float kMlaNormEps = 1e-6f;  // official RMSNorm(..., eps=1e-6) of q_a / kv_a
-// Rows up to which float32 q_b_proj runs as the few-row GEMV, as the Decoder's linear layers do
-// (a BLAS GEMM runs 1-row shapes several times slower than the weights' bytes take).
-constexpr int kFewRows = 16;
 
 // The core's own tensors, in the order of CoreWeights (mla_core_tensors).
 enum MlaWeight { kQaNorm, kQb, kKvaNorm, kKvb };
@@ -422,7 +419,7 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         std::memcpy(recs + size_t(i) * m.rec + C, row + m.ql + C, sizeof(float) * R);
         cache.store(layer, t.slot[i], t.pos[i], recs + size_t(i) * m.rec);
     }
-    if (q_qb == nullptr && n <= kFewRows)  // decoding steps: the GEMV that streams W once
+    if (q_qb == nullptr && n <= kFewRowsF32)  // decoding steps: the GEMV, as the Decoder's
         linear_f32_few_rows(q, cq, w_qb, n, m.ql, int(m.QK), 0.0f);
     else if (q_qb == nullptr)
         linear_forward(q, cq, w_qb, n, m.ql, int(m.QK));
