@@ -84,25 +84,26 @@ TEST_P(QuantKernel, EqualsScalarReference) {
     for (QuantScheme s : {QuantScheme::q8, QuantScheme::q4})
         for (int cols : {32, 85, 264})
             for (int N : {1, 2, 3, 5, 16, 40})
-                for (float beta : {0.0f, 1.0f}) {
-                    const int rows = 131;
-                    auto w = quant_input(rows, cols, 9);
-                    QuantMatrix m;
-                    quantize_matrix(m, w.data(), rows, cols, s);
-                    auto x = test::random_vector(size_t(N) * cols, 11);
-                    auto init = test::random_vector(size_t(N) * rows, 13);
-                    std::vector<float> got = init, ref = init;
-                    linear_quant(got.data(), x.data(), m, N, beta);
-                    linear_quant_reference(ref.data(), x.data(), m, N, beta);
-                    EXPECT_LT(test::rel_error(got.data(), ref.data(), ref.size()), 1e-5)
-                        << quant_scheme_name(s) << " cols " << cols << " N " << N << " beta "
-                        << beta;
-                    if (N <= 16) continue;
-                    // The few-row kernel alone at this N too.
-                    got = init;
-                    linear_quant_few_rows(got.data(), x.data(), m, N, beta);
-                    EXPECT_LT(test::rel_error(got.data(), ref.data(), ref.size()), 1e-5);
-                }
+                for (float beta : {0.0f, 1.0f})
+                    // 1000 rows of 264: large enough for the threads' ranges of rows.
+                    for (int rows : {131, 1000}) {
+                        auto w = quant_input(rows, cols, 9);
+                        QuantMatrix m;
+                        quantize_matrix(m, w.data(), rows, cols, s);
+                        auto x = test::random_vector(size_t(N) * cols, 11);
+                        auto init = test::random_vector(size_t(N) * rows, 13);
+                        std::vector<float> got = init, ref = init;
+                        linear_quant(got.data(), x.data(), m, N, beta);
+                        linear_quant_reference(ref.data(), x.data(), m, N, beta);
+                        EXPECT_LT(test::rel_error(got.data(), ref.data(), ref.size()), 1e-5)
+                            << quant_scheme_name(s) << " cols " << cols << " N " << N << " beta "
+                            << beta << " rows " << rows;
+                        if (N <= 16) continue;
+                        // The few-row kernel alone at this N too.
+                        got = init;
+                        linear_quant_few_rows(got.data(), x.data(), m, N, beta);
+                        EXPECT_LT(test::rel_error(got.data(), ref.data(), ref.size()), 1e-5);
+                    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, QuantKernel, ::testing::ValuesIn(simd_available_targets()),

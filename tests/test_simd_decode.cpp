@@ -239,11 +239,12 @@ TEST_P(SimdKv, EveryTargetEqualsReference) {
 }
 
 // MHA, GQA (Hq != Hkv), MQA; odd head counts; every head size of the vector kernel (16, 32, 64,
-// 128) and one of the portable version (24).
+// 128) and one of the portable version (24). small-gqa's shape (22 on 2): a bf16 cache takes the
+// tokens-in-lanes scores there, in chunks of 12 and 11 heads (AVX-512) or 6 and 5 (AVX2).
 INSTANTIATE_TEST_SUITE_P(Heads, SimdKv,
                          ::testing::Values(KvCase{5, 5, 64}, KvCase{6, 2, 64}, KvCase{6, 1, 32},
                                            KvCase{8, 2, 128}, KvCase{4, 2, 16}, KvCase{9, 3, 16},
-                                           KvCase{3, 3, 24}),
+                                           KvCase{3, 3, 24}, KvCase{22, 2, 64}),
                          [](const auto& i) {
                              return "Hq" + std::to_string(i.param.Hq) + "Hkv" +
                                     std::to_string(i.param.Hkv) + "D" + std::to_string(i.param.D);

@@ -94,7 +94,7 @@ TEST(SimdGemv, LinearMatchesDoubleReferenceOnEveryTarget) {
         const ScopedSimdTarget scope(t);
         for (int N : {1, 2, 3, 5, 8})
             for (int C : {7, 37, 768})
-                for (int OC : {1, 17, 129})
+                for (int OC : {1, 17, 129, 1000})  // 1000: several tiles per thread
                     for (float beta : {0.0f, 1.0f}) {
                         const auto x = test::random_vector(size_t(N) * C, 31);
                         const auto w = test::random_vector(size_t(OC) * C, 32);

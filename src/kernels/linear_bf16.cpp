@@ -4,13 +4,20 @@
 // Written once against Google Highway and compiled per target (foreach_target.h); the best target
 // allowed by simd_target() runs (HWY_DYNAMIC_DISPATCH). The register tiling is
 // linear_tiling-inl.h's (shared with the q8 / q4 layers of quant_linear.cpp); this file gives it
-// the dense weight rows: one vector of L weights per load, one cache line of the next tile's rows
-// prefetched per 64 bytes read. HWY_SCALAR runs the plain scalar loop: the reference. Work is
-// split over OpenMP threads in groups of 64 outputs.
+// the dense weight rows: one vector of L weights per load and, per 64 bytes read, one cache line
+// of the next tile's rows prefetched into L1 and the line kFarRows rows beyond it into L2 (as the
+// int8 GEMV does, int8_linear.cpp). HWY_SCALAR runs the plain scalar loop: the reference. Work is
+// split over OpenMP threads in one contiguous range of outputs each, so that each thread streams
+// and prefetches through its range in order. Before (dynamic 64-row groups, no L2 prefetch), the
+// linear phase of `t6 bench decode` ran at 55-67% (bf16) and 73-84% (float32) of its floor (the
+// weights' bytes over the probed read bandwidth); after, 77-82% and 78-91% (Zen 4,
+// docs/decode-bench.md, session 17).
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+
+#include <omp.h>
 
 #include "kernels/bf16.h"
 
@@ -25,7 +32,8 @@ namespace t6::HWY_NAMESPACE {
 namespace {
 namespace hn = hwy::HWY_NAMESPACE;
 
-constexpr int kGroup = 64;  // outputs per parallel work item (a multiple of every OR)
+constexpr int kAlign = 16;    // threads' ranges start at multiples of this (and of every OR)
+constexpr int kFarRows = 16;  // rows beyond the next tile's prefetched into L2 (int8_linear.cpp's)
 
 inline float WeightValue(float w) {
     return w;
@@ -40,6 +48,8 @@ struct DenseSrc {
     using Row = const WT*;
     const WT* W;
     int C;
+    ptrdiff_t far = 0;        // numbers beyond the next tile's line also prefetched (into L2)
+    const WT* end = nullptr;  // the end of this thread's rows: no far prefetch past it
     Row RowAt(int o) const { return W + size_t(o) * C; }
     static int Step(int L) { return L; }
     static float At(Row w, int c) { return WeightValue(w[c]); }
@@ -53,9 +63,12 @@ struct DenseSrc {
             return hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(d16, w + c))));
         }
     }
-    // One cache line of the next tile's row per 64 bytes of this one's.
-    static HWY_INLINE void Prefetch(Row w, int c) {
-        if ((c * sizeof(WT)) % 64 == 0) __builtin_prefetch(w + c);
+    // One cache line of the next tile's row per 64 bytes of this one's (into L1), and the line
+    // `far` numbers beyond it (kFarRows rows on, into L2) while that is inside the range.
+    HWY_INLINE void Prefetch(Row w, int c) const {
+        if ((c * sizeof(WT)) % 64 != 0) return;
+        __builtin_prefetch(w + c);
+        if (end - (w + c) > far) __builtin_prefetch(w + c + far, 0, 2);  // (no pointer past end)
     }
 #endif
 };
@@ -63,12 +76,17 @@ struct DenseSrc {
 template <typename WT>
 void FewRows(float* out, const float* inp, const WT* W, int N, int C, int OC, float beta) {
     if (N <= 0 || OC <= 0) return;
-    const int groups = (OC + kGroup - 1) / kGroup;
-    const DenseSrc<WT> src{W, C};
-#pragma omp parallel for schedule(dynamic, 2)
-    for (int g = 0; g < groups; g++) {
-        const int o0 = g * kGroup, o1 = std::min(OC, o0 + kGroup);
-        tiling::GroupRows(src, out, inp, N, C, OC, beta, o0, o1);
+    // One contiguous range of outputs per thread, balanced in units of kAlign rows, so that each
+    // thread streams its rows in order and prefetches through its whole range.
+    const int units = (OC + kAlign - 1) / kAlign;
+    const bool parallel = size_t(OC) * C >= (size_t(1) << 16);  // small: one thread
+#pragma omp parallel if (parallel)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int o0 = int(long(units) * t / nt) * kAlign;
+        const int o1 = std::min(OC, int(long(units) * (t + 1) / nt) * kAlign);
+        const DenseSrc<WT> src{W, C, ptrdiff_t(kFarRows) * C, W + size_t(o1) * C};
+        if (o0 < o1) tiling::GroupRows(src, out, inp, N, C, OC, beta, o0, o1);
     }
 }
 

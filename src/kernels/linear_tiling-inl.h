@@ -22,7 +22,8 @@
 //   static int Step(int L)             columns per step (a multiple of L)
 //   static float At(const Row&, int c) the weight at column c (scalar)
 //   static VF Load(DF, const Row&, int c)      L weights from column c on (c a multiple of L)
-//   static void Prefetch(const Row&, int c)    at the start of each step of the current tile
+//   void Prefetch(const Row&, int c) const    at the start of each step of the current tile (may
+//                                             be static)
 #if defined(T6_KERNELS_LINEAR_TILING_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef T6_KERNELS_LINEAR_TILING_INL_H_
 #undef T6_KERNELS_LINEAR_TILING_INL_H_
@@ -94,7 +95,7 @@ HWY_INLINE hn::Vec128<float> Sum4(VF a, VF b, VF c, VF d) {
 
 // MR input rows by OR weight rows: the MR*OR dot products of length C into r[OR * m + k].
 template <int MR, int OR, class Src>
-HWY_INLINE void Tile(const float* const* x, const typename Src::Row* w,
+HWY_INLINE void Tile(const Src& src, const float* const* x, const typename Src::Row* w,
                      const typename Src::Row* next, int C, float* HWY_RESTRICT r) {
     constexpr int kAcc = MR * OR;
     static_assert(kAcc % 4 == 0, "accumulators are reduced four at a time");
@@ -106,7 +107,7 @@ HWY_INLINE void Tile(const float* const* x, const typename Src::Row* w,
     for (int i = 0; i < kAcc; i++) a[i] = hn::Zero(d);
     for (int c0 = 0; c0 < Cv; c0 += S) {
         if (next != nullptr)
-            for (int k = 0; k < OR; k++) Src::Prefetch(next[k], c0);
+            for (int k = 0; k < OR; k++) src.Prefetch(next[k], c0);
         for (int c = c0; c < c0 + S; c += L) {
             VF xv[MR];
             for (int m = 0; m < MR; m++) xv[m] = hn::LoadU(d, x[m] + c);
@@ -139,7 +140,7 @@ void TiledRows(const Src& src, float* out, const float* inp, int N, int C, int O
             const float* x[MR];
             for (int m = 0; m < MR; m++) x[m] = inp + size_t(std::min(n0 + m, N - 1)) * C;
             float r[MR * OR];
-            Tile<MR, OR, Src>(x, w, n0 == 0 && o + OR < o1 ? next : nullptr, C, r);
+            Tile<MR, OR, Src>(src, x, w, n0 == 0 && o + OR < o1 ? next : nullptr, C, r);
             for (int m = 0; m < MR && n0 + m < N; m++)
                 for (int k = 0; k < OR && o + k < o1; k++) {
                     float& y = out[size_t(n0 + m) * OC + o + k];

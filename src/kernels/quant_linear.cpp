@@ -10,8 +10,9 @@
 // Activations stay float32, so the result equals the float32 product with w' up to summation
 // order (no activation quantization; int8_linear.cpp is the q8 x int8 variant). Columns past the
 // last whole block are added in scalar code. At each block a tile prefetches the next tile's
-// codes of that block. HWY_SCALAR runs the scalar loop. Work is split over OpenMP threads in
-// groups of 64 outputs.
+// codes of that block, and (in the layers) the codes and scales kFarRows rows beyond into L2.
+// HWY_SCALAR runs the scalar loop. Work is split over OpenMP threads in one contiguous range of
+// outputs each.
 //
 // Also here (kernels/quant_rowsum.h), for MLA's quantized kv_b_proj: the same tiling over a row
 // range of W (quant_rows_dot), and the transposed product over a row range as a sum of scaled
@@ -24,6 +25,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <vector>
+
+#include <omp.h>
 
 #include "core/error.h"
 #include "kernels/quant.h"
@@ -40,7 +43,8 @@ namespace t6::HWY_NAMESPACE {
 namespace {
 namespace hn = hwy::HWY_NAMESPACE;
 
-constexpr int kGroup = 64;  // outputs per parallel work item
+constexpr int kAlign = 16;    // threads' ranges start at multiples of this (and of every OR)
+constexpr int kFarRows = 16;  // rows beyond the next tile's prefetched into L2 (int8_linear.cpp's)
 
 // One weight row's storage.
 struct QRow {
@@ -56,6 +60,11 @@ struct QuantSrc {
     static constexpr int kCodeBytes = S == QuantScheme::q8 ? kQuantBlock : kQuantBlock / 2;
     const QuantMatrix* W;
     int r0 = 0;  // row o of the source is row r0 + o of W (a row range: quant_rows_dot)
+    // The codes (scales) kFarRows rows beyond the next tile's are prefetched into L2 while they
+    // lie before codes_end (scales_end), the end of this thread's rows; far_q == 0: none.
+    ptrdiff_t far_q = 0, far_d = 0;
+    const uint8_t* codes_end = nullptr;
+    const float* scales_end = nullptr;
     Row RowAt(int o) const {
         const size_t blk = size_t(r0 + o) * W->blocks_per_row();
         return {W->codes.data() + blk * kCodeBytes, W->scale.data() + blk,
@@ -94,17 +103,33 @@ struct QuantSrc {
                               hn::Set(d, r.min[b]));
         }
     }
-    // The next tile's codes of this block (one line per row covers a q8 block twice over).
-    static HWY_INLINE void Prefetch(const Row& r, int c0) {
-        __builtin_prefetch(r.codes + size_t(c0 / kQuantBlock) * kCodeBytes);
+    // The next tile's codes of this block (one line per row covers a q8 block twice over), and
+    // those kFarRows rows on into L2; per 16 blocks, the scales (q4: and minima) that far on.
+    HWY_INLINE void Prefetch(const Row& r, int c0) const {
+        const int b = c0 / kQuantBlock;
+        const uint8_t* p = r.codes + size_t(b) * kCodeBytes;
+        __builtin_prefetch(p);
+        if (far_q == 0) return;
+        if (codes_end - p > far_q) __builtin_prefetch(p + far_q, 0, 2);
+        if (b % 16 == 0 && scales_end - (r.scale + b) > far_d) {
+            __builtin_prefetch(r.scale + b + far_d, 0, 2);
+            if (r.min != nullptr) __builtin_prefetch(r.min + b + far_d, 0, 2);
+        }
     }
 #endif
 };
 
+// Outputs [o0, o1), prefetching kFarRows rows ahead inside the range.
 template <QuantScheme S>
 void GroupRows(float* out, const float* inp, const QuantMatrix& W, int N, float beta, int o0,
                int o1) {
-    tiling::GroupRows(QuantSrc<S>{&W}, out, inp, N, W.cols, W.rows, beta, o0, o1);
+    const size_t nb = W.blocks_per_row();
+    QuantSrc<S> src{&W};
+    src.far_q = ptrdiff_t(kFarRows * nb * QuantSrc<S>::kCodeBytes);
+    src.far_d = ptrdiff_t(kFarRows * nb);
+    src.codes_end = W.codes.data() + size_t(o1) * nb * QuantSrc<S>::kCodeBytes;
+    src.scales_end = W.scale.data() + size_t(o1) * nb;
+    tiling::GroupRows(src, out, inp, N, W.cols, W.rows, beta, o0, o1);
 }
 
 // ---- Row ranges (kernels/quant_rowsum.h) ----
@@ -210,15 +235,21 @@ void QuantRowsDot(float* out, const float* x, const QuantMatrix& W, int r0, int 
 
 void LinearQuantFewRows(float* out, const float* inp, const QuantMatrix& W, int N, float beta) {
     if (N <= 0 || W.rows <= 0) return;
-    const int groups = (W.rows + kGroup - 1) / kGroup;
+    // One contiguous range of outputs per thread, balanced in units of kAlign rows, so that each
+    // thread streams its rows in order and prefetches through its range (linear_bf16.cpp).
+    const int units = (W.rows + kAlign - 1) / kAlign;
     // Small matrices (tests, tiny models) on one thread: a parallel region costs more.
-#pragma omp parallel for schedule(dynamic, 2) if (size_t(W.rows) * W.cols >= (size_t(1) << 16))
-    for (int g = 0; g < groups; g++) {
-        const int o0 = g * kGroup, o1 = std::min(W.rows, o0 + kGroup);
-        if (W.scheme == QuantScheme::q8)
-            GroupRows<QuantScheme::q8>(out, inp, W, N, beta, o0, o1);
-        else
-            GroupRows<QuantScheme::q4>(out, inp, W, N, beta, o0, o1);
+#pragma omp parallel if (size_t(W.rows) * W.cols >= (size_t(1) << 16))
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int o0 = int(long(units) * t / nt) * kAlign;
+        const int o1 = std::min(W.rows, int(long(units) * (t + 1) / nt) * kAlign);
+        if (o0 < o1) {
+            if (W.scheme == QuantScheme::q8)
+                GroupRows<QuantScheme::q8>(out, inp, W, N, beta, o0, o1);
+            else
+                GroupRows<QuantScheme::q4>(out, inp, W, N, beta, o0, o1);
+        }
     }
 }
 
