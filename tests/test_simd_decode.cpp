@@ -7,15 +7,21 @@
 // value weights to bf16), to the 4e-3 of test_infer's bf16 tests on a bf16-representable query.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "attention_reference.h"
 #include "core/simd.h"
 #include "kernels/bf16.h"
 #include "kernels/flash_decode.h"
+#include "kernels/flash_decode_common.h"
 #include "kernels/vec_math.h"
 #include "test_util.h"
 
@@ -428,5 +434,112 @@ TEST(SimdExp, NonPositiveExpMatchesStdExpAndFlushesBelowMinus87) {
         EXPECT_EQ(y[0], 1.0f) << target_label(target);
         for (size_t i = n_in; i < x.size(); i++)
             EXPECT_EQ(y[i], 0.0f) << target_label(target) << ", x = " << x[i];
+    }
+}
+
+// The split of decoding work (flash_decode_split.cpp): each sequence's positions are covered
+// exactly once; the runs (one per thread) hold equal shares of all positions (to one token), each
+// run's part of a sequence is one contiguous segment cut into equal tasks (to one token) of at
+// least 256 tokens, at most 8 per run, and every task may prefetch to the end of its segment.
+TEST(DecodeSplit, EqualContiguousSharesCutIntoEqualTasks) {
+    const std::vector<int> lens = {1000, 0, 5000, 77, 300, 70000};
+    long total = 0;
+    for (int n : lens) total += n;
+    for (int threads : {1, 2, 3, 8}) {
+        const flash_detail::TaskPlan plan =
+            flash_detail::make_tasks(lens.data(), int(lens.size()), threads);
+        ASSERT_EQ(plan.first.size(), size_t(threads) + 1);
+        ASSERT_EQ(size_t(plan.first.back()), plan.tasks.size());
+        std::vector<std::vector<int>> covered(lens.size());
+        for (size_t i = 0; i < lens.size(); i++) covered[i].assign(size_t(lens[i]), 0);
+        std::vector<int> seq_tasks(lens.size(), 0);
+        for (int r = 0; r < threads; r++) {
+            long share = 0;
+            for (int k = plan.first[size_t(r)]; k < plan.first[size_t(r) + 1]; k++) {
+                const flash_detail::Task& t = plan.tasks[size_t(k)];
+                seq_tasks[size_t(t.seq)]++;
+                share += t.j1 - t.j0;
+                for (int j = t.j0; j < t.j1; j++) covered[size_t(t.seq)][size_t(j)]++;
+                ASSERT_GE(t.ahead, t.j1);
+                const bool next_same =
+                    k + 1 < plan.first[size_t(r) + 1] && plan.tasks[size_t(k) + 1].seq == t.seq;
+                if (next_same) {
+                    const flash_detail::Task& u = plan.tasks[size_t(k) + 1];
+                    EXPECT_EQ(u.j0, t.j1) << "run " << r << " task " << k;
+                    EXPECT_EQ(u.ahead, t.ahead) << "run " << r << " task " << k;
+                    EXPECT_LE(std::abs((u.j1 - u.j0) - (t.j1 - t.j0)), 1)
+                        << "run " << r << " task " << k;
+                    EXPECT_GE(t.j1 - t.j0, 256);
+                } else {
+                    EXPECT_EQ(t.ahead, t.j1) << "run " << r << " task " << k;
+                }
+            }
+            // About 8 tasks per run: each segment's count is rounded up (and run 0 also holds the
+            // empty sequence's task).
+            std::vector<int> seqs;
+            for (int k = plan.first[size_t(r)]; k < plan.first[size_t(r) + 1]; k++)
+                seqs.push_back(plan.tasks[size_t(k)].seq);
+            const long segments = std::unique(seqs.begin(), seqs.end()) - seqs.begin();
+            EXPECT_LE(plan.first[size_t(r) + 1] - plan.first[size_t(r)], 8 + segments)
+                << threads << " threads, run " << r;
+            EXPECT_LE(std::abs(share - total / threads), 1) << threads << " threads, run " << r;
+        }
+        for (size_t i = 0; i < lens.size(); i++) {
+            EXPECT_GE(seq_tasks[i], 1) << "sequence " << i << " has no task";
+            for (int j = 0; j < lens[i]; j++)
+                ASSERT_EQ(covered[i][size_t(j)], 1) << "sequence " << i << " position " << j;
+        }
+    }
+}
+
+// run_split runs every task exactly once, also when one thread is held up in its first task: the
+// other takes (steals) the rest of the held thread's run. Thread 0's first task waits until every
+// other task has run (at most 10 s, which only a split without stealing reaches).
+TEST(DecodeSplit, AnotherThreadFinishesTheRunOfAThreadHeldUp) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    const std::vector<int> lens = {9000, 3000};
+    const flash_detail::TaskPlan plan = flash_detail::make_tasks(lens.data(), 2, 2);
+    const int ntasks = int(plan.tasks.size());
+    ASSERT_GE(plan.first[1] - plan.first[0], 3);  // the held run has tasks to steal
+    std::vector<std::atomic<int>> runs(static_cast<size_t>(ntasks));
+    std::atomic<int> done{0}, by_others_in_run0{0};
+    bool waited_out = false;
+    std::vector<float> out0(4 * 2), out1(4 * 2);
+    float* outs[2] = {out0.data(), out1.data()};
+    flash_detail::run_split(
+        outs, lens.data(), 2, 4, 2,
+        [&](const flash_detail::Task& t, flash_detail::Partial p, std::vector<float>&,
+            std::vector<float>&) {
+            int k = 0;
+            while (k < ntasks &&
+                   !(plan.tasks[size_t(k)].seq == t.seq && plan.tasks[size_t(k)].j0 == t.j0))
+                k++;
+            ASSERT_LT(k, ntasks);
+            runs[size_t(k)]++;
+            if (omp_get_thread_num() == 0 && k == plan.first[0]) {
+                const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+                while (done.load() < ntasks - 1 && std::chrono::steady_clock::now() < until)
+                    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                waited_out = done.load() < ntasks - 1;
+            } else if (omp_get_thread_num() != 0 && k < plan.first[1]) {
+                by_others_in_run0++;
+            }
+            // A partial of weight (j1 - j0) and value seq + 1: the merge gives seq + 1.
+            for (int h = 0; h < 4; h++) {
+                p.m[h] = 0.0f;
+                p.l[h] = float(t.j1 - t.j0);
+                for (int d = 0; d < 2; d++)
+                    p.acc[h * 2 + d] = float(t.j1 - t.j0) * float(t.seq + 1);
+            }
+            done++;
+        });
+    omp_set_num_threads(saved);
+    EXPECT_FALSE(waited_out) << "no other thread took the held thread's tasks";
+    EXPECT_GE(by_others_in_run0.load(), 2);
+    for (int k = 0; k < ntasks; k++) EXPECT_EQ(runs[size_t(k)].load(), 1) << "task " << k;
+    for (int i = 0; i < 8; i++) {
+        EXPECT_FLOAT_EQ(out0[size_t(i)], 1.0f);
+        EXPECT_FLOAT_EQ(out1[size_t(i)], 2.0f);
     }
 }

@@ -5,7 +5,10 @@
 // the tasks k of one sequence, o = sum_k e^{m_k - M} acc_k / sum_k e^{m_k - M} l_k, M = max_k m_k.
 // The per-target (Google Highway) vector code is in flash_decode-inl.h. Internal to src/kernels.
 #pragma once
+#include <omp.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -79,8 +82,20 @@ struct Bf16Pair {
     uint32_t bits;
 };
 
+// A task: the query of sequence `seq` over its cache records [j0, j1). The records up to `ahead`
+// (>= j1) are the same thread's next tasks, which the kernel may prefetch into while it runs;
+// `cont` (set when the task runs): the same thread's previous task ended at j0, so the kernel's
+// prefetch has those records in flight already.
 struct Task {
     int seq, j0, j1;
+    int ahead = 0;
+    bool cont = false;
+};
+
+// The tasks in runs, one per thread: run r is tasks [first[r], first[r + 1]).
+struct TaskPlan {
+    std::vector<Task> tasks;
+    std::vector<int> first;
 };
 
 // An 8-bit cache (q8_cache.h) is read in place, a chunk of records at a time: the chunk's codes
@@ -112,27 +127,72 @@ std::vector<CacheBlocks<T>> contiguous_views(const T* const* cache, int nseq) {
     return v;
 }
 
-// Splits the sequences' caches into tasks (flash_decode_split.cpp).
-std::vector<Task> make_tasks(const int* lens, int nseq);
+// Splits the sequences' caches into one run of tasks per thread (flash_decode_split.cpp).
+TaskPlan make_tasks(const int* lens, int nseq, int threads);
 
 // Runs range(task, partial, buf, scores) for every task in parallel, then merges the partials of
-// each sequence into out[seq] (H, Dv).
+// each sequence into out[seq] (H, Dv). Each thread takes its own run's tasks from the front; a
+// thread whose run is empty takes the last task left in the run with the most left (work
+// stealing). A task is claimed by one compare-and-swap on its run's (front, back) pair, so each
+// runs exactly once whatever the number of threads.
 template <typename RangeFn>
 void run_split(float* const* out, const int* lens, int nseq, int H, int Dv, RangeFn range) {
-    std::vector<Task> tasks = make_tasks(lens, nseq);
+    const TaskPlan plan = make_tasks(lens, nseq, omp_get_max_threads());
+    const std::vector<Task>& tasks = plan.tasks;
+    const int runs = int(plan.first.size()) - 1;
     const size_t per = size_t(H) * (2 + Dv);
     std::vector<float> parts(tasks.size() * per);
+    // Run r's tasks not yet claimed: [front, back), packed front << 32 | back.
+    std::vector<std::atomic<uint64_t>> left(static_cast<size_t>(runs));
+    for (int r = 0; r < runs; r++)
+        left[size_t(r)] =
+            uint64_t(plan.first[size_t(r)]) << 32 | uint32_t(plan.first[size_t(r) + 1]);
+    // Claims run r's front task (steal: its back task); -1 when the run is empty.
+    auto claim = [&](int r, bool steal) {
+        std::atomic<uint64_t>& w = left[size_t(r)];
+        uint64_t v = w.load(std::memory_order_relaxed);
+        for (;;) {
+            const int f = int(v >> 32), b = int(uint32_t(v));
+            if (f >= b) return -1;
+            const uint64_t nv =
+                steal ? uint64_t(f) << 32 | uint32_t(b - 1) : uint64_t(f + 1) << 32 | uint32_t(b);
+            if (w.compare_exchange_weak(v, nv, std::memory_order_acq_rel)) return steal ? b - 1 : f;
+        }
+    };
 #pragma omp parallel
     {
         std::vector<float> buf, sc;
-#pragma omp for schedule(dynamic, 1)
-        for (size_t t = 0; t < tasks.size(); t++) {
-            float* base = parts.data() + t * per;
+        const int me = omp_get_thread_num(), threads = omp_get_num_threads();
+        int last = -1;  // the task this thread ran last
+        for (int own = me;;) {
+            // Own runs first (runs me, me + threads, ...), then steal from the fullest.
+            int k = -1;
+            bool stolen = false;
+            while (own < runs && (k = claim(own, false)) < 0) own += threads;
+            if (k < 0) {
+                int best = -1;
+                long most = 0;
+                for (int r = 0; r < runs; r++) {
+                    const uint64_t v = left[size_t(r)].load(std::memory_order_relaxed);
+                    const long n = long(uint32_t(v)) - long(v >> 32);
+                    if (n > most) most = n, best = r;
+                }
+                if (best < 0) break;
+                k = claim(best, true);
+                stolen = true;
+                if (k < 0) continue;  // taken meanwhile: look again
+            }
+            Task t = tasks[size_t(k)];
+            t.cont =
+                last >= 0 && tasks[size_t(last)].seq == t.seq && tasks[size_t(last)].j1 == t.j0;
+            if (stolen) t.ahead = t.j1;  // the owner streams toward it from the front
+            last = k;
+            float* base = parts.data() + size_t(k) * per;
             Partial p{base, base + H, base + 2 * H};
             std::fill(p.m, p.m + H, -INFINITY);
             std::fill(p.l, p.l + H, 0.0f);
             std::fill(p.acc, p.acc + size_t(H) * Dv, 0.0f);
-            if (tasks[t].j1 > tasks[t].j0) range(tasks[t], p, buf, sc);
+            if (t.j1 > t.j0) range(t, p, buf, sc);
         }
     }
     // Combine: o_h = sum_k e^{m_k - M} acc_k / sum_k e^{m_k - M} l_k.

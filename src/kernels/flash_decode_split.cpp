@@ -1,29 +1,45 @@
 // The split of decoding work into tasks across threads (flash_decode_common.h).
-#include <omp.h>
+#include <algorithm>
 
 #include "kernels/flash_decode_common.h"
 
 namespace t6::flash_detail {
 
 constexpr int kMinSplitTokens = 256;  // do not split a sequence finer than this
+constexpr long kTasksPerRun = 8;
 
-// Splits every sequence's cache into ranges so that all threads have work: about 8 tasks per
-// thread in all, in proportion to each sequence's length (several tasks per thread, handed out
-// dynamically, keep both threads busy when the shared machine preempts one of them).
-std::vector<Task> make_tasks(const int* lens, int nseq) {
-    const int threads = omp_get_max_threads();
+// The cache positions of all sequences, laid end to end, are cut into `threads` equal shares, one
+// run per thread; within a share each sequence's segment is cut into equal tasks, about
+// kTasksPerRun per share in all (none under kMinSplitTokens). The owner takes its run front to
+// back, so it streams one contiguous range of records (the kernels prefetch across its tasks,
+// Task::ahead); the tasks at the back are what another thread steals when it is done first
+// (run_split), which keeps both threads busy when the shared machine preempts one of them (a
+// task is the most that cannot move: 1/8 of a share, where halving tasks, one long first task,
+// left a preempted thread's step up to a quarter longer).
+TaskPlan make_tasks(const int* lens, int nseq, int threads) {
+    threads = std::max(1, threads);
     long total = 0;
-    for (int i = 0; i < nseq; i++) total += lens[i];
-    std::vector<Task> tasks;
-    for (int i = 0; i < nseq; i++) {
-        const long want = total > 0 ? (long(lens[i]) * 8 * threads + total - 1) / total : 1;
-        int splits = int(std::max(1L, std::min(want, long(lens[i] / kMinSplitTokens))));
-        for (int k = 0; k < splits; k++) {
-            int a = int(long(lens[i]) * k / splits), b = int(long(lens[i]) * (k + 1) / splits);
-            tasks.push_back({i, a, b});
+    for (int i = 0; i < nseq; i++) total += std::max(0, lens[i]);
+    TaskPlan plan;
+    plan.first.push_back(0);
+    // Empty sequences still get a task (its partial gives the output 0), in the first run.
+    for (int i = 0; i < nseq; i++)
+        if (lens[i] <= 0) plan.tasks.push_back({i, 0, 0, 0});
+    for (int r = 0; r < threads; r++) {
+        const long s0 = total * r / threads, s1 = total * (r + 1) / threads;
+        long off = 0;  // start of sequence i in the laid-out positions
+        for (int i = 0; i < nseq; off += std::max(0, lens[i]), i++) {
+            const long a = std::max(s0, off), b = std::min(s1, off + std::max(0, lens[i]));
+            if (a >= b) continue;
+            const long len = b - a, want = (len * kTasksPerRun + (s1 - s0) - 1) / (s1 - s0);
+            const long pieces = std::max(1L, std::min(want, len / kMinSplitTokens));
+            for (long k = 0; k < pieces; k++)
+                plan.tasks.push_back({i, int(a - off + len * k / pieces),
+                                      int(a - off + len * (k + 1) / pieces), int(b - off)});
         }
+        plan.first.push_back(int(plan.tasks.size()));
     }
-    return tasks;
+    return plan;
 }
 
 }  // namespace t6::flash_detail

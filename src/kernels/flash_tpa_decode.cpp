@@ -65,6 +65,7 @@ using namespace flash;
 using flash_detail::Bf16Pair;
 using flash_detail::kBlock;
 using flash_detail::Partial;
+using flash_detail::Task;
 
 constexpr int kMaxD = 128;  // head sizes of the vector kernel
 // Value tiles: column vectors per tile (flash_decode-inl.h values_tiles): 6 heads x 4 vectors on
@@ -463,8 +464,10 @@ HWY_INLINE float* WidenRows(std::vector<float>& buf, const R* recs, long rec, lo
 
 // The records of the block `ahead` blocks after the one starting at j (blocks as TpaRangeT
 // steps them: at most kBlock records, never across a cache block), for the value tiles to
-// prefetch; none past j1. On the range's first block (first) the blocks between are prefetched
-// at once, since no earlier block's tiles did.
+// prefetch; none past j1 (the task's prefetch limit, Task::ahead: its own end or the end of the
+// thread's tasks that follow it). On the range's first block (first: no earlier task of the
+// thread ended where it starts) the blocks between are prefetched at once, since no earlier
+// block's tiles did.
 template <int ahead, typename T>
 NextBlock AheadBlock(const CacheBlocks<T>& cache, int j, int j1, long rec, bool first) {
     for (int k = 1; k < ahead && j < j1; k++) {
@@ -485,12 +488,12 @@ NextBlock AheadBlock(const CacheBlocks<T>& cache, int j, int j1, long rec, bool 
     return next;
 }
 
-// One task of FlashTPA: query q over cache records [j0, j1). kDot: a bf16 cache read as bf16 and
-// multiplied with vdpbf16ps (AVX3 only); T = int8_t: a q8 cache read in place (A_K and A_V codes
-// widened in registers, B_K and B_V by WidenRows, row scales folded in); T = uint16_t without
-// kDot: a bf16 cache read in place the same way; float: the records as they are.
+// One task of FlashTPA: query q over cache records [t.j0, t.j1), prefetching up to t.ahead. kDot: a
+// bf16 cache read as bf16 and multiplied with vdpbf16ps (AVX3 only); T = int8_t: a q8 cache read in
+// place (A_K and A_V codes widened in registers, B_K and B_V by WidenRows, row scales folded in); T
+// = uint16_t without kDot: a bf16 cache read in place the same way; float: the records as they are.
 template <typename T, bool kDot>
-HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0, int j1,
+HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const Task& task,
                           const TpaCacheDims& dm, float scale, Partial part,
                           std::vector<float>& buf, std::vector<float>& sc) {
     constexpr bool kQ8 = std::is_same_v<T, int8_t>;
@@ -501,6 +504,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
     using R = std::conditional_t<kDot || kW16, uint16_t, std::conditional_t<kQ8, int8_t, float>>;
     using Qt = std::conditional_t<kDot, uint16_t, float>;
     const DF d;
+    const int j0 = task.j0, j1 = task.j1;
     const bool full = q.A != nullptr;
     const int H = dm.H, Rk = dm.Rk, Rv = dm.Rv, D = dm.D, NQ = full ? q.Rq : H;
     const int G = (H + kN - 1) / kN, Hp = kN * G;
@@ -612,8 +616,11 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
         // time so that the FMA chains over i are independent (kBlock is a multiple of 4; rows
         // past n repeat row n-1 and are never read).
         if (full) BlockScoresFull<R>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, NQ, Rk, n);
-        // The block kAhead blocks on, prefetched by the value tiles (step 3).
-        const NextBlock next = AheadBlock<kAhead>(cache, b0 + n, j1, rec, b0 == j0);
+        // The block kAhead blocks on, prefetched by the value tiles (step 3): past j1 into the
+        // thread's next task, and on the first block at once unless the thread's previous task
+        // (ending at j0) prefetched it.
+        const NextBlock next = AheadBlock<kAhead>(cache, b0 + n, std::max(j1, task.ahead), rec,
+                                                  b0 == j0 && !task.cont);
         // Online softmax, lane-wise over heads, fused with the value weights.
         BlockSoftmax<R>(W, m, l, alpha, St, recs, rec, dm.off_AV(), scale_off, H, Hp, Rk, Rv, n,
                         1.0f / float(Rv));
@@ -642,26 +649,26 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, int j0
 }  // namespace
 
 // The per-target entry points; false: D is not one of the vector kernel's (caller falls back).
-bool TpaRangeF32(const TpaQuery& q, const CacheBlocks<float>& cache, int j0, int j1,
+bool TpaRangeF32(const TpaQuery& q, const CacheBlocks<float>& cache, const flash_detail::Task& t,
                  const TpaCacheDims& dm, float scale, flash_detail::Partial part,
                  std::vector<float>& buf, std::vector<float>& sc) {
     if (dm.D > kMaxD) return false;
-    TpaRangeT<float, false>(q, cache, j0, j1, dm, scale, part, buf, sc);
+    TpaRangeT<float, false>(q, cache, t, dm, scale, part, buf, sc);
     return true;
 }
-bool TpaRangeBf16(const TpaQuery& q, const CacheBlocks<uint16_t>& cache, int j0, int j1,
-                  const TpaCacheDims& dm, float scale, flash_detail::Partial part,
-                  std::vector<float>& buf, std::vector<float>& sc) {
+bool TpaRangeBf16(const TpaQuery& q, const CacheBlocks<uint16_t>& cache,
+                  const flash_detail::Task& t, const TpaCacheDims& dm, float scale,
+                  flash_detail::Partial part, std::vector<float>& buf, std::vector<float>& sc) {
     if (dm.D > kMaxD) return false;
-    TpaRangeT<uint16_t, false>(q, cache, j0, j1, dm, scale, part, buf, sc);
+    TpaRangeT<uint16_t, false>(q, cache, t, dm, scale, part, buf, sc);
     return true;
 }
 // A q8 cache read in place (false also for more than 64 value ranks: the caller dequantizes).
-bool TpaRangeQ8(const TpaQuery& q, const CacheBlocks<int8_t>& cache, int j0, int j1,
+bool TpaRangeQ8(const TpaQuery& q, const CacheBlocks<int8_t>& cache, const flash_detail::Task& t,
                 const TpaCacheDims& dm, float scale, flash_detail::Partial part,
                 std::vector<float>& buf, std::vector<float>& sc) {
     if (dm.D > kMaxD || dm.Rv > 64) return false;
-    TpaRangeT<int8_t, false>(q, cache, j0, j1, dm, scale, part, buf, sc);
+    TpaRangeT<int8_t, false>(q, cache, t, dm, scale, part, buf, sc);
     return true;
 }
 // vdpbf16ps on the bf16 cache (AVX3 with AVX512_BF16; D a multiple of 16). Only called where
@@ -669,17 +676,17 @@ bool TpaRangeQ8(const TpaQuery& q, const CacheBlocks<int8_t>& cache, int j0, int
 #if HWY_TARGET == HWY_AVX3
 T6_BF16_TARGET
 #endif
-bool TpaRangeDot(const TpaQuery& q, const CacheBlocks<uint16_t>& cache, int j0, int j1,
+bool TpaRangeDot(const TpaQuery& q, const CacheBlocks<uint16_t>& cache, const flash_detail::Task& t,
                  const TpaCacheDims& dm, float scale, flash_detail::Partial part,
                  std::vector<float>& buf, std::vector<float>& sc) {
     if (dm.D > kMaxD) return false;
 #if HWY_TARGET == HWY_AVX3
     if (dm.D % 16 == 0) {
-        TpaRangeT<uint16_t, true>(q, cache, j0, j1, dm, scale, part, buf, sc);
+        TpaRangeT<uint16_t, true>(q, cache, t, dm, scale, part, buf, sc);
         return true;
     }
 #endif
-    TpaRangeT<uint16_t, false>(q, cache, j0, j1, dm, scale, part, buf, sc);
+    TpaRangeT<uint16_t, false>(q, cache, t, dm, scale, part, buf, sc);
     return true;
 }
 
@@ -827,17 +834,17 @@ void tpa_range_generic(const TpaQuery& q, const CacheBlocks<T>& cache, int j0, i
     }
 }
 
-bool tpa_range_simd(const TpaQuery& q, const CacheBlocks<float>& cache, int j0, int j1,
+bool tpa_range_simd(const TpaQuery& q, const CacheBlocks<float>& cache, const Task& t,
                     const TpaCacheDims& dm, float scale, Partial part, std::vector<float>& buf,
                     std::vector<float>& sc) {
-    return HWY_DYNAMIC_DISPATCH(TpaRangeF32)(q, cache, j0, j1, dm, scale, part, buf, sc);
+    return HWY_DYNAMIC_DISPATCH(TpaRangeF32)(q, cache, t, dm, scale, part, buf, sc);
 }
-bool tpa_range_simd(const TpaQuery& q, const CacheBlocks<uint16_t>& cache, int j0, int j1,
+bool tpa_range_simd(const TpaQuery& q, const CacheBlocks<uint16_t>& cache, const Task& t,
                     const TpaCacheDims& dm, float scale, Partial part, std::vector<float>& buf,
                     std::vector<float>& sc) {
     if (simd_native_bf16())
-        return HWY_DYNAMIC_DISPATCH(TpaRangeDot)(q, cache, j0, j1, dm, scale, part, buf, sc);
-    return HWY_DYNAMIC_DISPATCH(TpaRangeBf16)(q, cache, j0, j1, dm, scale, part, buf, sc);
+        return HWY_DYNAMIC_DISPATCH(TpaRangeDot)(q, cache, t, dm, scale, part, buf, sc);
+    return HWY_DYNAMIC_DISPATCH(TpaRangeBf16)(q, cache, t, dm, scale, part, buf, sc);
 }
 
 }  // namespace
@@ -850,22 +857,23 @@ void flash_tpa_decode(float* const* out, const TpaQuery* qs, const CacheBlocks<T
         run_split(out, lens, nseq, dims.H, dims.D,
                   [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
                       // In place; head sizes above the vector kernel's on dequantized chunks.
-                      if (HWY_DYNAMIC_DISPATCH(TpaRangeQ8)(qs[t.seq], cache[t.seq], t.j0, t.j1,
-                                                           dims, scale, p, buf, sc))
+                      if (HWY_DYNAMIC_DISPATCH(TpaRangeQ8)(qs[t.seq], cache[t.seq], t, dims, scale,
+                                                           p, buf, sc))
                           return;
                       q8_chunks(
                           cache[t.seq], t.j0, t.j1, L, [&](const CacheBlocks<float>& v, int n) {
-                              if (!tpa_range_simd(qs[t.seq], v, 0, n, dims, scale, p, buf, sc))
+                              if (!tpa_range_simd(qs[t.seq], v, Task{t.seq, 0, n, n}, dims, scale,
+                                                  p, buf, sc))
                                   tpa_range_generic(qs[t.seq], v, 0, n, dims, scale, p, buf, sc);
                           });
                   });
     } else {
-        run_split(
-            out, lens, nseq, dims.H, dims.D,
-            [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
-                if (!tpa_range_simd(qs[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc))
-                    tpa_range_generic(qs[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc);
-            });
+        run_split(out, lens, nseq, dims.H, dims.D,
+                  [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
+                      if (!tpa_range_simd(qs[t.seq], cache[t.seq], t, dims, scale, p, buf, sc))
+                          tpa_range_generic(qs[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p,
+                                            buf, sc);
+                  });
     }
 }
 
