@@ -408,7 +408,16 @@ HWY_NOINLINE void BlockSoftmax(float* W, float* m, float* l, float* alpha, const
     constexpr bool kQ8 = std::is_same_v<R, int8_t>;
     const DF d;
     const VF c_v = hn::Set(d, cv);
-    float fv[64];  // q8: a'_s(t) b'_s(t) of one token (Rv <= 64 checked by the entry point)
+    // q8: fv[t * Rv + s] = a'_s(t) b'_s(t), once per block for every head group (Rv <= 64 checked
+    // by the entry point).
+    float fv[kQ8 ? kBlock * 64 : 1];
+    if constexpr (kQ8)
+        for (int t = 0; t < n; t++) {
+            const int8_t* r = recs + t * rec;
+            for (int s = 0; s < Rv; s++)
+                fv[t * Rv + s] =
+                    RowScale(r, scale_off, 2 * Rk + s) * RowScale(r, scale_off, 2 * Rk + Rv + s);
+        }
     for (int g = 0; g < Hp; g += kN) {
         const int lanes = H - g;
         const VF mo = hn::LoadU(d, m + g);
@@ -424,14 +433,10 @@ HWY_NOINLINE void BlockSoftmax(float* W, float* m, float* l, float* alpha, const
             const R* av = recs + t * rec + off_av + g;
             if constexpr (kQ8) {
                 // W on A_V's codes, times a'_s(t) b'_s(t) (step 3 runs on B_V's codes).
-                const int8_t* r = recs + t * rec;
                 for (int s = 0; s < Rv; s++)
-                    fv[s] = RowScale(r, scale_off, 2 * Rk + s) *
-                            RowScale(r, scale_off, 2 * Rk + Rv + s);
-                for (int s = 0; s < Rv; s++)
-                    hn::StoreU(
-                        hn::Mul(hn::Mul(ec, hn::Set(d, fv[s])), RowLoad(av + long(s) * H, lanes)),
-                        d, W + (size_t(t) * Rv + s) * Hp + g);
+                    hn::StoreU(hn::Mul(hn::Mul(ec, hn::Set(d, fv[t * Rv + s])),
+                                       RowLoad(av + long(s) * H, lanes)),
+                               d, W + (size_t(t) * Rv + s) * Hp + g);
             } else {
                 for (int s = 0; s < Rv; s++)
                     hn::StoreU(hn::Mul(ec, RowLoad(av + long(s) * H, lanes)), d,
@@ -588,13 +593,19 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
             BlockFeatures<FeatureOpsF32>(P, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
         }
         // q8: the products were of B_K's codes; scale P[t][i][j] by b_j(t) and by a_j(t), so that
-        // step 2 runs on A_K's codes.
+        // step 2 runs on A_K's codes. P's rows hold the block's tokens in a row (PIndex): each is
+        // scaled by the tokens' factors in vectors (past n the factors are 0; never read).
         if constexpr (kQ8)
-            for (int t = 0; t < n; t++) {
-                const int8_t* r = recs + t * rec;
-                for (int j = 0; j < Rk; j++) {
-                    const float f = RowScale(r, scale_off, j) * RowScale(r, scale_off, Rk + j);
-                    for (int i = 0; i < NQ; i++) P[PIndex(i, j, Rk, t)] *= f;
+            for (int j = 0; j < Rk; j++) {
+                HWY_ALIGN float f[kBlock];
+                for (int t = 0; t < kBlock; t++)
+                    f[t] = t < n ? RowScale(recs + t * rec, scale_off, j) *
+                                       RowScale(recs + t * rec, scale_off, Rk + j)
+                                 : 0.0f;
+                for (int i = 0; i < NQ; i++) {
+                    float* pij = P + PIndex(i, j, Rk, 0);
+                    for (int t = 0; t < kBlock; t += kN)
+                        hn::StoreU(hn::Mul(hn::LoadU(d, pij + t), hn::Load(d, f + t)), d, pij + t);
                 }
             }
         // 2. Rank mixing, heads in lanes (the cache stores A_K and A_V rank-major, so a row of
