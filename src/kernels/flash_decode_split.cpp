@@ -13,9 +13,9 @@ constexpr long kTasksPerRun = 8;
 // kTasksPerRun per share in all (none under kMinSplitTokens). The owner takes its run front to
 // back, so it streams one contiguous range of records (the kernels prefetch across its tasks,
 // Task::ahead); the tasks at the back are what another thread steals when it is done first
-// (run_split), which keeps both threads busy when the shared machine preempts one of them (a
-// task is the most that cannot move: 1/8 of a share, where halving tasks, one long first task,
-// left a preempted thread's step up to a quarter longer).
+// (run_split), which keeps both threads busy when the shared machine preempts one of them. A task
+// is the most of a share another thread cannot take over: 1/8 of it here (tasks of halving
+// length, measured as fast, would leave half a share in one first task).
 TaskPlan make_tasks(const int* lens, int nseq, int threads) {
     threads = std::max(1, threads);
     long total = 0;

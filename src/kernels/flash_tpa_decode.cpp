@@ -493,10 +493,11 @@ NextBlock AheadBlock(const CacheBlocks<T>& cache, int j, int j1, long rec, bool 
     return next;
 }
 
-// One task of FlashTPA: query q over cache records [t.j0, t.j1), prefetching up to t.ahead. kDot: a
-// bf16 cache read as bf16 and multiplied with vdpbf16ps (AVX3 only); T = int8_t: a q8 cache read in
-// place (A_K and A_V codes widened in registers, B_K and B_V by WidenRows, row scales folded in); T
-// = uint16_t without kDot: a bf16 cache read in place the same way; float: the records as they are.
+// One task of FlashTPA: query q over cache records [task.j0, task.j1), prefetching up to
+// task.ahead. kDot: a bf16 cache read as bf16 and multiplied with vdpbf16ps (AVX3 only);
+// T = int8_t: a q8 cache read in place (A_K and A_V codes widened in registers, B_K and B_V by
+// WidenRows, row scales folded in); T = uint16_t without kDot: a bf16 cache read in place the same
+// way; float: the records as they are.
 template <typename T, bool kDot>
 HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const Task& task,
                           const TpaCacheDims& dm, float scale, Partial part,
