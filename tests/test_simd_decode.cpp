@@ -411,20 +411,23 @@ TEST(SimdMlaPanel, HeadGroupPairsAndAnOddOneWithAMovingMaximumEqualReference) {
     }
 }
 
-// The decoding softmax's exp (vec_math-inl.h ExpNonPositive) on every target against std::exp in
-// double: within relative 1.5e-7 (about one float ulp) on [-87, 0], exactly 1 at 0, exactly 0 below
-// -87 and at -inf. The row lengths leave a partial last vector.
-TEST(SimdExp, NonPositiveExpMatchesStdExpAndFlushesBelowMinus87) {
+// The decoding softmax's exp (vec_math-inl.h ExpSoftmax) on every target against std::exp in
+// double: within relative 1.5e-7 (about one float ulp) on [-87, 88] (scores minus a running max:
+// at most 0, or at most 8 under flash_kv_decode's lazy max), exactly 1 at 0, exactly 0 below -87
+// and at -inf. The row lengths leave a partial last vector.
+TEST(SimdExp, SoftmaxExpMatchesStdExpOnMinus87To88AndFlushesBelow) {
     std::vector<float> x;
     for (int i = 0; i <= 200001; i++) x.push_back(float(-87.0 * i / 200001.0));
-    for (float v : {-0.0f, -1e-30f, -1e-8f, -0.34657359f, -0.34657360f, -86.99999f, -87.0f})
+    for (int i = 1; i <= 50001; i++) x.push_back(float(88.0 * i / 50001.0));
+    for (float v : {-0.0f, -1e-30f, -1e-8f, 1e-8f, -0.34657359f, -0.34657360f, 0.34657359f,
+                    0.34657360f, 8.0f, 87.99999f, -86.99999f, -87.0f})
         x.push_back(v);
     const size_t n_in = x.size();
     for (float v : {-87.00001f, -88.0f, -104.0f, -1e30f, -INFINITY}) x.push_back(v);
     for (SimdTarget target : simd_available_targets()) {
         ScopedSimdTarget scoped(target);
         std::vector<float> y(x.size(), -1.0f);
-        exp_nonpositive(y.data(), x.data(), int(x.size()));
+        exp_softmax(y.data(), x.data(), int(x.size()));
         double worst = 0;
         for (size_t i = 0; i < n_in; i++) {
             const double e = std::exp(double(x[i]));

@@ -467,7 +467,8 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
             VF sum = hn::Zero(d);
             for (int t0 = 0; t0 < kKvBlock; t0 += kN) {
                 float* ph = P + h * kKvBlock + t0;
-                const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, ph), vm));  // -inf: 0
+                // s - m <= kLazyMax (ExpSoftmax's domain); -inf: 0.
+                const VF e = ExpSoftmax(d, hn::Sub(hn::LoadU(d, ph), vm));
                 sum = hn::Add(sum, e);
                 if constexpr (kQ8)
                     hn::StoreU(hn::Mul(e, hn::LoadU(d, VS + kv * kKvBlock + t0)), d, ph);

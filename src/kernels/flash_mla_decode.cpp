@@ -211,11 +211,11 @@ HWY_INLINE void BlockSoftmax(float* S, int n, int H, int Hp, Partial part, float
         VF mb = hn::Set(d, -INFINITY);
         for (int j = 0; j < n; j++) mb = hn::Max(mb, hn::LoadU(d, S + size_t(j) * Hp + kN * g));
         const VF mnew = hn::Max(m, mb);
-        const VF al = hn::Exp(d, hn::Sub(m, mnew));  // m = -inf: 0
+        const VF al = ExpSoftmax(d, hn::Sub(m, mnew));  // m = -inf: 0
         VF sum = hn::Zero(d);
         for (int j = 0; j < n; j++) {
             float* sj = S + size_t(j) * Hp + kN * g;
-            const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, sj), mnew));
+            const VF e = ExpSoftmax(d, hn::Sub(hn::LoadU(d, sj), mnew));
             hn::StoreU(vscale ? hn::Mul(e, hn::Set(d, vscale[j])) : e, d, sj);
             sum = hn::Add(sum, e);
         }

@@ -359,42 +359,68 @@ T6_BF16_TARGET int PackValuePairs(Bf16Pair* Bi, Bf16Pair* Wp, const uint16_t* re
 #endif  // HWY_TARGET == HWY_AVX3
 
 // Step 2 of a block, full TPA: scores St[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h] P[t][i][j],
-// heads in lanes, four tokens at a time so that the FMA chains over i are independent (kBlock is a
-// multiple of 4; rows past n repeat row n-1 and are never read).
+// heads in lanes. kT tokens at a time, so that kT FMA chains over i are independent (kBlock is a
+// multiple of kT; rows past n repeat row n-1 and are never read). kHold: the group's A_Q' rows
+// (NQ <= 8) stay in registers across the tokens, AVX3 only (8 + 8 x 2 accumulators of 32
+// registers); otherwise they are reloaded per token group (AVX2's 16 registers).
+template <int kT, bool kHold, typename R>
+HWY_INLINE void ScoresGroup(float* St, const float* P, const float* AQt, const R* recs, long rec,
+                            long off_ak, int H, int Hp, int NQ, int Rk, int n, int g) {
+    const DF d;
+    const int lanes = H - g;
+    constexpr int kQ = 8;
+    VF aq[kQ];
+    if constexpr (kHold) {
+#pragma GCC unroll 8
+        for (int i = 0; i < kQ; i++)
+            if (i < NQ) aq[i] = hn::LoadU(d, AQt + i * Hp + g);
+    }
+    const size_t di = PIndex(1, 0, Rk, 0);  // from query row i to i + 1 in P
+    for (int t = 0; t < n; t += kT) {
+        VF s[kT];
+        const R* ak[kT];
+#pragma GCC unroll 8
+        for (int k = 0; k < kT; k++) {
+            s[k] = hn::Zero(d);
+            ak[k] = recs + std::min(t + k, n - 1) * rec + off_ak + g;
+        }
+        for (int j = 0; j < Rk; j++) {
+            VF u[kT];
+#pragma GCC unroll 8
+            for (int k = 0; k < kT; k++) u[k] = hn::Zero(d);
+            const float* pj = P + PIndex(0, j, Rk, t);  // tokens t.. in a row
+            const auto mix = [&](VF a, const float* pi) {
+#pragma GCC unroll 8
+                for (int k = 0; k < kT; k++) u[k] = hn::MulAdd(a, hn::Set(d, pi[k]), u[k]);
+            };
+            if constexpr (kHold) {
+#pragma GCC unroll 8
+                for (int i = 0; i < kQ; i++)
+                    if (i < NQ) mix(aq[i], pj + i * di);
+            } else {
+                for (int i = 0; i < NQ; i++) mix(hn::LoadU(d, AQt + i * Hp + g), pj + i * di);
+            }
+            const long o = long(j) * H;
+#pragma GCC unroll 8
+            for (int k = 0; k < kT; k++) s[k] = hn::MulAdd(RowLoad(ak[k] + o, lanes), u[k], s[k]);
+        }
+        float* st = St + size_t(t) * Hp + g;
+#pragma GCC unroll 8
+        for (int k = 0; k < kT; k++) hn::StoreU(s[k], d, st + size_t(k) * Hp);
+    }
+}
+
 template <typename R>
 HWY_NOINLINE void BlockScoresFull(float* St, const float* P, const float* AQt, const R* recs,
                                   long rec, long off_ak, int H, int Hp, int NQ, int Rk, int n) {
-    const DF d;
     for (int g = 0; g < Hp; g += kN) {
-        const int lanes = H - g;
-        for (int t = 0; t < n; t += 4) {
-            VF s0 = hn::Zero(d), s1 = s0, s2 = s0, s3 = s0;
-            const R* ak0 = recs + t * rec + off_ak + g;
-            const R* ak1 = recs + std::min(t + 1, n - 1) * rec + off_ak + g;
-            const R* ak2 = recs + std::min(t + 2, n - 1) * rec + off_ak + g;
-            const R* ak3 = recs + std::min(t + 3, n - 1) * rec + off_ak + g;
-            for (int j = 0; j < Rk; j++) {
-                VF u0 = hn::Zero(d), u1 = u0, u2 = u0, u3 = u0;
-                for (int i = 0; i < NQ; i++) {
-                    const VF a = hn::LoadU(d, AQt + i * Hp + g);
-                    const float* pi = P + PIndex(i, j, Rk, t);  // tokens t..t+3 in a row
-                    u0 = hn::MulAdd(a, hn::Set(d, pi[0]), u0);
-                    u1 = hn::MulAdd(a, hn::Set(d, pi[1]), u1);
-                    u2 = hn::MulAdd(a, hn::Set(d, pi[2]), u2);
-                    u3 = hn::MulAdd(a, hn::Set(d, pi[3]), u3);
-                }
-                const long o = long(j) * H;
-                s0 = hn::MulAdd(RowLoad(ak0 + o, lanes), u0, s0);
-                s1 = hn::MulAdd(RowLoad(ak1 + o, lanes), u1, s1);
-                s2 = hn::MulAdd(RowLoad(ak2 + o, lanes), u2, s2);
-                s3 = hn::MulAdd(RowLoad(ak3 + o, lanes), u3, s3);
-            }
-            float* st = St + size_t(t) * Hp + g;
-            hn::StoreU(s0, d, st);
-            hn::StoreU(s1, d, st + Hp);
-            hn::StoreU(s2, d, st + 2 * Hp);
-            hn::StoreU(s3, d, st + 3 * Hp);
+#if HWY_TARGET == HWY_AVX3
+        if (NQ <= 8) {
+            ScoresGroup<8, true>(St, P, AQt, recs, rec, off_ak, H, Hp, NQ, Rk, n, g);
+            continue;
         }
+#endif
+        ScoresGroup<4, false>(St, P, AQt, recs, rec, off_ak, H, Hp, NQ, Rk, n, g);
     }
 }
 
@@ -424,10 +450,10 @@ HWY_NOINLINE void BlockSoftmax(float* W, float* m, float* l, float* alpha, const
         VF mb = hn::Set(d, -INFINITY);
         for (int t = 0; t < n; t++) mb = hn::Max(mb, hn::LoadU(d, St + size_t(t) * Hp + g));
         const VF mnew = hn::Max(mo, mb);
-        const VF al = ExpNonPositive(d, hn::Sub(mo, mnew));  // m = -inf: 0
+        const VF al = ExpSoftmax(d, hn::Sub(mo, mnew));  // m = -inf: 0
         VF sum = hn::Zero(d);
         for (int t = 0; t < n; t++) {
-            const VF e = ExpNonPositive(d, hn::Sub(hn::LoadU(d, St + size_t(t) * Hp + g), mnew));
+            const VF e = ExpSoftmax(d, hn::Sub(hn::LoadU(d, St + size_t(t) * Hp + g), mnew));
             sum = hn::Add(sum, e);
             const VF ec = hn::Mul(c_v, e);
             const R* av = recs + t * rec + off_av + g;
@@ -702,15 +728,15 @@ bool TpaRangeDot(const TpaQuery& q, const CacheBlocks<uint16_t>& cache, const fl
     return true;
 }
 
-// y = ExpNonPositive(x) (the softmax's exp above), row by row for tests.
-void ExpNonPositiveRow(float* y, const float* x, int n) {
+// y = ExpSoftmax(x) (the softmax's exp above), row by row for tests.
+void ExpSoftmaxRow(float* y, const float* x, int n) {
     const DF d;
     int i = 0;
-    for (; i + kN <= n; i += kN) hn::StoreU(ExpNonPositive(d, hn::LoadU(d, x + i)), d, y + i);
+    for (; i + kN <= n; i += kN) hn::StoreU(ExpSoftmax(d, hn::LoadU(d, x + i)), d, y + i);
     if (i < n) {
         HWY_ALIGN float t[kN] = {};
         for (int k = 0; k < n - i; k++) t[k] = x[i + k];
-        hn::Store(ExpNonPositive(d, hn::Load(d, t)), d, t);
+        hn::Store(ExpSoftmax(d, hn::Load(d, t)), d, t);
         for (int k = 0; k < n - i; k++) y[i + k] = t[k];
     }
 }
@@ -731,10 +757,10 @@ HWY_EXPORT(TpaRangeBf16);
 HWY_EXPORT(TpaRangeDot);
 HWY_EXPORT(TpaRangeQ8);
 HWY_EXPORT(TpaTargetName);
-HWY_EXPORT(ExpNonPositiveRow);
+HWY_EXPORT(ExpSoftmaxRow);
 
-void exp_nonpositive(float* y, const float* x, int n) {
-    HWY_DYNAMIC_DISPATCH(ExpNonPositiveRow)(y, x, n);
+void exp_softmax(float* y, const float* x, int n) {
+    HWY_DYNAMIC_DISPATCH(ExpSoftmaxRow)(y, x, n);
 }
 
 using namespace flash_detail;

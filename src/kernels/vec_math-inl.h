@@ -4,8 +4,8 @@
 //
 //   RowMax(p, n)            max of p[0..n), n >= 1
 //   ExpShiftSum(p, n, m)    p[j] = exp(p[j] - m), returns the sum (-inf inputs give exactly 0)
-//   ExpNonPositive(d, x)    exp(x) for x <= 0 (shifted softmax scores), fewer operations than
-//                           hn::Exp; inputs below -87 (and -inf) give exactly 0
+//   ExpSoftmax(d, x)        exp(x) for x <= 88 (softmax scores minus a running maximum), fewer
+//                           operations than hn::Exp; inputs below -87 (and -inf) give exactly 0
 //   Dot(a, b, n)            sum a[i] b[i]
 //   Axpy(y, a, x, n)        y[i] += a x[i]
 //   DotF64(a, b, n)         sum a[i] b[i] with products and sum in double (b may equal a)
@@ -38,16 +38,23 @@ HWY_INLINE float RowMax(const float* HWY_RESTRICT p, int n) {
     return m;
 }
 
-// exp(x) for x <= 0, as softmax needs it (scores minus their running max, ratios of maxima).
-// Highway's reduction and polynomial (1 ulp), with the scale 2^q applied by one multiply (q >= -126
-// for x >= -87: a normal power of two) instead of Exp's two half-scales for the full range, and q
-// rounded directly; x < -87, -inf and NaN give 0 (hn::Exp: 0 below -104, denormals in between).
+// exp(x) as the decoding softmax needs it: x a score minus the running maximum, so x <= 0, or
+// x <= kLazyMax = 8 where the maximum moves lazily (flash_kv_decode.cpp). Highway's reduction and
+// polynomial (1 ulp), with the scale 2^q applied by one multiply (-126 <= q <= 127 for
+// -87 <= x <= 88: a normal power of two) instead of Exp's two half-scales for the full range, and q
+// rounded directly; x < -87, -inf and NaN give 0 (hn::Exp: 0 below -104, denormals in between);
+// x > 88 is outside the domain (2^q overflows the exponent field).
 template <class D, class V>
-HWY_INLINE V ExpNonPositive(D d, V x) {
+HWY_INLINE V ExpSoftmax(D d, V x) {
     const hn::Rebind<int32_t, D> di;
     const V lo = hn::Set(d, -87.0f);
     const V xc = hn::Max(x, lo);  // -inf -> -87, so the reduction stays finite
-    const V qf = hn::Round(hn::Mul(xc, hn::Set(d, 1.442695040888963407359924681f)));
+    // q = round(x log2 e) to nearest even, as hn::Round, by adding 1.5 * 2^23 (|x log2 e| < 2^22):
+    // the sum's low mantissa bits are q, so 2^q is built from them below without a float -> int
+    // conversion (Highway's ConvertTo adds an out-of-range fixup of 4 more operations on AVX-512).
+    const V magic = hn::Set(d, 12582912.0f);
+    const V t = hn::Add(hn::Mul(xc, hn::Set(d, 1.442695040888963407359924681f)), magic);
+    const V qf = hn::Sub(t, magic);
     // r = x - q ln2 in two parts (Highway's constants), |r| <= ln2 / 2.
     V r = hn::MulAdd(qf, hn::Set(d, -0.693145751953125f), xc);
     r = hn::MulAdd(qf, hn::Set(d, -1.428606765330187045e-6f), r);
@@ -60,7 +67,10 @@ HWY_INLINE V ExpNonPositive(D d, V x) {
                              hn::Set(d, +0.00139304355252534151077271f));
     const V poly = hn::MulAdd(hn::MulAdd(p45, r2, p23), r2, p01);
     const V em1 = hn::MulAdd(poly, r2, r);
-    const auto pow2 = hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, qf), hn::Set(di, int32_t(0x7F))));
+    // The bits of t are those of 1.5 * 2^23 (0x4B400000) plus q: the exponent field of 2^q is
+    // q + 127.
+    const auto pow2 =
+        hn::ShiftLeft<23>(hn::Add(hn::BitCast(di, t), hn::Set(di, int32_t(0x7F - 0x4B400000))));
     const V y = hn::MulAdd(em1, hn::BitCast(d, pow2), hn::BitCast(d, pow2));
     return hn::IfThenElseZero(hn::Ge(x, lo), y);
 }

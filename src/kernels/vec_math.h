@@ -38,9 +38,9 @@ inline float row_max(const float* p, int n) {
 
 namespace t6 {
 
-// y[j] = exp(x[j]) by the vector exp of the decoding softmax (vec_math-inl.h ExpNonPositive: for
-// x <= 0; below -87 it gives 0) at the SIMD target in force; defined with FlashTPA
+// y[j] = exp(x[j]) by the vector exp of the decoding softmax (vec_math-inl.h ExpSoftmax: for
+// x <= 88; below -87 it gives 0) at the SIMD target in force; defined with FlashTPA
 // (flash_tpa_decode.cpp), for tests.
-void exp_nonpositive(float* y, const float* x, int n);
+void exp_softmax(float* y, const float* x, int n);
 
 }  // namespace t6
