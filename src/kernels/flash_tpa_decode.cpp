@@ -361,8 +361,8 @@ T6_BF16_TARGET int PackValuePairs(Bf16Pair* Bi, Bf16Pair* Wp, const uint16_t* re
 // Step 2 of a block, full TPA: scores St[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h] P[t][i][j],
 // heads in lanes. kT tokens at a time, so that kT FMA chains over i are independent (kBlock is a
 // multiple of kT; rows past n repeat row n-1 and are never read). kHold: the group's A_Q' rows
-// (NQ <= 8) stay in registers across the tokens, AVX3 only (8 + 8 x 2 accumulators of 32
-// registers); otherwise they are reloaded per token group (AVX2's 16 registers).
+// (NQ <= 8) stay in registers across the tokens, AVX3 only (8 rows beside 2 x 8 accumulators, of
+// 32 registers); otherwise they are reloaded per token group (AVX2's 16 registers).
 template <int kT, bool kHold, typename R>
 HWY_INLINE void ScoresGroup(float* St, const float* P, const float* AQt, const R* recs, long rec,
                             long off_ak, int H, int Hp, int NQ, int Rk, int n, int g) {
