@@ -139,6 +139,16 @@ nlohmann::json crossover_table(const nlohmann::json& results) {
     return table;
 }
 
+// The decoding attention kernel a model of this config runs over a cache of this type at the
+// SIMD target in force (flash_decode.h), for each result: FlashTPA, absorbed MLA (native bf16
+// or not) or the flash K/V kernel.
+std::string attention_kernel_name(const ModelConfig& cfg, CacheType ct) {
+    if (cfg.is_tpa()) return "FlashTPA " + flash_tpa_kernel_name(ct == CacheType::bf16);
+    if (cfg.attention == AttentionKind::mla)
+        return "absorbed MLA " + flash_mla_kernel_name(ct == CacheType::bf16, cfg.kv_lora_rank);
+    return "flash K/V Highway " + simd_highway_target_name();
+}
+
 }  // namespace
 
 int cmd_bench_decode(int argc, char** argv) {
@@ -298,6 +308,7 @@ int cmd_bench_decode(int argc, char** argv) {
                              {"attention", attention_kind_name(cfg.attention)},
                              {"weights", weight_type_name(wt)},
                              {"cache_type", cache_type_name(ct)},
+                             {"attention_kernel", attention_kernel_name(cfg, ct)},
                              {"context", ctx},
                              {"batch", batch},
                              {"kv_block_tokens", block_tokens},

@@ -96,6 +96,8 @@ int print_system(bool json) {
     for (const auto& a : avail) avail_s += (avail_s.empty() ? "" : " ") + a;
     const bool capped = t < best;
     const std::string tpa_f32(flash_tpa_kernel_name(false)), tpa_bf16(flash_tpa_kernel_name(true));
+    // The paper presets' latent (d_c = 256): the native bf16 MLA path needs a multiple of 32.
+    const std::string mla_bf16(flash_mla_kernel_name(true, 256));
     const std::string gemm_f32 = gemm_kernel_name(), gemm_bf16 = gemm_bf16_kernel_name();
     const std::string hwy = simd_highway_target_name();
     const std::string int8 = int8_kernel_name();
@@ -119,6 +121,7 @@ int print_system(bool json) {
     std::printf("  Highway kernels  %s\n", hwy.c_str());
     std::printf("  FlashTPA         f32 cache: %s; bf16 cache: %s\n", tpa_f32.c_str(),
                 tpa_bf16.c_str());
+    std::printf("  absorbed MLA     bf16 latent (d_c a multiple of 32): %s\n", mla_bf16.c_str());
     std::printf("  f32 GEMM         %s\n", gemm_f32.c_str());
     std::printf("  bf16 GEMM        %s\n", gemm_bf16.c_str());
     std::printf("  int8 GEMV        %s (q8a8 / q4a8 weights)\n", int8.c_str());
@@ -138,6 +141,7 @@ int print_system(bool json) {
             {"simd_highway_target", hwy},
             {"flash_tpa_kernel_f32", tpa_f32},
             {"flash_tpa_kernel_bf16", tpa_bf16},
+            {"flash_mla_kernel_bf16", mla_bf16},
             {"gemm_kernel", gemm_f32},
             {"gemm_bf16_kernel", gemm_bf16},
             {"int8_gemv_kernel", int8},

@@ -116,6 +116,10 @@ void flash_tpa_decode(float* const* out, const TpaQuery* qs, const CacheBlocks<T
 // output): the path that runs at the SIMD target now in force, e.g. "avx512bf16: vdpbf16ps on the
 // bf16 factors", "Highway AVX2".
 std::string flash_tpa_kernel_name(bool bf16_cache);
+// The same for the absorbed MLA kernel over a latent of `latent` numbers (d_c): "avx512bf16:
+// vdpbf16ps on the bf16 latent" where that path runs (d_c a multiple of 32), else the Highway
+// target.
+std::string flash_mla_kernel_name(bool bf16_cache, int latent);
 
 // out[i] (Hq*D) for sequence i: standard attention of q[i] (Hq*D, rotated) over the cache.
 template <typename T>

@@ -24,6 +24,9 @@
 // (Measured 2026-12-02 on a heavily loaded 2-core machine, one thread, minimum thread CPU time over
 // repeated calls, previous kernel / this one, small-mla's shape: bf16 and q8 caches 1.1-1.4x
 // faster, f32 equal from memory but ~10% slower when the cache sits in L2 (the copy).)
+// A bf16 cache on CPUs with AVX-512 BF16 takes the vdpbf16ps path further down (MlaRangeDotBody):
+// on small-mla's shape, one thread, 1024 records in L2, 94.5 ns per record against 166.6 for the
+// widened bf16 records and 171.7 for float32 (2026-12-03, Zen 4).
 // (Tried and not kept, 2026-12: a dot form of the scores on AVX-512, the record in the lanes and
 // 13 heads x 2 records of accumulators reduced by two transpose-adds, uses every lane where this
 // form uses 13 of 16 on small-mla, but measured 5-15% slower per kernel call: 28 loads per 26
@@ -34,6 +37,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/simd.h"
+#include "kernels/bf16.h"
 #include "kernels/flash_decode_common.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -390,6 +395,253 @@ void MlaRange(const float* q, const CacheBlocks<T>& cache, int j0, int j1, const
     }
 }
 
+#if HWY_TARGET == HWY_AVX3
+// ---- bf16 cache on CPUs with AVX-512 BF16 (vdpbf16ps) ----
+// Compiled for the AVX3 target with avx512bf16 added by attribute and run only where
+// simd_native_bf16() (as FlashTPA's bf16 path, flash_tpa_decode.cpp). vdpbf16ps multiplies pairs
+// of bf16 numbers exactly and adds both products to a float32 lane: twice an fp32 FMA's
+// multiply-adds per instruction on the cache's own numbers. The query is rounded to bf16 once per
+// task and the probabilities to bf16 per block (as FlashTPA's native path rounds its query factor
+// and value weights); the scores, the softmax and the accumulators stay float32.
+//  - The block's records are copied into a bf16 panel (half the f32 panel's bytes), 32 numbers
+//    (one 64-byte vector) of every record at a time, each vector permuted by kPanelIdx.
+//  - Scores: heads in the lanes as in ScoreTile, with pairs of numbers: the query's pairs (two
+//    consecutive numbers of a head's row, bf16) times a record's pair broadcast from the panel.
+//  - Values: pairs of records. Unpacking the 16-bit halves of records t and t+1's panel vectors
+//    (vpunpcklwd / vpunpckhwd: no lane crossing) gives the pairs (c_t[x], c_t+1[x]) of 16
+//    consecutive latent columns x each, which kPanelIdx puts in column order; the weight is the
+//    pair (p_h(t), p_h(t+1)) broadcast.
+#define T6_BF16_TARGET __attribute__((target(HWY_TARGET_STR ",avx512bf16")))
+
+constexpr int kBlkDot = 32;  // records per block: even, so that the values pair them
+constexpr int kPairs = 16;   // bf16 pairs (uint32) per vector
+
+// Position 8k + i of a panel vector (k the 128-bit block, i < 8) holds number 4k + i of the
+// record's 32 (i < 4) or 16 + 4k + i - 4 (i >= 4): unpacklo of two records then gives numbers
+// 0..15 of both in order, unpackhi numbers 16..31. Pairs of positions (2s, 2s+1) hold the
+// consecutive numbers kPanelNum(2s), kPanelNum(2s) + 1.
+inline int PanelNum(int pos) {
+    const int k = pos / 8, i = pos % 8;
+    return i < 4 ? 4 * k + i : 16 + 4 * k + i - 4;
+}
+
+// The block's n bf16 records (rec numbers, relem apart) into the panel: vector kc of record j
+// (numbers 32 kc .. 32 kc + 31, zero past rec) at pan + (kc kBlkDot + j) kPairs, permuted.
+inline T6_BF16_TARGET void PanelBf16(uint32_t* pan, const uint16_t* blk, int n, long rec, int nkc,
+                                     __m512i idx) {
+    for (int kc = 0; kc < nkc; kc++) {
+        const long left = rec - 32L * kc;
+        const __mmask32 m = left >= 32 ? ~__mmask32(0) : __mmask32((1u << left) - 1);
+        uint32_t* dst = pan + size_t(kc) * kBlkDot * kPairs;
+        for (int j = 0; j < n; j++) {
+            const __m512i v = _mm512_maskz_loadu_epi16(m, blk + j * rec + 32L * kc);
+            _mm512_store_si512(dst + size_t(j) * kPairs, _mm512_permutexvar_epi16(idx, v));
+        }
+    }
+}
+
+// Scores of the panel's records [jt, jt + NR) for head groups g .. g + NG - 1 (NG 1 or 2), as
+// ScoreTile: S[(jt + jj) Hp + (g + gg) N] = scale sum_s qT[g + gg][s] . pair s of record jt + jj,
+// the query's pairs qT (G, nkc 16, 16) in the panel's pair order.
+template <int NR, int NG>
+inline T6_BF16_TARGET void ScoreTileDot(const uint32_t* qg, size_t qgs, const uint32_t* pan, int jt,
+                                        int cnt, int nkc, float scale, float* S, int Hp,
+                                        Prefetch& pf) {
+    __m512 a[NG][NR];
+#pragma GCC unroll 16
+    for (int jj = 0; jj < NR; jj++)
+#pragma GCC unroll 2
+        for (int gg = 0; gg < NG; gg++) a[gg][jj] = _mm512_setzero_ps();
+    for (int kc = 0; kc < nkc; kc++) {
+        const uint32_t* pk = pan + (size_t(kc) * kBlkDot + size_t(jt)) * kPairs;
+        const uint32_t* qk = qg + size_t(kc) * kPairs * kPairs;
+#pragma GCC unroll 16
+        for (int s = 0; s < kPairs; s++) {
+            const __m512bh q0 = (__m512bh)_mm512_loadu_si512(qk + s * kPairs);
+            const __m512bh q1 = NG > 1 ? (__m512bh)_mm512_loadu_si512(qk + qgs + s * kPairs) : q0;
+#pragma GCC unroll 16
+            for (int jj = 0; jj < NR; jj++) {
+                const __m512bh x = (__m512bh)_mm512_set1_epi32(int(pk[jj * kPairs + s]));
+                a[0][jj] = _mm512_dpbf16_ps(a[0][jj], q0, x);
+                if constexpr (NG > 1) a[NG - 1][jj] = _mm512_dpbf16_ps(a[NG - 1][jj], q1, x);
+            }
+        }
+        pf.step();
+    }
+    const __m512 sv = _mm512_set1_ps(scale);
+#pragma GCC unroll 16
+    for (int jj = 0; jj < NR; jj++)
+        if (jj < cnt)
+#pragma GCC unroll 2
+            for (int gg = 0; gg < NG; gg++)
+                _mm512_storeu_ps(S + size_t(jt + jj) * Hp + size_t(kN) * gg,
+                                 _mm512_mul_ps(a[gg][jj], sv));
+}
+
+// The block's probabilities S (n, Hp) as pairs of records, Wp (np, Hp): Wp[t][h] =
+// (bf16 p_h(2t), bf16 p_h(2t+1)), an odd last record paired with zero. Returns np.
+inline T6_BF16_TARGET int PackWeightPairs(uint32_t* Wp, const float* S, int n, int Hp) {
+    const int np = (n + 1) / 2;
+    for (int t = 0; t < np; t++) {
+        const int k0 = 2 * t, k1 = 2 * t + 1;
+        for (int g = 0; g < Hp; g += kN) {
+            const __m512 w0 = _mm512_loadu_ps(S + size_t(k0) * Hp + g);
+            const __m512 w1 =
+                k1 < n ? _mm512_loadu_ps(S + size_t(k1) * Hp + g) : _mm512_setzero_ps();
+            const __m512i lo = _mm512_cvtepu16_epi32(__m256i(_mm512_cvtneps_pbh(w0)));
+            const __m512i hi = _mm512_cvtepu16_epi32(__m256i(_mm512_cvtneps_pbh(w1)));
+            _mm512_storeu_si512(Wp + size_t(t) * Hp + g,
+                                _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+    }
+    return np;
+}
+
+// acc[h] = alpha[h] acc[h] + sum_t W[t][h] c_t for heads [h0, h0 + HB) and the NV (2 or 4)
+// column vectors from cv0 N (a whole number of 32-number panel vectors inside C), pairs of
+// records at a time: NV / 2 panel vectors of records 2t and 2t+1 unpacked into NV pair vectors.
+template <int HB, int NV>
+inline T6_BF16_TARGET void ValuesTileDot(float* acc, int C, int cv0, int h0, const uint32_t* Wp,
+                                         int Hp, const uint32_t* pan, int np, const float* alpha) {
+    static_assert(HB >= 1 && HB <= 6 && (NV == 2 || NV == 4));
+    const DF d;
+    const int c0 = cv0 * kN;
+    constexpr int n0 = NV * kN, n1 = n0 - kN, n2 = n0 - 2 * kN, n3 = n0 - 3 * kN;
+    T6_VT_ACC_LOAD(acc, C)
+    constexpr size_t kV = size_t(kBlkDot) * kPairs;  // uint32 from one panel vector to the next
+    const uint32_t* p = pan + size_t(cv0 / 2) * kV;
+    const uint32_t* w = Wp + h0;
+    for (int t = 0; t < np; t++, p += 2 * kPairs, w += Hp) {
+        const __m512i x0 = _mm512_load_si512(p), y0 = _mm512_load_si512(p + kPairs);
+        const __m512bh b0 = (__m512bh)_mm512_unpacklo_epi16(x0, y0);
+        const __m512bh b1 = (__m512bh)_mm512_unpackhi_epi16(x0, y0);
+        __m512bh b2 = b0, b3 = b1;
+        if constexpr (NV > 2) {
+            const __m512i x1 = _mm512_load_si512(p + kV), y1 = _mm512_load_si512(p + kV + kPairs);
+            b2 = (__m512bh)_mm512_unpacklo_epi16(x1, y1);
+            b3 = (__m512bh)_mm512_unpackhi_epi16(x1, y1);
+        }
+#define T6_VTD_FMA(i, a0, a1, a2, a3)                                   \
+    if constexpr (i < HB) {                                             \
+        const __m512bh x = (__m512bh)_mm512_set1_epi32(int(w[i]));      \
+        a0 = VF{_mm512_dpbf16_ps(a0.raw, b0, x)};                       \
+        a1 = VF{_mm512_dpbf16_ps(a1.raw, b1, x)};                       \
+        if constexpr (NV > 2) a2 = VF{_mm512_dpbf16_ps(a2.raw, b2, x)}; \
+        if constexpr (NV > 2) a3 = VF{_mm512_dpbf16_ps(a3.raw, b3, x)}; \
+    }
+        T6_VTD_FMA(0, r00, r01, r02, r03)
+        T6_VTD_FMA(1, r10, r11, r12, r13)
+        T6_VTD_FMA(2, r20, r21, r22, r23)
+        T6_VTD_FMA(3, r30, r31, r32, r33)
+        T6_VTD_FMA(4, r40, r41, r42, r43)
+        T6_VTD_FMA(5, r50, r51, r52, r53)
+#undef T6_VTD_FMA
+    }
+    T6_VT_ACC_STORE(acc, C)
+}
+
+template <int HB>
+inline T6_BF16_TARGET void ValuesTilesDot(float* acc, int C, int h0, const uint32_t* Wp, int Hp,
+                                          const uint32_t* pan, int np, const float* alpha) {
+    const int ncv = C / kN;  // C is a multiple of 32: an even number of column vectors
+    int cv0 = 0;
+    for (; cv0 + 4 <= ncv; cv0 += 4) ValuesTileDot<HB, 4>(acc, C, cv0, h0, Wp, Hp, pan, np, alpha);
+    if (cv0 < ncv) ValuesTileDot<HB, 2>(acc, C, cv0, h0, Wp, Hp, pan, np, alpha);
+}
+
+// MlaRange over a bf16 cache with vdpbf16ps; C a multiple of 32.
+T6_BF16_TARGET void MlaRangeDotBody(const float* q, const CacheBlocks<uint16_t>& cache, int j0,
+                                    int j1, const MlaCacheDims& dm, float scale, Partial part,
+                                    std::vector<float>& sc) {
+    const int H = dm.H, C = dm.C, G = (H + kN - 1) / kN, Hp = kN * G;
+    const long rec = dm.rec();
+    const int nkc = int((rec + 31) / 32);  // 32-number panel vectors per record
+    thread_local std::vector<uint32_t> u32;
+    // qT (G, nkc 16, 16) | the panel (nkc, kBlkDot, 16), 64-byte aligned | Wp (kBlkDot / 2, Hp)
+    const size_t n_q = size_t(G) * nkc * kPairs * kPairs, n_pan = size_t(nkc) * kBlkDot * kPairs;
+    u32.assign(n_q + n_pan + size_t(kBlkDot / 2) * Hp + kPairs, 0u);
+    uint32_t* qT = u32.data();
+    uint32_t* pan = qT + n_q;
+    pan += (kPairs - (reinterpret_cast<uintptr_t>(pan) / 4) % kPairs) % kPairs;
+    uint32_t* Wp = pan + n_pan;
+    sc.assign(size_t(kBlkDot) * Hp + Hp, 0.0f);
+    float* S = sc.data();                     // (kBlkDot, Hp): scores, then probabilities
+    float* alpha = S + size_t(kBlkDot) * Hp;  // (Hp)
+    __m512i idx;
+    {
+        alignas(64) uint16_t ix[32];
+        for (int pos = 0; pos < 32; pos++) ix[pos] = uint16_t(PanelNum(pos));
+        idx = _mm512_load_si512(ix);
+    }
+    // The query's pairs in the panel's pair order, bf16, unscaled (scale applies to the sums):
+    // each head's row rounded at once (to_bf16_serial: float_to_bf16's bits), then permuted as
+    // the panel is, 32 numbers at a time, and the pairs transposed into the heads' lanes.
+    thread_local std::vector<uint16_t> q16;
+    q16.resize(size_t(H) * rec);
+    to_bf16_serial(q16.data(), q, size_t(H) * rec);
+    for (int h = 0; h < H; h++)
+        for (int kc = 0; kc < nkc; kc++) {
+            const long left = rec - 32L * kc;
+            const __mmask32 m = left >= 32 ? ~__mmask32(0) : __mmask32((1u << left) - 1);
+            alignas(64) uint32_t row[kPairs];
+            _mm512_store_si512(
+                row, _mm512_permutexvar_epi16(
+                         idx, _mm512_maskz_loadu_epi16(m, q16.data() + h * rec + 32L * kc)));
+            uint32_t* dst = qT + (size_t(h / kN) * nkc + kc) * kPairs * kPairs + size_t(h % kN);
+            for (int s = 0; s < kPairs; s++) dst[size_t(s) * kPairs] = row[s];
+        }
+    const int steps = nkc * ((G / 2) * (kBlkDot / kTile2) + (G % 2) * (kBlkDot / kTile1));
+    const int tiles = (H + 5) / 6;
+    for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
+        n = cache.block(b0, j1, kBlkDot);
+        PanelBf16(pan, cache.at(b0, rec), n, rec, nkc, idx);
+        Prefetch pf;
+        const int nb0 = b0 + n;
+        if (nb0 < j1) {
+            const int nn = cache.block(nb0, j1, kBlkDot);
+            pf.p = reinterpret_cast<const char*>(cache.at(nb0, rec));
+            pf.end = pf.p + nn * rec * 2;
+            pf.per = int((nn * rec * 2 + 63) / 64 + steps - 1) / steps;
+        }
+        int g = 0;
+        for (; g + 1 < G; g += 2)
+            for (int jt = 0; jt < n; jt += kTile2)
+                ScoreTileDot<kTile2, 2>(qT + size_t(g) * nkc * kPairs * kPairs,
+                                        size_t(nkc) * kPairs * kPairs, pan, jt, n - jt, nkc, scale,
+                                        S + size_t(kN) * g, Hp, pf);
+        if (g < G)
+            for (int jt = 0; jt < n; jt += kTile1)
+                ScoreTileDot<kTile1, 1>(qT + size_t(g) * nkc * kPairs * kPairs, 0, pan, jt, n - jt,
+                                        nkc, scale, S + size_t(kN) * g, Hp, pf);
+        BlockSoftmax(S, n, H, Hp, part, alpha, nullptr);
+        const int np = PackWeightPairs(Wp, S, n, Hp);
+        for (int ti = 0; ti < tiles; ti++) {
+            const int h0 = int(long(H) * ti / tiles), hb = int(long(H) * (ti + 1) / tiles) - h0;
+            switch (hb) {
+                case 1:
+                    ValuesTilesDot<1>(part.acc, C, h0, Wp, Hp, pan, np, alpha);
+                    break;
+                case 2:
+                    ValuesTilesDot<2>(part.acc, C, h0, Wp, Hp, pan, np, alpha);
+                    break;
+                case 3:
+                    ValuesTilesDot<3>(part.acc, C, h0, Wp, Hp, pan, np, alpha);
+                    break;
+                case 4:
+                    ValuesTilesDot<4>(part.acc, C, h0, Wp, Hp, pan, np, alpha);
+                    break;
+                case 5:
+                    ValuesTilesDot<5>(part.acc, C, h0, Wp, Hp, pan, np, alpha);
+                    break;
+                default:
+                    ValuesTilesDot<6>(part.acc, C, h0, Wp, Hp, pan, np, alpha);
+                    break;
+            }
+        }
+    }
+}
+#endif  // HWY_TARGET == HWY_AVX3
+
 }  // namespace
 
 void MlaRangeQ8(const float* q, const CacheBlocks<int8_t>& cache, int j0, int j1,
@@ -413,6 +665,28 @@ void MlaRangeBf16(const float* q, const CacheBlocks<uint16_t>& cache, int j0, in
     MlaRange(q, cache, j0, j1, dm, nullptr, scale, part, buf, sc);
 }
 
+// vdpbf16ps on a bf16 cache (AVX3 with AVX512_BF16; C a multiple of 32). Only called where
+// simd_native_bf16(); the other targets' copies widen like MlaRangeBf16.
+#if HWY_TARGET == HWY_AVX3
+T6_BF16_TARGET
+#endif
+void MlaRangeDot(const float* q, const CacheBlocks<uint16_t>& cache, int j0, int j1,
+                 const MlaCacheDims& dm, float scale, flash_detail::Partial part,
+                 std::vector<float>& buf, std::vector<float>& sc) {
+#if HWY_TARGET == HWY_AVX3
+    if (dm.C % 32 == 0) {
+        MlaRangeDotBody(q, cache, j0, j1, dm, scale, part, sc);
+        return;
+    }
+#endif
+    MlaRange(q, cache, j0, j1, dm, nullptr, scale, part, buf, sc);
+}
+
+// The name of the Highway target this copy was compiled for.
+const char* MlaTargetName() {
+    return hwy::TargetName(HWY_TARGET);
+}
+
 }  // namespace t6::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -422,6 +696,8 @@ namespace t6 {
 HWY_EXPORT(MlaRangeF32);
 HWY_EXPORT(MlaRangeBf16);
 HWY_EXPORT(MlaRangeQ8);
+HWY_EXPORT(MlaRangeDot);
+HWY_EXPORT(MlaTargetName);
 
 using namespace flash_detail;
 
@@ -435,10 +711,20 @@ void mla_range(const float* q, const CacheBlocks<float>& cache, int j0, int j1,
 void mla_range(const float* q, const CacheBlocks<uint16_t>& cache, int j0, int j1,
                const MlaCacheDims& dm, float scale, Partial part, std::vector<float>& buf,
                std::vector<float>& sc) {
-    HWY_DYNAMIC_DISPATCH(MlaRangeBf16)(q, cache, j0, j1, dm, scale, part, buf, sc);
+    if (simd_native_bf16())
+        HWY_DYNAMIC_DISPATCH(MlaRangeDot)(q, cache, j0, j1, dm, scale, part, buf, sc);
+    else
+        HWY_DYNAMIC_DISPATCH(MlaRangeBf16)(q, cache, j0, j1, dm, scale, part, buf, sc);
 }
 
 }  // namespace
+
+std::string flash_mla_kernel_name(bool bf16_cache, int latent) {
+    const std::string target = HWY_DYNAMIC_DISPATCH(MlaTargetName)();
+    if (bf16_cache && simd_native_bf16() && target == "AVX3" && latent % 32 == 0)
+        return "avx512bf16: vdpbf16ps on the bf16 latent";
+    return "Highway " + target + (bf16_cache ? " (bf16 latent widened per block)" : "");
+}
 
 template <typename T>
 void flash_mla_decode(float* const* out, const float* const* q, const CacheBlocks<T>* cache,
