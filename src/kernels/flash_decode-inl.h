@@ -344,6 +344,21 @@ HWY_INLINE void values_tiles(float* acc, int H, int D, int max_hb, const typenam
     }
 }
 
+#if HWY_TARGET == HWY_AVX3
+// ---- bf16 pairs for vdpbf16ps (CPUs with AVX-512 BF16) ----
+// The decoding kernels' native bf16 paths (FlashTPA, absorbed MLA) are compiled for the AVX3
+// target with avx512bf16 added by this attribute and run only where simd_native_bf16().
+#define T6_BF16_TARGET __attribute__((target(HWY_TARGET_STR ",avx512bf16")))
+
+// Lane i: bf16(lo[i]) | bf16(hi[i]) << 16, rounded to nearest even: the weights of two rows that
+// one vdpbf16ps multiplies by the rows' interleaved numbers (the first row's in the low half).
+inline T6_BF16_TARGET __m512i Bf16PairLanes(__m512 lo, __m512 hi) {
+    const __m512i a = _mm512_cvtepu16_epi32(__m256i(_mm512_cvtneps_pbh(lo)));
+    const __m512i b = _mm512_cvtepu16_epi32(__m256i(_mm512_cvtneps_pbh(hi)));
+    return _mm512_or_si512(a, _mm512_slli_epi32(b, 16));
+}
+#endif  // HWY_TARGET == HWY_AVX3
+
 }  // namespace t6::HWY_NAMESPACE::flash
 HWY_AFTER_NAMESPACE();
 

@@ -404,14 +404,14 @@ void MlaRange(const float* q, const CacheBlocks<T>& cache, int j0, int j1, const
 // task and the probabilities to bf16 per block (as FlashTPA's native path rounds its query factor
 // and value weights); the scores, the softmax and the accumulators stay float32.
 //  - The block's records are copied into a bf16 panel (half the f32 panel's bytes), 32 numbers
-//    (one 64-byte vector) of every record at a time, each vector permuted by kPanelIdx.
+//    (one 64-byte vector) of every record at a time, each vector permuted as PanelNum says.
 //  - Scores: heads in the lanes as in ScoreTile, with pairs of numbers: the query's pairs (two
 //    consecutive numbers of a head's row, bf16) times a record's pair broadcast from the panel.
 //  - Values: pairs of records. Unpacking the 16-bit halves of records t and t+1's panel vectors
 //    (vpunpcklwd / vpunpckhwd: no lane crossing) gives the pairs (c_t[x], c_t+1[x]) of 16
-//    consecutive latent columns x each, which kPanelIdx puts in column order; the weight is the
-//    pair (p_h(t), p_h(t+1)) broadcast.
-#define T6_BF16_TARGET __attribute__((target(HWY_TARGET_STR ",avx512bf16")))
+//    consecutive latent columns x each, which the permutation puts in column order; the weight is
+//    the pair (p_h(t), p_h(t+1)) broadcast.
+// (T6_BF16_TARGET and Bf16PairLanes: flash_decode-inl.h.)
 
 constexpr int kBlkDot = 32;  // records per block: even, so that the values pair them
 constexpr int kPairs = 16;   // bf16 pairs (uint32) per vector
@@ -419,7 +419,7 @@ constexpr int kPairs = 16;   // bf16 pairs (uint32) per vector
 // Position 8k + i of a panel vector (k the 128-bit block, i < 8) holds number 4k + i of the
 // record's 32 (i < 4) or 16 + 4k + i - 4 (i >= 4): unpacklo of two records then gives numbers
 // 0..15 of both in order, unpackhi numbers 16..31. Pairs of positions (2s, 2s+1) hold the
-// consecutive numbers kPanelNum(2s), kPanelNum(2s) + 1.
+// consecutive numbers PanelNum(2s), PanelNum(2s) + 1.
 inline int PanelNum(int pos) {
     const int k = pos / 8, i = pos % 8;
     return i < 4 ? 4 * k + i : 16 + 4 * k + i - 4;
@@ -488,10 +488,7 @@ inline T6_BF16_TARGET int PackWeightPairs(uint32_t* Wp, const float* S, int n, i
             const __m512 w0 = _mm512_loadu_ps(S + size_t(k0) * Hp + g);
             const __m512 w1 =
                 k1 < n ? _mm512_loadu_ps(S + size_t(k1) * Hp + g) : _mm512_setzero_ps();
-            const __m512i lo = _mm512_cvtepu16_epi32(__m256i(_mm512_cvtneps_pbh(w0)));
-            const __m512i hi = _mm512_cvtepu16_epi32(__m256i(_mm512_cvtneps_pbh(w1)));
-            _mm512_storeu_si512(Wp + size_t(t) * Hp + g,
-                                _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+            _mm512_storeu_si512(Wp + size_t(t) * Hp + g, Bf16PairLanes(w0, w1));
         }
     }
     return np;

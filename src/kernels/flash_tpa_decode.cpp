@@ -288,7 +288,7 @@ HWY_NOINLINE void BlockFeatures(float* P, const typename Op::Q* QB, int NQ,
 // simd_native_bf16(). The leaf operations are plain `inline` with the attribute (not
 // always_inline: an always_inline bf16 function inside an always_inline template without the
 // attribute does not compile); they inline once the templates are inlined into TpaRangeDot.
-#define T6_BF16_TARGET __attribute__((target(HWY_TARGET_STR ",avx512bf16")))
+// (T6_BF16_TARGET: flash_decode-inl.h.)
 
 struct FeatureOpsBf16 {
     using Q = uint16_t;
@@ -348,10 +348,7 @@ T6_BF16_TARGET int PackValuePairs(Bf16Pair* Bi, Bf16Pair* Wp, const uint16_t* re
             const __m512 w0 = _mm512_loadu_ps(W + size_t(k0) * Hp + g);
             const __m512 w1 =
                 k1 < nr ? _mm512_loadu_ps(W + size_t(k1) * Hp + g) : _mm512_setzero_ps();
-            const __m512i lo = _mm512_cvtepu16_epi32(__m256i(_mm512_cvtneps_pbh(w0)));
-            const __m512i hi = _mm512_cvtepu16_epi32(__m256i(_mm512_cvtneps_pbh(w1)));
-            _mm512_storeu_si512(Wp + size_t(p) * Hp + g,
-                                _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+            _mm512_storeu_si512(Wp + size_t(p) * Hp + g, Bf16PairLanes(w0, w1));
         }
     }
     return np;
