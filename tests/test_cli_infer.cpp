@@ -182,6 +182,11 @@ TEST(CliBench, DecodeJsonHasRooflineFields) {
             x["roofline_serial_floor_now_ms"].get<double>(),
             x["attention_floor_now_ms"].get<double>() + x["linear_floor_now_ms"].get<double>(),
             1e-9 * x["roofline_serial_floor_now_ms"].get<double>());
+        // Attention FLOPs count at the fp32 FMA peak unless a native bf16 kernel runs them.
+        if (x["attention_kernel"].get<std::string>().find("vdpbf16ps") == std::string::npos) {
+            EXPECT_EQ(x["attention_flops_rate_now_gflops"].get<double>(),
+                      x["fma_peak_now_gflops"].get<double>());
+        }
     }
     // The float32 GEMM library in force (gemm_backend.h) names itself.
     const auto gemm_kernel = j["gemm_kernel"].get<std::string>();

@@ -260,6 +260,14 @@ TEST(DecodeCost, PhasesAddUpAndTheSerialFloorBoundsTheOverlappedOne) {
     EXPECT_DOUBLE_EQ(c.attention_floor_s(1e10, 1e11), 1.0);
     EXPECT_DOUBLE_EQ(c.serial_floor_s(1e10, 1e11), 1.1);
     EXPECT_DOUBLE_EQ(c.floor_s(1e10, 1e11), 1.02);
+    // Attention at a bf16 dot-product rate twice the FMA rate (200 GFLOP/s): its 100 GFLOP take
+    // 0.5 s, the weights' 2 GFLOP still 0.02 s at the FMA rate; 0 means the FMA rate.
+    EXPECT_DOUBLE_EQ(c.attention_floor_s(1e10, 1e11, 2e11), 0.5);
+    EXPECT_DOUBLE_EQ(c.serial_floor_s(1e10, 1e11, 2e11), 0.6);
+    EXPECT_DOUBLE_EQ(c.compute_s(1e11, 2e11), 0.52);
+    EXPECT_DOUBLE_EQ(c.floor_s(1e10, 1e11, 2e11), 0.52);
+    EXPECT_DOUBLE_EQ(c.floor_s(1e10, 1e11, 0.0), c.floor_s(1e10, 1e11));
+    EXPECT_DOUBLE_EQ(c.compute_s(1e11), 1.02);
 }
 
 // A decoding step reports the time its attention took: positive, and within the step.

@@ -8,7 +8,10 @@
 // step is max(bytes / bandwidth, FLOPs / FMA peak); both terms are reported. FLOPs per step: 2 per
 // weight per sequence plus attention over the cache per kind (infer/decode_cost.h: TPA counts
 // FlashTPA's R_Q R_K d_h + h R_Q R_K + h R_V d_h multiply-adds per cached token and layer,
-// MHA/GQA 2 h d_h, MLA its absorbed form h (2 d_c + d_h^R)).
+// MHA/GQA 2 h d_h, MLA its absorbed form h (2 d_c + d_h^R)). Where the attention kernel is a native
+// bf16 one (vdpbf16ps over a bf16 cache on CPUs with AVX-512 BF16), the attention FLOPs are counted
+// at the bf16 dot-product rate probed in the same way (attention_flops_rate_now_gflops), twice the
+// fp32 FMA peak, not at the fp32 peak, which would overstate that kernel's floor.
 // Each step is also split into its two phases, timed inside the decoder (decode_cost.h): attention
 // (attn_ms: the cache write and attention over the cache, and MLA's absorbed products with its
 // up-projections, against the floor of the cache's and those weights' bytes and FLOPs: column
@@ -72,6 +75,7 @@ class MachineProbe {
   public:
     double bandwidth() { return bw_.measure(); }
     double fma_peak() { return measure_fma_peak(3, 1L << 20); }
+    double bf16_dot_peak() { return measure_bf16_dot_peak(3, 1L << 20); }
     double gemm_rate() { return measure_gemm_gflops(MatmulPrecision::f32, 3, 1024, true) * 1e9; }
 
   private:
@@ -214,7 +218,7 @@ int cmd_bench_decode(int argc, char** argv) {
     const std::string simd = simd_summary();  // a bad T6_SIMD fails here, before any output
     MachineProbe probe;
     const double bw_start = probe.bandwidth(), peak_start = probe.gemm_rate();
-    const double fma_start = probe.fma_peak();
+    const double fma_start = probe.fma_peak(), bf16_start = probe.bf16_dot_peak();
     const std::string tpa_kernel(flash_tpa_kernel_name(cache_types[0] == CacheType::bf16));
     const std::string int8_kernel = int8_kernel_name();  // the q8a8 / q4a8 weights' GEMV
     std::printf(
@@ -228,6 +232,12 @@ int cmd_bench_decode(int argc, char** argv) {
         "peak again before every point: columns GB/s, FMA_GF/s; now_ms = max(mem_ms, fma_ms) and "
         "its roof use them)\n",
         bw / 1e9, peak / 1e9, bw_start / 1e9, fma_start / 1e9, peak_start / 1e9);
+    if (bf16_start > 0)
+        std::printf(
+            "bf16 dot-product peak (vdpbf16ps) measured at the start: %.0f GFLOP/s; the attention "
+            "FLOPs of the native bf16 kernels (bf16 cache) count at this rate, probed again before "
+            "each such point\n",
+            bf16_start / 1e9);
     std::printf(
         "%-16s %4s %4s %6s %5s %9s %9s %10s %9s %10s %9s %6s %6s %8s %8s %8s %9s %6s %8s %6s %6s "
         "%6s\n",
@@ -260,6 +270,14 @@ int cmd_bench_decode(int argc, char** argv) {
                         for (int s = 0; s < batch; s++) slots[s] = s;
                         std::vector<float> logits(size_t(batch) * cfg.vocab_size);
                         const double bw_now = probe.bandwidth(), fma_now = probe.fma_peak();
+                        // A native bf16 attention kernel (vdpbf16ps) runs its multiply-adds at
+                        // the bf16 dot-product rate, twice the fp32 FMA peak: its attention
+                        // FLOPs are counted at that rate (all of them, so the floor stays a lower
+                        // bound though the softmax and accumulators are float32).
+                        const std::string attn_kernel = attention_kernel_name(cfg, ct);
+                        const double attn_rate = attn_kernel.find("vdpbf16ps") != std::string::npos
+                                                     ? probe.bf16_dot_peak()
+                                                     : fma_now;
                         std::vector<double> secs, attn_secs, rest_secs;
                         for (int i = 0; i <= steps; i++) {  // the first step warms up
                             auto t0 = std::chrono::steady_clock::now();
@@ -285,9 +303,10 @@ int cmd_bench_decode(int argc, char** argv) {
                             double(kv_record_bytes(cfg, ct)) / double(kv_record_numbers(cfg)));
                         const double floor = cost.floor_s(bw, peak);
                         const double mem_now = cost.bytes / bw_now,
-                                     fma_time_now = cost.flops / fma_now;
+                                     fma_time_now = cost.compute_s(fma_now, attn_rate);
                         const double floor_now = std::max(mem_now, fma_time_now);
-                        const double attn_floor_now = cost.attention_floor_s(bw_now, fma_now);
+                        const double attn_floor_now =
+                            cost.attention_floor_s(bw_now, fma_now, attn_rate);
                         const double linear_floor_now = cost.linear_floor_s(bw_now, fma_now);
                         const double serial_floor_now = attn_floor_now + linear_floor_now;
                         // Roofline fractions of the median step; the best step is printed too (the
@@ -308,7 +327,7 @@ int cmd_bench_decode(int argc, char** argv) {
                              {"attention", attention_kind_name(cfg.attention)},
                              {"weights", weight_type_name(wt)},
                              {"cache_type", cache_type_name(ct)},
-                             {"attention_kernel", attention_kernel_name(cfg, ct)},
+                             {"attention_kernel", attn_kernel},
                              {"context", ctx},
                              {"batch", batch},
                              {"kv_block_tokens", block_tokens},
@@ -333,7 +352,8 @@ int cmd_bench_decode(int argc, char** argv) {
                              {"roofline_serial_floor_now_ms", 1e3 * serial_floor_now},
                              {"roofline_serial_fraction_now", serial_floor_now / med},
                              {"bandwidth_now_gb_per_s", bw_now / 1e9},
-                             {"fma_peak_now_gflops", fma_now / 1e9}});
+                             {"fma_peak_now_gflops", fma_now / 1e9},
+                             {"attention_flops_rate_now_gflops", attn_rate / 1e9}});
                     }
     }
     const nlohmann::json crossovers = crossover_table(results);
@@ -348,6 +368,7 @@ int cmd_bench_decode(int argc, char** argv) {
                               {"weights", p.get("weights")},
                               {"bandwidth_start_gb_per_s", bw_start / 1e9},
                               {"fma_peak_start_gflops", fma_start / 1e9},
+                              {"bf16_dot_peak_start_gflops", bf16_start / 1e9},
                               {"gemm_gflops_start", peak_start / 1e9},
                               {"bandwidth_gb_per_s", bw / 1e9},
                               {"peak_gflops", peak / 1e9},

@@ -554,6 +554,7 @@ int cmd_bench_kernels(int argc, char** argv) {
     ReadBandwidthProbe bw_probe(quick ? size_t(32) << 20 : size_t(256) << 20);
     const long fma_iters = quick ? 1L << 18 : 1L << 21;
     double bw = 0;
+    double bf16_peak = 0;  // vdpbf16ps FLOP/s under avx512bf16 (0 where the CPU lacks it)
     std::map<SimdTarget, double> peak;
     std::map<SimdTarget, std::string> hwy_name;
     auto probe = [&] {
@@ -565,6 +566,7 @@ int cmd_bench_kernels(int argc, char** argv) {
             if (!hwy_peak.count(h)) hwy_peak[h] = measure_fma_peak(5, fma_iters);
             peak[t] = hwy_peak[h];
             hwy_name[t] = h;
+            if (t == SimdTarget::avx512bf16) bf16_peak = measure_bf16_dot_peak(5, fma_iters);
         }
     };
     probe();
@@ -597,11 +599,17 @@ int cmd_bench_kernels(int argc, char** argv) {
             const std::string shape =
                 fam == "int8_gemv" ? k.shape + " kernel=" + int8_kernel_name() : k.shape;
             const double gflops = k.flops / s / 1e9, gbps = k.bytes / s / 1e9;
-            const bool compute = k.flops / peak[t] > k.bytes / bw;
-            const double frac = compute ? k.flops / s / peak[t] : k.bytes / s / bw;
+            // FlashTPA over bf16 factors runs vdpbf16ps under avx512bf16: its roof is the bf16
+            // dot-product rate, twice the fp32 FMA peak.
+            const double fpeak =
+                fam == "flash_tpa_decode_bf16" && t == SimdTarget::avx512bf16 && bf16_peak > 0
+                    ? bf16_peak
+                    : peak[t];
+            const bool compute = k.flops / fpeak > k.bytes / bw;
+            const double frac = compute ? k.flops / s / fpeak : k.bytes / s / bw;
             std::printf("%-22s %-10s %-7s %10.3f %10.2f %9.2f %-7s %6.1f%% %7.1f %8.0f  %s\n",
                         fam.c_str(), simd_target_name(t), hwy_name[t].c_str(), 1e3 * s, gflops,
-                        gbps, compute ? "compute" : "memory", 100 * frac, bw / 1e9, peak[t] / 1e9,
+                        gbps, compute ? "compute" : "memory", 100 * frac, bw / 1e9, fpeak / 1e9,
                         shape.c_str());
             std::fflush(stdout);
             rows.push_back({{"kernel", fam},
@@ -615,13 +623,15 @@ int cmd_bench_kernels(int argc, char** argv) {
                             {"gflops", gflops},
                             {"gb_per_s", gbps},
                             {"fma_peak_gflops", peak[t] / 1e9},
+                            {"compute_peak_gflops", fpeak / 1e9},
                             {"read_bandwidth_gb_per_s", bw / 1e9},
                             {"fraction_of_peak", frac},
                             {"bound", compute ? "compute" : "memory"}});
         }
     }
     std::printf(
-        "%%roof: of the FMA peak of the row's target (compute) or of the read bandwidth (memory), "
+        "%%roof: of the FMA peak of the row's target (compute; flash_tpa_decode_bf16 under "
+        "avx512bf16: the vdpbf16ps peak) or of the read bandwidth (memory), "
         "as probed right before the kernel (columns BW_now GB/s, FMA_now GFLOP/s); "
         "above 100%%: the working set fits in a cache, or the kernel does not dispatch on the "
         "target (it runs its own code whatever the target)\n");

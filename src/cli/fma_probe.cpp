@@ -44,6 +44,30 @@ int64_t FloatLanes() {
     return int64_t(hn::Lanes(hn::ScalableTag<float>()));
 }
 
+// The same 12 chains of vdpbf16ps (AVX-512 BF16: per float32 lane, the sum of two bf16 products
+// added to the lane, 4 FLOPs), c <- c + a . b with a and b small bf16 pairs; 0 on other targets
+// (the caller checks simd_native_bf16 first).
+#if HWY_TARGET == HWY_AVX3
+__attribute__((target(HWY_TARGET_STR ",avx512bf16"))) float Bf16DotChains(int64_t iters,
+                                                                          float seed) {
+    const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-4f), _mm512_set1_ps(1e-4f));
+    const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-4f), _mm512_set1_ps(1e-4f));
+    __m512 c[12];
+    for (int i = 0; i < 12; i++) c[i] = _mm512_set1_ps(seed + float(i));
+    for (int64_t i = 0; i < iters; i++) {
+#pragma GCC unroll 12
+        for (int k = 0; k < 12; k++) c[k] = _mm512_dpbf16_ps(c[k], a, b);
+    }
+    __m512 s = c[0];
+    for (int k = 1; k < 12; k++) s = _mm512_add_ps(s, c[k]);
+    return _mm512_reduce_add_ps(s);
+}
+#else
+float Bf16DotChains(int64_t, float) {
+    return 0.0f;
+}
+#endif
+
 }  // namespace t6::cli::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -62,17 +86,15 @@ namespace t6::cli {
 
 HWY_EXPORT(FmaChains);
 HWY_EXPORT(FloatLanes);
+HWY_EXPORT(Bf16DotChains);
 
 namespace {
 constexpr int kChains = 12;
-}
 
-int fma_probe_lanes() {
-    return int(HWY_DYNAMIC_DISPATCH(FloatLanes)());
-}
-
-double measure_fma_peak(int reps, long iters) {
-    const double lanes = fma_probe_lanes();
+// FLOP/s of `chains` (one call per thread, `flops_per_thread` FLOPs each, all threads at once):
+// best of `reps`.
+template <class Chains>
+double best_parallel_rate(int reps, double flops_per_thread, Chains chains) {
     double best = 0;
     for (int r = 0; r < reps; r++) {
         float sink = 0;
@@ -82,13 +104,33 @@ double measure_fma_peak(int reps, long iters) {
         {
 #pragma omp single
             threads = omp_get_num_threads();
-            sink += HWY_DYNAMIC_DISPATCH(FmaChains)(iters, float(omp_get_thread_num()));
+            sink += chains(float(omp_get_thread_num()));
         }
         const double s = seconds_since(t0);
         if (sink == 12345.678f) std::printf("?");  // keeps the sums alive
-        best = std::max(best, 2.0 * kChains * lanes * double(iters) * threads / s);
+        best = std::max(best, flops_per_thread * threads / s);
     }
     return best;
+}
+}  // namespace
+
+int fma_probe_lanes() {
+    return int(HWY_DYNAMIC_DISPATCH(FloatLanes)());
+}
+
+double measure_fma_peak(int reps, long iters) {
+    const double lanes = fma_probe_lanes();
+    return best_parallel_rate(reps, 2.0 * kChains * lanes * double(iters), [&](float seed) {
+        return HWY_DYNAMIC_DISPATCH(FmaChains)(iters, seed);
+    });
+}
+
+double measure_bf16_dot_peak(int reps, long iters) {
+    if (!simd_native_bf16()) return 0.0;
+    // 16 float32 lanes per vdpbf16ps, two multiply-adds each.
+    return best_parallel_rate(reps, 4.0 * kChains * 16 * double(iters), [&](float seed) {
+        return HWY_DYNAMIC_DISPATCH(Bf16DotChains)(iters, seed);
+    });
 }
 
 ReadBandwidthProbe::ReadBandwidthProbe(size_t bytes) : a_(std::max<size_t>(bytes / 4, 1024)) {

@@ -16,6 +16,10 @@ namespace t6::cli {
 double measure_fma_peak(int reps = 3, long iters = 1L << 21);
 // float lanes of the widest vector of the target in force (what measure_fma_peak uses).
 int fma_probe_lanes();
+// bf16 dot-product FLOP/s (vdpbf16ps: 4 FLOPs per float32 lane, the rate of the decoding kernels'
+// native bf16 paths) when the target in force has AVX-512 BF16 (simd_native_bf16), else 0: every
+// thread runs `iters` rounds of 12 independent 512-bit vdpbf16ps; best of `reps`.
+double measure_bf16_dot_peak(int reps = 3, long iters = 1L << 21);
 
 // Streaming read bandwidth (bytes/s) over a buffer of `bytes`, all threads, best of 3 sums; the
 // buffer is kept so that the probe can run again cheaply.

@@ -12,19 +12,24 @@ double attention_flops_per_cached_token(const ModelConfig& c) {
     return kind_info(c).decode_flops(c);
 }
 
-double DecodeCost::floor_s(double bw, double fl) const {
-    return std::max(bytes / bw, flops / fl);
+double DecodeCost::compute_s(double fl, double afl) const {
+    if (!(afl > 0)) afl = fl;
+    return (flops - attention_flops) / fl + attention_flops / afl;
+}
+double DecodeCost::floor_s(double bw, double fl, double afl) const {
+    return std::max(bytes / bw, compute_s(fl, afl));
 }
 double DecodeCost::linear_floor_s(double bw, double fl) const {
     return std::max((weight_bytes - core_weight_bytes) / bw,
                     (weight_flops - core_weight_flops) / fl);
 }
-double DecodeCost::attention_floor_s(double bw, double fl) const {
+double DecodeCost::attention_floor_s(double bw, double fl, double afl) const {
+    if (!(afl > 0)) afl = fl;
     return std::max((cache_bytes + core_weight_bytes) / bw,
-                    (attention_flops + core_weight_flops) / fl);
+                    attention_flops / afl + core_weight_flops / fl);
 }
-double DecodeCost::serial_floor_s(double bw, double fl) const {
-    return linear_floor_s(bw, fl) + attention_floor_s(bw, fl);
+double DecodeCost::serial_floor_s(double bw, double fl, double afl) const {
+    return linear_floor_s(bw, fl) + attention_floor_s(bw, fl, afl);
 }
 
 DecodeCost decode_step_cost(const ModelConfig& c, int batch, long context, double weight_bytes,

@@ -21,8 +21,15 @@ struct DecodeCost {
     // weight_flops + attention_flops.
     double weight_bytes = 0, cache_bytes = 0, core_weight_bytes = 0;
     double weight_flops = 0, attention_flops = 0, core_weight_flops = 0;
+    // attention_flops_per_s: the rate of the attention FLOPs over the cache where the kernel that
+    // runs them is faster than the fp32 FMA rate (the bf16 dot-product paths, vdpbf16ps: twice
+    // the multiply-adds per instruction); 0: flops_per_s. The core's own weights and the linear
+    // layers stay at flops_per_s.
     // The roofline floor max(bytes / bandwidth, FLOPs / FMA rate) of the whole step.
-    double floor_s(double bandwidth_bytes_per_s, double flops_per_s) const;
+    double floor_s(double bandwidth_bytes_per_s, double flops_per_s,
+                   double attention_flops_per_s = 0) const;
+    // The FLOPs' share of floor_s: the seconds of the FLOPs at those rates.
+    double compute_s(double flops_per_s, double attention_flops_per_s = 0) const;
     // The floors of a step's two phases, one after the other in every layer: attention (the cache
     // and the core's own weights) and the linear layers (the other weights); and their sum, the
     // floor of a step that runs its phases one after the other, as a batch-1 step must (each
@@ -30,8 +37,10 @@ struct DecodeCost {
     // attention's output). With a memory-bound phase (the weights) and a compute-bound one
     // (attention over a long cache) it is above floor_s, which assumes the two overlap perfectly.
     double linear_floor_s(double bandwidth_bytes_per_s, double flops_per_s) const;
-    double attention_floor_s(double bandwidth_bytes_per_s, double flops_per_s) const;
-    double serial_floor_s(double bandwidth_bytes_per_s, double flops_per_s) const;
+    double attention_floor_s(double bandwidth_bytes_per_s, double flops_per_s,
+                             double attention_flops_per_s = 0) const;
+    double serial_floor_s(double bandwidth_bytes_per_s, double flops_per_s,
+                          double attention_flops_per_s = 0) const;
 };
 
 // One step of `batch` sequences each holding `context` cached tokens; weights and cache elements

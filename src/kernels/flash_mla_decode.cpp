@@ -34,6 +34,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -285,6 +286,27 @@ HWY_INLINE void ValuesTileCols(float* acc, int C, int cv0, int h0, const float* 
         ValuesTile<HB, 1>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
 }
 
+// Calls f(std::integral_constant<int, HB>{}) with HB = hb for a head tile of 1 to 5 heads and 6
+// otherwise: the value tiles' sizes are template arguments, so that their accumulators stay in
+// registers.
+template <class F>
+HWY_INLINE void WithHeadTile(int hb, F&& f) {
+    switch (hb) {
+        case 1:
+            return f(std::integral_constant<int, 1>{});
+        case 2:
+            return f(std::integral_constant<int, 2>{});
+        case 3:
+            return f(std::integral_constant<int, 3>{});
+        case 4:
+            return f(std::integral_constant<int, 4>{});
+        case 5:
+            return f(std::integral_constant<int, 5>{});
+        default:
+            return f(std::integral_constant<int, 6>{});
+    }
+}
+
 // All of acc (H, C): the heads in balanced tiles of at most 6, the columns kValueVecs vectors at
 // a time.
 HWY_INLINE void Values(float* acc, int H, int C, const float* W, int Hp, const float* pan, int n,
@@ -293,26 +315,9 @@ HWY_INLINE void Values(float* acc, int H, int C, const float* W, int Hp, const f
     for (int ti = 0; ti < tiles; ti++) {
         const int h0 = int(long(H) * ti / tiles), hb = int(long(H) * (ti + 1) / tiles) - h0;
         for (int cv0 = 0; cv0 < ncv; cv0 += kValueVecs) {
-            switch (hb) {
-                case 1:
-                    ValuesTileCols<1>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
-                    break;
-                case 2:
-                    ValuesTileCols<2>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
-                    break;
-                case 3:
-                    ValuesTileCols<3>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
-                    break;
-                case 4:
-                    ValuesTileCols<4>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
-                    break;
-                case 5:
-                    ValuesTileCols<5>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
-                    break;
-                default:
-                    ValuesTileCols<6>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
-                    break;
-            }
+            WithHeadTile(hb, [&](auto HB) HWY_ATTR __attribute__((always_inline)) {
+                ValuesTileCols<decltype(HB)::value>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+            });
         }
     }
 }
@@ -614,26 +619,9 @@ T6_BF16_TARGET void MlaRangeDotBody(const float* q, const CacheBlocks<uint16_t>&
         const int np = PackWeightPairs(Wp, S, n, Hp);
         for (int ti = 0; ti < tiles; ti++) {
             const int h0 = int(long(H) * ti / tiles), hb = int(long(H) * (ti + 1) / tiles) - h0;
-            switch (hb) {
-                case 1:
-                    ValuesTilesDot<1>(part.acc, C, h0, Wp, Hp, pan, np, alpha);
-                    break;
-                case 2:
-                    ValuesTilesDot<2>(part.acc, C, h0, Wp, Hp, pan, np, alpha);
-                    break;
-                case 3:
-                    ValuesTilesDot<3>(part.acc, C, h0, Wp, Hp, pan, np, alpha);
-                    break;
-                case 4:
-                    ValuesTilesDot<4>(part.acc, C, h0, Wp, Hp, pan, np, alpha);
-                    break;
-                case 5:
-                    ValuesTilesDot<5>(part.acc, C, h0, Wp, Hp, pan, np, alpha);
-                    break;
-                default:
-                    ValuesTilesDot<6>(part.acc, C, h0, Wp, Hp, pan, np, alpha);
-                    break;
-            }
+            WithHeadTile(hb, [&](auto HB) T6_BF16_TARGET {
+                ValuesTilesDot<decltype(HB)::value>(part.acc, C, h0, Wp, Hp, pan, np, alpha);
+            });
         }
     }
 }
@@ -679,11 +667,6 @@ void MlaRangeDot(const float* q, const CacheBlocks<uint16_t>& cache, int j0, int
     MlaRange(q, cache, j0, j1, dm, nullptr, scale, part, buf, sc);
 }
 
-// The name of the Highway target this copy was compiled for.
-const char* MlaTargetName() {
-    return hwy::TargetName(HWY_TARGET);
-}
-
 }  // namespace t6::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -694,7 +677,6 @@ HWY_EXPORT(MlaRangeF32);
 HWY_EXPORT(MlaRangeBf16);
 HWY_EXPORT(MlaRangeQ8);
 HWY_EXPORT(MlaRangeDot);
-HWY_EXPORT(MlaTargetName);
 
 using namespace flash_detail;
 
@@ -717,7 +699,7 @@ void mla_range(const float* q, const CacheBlocks<uint16_t>& cache, int j0, int j
 }  // namespace
 
 std::string flash_mla_kernel_name(bool bf16_cache, int latent) {
-    const std::string target = HWY_DYNAMIC_DISPATCH(MlaTargetName)();
+    const std::string target = simd_highway_target_name();
     if (bf16_cache && simd_native_bf16() && target == "AVX3" && latent % 32 == 0)
         return "avx512bf16: vdpbf16ps on the bf16 latent";
     return "Highway " + target + (bf16_cache ? " (bf16 latent widened per block)" : "");

@@ -738,11 +738,6 @@ void ExpSoftmaxRow(float* y, const float* x, int n) {
     }
 }
 
-// The name of the Highway target this copy was compiled for.
-const char* TpaTargetName() {
-    return hwy::TargetName(HWY_TARGET);
-}
-
 }  // namespace t6::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -753,7 +748,6 @@ HWY_EXPORT(TpaRangeF32);
 HWY_EXPORT(TpaRangeBf16);
 HWY_EXPORT(TpaRangeDot);
 HWY_EXPORT(TpaRangeQ8);
-HWY_EXPORT(TpaTargetName);
 HWY_EXPORT(ExpSoftmaxRow);
 
 void exp_softmax(float* y, const float* x, int n) {
@@ -913,7 +907,7 @@ void flash_tpa_decode(float* const* out, const TpaQuery* qs, const CacheBlocks<T
 }
 
 std::string flash_tpa_kernel_name(bool bf16_cache) {
-    const std::string target = HWY_DYNAMIC_DISPATCH(TpaTargetName)();
+    const std::string target = simd_highway_target_name();
     if (bf16_cache && simd_native_bf16() && target == "AVX3")
         return "avx512bf16: vdpbf16ps on the bf16 factors";
     return "Highway " + target + (bf16_cache ? " (bf16 factors widened per block)" : "");
