@@ -185,6 +185,14 @@ struct OpF32 {
         if constexpr (NV > 2) StoreF32(a2, n2, dst + 2 * kN); \
         if constexpr (NV > 3) StoreF32(a3, n3, dst + 3 * kN); \
     }
+// M(i, ai0, ai1, ai2, ai3) for each of the six heads' accumulators (M: a tile's multiply-adds).
+#define T6_VT_EACH_HEAD(M)   \
+    M(0, r00, r01, r02, r03) \
+    M(1, r10, r11, r12, r13) \
+    M(2, r20, r21, r22, r23) \
+    M(3, r30, r31, r32, r33) \
+    M(4, r40, r41, r42, r43) \
+    M(5, r50, r51, r52, r53)
 #define T6_VT_ACC_STORE(ACC, LD)                     \
     T6_VT_ACC_STORE1(0, r00, r01, r02, r03, ACC, LD) \
     T6_VT_ACC_STORE1(1, r10, r11, r12, r13, ACC, LD) \
@@ -224,12 +232,7 @@ HWY_INLINE void values_tile_body(float* acc, int D, int c0, int h0, const typena
         if constexpr (NV > 2) a2 = Op::MulAdd(a2, p, b2); \
         if constexpr (NV > 3) a3 = Op::MulAdd(a3, p, b3); \
     }
-            T6_VT_FMA(0, r00, r01, r02, r03)
-            T6_VT_FMA(1, r10, r11, r12, r13)
-            T6_VT_FMA(2, r20, r21, r22, r23)
-            T6_VT_FMA(3, r30, r31, r32, r33)
-            T6_VT_FMA(4, r40, r41, r42, r43)
-            T6_VT_FMA(5, r50, r51, r52, r53)
+            T6_VT_EACH_HEAD(T6_VT_FMA)
 #undef T6_VT_FMA
         }
     }

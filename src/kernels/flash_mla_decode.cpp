@@ -260,12 +260,7 @@ HWY_INLINE void ValuesTile(float* acc, int C, int cv0, int h0, const float* W, i
         if constexpr (NV > 2) a2 = hn::MulAdd(x, b2, a2); \
         if constexpr (NV > 3) a3 = hn::MulAdd(x, b3, a3); \
     }
-        T6_VT_FMA(0, r00, r01, r02, r03)
-        T6_VT_FMA(1, r10, r11, r12, r13)
-        T6_VT_FMA(2, r20, r21, r22, r23)
-        T6_VT_FMA(3, r30, r31, r32, r33)
-        T6_VT_FMA(4, r40, r41, r42, r43)
-        T6_VT_FMA(5, r50, r51, r52, r53)
+        T6_VT_EACH_HEAD(T6_VT_FMA)
 #undef T6_VT_FMA
     }
     T6_VT_ACC_STORE(acc, C)
@@ -315,9 +310,10 @@ HWY_INLINE void Values(float* acc, int H, int C, const float* W, int Hp, const f
     for (int ti = 0; ti < tiles; ti++) {
         const int h0 = int(long(H) * ti / tiles), hb = int(long(H) * (ti + 1) / tiles) - h0;
         for (int cv0 = 0; cv0 < ncv; cv0 += kValueVecs) {
-            WithHeadTile(hb, [&](auto HB) HWY_ATTR __attribute__((always_inline)) {
-                ValuesTileCols<decltype(HB)::value>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
-            });
+            WithHeadTile(
+                hb, [&](auto HB) HWY_ATTR __attribute__((always_inline)) {
+                    ValuesTileCols<decltype(HB)::value>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+                });
         }
     }
 }
@@ -531,12 +527,7 @@ inline T6_BF16_TARGET void ValuesTileDot(float* acc, int C, int cv0, int h0, con
         if constexpr (NV > 2) a2 = VF{_mm512_dpbf16_ps(a2.raw, b2, x)}; \
         if constexpr (NV > 2) a3 = VF{_mm512_dpbf16_ps(a3.raw, b3, x)}; \
     }
-        T6_VTD_FMA(0, r00, r01, r02, r03)
-        T6_VTD_FMA(1, r10, r11, r12, r13)
-        T6_VTD_FMA(2, r20, r21, r22, r23)
-        T6_VTD_FMA(3, r30, r31, r32, r33)
-        T6_VTD_FMA(4, r40, r41, r42, r43)
-        T6_VTD_FMA(5, r50, r51, r52, r53)
+        T6_VT_EACH_HEAD(T6_VTD_FMA)
 #undef T6_VTD_FMA
     }
     T6_VT_ACC_STORE(acc, C)
