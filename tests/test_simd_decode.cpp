@@ -323,7 +323,8 @@ TEST_P(SimdMla, EveryTargetEqualsReference) {
 // latent sizes that end inside a vector (40) and span several column tiles (160).
 INSTANTIATE_TEST_SUITE_P(Heads, SimdMla,
                          ::testing::Values(MlaCase{3, 40, 8}, MlaCase{5, 64, 8}, MlaCase{19, 40, 8},
-                                           MlaCase{16, 160, 16}, MlaCase{13, 256, 32}),
+                                           MlaCase{16, 160, 16}, MlaCase{13, 256, 32},
+                                           MlaCase{5, 96, 32}),
                          [](const auto& i) {
                              return "H" + std::to_string(i.param.H) + "C" +
                                     std::to_string(i.param.C) + "R" + std::to_string(i.param.R);

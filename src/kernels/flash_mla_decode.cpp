@@ -161,7 +161,10 @@ struct Prefetch {
 // S[(jt + jj) Hp + (g + gg) N] = sum_k qT[g + gg][k] pan(jt + jj)[k], for jj < cnt. Heads are in
 // the lanes (qT (G, nkv N, N): group g's row k at qT + (g nkv N + k) N), each record number is
 // broadcast and multiplies a query vector: NR x NG independent accumulators, no horizontal sums.
-template <int NR, int NG>
+// kKv and kRec: floats from vector kv of a record to vector kv + 1 and from one record to the
+// next: the panel's kBlk N and N, or a float32 block read in place (ScoresInPlace): N and
+// the record's length.
+template <int NR, int NG, size_t kKv = size_t(kBlk) * kN, size_t kRec = kN>
 HWY_INLINE void ScoreTile(const float* qg, size_t qgs, const float* pan, int jt, int cnt, int nkv,
                           int kvB, const float* sk, float* S, int Hp, Prefetch& pf) {
     const DF d;
@@ -179,7 +182,7 @@ HWY_INLINE void ScoreTile(const float* qg, size_t qgs, const float* pan, int jt,
                 for (int gg = 0; gg < NG; gg++) a[gg][jj] = hn::Mul(a[gg][jj], s);
             }
         }
-        const float* pk = pan + (size_t(kv) * kBlk + size_t(jt)) * kN;
+        const float* pk = pan + size_t(kv) * kKv + size_t(jt) * kRec;
         const float* qk = qg + size_t(kv) * kN * kN;
 #pragma GCC unroll 16
         for (int kk = 0; kk < kN; kk++) {
@@ -187,7 +190,7 @@ HWY_INLINE void ScoreTile(const float* qg, size_t qgs, const float* pan, int jt,
             const VF q1 = NG > 1 ? hn::LoadU(d, qk + qgs + kk * kN) : q0;
 #pragma GCC unroll 16
             for (int jj = 0; jj < NR; jj++) {
-                const VF x = hn::Set(d, pk[jj * kN + kk]);
+                const VF x = hn::Set(d, pk[jj * kRec + kk]);
                 a[0][jj] = hn::MulAdd(x, q0, a[0][jj]);
                 if constexpr (NG > 1) a[NG - 1][jj] = hn::MulAdd(x, q1, a[NG - 1][jj]);
             }
@@ -236,22 +239,24 @@ HWY_INLINE void BlockSoftmax(float* S, int n, int H, int Hp, Partial part, float
 // acc[h] = alpha[h] acc[h] + sum_{t < n} W[t Hp + h] c_t for heads [h0, h0 + HB) and latent
 // columns [cv0 N, (cv0 + NV) N) ∩ [0, C), in registers: each panel row vector is loaded once per
 // tile and the weight broadcast from W (flash_decode-inl.h's values_tile, on the panel).
-template <int HB, int NV>
+// kV and kRec: floats from one column vector to the next and from one record to the next (the
+// panel's kBlk N and N, or a float32 block read in place: N and the record's length).
+template <int HB, int NV, size_t kV = size_t(kBlk) * kN, size_t kRec = kN>
 HWY_INLINE void ValuesTile(float* acc, int C, int cv0, int h0, const float* W, int Hp,
                            const float* pan, int n, const float* alpha) {
     static_assert(HB >= 1 && HB <= 6 && NV >= 1 && NV <= 4);
     const DF d;
     const int c0 = cv0 * kN;
     const int n0 = C - c0, n1 = n0 - kN, n2 = n0 - 2 * kN, n3 = n0 - 3 * kN;
-    constexpr size_t kV = size_t(kBlk) * kN;  // floats from one column vector to the next
     T6_VT_ACC_LOAD(acc, C)
     const float* p = pan + size_t(cv0) * kV;
     const float* w = W + h0;
-    for (int t = 0; t < n; t++, p += kN, w += Hp) {
-        const VF b0 = hn::Load(d, p);
-        const VF b1 = NV > 1 ? hn::Load(d, p + kV) : hn::Zero(d);
-        const VF b2 = NV > 2 ? hn::Load(d, p + 2 * kV) : hn::Zero(d);
-        const VF b3 = NV > 3 ? hn::Load(d, p + 3 * kV) : hn::Zero(d);
+    for (int t = 0; t < n; t++, p += kRec, w += Hp) {
+        // Unaligned loads: a block read in place is only as aligned as its cache.
+        const VF b0 = hn::LoadU(d, p);
+        const VF b1 = NV > 1 ? hn::LoadU(d, p + kV) : hn::Zero(d);
+        const VF b2 = NV > 2 ? hn::LoadU(d, p + 2 * kV) : hn::Zero(d);
+        const VF b3 = NV > 3 ? hn::LoadU(d, p + 3 * kV) : hn::Zero(d);
 #define T6_VT_FMA(i, a0, a1, a2, a3)                      \
     if constexpr (i < HB) {                               \
         const VF x = hn::Set(d, w[i]);                    \
@@ -267,18 +272,18 @@ HWY_INLINE void ValuesTile(float* acc, int C, int cv0, int h0, const float* W, i
 }
 
 // ValuesTile with NV = the column vectors left from cv0 (at most kValueVecs).
-template <int HB>
+template <int HB, size_t kV = size_t(kBlk) * kN, size_t kRec = kN>
 HWY_INLINE void ValuesTileCols(float* acc, int C, int cv0, int h0, const float* W, int Hp,
                                const float* pan, int n, const float* alpha) {
     const int left = (C + kN - 1) / kN - cv0, nv = left < kValueVecs ? left : kValueVecs;
     if (nv >= 4)
-        ValuesTile<HB, 4>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+        ValuesTile<HB, 4, kV, kRec>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
     else if (nv == 3)
-        ValuesTile<HB, 3>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+        ValuesTile<HB, 3, kV, kRec>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
     else if (nv == 2)
-        ValuesTile<HB, 2>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+        ValuesTile<HB, 2, kV, kRec>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
     else
-        ValuesTile<HB, 1>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+        ValuesTile<HB, 1, kV, kRec>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
 }
 
 // Calls f(std::integral_constant<int, HB>{}) with HB = hb for a head tile of 1 to 5 heads and 6
@@ -304,6 +309,7 @@ HWY_INLINE void WithHeadTile(int hb, F&& f) {
 
 // All of acc (H, C): the heads in balanced tiles of at most 6, the columns kValueVecs vectors at
 // a time.
+template <size_t kV = size_t(kBlk) * kN, size_t kRec = kN>
 HWY_INLINE void Values(float* acc, int H, int C, const float* W, int Hp, const float* pan, int n,
                        const float* alpha) {
     const int tiles = (H + 5) / 6, ncv = (C + kN - 1) / kN;
@@ -312,10 +318,34 @@ HWY_INLINE void Values(float* acc, int H, int C, const float* W, int Hp, const f
         for (int cv0 = 0; cv0 < ncv; cv0 += kValueVecs) {
             WithHeadTile(
                 hb, [&](auto HB) HWY_ATTR __attribute__((always_inline)) {
-                    ValuesTileCols<decltype(HB)::value>(acc, C, cv0, h0, W, Hp, pan, n, alpha);
+                    ValuesTileCols<decltype(HB)::value, kV, kRec>(acc, C, cv0, h0, W, Hp, pan, n,
+                                                                  alpha);
                 });
         }
     }
+}
+
+// Scores of a whole block of float32 records of kRec numbers (a whole number of vectors) read
+// where they are in the cache, without the panel (the value tiles read them in place likewise):
+// record j's vector kv is at blk + j kRec + kv N, a constant offset from one pointer per kv (the
+// score tiles) or per record (the value tiles), as in the panel; kRec a template argument, so
+// that the offsets are instruction displacements (the loop before the panel kept a pointer per
+// record). Small-mla's shape (13 heads, 288 numbers), 16K records, 12 calls, ns per record and
+// thread, on Zen 5: AVX-512 139.5-142.2 -> 127.4-132.6, AVX2 220.8-229.2 -> 203.8-209.7 (the
+// copy into the panel was the difference); `t6 bench decode`: docs/decode-bench.md, session 23.
+template <long kRec>
+HWY_INLINE void ScoresInPlace(const float* qT, size_t nk, const float* blk, int G, int Hp, float* S,
+                              Prefetch& pf) {
+    constexpr int nkv = int(kRec / kN);
+    int g = 0;
+    for (; g + 1 < G; g += 2)
+        for (int jt = 0; jt < kBlk; jt += kTile2)
+            ScoreTile<kTile2, 2, kN, kRec>(qT + size_t(g) * nk * kN, nk * kN, blk, jt, kTile2, nkv,
+                                           -1, nullptr, S + size_t(kN) * g, Hp, pf);
+    if (g < G)
+        for (int jt = 0; jt < kBlk; jt += kTile1)
+            ScoreTile<kTile1, 1, kN, kRec>(qT + size_t(g) * nk * kN, 0, blk, jt, kTile1, nkv, -1,
+                                           nullptr, S + size_t(kN) * g, Hp, pf);
 }
 
 // ---- One task: records [j0, j1) of one sequence ----
@@ -362,7 +392,15 @@ void MlaRange(const float* q, const CacheBlocks<T>& cache, int j0, int j1, const
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
         n = cache.block(b0, j1, kBlk);
         const T* blk = cache.at(b0, relem);
-        if constexpr (std::is_same_v<T, int8_t>) {
+        // A whole block of float32 records of the presets' lengths (d_c + d_h^R = 256 + 32 at
+        // the paper's sizes, 96 + 32 at tiny) is read in place (ScoresInPlace).
+        const long inplace =
+            std::is_same_v<T, float> && n == kBlk && (rec == 288 || rec == 128) && rec % kN == 0
+                ? rec
+                : 0;
+        if (inplace) {
+            // read in place below
+        } else if constexpr (std::is_same_v<T, int8_t>) {
             for (int j = 0; j < n; j++) {
                 const int8_t* r = blk + j * relem + q8->scale_off;
                 std::memcpy(s0 + j, r, 4);
@@ -380,6 +418,20 @@ void MlaRange(const float* q, const CacheBlocks<T>& cache, int j0, int j1, const
             pf.p = reinterpret_cast<const char*>(cache.at(nb0, relem));
             pf.end = pf.p + nn * rbytes;
             pf.per = int((nn * rbytes + 63) / 64 + steps - 1) / steps;
+        }
+        if constexpr (std::is_same_v<T, float>) {
+            if (inplace == 288) {
+                ScoresInPlace<288>(qT, nk, blk, G, Hp, S, pf);
+                BlockSoftmax(S, n, H, Hp, part, alpha, nullptr);
+                Values<kN, 288>(part.acc, H, C, S, Hp, blk, n, alpha);
+                continue;
+            }
+            if (inplace == 128) {
+                ScoresInPlace<128>(qT, nk, blk, G, Hp, S, pf);
+                BlockSoftmax(S, n, H, Hp, part, alpha, nullptr);
+                Values<kN, 128>(part.acc, H, C, S, Hp, blk, n, alpha);
+                continue;
+            }
         }
         // Scores S[j, h] = qT[:, h] . record j: head groups in pairs, then the odd one.
         int g = 0;
