@@ -24,6 +24,8 @@
 // (Measured 2026-12-02 on a heavily loaded 2-core machine, one thread, minimum thread CPU time over
 // repeated calls, previous kernel / this one, small-mla's shape: bf16 and q8 caches 1.1-1.4x
 // faster, f32 equal from memory but ~10% slower when the cache sits in L2 (the copy).)
+// Whole blocks of a float32 cache of the presets' record lengths skip the panel (BlockInPlace):
+// with the length a template argument the records are at constant offsets too.
 // A bf16 cache on CPUs with AVX-512 BF16 takes the vdpbf16ps path further down (MlaRangeDotBody):
 // on small-mla's shape, one thread, 1024 records in L2, 94.5 ns per record against 166.6 for the
 // widened bf16 records and 171.7 for float32 (2026-12-03, Zen 4).
@@ -336,6 +338,7 @@ HWY_INLINE void Values(float* acc, int H, int C, const float* W, int Hp, const f
 template <long kRec>
 HWY_INLINE void ScoresInPlace(const float* qT, size_t nk, const float* blk, int G, int Hp, float* S,
                               Prefetch& pf) {
+    static_assert(kRec % kN == 0, "records of whole vectors");
     constexpr int nkv = int(kRec / kN);
     int g = 0;
     for (; g + 1 < G; g += 2)
@@ -346,6 +349,15 @@ HWY_INLINE void ScoresInPlace(const float* qT, size_t nk, const float* blk, int 
         for (int jt = 0; jt < kBlk; jt += kTile1)
             ScoreTile<kTile1, 1, kN, kRec>(qT + size_t(g) * nk * kN, 0, blk, jt, kTile1, nkv, -1,
                                            nullptr, S + size_t(kN) * g, Hp, pf);
+}
+
+// A whole block (kBlk records of kRec floats) read in place: scores, softmax, values.
+template <long kRec>
+HWY_INLINE void BlockInPlace(const float* qT, size_t nk, const float* blk, int H, int C, int G,
+                             int Hp, float* S, float* alpha, Partial part, Prefetch& pf) {
+    ScoresInPlace<kRec>(qT, nk, blk, G, Hp, S, pf);
+    BlockSoftmax(S, kBlk, H, Hp, part, alpha, nullptr);
+    Values<kN, kRec>(part.acc, H, C, S, Hp, blk, kBlk, alpha);
 }
 
 // ---- One task: records [j0, j1) of one sequence ----
@@ -393,21 +405,16 @@ void MlaRange(const float* q, const CacheBlocks<T>& cache, int j0, int j1, const
         n = cache.block(b0, j1, kBlk);
         const T* blk = cache.at(b0, relem);
         // A whole block of float32 records of the presets' lengths (d_c + d_h^R = 256 + 32 at
-        // the paper's sizes, 96 + 32 at tiny) is read in place (ScoresInPlace).
-        const long inplace =
-            std::is_same_v<T, float> && n == kBlk && (rec == 288 || rec == 128) && rec % kN == 0
-                ? rec
-                : 0;
-        if (inplace) {
-            // read in place below
-        } else if constexpr (std::is_same_v<T, int8_t>) {
+        // the paper's sizes, 96 + 32 at tiny) is read in place (BlockInPlace).
+        const bool inplace = std::is_same_v<T, float> && n == kBlk && (rec == 288 || rec == 128);
+        if constexpr (std::is_same_v<T, int8_t>) {
             for (int j = 0; j < n; j++) {
                 const int8_t* r = blk + j * relem + q8->scale_off;
                 std::memcpy(s0 + j, r, 4);
                 std::memcpy(s1 + j, r + (q8->two ? 4 : 0), 4);
             }
             WidenBlockQ8(pan, blk, n, relem, rec, q8->B, s0, s1, fold);
-        } else {
+        } else if (!inplace) {
             WidenBlock(pan, blk, n, relem, rec);
         }
         // The next block (never across a cache block), prefetched during the score tiles.
@@ -420,16 +427,11 @@ void MlaRange(const float* q, const CacheBlocks<T>& cache, int j0, int j1, const
             pf.per = int((nn * rbytes + 63) / 64 + steps - 1) / steps;
         }
         if constexpr (std::is_same_v<T, float>) {
-            if (inplace == 288) {
-                ScoresInPlace<288>(qT, nk, blk, G, Hp, S, pf);
-                BlockSoftmax(S, n, H, Hp, part, alpha, nullptr);
-                Values<kN, 288>(part.acc, H, C, S, Hp, blk, n, alpha);
-                continue;
-            }
-            if (inplace == 128) {
-                ScoresInPlace<128>(qT, nk, blk, G, Hp, S, pf);
-                BlockSoftmax(S, n, H, Hp, part, alpha, nullptr);
-                Values<kN, 128>(part.acc, H, C, S, Hp, blk, n, alpha);
+            if (inplace) {
+                if (rec == 288)
+                    BlockInPlace<288>(qT, nk, blk, H, C, G, Hp, S, alpha, part, pf);
+                else
+                    BlockInPlace<128>(qT, nk, blk, H, C, G, Hp, S, alpha, part, pf);
                 continue;
             }
         }
