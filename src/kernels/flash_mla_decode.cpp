@@ -333,7 +333,7 @@ HWY_INLINE void Values(float* acc, int H, int C, const float* W, int Hp, const f
 // score tiles) or per record (the value tiles), as in the panel; kRec a template argument, so
 // that the offsets are instruction displacements (the loop before the panel kept a pointer per
 // record). Small-mla's shape (13 heads, 288 numbers), 16K records, 12 calls, ns per record and
-// thread, on Zen 5: AVX-512 139.5-142.2 -> 127.4-132.6, AVX2 220.8-229.2 -> 203.8-209.7 (the
+// thread, on Zen 5: AVX-512 138.7-142.2 -> 127.4-132.6, AVX2 220.8-229.2 -> 203.8-209.7 (the
 // copy into the panel was the difference); `t6 bench decode`: docs/decode-bench.md, session 23.
 template <long kRec>
 HWY_INLINE void ScoresInPlace(const float* qT, size_t nk, const float* blk, int G, int Hp, float* S,
