@@ -39,8 +39,8 @@ TEST(Gemm, MatchesNaiveForAllTransposesAndOneRow) {
 
 // The float32 backend is OpenBLAS unless the kernel OpenBLAS picked lacks AVX2+FMA on a CPU that
 // has them (OpenBLAS 0.3.21 gives a 5th-generation Xeon its Prescott SSE3 kernel), or the CPU is
-// an AMD Zen 4; then oneDNN.
-TEST(GemmBackend, AutoTakesOneDnnWhenOpenBlasPickedAKernelBelowTheCpuOrOnZen4) {
+// an AMD Zen 4 or Zen 5; then oneDNN.
+TEST(GemmBackend, AutoTakesOneDnnWhenOpenBlasPickedAKernelBelowTheCpuOrOnZen4AndZen5) {
     for (const char* core : {"Haswell", "SKYLAKEX", "Cooperlake", "Zen", "SapphireRapids"}) {
         EXPECT_TRUE(openblas_core_has_fma(core)) << core;
         EXPECT_EQ(gemm_backend_auto(core, true), GemmBackend::openblas) << core;
@@ -50,13 +50,14 @@ TEST(GemmBackend, AutoTakesOneDnnWhenOpenBlasPickedAKernelBelowTheCpuOrOnZen4) {
         EXPECT_EQ(gemm_backend_auto(core, true), GemmBackend::onednn) << core;
         EXPECT_EQ(gemm_backend_auto(core, false), GemmBackend::openblas) << core;
     }
-    // AMD Zen 4 takes oneDNN whatever OpenBLAS chose (its sgemm is faster there); Zen 3 (the same
-    // family, no AVX-512), Zen 5 (family 26) and Intel CPUs keep the rule above.
-    EXPECT_TRUE(cpu_is_amd_zen4("AuthenticAMD", 25, true));
-    EXPECT_FALSE(cpu_is_amd_zen4("AuthenticAMD", 25, false));
-    EXPECT_FALSE(cpu_is_amd_zen4("AuthenticAMD", 26, true));
-    EXPECT_FALSE(cpu_is_amd_zen4("GenuineIntel", 25, true));
-    EXPECT_FALSE(cpu_is_amd_zen4("GenuineIntel", 6, true));
+    // AMD Zen 4 and Zen 5 take oneDNN whatever OpenBLAS chose (its sgemm is faster there); Zen 3
+    // (family 25, no AVX-512), Zen 2 (family 23) and Intel CPUs keep the rule above.
+    EXPECT_TRUE(cpu_is_amd_zen4_or_zen5("AuthenticAMD", 25, true));
+    EXPECT_TRUE(cpu_is_amd_zen4_or_zen5("AuthenticAMD", 26, true));
+    EXPECT_FALSE(cpu_is_amd_zen4_or_zen5("AuthenticAMD", 25, false));
+    EXPECT_FALSE(cpu_is_amd_zen4_or_zen5("AuthenticAMD", 23, true));
+    EXPECT_FALSE(cpu_is_amd_zen4_or_zen5("GenuineIntel", 25, true));
+    EXPECT_FALSE(cpu_is_amd_zen4_or_zen5("GenuineIntel", 6, true));
     EXPECT_EQ(gemm_backend_auto("Cooperlake", true, true), GemmBackend::onednn);
     EXPECT_EQ(gemm_backend_auto("Cooperlake", true, false), GemmBackend::openblas);
     // The backend in force names itself in the kernel description benchmarks print.

@@ -11,11 +11,11 @@
 
 namespace t6::cli {
 
-// GFLOP/s of `reps` products (after one untimed warm-up) of one GPT-2-sized shape (M x 3072 x 768:
-// M tokens through a 768 -> 3072 MLP projection, forward NT), at the given matmul precision and
-// the current thread count: the median of the reps, or with `best` the fastest. The one GEMM probe
-// of the benchmarks (bench step / train: M = 2048, median of 7; bench decode: M = 1024, best of
-// 3).
+// GFLOP/s of `reps` products (after a quarter second of untimed ones) of one GPT-2-sized shape (M x
+// 3072 x 768: M tokens through a 768 -> 3072 MLP projection, forward NT), at the given matmul
+// precision and the current thread count: the median of the reps, or with `best` the fastest. The
+// one GEMM probe of the benchmarks (bench step / train: M = 2048, median of 7; bench decode: M =
+// 1024, best of 3).
 double measure_gemm_gflops(MatmulPrecision precision, int reps = 7, int M = 2048,
                            bool best = false);
 
