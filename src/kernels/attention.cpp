@@ -49,6 +49,22 @@ inline float* grow(std::vector<float>& v, size_t n) {
     return v.data();
 }
 
+// Prefetches rows [t0, t1) of a strided matrix (n floats each, `stride` apart; 64-byte lines). The
+// rows a head's task reads and writes are its slice of a (tokens, heads * D) buffer: 256 bytes
+// every few KB, met for the first time by the task. Prefetched a few rows ahead (the queries, K,
+// V, dO and O as first read, the outputs before they are written), the forward and the backward
+// ran about 6% faster each (small-t6's shape, Zen 5, AVX-512, 8 alternating runs).
+inline void prefetch_rows(const float* src, long stride, int t0, int t1, int n,
+                          bool write = false) {
+    for (int t = t0; t < t1; t++)
+        for (int i = 0; i < n; i += 16) {
+            if (write)
+                __builtin_prefetch(src + t * stride + i, 1, 3);
+            else
+                __builtin_prefetch(src + t * stride + i, 0, 3);
+        }
+}
+
 // dst[d*T + t] = src[t*stride + d]: a head's K (or V) transposed so score tiles are row products.
 // Blocked by 16 tokens so every d writes one 64-byte run: the plain loop over t then d stored to
 // D lines T*4 bytes apart, which with T a power of two fall into a few L1 sets and evict each
@@ -56,7 +72,9 @@ inline float* grow(std::vector<float>& v, size_t n) {
 inline void pack_transposed(float* dst, const float* src, long stride, int T, int D) {
     constexpr int kTb = 16;
     int t0 = 0;
+    prefetch_rows(src, stride, 0, std::min(T, kTb), D);
     for (; t0 + kTb <= T; t0 += kTb) {
+        prefetch_rows(src, stride, t0 + kTb, std::min(T, t0 + 2 * kTb), D);
         const float* s = src + t0 * stride;
         for (int d = 0; d < D; d++) {
             float* o = dst + (long)d * T + t0;
@@ -254,7 +272,12 @@ HWY_INLINE void SoftmaxGrad(float* HWY_RESTRICT ds, const float* HWY_RESTRICT p,
 
 // dst[t*D + d] = scale * src[t*stride + d].
 HWY_INLINE void PackScaled(float* dst, const float* src, long stride, int T, int D, float scale) {
-    for (int t = 0; t < T; t++) ScaleTo(dst + (long)t * D, scale, src + t * stride, D);
+    constexpr int kAhead = 8;
+    prefetch_rows(src, stride, 0, std::min(T, kAhead), D);
+    for (int t = 0; t < T; t++) {
+        if (t + kAhead < T) prefetch_rows(src, stride, t + kAhead, t + kAhead + 1, D);
+        ScaleTo(dst + (long)t * D, scale, src + t * stride, D);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -286,6 +309,8 @@ void ForwardHead(float* out, float* lse, const float* q, const float* k, const f
         for (int k0 = 0; k0 < kend; k0 += kBk) {
             const int nk = std::min(kBk, kend - k0);
             const int off = q0 - k0;
+            // The tile's V rows, read by O += P V below (first use: one q tile per k tile).
+            if (k0 == q0) prefetch_rows(vb + k0 * d.v_stride, d.v_stride, 0, nk, Dv);
             // S = (scale Q) K^T
             MmCausal(Tri::kColsUpTo, off, nq, nk, D, qs, D, 1, kt + k0, T, s, kBk, false);
             for (int i = 0; i < nq; i++) {
@@ -305,6 +330,8 @@ void ForwardHead(float* out, float* lse, const float* q, const float* k, const f
             MmCausal(Tri::kInnerUpTo, off, nq, Dv, nk, s, kBk, 1, vb + k0 * d.v_stride, d.v_stride,
                      o, Dv, true);  // O += P V
         }
+        prefetch_rows(out + ((long)b * T + q0) * d.Hq * Dv + (long)h * Dv, (long)d.Hq * Dv, 0, nq,
+                      Dv, true);
         for (int i = 0; i < nq; i++) {
             const int t = q0 + i;
             ScaleTo(out + (((long)b * T + t) * d.Hq + h) * Dv, 1.0f / l[i], o + (long)i * Dv, Dv);
@@ -332,7 +359,13 @@ void BackwardHead(float* dq, float* dkacc, float* dvacc, const float* dout, cons
     float* ds = grow(sc.dp, (size_t)kBq * kBk);
     PackScaled(qs, qb, d.q_stride, T, D, d.scale);
     std::fill(dqa, dqa + (size_t)T * D, 0.0f);
-    for (int t = 0; t < T; t++) di[t] = Dot(dob + t * ldo, ob + t * ldo, Dv);  // rowsum(dO O)
+    for (int t = 0; t < T; t++) {  // rowsum(dO O); the first read of dO's and O's rows
+        if (t % 8 == 0) {
+            prefetch_rows(dob, ldo, t + 8, std::min(T, t + 16), Dv);
+            prefetch_rows(ob, ldo, t + 8, std::min(T, t + 16), Dv);
+        }
+        di[t] = Dot(dob + t * ldo, ob + t * ldo, Dv);
+    }
     for (int k0 = 0; k0 < T; k0 += kBk) {
         const int nk = std::min(kBk, T - k0);
         for (int q0 = (k0 / kBq) * kBq; q0 < T; q0 += kBq) {
@@ -364,7 +397,11 @@ void BackwardHead(float* dq, float* dkacc, float* dvacc, const float* dout, cons
         }
     }
     float* dqb = dq + (long)b * T * d.q_stride + (long)h * D;
-    for (int t = 0; t < T; t++) ScaleTo(dqb + t * d.q_stride, d.scale, dqa + (long)t * D, D);
+    prefetch_rows(dqb, d.q_stride, 0, std::min(T, 8), D, true);
+    for (int t = 0; t < T; t++) {
+        if (t + 8 < T) prefetch_rows(dqb, d.q_stride, t + 8, t + 9, D, true);
+        ScaleTo(dqb + t * d.q_stride, d.scale, dqa + (long)t * D, D);
+    }
 }
 
 // Backward for one (batch b, KV head kvh): all query heads of its group, so dK/dV of this KV
@@ -390,6 +427,10 @@ void BackwardKvHead(float* dq, float* dk, float* dv, const float* dout, const fl
     float* dkb = dk + (long)b * T * d.k_stride + (long)kvh * D;
     float* dvb = dv + (long)b * T * d.v_stride + (long)kvh * Dv;
     for (int t = 0; t < T; t++) {
+        if (t % 8 == 0) {
+            prefetch_rows(dkb, d.k_stride, t + 8, std::min(T, t + 16), D, true);
+            prefetch_rows(dvb, d.v_stride, t + 8, std::min(T, t + 16), Dv, true);
+        }
         std::copy(dka + (long)t * D, dka + (long)(t + 1) * D, dkb + t * d.k_stride);
         std::copy(dva + (long)t * Dv, dva + (long)(t + 1) * Dv, dvb + t * d.v_stride);
     }
