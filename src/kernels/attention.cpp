@@ -53,7 +53,8 @@ inline float* grow(std::vector<float>& v, size_t n) {
 // rows a head's task reads and writes are its slice of a (tokens, heads * D) buffer: 256 bytes
 // every few KB, met for the first time by the task. Prefetched a few rows ahead (the queries, K,
 // V, dO and O as first read, the outputs before they are written), the forward and the backward
-// ran about 6% faster each (small-t6's shape, Zen 5, AVX-512, 8 alternating runs).
+// ran 4-7% faster each (tiny and small shapes, Zen 5, AVX-512 and AVX2, medians of 6 alternating
+// runs; docs/decode-bench.md, session 24).
 inline void prefetch_rows(const float* src, long stride, int t0, int t1, int n,
                           bool write = false) {
     for (int t = t0; t < t1; t++)

@@ -15,7 +15,7 @@
 // measurement (../shared/baselines.md: 2048x3072x768, OpenBLAS 378 against oneDNN 319 GFLOP/s)
 // caught oneDNN cold: its sgemm needs about ten calls to reach its rate (one process, the probe's
 // shape: 215, 265-279 for calls 2-5, 343-350 for 6-8, then 382-387 GFLOP/s, against OpenBLAS's
-// 262 and then 343-355). Warm, as in training, it ran every `t6 bench train` configuration faster
+// 262 and then 324-355). Warm, as in training, it ran every `t6 bench train` configuration faster
 // there too (2026-12-03, three alternating rounds, median tokens/s OpenBLAS -> oneDNN: tiny-t6
 // 2690 -> 2916, tiny-mha 2662 -> 3068, small-t6 350 -> 395, small-mha 385 -> 431; 10 of 12 pairs
 // won), so the rule names both.
