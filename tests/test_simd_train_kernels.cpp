@@ -99,6 +99,41 @@ TEST(SimdTrain, AttentionMhaMultiTile) {
     check_attention(1, 141, 2, 2, 64, 37);
 }
 
+// A last key tile of 36 tokens: whole 8- and 16-token blocks transposed in registers (K^T, V^T)
+// followed by a remainder, and head sizes a multiple of both vector widths.
+TEST(SimdTrain, AttentionPartialTileOfWholeBlocks) {
+    check_attention(2, 100, 3, 1, 48, 32);
+}
+
+// A NaN score is propagated as torch's softmax propagates it: a NaN in one cached key makes the
+// output of every query that attends to it NaN (and its gradients), and leaves earlier queries
+// finite, on every target.
+TEST(SimdTrain, AttentionPropagatesANanScore) {
+    AttnDims d;
+    d.B = 1, d.T = 80, d.Hq = 2, d.Hkv = 2, d.D = 32, d.Dv = 32;
+    d.q_stride = d.k_stride = d.v_stride = (long)d.Hq * d.D;
+    d.scale = 1.0f / std::sqrt(float(d.D));
+    const size_t n = (size_t)d.T * d.Hq * d.D;
+    const auto q = random_vector(n, 31), v = random_vector(n, 33), dout = random_vector(n, 34);
+    auto k = random_vector(n, 32);
+    const int bad = 70;  // key token 70 of head 1: in the second key tile
+    k[(size_t)bad * d.k_stride + d.D + 5] = std::nanf("");
+    for_each_target([&](SimdTarget t) {
+        std::vector<float> out(n), lse((size_t)d.Hq * d.T), dq(n), dk(n), dv(n);
+        attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), d);
+        for (int i = 0; i < d.T; i++)
+            for (int h = 0; h < d.Hq; h++) {
+                const float o = out[(size_t)i * d.Hq * d.Dv + (size_t)h * d.Dv];
+                EXPECT_EQ(std::isnan(o), h == 1 && i >= bad)
+                    << simd_target_name(t) << " query " << i << " head " << h;
+            }
+        attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), out.data(), lse.data(),
+                           q.data(), k.data(), v.data(), d);
+        EXPECT_TRUE(std::isnan(dq[(size_t)bad * d.q_stride + d.D])) << simd_target_name(t);
+        EXPECT_FALSE(std::isnan(dq[(size_t)3 * d.q_stride + d.D])) << simd_target_name(t);
+    });
+}
+
 TEST(SimdTrain, CrossEntropy) {
     const int N = 9, V = 1003;
     const auto logits = random_vector((size_t)N * V, 21, 4.0f);

@@ -10,6 +10,14 @@
 // micro-kernel (Mm below), and the exp/row-max/elementwise parts are Google Highway code compiled
 // for AVX-512, AVX2 and scalar and chosen at run time (core/simd.h). attention_*_reference are
 // the plain O(T^2) loops in double that the tests compare every target against.
+// Each task first copies what its tile products read as their B panel into contiguous scratch:
+// K^T and V^T tile by tile (PackTransposed, square blocks transposed in registers), V, K and dO
+// as (T, D) rows (the heads' slices of the (tokens, heads * D) buffers are rows a multiple of
+// 1 KB apart for the presets, which fall into few L1 sets). The forward's online softmax takes a
+// vector's worth of rows at a time (OnlineSoftmaxRows). Against the per-row version with strided
+// panels, at small-t6's shape on Zen 5 (B 4, H 34, T 256; 3 alternating runs, medians) the
+// forward went 6.70 -> 5.41 ms on AVX-512 and 9.90 -> 8.92 on AVX2, the backward 13.16 -> 11.96
+// and 20.27 -> 19.24 (docs/decode-bench.md, session 25).
 #include "kernels/attention.h"
 
 #include <algorithm>
@@ -36,7 +44,7 @@ enum class Tri { kColsUpTo, kInnerUpTo, kInnerFrom };
 
 // Per-thread scratch, grown on demand and reused across calls.
 struct Scratch {
-    std::vector<float> kt, vt, qs, o, s, dp, dq, dk, dv, m, l, di;
+    std::vector<float> kt, vt, kc, vc, doc, qs, o, s, dp, dq, dk, dv, m, l, di;
 };
 
 inline Scratch& scratch() {
@@ -53,8 +61,8 @@ inline float* grow(std::vector<float>& v, size_t n) {
 // rows a head's task reads and writes are its slice of a (tokens, heads * D) buffer: 256 bytes
 // every few KB, met for the first time by the task. Prefetched a few rows ahead (the queries, K,
 // V, dO and O as first read, the outputs before they are written), the forward and the backward
-// ran 4-7% faster each (tiny and small shapes, Zen 5, AVX-512 and AVX2, medians of 6 alternating
-// runs; docs/decode-bench.md, session 24).
+// ran 4-7% faster each (tiny and small shapes, Zen 5, the AVX-512 kernel, medians of 6
+// alternating runs; docs/decode-bench.md, session 24).
 inline void prefetch_rows(const float* src, long stride, int t0, int t1, int n,
                           bool write = false) {
     for (int t = t0; t < t1; t++)
@@ -66,26 +74,21 @@ inline void prefetch_rows(const float* src, long stride, int t0, int t1, int n,
         }
 }
 
-// dst[d*T + t] = src[t*stride + d]: a head's K (or V) transposed so score tiles are row products.
-// Blocked by 16 tokens so every d writes one 64-byte run: the plain loop over t then d stored to
-// D lines T*4 bytes apart, which with T a power of two fall into a few L1 sets and evict each
-// other on every token (it took ~40% of ForwardHead's own time at T = 256).
-inline void pack_transposed(float* dst, const float* src, long stride, int T, int D) {
-    constexpr int kTb = 16;
-    int t0 = 0;
-    prefetch_rows(src, stride, 0, std::min(T, kTb), D);
-    for (; t0 + kTb <= T; t0 += kTb) {
-        prefetch_rows(src, stride, t0 + kTb, std::min(T, t0 + 2 * kTb), D);
-        const float* s = src + t0 * stride;
-        for (int d = 0; d < D; d++) {
-            float* o = dst + (long)d * T + t0;
-            for (int i = 0; i < kTb; i++) o[i] = s[i * stride + d];
-        }
+// dst[t * D + d] = src[t * stride + d]: a head's slice of a (tokens, heads * D) buffer copied
+// into a contiguous (T, D) matrix, for the tile products that read it as their B panel (rows
+// stride * 4 bytes apart fall into few L1 sets when that is a multiple of 1 KB).
+inline void pack_rows(float* dst, const float* src, long stride, int T, int D) {
+    constexpr int kAhead = 8;
+    prefetch_rows(src, stride, 0, std::min(T, kAhead), D);
+    for (int t = 0; t < T; t++) {
+        if (t + kAhead < T) prefetch_rows(src, stride, t + kAhead, t + kAhead + 1, D);
+        std::copy(src + t * stride, src + t * stride + D, dst + (long)t * D);
     }
-    for (; t0 < T; t0++) {
-        const float* s = src + t0 * stride;
-        for (int d = 0; d < D; d++) dst[(long)d * T + t0] = s[d];
-    }
+}
+
+// Floats of a PackTransposed (T, D) matrix: whole key tiles.
+inline size_t tiled_size(int T, int D) {
+    return size_t((T + kBk - 1) / kBk) * kBk * size_t(D);
 }
 
 // Number of keys of tile [k0, k0+nk) that query qi may attend (causal), clipped to [0, nk].
@@ -250,6 +253,10 @@ void MmCausal(Tri tri, int off, int M, int N, int K, const float* A, long ar, lo
 // ---------------------------------------------------------------------------------------------
 // Elementwise helpers.
 
+// Lanes of a float vector on this target (at most kBq, of which the query tile is a multiple).
+constexpr int kLanes = int(hn::MaxLanes(DF()));
+static_assert(kBq % kLanes == 0);
+
 // y[i] = a * x[i] (y may equal x).
 HWY_INLINE void ScaleTo(float* y, float a, const float* x, int n) {
     const DF d;
@@ -260,15 +267,112 @@ HWY_INLINE void ScaleTo(float* y, float a, const float* x, int n) {
     for (; i < n; i++) y[i] = a * x[i];
 }
 
-// ds[j] = p[j] * (ds[j] - di) for j < n.
-HWY_INLINE void SoftmaxGrad(float* HWY_RESTRICT ds, const float* HWY_RESTRICT p, float di, int n) {
+// ds[j] = p[j] * (ds[j] - di) for j < lim, 0 for lim <= j < n, in whole vectors: a score tile's
+// row (kBk >= n floats; entries past lim may hold anything).
+HWY_INLINE void SoftmaxGrad(float* HWY_RESTRICT ds, const float* HWY_RESTRICT p, float di, int lim,
+                            int n) {
     const DF d;
-    const int L = int(hn::Lanes(d));
     const VF vd = hn::Set(d, di);
-    int j = 0;
-    for (; j + L <= n; j += L)
-        hn::StoreU(hn::Mul(hn::LoadU(d, p + j), hn::Sub(hn::LoadU(d, ds + j), vd)), d, ds + j);
-    for (; j < n; j++) ds[j] = p[j] * (ds[j] - di);
+    for (int j = 0; j < n; j += kLanes)
+        hn::StoreU(
+            hn::IfThenElseZero(hn::FirstN(d, size_t(std::max(0, lim - j))),
+                               hn::Mul(hn::LoadU(d, p + j), hn::Sub(hn::LoadU(d, ds + j), vd))),
+            d, ds + j);
+}
+
+// p[j] = e^(p[j] - lse) for j < lim, 0 for lim <= j < n, in whole vectors (a score tile's row, as
+// above). lse is the row's log-sum-exp, so the exponents are <= 0 (up to rounding): ExpSoftmax.
+HWY_INLINE void ExpShiftRow(float* HWY_RESTRICT p, int lim, int n, float lse) {
+    const DF d;
+    const VF vl = hn::Set(d, lse);
+    for (int j = 0; j < n; j += kLanes)
+        hn::StoreU(hn::IfThenElseZero(hn::FirstN(d, size_t(std::max(0, lim - j))),
+                                      ExpSoftmax<true>(d, hn::Sub(hn::LoadU(d, p + j), vl))),
+                   d, p + j);
+}
+
+// dst[c * dst_stride + r] = src[r * stride + c] for r, c < kLanes: one square block transposed in
+// registers (AVX-512: 16 x 16, AVX2: 8 x 8, by the classic unpack / shuffle rounds), element by
+// element on other targets.
+HWY_INLINE void TransposeBlock(const float* HWY_RESTRICT src, long stride, float* HWY_RESTRICT dst,
+                               long dst_stride) {
+#if HWY_TARGET == HWY_AVX3
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * stride);
+    // Per 128-bit block L: t[2i] = [r2i[4L], r2i+1[4L], r2i[4L+1], r2i+1[4L+1]], t[2i+1] the same
+    // for columns 4L+2, 4L+3.
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // r[4g + j], block L: column 4L + j of rows 4g .. 4g+3.
+    for (int g = 0; g < 4; g++) {
+        const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
+        const __m512d c = _mm512_castps_pd(t[4 * g + 1]), e = _mm512_castps_pd(t[4 * g + 3]);
+        r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, e));
+        r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, e));
+    }
+    // Column 4L + j = block L of r[j], r[4 + j], r[8 + j], r[12 + j]: a 4 x 4 transpose of blocks.
+    for (int j = 0; j < 4; j++) {
+        const __m512 v0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x44);
+        const __m512 v1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xEE);
+        const __m512 v2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x44);
+        const __m512 v3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xEE);
+        _mm512_storeu_ps(dst + (0 + j) * dst_stride, _mm512_shuffle_f32x4(v0, v2, 0x88));
+        _mm512_storeu_ps(dst + (4 + j) * dst_stride, _mm512_shuffle_f32x4(v0, v2, 0xDD));
+        _mm512_storeu_ps(dst + (8 + j) * dst_stride, _mm512_shuffle_f32x4(v1, v3, 0x88));
+        _mm512_storeu_ps(dst + (12 + j) * dst_stride, _mm512_shuffle_f32x4(v1, v3, 0xDD));
+    }
+#elif HWY_TARGET == HWY_AVX2
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * stride);
+    for (int i = 0; i < 4; i++) {  // as above, per 128-bit half
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 2; g++) {
+        const __m256d a = _mm256_castps_pd(t[4 * g]), b = _mm256_castps_pd(t[4 * g + 2]);
+        const __m256d c = _mm256_castps_pd(t[4 * g + 1]), e = _mm256_castps_pd(t[4 * g + 3]);
+        r[4 * g] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, b));
+        r[4 * g + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, b));
+        r[4 * g + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(c, e));
+        r[4 * g + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(c, e));
+    }
+    for (int j = 0; j < 4; j++) {
+        _mm256_storeu_ps(dst + j * dst_stride, _mm256_permute2f128_ps(r[j], r[4 + j], 0x20));
+        _mm256_storeu_ps(dst + (4 + j) * dst_stride, _mm256_permute2f128_ps(r[j], r[4 + j], 0x31));
+    }
+#else
+    for (int i = 0; i < kLanes; i++)
+        for (int c = 0; c < kLanes; c++) dst[c * dst_stride + i] = src[i * stride + c];
+#endif
+}
+
+// A head's K (or V) transposed, tile by tile, so that score tiles are row products: key tile
+// k0 / kBk is a (D, kBk) block at dst + k0 * D (row stride kBk), i.e. dst[(t / kBk) * D * kBk +
+// d * kBk + t % kBk] = src[t * stride + d]. Tile-major rather than one (D, T) matrix: with T a
+// power of two, the (D, T) rows T * 4 bytes apart fell into a quarter of the L1 sets, and the
+// micro-kernel's 64 x 64 B panel (16 KB) did not stay in L1. Square blocks of kLanes tokens and
+// dimensions are transposed in registers; the rest (D or T not a multiple of kLanes) element by
+// element.
+HWY_INLINE void PackTransposed(float* dst, const float* src, long stride, int T, int D) {
+    const auto at = [&](int t, int d) {
+        return dst + (long)(t / kBk) * kBk * D + (long)d * kBk + t % kBk;
+    };
+    const int Dfull = D / kLanes * kLanes;
+    prefetch_rows(src, stride, 0, std::min(T, kLanes), D);
+    int t0 = 0;
+    for (; t0 + kLanes <= T; t0 += kLanes) {
+        prefetch_rows(src, stride, t0 + kLanes, std::min(T, t0 + 2 * kLanes), D);
+        const float* s = src + t0 * stride;
+        for (int d0 = 0; d0 < Dfull; d0 += kLanes) TransposeBlock(s + d0, stride, at(t0, d0), kBk);
+        for (int d = Dfull; d < D; d++)
+            for (int i = 0; i < kLanes; i++) *at(t0 + i, d) = s[i * stride + d];
+    }
+    for (; t0 < T; t0++)
+        for (int d = 0; d < D; d++) *at(t0, d) = src[t0 * stride + d];
 }
 
 // dst[t*D + d] = scale * src[t*stride + d].
@@ -281,6 +385,59 @@ HWY_INLINE void PackScaled(float* dst, const float* src, long stride, int T, int
     }
 }
 
+// The forward's online-softmax step for rows [i0, i0 + kLanes) of a score tile S (kBq x kBk;
+// row i holds query q0 + i against keys k0.., of which causal_limit(q0 + i, k0, nk) are
+// attended; rows past nq are left out): the running max m and sum l, the accumulator rows o
+// rescaled by alpha = e^(m - m'), and S's rows overwritten by e^(S - m') (zero past the limit, as
+// O += P V reads whole rows). A vector's worth of rows at a time, so that their maxima and sums
+// come out of one transpose-reduce each and their alphas out of one vector exp: the per-row
+// horizontal reductions and scalar exp took about as long as the tile's exps.
+HWY_INLINE void OnlineSoftmaxRows(float* HWY_RESTRICT s, float* HWY_RESTRICT m,
+                                  float* HWY_RESTRICT l, float* HWY_RESTRICT o, int i0, int nq,
+                                  int q0, int k0, int nk, int Dv) {
+    const DF d;
+    const VF ninf = hn::Set(d, -INFINITY);
+    int lim[kLanes];
+    VF part[kLanes];
+    for (int u = 0; u < kLanes; u++) {
+        const int i = i0 + u;
+        lim[u] = i < nq ? causal_limit(q0 + i, k0, nk) : 0;
+        const float* row = s + (long)i * kBk;
+        VF acc = ninf;
+        for (int j = 0; j < lim[u]; j += kLanes)
+            acc = hn::Max(acc, hn::IfThenElse(hn::FirstN(d, size_t(lim[u] - j)),
+                                              hn::LoadU(d, row + j), ninf));
+        part[u] = acc;
+    }
+    // Rows with no attended key keep m (a row's first tile always has one: its diagonal).
+    const VF mold = hn::LoadU(d, m + i0);
+    const VF mnew = hn::Max(mold, TransposeReduce<true>(d, part));
+    // alpha = e^(m - m'): 0 where m = -inf (no key yet; l and o are 0), NaN where m' is (a NaN
+    // score: propagated, as torch's softmax does; ExpSoftmax<true>).
+    const VF alpha =
+        hn::IfThenZeroElse(hn::Eq(mold, ninf), ExpSoftmax<true>(d, hn::Sub(mold, mnew)));
+    alignas(64) float mrow[kLanes], arow[kLanes];
+    hn::Store(mnew, d, mrow);
+    hn::Store(alpha, d, arow);
+    for (int u = 0; u < kLanes; u++) {
+        const int i = i0 + u;
+        float* row = s + (long)i * kBk;
+        const VF mi = hn::Set(d, mrow[u]);
+        VF acc = hn::Zero(d);
+        for (int j = 0; j < nk; j += kLanes) {  // whole vectors: rows are kBk >= nk long
+            const VF e =
+                hn::IfThenElseZero(hn::FirstN(d, size_t(std::max(0, lim[u] - j))),
+                                   ExpSoftmax<true>(d, hn::Sub(hn::LoadU(d, row + j), mi)));
+            hn::StoreU(e, d, row + j);
+            acc = hn::Add(acc, e);
+        }
+        part[u] = acc;
+        if (i < nq && arow[u] != 1.0f) ScaleTo(o + (long)i * Dv, arow[u], o + (long)i * Dv, Dv);
+    }
+    hn::StoreU(hn::MulAdd(hn::LoadU(d, l + i0), alpha, TransposeReduce<false>(d, part)), d, l + i0);
+    hn::StoreU(mnew, d, m + i0);
+}
+
 // ---------------------------------------------------------------------------------------------
 
 // Forward for one (batch b, query head h).
@@ -291,14 +448,18 @@ void ForwardHead(float* out, float* lse, const float* q, const float* k, const f
     const float* qb = q + (long)b * T * d.q_stride + (long)h * D;
     const float* kb = k + (long)b * T * d.k_stride + (long)kvh * D;
     const float* vb = v + (long)b * T * d.v_stride + (long)kvh * Dv;
+    const long ldo = (long)d.Hq * Dv;
+    out += (long)h * Dv;  // the head's slice of the (B, T, Hq * Dv) output
     Scratch& sc = scratch();
-    float* kt = grow(sc.kt, (size_t)D * T);
+    float* kt = grow(sc.kt, tiled_size(T, D));
+    float* vc = grow(sc.vc, (size_t)T * Dv);
     float* qs = grow(sc.qs, (size_t)kBq * D);
     float* o = grow(sc.o, (size_t)kBq * Dv);
     float* s = grow(sc.s, (size_t)kBq * kBk);
     float* m = grow(sc.m, kBq);
     float* l = grow(sc.l, kBq);
-    pack_transposed(kt, kb, d.k_stride, T, D);
+    PackTransposed(kt, kb, d.k_stride, T, D);
+    pack_rows(vc, vb, d.v_stride, T, Dv);
 
     for (int q0 = 0; q0 < T; q0 += kBq) {
         const int nq = std::min(kBq, T - q0);
@@ -310,32 +471,18 @@ void ForwardHead(float* out, float* lse, const float* q, const float* k, const f
         for (int k0 = 0; k0 < kend; k0 += kBk) {
             const int nk = std::min(kBk, kend - k0);
             const int off = q0 - k0;
-            // The tile's V rows, read by O += P V below (first use: one q tile per k tile).
-            if (k0 == q0) prefetch_rows(vb + k0 * d.v_stride, d.v_stride, 0, nk, Dv);
             // S = (scale Q) K^T
-            MmCausal(Tri::kColsUpTo, off, nq, nk, D, qs, D, 1, kt + k0, T, s, kBk, false);
-            for (int i = 0; i < nq; i++) {
-                float* row = s + i * kBk;
-                const int lim = causal_limit(q0 + i, k0, nk);
-                if (lim > 0) {
-                    // Online softmax: new max, rescale the old sum and accumulator by e^(m-m').
-                    const float mx = std::max(m[i], RowMax(row, lim));
-                    const float alpha = std::exp(m[i] - mx);
-                    const float sum = ExpShiftSum(row, lim, mx);
-                    l[i] = l[i] * alpha + sum;
-                    m[i] = mx;
-                    if (alpha != 1.0f) ScaleTo(o + (long)i * Dv, alpha, o + (long)i * Dv, Dv);
-                }
-                std::fill(row + lim, row + nk, 0.0f);
-            }
-            MmCausal(Tri::kInnerUpTo, off, nq, Dv, nk, s, kBk, 1, vb + k0 * d.v_stride, d.v_stride,
-                     o, Dv, true);  // O += P V
+            MmCausal(Tri::kColsUpTo, off, nq, nk, D, qs, D, 1, kt + (long)k0 * D, kBk, s, kBk,
+                     false);
+            for (int i0 = 0; i0 < nq; i0 += kLanes)
+                OnlineSoftmaxRows(s, m, l, o, i0, nq, q0, k0, nk, Dv);
+            MmCausal(Tri::kInnerUpTo, off, nq, Dv, nk, s, kBk, 1, vc + (long)k0 * Dv, Dv, o, Dv,
+                     true);  // O += P V
         }
-        prefetch_rows(out + ((long)b * T + q0) * d.Hq * Dv + (long)h * Dv, (long)d.Hq * Dv, 0, nq,
-                      Dv, true);
+        prefetch_rows(out + ((long)b * T + q0) * ldo, ldo, 0, nq, Dv, true);
         for (int i = 0; i < nq; i++) {
             const int t = q0 + i;
-            ScaleTo(out + (((long)b * T + t) * d.Hq + h) * Dv, 1.0f / l[i], o + (long)i * Dv, Dv);
+            ScaleTo(out + ((long)b * T + t) * ldo, 1.0f / l[i], o + (long)i * Dv, Dv);
             lse[((long)b * d.Hq + h) * T + t] = m[i] + std::log(l[i]);
         }
     }
@@ -343,55 +490,51 @@ void ForwardHead(float* out, float* lse, const float* q, const float* k, const f
 
 // Backward for one query head h (reading KV head kvh); accumulates into the task's dK, dV.
 void BackwardHead(float* dq, float* dkacc, float* dvacc, const float* dout, const float* out,
-                  const float* lse, const float* q, const float* k, const float* kt,
-                  const float* vt, const AttnDims& d, int b, int h, int kvh) {
+                  const float* lse, const float* q, const float* kc, const float* kt,
+                  const float* vt, const AttnDims& d, int b, int h) {
     const int T = d.T, D = d.D, Dv = d.Dv;
     const long ldo = (long)d.Hq * Dv;
     const float* qb = q + (long)b * T * d.q_stride + (long)h * D;
-    const float* kb = k + (long)b * T * d.k_stride + (long)kvh * D;
-    const float* dob = dout + (long)b * T * ldo + (long)h * Dv;
+    const float* dob_strided = dout + (long)b * T * ldo + (long)h * Dv;
     const float* ob = out + (long)b * T * ldo + (long)h * Dv;
     const float* lb = lse + ((long)b * d.Hq + h) * T;
     Scratch& sc = scratch();
     float* qs = grow(sc.qs, (size_t)T * D);
     float* dqa = grow(sc.dq, (size_t)T * D);
     float* di = grow(sc.di, T);
+    float* dob = grow(sc.doc, (size_t)T * Dv);
     float* p = grow(sc.s, (size_t)kBq * kBk);
     float* ds = grow(sc.dp, (size_t)kBq * kBk);
     PackScaled(qs, qb, d.q_stride, T, D, d.scale);
     std::fill(dqa, dqa + (size_t)T * D, 0.0f);
-    for (int t = 0; t < T; t++) {  // rowsum(dO O); the first read of dO's and O's rows
+    // dO's rows copied into a contiguous (T, Dv) matrix (the B panel of dV += P^T dO), and
+    // rowsum(dO O); the first read of dO's and O's rows.
+    for (int t = 0; t < T; t++) {
         if (t % 8 == 0) {
-            prefetch_rows(dob, ldo, t + 8, std::min(T, t + 16), Dv);
+            prefetch_rows(dob_strided, ldo, t + 8, std::min(T, t + 16), Dv);
             prefetch_rows(ob, ldo, t + 8, std::min(T, t + 16), Dv);
         }
-        di[t] = Dot(dob + t * ldo, ob + t * ldo, Dv);
+        std::copy(dob_strided + t * ldo, dob_strided + t * ldo + Dv, dob + (long)t * Dv);
+        di[t] = Dot(dob + (long)t * Dv, ob + t * ldo, Dv);
     }
     for (int k0 = 0; k0 < T; k0 += kBk) {
         const int nk = std::min(kBk, T - k0);
         for (int q0 = (k0 / kBq) * kBq; q0 < T; q0 += kBq) {
             const int nq = std::min(kBq, T - q0);
             const int off = q0 - k0;
-            MmCausal(Tri::kColsUpTo, off, nq, nk, D, qs + (long)q0 * D, D, 1, kt + k0, T, p, kBk,
-                     false);                // S
-            for (int i = 0; i < nq; i++) {  // P = exp(S - lse), causal entries only
-                float* row = p + i * kBk;
-                const int lim = causal_limit(q0 + i, k0, nk);
-                ExpShiftSum(row, lim, lb[q0 + i]);
-                std::fill(row + lim, row + nk, 0.0f);
-            }
+            MmCausal(Tri::kColsUpTo, off, nq, nk, D, qs + (long)q0 * D, D, 1, kt + (long)k0 * D,
+                     kBk, p, kBk, false);  // S
+            for (int i = 0; i < nq; i++)   // P = exp(S - lse), causal entries only
+                ExpShiftRow(p + i * kBk, causal_limit(q0 + i, k0, nk), nk, lb[q0 + i]);
             // dV += P^T dO (A read transposed: row = key, k-index = query)
-            MmCausal(Tri::kInnerFrom, off, nk, Dv, nq, p, 1, kBk, dob + q0 * ldo, ldo,
+            MmCausal(Tri::kInnerFrom, off, nk, Dv, nq, p, 1, kBk, dob + (long)q0 * Dv, Dv,
                      dvacc + (long)k0 * Dv, Dv, true);
-            MmCausal(Tri::kColsUpTo, off, nq, nk, Dv, dob + q0 * ldo, ldo, 1, vt + k0, T, ds, kBk,
-                     false);                // dP = dO V^T
-            for (int i = 0; i < nq; i++) {  // dS = P * (dP - D_i); dP is valid up to lim only
-                float* dsr = ds + i * kBk;
-                const int lim = causal_limit(q0 + i, k0, nk);
-                SoftmaxGrad(dsr, p + i * kBk, di[q0 + i], lim);
-                std::fill(dsr + lim, dsr + nk, 0.0f);
-            }
-            MmCausal(Tri::kInnerUpTo, off, nq, D, nk, ds, kBk, 1, kb + k0 * d.k_stride, d.k_stride,
+            MmCausal(Tri::kColsUpTo, off, nq, nk, Dv, dob + (long)q0 * Dv, Dv, 1,
+                     vt + (long)k0 * Dv, kBk, ds, kBk, false);  // dP = dO V^T
+            for (int i = 0; i < nq; i++)  // dS = P * (dP - D_i); dP is valid up to lim only
+                SoftmaxGrad(ds + i * kBk, p + i * kBk, di[q0 + i], causal_limit(q0 + i, k0, nk),
+                            nk);
+            MmCausal(Tri::kInnerUpTo, off, nq, D, nk, ds, kBk, 1, kc + (long)k0 * D, D,
                      dqa + (long)q0 * D, D, true);  // dQ += dS K (scaled below)
             MmCausal(Tri::kInnerFrom, off, nk, D, nq, ds, 1, kBk, qs + (long)q0 * D, D,
                      dkacc + (long)k0 * D, D, true);  // dK += dS^T (scale Q)
@@ -414,16 +557,18 @@ void BackwardKvHead(float* dq, float* dk, float* dv, const float* dout, const fl
     const float* kb = k + (long)b * T * d.k_stride + (long)kvh * D;
     const float* vb = v + (long)b * T * d.v_stride + (long)kvh * Dv;
     Scratch& sc = scratch();
-    float* kt = grow(sc.kt, (size_t)D * T);
-    float* vt = grow(sc.vt, (size_t)Dv * T);
+    float* kt = grow(sc.kt, tiled_size(T, D));
+    float* vt = grow(sc.vt, tiled_size(T, Dv));
+    float* kc = grow(sc.kc, (size_t)T * D);
     float* dka = grow(sc.dk, (size_t)T * D);
     float* dva = grow(sc.dv, (size_t)T * Dv);
-    pack_transposed(kt, kb, d.k_stride, T, D);
-    pack_transposed(vt, vb, d.v_stride, T, Dv);
+    PackTransposed(kt, kb, d.k_stride, T, D);
+    PackTransposed(vt, vb, d.v_stride, T, Dv);
+    pack_rows(kc, kb, d.k_stride, T, D);
     std::fill(dka, dka + (size_t)T * D, 0.0f);
     std::fill(dva, dva + (size_t)T * Dv, 0.0f);
     for (int j = 0; j < group; j++) {
-        BackwardHead(dq, dka, dva, dout, out, lse, q, k, kt, vt, d, b, kvh * group + j, kvh);
+        BackwardHead(dq, dka, dva, dout, out, lse, q, kc, kt, vt, d, b, kvh * group + j);
     }
     float* dkb = dk + (long)b * T * d.k_stride + (long)kvh * D;
     float* dvb = dv + (long)b * T * d.v_stride + (long)kvh * Dv;

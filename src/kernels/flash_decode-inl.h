@@ -23,6 +23,7 @@
 #include "hwy/highway.h"
 #include "kernels/bf16.h"
 #include "kernels/flash_decode_common.h"
+#include "kernels/vec_math-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace t6::HWY_NAMESPACE::flash {
@@ -103,41 +104,9 @@ HWY_INLINE const float* RecordsF32(const uint16_t* cache, long rec, int j0, int 
 }
 
 // Lane k of the result is the sum of the N lanes of v[k] (N partial dot products reduced at
-// once by a transpose-add tree instead of N horizontal sums).
+// once by a transpose-add tree instead of N horizontal sums; vec_math-inl.h).
 HWY_INLINE VF TransposeSum(const VF* v) {
-#if HWY_TARGET == HWY_AVX3
-    __m512 x[8], y[4];
-    // x[k], per 128-bit block: [a0+a2, b0+b2, a1+a3, b1+b3] of a = v[2k], b = v[2k+1].
-    for (int k = 0; k < 8; k++)
-        x[k] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * k].raw, v[2 * k + 1].raw),
-                             _mm512_unpackhi_ps(v[2 * k].raw, v[2 * k + 1].raw));
-    // y[k], per 128-bit block L: the sums over block L of v[4k], ..., v[4k+3].
-    for (int k = 0; k < 4; k++) {
-        const __m512d a = _mm512_castps_pd(x[2 * k]), b = _mm512_castps_pd(x[2 * k + 1]);
-        y[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
-                             _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
-    }
-    const __m512 z0 = _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], 0x88),
-                                    _mm512_shuffle_f32x4(y[0], y[1], 0xdd));
-    const __m512 z1 = _mm512_add_ps(_mm512_shuffle_f32x4(y[2], y[3], 0x88),
-                                    _mm512_shuffle_f32x4(y[2], y[3], 0xdd));
-    return VF{
-        _mm512_add_ps(_mm512_shuffle_f32x4(z0, z1, 0x88), _mm512_shuffle_f32x4(z0, z1, 0xdd))};
-#elif HWY_TARGET == HWY_AVX2
-    // Per 128-bit half: hadd(hadd(v0, v1), hadd(v2, v3)) holds the half-sums of v0..v3.
-    const __m256 a =
-        _mm256_hadd_ps(_mm256_hadd_ps(v[0].raw, v[1].raw), _mm256_hadd_ps(v[2].raw, v[3].raw));
-    const __m256 b =
-        _mm256_hadd_ps(_mm256_hadd_ps(v[4].raw, v[5].raw), _mm256_hadd_ps(v[6].raw, v[7].raw));
-    return VF{
-        _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31))};
-#elif HWY_TARGET == HWY_NEON
-    // Pairwise adds (A64 FADDP): [v0 v1 v2 v3] lane sums in two rounds.
-    return VF{vpaddq_f32(vpaddq_f32(v[0].raw, v[1].raw), vpaddq_f32(v[2].raw, v[3].raw))};
-#else
-    static_assert(kN == 1, "TransposeSum: no version for this target");
-    return v[0];
-#endif
+    return TransposeReduce<false>(DF(), v);
 }
 
 // ---- Value aggregation ----

@@ -5,11 +5,14 @@
 //   RowMax(p, n)            max of p[0..n), n >= 1
 //   ExpShiftSum(p, n, m)    p[j] = exp(p[j] - m), returns the sum (-inf inputs give exactly 0)
 //   ExpSoftmax(d, x)        exp(x) for x <= 88 (softmax scores minus a running maximum), fewer
-//                           operations than hn::Exp; inputs below -87 (and -inf) give exactly 0
+//                           operations than hn::Exp; inputs below -87 (and -inf) give exactly 0,
+//                           NaN gives 0 (ExpSoftmax<true>: NaN)
 //   Dot(a, b, n)            sum a[i] b[i]
 //   Axpy(y, a, x, n)        y[i] += a x[i]
 //   DotF64(a, b, n)         sum a[i] b[i] with products and sum in double (b may equal a)
 //   Dot3F64(a, b, c, n)     sum a[i] b[i] c[i] in double
+//   TransposeReduce<kMax>(d, v)  lane k = the sum (kMax: the max) of the lanes of v[k], for the
+//                           Lanes(d) vectors v[0..): N reductions at once by a transpose tree
 // exp is Highway's contrib Exp (max error 1 ulp on float32; inputs below -104 flush to 0).
 #if defined(T6_KERNELS_VEC_MATH_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef T6_KERNELS_VEC_MATH_INL_H_
@@ -44,7 +47,9 @@ HWY_INLINE float RowMax(const float* HWY_RESTRICT p, int n) {
 // -87 <= x <= 88: a normal power of two) instead of Exp's two half-scales for the full range, and q
 // rounded directly; x < -87, -inf and NaN give 0 (hn::Exp: 0 below -104, denormals in between);
 // x > 88 is outside the domain (2^q overflows the exponent field).
-template <class D, class V>
+// kNaN: a NaN input gives NaN (as torch's softmax propagates it) instead of 0, two operations
+// more; the training attention uses it, so that a NaN score is not silently weighted 0.
+template <bool kNaN = false, class D, class V>
 HWY_INLINE V ExpSoftmax(D d, V x) {
     const hn::Rebind<int32_t, D> di;
     const V lo = hn::Set(d, -87.0f);
@@ -72,7 +77,9 @@ HWY_INLINE V ExpSoftmax(D d, V x) {
     const auto pow2 =
         hn::ShiftLeft<23>(hn::Add(hn::BitCast(di, t), hn::Set(di, int32_t(0x7F - 0x4B400000))));
     const V y = hn::MulAdd(em1, hn::BitCast(d, pow2), hn::BitCast(d, pow2));
-    return hn::IfThenElseZero(hn::Ge(x, lo), y);
+    const V out = hn::IfThenElseZero(hn::Ge(x, lo), y);
+    if constexpr (kNaN) return hn::IfThenElse(hn::IsNaN(x), x, out);
+    return out;
 }
 
 HWY_INLINE float ExpShiftSum(float* HWY_RESTRICT p, int n, float m) {
@@ -95,6 +102,78 @@ HWY_INLINE float ExpShiftSum(float* HWY_RESTRICT p, int n, float m) {
         acc = hn::Add(acc, e);
     }
     return hn::GetLane(hn::SumOfLanes(d, acc));
+}
+
+// Lane k of the result is the sum (kMax: the max) of the lanes of v[k], for the Lanes(d) vectors
+// v[0..): N reductions done at once by a transpose tree (log2 N rounds of shuffles and adds)
+// instead of N horizontal reductions.
+template <bool kMax, class D>
+HWY_INLINE hn::Vec<D> TransposeReduce(D d, const hn::Vec<D>* v) {
+#if HWY_TARGET == HWY_AVX3
+    (void)d;
+    const auto op = [](__m512 a, __m512 b) {
+        return kMax ? _mm512_max_ps(a, b) : _mm512_add_ps(a, b);
+    };
+    __m512 x[8], y[4];
+    // x[k], per 128-bit block: [a0.a2, b0.b2, a1.a3, b1.b3] of a = v[2k], b = v[2k+1].
+    for (int k = 0; k < 8; k++)
+        x[k] = op(_mm512_unpacklo_ps(v[2 * k].raw, v[2 * k + 1].raw),
+                  _mm512_unpackhi_ps(v[2 * k].raw, v[2 * k + 1].raw));
+    // y[k], per 128-bit block L: the reductions over block L of v[4k], ..., v[4k+3].
+    for (int k = 0; k < 4; k++) {
+        const __m512d a = _mm512_castps_pd(x[2 * k]), b = _mm512_castps_pd(x[2 * k + 1]);
+        y[k] = op(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                  _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    }
+    const __m512 z0 =
+        op(_mm512_shuffle_f32x4(y[0], y[1], 0x88), _mm512_shuffle_f32x4(y[0], y[1], 0xdd));
+    const __m512 z1 =
+        op(_mm512_shuffle_f32x4(y[2], y[3], 0x88), _mm512_shuffle_f32x4(y[2], y[3], 0xdd));
+    return hn::Vec<D>{op(_mm512_shuffle_f32x4(z0, z1, 0x88), _mm512_shuffle_f32x4(z0, z1, 0xdd))};
+#elif HWY_TARGET == HWY_AVX2
+    (void)d;
+    if constexpr (!kMax) {
+        // hadd(hadd(v0, v1), hadd(v2, v3)) per 128-bit half holds the half-sums of v0..v3 (about
+        // 1% faster in FlashTPA than the unpack rounds below, which max needs).
+        const __m256 a =
+            _mm256_hadd_ps(_mm256_hadd_ps(v[0].raw, v[1].raw), _mm256_hadd_ps(v[2].raw, v[3].raw));
+        const __m256 b =
+            _mm256_hadd_ps(_mm256_hadd_ps(v[4].raw, v[5].raw), _mm256_hadd_ps(v[6].raw, v[7].raw));
+        return hn::Vec<D>{
+            _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31))};
+    }
+    const auto op = [](__m256 a, __m256 b) { return _mm256_max_ps(a, b); };
+    __m256 x[4], y[2];
+    // As above: x[k] per 128-bit half [a0.a2, b0.b2, a1.a3, b1.b3], y[k] the half-reductions of
+    // v[4k..4k+3].
+    for (int k = 0; k < 4; k++)
+        x[k] = op(_mm256_unpacklo_ps(v[2 * k].raw, v[2 * k + 1].raw),
+                  _mm256_unpackhi_ps(v[2 * k].raw, v[2 * k + 1].raw));
+    for (int k = 0; k < 2; k++) {
+        const __m256d a = _mm256_castps_pd(x[2 * k]), b = _mm256_castps_pd(x[2 * k + 1]);
+        y[k] = op(_mm256_castpd_ps(_mm256_unpacklo_pd(a, b)),
+                  _mm256_castpd_ps(_mm256_unpackhi_pd(a, b)));
+    }
+    return hn::Vec<D>{
+        op(_mm256_permute2f128_ps(y[0], y[1], 0x20), _mm256_permute2f128_ps(y[0], y[1], 0x31))};
+#elif HWY_TARGET == HWY_NEON
+    (void)d;
+    // Pairwise operations (A64 FADDP / FMAXP): the lane reductions of v0..v3 in two rounds.
+    if constexpr (kMax)
+        return hn::Vec<D>{
+            vpmaxq_f32(vpmaxq_f32(v[0].raw, v[1].raw), vpmaxq_f32(v[2].raw, v[3].raw))};
+    else
+        return hn::Vec<D>{
+            vpaddq_f32(vpaddq_f32(v[0].raw, v[1].raw), vpaddq_f32(v[2].raw, v[3].raw))};
+#else
+    // Any other target (the scalar one: a single lane): lane by lane.
+    constexpr size_t kMaxN = HWY_MAX_BYTES / sizeof(float);
+    const size_t N = hn::Lanes(d);
+    float out[kMaxN];
+    for (size_t k = 0; k < N; k++)
+        out[k] = kMax ? hn::GetLane(hn::MaxOfLanes(d, v[k])) : hn::GetLane(hn::SumOfLanes(d, v[k]));
+    return hn::LoadU(d, out);
+#endif
 }
 
 HWY_INLINE float Dot(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int n) {
