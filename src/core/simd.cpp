@@ -111,10 +111,12 @@ State& state() {
     return *s;
 }
 
-// Applies T6_SIMD before main(), so that no kernel runs uncapped even if nothing asks first.
-[[maybe_unused]] const bool kApplied = (state(), true);
-
 }  // namespace
+
+bool simd_apply_env() {
+    state();  // reads T6_SIMD and sets Highway's targets on first use
+    return true;
+}
 
 const char* simd_target_name(SimdTarget t) {
     switch (t) {

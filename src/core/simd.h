@@ -62,6 +62,14 @@ SimdTarget set_simd_target(SimdTarget t);
 // True when the hand-written vdpbf16ps kernels run (simd_target() == avx512bf16).
 bool simd_native_bf16();
 
+// Applies the T6_SIMD cap once (later calls do nothing) and returns true. Every translation unit
+// that includes this header calls it while the program starts (kSimdCapApplied below), and every
+// file of Highway kernels includes it: a program that links only some kernels from libt6core.a,
+// a benchmark driver say, then still links simd.cpp and runs under the cap. (When only simd.cpp
+// itself did this, such a driver silently ran the best target whatever T6_SIMD said.)
+bool simd_apply_env();
+inline const bool kSimdCapApplied = simd_apply_env();
+
 // The Highway target that HWY_DYNAMIC_DISPATCH now selects, by Highway's name ("AVX3", "AVX2",
 // "SCALAR"): what the Highway kernels actually run.
 std::string simd_highway_target_name();

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
 
 // Target-independent helpers, compiled once (this file is re-included per Highway target).
 #ifndef T6_KERNELS_ATTENTION_COMMON_

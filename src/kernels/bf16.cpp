@@ -10,6 +10,8 @@
 
 #include "kernels/bf16.h"
 
+#include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/bf16.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep

@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
 #include "kernels/gemm.h"
 
 #undef HWY_TARGET_INCLUDE

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <vector>
 
+#include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cross_entropy.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep

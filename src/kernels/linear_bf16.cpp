@@ -19,6 +19,7 @@
 
 #include <omp.h>
 
+#include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
 #include "kernels/bf16.h"
 
 #undef HWY_TARGET_INCLUDE

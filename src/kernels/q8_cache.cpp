@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/q8_cache.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep

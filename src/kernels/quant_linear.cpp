@@ -29,6 +29,8 @@
 #include <omp.h>
 
 #include "core/error.h"
+#include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
+
 #include "kernels/quant.h"
 #include "kernels/quant_rowsum.h"
 

@@ -9,6 +9,8 @@
 
 #include <cmath>
 
+#include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/rmsnorm.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep

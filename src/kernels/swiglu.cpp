@@ -7,6 +7,8 @@
 
 #include <cmath>
 
+#include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/swiglu.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep

@@ -11,6 +11,8 @@
 // them against.
 #include "kernels/tpa_contract.h"
 
+#include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/tpa_contract.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep

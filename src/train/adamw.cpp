@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
 
 #ifndef T6_TRAIN_ADAMW_COMMON_
 #define T6_TRAIN_ADAMW_COMMON_
