@@ -12,8 +12,9 @@
 // the plain O(T^2) loops in double that the tests compare every target against.
 // Each task first copies what its tile products read as their B panel into contiguous scratch:
 // K^T and V^T tile by tile (PackTransposed, square blocks transposed in registers), V, K and dO
-// as (T, D) rows (the heads' slices of the (tokens, heads * D) buffers are rows a multiple of
-// 1 KB apart for the presets, which fall into few L1 sets). The forward's online softmax takes a
+// as (T, D) rows (the heads' slices of the (tokens, heads * D) buffers are 256-byte rows a
+// multiple of 512 bytes apart for the presets, e.g. 8.5 KB for small-t6 and 3 KB for small-mha,
+// which fall into few L1 sets). The forward's online softmax takes a
 // vector's worth of rows at a time (OnlineSoftmaxRows). Against the per-row version with strided
 // panels, at small-t6's shape on Zen 5 (B 4, H 34, T 256; 3 alternating runs, medians) the
 // forward went 6.70 -> 5.41 ms on AVX-512 and 9.90 -> 8.92 on AVX2, the backward 13.16 -> 11.96
@@ -77,7 +78,7 @@ inline void prefetch_rows(const float* src, long stride, int t0, int t1, int n,
 
 // dst[t * D + d] = src[t * stride + d]: a head's slice of a (tokens, heads * D) buffer copied
 // into a contiguous (T, D) matrix, for the tile products that read it as their B panel (rows
-// stride * 4 bytes apart fall into few L1 sets when that is a multiple of 1 KB).
+// stride * 4 bytes apart fall into few L1 sets when that is a multiple of 512 bytes).
 inline void pack_rows(float* dst, const float* src, long stride, int T, int D) {
     constexpr int kAhead = 8;
     prefetch_rows(src, stride, 0, std::min(T, kAhead), D);
@@ -355,7 +356,8 @@ HWY_INLINE void TransposeBlock(const float* HWY_RESTRICT src, long stride, float
 // k0 / kBk is a (D, kBk) block at dst + k0 * D (row stride kBk), i.e. dst[(t / kBk) * D * kBk +
 // d * kBk + t % kBk] = src[t * stride + d]. Tile-major rather than one (D, T) matrix: with T a
 // power of two, the (D, T) rows T * 4 bytes apart fell into a quarter of the L1 sets, and the
-// micro-kernel's 64 x 64 B panel (16 KB) did not stay in L1. Square blocks of kLanes tokens and
+// micro-kernel's 64 x 64 B panel (16 KB, 256 lines on 16 sets at T = 256) could not stay in a
+// 12-way L1. Square blocks of kLanes tokens and
 // dimensions are transposed in registers; the rest (D or T not a multiple of kLanes) element by
 // element.
 HWY_INLINE void PackTransposed(float* dst, const float* src, long stride, int T, int D) {
