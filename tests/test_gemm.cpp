@@ -37,6 +37,31 @@ TEST(Gemm, MatchesNaiveForAllTransposesAndOneRow) {
             }
 }
 
+// A transposed B whose row stride is a multiple of 512 floats: oneDNN gets it through a copy with
+// a padded stride (gemm.cpp, pad_transposed_b), which must not change the product. Large enough
+// for the copy (N K >= 2^18), with K below the stride and K equal to it, beta 0 and 1.
+TEST(Gemm, TransposedBWithA2KiBMultipleRowStrideMatchesNaive) {
+    const int M = 5, N = 300;
+    for (int K : {1000, 1024})
+        for (float beta : {0.0f, 1.0f}) {
+            const int ldb = 1024, lda = K, ldc = N;
+            auto A = test::random_vector(size_t(M) * lda, 7);
+            auto B = test::random_vector(size_t(N) * ldb, 8);
+            auto C = test::random_vector(size_t(M) * ldc, 9);
+            std::vector<float> ref = C;
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double s = 0;
+                    for (int k = 0; k < K; k++) s += double(A[i * lda + k]) * B[j * ldb + k];
+                    ref[i * ldc + j] = float(s + beta * C[i * ldc + j]);
+                }
+            gemm(false, true, M, N, K, 1.0f, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+            for (int i = 0; i < M; i++)
+                EXPECT_LT(test::rel_error(&C[i * ldc], &ref[i * ldc], N), 1e-5)
+                    << "K=" << K << " beta=" << beta << " row " << i;
+        }
+}
+
 // The float32 backend is OpenBLAS unless the kernel OpenBLAS picked lacks AVX2+FMA on a CPU that
 // has them (OpenBLAS 0.3.21 gives a 5th-generation Xeon its Prescott SSE3 kernel), or the CPU is
 // an AMD Zen 4 or Zen 5; then oneDNN.

@@ -10,6 +10,7 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -110,14 +111,42 @@ bool use_onednn() {
     return simd_native_bf16() && !g_onednn_failed.load(std::memory_order_relaxed);
 }
 
+// Whether oneDNN's sgemm should get a transposed B (N x K, row stride ldb) through a copy with a
+// padded row stride. With ldb a multiple of 512 floats (2 KiB) the rows it packs from fall into
+// a few cache sets: small-t6's MLP down-projection (1024 x 768 x 2048, NT, ldb 2048) ran at
+// 274-278 GFLOP/s against 331-339 with ldb 2064, and K = 1024, 3072 and 4096 likewise
+// (2026-12-04, Zen 5, warm, 15 interleaved calls; OpenBLAS's kernels and the other operand
+// layouts showed no such drop). The copy (about 6 MB for that product) costs a few percent of
+// the product's time. Small matrices, where the copy would weigh more, and calls from inside a
+// parallel region (whose threads would share the buffer) go as they are.
+bool pad_transposed_b(bool trans_b, int N, int K, int ldb) {
+    return trans_b && ldb % 512 == 0 && size_t(N) * size_t(K) >= (size_t(1) << 18) &&
+           !omp_in_parallel();
+}
+
+// op(B) = B^T with B (N x K, row stride ldb) copied into a buffer of row stride K + 16.
+const float* padded_copy(const float* B, int N, int K, int ldb, int& padded_ld) {
+    thread_local AlignedArray<float> buf;
+    padded_ld = K + 16;
+    const size_t n = size_t(N) * size_t(padded_ld);
+    if (buf.size() < n) buf.resize(n, /*huge_pages=*/true);
+    float* dst = buf.data();
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++)
+        std::copy(B + size_t(r) * ldb, B + size_t(r) * ldb + K, dst + size_t(r) * padded_ld);
+    return dst;
+}
+
 // The float32 product on the backend in force (gemm_backend.h): OpenBLAS sgemm, or oneDNN's
 // sgemm (row-major, the same arguments) where OpenBLAS chose a kernel below the CPU.
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc) {
-    if (gemm_backend() == GemmBackend::onednn &&
-        dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta,
-                   C, ldc) == dnnl_success)
-        return;
+    if (gemm_backend() == GemmBackend::onednn) {
+        if (pad_transposed_b(trans_b, N, K, ldb)) B = padded_copy(B, N, K, ldb, ldb);
+        if (dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb,
+                       beta, C, ldc) == dnnl_success)
+            return;
+    }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -75,6 +75,29 @@ void AdamWRange(float* HWY_RESTRICT p, const float* HWY_RESTRICT g, float* HWY_R
     }
 }
 
+// The sum of g[i]^2 over [i0, i1) in double: the floats widened to double lanes and summed in
+// four independent accumulators (one would wait on the add latency), then the remainder.
+double SumSquaresRange(const float* HWY_RESTRICT g, size_t i0, size_t i1) {
+    const hn::ScalableTag<double> dd;
+    const hn::Rebind<float, decltype(dd)> df;  // half a vector of floats, one per double lane
+    const size_t N = hn::Lanes(dd);
+    auto a0 = hn::Zero(dd), a1 = hn::Zero(dd), a2 = hn::Zero(dd), a3 = hn::Zero(dd);
+    size_t i = i0;
+    for (; i + 4 * N <= i1; i += 4 * N) {
+        const auto x0 = hn::PromoteTo(dd, hn::LoadU(df, g + i));
+        const auto x1 = hn::PromoteTo(dd, hn::LoadU(df, g + i + N));
+        const auto x2 = hn::PromoteTo(dd, hn::LoadU(df, g + i + 2 * N));
+        const auto x3 = hn::PromoteTo(dd, hn::LoadU(df, g + i + 3 * N));
+        a0 = hn::MulAdd(x0, x0, a0);
+        a1 = hn::MulAdd(x1, x1, a1);
+        a2 = hn::MulAdd(x2, x2, a2);
+        a3 = hn::MulAdd(x3, x3, a3);
+    }
+    double acc = hn::GetLane(hn::SumOfLanes(dd, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+    for (; i < i1; i++) acc += double(g[i]) * double(g[i]);
+    return acc;
+}
+
 }  // namespace t6::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -82,6 +105,7 @@ HWY_AFTER_NAMESPACE();
 namespace t6 {
 
 HWY_EXPORT(AdamWRange);
+HWY_EXPORT(SumSquaresRange);
 
 double grad_global_norm(const float* g, size_t n) {
     // Static schedule: each thread sums a fixed contiguous block, and the partial sums are added
@@ -93,11 +117,7 @@ double grad_global_norm(const float* g, size_t n) {
         const int t = omp_get_thread_num(), k = omp_get_num_threads();
         const size_t chunk = (n + size_t(k) - 1) / size_t(k);
         const size_t lo = std::min(n, chunk * size_t(t)), hi = std::min(n, lo + chunk);
-        // Four float lanes of double accumulators let the compiler vectorise the loop.
-        double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-        for (size_t i = lo; i < hi; i++) acc += double(g[i]) * double(g[i]);
-        partial[size_t(t) * 8] = acc;
+        partial[size_t(t) * 8] = HWY_DYNAMIC_DISPATCH(SumSquaresRange)(g, lo, hi);
     }
     double total = 0.0;
     for (int t = 0; t < nt; t++) total += partial[size_t(t) * 8];
@@ -114,7 +134,10 @@ float clip_coefficient(double total_norm, float max_norm) {
     return coef < 1.0f ? coef : 1.0f;
 }
 
-AdamW::AdamW(size_t n, const AdamWConfig& cfg) : cfg_(cfg), m_(n), v_(n) {}
+AdamW::AdamW(size_t n, const AdamWConfig& cfg) : cfg_(cfg) {
+    m_.resize(n, true);
+    v_.resize(n, true);
+}
 
 void AdamW::step(float* p, const float* g, double lr, float grad_scale) {
     step_impl(p, g, lr, grad_scale, false);
