@@ -63,9 +63,11 @@ struct RoundedOperands {
     AlignedArray<uint16_t> a, b;
     AlignedArray<float> fa, fb;  // the fallback's float32 copies
 };
+// Grows buf to at least n elements, on huge pages from 2 MiB (AlignedArray::resize), as the
+// operands it holds are streamed by the product like the model's own buffers.
 template <typename T>
 T* reserve(AlignedArray<T>& buf, size_t n) {
-    if (buf.size() < n) buf.resize(n);
+    if (buf.size() < n) buf.resize(n, /*huge_pages=*/true);
     return buf.data();
 }
 RoundedOperands& rounded_operands() {
@@ -128,9 +130,7 @@ bool pad_transposed_b(bool trans_b, int N, int K, int ldb) {
 const float* padded_copy(const float* B, int N, int K, int ldb, int& padded_ld) {
     thread_local AlignedArray<float> buf;
     padded_ld = K + 16;
-    const size_t n = size_t(N) * size_t(padded_ld);
-    if (buf.size() < n) buf.resize(n, /*huge_pages=*/true);
-    float* dst = buf.data();
+    float* dst = reserve(buf, size_t(N) * size_t(padded_ld));
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < N; r++)
         std::copy(B + size_t(r) * ldb, B + size_t(r) * ldb + K, dst + size_t(r) * padded_ld);
