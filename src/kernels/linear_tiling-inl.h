@@ -127,9 +127,12 @@ HWY_INLINE void Tile(const Src& src, const float* const* x, const typename Src::
         }
 }
 
-template <int MR, int OR, class Src>
-void TiledRows(const Src& src, float* out, const float* inp, int N, int C, int OC, float beta,
-               int o0, int o1) {
+// Outputs [o0, o1) for all N rows, OR weight rows by MR input rows at a time, each tile computed
+// by tile(x, w, next, C, r) (Tile above, or a source's own: quant_linear.cpp's one-row q8 / q4
+// tile) into r[OR * m + k].
+template <int MR, int OR, class Src, class TileFn>
+HWY_INLINE void TiledRowsWith(const Src& src, float* out, const float* inp, int N, int C, int OC,
+                              float beta, int o0, int o1, const TileFn& tile) {
     using Row = typename Src::Row;
     for (int o = o0; o < o1; o += OR) {
         // Rows past the end repeat the last one (computed, not stored).
@@ -140,7 +143,7 @@ void TiledRows(const Src& src, float* out, const float* inp, int N, int C, int O
             const float* x[MR];
             for (int m = 0; m < MR; m++) x[m] = inp + size_t(std::min(n0 + m, N - 1)) * C;
             float r[MR * OR];
-            Tile<MR, OR, Src>(src, x, w, n0 == 0 && o + OR < o1 ? next : nullptr, C, r);
+            tile(x, w, n0 == 0 && o + OR < o1 ? next : nullptr, C, r);
             for (int m = 0; m < MR && n0 + m < N; m++)
                 for (int k = 0; k < OR && o + k < o1; k++) {
                     float& y = out[size_t(n0 + m) * OC + o + k];
@@ -148,6 +151,14 @@ void TiledRows(const Src& src, float* out, const float* inp, int N, int C, int O
                 }
         }
     }
+}
+template <int MR, int OR, class Src>
+void TiledRows(const Src& src, float* out, const float* inp, int N, int C, int OC, float beta,
+               int o0, int o1) {
+    using Row = typename Src::Row;
+    TiledRowsWith<MR, OR>(src, out, inp, N, C, OC, beta, o0, o1,
+                          [&src](const float* const* x, const Row* w, const Row* next, int C_,
+                                 float* r) HWY_ATTR { Tile<MR, OR, Src>(src, x, w, next, C_, r); });
 }
 #endif  // HWY_TARGET != HWY_SCALAR
 

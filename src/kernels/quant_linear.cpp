@@ -11,8 +11,10 @@
 // order (no activation quantization; int8_linear.cpp is the q8 x int8 variant). Columns past the
 // last whole block are added in scalar code. At each block a tile prefetches the next tile's
 // codes of that block, and (in the layers) the codes and scales kFarRows rows beyond into L2.
-// HWY_SCALAR runs the scalar loop. Work is split over OpenMP threads in one contiguous range of
-// outputs each.
+// One input row (batch-1 decoding) takes its own tile (QTileOneRow) in the same loop: the codes
+// times the input summed per block and the scale applied once per block (q4: the minima's part
+// added per row from the input's block sums). HWY_SCALAR runs the scalar loop. Work is split over
+// OpenMP threads in one contiguous range of outputs each.
 //
 // Also here (kernels/quant_rowsum.h), for MLA's quantized kv_b_proj: the same tiling over a row
 // range of W (quant_rows_dot), and the transposed product over a row range as a sum of scaled
@@ -121,7 +123,6 @@ struct QuantSrc {
 #endif
 };
 
-// Outputs [o0, o1), prefetching kFarRows rows ahead inside the range.
 #if HWY_TARGET != HWY_SCALAR
 // One input row (batch-1 decoding) over OR q8 / q4 rows, the scale applied once per block:
 //   q8: r[k] = sum_b d[k, b] (sum_{c in block b} x[c] q[k, c])
@@ -129,7 +130,8 @@ struct QuantSrc {
 // (xsum[b] = the sum of x over block b, once per call), where the general tile
 // (linear_tiling-inl.h) dequantizes every vector of codes (q8: a multiply by the scale, q4: an
 // fma with scale and minimum) before the multiply-add. That is one operation fewer per vector of
-// codes: on AVX2, where a vector holds 8 codes, about a fifth of the work. The sums differ from
+// codes: on AVX2, where a vector holds 8 codes, about a fifth of the instructions (a count, not a
+// measurement; docs/decode-bench.md, session 26, has the timings). The sums differ from
 // the dequantized weights' only in rounding (the scalar reference is the dequantized product,
 // tests/test_quant.cpp). Registers: OR accumulators, the block's kPB input vectors, a partial
 // sum and the codes.
@@ -193,7 +195,7 @@ HWY_INLINE void QTileOneRow(const QuantSrc<S>& src, const float* x, const float*
         for (int k = 0; k < OR; k++) r[k] += x[c] * QuantSrc<S>::At(w[k], c);
 }
 
-// Outputs [o0, o1) of one input row, OR rows at a time (tiling::TiledRows' loop).
+// Outputs [o0, o1) of one input row, OR rows at a time (tiling::TiledRowsWith's loop).
 template <QuantScheme S, int OR>
 void QRowsOneRow(const QuantSrc<S>& src, float* out, const float* x, int C, int OC, float beta,
                  int o0, int o1) {
@@ -206,20 +208,14 @@ void QRowsOneRow(const QuantSrc<S>& src, float* out, const float* x, int C, int 
             xsum[b] = s;
         }
     }
-    for (int o = o0; o < o1; o += OR) {
-        QRow w[OR], next[OR];  // rows past the end repeat the last one (computed, not stored)
-        for (int k = 0; k < OR; k++) w[k] = src.RowAt(std::min(o + k, OC - 1));
-        for (int k = 0; k < OR; k++) next[k] = src.RowAt(std::min(o + OR + k, OC - 1));
-        float r[OR];
-        QTileOneRow<S, OR>(src, x, xsum.data(), w, o + OR < o1 ? next : nullptr, C, r);
-        for (int k = 0; k < OR && o + k < o1; k++) {
-            float& y = out[o + k];
-            y = (beta != 0.0f ? beta * y : 0.0f) + r[k];
-        }
-    }
+    tiling::TiledRowsWith<1, OR>(
+        src, out, x, 1, C, OC, beta, o0, o1,
+        [&](const float* const* xr, const QRow* w, const QRow* next, int C_, float* r)
+            HWY_ATTR { QTileOneRow<S, OR>(src, xr[0], xsum.data(), w, next, C_, r); });
 }
 #endif
 
+// Outputs [o0, o1), prefetching kFarRows rows ahead inside the range.
 template <QuantScheme S>
 void GroupRows(float* out, const float* inp, const QuantMatrix& W, int N, float beta, int o0,
                int o1) {
