@@ -49,7 +49,8 @@ Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
     // The parameters, gradients, activations and scratch sit on transparent huge pages
     // (AlignedArray::resize): with 4 KiB pages a small-t6 training step's GEMMs and kernels took
     // about 4% longer from TLB misses over these hundreds of MB, and first touching the 497 MB
-    // gradient page by page took 2 s (docs/decode-bench.md, session 26).
+    // gradient page by page took 1.3-2.3 s, 0.8 s on huge pages (docs/decode-bench.md,
+    // session 26).
     params_.resize(layout_.total, true);
     // grads_ is allocated by the first backward pass or grads() call: a model used only for
     // inference (generation, evaluation, serving) never holds a gradient buffer.
