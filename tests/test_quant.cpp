@@ -82,7 +82,7 @@ class QuantKernel : public ::testing::TestWithParam<SimdTarget> {};
 TEST_P(QuantKernel, EqualsScalarReference) {
     ScopedSimdTarget target(GetParam());
     for (QuantScheme s : {QuantScheme::q8, QuantScheme::q4})
-        for (int cols : {32, 85, 264})
+        for (int cols : {32, 85, 264, 600})
             for (int N : {1, 2, 3, 5, 16, 40})
                 for (float beta : {0.0f, 1.0f})
                     // 1000 rows of 264: large enough for the threads' ranges of rows.

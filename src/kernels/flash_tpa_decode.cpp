@@ -56,6 +56,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "kernels/flash_decode-inl.h"
+#include "kernels/linear_tiling-inl.h"
 #include "kernels/vec_math-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -184,6 +185,71 @@ HWY_INLINE void FeatureProductsNC(float* P, const typename Op::Q* QB, int NQ,
     }
 }
 
+#if HWY_TARGET == HWY_AVX2
+// AVX2, float32 rows: feature products NR query rows by NT tokens of partial sums at a time.
+// Every loaded chunk of a B_K row feeds NR multiply-adds and every query chunk NT, where
+// FeatureProductsNC (one query row by N tokens) loads a B_K chunk per multiply-add. In the
+// cache's record layout half of the B_K rows start off a 32-byte boundary (small-t6: records of
+// 1,568 bytes, B_K at byte 272), so half of those loads straddle two cache lines and take two
+// load slots: the loads, not the FMAs, bounded the step. The NT partial sums of a query row are
+// reduced four at a time (Sum4: one 128-bit vector of P, tokens t0.. of row (i, j)). Registers:
+// NR * NT = 12 sums, NR query chunks and a B_K chunk: 16. Tokens past n repeat token n - 1 (their
+// products are never read). Kernel alone (small-t6's shape, 16K records, 12 calls, best of 9,
+// Zen 5): 150-156 -> 138-140 ns per record and thread. On AVX-512 the same scheme (3 x 8 sums)
+// measured no faster than FeatureProductsNC's 16-token transpose, which it keeps.
+template <int NR, int NT, bool kFull>
+HWY_INLINE void FeatureRowsGroup(float* P, const float* QB, int i0, const float* bj, long rec,
+                                 int t0, int n, int Rk, int j, int NC, int D) {
+    static_assert(NT % 4 == 0, "partial sums are reduced four at a time");
+    const DF d;
+    VF v[NR][NT];
+#pragma GCC unroll 32
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 32
+        for (int u = 0; u < NT; u++) v[r][u] = hn::Zero(d);
+    const float* row[NT];
+#pragma GCC unroll 32
+    for (int u = 0; u < NT; u++) row[u] = bj + long(std::min(t0 + u, n - 1)) * rec;
+    for (int c = 0; c < NC; c++) {
+        const int left = kFull ? kN : D - kN * c;
+        VF q[NR];
+#pragma GCC unroll 32
+        for (int r = 0; r < NR; r++) q[r] = MaskedLoadF32(QB + size_t(i0 + r) * D + kN * c, left);
+#pragma GCC unroll 32
+        for (int u = 0; u < NT; u++) {
+            const VF b = MaskedLoadF32(row[u] + kN * c, left);
+#pragma GCC unroll 32
+            for (int r = 0; r < NR; r++) v[r][u] = hn::MulAdd(b, q[r], v[r][u]);
+        }
+    }
+    const hn::Full128<float> d4;
+#pragma GCC unroll 32
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 32
+        for (int u = 0; u < NT; u += 4)
+            hn::StoreU(tiling::Sum4(v[r][u], v[r][u + 1], v[r][u + 2], v[r][u + 3]), d4,
+                       P + PIndex(i0 + r, j, Rk, t0 + u));
+}
+
+template <bool kFull>
+HWY_INLINE void FeatureProductsRows(float* P, const float* QB, int NQ, const float* recs, long rec,
+                                    long off_bk, int Rk, int n, int D) {
+    constexpr int NR = 3, NT = 4;
+    const int NC = (D + kN - 1) / kN;
+    for (int j = 0; j < Rk; j++) {
+        const float* bj = recs + off_bk + long(j) * D;
+        for (int t0 = 0; t0 < n; t0 += NT) {
+            int i = 0;
+            for (; i + NR <= NQ; i += NR)
+                FeatureRowsGroup<NR, NT, kFull>(P, QB, i, bj, rec, t0, n, Rk, j, NC, D);
+            for (; i < NQ; i++)
+                FeatureRowsGroup<1, NT, kFull>(P, QB, i, bj, rec, t0, n, Rk, j, NC, D);
+        }
+    }
+}
+
+#endif  // HWY_TARGET == HWY_AVX2
+
 // FeatureProductsNC for any number of chunks, the query row's chunks loaded again per product.
 template <class Op>
 HWY_INLINE void FeatureProductsAny(float* P, const typename Op::Q* QB, int NQ,
@@ -237,6 +303,15 @@ HWY_INLINE void BlockFeaturesBody(float* P, const typename Op::Q* QB, int NQ,
                 P[PIndex(i, j, Rk, t)] = acc;
             }
 #else
+#if HWY_TARGET == HWY_AVX2
+    if constexpr (std::is_same_v<Op, FeatureOpsF32>) {
+        if (D % kN == 0)
+            FeatureProductsRows<true>(P, QB, NQ, recs, rec, off_bk, Rk, n, D);
+        else
+            FeatureProductsRows<false>(P, QB, NQ, recs, rec, off_bk, Rk, n, D);
+        return;
+    }
+#endif
     switch ((D + Op::kChunk - 1) / Op::kChunk) {
 #define T6_FP_CASE(NC)                                                                \
     case NC:                                                                          \
@@ -407,6 +482,43 @@ HWY_INLINE void ScoresGroup(float* St, const float* P, const float* AQt, const R
     }
 }
 
+// ScoresGroup<kT, false> for two key ranks (every preset's R_K): both ranks' mixes u0, u1 at once,
+// so that 2 kT FMA chains over i run side by side instead of kT (AVX2: 8 instead of 4 chains of
+// NQ dependent multiply-adds). The same operations in the same order per score as ScoresGroup:
+// s = A_K[t][0] u0 (a product), then s += A_K[t][1] u1. Kernel alone (as FeatureProductsRows):
+// 151-157 -> 152-153 ns per record and thread on AVX2 (the scores' share of the samples 10.0 ->
+// 9.2%); AVX-512 keeps ScoresGroup<8, true>, whose 8 chains with the query rows held in registers
+// measured the same.
+template <int kT, typename R>
+HWY_INLINE void ScoresGroupRk2(float* St, const float* P, const float* AQt, const R* recs, long rec,
+                               long off_ak, int H, int Hp, int NQ, int n, int g) {
+    const DF d;
+    const int lanes = H - g;
+    const size_t di = PIndex(1, 0, 2, 0);  // from query row i to i + 1 in P
+    for (int t = 0; t < n; t += kT) {
+        VF u0[kT], u1[kT];
+#pragma GCC unroll 8
+        for (int k = 0; k < kT; k++) u0[k] = u1[k] = hn::Zero(d);
+        const float* p0 = P + PIndex(0, 0, 2, t);  // tokens t.. in a row, key rank 0
+        const float* p1 = P + PIndex(0, 1, 2, t);
+        for (int i = 0; i < NQ; i++) {
+            const VF a = hn::LoadU(d, AQt + i * Hp + g);
+#pragma GCC unroll 8
+            for (int k = 0; k < kT; k++) {
+                u0[k] = hn::MulAdd(a, hn::Set(d, p0[i * di + k]), u0[k]);
+                u1[k] = hn::MulAdd(a, hn::Set(d, p1[i * di + k]), u1[k]);
+            }
+        }
+        float* st = St + size_t(t) * Hp + g;
+#pragma GCC unroll 8
+        for (int k = 0; k < kT; k++) {
+            const R* ak = recs + std::min(t + k, n - 1) * rec + off_ak + g;
+            const VF s0 = hn::Mul(RowLoad(ak, lanes), u0[k]);
+            hn::StoreU(hn::MulAdd(RowLoad(ak + H, lanes), u1[k], s0), d, st + size_t(k) * Hp);
+        }
+    }
+}
+
 template <typename R>
 HWY_NOINLINE void BlockScoresFull(float* St, const float* P, const float* AQt, const R* recs,
                                   long rec, long off_ak, int H, int Hp, int NQ, int Rk, int n) {
@@ -417,7 +529,10 @@ HWY_NOINLINE void BlockScoresFull(float* St, const float* P, const float* AQt, c
             continue;
         }
 #endif
-        ScoresGroup<4, false>(St, P, AQt, recs, rec, off_ak, H, Hp, NQ, Rk, n, g);
+        if (Rk == 2)
+            ScoresGroupRk2<4>(St, P, AQt, recs, rec, off_ak, H, Hp, NQ, n, g);
+        else
+            ScoresGroup<4, false>(St, P, AQt, recs, rec, off_ak, H, Hp, NQ, Rk, n, g);
     }
 }
 
@@ -450,7 +565,8 @@ HWY_NOINLINE void BlockSoftmax(float* W, float* m, float* l, float* alpha, const
         const VF al = ExpSoftmax(d, hn::Sub(mo, mnew));  // m = -inf: 0
         VF sum = hn::Zero(d);
         for (int t = 0; t < n; t++) {
-            const VF e = ExpSoftmax(d, hn::Sub(hn::LoadU(d, St + size_t(t) * Hp + g), mnew));
+            const VF e =
+                ExpSoftmax<false, false>(d, hn::Sub(hn::LoadU(d, St + size_t(t) * Hp + g), mnew));
             sum = hn::Add(sum, e);
             const VF ec = hn::Mul(c_v, e);
             const R* av = recs + t * rec + off_av + g;

@@ -107,10 +107,13 @@ struct QuantSrc {
                               hn::Set(d, r.min[b]));
         }
     }
-    // The next tile's codes of this block (one line per row covers a q8 block twice over), and
-    // those kFarRows rows on into L2; per 16 blocks, the scales (q4: and minima) that far on.
+    // The next tile's codes of this block and those kFarRows rows on into L2, once per cache line
+    // (every 2nd q8 block, every 4th q4 block: a prefetch per block repeated the same line, and
+    // each one takes a load slot); per 16 blocks, the scales (q4: and minima) that far on.
     HWY_INLINE void Prefetch(const Row& r, int c0) const {
         const int b = c0 / kQuantBlock;
+        constexpr int kLineBlocks = 64 / kCodeBytes;  // blocks per cache line
+        if (b % kLineBlocks != 0) return;
         const uint8_t* p = r.codes + size_t(b) * kCodeBytes;
         __builtin_prefetch(p);
         if (far_q == 0) return;
@@ -182,15 +185,25 @@ HWY_INLINE void QTileOneRow(const QuantSrc<S>& src, const float* x, const float*
             a[k] = hn::MulAdd(t, hn::Set(d, w[k].scale[b]), a[k]);
         }
     }
+    if constexpr (S == QuantScheme::q4) {
+        // The minima's part sum_b m[k, b] xsum[b], L blocks per vector, into the same
+        // accumulators. (A scalar loop here was an in-order chain of adds per row, gcc keeping
+        // the sum's order: about a tenth of the AVX2 tile's perf samples in a microbenchmark.)
+        int b = 0;
+        for (; b + L <= nbw; b += L) {
+            const tiling::VF xs = hn::LoadU(d, xsum + b);
+            for (int k = 0; k < OR; k++) a[k] = hn::MulAdd(hn::LoadU(d, w[k].min + b), xs, a[k]);
+        }
+        if (b < nbw) {
+            const auto rest = hn::FirstN(d, size_t(nbw - b));  // masked-out lanes are not read
+            const tiling::VF xs = hn::MaskedLoad(rest, d, xsum + b);
+            for (int k = 0; k < OR; k++)
+                a[k] = hn::MulAdd(hn::MaskedLoad(rest, d, w[k].min + b), xs, a[k]);
+        }
+    }
     const hn::Full128<float> d4;
     for (int i = 0; i < OR; i += 4)
         hn::StoreU(tiling::Sum4(a[i], a[i + 1], a[i + 2], a[i + 3]), d4, r + i);
-    if constexpr (S == QuantScheme::q4)
-        for (int k = 0; k < OR; k++) {
-            float m = 0.0f;
-            for (int b = 0; b < nbw; b++) m += w[k].min[b] * xsum[b];
-            r[k] += m;
-        }
     for (int c = nbw * kQuantBlock; c < C; c++)
         for (int k = 0; k < OR; k++) r[k] += x[c] * QuantSrc<S>::At(w[k], c);
 }
@@ -227,7 +240,11 @@ void GroupRows(float* out, const float* inp, const QuantMatrix& W, int N, float 
     src.scales_end = W.scale.data() + size_t(o1) * nb;
 #if HWY_TARGET != HWY_SCALAR
     if (N == 1) {
-        QRowsOneRow<S, 8>(src, out, inp, W.cols, W.rows, beta, o0, o1);
+        // 4 rows per tile for q4 on AVX2: with 8, the 8 accumulators, the block's 4 input vectors,
+        // the nibble mask and the unpacked codes outgrew the 16 registers and gcc kept
+        // accumulators and row pointers on the stack.
+        constexpr int kOR = (S == QuantScheme::q4 && hn::MaxLanes(tiling::DF()) == 8) ? 4 : 8;
+        QRowsOneRow<S, kOR>(src, out, inp, W.cols, W.rows, beta, o0, o1);
         return;
     }
 #endif

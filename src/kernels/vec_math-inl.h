@@ -49,7 +49,10 @@ HWY_INLINE float RowMax(const float* HWY_RESTRICT p, int n) {
 // x > 88 is outside the domain (2^q overflows the exponent field).
 // kNaN: a NaN input gives NaN (as torch's softmax propagates it) instead of 0, two operations
 // more; the training attention uses it, so that a NaN score is not silently weighted 0.
-template <bool kNaN = false, class D, class V>
+// kFlush = false: inputs below -87, -inf and NaN give e^-87 (about 1.6e-38) instead of 0, two
+// operations fewer (FlashTPA's token weights: a token 87 or more below the running maximum then
+// weighs 1.6e-38 where it weighed 0, beside the maximum's 1).
+template <bool kNaN = false, bool kFlush = true, class D, class V>
 HWY_INLINE V ExpSoftmax(D d, V x) {
     const hn::Rebind<int32_t, D> di;
     const V lo = hn::Set(d, -87.0f);
@@ -58,7 +61,8 @@ HWY_INLINE V ExpSoftmax(D d, V x) {
     // the sum's low mantissa bits are q, so 2^q is built from them below without a float -> int
     // conversion (Highway's ConvertTo adds an out-of-range fixup of 4 more operations on AVX-512).
     const V magic = hn::Set(d, 12582912.0f);
-    const V t = hn::Add(hn::Mul(xc, hn::Set(d, 1.442695040888963407359924681f)), magic);
+    // (One rounding, of x log2 e + 1.5 * 2^23: q is x log2 e rounded to nearest even.)
+    const V t = hn::MulAdd(xc, hn::Set(d, 1.442695040888963407359924681f), magic);
     const V qf = hn::Sub(t, magic);
     // r = x - q ln2 in two parts (Highway's constants), |r| <= ln2 / 2.
     V r = hn::MulAdd(qf, hn::Set(d, -0.693145751953125f), xc);
@@ -77,6 +81,7 @@ HWY_INLINE V ExpSoftmax(D d, V x) {
     const auto pow2 =
         hn::ShiftLeft<23>(hn::Add(hn::BitCast(di, t), hn::Set(di, int32_t(0x7F - 0x4B400000))));
     const V y = hn::MulAdd(em1, hn::BitCast(d, pow2), hn::BitCast(d, pow2));
+    if constexpr (!kFlush) return y;
     const V out = hn::IfThenElseZero(hn::Ge(x, lo), y);
     if constexpr (kNaN) return hn::IfThenElse(hn::IsNaN(x), x, out);
     return out;
