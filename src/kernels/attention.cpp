@@ -293,65 +293,6 @@ HWY_INLINE void ExpShiftRow(float* HWY_RESTRICT p, int lim, int n, float lse) {
                    d, p + j);
 }
 
-// dst[c * dst_stride + r] = src[r * stride + c] for r, c < kLanes: one square block transposed in
-// registers (AVX-512: 16 x 16, AVX2: 8 x 8, by the classic unpack / shuffle rounds), element by
-// element on other targets.
-HWY_INLINE void TransposeBlock(const float* HWY_RESTRICT src, long stride, float* HWY_RESTRICT dst,
-                               long dst_stride) {
-#if HWY_TARGET == HWY_AVX3
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * stride);
-    // Per 128-bit block L: t[2i] = [r2i[4L], r2i+1[4L], r2i[4L+1], r2i+1[4L+1]], t[2i+1] the same
-    // for columns 4L+2, 4L+3.
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    // r[4g + j], block L: column 4L + j of rows 4g .. 4g+3.
-    for (int g = 0; g < 4; g++) {
-        const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
-        const __m512d c = _mm512_castps_pd(t[4 * g + 1]), e = _mm512_castps_pd(t[4 * g + 3]);
-        r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-        r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-        r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, e));
-        r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, e));
-    }
-    // Column 4L + j = block L of r[j], r[4 + j], r[8 + j], r[12 + j]: a 4 x 4 transpose of blocks.
-    for (int j = 0; j < 4; j++) {
-        const __m512 v0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x44);
-        const __m512 v1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xEE);
-        const __m512 v2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x44);
-        const __m512 v3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xEE);
-        _mm512_storeu_ps(dst + (0 + j) * dst_stride, _mm512_shuffle_f32x4(v0, v2, 0x88));
-        _mm512_storeu_ps(dst + (4 + j) * dst_stride, _mm512_shuffle_f32x4(v0, v2, 0xDD));
-        _mm512_storeu_ps(dst + (8 + j) * dst_stride, _mm512_shuffle_f32x4(v1, v3, 0x88));
-        _mm512_storeu_ps(dst + (12 + j) * dst_stride, _mm512_shuffle_f32x4(v1, v3, 0xDD));
-    }
-#elif HWY_TARGET == HWY_AVX2
-    __m256 r[8], t[8];
-    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * stride);
-    for (int i = 0; i < 4; i++) {  // as above, per 128-bit half
-        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int g = 0; g < 2; g++) {
-        const __m256d a = _mm256_castps_pd(t[4 * g]), b = _mm256_castps_pd(t[4 * g + 2]);
-        const __m256d c = _mm256_castps_pd(t[4 * g + 1]), e = _mm256_castps_pd(t[4 * g + 3]);
-        r[4 * g] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, b));
-        r[4 * g + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, b));
-        r[4 * g + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(c, e));
-        r[4 * g + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(c, e));
-    }
-    for (int j = 0; j < 4; j++) {
-        _mm256_storeu_ps(dst + j * dst_stride, _mm256_permute2f128_ps(r[j], r[4 + j], 0x20));
-        _mm256_storeu_ps(dst + (4 + j) * dst_stride, _mm256_permute2f128_ps(r[j], r[4 + j], 0x31));
-    }
-#else
-    for (int i = 0; i < kLanes; i++)
-        for (int c = 0; c < kLanes; c++) dst[c * dst_stride + i] = src[i * stride + c];
-#endif
-}
-
 // A head's K (or V) transposed, tile by tile, so that score tiles are row products: key tile
 // k0 / kBk is a (D, kBk) block at dst + k0 * D (row stride kBk), i.e. dst[(t / kBk) * D * kBk +
 // d * kBk + t % kBk] = src[t * stride + d]. Tile-major rather than one (D, T) matrix: with T a

@@ -260,33 +260,6 @@ HWY_INLINE void FeatureProductsRows(float* P, const float* QB, int NQ, const flo
 // runs as the value tiles do: NR query rows by the block's 2 vectors of tokens, each bt vector
 // loaded once for 2 NR multiply-adds with the query numbers broadcast.
 
-// Rows r[0..16) (16 floats each) -> columns: r[k] = element k of the 16 input rows.
-HWY_INLINE void Transpose16(__m512* r) {
-    __m512 t[16], u[16];
-    for (int k = 0; k < 8; k++) {  // per 128-bit lane: [a0 b0 a1 b1], [a2 b2 a3 b3]
-        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
-        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
-    }
-    for (int k = 0; k < 4; k++) {  // u[4k + m], lane L: column 4L + m of rows 4k..4k+3
-        const __m512d a = _mm512_castps_pd(t[4 * k]), b = _mm512_castps_pd(t[4 * k + 2]);
-        const __m512d c = _mm512_castps_pd(t[4 * k + 1]), e = _mm512_castps_pd(t[4 * k + 3]);
-        u[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-        u[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-        u[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, e));
-        u[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, e));
-    }
-    for (int m = 0; m < 4; m++) {  // lanes across the four groups of rows
-        const __m512 v0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x88);
-        const __m512 v1 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xdd);
-        const __m512 v2 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x88);
-        const __m512 v3 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xdd);
-        r[m] = _mm512_shuffle_f32x4(v0, v2, 0x88);
-        r[m + 8] = _mm512_shuffle_f32x4(v0, v2, 0xdd);
-        r[m + 4] = _mm512_shuffle_f32x4(v1, v3, 0x88);
-        r[m + 12] = _mm512_shuffle_f32x4(v1, v3, 0xdd);
-    }
-}
-
 // P[i0 + r][j][t] for r < NR and the block's NV vectors of 16 tokens, from bt (D rows of kBlock).
 template <int NR, int NV>
 HWY_INLINE void FeatureRowsT(float* P, const float* QB, int i0, const float* bt, int Rk, int j,
@@ -308,31 +281,25 @@ HWY_INLINE void FeatureRowsT(float* P, const float* QB, int i0, const float* bt,
         for (int v = 0; v < NV; v++) hn::StoreU(acc[r][v], d, P + PIndex(i0 + r, j, Rk, v * kN));
 }
 
+// The last NQ % 6 rows: FeatureRowsT<rest> for the rest (NR counts down to it).
+template <int NR, int NV>
+HWY_INLINE void FeatureRowsTRest(float* P, const float* QB, int i0, int rest, const float* bt,
+                                 int Rk, int j, int D) {
+    if constexpr (NR > 0) {
+        if (rest == NR)
+            FeatureRowsT<NR, NV>(P, QB, i0, bt, Rk, j, D);
+        else
+            FeatureRowsTRest<NR - 1, NV>(P, QB, i0, rest, bt, Rk, j, D);
+    }
+}
+
 template <int NV>
 HWY_INLINE void FeatureRowsTAll(float* P, const float* QB, int NQ, const float* bt, int Rk, int j,
                                 int D) {
     constexpr int NR = 6;
     int i = 0;
     for (; i + NR <= NQ; i += NR) FeatureRowsT<NR, NV>(P, QB, i, bt, Rk, j, D);
-    switch (NQ - i) {
-        case 5:
-            FeatureRowsT<5, NV>(P, QB, i, bt, Rk, j, D);
-            break;
-        case 4:
-            FeatureRowsT<4, NV>(P, QB, i, bt, Rk, j, D);
-            break;
-        case 3:
-            FeatureRowsT<3, NV>(P, QB, i, bt, Rk, j, D);
-            break;
-        case 2:
-            FeatureRowsT<2, NV>(P, QB, i, bt, Rk, j, D);
-            break;
-        case 1:
-            FeatureRowsT<1, NV>(P, QB, i, bt, Rk, j, D);
-            break;
-        default:
-            break;
-    }
+    FeatureRowsTRest<NR - 1, NV>(P, QB, i, NQ - i, bt, Rk, j, D);
 }
 
 constexpr int kMaxTransposedD = 128;
@@ -348,15 +315,9 @@ HWY_INLINE void FeatureProductsT(float* P, const float* QB, int NQ, const float*
     const int nv = n > kN ? 2 : 1;  // tokens past n repeat token n - 1 (never read)
     for (int j = 0; j < Rk; j++) {
         for (int v = 0; v < nv; v++)
-            for (int d0 = 0; d0 < D; d0 += kN) {
-                __m512 r[16];
-                for (int u = 0; u < 16; u++)
-                    r[u] = _mm512_loadu_ps(recs + long(std::min(v * kN + u, n - 1)) * rec + off_bk +
-                                           long(j) * D + d0);
-                Transpose16(r);
-                for (int k = 0; k < 16; k++)
-                    _mm512_store_ps(bt + size_t(d0 + k) * kBlock + v * kN, r[k]);
-            }
+            for (int d0 = 0; d0 < D; d0 += kN)
+                TransposeBlock(recs + long(v) * kN * rec + off_bk + long(j) * D + d0, rec,
+                               bt + size_t(d0) * kBlock + v * kN, kBlock, n - v * kN);
         if (nv == 2)
             FeatureRowsTAll<2>(P, QB, NQ, bt, Rk, j, D);
         else

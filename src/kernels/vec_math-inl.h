@@ -6,13 +6,16 @@
 //   ExpShiftSum(p, n, m)    p[j] = exp(p[j] - m), returns the sum (-inf inputs give exactly 0)
 //   ExpSoftmax(d, x)        exp(x) for x <= 88 (softmax scores minus a running maximum), fewer
 //                           operations than hn::Exp; inputs below -87 (and -inf) give exactly 0,
-//                           NaN gives 0 (ExpSoftmax<true>: NaN)
+//                           NaN gives 0 (ExpSoftmax<true>: NaN; ExpSoftmax<false, false>: e^-87
+//                           below -87, no mask)
 //   Dot(a, b, n)            sum a[i] b[i]
 //   Axpy(y, a, x, n)        y[i] += a x[i]
 //   DotF64(a, b, n)         sum a[i] b[i] with products and sum in double (b may equal a)
 //   Dot3F64(a, b, c, n)     sum a[i] b[i] c[i] in double
 //   TransposeReduce<kMax>(d, v)  lane k = the sum (kMax: the max) of the lanes of v[k], for the
 //                           Lanes(d) vectors v[0..): N reductions at once by a transpose tree
+//   TransposeBlock(src, stride, dst, dst_stride, rows)  an L x L block of floats transposed in
+//                           registers (L = float lanes), rows past `rows` repeating the last
 // exp is Highway's contrib Exp (max error 1 ulp on float32; inputs below -104 flush to 0).
 #if defined(T6_KERNELS_VEC_MATH_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef T6_KERNELS_VEC_MATH_INL_H_
@@ -21,6 +24,7 @@
 #define T6_KERNELS_VEC_MATH_INL_H_
 #endif
 
+#include <algorithm>
 #include <cmath>
 
 #include "hwy/contrib/math/math-inl.h"
@@ -261,6 +265,68 @@ HWY_INLINE double Dot3F64(const float* HWY_RESTRICT a, const float* HWY_RESTRICT
     return s;
 }
 #endif
+
+// dst[c * dst_stride + r] = src[r * stride + c] for r, c < L (L float lanes): one square block
+// transposed in registers (AVX-512: 16 x 16, AVX2: 8 x 8, by the classic unpack / shuffle rounds),
+// element by element on other targets. Rows at or past `rows` repeat row rows - 1 (a block's
+// tail; rows >= 1). Used by the training attention (K and V tiles) and FlashTPA (B_K rows).
+HWY_INLINE void TransposeBlock(const float* HWY_RESTRICT src, long stride, float* HWY_RESTRICT dst,
+                               long dst_stride, int rows = 1 << 30) {
+    constexpr int kLanes = int(hn::MaxLanes(hn::ScalableTag<float>()));
+    const auto row = [&](int i) { return src + long(std::min(i, rows - 1)) * stride; };
+#if HWY_TARGET == HWY_AVX3
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(row(i));
+    // Per 128-bit block L: t[2i] = [r2i[4L], r2i+1[4L], r2i[4L+1], r2i+1[4L+1]], t[2i+1] the same
+    // for columns 4L+2, 4L+3.
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // r[4g + j], block L: column 4L + j of rows 4g .. 4g+3.
+    for (int g = 0; g < 4; g++) {
+        const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
+        const __m512d c = _mm512_castps_pd(t[4 * g + 1]), e = _mm512_castps_pd(t[4 * g + 3]);
+        r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, e));
+        r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, e));
+    }
+    // Column 4L + j = block L of r[j], r[4 + j], r[8 + j], r[12 + j]: a 4 x 4 transpose of blocks.
+    for (int j = 0; j < 4; j++) {
+        const __m512 v0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x44);
+        const __m512 v1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xEE);
+        const __m512 v2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x44);
+        const __m512 v3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xEE);
+        _mm512_storeu_ps(dst + (0 + j) * dst_stride, _mm512_shuffle_f32x4(v0, v2, 0x88));
+        _mm512_storeu_ps(dst + (4 + j) * dst_stride, _mm512_shuffle_f32x4(v0, v2, 0xDD));
+        _mm512_storeu_ps(dst + (8 + j) * dst_stride, _mm512_shuffle_f32x4(v1, v3, 0x88));
+        _mm512_storeu_ps(dst + (12 + j) * dst_stride, _mm512_shuffle_f32x4(v1, v3, 0xDD));
+    }
+#elif HWY_TARGET == HWY_AVX2
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(row(i));
+    for (int i = 0; i < 4; i++) {  // as above, per 128-bit half
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 2; g++) {
+        const __m256d a = _mm256_castps_pd(t[4 * g]), b = _mm256_castps_pd(t[4 * g + 2]);
+        const __m256d c = _mm256_castps_pd(t[4 * g + 1]), e = _mm256_castps_pd(t[4 * g + 3]);
+        r[4 * g] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, b));
+        r[4 * g + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, b));
+        r[4 * g + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(c, e));
+        r[4 * g + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(c, e));
+    }
+    for (int j = 0; j < 4; j++) {
+        _mm256_storeu_ps(dst + j * dst_stride, _mm256_permute2f128_ps(r[j], r[4 + j], 0x20));
+        _mm256_storeu_ps(dst + (4 + j) * dst_stride, _mm256_permute2f128_ps(r[j], r[4 + j], 0x31));
+    }
+#else
+    for (int i = 0; i < kLanes; i++)
+        for (int c = 0; c < kLanes; c++) dst[c * dst_stride + i] = row(i)[c];
+#endif
+}
 
 }  // namespace t6::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
