@@ -255,10 +255,11 @@ HWY_INLINE void FeatureProductsRows(float* P, const float* QB, int NQ, const flo
 // rows transposed first, so that the products need no reduction. On AVX-512 a D = 64 product is 4
 // multiply-adds, and FeatureProductsNC's transpose-add of the partial sums costs about 3 more
 // operations per product, beside the B_K loads that all straddle cache lines (1,568-byte
-// records); here bt[d][t] = B_K[t][j][d] (16 x 16 transposes in registers, 64 shuffles each:
-// about 32 per token for two key ranks), and P[i][j][t0..t0+16) = sum_d QB[i][d] bt[d][t0..]
-// runs as the value tiles do: NR query rows by the block's 2 vectors of tokens, each bt vector
-// loaded once for 2 NR multiply-adds with the query numbers broadcast.
+// records); here bt[d][t] = B_K[t][j][d] (16 x 16 transposes in registers, vec_math-inl.h
+// TransposeBlock, 64 shuffles each: about 32 per token for two key ranks), and P[i][j][t0..t0+16)
+// = sum_d QB[i][d] bt[d][t0..] runs as the value tiles do: NR query rows by the block's 2 vectors
+// of tokens, each bt vector loaded once for 2 NR multiply-adds with the query numbers broadcast.
+// Kernel alone (T6_kvonly, H 34, 16K records, Zen 5): 201-204 -> 151-152 ns per record and thread.
 
 // P[i0 + r][j][t] for r < NR and the block's NV vectors of 16 tokens, from bt (D rows of kBlock).
 template <int NR, int NV>
@@ -570,7 +571,7 @@ HWY_INLINE void ScoresGroup(float* St, const float* P, const float* AQt, const R
 // so that 2 kT FMA chains over i run side by side instead of kT (AVX2: 8 instead of 4 chains of
 // NQ dependent multiply-adds). The same operations in the same order per score as ScoresGroup:
 // s = A_K[t][0] u0 (a product), then s += A_K[t][1] u1. Kernel alone (as FeatureProductsRows):
-// 151-157 -> 152-153 ns per record and thread on AVX2 (the scores' share of the samples 10.0 ->
+// 154-157 -> 152-153 ns per record and thread on AVX2 (the scores' share of the samples 10.0 ->
 // 9.2%); AVX-512 keeps ScoresGroup<8, true>, whose 8 chains with the query rows held in registers
 // measured the same.
 template <int kT, typename R>
