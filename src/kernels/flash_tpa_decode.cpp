@@ -604,6 +604,60 @@ HWY_INLINE void ScoresGroupRk2(float* St, const float* P, const float* AQt, cons
     }
 }
 
+// Step 2 of a block, T6_kvonly: s[t][h] = ckv sum_j A_K[t][j][h] P[t][h][j] (ckv = scale / R_K;
+// P's query rows are heads). X: scratch of kBlock * R_K * Hp floats.
+// For R_K <= 2 on vector targets P (rows h R_K + j, tokens in a row) is transposed for the block
+// at once (TransposeBlock), X[t][h R_K + j] = P[t][h][j], and each token's rows of heads are split
+// from it in vectors (R_K 2: even and odd lanes, ConcatEven / ConcatOdd), lanes past H zeroed;
+// otherwise Deinterleave gathers them number by number (which held about a fifth of an AVX-512
+// kvonly kernel's samples at H 22). The same operations in the same order per score either way.
+template <typename R>
+HWY_NOINLINE void BlockScoresKvonly(float* St, const float* P, float* X, const R* recs, long rec,
+                                    long off_ak, int H, int Hp, int Rk, int n, float ckv) {
+    const DF d;
+    const VF c_kv = hn::Set(d, ckv);
+#if HWY_TARGET != HWY_SCALAR
+    if (Rk <= 2) {
+        const int M = H * Rk, Mp = Rk * Hp;  // Mp: a row of X, whole vectors of heads
+        for (int r0 = 0; r0 < M; r0 += kN)
+            for (int t0 = 0; t0 < n; t0 += kN)
+                TransposeBlock(P + size_t(r0) * kBlock + t0, kBlock, X + size_t(t0) * Mp + r0, Mp,
+                               M - r0);
+        for (int t = 0; t < n; t++) {
+            const float* xt = X + size_t(t) * Mp;
+            const R* ak = recs + t * rec + off_ak;
+            for (int g = 0; g < Hp; g += kN) {
+                const auto live = hn::FirstN(d, size_t(H - g));  // lanes past H: 0
+                VF s;
+                if (Rk == 1) {
+                    s = hn::Mul(RowLoad(ak + g, H - g),
+                                hn::IfThenElseZero(live, hn::LoadU(d, xt + g)));
+                } else {
+                    const VF lo = hn::LoadU(d, xt + 2 * g), hi = hn::LoadU(d, xt + 2 * g + kN);
+                    const VF x0 = hn::IfThenElseZero(live, hn::ConcatEven(d, hi, lo));
+                    const VF x1 = hn::IfThenElseZero(live, hn::ConcatOdd(d, hi, lo));
+                    s = hn::MulAdd(RowLoad(ak + H + g, H - g), x1,
+                                   hn::Mul(RowLoad(ak + g, H - g), x0));
+                }
+                hn::StoreU(hn::Mul(c_kv, s), d, St + size_t(t) * Hp + g);
+            }
+        }
+        return;
+    }
+#endif
+    for (int t = 0; t < n; t++) {
+        Deinterleave(P, t, Rk, H, Hp, X);
+        const R* ak = recs + t * rec + off_ak;
+        for (int g = 0; g < Hp; g += kN) {
+            VF s = hn::Zero(d);
+            for (int j = 0; j < Rk; j++)
+                s = hn::MulAdd(RowLoad(ak + long(j) * H + g, H - g), hn::LoadU(d, X + j * Hp + g),
+                               s);
+            hn::StoreU(hn::Mul(c_kv, s), d, St + size_t(t) * Hp + g);
+        }
+    }
+}
+
 template <typename R>
 HWY_NOINLINE void BlockScoresFull(float* St, const float* P, const float* AQt, const R* recs,
                                   long rec, long off_ak, int H, int Hp, int NQ, int Rk, int n) {
@@ -750,7 +804,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
     thread_local std::vector<float> bkf;  // q8, bf16: the block's B_K rows as float32
     thread_local std::vector<float> bvf;  // q8, bf16: the block's B_V rows as float32
     const size_t nAQ = size_t(NQ) * Hp, nS = size_t(kBlock) * Hp, nW = size_t(kBlock) * Rv * Hp,
-                 nP = size_t(NQ) * Rk * kBlock, nX = size_t(kBlock) * Hp * Rk;
+                 nP = size_t(NQ) * Rk * kBlock, nX = full ? 0 : size_t(kBlock) * Hp * Rk;
     // Every region is written before it is read, except the padded heads of AQt and the running
     // sums l, set below (no memset of the whole scratch per task).
     sc.resize(nAQ + nS + nW + nP + nX + 3 * size_t(Hp));
@@ -758,7 +812,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
     float* St = AQt + nAQ;   // (kBlock, Hp) scores, then probabilities
     float* W = St + nS;      // (kBlock*Rv, Hp) value weights
     float* P = W + nW;       // (NQ*Rk, kBlock) feature products (PIndex)
-    float* X = P + nP;       // kvonly: (kBlock, Rk * Hp) P transposed, or (Rk, Hp) of a token
+    float* X = P + nP;       // kvonly: BlockScoresKvonly's scratch (none for full TPA)
     float* m = X + nX;       // (Hp) running max
     float* l = m + Hp;       // (Hp) running sum
     float* alpha = l + Hp;   // (Hp) rescaling of acc
@@ -788,7 +842,6 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
     static_assert(!kDot);
     qb = q.B;
 #endif
-    const VF c_kv = hn::Set(d, scale / float(Rk));
     // How many blocks ahead the value tiles prefetch: two for float32 records on AVX3, one
     // elsewhere. On the Zen 5 machine (AVX-512, 1 MB L2 per core), 4 x 16K records from memory,
     // two threads, ns per token and thread (medians of alternating rounds): f32 AVX3 147-154 ->
@@ -833,53 +886,10 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
                         hn::StoreU(hn::Mul(hn::LoadU(d, pij + t), hn::Load(d, f + t)), d, pij + t);
                 }
             }
-            // 2. Rank mixing, heads in lanes (the cache stores A_K and A_V rank-major, so a row of
-            // N heads is one masked load; lanes past H read the next factor of the same record).
-#if HWY_TARGET != HWY_SCALAR
-        // T6_kvonly with R_K <= 2: P (rows h R_K + j, tokens in a row) transposed for the block
-        // at once (TransposeBlock), X[t][h R_K + j] = P[t][h][j], and each token's rows of heads
-        // split from it in vectors (R_K 2: even and odd lanes), where Deinterleave gathers them
-        // number by number (about a fifth of an AVX-512 kvonly kernel's samples).
-        if (!full && Rk <= 2) {
-            const int M = NQ * Rk, Mp = Rk * Hp;  // Mp: a row of X, whole vectors of heads
-            for (int r0 = 0; r0 < M; r0 += kN)
-                for (int t0 = 0; t0 < n; t0 += kN)
-                    TransposeBlock(P + size_t(r0) * kBlock + t0, kBlock, X + size_t(t0) * Mp + r0,
-                                   Mp, M - r0);
-            for (int t = 0; t < n; t++) {
-                const float* xt = X + size_t(t) * Mp;
-                const R* ak = recs + t * rec + dm.off_AK();
-                for (int g = 0; g < Hp; g += kN) {
-                    const auto live = hn::FirstN(d, size_t(H - g));  // lanes past H: 0
-                    VF s;
-                    if (Rk == 1) {
-                        s = hn::Mul(RowLoad(ak + g, H - g),
-                                    hn::IfThenElseZero(live, hn::LoadU(d, xt + g)));
-                    } else {
-                        const VF lo = hn::LoadU(d, xt + 2 * g), hi = hn::LoadU(d, xt + 2 * g + kN);
-                        const VF x0 = hn::IfThenElseZero(live, hn::ConcatEven(d, hi, lo));
-                        const VF x1 = hn::IfThenElseZero(live, hn::ConcatOdd(d, hi, lo));
-                        s = hn::MulAdd(RowLoad(ak + H + g, H - g), x1,
-                                       hn::Mul(RowLoad(ak + g, H - g), x0));
-                    }
-                    hn::StoreU(hn::Mul(c_kv, s), d, St + size_t(t) * Hp + g);
-                }
-            }
-        } else
-#endif
-            if (!full)
-            for (int t = 0; t < n; t++) {
-                // T6_kvonly: s[t][h] = scale/R_K sum_j A_K[t][j][h] P[t][h][j].
-                Deinterleave(P, t, Rk, H, Hp, X);
-                const R* ak = recs + t * rec + dm.off_AK();
-                for (int g = 0; g < Hp; g += kN) {
-                    VF s = hn::Zero(d);
-                    for (int j = 0; j < Rk; j++)
-                        s = hn::MulAdd(RowLoad(ak + long(j) * H + g, H - g),
-                                       hn::LoadU(d, X + j * Hp + g), s);
-                    hn::StoreU(hn::Mul(c_kv, s), d, St + size_t(t) * Hp + g);
-                }
-            }
+        // 2. Rank mixing, heads in lanes (the cache stores A_K and A_V rank-major, so a row of
+        // N heads is one masked load; lanes past H read the next factor of the same record).
+        if (!full)
+            BlockScoresKvonly<R>(St, P, X, recs, rec, dm.off_AK(), H, Hp, Rk, n, scale / float(Rk));
         // Full TPA: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h] P[t][i][j], four tokens at a
         // time so that the FMA chains over i are independent (kBlock is a multiple of 4; rows
         // past n repeat row n-1 and are never read).
