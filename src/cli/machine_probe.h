@@ -1,5 +1,6 @@
 // This machine's speed, measured now, for the rooflines of the benchmarks: streaming read
-// bandwidth (a vectorised sum over a large buffer, all threads) and the fp32 FMA peak of the SIMD
+// bandwidth (a vectorised sum over a large buffer, all threads, each reading its share as one or
+// several sequential streams; fma_probe.cpp) and the fp32 FMA peak of the SIMD
 // target in force (fma_probe.cpp: independent chains of fused multiply-adds on the target's
 // widest vectors, all threads), beside the GEMM rate of gemm_probe.h. The shared machine's speed
 // drifts within minutes, so benchmarks probe in the same run as they measure.
@@ -21,8 +22,9 @@ int fma_probe_lanes();
 // thread runs `iters` rounds of 12 independent 512-bit vdpbf16ps; best of `reps`.
 double measure_bf16_dot_peak(int reps = 3, long iters = 1L << 21);
 
-// Streaming read bandwidth (bytes/s) over a buffer of `bytes`, all threads, best of 3 sums; the
-// buffer is kept so that the probe can run again cheaply.
+// Streaming read bandwidth (bytes/s) over a buffer of `bytes`, all threads: the best of `reps`
+// rounds of 4 patterns (each thread's share read as 1, 4, 8 or 16 streams side by side, on the
+// SIMD target in force); the buffer is kept so that the probe can run again cheaply.
 class ReadBandwidthProbe {
   public:
     explicit ReadBandwidthProbe(size_t bytes = size_t(256) << 20);
