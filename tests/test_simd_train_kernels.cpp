@@ -172,6 +172,41 @@ TEST(SimdTrain, CrossEntropy) {
     });
 }
 
+// Every target: a NaN logit makes its row's loss and gradient NaN (and the mean loss), never a
+// finite number that hides the divergence; logits far below the row's maximum (the exp's
+// argument past -87, where the kernels' exp flushes to 0) get a gradient of 0 like the reference.
+TEST(SimdTrain, CrossEntropyNaNAndFarBelowTheMaximum) {
+    const int N = 4, V = 1003;
+    auto logits = random_vector((size_t)N * V, 22, 4.0f);
+    for (int j = 0; j < V; j += 3) logits[(size_t)1 * V + j] = -200.0f + float(j % 7);
+    logits[(size_t)2 * V + 500] = std::nanf("");
+    const std::vector<int32_t> tgt = {7, 9, 11, 13};
+    std::vector<float> g_ref((size_t)N * V), l_ref(N);
+    cross_entropy_forward_backward_reference(g_ref.data(), l_ref.data(), logits.data(), tgt.data(),
+                                             N, V, 1.0f);
+    for_each_target([&](SimdTarget t) {
+        std::vector<float> g((size_t)N * V), l(N);
+        const float loss = cross_entropy_forward_backward(g.data(), l.data(), logits.data(),
+                                                          tgt.data(), N, V, 1.0f);
+        EXPECT_TRUE(std::isnan(loss)) << simd_target_name(t);
+        EXPECT_TRUE(std::isnan(l[2])) << simd_target_name(t);
+        EXPECT_TRUE(std::isnan(g[(size_t)2 * V + 3])) << simd_target_name(t);
+        for (int n : {0, 1, 3}) {
+            EXPECT_NEAR(l[n], l_ref[n], 1e-5f * std::fabs(l_ref[n])) << simd_target_name(t);
+            for (int j = 0; j < V; j++) {
+                const size_t i = (size_t)n * V + j;
+                ASSERT_NEAR(g[i], g_ref[i], 1e-5f * std::fabs(g_ref[i]) + 1e-12f)
+                    << simd_target_name(t) << " row " << n << " column " << j;
+            }
+        }
+        for (int j = 0; j < V; j += 3) {
+            if (j != tgt[1]) {
+                EXPECT_EQ(g[(size_t)1 * V + j], 0.0f) << simd_target_name(t) << " column " << j;
+            }
+        }
+    });
+}
+
 TEST(SimdTrain, SwiGlu) {
     const size_t n = 2 * 4096 + 37;
     auto a = random_vector(n, 31, 6.0f);

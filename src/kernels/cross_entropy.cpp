@@ -22,10 +22,13 @@ namespace t6::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 // Writes e[j] = exp(x[j] - m) (if e is non-null; e may alias x) and returns sum_j exp(x[j] - m),
-// with the sum accumulated in double. Prefetches the row `next` (V floats; may be null) meanwhile,
-// a line per 16 floats: the row max reads each row from memory, and this pass, which is bound by
-// the exp's arithmetic and reads the row from L2 (a 50304-word row is 201 KB), hides that read of
-// the next row.
+// with the sum accumulated in double. x[j] - m <= 0 (m is the row's maximum), the domain of
+// ExpSoftmax (vec_math-inl.h): Highway's polynomial with fewer operations than hn::Exp, a
+// difference exp(x - m) below e^-87 becoming 0 instead of a denormal (beside the maximum's 1), and
+// a NaN staying NaN, so that a NaN logit still gives a NaN loss. Prefetches the row `next` (V
+// floats; may be null) meanwhile, a line per 16 floats: the row max reads each row from memory, and
+// this pass, which is bound by the exp's arithmetic and reads the row from L2 (a 50304-word row is
+// 201 KB), hides that read of the next row.
 double ExpSumRow(float* e, const float* x, int V, float m, const float* next) {
     const hn::ScalableTag<float> d;
     const auto vm = hn::Set(d, m);
@@ -34,7 +37,7 @@ double ExpSumRow(float* e, const float* x, int V, float m, const float* next) {
 #if HWY_TARGET == HWY_SCALAR
     (void)next;  // the scalar path is the slow reference target; no prefetch
     for (; j < V; j++) {
-        const float ex = hn::GetLane(hn::Exp(d, hn::Sub(hn::Set(d, x[j]), vm)));
+        const float ex = hn::GetLane(ExpSoftmax<true>(d, hn::Sub(hn::Set(d, x[j]), vm)));
         if (e) e[j] = ex;
         sum += ex;
     }
@@ -49,7 +52,7 @@ double ExpSumRow(float* e, const float* x, int V, float m, const float* next) {
     };
     for (; j + L <= V; j += L) {
         if (next && j % 16 == 0) __builtin_prefetch(next + j, 0, 2);
-        const auto ex = hn::Exp(d, hn::Sub(hn::LoadU(d, x + j), vm));
+        const auto ex = ExpSoftmax<true>(d, hn::Sub(hn::LoadU(d, x + j), vm));
         if (e) hn::StoreU(ex, d, e + j);
         add(ex);
     }
@@ -57,7 +60,7 @@ double ExpSumRow(float* e, const float* x, int V, float m, const float* next) {
         const auto mask = hn::FirstN(d, size_t(V - j));
         // Lanes past V read as -inf and give exp = 0.
         const auto xv = hn::IfThenElse(mask, hn::MaskedLoad(mask, d, x + j), hn::Set(d, -INFINITY));
-        const auto ex = hn::Exp(d, hn::Sub(xv, vm));
+        const auto ex = ExpSoftmax<true>(d, hn::Sub(xv, vm));
         if (e) hn::BlendedStore(ex, mask, d, e + j);
         add(ex);
     }
