@@ -114,10 +114,10 @@ HWY_EXPORT(SumStreams);
 namespace {
 constexpr int kChains = 12;
 
-// FLOP/s of `chains` (one call per thread, `flops_per_thread` FLOPs each, all threads at once):
-// best of `reps`.
+// Work per second of `chains` (one call per thread with the thread's number, `work_per_thread`
+// FLOPs or bytes each, all threads at once): best of `reps`.
 template <class Chains>
-double best_parallel_rate(int reps, double flops_per_thread, Chains chains) {
+double best_parallel_rate(int reps, double work_per_thread, Chains chains) {
     double best = 0;
     for (int r = 0; r < reps; r++) {
         float sink = 0;
@@ -131,7 +131,7 @@ double best_parallel_rate(int reps, double flops_per_thread, Chains chains) {
         }
         const double s = seconds_since(t0);
         if (sink == 12345.678f) std::printf("?");  // keeps the sums alive
-        best = std::max(best, flops_per_thread * threads / s);
+        best = std::max(best, work_per_thread * threads / s);
     }
     return best;
 }
@@ -162,33 +162,22 @@ ReadBandwidthProbe::ReadBandwidthProbe(size_t bytes) : a_(std::max<size_t>(bytes
 }
 
 double ReadBandwidthProbe::measure(int reps) {
-    // Every thread reads its contiguous share of the buffer as 1, 4, 8 or 16 streams; the rate is
-    // the best of the four patterns and of `reps` rounds (the floor of a benchmark must be a rate
-    // that some code reaches, never above what the machine can read).
+    // Every thread reads its contiguous share of the buffer as 1, 4, 8 or 16 streams, each a run
+    // of whole 128-float rounds (the tail of a share is not read); the rate is the best of the
+    // four patterns and of `reps` rounds (the floor of a benchmark must be a rate that some code
+    // reaches, never above what the machine can read).
     constexpr int64_t kStreams[] = {1, 4, 8, 16};
+    const int64_t share = int64_t(a_.size()) / std::max(1, omp_get_max_threads());
     double best = 0;
     for (int rep = 0; rep < reps; rep++) {
         for (const int64_t streams : kStreams) {
-            float s = 0;
-            int threads = 1;
-            int64_t len = 0;
-            const auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel reduction(+ : s)
-            {
-#pragma omp single
-                threads = omp_get_num_threads();
-                // Each thread's share, cut into `streams` runs of whole 128-float rounds (the
-                // same len on every thread; the tail of the buffer is not read).
-                const int64_t share = int64_t(a_.size()) / omp_get_num_threads();
-                const int64_t run = share / streams / 128 * 128;
-#pragma omp single nowait
-                len = run;
-                s += HWY_DYNAMIC_DISPATCH(SumStreams)(a_.data() + share * omp_get_thread_num(), run,
-                                                      streams);
-            }
-            const double t = seconds_since(t0);
-            if (s < 0) std::printf("?");  // keeps the sum alive
-            if (len > 0) best = std::max(best, double(threads) * double(streams * len) * 4 / t);
+            const int64_t run = share / streams / 128 * 128;
+            if (run == 0) continue;
+            const double bytes = 4.0 * double(streams * run);
+            best = std::max(best, best_parallel_rate(1, bytes, [&](float thread) {
+                                return HWY_DYNAMIC_DISPATCH(SumStreams)(
+                                    a_.data() + share * int64_t(thread), run, streams);
+                            }));
         }
     }
     return best;
