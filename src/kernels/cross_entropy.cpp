@@ -25,10 +25,11 @@ namespace hn = hwy::HWY_NAMESPACE;
 // with the sum accumulated in double. x[j] - m <= 0 (m is the row's maximum), the domain of
 // ExpSoftmax (vec_math-inl.h): Highway's polynomial with fewer operations than hn::Exp, a
 // difference exp(x - m) below e^-87 becoming 0 instead of a denormal (beside the maximum's 1), and
-// a NaN staying NaN, so that a NaN logit still gives a NaN loss. Prefetches the row `next` (V
-// floats; may be null) meanwhile, a line per 16 floats: the row max reads each row from memory, and
-// this pass, which is bound by the exp's arithmetic and reads the row from L2 (a 50304-word row is
-// 201 KB), hides that read of the next row.
+// a NaN staying NaN, so that a NaN logit gives a NaN loss (hn::Exp maps NaN to 0: before, such a
+// row's loss stayed finite unless the NaN was its maximum or its target). Prefetches the row `next`
+// (V floats; may be null) meanwhile, a line per 16 floats: the row max reads each row from memory,
+// and this pass, which is bound by the exp's arithmetic and reads the row from L2 (a 50304-word row
+// is 201 KB), hides that read of the next row.
 double ExpSumRow(float* e, const float* x, int V, float m, const float* next) {
     const hn::ScalableTag<float> d;
     const auto vm = hn::Set(d, m);
