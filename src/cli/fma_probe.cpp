@@ -127,7 +127,7 @@ double best_parallel_rate(int reps, double work_per_thread, Chains chains) {
         {
 #pragma omp single
             threads = omp_get_num_threads();
-            sink += chains(float(omp_get_thread_num()));
+            sink += chains(omp_get_thread_num());
         }
         const double s = seconds_since(t0);
         if (sink == 12345.678f) std::printf("?");  // keeps the sums alive
@@ -143,16 +143,16 @@ int fma_probe_lanes() {
 
 double measure_fma_peak(int reps, long iters) {
     const double lanes = fma_probe_lanes();
-    return best_parallel_rate(reps, 2.0 * kChains * lanes * double(iters), [&](float seed) {
-        return HWY_DYNAMIC_DISPATCH(FmaChains)(iters, seed);
+    return best_parallel_rate(reps, 2.0 * kChains * lanes * double(iters), [&](int thread) {
+        return HWY_DYNAMIC_DISPATCH(FmaChains)(iters, float(thread));
     });
 }
 
 double measure_bf16_dot_peak(int reps, long iters) {
     if (!simd_native_bf16()) return 0.0;
     // 16 float32 lanes per vdpbf16ps, two multiply-adds each.
-    return best_parallel_rate(reps, 4.0 * kChains * 16 * double(iters), [&](float seed) {
-        return HWY_DYNAMIC_DISPATCH(Bf16DotChains)(iters, seed);
+    return best_parallel_rate(reps, 4.0 * kChains * 16 * double(iters), [&](int thread) {
+        return HWY_DYNAMIC_DISPATCH(Bf16DotChains)(iters, float(thread));
     });
 }
 
@@ -174,9 +174,9 @@ double ReadBandwidthProbe::measure(int reps) {
             const int64_t run = share / streams / 128 * 128;
             if (run == 0) continue;
             const double bytes = 4.0 * double(streams * run);
-            best = std::max(best, best_parallel_rate(1, bytes, [&](float thread) {
-                                return HWY_DYNAMIC_DISPATCH(SumStreams)(
-                                    a_.data() + share * int64_t(thread), run, streams);
+            best = std::max(best, best_parallel_rate(1, bytes, [&](int thread) {
+                                return HWY_DYNAMIC_DISPATCH(SumStreams)(a_.data() + share * thread,
+                                                                        run, streams);
                             }));
         }
     }
