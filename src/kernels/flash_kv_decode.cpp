@@ -6,10 +6,11 @@
 // The vector kernel is written once with Google Highway and compiled per SIMD target (AVX3,
 // AVX2, SCALAR: foreach_target.h); run-time dispatch picks the target in force (core/simd.h).
 // Each record is streamed once, token-major, in blocks of 16 tokens:
-//  1. scores, per query head: the query in registers, N tokens' N-lane partial dot products with
-//     the K rows reduced by one transpose-add to N scores in vector lanes. With GQA/MQA groups
-//     the K rows of a bf16/q8 block are widened once per KV head into a float scratch that every
-//     head of the group reads (f32 rows are read in place);
+//  1. scores: GQA/MQA groups of 4 or more heads (AVX3, AVX2) transpose the block's K rows of a
+//     KV head once, tokens into vector lanes, and every head of the group takes D broadcast FMAs
+//     per N tokens on them (GroupScores); otherwise per query head, the query in registers, N
+//     tokens' N-lane partial dot products with the K rows reduced by one transpose-add to N
+//     scores in vector lanes;
 //  2. online softmax with lazy rescaling: the running max of a head moves only when a score
 //     passes it by more than 8 (so most blocks need no horizontal max, no rescale and no scalar
 //     exp), the running sums kept in N lanes; the exponentials of all heads in one pass;
@@ -84,14 +85,27 @@ constexpr int ValueVecs() {
 #endif
 }
 
+// Lines [l0, l1) of the next block (64 bytes each from base) for a piece of the kernel to
+// prefetch into L2, spread over its loop (a burst of prefetches stalls on the core's
+// outstanding-miss limit).
+struct LineShare {
+    const char* base = nullptr;
+    long l0 = 0, l1 = 0;
+    long count() const { return l1 - l0; }
+    // Piece k of `pieces` equal pieces of this share.
+    LineShare piece(long k, long pieces) const {
+        return {base, l0 + count() * k / pieces, l0 + count() * (k + 1) / pieces};
+    }
+};
+
 // Value aggregation of one tile: heads [h0, h0+HB), columns [c0, c0 + NV*N), over the block's n
 // records: acc[h] = alpha[h] acc[h] + sum_t P[h][t] V[t, kv]. The tile's heads share one KV head
 // (a GQA/MQA group; V rows at v_off), so each V row is loaded (bf16/q8: widened) once per tile and
 // multiplies every head of it. The accumulators stay in registers across the block (HB*NV
 // independent FMA chains).
-template <int HB, int NV, typename T>
+template <int HB, int NV, bool kPf, typename T>
 HWY_INLINE void ValuesTileKv(float* acc, int D, int c0, int h0, long v_off, const float* P,
-                             const float* alpha, const T* recs, long rec, int n) {
+                             const float* alpha, const T* recs, long rec, int n, LineShare pf) {
     const DF d;
     VF a[HB][NV];
 #pragma GCC unroll 8
@@ -102,7 +116,14 @@ HWY_INLINE void ValuesTileKv(float* acc, int D, int c0, int h0, long v_off, cons
             a[i][c] = hn::Mul(al, hn::LoadU(d, acc + size_t(h0 + i) * D + c0 + kN * c));
     }
     const T* vr = recs + v_off + c0;
+    // The share's lines spread over the tokens: count / n per token, the remainder carried
+    // (no division in the loop).
+    const char* pl = pf.base + 64 * pf.l0;
+    const int lines = int(pf.count());
+    int carry = 0;
     for (int t = 0; t < n; t++) {
+        if constexpr (kPf)
+            for (carry += lines; carry >= n; carry -= n, pl += 64) __builtin_prefetch(pl, 0, 2);
         VF v[NV];
 #pragma GCC unroll 4
         for (int c = 0; c < NV; c++) v[c] = WidenF32(vr + t * rec + kN * c);
@@ -120,16 +141,18 @@ HWY_INLINE void ValuesTileKv(float* acc, int D, int c0, int h0, long v_off, cons
 }
 
 // Heads [h0, h0+hb) (hb <= kTileHeads) in one tile, all columns, NV vectors at a time.
-template <int NC, typename T>
+template <int NC, bool kPf = false, typename T>
 HWY_INLINE void ValuesTilesKv(float* acc, int h0, int hb, long v_off, const float* P,
-                              const float* alpha, const T* recs, long rec, int n) {
+                              const float* alpha, const T* recs, long rec, int n,
+                              LineShare pf = {}) {
     constexpr int D = NC * kN, NV = ValueVecs<NC>();
     static_assert(NC % NV == 0);
     for (int c0 = 0; c0 < D; c0 += NV * kN) {
+        const LineShare pc = pf.piece(c0 / (NV * kN), D / (NV * kN));
         switch (hb) {
-#define T6_KV_TILE(HB)                                                       \
-    case HB:                                                                 \
-        ValuesTileKv<HB, NV>(acc, D, c0, h0, v_off, P, alpha, recs, rec, n); \
+#define T6_KV_TILE(HB)                                                                \
+    case HB:                                                                          \
+        ValuesTileKv<HB, NV, kPf>(acc, D, c0, h0, v_off, P, alpha, recs, rec, n, pc); \
         break;
             T6_KV_TILE(1)
             T6_KV_TILE(2)
@@ -173,14 +196,15 @@ HWY_INLINE VF HeadScores(const VF* qv, const T* k0, long kstride, int n, const f
     return mb;
 }
 
-// ---- Scores with the tokens in lanes (GQA/MQA over a bf16/q8 cache; AVX3 and AVX2) ----
-// The block's K rows of a KV head are transposed once, kN tokens x kN 32-bit words (4 codes or 2
-// bf16 each) at a time in registers, and split into numbers by shifts (code: sign-extended byte,
-// converted; bf16: the word's halves moved to the top) into Kt[i] = the block's tokens' number
-// i (kN tokens per vector). Each head's scores are then sum_i q[h][i] Kt[i], q[h][i] broadcast:
-// D FMAs per kN tokens and no reduction, where the row layout (HeadScores) adds a transpose-add
-// per head and kN tokens (45 shuffles and adds on AVX3); the transposition is shared by the
-// group. Up to 12 heads at a time (12 accumulators: the FMA latency is covered).
+// ---- Scores with the tokens in lanes (GQA/MQA; AVX3 and AVX2) ----
+// The block's K rows of a KV head are transposed once, kN tokens x kN 32-bit words (a float32, 4
+// codes or 2 bf16 each) at a time in registers, and split into numbers by shifts (code:
+// sign-extended byte, converted; bf16: the word's halves moved to the top) into Kt[i] = the
+// block's tokens' number i (kN tokens per vector). Each head's scores are then
+// sum_i q[h][i] Kt[i], q[h][i] broadcast: D FMAs per kN tokens and no reduction, where the row
+// layout (HeadScores) adds a transpose-add per head and kN tokens (45 shuffles and adds on AVX3);
+// the transposition is shared by the group. Up to 12 heads at a time (12 accumulators: the FMA
+// latency is covered).
 #undef T6_KV_TRANSPOSED  // this file is compiled once per target
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
 #define T6_KV_TRANSPOSED 1
@@ -258,7 +282,9 @@ HWY_INLINE void TransposeK(const T* k0, long kstride, int n, float* Kt) {
             float* dst = Kt + (size_t(t0 / kN) * D + size_t(w0) * kPer) * kN;
             for (int c = 0; c < kN; c++) {
                 float* o = dst + size_t(c) * kPer * kN;
-                if constexpr (kPer == 4) {  // code 4w + j: byte j, sign-extended
+                if constexpr (kPer == 1) {  // float32: the word itself
+                    hn::StoreU(hn::BitCast(d, r[c]), d, o);
+                } else if constexpr (kPer == 4) {  // code 4w + j: byte j, sign-extended
                     const auto x = hn::BitCast(di, r[c]);
                     hn::StoreU(hn::ConvertTo(d, hn::ShiftRight<24>(hn::ShiftLeft<24>(x))), d, o);
                     hn::StoreU(hn::ConvertTo(d, hn::ShiftRight<24>(hn::ShiftLeft<16>(x))), d,
@@ -289,10 +315,11 @@ HWY_INLINE void GroupScores(const float* qh, int h0, int hc, const float* Kt, in
     for (int h = 0; h < HC; h++)
 #pragma GCC unroll 2
         for (int b = 0; b < TB; b++) acc[h][b] = hn::Zero(d);
+    int carry = 0;
     for (int i = 0; i < D; i++) {
-        // The caller's share of the next block's lines, spread over the loop.
-        for (long l = pf_lines * i / D; l < pf_lines * (i + 1) / D; l++)
-            __builtin_prefetch(pf + 64 * l, 0, 2);
+        // The caller's share of the next block's lines, spread over the loop: pf_lines / D per
+        // step, the remainder carried (no division in the loop).
+        for (carry += int(pf_lines); carry >= D; carry -= D, pf += 64) __builtin_prefetch(pf, 0, 2);
         VF k[TB];
 #pragma GCC unroll 2
         for (int b = 0; b < TB; b++) k[b] = hn::LoadU(d, Kt + (size_t(b) * D + i) * kN);
@@ -344,8 +371,10 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
     };
     // Written before read: no memset.
 #ifdef T6_KV_TRANSPOSED
-    // Tokens in lanes (TransposeK, GroupScores) for bf16/q8 groups of 4 or more heads.
-    constexpr bool kCanTranspose = !std::is_same_v<T, float> && (D * sizeof(T)) % (4 * kN) == 0;
+    // Tokens in lanes (TransposeK, GroupScores) for groups of 4 or more heads. Float32 caches
+    // too since session 29: small-mqa's shape alone (64K tokens x 12 layers, two threads, Xeon)
+    // 54 -> 43 ns per record on AVX2 and 43-46 -> 35 on AVX-512 (docs/decode-bench.md).
+    constexpr bool kCanTranspose = (D * sizeof(T)) % (4 * kN) == 0;
     const bool transposed = kCanTranspose && group >= 4;
 #else
     const bool transposed = false;
@@ -364,6 +393,10 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         std::memcpy(Qp, q, sizeof(float) * size_t(Hq) * D);
         std::fill(Qp + size_t(Hq) * D, Qp + size_t(Hq + 12) * D, 0.0f);
     }
+    // Value tiles per KV head; q8 with several: the block's V rows widened once (below).
+    const int tiles = (group + kTileHeads - 1) / kTileHeads;
+    const bool vwiden = kQ8 && tiles > 1;
+    const bool values_prefetch = transposed && !vwiden;
     for (int h = 0; h < Hq; h++)  // the sum so far (a range may continue another: q8_chunks)
         hn::StoreU(hn::IfThenElseZero(LaneMask(1), hn::Set(d, part.l[h])), d, Lv + size_t(h) * kN);
     // Blocks of kKvBlock records, never across a cache block (CacheBlocks).
@@ -377,6 +410,12 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         // prefetches would stall on the core's outstanding-miss limit).
         const long next_lines = nn > 0 ? (long(nn) * rec * long(sizeof(T)) + 63) / 64 : 0;
         const char* nx = reinterpret_cast<const char*>(next);
+        // Tokens in lanes: the score chunks prefetch the first half of the lines and the value
+        // tiles that read V in place the rest, so that the prefetches spread over the whole
+        // block (all in the scores, GQA's 64K point from memory was 10% slower on a Xeon).
+        const long score_lines = !transposed ? 0 : values_prefetch ? next_lines / 2 : next_lines;
+        const LineShare value_lines =
+            values_prefetch ? LineShare{nx, score_lines, next_lines} : LineShare{};
         // (1) Scores. bf16/q8 with groups of several heads: the block's K rows widened once into
         // Kf (kKvBlock, D) per KV head, then read by every head of the group; a partial block
         // (n < kKvBlock) is copied there too, zero rows after n, so the score code always reads
@@ -413,8 +452,8 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
                         const float* ks = KS + kv * kKvBlock;
                         // This call's share of the next block's lines (prefetched in the loop).
                         const int calls = Hkv * chunks, call = kv * chunks + ci;
-                        const long l0 = next_lines * call / calls;
-                        const long l1 = next_lines * (call + 1) / calls;
+                        const long l0 = score_lines * call / calls;
+                        const long l1 = score_lines * (call + 1) / calls;
                         constexpr int C1 = kMaxGroupHeads / 3, C2 = 2 * C1, C3 = kMaxGroupHeads;
                         if (hc <= C1)
                             GroupScores<C1, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB,
@@ -484,8 +523,6 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         // groups of one, a tile per head).
         // q8 with several tiles per group: the block's V rows widened once into Kf (the
         // scores are done with it), which the tiles then read as float32.
-        const int tiles = (group + kTileHeads - 1) / kTileHeads;
-        const bool vwiden = std::is_same_v<T, int8_t> && tiles > 1;
         for (int kv = 0; kv < Hkv; kv++) {
             if (vwiden)
                 for (int t = 0; t < n; t++)
@@ -498,6 +535,10 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
                 if (vwiden)
                     ValuesTilesKv<NC>(part.acc, h0, hb, 0, P, alpha, static_cast<const float*>(Kf),
                                       long(D), n);
+                else if (values_prefetch)
+                    ValuesTilesKv<NC, true>(part.acc, h0, hb, long(Hkv + kv) * D, P, alpha, recs,
+                                            rec, n,
+                                            value_lines.piece(kv * tiles + ti, Hkv * tiles));
                 else
                     ValuesTilesKv<NC>(part.acc, h0, hb, long(Hkv + kv) * D, P, alpha, recs, rec, n);
             }
