@@ -41,6 +41,7 @@
 // q8_chunks), which is also the reference.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -736,13 +737,18 @@ template <typename R>
 HWY_INLINE float* WidenRows(std::vector<float>& buf, const R* recs, long rec, long off, int len,
                             int n) {
     const DF d;
-    buf.resize(size_t(kBlock) * len + kN);
-    float* dst = buf.data();
+    // 64-byte aligned: an unaligned vector store that straddles two cache lines costs two (the
+    // vector's std::allocator memory is 16-byte aligned; aligned, small-t6's q8 kernel alone in L2
+    // went 78-88 -> 66-74 ns per record on a Xeon with AVX-512, docs/decode-bench.md session 29).
+    buf.resize(size_t(kBlock) * len + kN + 16);
+    float* const out =
+        reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+    float* dst = out;
     for (int t = 0; t < n; t++, dst += len) {
         const R* src = recs + t * rec + off;
         for (int k = 0; k < len; k += kN) hn::StoreU(RowLoad(src + k, len - k), d, dst + k);
     }
-    return buf.data();
+    return out;
 }
 
 // The records of the block `ahead` blocks after the one starting at j (blocks as TpaRangeT
@@ -833,7 +839,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
     if constexpr (kDot) {
         qb16.resize(size_t(NQ) * D);
         to_bf16_serial(qb16.data(), q.B, qb16.size());
-        pairs.resize(size_t(kBlock * Rv + 1) / 2 * (D + Hp));
+        pairs.resize(size_t(kBlock * Rv + 1) / 2 * (D + Hp) + 16);
         qb = qb16.data();
     } else {
         qb = q.B;
@@ -905,7 +911,9 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
         // 3. Values in head tiles, prefetching the next block meanwhile.
 #if HWY_TARGET == HWY_AVX3
         if constexpr (kDot) {
-            Bf16Pair* Bi = pairs.data();
+            // 64-byte aligned, as in WidenRows (D and Hp are multiples of 16 here).
+            Bf16Pair* Bi = reinterpret_cast<Bf16Pair*>(
+                (reinterpret_cast<uintptr_t>(pairs.data()) + 63) & ~uintptr_t(63));
             Bf16Pair* Wp = Bi + size_t(kBlock * Rv + 1) / 2 * D;
             const int np = PackValuePairs(Bi, Wp, recs, rec, dm.off_BV(), Rv, D, W, Hp, n);
             values_tiles<ValueOpsBf16>(part.acc, H, D, 6, Wp, Hp, 1, Bi, D, 0, np, alpha, next);
