@@ -55,6 +55,7 @@ HWY_BEFORE_NAMESPACE();
 namespace t6::HWY_NAMESPACE {
 namespace {
 using namespace flash;
+using flash_detail::align64;
 using flash_detail::Partial;
 
 // Records per block (kBlk), records per score tile with one head group (kTile1) and with two
@@ -391,7 +392,7 @@ void MlaRange(const float* q, const CacheBlocks<T>& cache, int j0, int j1, const
     // block hold earlier records, whose scores are not stored).
     const size_t pan_n = size_t(kBlk) * nk;
     if (buf.size() < pan_n + 16) buf.resize(pan_n + 16);
-    float* pan = buf.data() + ((16 - (reinterpret_cast<uintptr_t>(buf.data()) / 4) % 16) % 16);
+    float* pan = align64(buf.data());
     std::fill(pan, pan + pan_n, 0.0f);
     // q8 with c's codes a whole number of vectors (d_c a multiple of N: every preset): the codes
     // of c widened unscaled, its row scale folded into the scores (after kv < kvB) and the value
@@ -609,7 +610,7 @@ T6_BF16_TARGET void MlaRangeDotBody(const float* q, const CacheBlocks<uint16_t>&
     u32.assign(n_q + n_pan + size_t(kBlkDot / 2) * Hp + kPairs, 0u);
     uint32_t* qT = u32.data();
     uint32_t* pan = qT + n_q;
-    pan += (kPairs - (reinterpret_cast<uintptr_t>(pan) / 4) % kPairs) % kPairs;
+    pan = align64(pan);
     uint32_t* Wp = pan + n_pan;
     sc.assign(size_t(kBlkDot) * Hp + Hp, 0.0f);
     float* S = sc.data();                     // (kBlkDot, Hp): scores, then probabilities

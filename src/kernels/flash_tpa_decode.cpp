@@ -41,7 +41,6 @@
 // q8_chunks), which is also the reference.
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -64,6 +63,7 @@ HWY_BEFORE_NAMESPACE();
 namespace t6::HWY_NAMESPACE {
 namespace {
 using namespace flash;
+using flash_detail::align64;
 using flash_detail::Bf16Pair;
 using flash_detail::kBlock;
 using flash_detail::Partial;
@@ -737,12 +737,10 @@ template <typename R>
 HWY_INLINE float* WidenRows(std::vector<float>& buf, const R* recs, long rec, long off, int len,
                             int n) {
     const DF d;
-    // 64-byte aligned: an unaligned vector store that straddles two cache lines costs two (the
-    // vector's std::allocator memory is 16-byte aligned; aligned, small-t6's q8 kernel alone in L2
-    // went 78-88 -> 66-74 ns per record on a Xeon with AVX-512, docs/decode-bench.md session 29).
+    // 64-byte aligned (align64): unaligned, small-t6's q8 kernel alone in L2 took 78-88 against
+    // 66-74 ns per record on a Xeon with AVX-512 (docs/decode-bench.md session 29).
     buf.resize(size_t(kBlock) * len + kN + 16);
-    float* const out =
-        reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+    float* const out = align64(buf.data());
     float* dst = out;
     for (int t = 0; t < n; t++, dst += len) {
         const R* src = recs + t * rec + off;
@@ -912,8 +910,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
 #if HWY_TARGET == HWY_AVX3
         if constexpr (kDot) {
             // 64-byte aligned, as in WidenRows (D and Hp are multiples of 16 here).
-            Bf16Pair* Bi = reinterpret_cast<Bf16Pair*>(
-                (reinterpret_cast<uintptr_t>(pairs.data()) + 63) & ~uintptr_t(63));
+            Bf16Pair* Bi = align64(pairs.data());
             Bf16Pair* Wp = Bi + size_t(kBlock * Rv + 1) / 2 * D;
             const int np = PackValuePairs(Bi, Wp, recs, rec, dm.off_BV(), Rv, D, W, Hp, n);
             values_tiles<ValueOpsBf16>(part.acc, H, D, 6, Wp, Hp, 1, Bi, D, 0, np, alpha, next);
