@@ -98,6 +98,18 @@ struct LineShare {
     }
 };
 
+// Prefetches a share's lines spread over the `steps` steps of a loop: count / steps per step,
+// the remainder carried (no division in the loop).
+struct LineSpread {
+    const char* p;
+    int lines, steps, carry = 0;
+    LineSpread(const LineShare& s, int steps_)
+        : p(s.base + 64 * s.l0), lines(int(s.count())), steps(steps_) {}
+    HWY_INLINE void step() {
+        for (carry += lines; carry >= steps; carry -= steps, p += 64) __builtin_prefetch(p, 0, 2);
+    }
+};
+
 // Value aggregation of one tile: heads [h0, h0+HB), columns [c0, c0 + NV*N), over the block's n
 // records: acc[h] = alpha[h] acc[h] + sum_t P[h][t] V[t, kv]. The tile's heads share one KV head
 // (a GQA/MQA group; V rows at v_off), so each V row is loaded (bf16/q8: widened) once per tile and
@@ -116,14 +128,9 @@ HWY_INLINE void ValuesTileKv(float* acc, int D, int c0, int h0, long v_off, cons
             a[i][c] = hn::Mul(al, hn::LoadU(d, acc + size_t(h0 + i) * D + c0 + kN * c));
     }
     const T* vr = recs + v_off + c0;
-    // The share's lines spread over the tokens: count / n per token, the remainder carried
-    // (no division in the loop).
-    const char* pl = pf.base + 64 * pf.l0;
-    const int lines = int(pf.count());
-    int carry = 0;
+    LineSpread spread(pf, n);  // the share's lines over the tokens
     for (int t = 0; t < n; t++) {
-        if constexpr (kPf)
-            for (carry += lines; carry >= n; carry -= n, pl += 64) __builtin_prefetch(pl, 0, 2);
+        if constexpr (kPf) spread.step();
         VF v[NV];
 #pragma GCC unroll 4
         for (int c = 0; c < NV; c++) v[c] = WidenF32(vr + t * rec + kN * c);
@@ -306,8 +313,7 @@ HWY_INLINE void TransposeK(const T* k0, long kstride, int n, float* Kt) {
 // lane-wise maxima of each head into MB rows h0.. .
 template <int HC, int D, bool kQ8>
 HWY_INLINE void GroupScores(const float* qh, int h0, int hc, const float* Kt, int n,
-                            const float* ks, float scale, float* P, float* MB, const char* pf,
-                            long pf_lines) {
+                            const float* ks, float scale, float* P, float* MB, LineShare pf) {
     const DF d;
     constexpr int TB = kKvBlock / kN;  // token vectors: each broadcast q[h][i] feeds TB FMAs
     VF acc[HC][TB];
@@ -315,11 +321,9 @@ HWY_INLINE void GroupScores(const float* qh, int h0, int hc, const float* Kt, in
     for (int h = 0; h < HC; h++)
 #pragma GCC unroll 2
         for (int b = 0; b < TB; b++) acc[h][b] = hn::Zero(d);
-    int carry = 0;
+    LineSpread spread(pf, D);  // the caller's share of the next block's lines, over the loop
     for (int i = 0; i < D; i++) {
-        // The caller's share of the next block's lines, spread over the loop: pf_lines / D per
-        // step, the remainder carried (no division in the loop).
-        for (carry += int(pf_lines); carry >= D; carry -= D, pf += 64) __builtin_prefetch(pf, 0, 2);
+        spread.step();
         VF k[TB];
 #pragma GCC unroll 2
         for (int b = 0; b < TB; b++) k[b] = hn::LoadU(d, Kt + (size_t(b) * D + i) * kN);
@@ -413,9 +417,9 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         // Tokens in lanes: the score chunks prefetch the first half of the lines and the value
         // tiles that read V in place the rest, so that the prefetches spread over the whole
         // block (all in the scores, GQA's 64K point from memory was 10% slower on a Xeon).
-        const long score_lines = !transposed ? 0 : values_prefetch ? next_lines / 2 : next_lines;
+        const long split = !transposed ? 0 : values_prefetch ? next_lines / 2 : next_lines;
         const LineShare value_lines =
-            values_prefetch ? LineShare{nx, score_lines, next_lines} : LineShare{};
+            values_prefetch ? LineShare{nx, split, next_lines} : LineShare{};
         // (1) Scores. bf16/q8 with groups of several heads: the block's K rows widened once into
         // Kf (kKvBlock, D) per KV head, then read by every head of the group; a partial block
         // (n < kKvBlock) is copied there too, zero rows after n, so the score code always reads
@@ -452,18 +456,14 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
                         const float* ks = KS + kv * kKvBlock;
                         // This call's share of the next block's lines (prefetched in the loop).
                         const int calls = Hkv * chunks, call = kv * chunks + ci;
-                        const long l0 = score_lines * call / calls;
-                        const long l1 = score_lines * (call + 1) / calls;
+                        const LineShare pf = LineShare{nx, 0, split}.piece(call, calls);
                         constexpr int C1 = kMaxGroupHeads / 3, C2 = 2 * C1, C3 = kMaxGroupHeads;
                         if (hc <= C1)
-                            GroupScores<C1, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB,
-                                                    nx + 64 * l0, l1 - l0);
+                            GroupScores<C1, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB, pf);
                         else if (hc <= C2)
-                            GroupScores<C2, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB,
-                                                    nx + 64 * l0, l1 - l0);
+                            GroupScores<C2, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB, pf);
                         else
-                            GroupScores<C3, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB,
-                                                    nx + 64 * l0, l1 - l0);
+                            GroupScores<C3, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB, pf);
                     }
                 }
         }
