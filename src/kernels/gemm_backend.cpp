@@ -37,13 +37,11 @@ Choice choose() {
         fail("T6_GEMM: unknown GEMM backend '", want, "' (expected openblas, onednn or auto)");
     // The CPU's own features, not the T6_SIMD cap: the cap governs t6's Highway kernels only.
     const bool cpu_fma = simd_cpu_best() >= SimdTarget::avx2;
-    const CpuSignature sig = cpu_signature();
-    const bool zen =
-        cpu_is_amd_zen4_or_zen5(sig.vendor, sig.family, simd_cpu_best() >= SimdTarget::avx512);
-    const GemmBackend b = gemm_backend_auto(core, cpu_fma, zen);
-    if (b == GemmBackend::onednn && zen)
-        return {b, cat("AMD Zen ", sig.family == 26 ? 5 : 4,
-                       ": oneDNN's sgemm is faster there than OpenBLAS's ", core, " kernel")};
+    const bool cpu_avx512 = simd_cpu_best() >= SimdTarget::avx512;
+    const GemmBackend b = gemm_backend_auto(core, cpu_fma, cpu_avx512);
+    if (b == GemmBackend::onednn && cpu_avx512)
+        return {b, cat("CPU with AVX-512: oneDNN's sgemm is faster there than OpenBLAS's ", core,
+                       " kernel")};
     if (b == GemmBackend::onednn)
         return {b, cat("OpenBLAS chose its ", core,
                        " kernel (no AVX2/FMA) on a CPU with AVX2+FMA; oneDNN picks by features")};
@@ -74,13 +72,9 @@ bool openblas_core_has_fma(const std::string& core) {
     return false;
 }
 
-bool cpu_is_amd_zen4_or_zen5(const std::string& vendor, int family, bool cpu_has_avx512) {
-    return vendor == "AuthenticAMD" && (family == 25 || family == 26) && cpu_has_avx512;
-}
-
 GemmBackend gemm_backend_auto(const std::string& openblas_core, bool cpu_has_avx2_fma,
-                              bool cpu_zen4_or_zen5) {
-    if (cpu_zen4_or_zen5) return GemmBackend::onednn;
+                              bool cpu_has_avx512) {
+    if (cpu_has_avx512) return GemmBackend::onednn;
     if (cpu_has_avx2_fma && !openblas_core_has_fma(openblas_core)) return GemmBackend::onednn;
     return GemmBackend::openblas;
 }

@@ -5,20 +5,23 @@
 // the bf16 matmul) chooses its JIT kernels by the CPU's feature flags instead, so it is right on
 // CPUs it has never heard of. The backend is chosen once, at the first GEMM:
 //   T6_GEMM=openblas | onednn   forces one;
-//   T6_GEMM=auto (or unset)     OpenBLAS, unless the kernel it chose lacks AVX2+FMA while the CPU
-//                               has them, or the CPU is an AMD Zen 4 or Zen 5; then oneDNN's sgemm.
-// Zen 4 (AMD family 25 with AVX-512) runs a 512-bit FMA as two 256-bit halves; there OpenBLAS
-// 0.3.21 picks its Cooperlake AVX-512 kernel, and oneDNN's sgemm ran every training benchmark
-// faster (2026-12-02, `t6 bench train`, two rounds: tiny-t6 1459-1638 -> 1773-1848 tokens/s,
-// tiny-mha 1241-1671 -> 1774-1895, small-t6 204-210 -> 231, small-mha 211-217 -> 254; the GEMM
-// probe 141-193 -> 203-218 GFLOP/s). On Zen 5 (family 26, full-width 512-bit FMA) the first
-// measurement (../shared/baselines.md: 2048x3072x768, OpenBLAS 378 against oneDNN 319 GFLOP/s)
-// caught oneDNN cold: its sgemm needs about ten calls to reach its rate (one process, the probe's
-// shape: 215, 265-279 for calls 2-5, 343-350 for 6-8, then 382-387 GFLOP/s, against OpenBLAS's
-// 262 and then 324-355). Warm, as in training, it ran every `t6 bench train` configuration faster
-// there too (2026-12-03, three alternating rounds, median tokens/s OpenBLAS -> oneDNN: tiny-t6
-// 2690 -> 2916, tiny-mha 2662 -> 3068, small-t6 350 -> 395, small-mha 385 -> 431; 10 of 12 pairs
-// won), so the rule names both.
+//   T6_GEMM=auto (or unset)     oneDNN's sgemm on a CPU with AVX-512; elsewhere OpenBLAS, unless
+//                               the kernel it chose lacks AVX2+FMA while the CPU has them.
+// oneDNN's sgemm has been the faster float32 GEMM on every AVX-512 CPU measured, warm (it needs
+// about ten calls to reach its rate), in `t6 bench train` (tokens/s, alternating rounds):
+// - AMD Zen 4 (family 25; a 512-bit FMA runs as two 256-bit halves), OpenBLAS's Cooperlake
+//   kernel against oneDNN, 2026-12-02, two rounds: tiny-t6 1459-1638 -> 1773-1848, tiny-mha
+//   1241-1671 -> 1774-1895, small-t6 204-210 -> 231, small-mha 211-217 -> 254.
+// - AMD Zen 5 (family 26), Cooperlake kernel, 2026-12-03, three rounds, medians: tiny-t6 2690 ->
+//   2916, tiny-mha 2662 -> 3068, small-t6 350 -> 395, small-mha 385 -> 431 (10 of 12 pairs).
+//   `../shared/baselines.md` had OpenBLAS ahead there (2048x3072x768: 378 against 319 GFLOP/s),
+//   a figure that caught oneDNN cold.
+// - An Intel Xeon with AVX-512 BF16 and AMX (family 6 model 167), OpenBLAS's SkylakeX kernel,
+//   2026-12-04, three rounds, medians: tiny-t6 2525 -> 2670, tiny-mha 2591 -> 2789, small-t6
+//   340 -> 361, small-mha 373 -> 380 (11 of 12 pairs); batched decoding (small-mha and small-t6,
+//   1K context, batch 16) 1-7% faster too.
+// CPUs with AVX2 and no AVX-512 keep OpenBLAS (its Haswell/Zen kernels reach 80-90% of the
+// GEMM rate probed in training there).
 #pragma once
 #include <string>
 
@@ -40,13 +43,9 @@ std::string gemm_backend_reason();
 // "Prescott") is one of OpenBLAS's x86-64 kernels that use AVX2+FMA or AVX-512.
 bool openblas_core_has_fma(const std::string& core);
 
-// Whether a CPU is an AMD Zen 4 or Zen 5: vendor AuthenticAMD with AVX-512, family 25 (Zen 3 and
-// Zen 4; Zen 3 has no AVX-512) or 26 (Zen 5).
-bool cpu_is_amd_zen4_or_zen5(const std::string& vendor, int family, bool cpu_has_avx512);
-
-// The backend auto chooses for an OpenBLAS core name on a CPU with or without AVX2+FMA, an AMD
-// Zen 4 / Zen 5 or not.
+// The backend auto chooses for an OpenBLAS core name on a CPU with or without AVX2+FMA and
+// AVX-512 (the CPU's own features, not the T6_SIMD cap).
 GemmBackend gemm_backend_auto(const std::string& openblas_core, bool cpu_has_avx2_fma,
-                              bool cpu_zen4_or_zen5 = false);
+                              bool cpu_has_avx512 = false);
 
 }  // namespace t6
