@@ -66,10 +66,6 @@ inline void softmax_update(float* s, int n, float& m, float& l, float* acc, int 
     m = mnew;
 }
 
-// Cache lines [l0, l1) of each of the next block's n records (base, rec_bytes apart), prefetched
-// into L2 while a value tile runs (flash_decode-inl.h), so the next block streams in during the
-// arithmetic (into L2, not L1: a block is larger than L1, and prefetching it there evicts the
-// block in use).
 // p rounded up to the next 64-byte boundary: scratch that vector stores fill, so that no store
 // straddles two cache lines (a straddling store costs two; std::vector memory is only 16-byte
 // aligned). Callers allocate 64 bytes of slack.
@@ -78,6 +74,10 @@ inline T* align64(T* p) {
     return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
 }
 
+// Cache lines [l0, l1) of each of the next block's n records (base, rec_bytes apart), prefetched
+// into L2 while a value tile runs (flash_decode-inl.h), so the next block streams in during the
+// arithmetic (into L2, not L1: a block is larger than L1, and prefetching it there evicts the
+// block in use).
 struct NextBlock {
     const char* base = nullptr;
     long rec_bytes = 0;
