@@ -69,7 +69,6 @@ TEST(GemmBackend, AutoTakesOneDnnWithAvx512OrWhenOpenBlasPickedAKernelBelowTheCp
     for (const char* core : {"Haswell", "SKYLAKEX", "Cooperlake", "Zen", "SapphireRapids"}) {
         EXPECT_TRUE(openblas_core_has_fma(core)) << core;
         EXPECT_EQ(gemm_backend_auto(core, true), GemmBackend::openblas) << core;
-        EXPECT_EQ(gemm_backend_auto(core, true, false), GemmBackend::openblas) << core;
         EXPECT_EQ(gemm_backend_auto(core, true, true), GemmBackend::onednn) << core;
     }
     for (const char* core : {"Prescott", "Nehalem", "Sandybridge", "Core2", "?", ""}) {

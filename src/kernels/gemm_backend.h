@@ -19,9 +19,10 @@
 // - An Intel Xeon with AVX-512 BF16 and AMX (family 6 model 167), OpenBLAS's SkylakeX kernel,
 //   2026-12-04, three rounds, medians: tiny-t6 2525 -> 2670, tiny-mha 2591 -> 2789, small-t6
 //   340 -> 361, small-mha 373 -> 380 (11 of 12 pairs); batched decoding (small-mha and small-t6,
-//   1K context, batch 16) 1-7% faster too.
-// CPUs with AVX2 and no AVX-512 keep OpenBLAS (its Haswell/Zen kernels reach 80-90% of the
-// GEMM rate probed in training there).
+//   1K context) 3-7% faster at batch 16, level at batch 4.
+// CPUs with AVX2 and no AVX-512 keep OpenBLAS: with its Haswell kernel, training as such a CPU
+// runs it (T6_SIMD=avx2, OPENBLAS_CORETYPE=Haswell) reached medians of 81-93% of the GEMM rate
+// probed beside it (Zen 5, 2026-12-03; the Xeon above, 2026-12-04).
 #pragma once
 #include <string>
 
