@@ -40,6 +40,31 @@ constexpr int kMaxTileHeads = 3;
 constexpr int kMaxTileHeads = 6;
 #endif
 
+// Lines [l0, l1) of the next block (64 bytes each from base) for a piece of the kernel to
+// prefetch into L2, spread over its loop (a burst of prefetches stalls on the core's
+// outstanding-miss limit).
+struct LineShare {
+    const char* base = nullptr;
+    long l0 = 0, l1 = 0;
+    long count() const { return l1 - l0; }
+    // Piece k of `pieces` equal pieces of this share.
+    LineShare piece(long k, long pieces) const {
+        return {base, l0 + count() * k / pieces, l0 + count() * (k + 1) / pieces};
+    }
+};
+
+// Prefetches a share's lines spread over the `steps` steps of a loop: count / steps per step,
+// the remainder carried (no division in the loop).
+struct LineSpread {
+    const char* p;
+    int lines, steps, carry = 0;
+    LineSpread(const LineShare& s, int steps_)
+        : p(s.base + 64 * s.l0), lines(int(s.count())), steps(steps_) {}
+    HWY_INLINE void step() {
+        for (carry += lines; carry >= steps; carry -= steps, p += 64) __builtin_prefetch(p, 0, 2);
+    }
+};
+
 // The mask of the first count lanes (count may be <= 0 or >= N).
 HWY_INLINE hn::Mask<DF> LaneMask(int count) {
     return hn::FirstN(DF(), size_t(count < 0 ? 0 : count));

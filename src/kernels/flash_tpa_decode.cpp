@@ -165,8 +165,9 @@ HWY_INLINE void FeatureGroup(VF* v, const typename Op::Q* qb, const typename Op:
 template <int NC, class Op, bool kFull>
 HWY_INLINE void FeatureProductsNC(float* P, const typename Op::Q* QB, int NQ,
                                   const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
-                                  int D) {
+                                  int D, LineShare pf) {
     const DF d;
+    LineSpread spread(pf, NQ * Rk * ((n + kN - 1) / kN));
     // Query chunks held at a time beside the N partial sums: all on AVX3 (32 registers), 4 on
     // AVX2 (16 registers, 8 partial sums).
     constexpr int QC = kN >= 16 ? NC : (NC < 4 ? NC : 4);
@@ -181,6 +182,7 @@ HWY_INLINE void FeatureProductsNC(float* P, const typename Op::Q* QB, int NQ,
                 else
                     FeatureGroup<NC, QC, Op, kFull, false>(v, qb, bj, rec, t0, n, D);
                 hn::StoreU(TransposeSum(v), d, P + PIndex(i, j, Rk, t0));
+                spread.step();
             }
         }
     }
@@ -234,12 +236,14 @@ HWY_INLINE void FeatureRowsGroup(float* P, const float* QB, int i0, const float*
 
 template <bool kFull>
 HWY_INLINE void FeatureProductsRows(float* P, const float* QB, int NQ, const float* recs, long rec,
-                                    long off_bk, int Rk, int n, int D) {
+                                    long off_bk, int Rk, int n, int D, LineShare pf) {
     constexpr int NR = 3, NT = 4;
     const int NC = (D + kN - 1) / kN;
+    LineSpread spread(pf, Rk * ((n + NT - 1) / NT));
     for (int j = 0; j < Rk; j++) {
         const float* bj = recs + off_bk + long(j) * D;
         for (int t0 = 0; t0 < n; t0 += NT) {
+            spread.step();
             int i = 0;
             for (; i + NR <= NQ; i += NR)
                 FeatureRowsGroup<NR, NT, kFull>(P, QB, i, bj, rec, t0, n, Rk, j, NC, D);
@@ -295,13 +299,18 @@ HWY_INLINE void FeatureRowsTRest(float* P, const float* QB, int i0, int rest, co
     }
 }
 
+// Groups of six rows, then the rest; a step of the prefetch spread after each.
 template <int NV>
 HWY_INLINE void FeatureRowsTAll(float* P, const float* QB, int NQ, const float* bt, int Rk, int j,
-                                int D) {
+                                int D, LineSpread& spread) {
     constexpr int NR = 6;
     int i = 0;
-    for (; i + NR <= NQ; i += NR) FeatureRowsT<NR, NV>(P, QB, i, bt, Rk, j, D);
+    for (; i + NR <= NQ; i += NR) {
+        FeatureRowsT<NR, NV>(P, QB, i, bt, Rk, j, D);
+        spread.step();
+    }
     FeatureRowsTRest<NR - 1, NV>(P, QB, i, NQ - i, bt, Rk, j, D);
+    spread.step();
 }
 
 constexpr int kMaxTransposedD = 128;
@@ -311,19 +320,23 @@ constexpr int kMaxTransposedD = 128;
 constexpr int kMinTransposedRows = 8;
 
 HWY_INLINE void FeatureProductsT(float* P, const float* QB, int NQ, const float* recs, long rec,
-                                 long off_bk, int Rk, int n, int D) {
+                                 long off_bk, int Rk, int n, int D, LineShare pf) {
     static_assert(kBlock == 32 && kN == 16, "two vectors of 16 tokens per block");
     HWY_ALIGN float bt[kMaxTransposedD * kBlock];
     const int nv = n > kN ? 2 : 1;  // tokens past n repeat token n - 1 (never read)
+    // A step after each transpose and after each group of query rows (FeatureRowsTAll).
+    LineSpread spread(pf, Rk * (nv * (D / kN) + NQ / 6 + 1));
     for (int j = 0; j < Rk; j++) {
         for (int v = 0; v < nv; v++)
-            for (int d0 = 0; d0 < D; d0 += kN)
+            for (int d0 = 0; d0 < D; d0 += kN) {
                 TransposeBlock(recs + long(v) * kN * rec + off_bk + long(j) * D + d0, rec,
                                bt + size_t(d0) * kBlock + v * kN, kBlock, n - v * kN);
+                spread.step();
+            }
         if (nv == 2)
-            FeatureRowsTAll<2>(P, QB, NQ, bt, Rk, j, D);
+            FeatureRowsTAll<2>(P, QB, NQ, bt, Rk, j, D, spread);
         else
-            FeatureRowsTAll<1>(P, QB, NQ, bt, Rk, j, D);
+            FeatureRowsTAll<1>(P, QB, NQ, bt, Rk, j, D, spread);
     }
 }
 #endif  // HWY_TARGET == HWY_AVX3
@@ -332,9 +345,10 @@ HWY_INLINE void FeatureProductsT(float* P, const float* QB, int NQ, const float*
 template <class Op>
 HWY_INLINE void FeatureProductsAny(float* P, const typename Op::Q* QB, int NQ,
                                    const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
-                                   int D) {
+                                   int D, LineShare pf) {
     const DF d;
     const int NC = (D + Op::kChunk - 1) / Op::kChunk;
+    LineSpread spread(pf, NQ * Rk * ((n + kN - 1) / kN));
     for (int i = 0; i < NQ; i++) {
         const typename Op::Q* qb = QB + size_t(i) * D;
         for (int j = 0; j < Rk; j++) {
@@ -352,6 +366,7 @@ HWY_INLINE void FeatureProductsAny(float* P, const typename Op::Q* QB, int NQ,
                     v[u] = a;
                 }
                 hn::StoreU(TransposeSum(v), d, P + PIndex(i, j, Rk, t0));
+                spread.step();
             }
         }
     }
@@ -364,8 +379,9 @@ HWY_INLINE void FeatureProductsAny(float* P, const typename Op::Q* QB, int NQ,
 template <class Op>
 HWY_INLINE void BlockFeaturesBody(float* P, const typename Op::Q* QB, int NQ,
                                   const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
-                                  int D) {
+                                  int D, LineShare pf) {
 #if HWY_TARGET == HWY_SCALAR
+    (void)pf;  // no prefetch on the scalar reference
     for (int t = 0; t < (n + 3) / 4 * 4; t++)
         for (int i = 0; i < NQ; i++)
             for (int j = 0; j < Rk; j++) {
@@ -384,7 +400,7 @@ HWY_INLINE void BlockFeaturesBody(float* P, const typename Op::Q* QB, int NQ,
 #if HWY_TARGET == HWY_AVX3
     if constexpr (std::is_same_v<Op, FeatureOpsF32>) {
         if (NQ >= kMinTransposedRows && D % kN == 0 && D <= kMaxTransposedD) {
-            FeatureProductsT(P, QB, NQ, recs, rec, off_bk, Rk, n, D);
+            FeatureProductsT(P, QB, NQ, recs, rec, off_bk, Rk, n, D, pf);
             return;
         }
     }
@@ -392,19 +408,19 @@ HWY_INLINE void BlockFeaturesBody(float* P, const typename Op::Q* QB, int NQ,
 #if HWY_TARGET == HWY_AVX2
     if constexpr (std::is_same_v<Op, FeatureOpsF32>) {
         if (D % kN == 0)
-            FeatureProductsRows<true>(P, QB, NQ, recs, rec, off_bk, Rk, n, D);
+            FeatureProductsRows<true>(P, QB, NQ, recs, rec, off_bk, Rk, n, D, pf);
         else
-            FeatureProductsRows<false>(P, QB, NQ, recs, rec, off_bk, Rk, n, D);
+            FeatureProductsRows<false>(P, QB, NQ, recs, rec, off_bk, Rk, n, D, pf);
         return;
     }
 #endif
     switch ((D + Op::kChunk - 1) / Op::kChunk) {
-#define T6_FP_CASE(NC)                                                                \
-    case NC:                                                                          \
-        if (D == NC * Op::kChunk)                                                     \
-            FeatureProductsNC<NC, Op, true>(P, QB, NQ, recs, rec, off_bk, Rk, n, D);  \
-        else                                                                          \
-            FeatureProductsNC<NC, Op, false>(P, QB, NQ, recs, rec, off_bk, Rk, n, D); \
+#define T6_FP_CASE(NC)                                                                    \
+    case NC:                                                                              \
+        if (D == NC * Op::kChunk)                                                         \
+            FeatureProductsNC<NC, Op, true>(P, QB, NQ, recs, rec, off_bk, Rk, n, D, pf);  \
+        else                                                                              \
+            FeatureProductsNC<NC, Op, false>(P, QB, NQ, recs, rec, off_bk, Rk, n, D, pf); \
         break;
         T6_FP_CASE(1)
         T6_FP_CASE(2)
@@ -427,7 +443,7 @@ HWY_INLINE void BlockFeaturesBody(float* P, const typename Op::Q* QB, int NQ,
 #undef T6_FP_CASE
         default:
             // More chunks than the cases above (NEON's 4-lane vectors: D > 64).
-            FeatureProductsAny<Op>(P, QB, NQ, recs, rec, off_bk, Rk, n, D);
+            FeatureProductsAny<Op>(P, QB, NQ, recs, rec, off_bk, Rk, n, D, pf);
             break;
     }
 #endif
@@ -439,8 +455,8 @@ HWY_INLINE void BlockFeaturesBody(float* P, const typename Op::Q* QB, int NQ,
 template <class Op>
 HWY_NOINLINE void BlockFeatures(float* P, const typename Op::Q* QB, int NQ,
                                 const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
-                                int D) {
-    BlockFeaturesBody<Op>(P, QB, NQ, recs, rec, off_bk, Rk, n, D);
+                                int D, LineShare pf) {
+    BlockFeaturesBody<Op>(P, QB, NQ, recs, rec, off_bk, Rk, n, D, pf);
 }
 
 #if HWY_TARGET == HWY_AVX3
@@ -523,7 +539,8 @@ T6_BF16_TARGET int PackValuePairs(Bf16Pair* Bi, Bf16Pair* Wp, const uint16_t* re
 // 32 registers); otherwise they are reloaded per token group (AVX2's 16 registers).
 template <int kT, bool kHold, typename R>
 HWY_INLINE void ScoresGroup(float* St, const float* P, const float* AQt, const R* recs, long rec,
-                            long off_ak, int H, int Hp, int NQ, int Rk, int n, int g) {
+                            long off_ak, int H, int Hp, int NQ, int Rk, int n, int g,
+                            LineSpread& spread) {
     const DF d;
     const int lanes = H - g;
     constexpr int kQ = 8;
@@ -565,6 +582,7 @@ HWY_INLINE void ScoresGroup(float* St, const float* P, const float* AQt, const R
         float* st = St + size_t(t) * Hp + g;
 #pragma GCC unroll 8
         for (int k = 0; k < kT; k++) hn::StoreU(s[k], d, st + size_t(k) * Hp);
+        spread.step();
     }
 }
 
@@ -614,8 +632,10 @@ HWY_INLINE void ScoresGroupRk2(float* St, const float* P, const float* AQt, cons
 // kvonly kernel's samples at H 22). The same operations in the same order per score either way.
 template <typename R>
 HWY_NOINLINE void BlockScoresKvonly(float* St, const float* P, float* X, const R* recs, long rec,
-                                    long off_ak, int H, int Hp, int Rk, int n, float ckv) {
+                                    long off_ak, int H, int Hp, int Rk, int n, float ckv,
+                                    LineShare pf) {
     const DF d;
+    LineSpread spread(pf, n);
     const VF c_kv = hn::Set(d, ckv);
 #if HWY_TARGET != HWY_SCALAR
     if (Rk <= 2) {
@@ -625,6 +645,7 @@ HWY_NOINLINE void BlockScoresKvonly(float* St, const float* P, float* X, const R
                 TransposeBlock(P + size_t(r0) * kBlock + t0, kBlock, X + size_t(t0) * Mp + r0, Mp,
                                M - r0);
         for (int t = 0; t < n; t++) {
+            spread.step();
             const float* xt = X + size_t(t) * Mp;
             const R* ak = recs + t * rec + off_ak;
             for (int g = 0; g < Hp; g += kN) {
@@ -647,6 +668,7 @@ HWY_NOINLINE void BlockScoresKvonly(float* St, const float* P, float* X, const R
     }
 #endif
     for (int t = 0; t < n; t++) {
+        spread.step();
         Deinterleave(P, t, Rk, H, Hp, X);
         const R* ak = recs + t * rec + off_ak;
         for (int g = 0; g < Hp; g += kN) {
@@ -661,18 +683,21 @@ HWY_NOINLINE void BlockScoresKvonly(float* St, const float* P, float* X, const R
 
 template <typename R>
 HWY_NOINLINE void BlockScoresFull(float* St, const float* P, const float* AQt, const R* recs,
-                                  long rec, long off_ak, int H, int Hp, int NQ, int Rk, int n) {
+                                  long rec, long off_ak, int H, int Hp, int NQ, int Rk, int n,
+                                  LineShare pf) {
+    LineSpread spread(pf, (Hp / kN) * ((n + 7) / 8));
+    LineSpread none(LineShare{}, 1);
     for (int g = 0; g < Hp; g += kN) {
 #if HWY_TARGET == HWY_AVX3
         if (NQ <= 8) {
-            ScoresGroup<8, true>(St, P, AQt, recs, rec, off_ak, H, Hp, NQ, Rk, n, g);
+            ScoresGroup<8, true>(St, P, AQt, recs, rec, off_ak, H, Hp, NQ, Rk, n, g, spread);
             continue;
         }
 #endif
         if (Rk == 2)
             ScoresGroupRk2<4>(St, P, AQt, recs, rec, off_ak, H, Hp, NQ, n, g);
         else
-            ScoresGroup<4, false>(St, P, AQt, recs, rec, off_ak, H, Hp, NQ, Rk, n, g);
+            ScoresGroup<4, false>(St, P, AQt, recs, rec, off_ak, H, Hp, NQ, Rk, n, g, none);
     }
 }
 
@@ -682,9 +707,10 @@ HWY_NOINLINE void BlockScoresFull(float* St, const float* P, const float* AQt, c
 template <typename R>
 HWY_NOINLINE void BlockSoftmax(float* W, float* m, float* l, float* alpha, const float* St,
                                const R* recs, long rec, long off_av, long scale_off, int H, int Hp,
-                               int Rk, int Rv, int n, float cv) {
+                               int Rk, int Rv, int n, float cv, LineShare pf) {
     constexpr bool kQ8 = std::is_same_v<R, int8_t>;
     const DF d;
+    LineSpread spread(pf, (Hp / kN) * n);
     const VF c_v = hn::Set(d, cv);
     // q8: fv[t * Rv + s] = a'_s(t) b'_s(t), once per block for every head group (Rv <= 64 checked
     // by the entry point).
@@ -708,6 +734,7 @@ HWY_NOINLINE void BlockSoftmax(float* W, float* m, float* l, float* alpha, const
             const VF e =
                 ExpSoftmax<false, false>(d, hn::Sub(hn::LoadU(d, St + size_t(t) * Hp + g), mnew));
             sum = hn::Add(sum, e);
+            spread.step();
             const VF ec = hn::Mul(c_v, e);
             const R* av = recs + t * rec + off_av + g;
             if constexpr (kQ8) {
@@ -853,6 +880,16 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
     // 133-138 and f32 AVX2 162-187 -> 174-196; vdpbf16ps over bf16 was unchanged
     // (docs/decode-bench.md).
     constexpr int kAhead = HWY_TARGET == HWY_AVX3 && std::is_same_v<T, float> ? 2 : 1;
+    // Sixteenths of the ahead block's records that steps 1, 2 and the softmax prefetch, spread
+    // over their loops; the value tiles prefetch the rest. With the value tiles alone, the memory
+    // stream ran only during step 3 (about half of a block's time). Kernel alone, small-t6's shape,
+    // 12 x 64K records, two threads, Xeon with AVX-512, ns per record: value tiles alone
+    // 86.0-91.3; features 6/16 80.4-85.3; features 5, scores 2, softmax 2 79.8-83.4 (T6_kvonly
+    // 109-119 -> 103-106). AVX2 (one block ahead: 2% slower with the features taking 6/16) and
+    // the bf16 and q8 caches (no change) keep the value tiles alone.
+    constexpr bool kSpread = kAhead == 2;
+    constexpr int kPfFeatures = kSpread ? 5 : 0, kPfScores = kSpread ? 2 : 0,
+                  kPfSoftmax = kSpread ? 2 : 0;
     // Blocks of kBlock records, never across a cache block (CacheBlocks).
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
         n = cache.block(b0, j1, kBlock);
@@ -861,18 +898,34 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
             recs = cache.at(b0, rec);
         else
             recs = RecordsF32(cache.at(b0, rec), rec, 0, n, buf);
-            // 1. Feature products, reduced N at a time.
+        // The block kAhead blocks on, prefetched while this one runs: its first records by steps
+        // 1 and 2 and the softmax, the rest by the value tiles (step 3); past j1 into the
+        // thread's next task, and on the first block at once unless the thread's previous task
+        // (ending at j0) prefetched it.
+        NextBlock next = AheadBlock<kAhead>(cache, b0 + n, std::max(j1, task.ahead), rec,
+                                            b0 == j0 && !task.cont);
+        const int nf = next.n * kPfFeatures / 16, ns = next.n * kPfScores / 16,
+                  nx = next.n * kPfSoftmax / 16;
+        const auto lines_of = [&](int nr) { return (long(nr) * next.rec_bytes + 63) / 64; };
+        const LineShare feature_lines{next.base, 0, lines_of(nf)};
+        const LineShare score_lines{next.base, lines_of(nf), lines_of(nf + ns)};
+        const LineShare softmax_lines{next.base, lines_of(nf + ns), lines_of(nf + ns + nx)};
+        next.base += long(nf + ns + nx) * next.rec_bytes;
+        next.n -= nf + ns + nx;
+        // 1. Feature products, reduced N at a time.
 #if HWY_TARGET == HWY_AVX3
         if constexpr (kDot)
-            BlockFeaturesBody<FeatureOpsBf16>(P, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
+            BlockFeaturesBody<FeatureOpsBf16>(P, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D,
+                                              feature_lines);
         else
 #endif
             if constexpr (kQ8 || kW16) {
             BlockFeatures<FeatureOpsF32>(P, qb, NQ,
                                          WidenRows(bkf, recs, rec, dm.off_BK(), Rk * D, n),
-                                         long(Rk) * D, 0, Rk, n, D);
+                                         long(Rk) * D, 0, Rk, n, D, feature_lines);
         } else {
-            BlockFeatures<FeatureOpsF32>(P, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D);
+            BlockFeatures<FeatureOpsF32>(P, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D,
+                                         feature_lines);
         }
         // q8: the products were of B_K's codes; scale P[t][i][j] by b_j(t) and by a_j(t), so that
         // step 2 runs on A_K's codes. P's rows hold the block's tokens in a row (PIndex): each is
@@ -893,19 +946,16 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
         // 2. Rank mixing, heads in lanes (the cache stores A_K and A_V rank-major, so a row of
         // N heads is one masked load; lanes past H read the next factor of the same record).
         if (!full)
-            BlockScoresKvonly<R>(St, P, X, recs, rec, dm.off_AK(), H, Hp, Rk, n, scale / float(Rk));
+            BlockScoresKvonly<R>(St, P, X, recs, rec, dm.off_AK(), H, Hp, Rk, n, scale / float(Rk),
+                                 score_lines);
         // Full TPA: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h] P[t][i][j], four tokens at a
         // time so that the FMA chains over i are independent (kBlock is a multiple of 4; rows
         // past n repeat row n-1 and are never read).
-        if (full) BlockScoresFull<R>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, NQ, Rk, n);
-        // The block kAhead blocks on, prefetched by the value tiles (step 3): past j1 into the
-        // thread's next task, and on the first block at once unless the thread's previous task
-        // (ending at j0) prefetched it.
-        const NextBlock next = AheadBlock<kAhead>(cache, b0 + n, std::max(j1, task.ahead), rec,
-                                                  b0 == j0 && !task.cont);
+        if (full)
+            BlockScoresFull<R>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, NQ, Rk, n, score_lines);
         // Online softmax, lane-wise over heads, fused with the value weights.
         BlockSoftmax<R>(W, m, l, alpha, St, recs, rec, dm.off_AV(), scale_off, H, Hp, Rk, Rv, n,
-                        1.0f / float(Rv));
+                        1.0f / float(Rv), softmax_lines);
         // 3. Values in head tiles, prefetching the next block meanwhile.
 #if HWY_TARGET == HWY_AVX3
         if constexpr (kDot) {
