@@ -882,11 +882,12 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
     constexpr int kAhead = HWY_TARGET == HWY_AVX3 && std::is_same_v<T, float> ? 2 : 1;
     // Sixteenths of the ahead block's records that steps 1, 2 and the softmax prefetch, spread
     // over their loops; the value tiles prefetch the rest. With the value tiles alone, the memory
-    // stream ran only during step 3 (about half of a block's time). Kernel alone, small-t6's shape,
-    // 12 x 64K records, two threads, Xeon with AVX-512, ns per record: value tiles alone
-    // 86.0-91.3; features 6/16 80.4-85.3; features 5, scores 2, softmax 2 79.8-83.4 (T6_kvonly
-    // 109-119 -> 103-106). AVX2 (one block ahead: 2% slower with the features taking 6/16) and
-    // the bf16 and q8 caches (no change) keep the value tiles alone.
+    // stream ran only during step 3 (about half of a block's time). Kernel alone, small-t6's
+    // shape, 12 x 64K records, two threads, Xeon with AVX-512, ns per record: value tiles alone
+    // 86.0-91.3; features 6/16 79.9-84.5; features 5, scores 2, softmax 2 79.8-83.4 (T6_kvonly at
+    // H 34: 113-117 -> 102-103). AVX2 (one block ahead; 2% slower with the features taking 6/16)
+    // and the bf16 cache (no change measured) keep the value tiles alone, as does the q8 cache
+    // (not tried: its kernel is bound by its arithmetic).
     constexpr bool kSpread = kAhead == 2;
     constexpr int kPfFeatures = kSpread ? 5 : 0, kPfScores = kSpread ? 2 : 0,
                   kPfSoftmax = kSpread ? 2 : 0;
