@@ -883,14 +883,19 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
     // Sixteenths of the ahead block's records that steps 1, 2 and the softmax prefetch, spread
     // over their loops; the value tiles prefetch the rest. With the value tiles alone, the memory
     // stream ran only during step 3 (about half of a block's time). Kernel alone, small-t6's
-    // shape, 12 x 64K records, two threads, Xeon with AVX-512, ns per record: value tiles alone
-    // 86.0-91.3; features 6/16 79.9-84.5; features 5, scores 2, softmax 2 79.8-83.4 (T6_kvonly at
-    // H 34: 113-117 -> 102-103). AVX2 (one block ahead; 2% slower with the features taking 6/16)
-    // and the bf16 cache (no change measured) keep the value tiles alone, as does the q8 cache
-    // (not tried: its kernel is bound by its arithmetic).
-    constexpr bool kSpread = kAhead == 2;
-    constexpr int kPfFeatures = kSpread ? 5 : 0, kPfScores = kSpread ? 2 : 0,
-                  kPfSoftmax = kSpread ? 2 : 0;
+    // shape, 12 x 64K records, two threads, Xeon with AVX-512, ns per record:
+    //  - AVX3 (two blocks ahead): value tiles alone 86.0-91.3; features 6/16 79.9-84.5;
+    //    features 5, scores 2, softmax 2 79.8-83.4 (T6_kvonly at H 34: 113-117 -> 102-103).
+    //  - AVX2 (one block ahead): value tiles alone 99.5-107.1; features 6/16 2% slower;
+    //    features 2, softmax 2 91.1-94.7 (T6_kvonly at H 22: 105.0-109.4 -> 98.3-103.6). (AVX2's
+    //    rank mixing for R_K = 2, ScoresGroupRk2, takes no share.)
+    // The bf16 cache (no change measured) keeps the value tiles alone, as does the q8 cache (not
+    // tried: its kernel is bound by its arithmetic).
+    constexpr bool kF32 = std::is_same_v<T, float> && !kDot;
+    constexpr bool kAvx3 = HWY_TARGET == HWY_AVX3, kAvx2 = HWY_TARGET == HWY_AVX2;
+    constexpr int kPfFeatures = !kF32 ? 0 : kAvx3 ? 5 : kAvx2 ? 2 : 0;
+    constexpr int kPfScores = kF32 && kAvx3 ? 2 : 0;
+    constexpr int kPfSoftmax = !kF32 ? 0 : kAvx3 || kAvx2 ? 2 : 0;
     // Blocks of kBlock records, never across a cache block (CacheBlocks).
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
         n = cache.block(b0, j1, kBlock);
