@@ -595,7 +595,8 @@ HWY_INLINE void ScoresGroup(float* St, const float* P, const float* AQt, const R
 // measured the same.
 template <int kT, typename R>
 HWY_INLINE void ScoresGroupRk2(float* St, const float* P, const float* AQt, const R* recs, long rec,
-                               long off_ak, int H, int Hp, int NQ, int n, int g) {
+                               long off_ak, int H, int Hp, int NQ, int n, int g,
+                               LineSpread& spread) {
     const DF d;
     const int lanes = H - g;
     const size_t di = PIndex(1, 0, 2, 0);  // from query row i to i + 1 in P
@@ -620,6 +621,7 @@ HWY_INLINE void ScoresGroupRk2(float* St, const float* P, const float* AQt, cons
             const VF s0 = hn::Mul(RowLoad(ak, lanes), u0[k]);
             hn::StoreU(hn::MulAdd(RowLoad(ak + H, lanes), u1[k], s0), d, st + size_t(k) * Hp);
         }
+        spread.step();
     }
 }
 
@@ -685,8 +687,9 @@ template <typename R>
 HWY_NOINLINE void BlockScoresFull(float* St, const float* P, const float* AQt, const R* recs,
                                   long rec, long off_ak, int H, int Hp, int NQ, int Rk, int n,
                                   LineShare pf) {
-    LineSpread spread(pf, (Hp / kN) * ((n + 7) / 8));
-    LineSpread none(LineShare{}, 1);
+    // Every path steps the prefetch spread once per group of kT tokens.
+    const int kT = HWY_TARGET == HWY_AVX3 && NQ <= 8 ? 8 : 4;
+    LineSpread spread(pf, (Hp / kN) * ((n + kT - 1) / kT));
     for (int g = 0; g < Hp; g += kN) {
 #if HWY_TARGET == HWY_AVX3
         if (NQ <= 8) {
@@ -695,9 +698,9 @@ HWY_NOINLINE void BlockScoresFull(float* St, const float* P, const float* AQt, c
         }
 #endif
         if (Rk == 2)
-            ScoresGroupRk2<4>(St, P, AQt, recs, rec, off_ak, H, Hp, NQ, n, g);
+            ScoresGroupRk2<4>(St, P, AQt, recs, rec, off_ak, H, Hp, NQ, n, g, spread);
         else
-            ScoresGroup<4, false>(St, P, AQt, recs, rec, off_ak, H, Hp, NQ, Rk, n, g, none);
+            ScoresGroup<4, false>(St, P, AQt, recs, rec, off_ak, H, Hp, NQ, Rk, n, g, spread);
     }
 }
 
@@ -891,7 +894,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
     //    rank mixing for R_K = 2, ScoresGroupRk2, takes no share.)
     // The bf16 cache (no change measured) keeps the value tiles alone, as does the q8 cache (not
     // tried: its kernel is bound by its arithmetic).
-    constexpr bool kF32 = std::is_same_v<T, float> && !kDot;
+    constexpr bool kF32 = std::is_same_v<T, float>;
     constexpr bool kAvx3 = HWY_TARGET == HWY_AVX3, kAvx2 = HWY_TARGET == HWY_AVX2;
     constexpr int kPfFeatures = !kF32 ? 0 : kAvx3 ? 5 : kAvx2 ? 2 : 0;
     constexpr int kPfScores = kF32 && kAvx3 ? 2 : 0;
