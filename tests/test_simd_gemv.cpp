@@ -1,8 +1,8 @@
 // The Highway kernels of the decoding GEMV, bf16 conversion and the bf16 GEMM fallback, on every
 // SIMD target this CPU runs (simd_available_targets(), each forced with ScopedSimdTarget):
 //   - linear_bf16 / linear_f32_few_rows equal a double-precision product (over the bf16 weights'
-//     exact float32 values) to float32 rounding, for the register tilings (N = 1, 2, 3+), C not a
-//     multiple of any vector length, odd OC, beta 0 and 1;
+//     exact float32 values) to float32 rounding, for the one-row stream (N = 1) and the register
+//     tilings (N = 2, 3+), C not a multiple of any vector length, odd OC, beta 0 and 1;
 //   - to_bf16 / round_to_bf16 / bf16_to_float_serial give exactly float_to_bf16's bits, ties,
 //     NaN, infinities, denormals and overflow included;
 //   - bf16 matmul precision computes the product of the rounded inputs on every target, by oneDNN
@@ -124,12 +124,15 @@ TEST(SimdGemv, LinearMatchesDoubleReferenceOnEveryTarget) {
 TEST(SimdGemv, LinearWithBetaZeroIgnoresNaNInTheOutput) {
     for (SimdTarget t : simd_available_targets()) {
         const ScopedSimdTarget scope(t);
-        const int N = 3, C = 40, OC = 21;
-        const auto x = test::random_vector(size_t(N) * C, 41);
-        const auto w = test::random_vector(size_t(OC) * C, 42);
-        std::vector<float> out(size_t(N) * OC, std::numeric_limits<float>::quiet_NaN());
-        linear_f32_few_rows(out.data(), x.data(), w.data(), N, C, OC, 0.0f);
-        for (float y : out) ASSERT_TRUE(std::isfinite(y)) << target_label(t);
+        // N = 1: the one-row streaming path; N = 3: the register tiling.
+        for (int N : {1, 3}) {
+            const int C = 40, OC = 21;
+            const auto x = test::random_vector(size_t(N) * C, 41);
+            const auto w = test::random_vector(size_t(OC) * C, 42);
+            std::vector<float> out(size_t(N) * OC, std::numeric_limits<float>::quiet_NaN());
+            linear_f32_few_rows(out.data(), x.data(), w.data(), N, C, OC, 0.0f);
+            for (float y : out) ASSERT_TRUE(std::isfinite(y)) << target_label(t) << " N " << N;
+        }
     }
 }
 

@@ -6,12 +6,14 @@
 // linear_tiling-inl.h's (shared with the q8 / q4 layers of quant_linear.cpp); this file gives it
 // the dense weight rows: one vector of L weights per load and, per 64 bytes read, one cache line
 // of the next tile's rows prefetched into L1 and the line kFarRows rows beyond it into L2 (as the
-// int8 GEMV does, int8_linear.cpp). HWY_SCALAR runs the plain scalar loop: the reference. Work is
-// split over OpenMP threads in one contiguous range of outputs each, so that each thread streams
-// and prefetches through its range in order. Before (dynamic 64-row groups, no L2 prefetch), the
-// linear phase of `t6 bench decode` ran at 55-67% (bf16) and 73-84% (float32) of its floor (the
-// weights' bytes over the probed read bandwidth); after, 77-82% and 78-91% (Zen 4,
-// docs/decode-bench.md, session 17).
+// int8 GEMV does, int8_linear.cpp). One input row (batch-1 decoding) takes its own loop instead
+// (StreamOneRow): the rows one after the other, a single stream. HWY_SCALAR runs the plain scalar
+// loop: the reference. Work is split over OpenMP threads in one contiguous range of outputs each,
+// so that each thread streams and prefetches through its range in order. Before (dynamic 64-row
+// groups, no L2 prefetch), the linear phase of `t6 bench decode` ran at 55-67% (bf16) and 73-84%
+// (float32) of its floor (the weights' bytes over the probed read bandwidth); after, 77-82% and
+// 78-91% (Zen 4, docs/decode-bench.md, session 17); with StreamOneRow, 91-95% (float32, Xeon with
+// AVX-512, session 32).
 
 #include <algorithm>
 #include <cstddef>
@@ -74,6 +76,55 @@ struct DenseSrc {
 #endif
 };
 
+#if HWY_TARGET != HWY_SCALAR
+// One input row (a batch-1 decoding step): the thread's weight rows [o0, o1) are one contiguous
+// run of memory, read in order one row at a time (U vector accumulators, a horizontal sum per
+// row) with every line prefetched into L1 kStreamAhead bytes before it is read. The register
+// tiling reads 16 rows side by side (16 streams) and prefetches the next tile's rows into L1
+// (48 KiB on at C = 768: L1's size). On a Xeon with AVX-512 (48 KiB L1, 2 MiB L2 per core), two
+// threads, small-t6's 61 matrices of a decoding step (497 MB float32, 249 MB bf16), medians of 25
+// passes, 3 alternating runs, ms: float32 AVX3 17.45-18.32 -> 15.28-15.71 (28 -> 32 GB/s; the
+// read probe: 33-35), AVX2 17.02-17.26 -> 14.86-15.03; bf16 AVX3 8.84-9.05 -> 7.99-8.31, AVX2
+// 8.79-9.43 -> 7.63-7.76. Prefetch distance (float32): AVX3 2 KiB 15.2-15.5, 3 KiB 15.5-15.9;
+// AVX2 2 KiB 15.3-15.9, 3 KiB 14.3-15.1; 4 KiB worse on both (4 KiB on is the same L1 set).
+// Without the prefetch, one row at a time read 25-26 GB/s, below the tiling
+// (docs/decode-bench.md, session 32).
+constexpr ptrdiff_t kStreamAhead = HWY_TARGET == HWY_AVX2 ? 3072 : 2048;
+
+template <typename WT>
+void StreamOneRow(float* out, const float* x, const WT* W, int C, float beta, int o0, int o1) {
+    const tiling::DF d;
+    constexpr int L = int(hn::MaxLanes(tiling::DF()));
+    // Vectors per step: at least one 64-byte line of weights (AVX2 bf16: 4), and 2 accumulators.
+    constexpr int U = 64 / int(L * sizeof(WT)) > 2 ? 64 / int(L * sizeof(WT)) : 2;
+    constexpr int kStepBytes = U * L * int(sizeof(WT));
+    const DenseSrc<WT> src{W, C};
+    // Prefetches stop at the end of the thread's rows (addresses compared as integers).
+    const uintptr_t end = reinterpret_cast<uintptr_t>(W + size_t(o1) * C);
+    for (int o = o0; o < o1; o++) {
+        const WT* w = W + size_t(o) * C;
+        tiling::VF a[U];
+        for (int u = 0; u < U; u++) a[u] = hn::Zero(d);
+        int c = 0;
+        for (; c + U * L <= C; c += U * L) {
+            // This step reads kStepBytes (64 or 128) of weights: the lines kStreamAhead bytes on.
+            const uintptr_t p = reinterpret_cast<uintptr_t>(w + c) + kStreamAhead;
+            for (int k = 0; k < kStepBytes; k += 64)
+                if (p + k < end) __builtin_prefetch(reinterpret_cast<const void*>(p + k));
+            for (int u = 0; u < U; u++)
+                a[u] = hn::MulAdd(hn::LoadU(d, x + c + u * L), DenseSrc<WT>::Load(d, w, c + u * L),
+                                  a[u]);
+        }
+        for (; c + L <= C; c += L)
+            a[0] = hn::MulAdd(hn::LoadU(d, x + c), DenseSrc<WT>::Load(d, w, c), a[0]);
+        for (int u = 1; u < U; u++) a[0] = hn::Add(a[0], a[u]);
+        float s = hn::GetLane(hn::SumOfLanes(d, a[0]));
+        for (; c < C; c++) s += x[c] * src.At(w, c);
+        out[o] = (beta != 0.0f ? beta * out[o] : 0.0f) + s;
+    }
+}
+#endif
+
 template <typename WT>
 void FewRows(float* out, const float* inp, const WT* W, int N, int C, int OC, float beta) {
     if (N <= 0 || OC <= 0) return;
@@ -87,7 +138,14 @@ void FewRows(float* out, const float* inp, const WT* W, int N, int C, int OC, fl
         const int o0 = int(long(units) * t / nt) * kAlign;
         const int o1 = std::min(OC, int(long(units) * (t + 1) / nt) * kAlign);
         const DenseSrc<WT> src{W, C, ptrdiff_t(kFarRows) * C, W + size_t(o1) * C};
-        if (o0 < o1) tiling::GroupRows(src, out, inp, N, C, OC, beta, o0, o1);
+#if HWY_TARGET != HWY_SCALAR
+        if (N == 1) {
+            if (o0 < o1) StreamOneRow(out, inp, W, C, beta, o0, o1);
+        } else
+#endif
+            if (o0 < o1) {
+            tiling::GroupRows(src, out, inp, N, C, OC, beta, o0, o1);
+        }
     }
 }
 
