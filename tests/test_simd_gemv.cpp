@@ -3,6 +3,7 @@
 //   - linear_bf16 / linear_f32_few_rows equal a double-precision product (over the bf16 weights'
 //     exact float32 values) to float32 rounding, for the one-row stream (N = 1) and the register
 //     tilings (N = 2, 3+), C not a multiple of any vector length, odd OC, beta 0 and 1;
+//   - rows_axpy / rows_dot (absorbed MLA's per-head products) equal double-precision sums;
 //   - to_bf16 / round_to_bf16 / bf16_to_float_serial give exactly float_to_bf16's bits, ties,
 //     NaN, infinities, denormals and overflow included;
 //   - bf16 matmul precision computes the product of the rounded inputs on every target, by oneDNN
@@ -19,6 +20,7 @@
 #include "core/simd.h"
 #include "kernels/bf16.h"
 #include "kernels/gemm.h"
+#include "kernels/head_rows.h"
 #include "kernels/linear_bf16.h"
 #include "test_util.h"
 
@@ -118,6 +120,42 @@ TEST(SimdGemv, LinearMatchesDoubleReferenceOnEveryTarget) {
                             << "bf16 " << target_label(t) << " N " << N << " C " << C << " OC "
                             << OC << " beta " << beta;
                     }
+    }
+}
+
+// rows_axpy / rows_dot (absorbed MLA's per-head products) equal double-precision sums on every
+// target: row lengths below, at and past the register blocks (AVX-512 holds 256 columns), odd
+// row counts, rows further apart than their length (the heads' blocks of kv_b_proj).
+TEST(SimdGemv, HeadRowProductsMatchDoubleReferenceOnEveryTarget) {
+    for (SimdTarget t : simd_available_targets()) {
+        const ScopedSimdTarget scope(t);
+        for (int n : {1, 7, 64, 128, 200, 256, 300})
+            for (int rows : {1, 3, 5, 64}) {
+                const long ldx = n + 9;
+                const auto X = test::random_vector(size_t(rows) * ldx, 51);
+                const auto a = test::random_vector(size_t(rows), 52);
+                const auto v = test::random_vector(size_t(n), 53);
+                std::vector<float> y(size_t(n) + 1, 7.0f), ref_y(static_cast<size_t>(n));
+                for (int c = 0; c < n; c++) {
+                    double s = 0;
+                    for (int r = 0; r < rows; r++) s += double(a[r]) * X[size_t(r) * ldx + c];
+                    ref_y[c] = float(s);
+                }
+                rows_axpy(y.data(), a.data(), X.data(), ldx, rows, n);
+                EXPECT_LE(test::rel_error(y.data(), ref_y.data(), ref_y.size()), 1e-5)
+                    << "rows_axpy " << target_label(t) << " n " << n << " rows " << rows;
+                EXPECT_EQ(y[size_t(n)], 7.0f) << "rows_axpy wrote past n";
+                std::vector<float> out(size_t(rows) + 1, 7.0f), ref_o(static_cast<size_t>(rows));
+                for (int r = 0; r < rows; r++) {
+                    double s = 0;
+                    for (int c = 0; c < n; c++) s += double(X[size_t(r) * ldx + c]) * v[c];
+                    ref_o[r] = float(s);
+                }
+                rows_dot(out.data(), X.data(), ldx, rows, v.data(), n);
+                EXPECT_LE(test::rel_error(out.data(), ref_o.data(), ref_o.size()), 1e-5)
+                    << "rows_dot " << target_label(t) << " n " << n << " rows " << rows;
+                EXPECT_EQ(out[size_t(rows)], 7.0f) << "rows_dot wrote past rows";
+            }
     }
 }
 

@@ -35,6 +35,7 @@
 #include "kernels/attention.h"
 #include "kernels/flash_decode.h"
 #include "kernels/gemm.h"
+#include "kernels/head_rows.h"
 #include "kernels/int8_linear.h"
 #include "kernels/linear_bf16.h"
 #include "kernels/quant_rowsum.h"
@@ -462,16 +463,17 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
                               q + size_t(i) * m.QK + size_t(h) * (D + R), *q_kvb, h * (D + Dv), D);
     } else if (n == 1) {
         // Float32 kv_b_proj, one token: q_lat[h] = sum_d q_nope[h][d] W_UK[h][d][:], the D rows
-        // of W_UK[h] (D, d_c) scaled and summed, in one parallel loop over the heads. A BLAS call
-        // per head (a 1-row product of 64 KB of weights) cost more in call and threading overhead
-        // than the bytes take to stream; with more tokens the blocked BLAS product wins.
+        // of W_UK[h] (D, d_c) scaled and summed (rows_axpy), in one parallel loop over the heads
+        // and the two halves of the latent (2H items: an odd H over two threads balances). A BLAS
+        // call per head (a 1-row product of 64 KB of weights) cost more in call and threading
+        // overhead than the bytes take to stream; with more tokens the blocked BLAS product wins.
+        const int half = std::min(C, (C / 2 + 15) / 16 * 16);  // whole vectors in the first half
 #pragma omp parallel for schedule(static) if (par)
-        for (int h = 0; h < H; h++) {
+        for (int hk = 0; hk < 2 * H; hk++) {
+            const int h = hk / 2, c0 = hk % 2 ? half : 0, c1 = hk % 2 ? C : half;
             const float* wk = w_kvb + size_t(h) * (D + Dv) * C;
-            const float* qn = q + size_t(h) * (D + R);
-            float* o = qabs + size_t(h) * m.rec;
-            std::fill(o, o + C, 0.0f);
-            for (int d = 0; d < D; d++) detail::axpy(o, qn[d], wk + size_t(d) * C, C);
+            rows_axpy(qabs + size_t(h) * m.rec + c0, q + size_t(h) * (D + R), wk + c0, C, D,
+                      c1 - c0);
         }
     } else {
         for (int h = 0; h < H; h++) {
@@ -506,12 +508,14 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         return;
     }
     if (n == 1) {
-        // Float32, one token: a dot product per row of W_UV[h] (Dv, d_c), head by head as above.
+        // Float32, one token: a dot product per row of W_UV[h] (Dv, d_c) (rows_dot), over the
+        // heads and the two halves of their rows as above.
+        const int half = std::min(Dv, (Dv / 2 + 3) / 4 * 4);  // rows_dot takes four rows at a time
 #pragma omp parallel for schedule(static) if (par)
-        for (int h = 0; h < H; h++) {
-            const float* wv = w_kvb + (size_t(h) * (D + Dv) + D) * C;
-            for (int j = 0; j < Dv; j++)
-                y[size_t(h) * Dv + j] = detail::dot(wv + size_t(j) * C, olat + size_t(h) * C, C);
+        for (int hk = 0; hk < 2 * H; hk++) {
+            const int h = hk / 2, j0 = hk % 2 ? half : 0, j1 = hk % 2 ? Dv : half;
+            const float* wv = w_kvb + (size_t(h) * (D + Dv) + D + j0) * C;
+            rows_dot(y + size_t(h) * Dv + j0, wv, C, j1 - j0, olat + size_t(h) * C, C);
         }
         return;
     }
