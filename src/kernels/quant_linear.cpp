@@ -240,10 +240,15 @@ void GroupRows(float* out, const float* inp, const QuantMatrix& W, int N, float 
     src.scales_end = W.scale.data() + size_t(o1) * nb;
 #if HWY_TARGET != HWY_SCALAR
     if (N == 1) {
-        // 4 rows per tile for q4 on AVX2: with 8, the 8 accumulators, the block's 4 input vectors,
+        // 4 rows per tile on AVX2. q4: with 8, the 8 accumulators, the block's 4 input vectors,
         // the nibble mask and the unpacked codes outgrew the 16 registers and gcc kept
-        // accumulators and row pointers on the stack.
-        constexpr int kOR = (S == QuantScheme::q4 && hn::MaxLanes(tiling::DF()) == 8) ? 4 : 8;
+        // accumulators and row pointers on the stack. q8: the next tile's codes, prefetched into
+        // L1, then lie 4 rows on instead of 8 (3 KiB at 768 columns); small-t6's 61 matrices of a
+        // decoding step in q8 (140 MB), Xeon with AVX-512, T6_SIMD=avx2, medians of 25 passes,
+        // 3 alternating runs: 6.82-7.32 -> 5.99-6.23 ms, and in a later, quieter hour 5.87-6.53
+        // -> 5.88-6.34. AVX-512 measured the same either way (5.34-5.76 against 5.25-5.72) and
+        // keeps 8 (docs/decode-bench.md, session 32).
+        constexpr int kOR = hn::MaxLanes(tiling::DF()) == 8 ? 4 : 8;
         QRowsOneRow<S, kOR>(src, out, inp, W.cols, W.rows, beta, o0, o1);
         return;
     }
