@@ -98,7 +98,6 @@ void StreamOneRow(float* out, const float* x, const WT* W, int C, float beta, in
     // Vectors per step: at least one 64-byte line of weights (AVX2 bf16: 4), and 2 accumulators.
     constexpr int U = 64 / int(L * sizeof(WT)) > 2 ? 64 / int(L * sizeof(WT)) : 2;
     constexpr int kStepBytes = U * L * int(sizeof(WT));
-    const DenseSrc<WT> src{W, C};
     // Prefetches stop at the end of the thread's rows (addresses compared as integers).
     const uintptr_t end = reinterpret_cast<uintptr_t>(W + size_t(o1) * C);
     for (int o = o0; o < o1; o++) {
@@ -119,11 +118,22 @@ void StreamOneRow(float* out, const float* x, const WT* W, int C, float beta, in
             a[0] = hn::MulAdd(hn::LoadU(d, x + c), DenseSrc<WT>::Load(d, w, c), a[0]);
         for (int u = 1; u < U; u++) a[0] = hn::Add(a[0], a[u]);
         float s = hn::GetLane(hn::SumOfLanes(d, a[0]));
-        for (; c < C; c++) s += x[c] * src.At(w, c);
+        for (; c < C; c++) s += x[c] * DenseSrc<WT>::At(w, c);
         out[o] = (beta != 0.0f ? beta * out[o] : 0.0f) + s;
     }
 }
 #endif
+
+// Outputs [o0, o1) of one thread: one input row as a single stream, more on the register tiling.
+template <typename WT>
+void ThreadRows(float* out, const float* inp, const WT* W, int N, int C, int OC, float beta, int o0,
+                int o1) {
+#if HWY_TARGET != HWY_SCALAR
+    if (N == 1) return StreamOneRow(out, inp, W, C, beta, o0, o1);
+#endif
+    const DenseSrc<WT> src{W, C, ptrdiff_t(kFarRows) * C, W + size_t(o1) * C};
+    tiling::GroupRows(src, out, inp, N, C, OC, beta, o0, o1);
+}
 
 template <typename WT>
 void FewRows(float* out, const float* inp, const WT* W, int N, int C, int OC, float beta) {
@@ -137,15 +147,7 @@ void FewRows(float* out, const float* inp, const WT* W, int N, int C, int OC, fl
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const int o0 = int(long(units) * t / nt) * kAlign;
         const int o1 = std::min(OC, int(long(units) * (t + 1) / nt) * kAlign);
-        const DenseSrc<WT> src{W, C, ptrdiff_t(kFarRows) * C, W + size_t(o1) * C};
-#if HWY_TARGET != HWY_SCALAR
-        if (N == 1) {
-            if (o0 < o1) StreamOneRow(out, inp, W, C, beta, o0, o1);
-        } else
-#endif
-            if (o0 < o1) {
-            tiling::GroupRows(src, out, inp, N, C, OC, beta, o0, o1);
-        }
+        if (o0 < o1) ThreadRows(out, inp, W, N, C, OC, beta, o0, o1);
     }
 }
 
