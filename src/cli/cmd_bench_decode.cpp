@@ -303,11 +303,12 @@ int cmd_bench_decode(int argc, char** argv) {
                             // bytes per cached number (q8: scales included)
                             double(kv_record_bytes(cfg, ct)) / double(kv_record_numbers(cfg)));
                         const double floor = cost.floor_s(bw, peak);
-                        // A probe that a step beat was disturbed (no step reads its bytes faster
-                        // than the machine can, nor multiplies faster than its peak): probe again
-                        // after the point and keep the higher rate. (Seen on the shared Xeon: a
-                        // bandwidth probe of 11 GB/s between probes of 32-35, which put a 4K
-                        // step at 2.4 times its floor.)
+                        // A step that beat the probe before it means a disturbed probe (no step
+                        // reads memory faster than the machine can, nor multiplies faster than
+                        // its peak) or weights that sit in a cache: probe again after the point
+                        // and keep the higher rate. (Seen on the shared Xeon: a bandwidth probe
+                        // of 11 GB/s between probes of 32-35, which put a 4K step at 2.4 times
+                        // its floor.)
                         bool reprobed = false;
                         if (cost.bytes / bw_now > best) {
                             bw_now = std::max(bw_now, probe.bandwidth());
