@@ -596,12 +596,17 @@ Bf16VsF32 run_bf16_vs_f32(const RankCase& rc, bool round_query, Fill fill) {
 // bf16-representable query. On CPUs with AVX-512 BF16 the bf16 kernel multiplies in bf16
 // (vdpbf16ps: exact products, float32 sums), so its scores match; the one rounding left is that
 // of the value weights p*A_V/R_V to bf16 (relative 2^-9 each; 2e-4 to 1.8e-3 here measured).
-// Without those instructions the block is widened to float32 and the results agree to float
-// rounding.
+// Without those instructions (or with T6_BF16_DOT=off: core/simd.h) the block is widened to
+// float32 and the results agree to float rounding. Both ways run where the CPU has both.
 TEST_P(FlashTpa, Bf16CacheMatchesF32UpToBf16ValueWeights) {
-    const auto r = run_bf16_vs_f32(GetParam(), true, [](const TpaCacheDims&, int, auto&) {});
-    for (int i = 0; i < 2; i++)
-        EXPECT_LT(test::rel_error(r.o16[i].data(), r.o32[i].data(), r.o32[i].size()), 4e-3);
+    for (Bf16DotDecode mode : {Bf16DotDecode::on, Bf16DotDecode::off}) {
+        ScopedBf16DotDecode scoped(mode);
+        const auto r = run_bf16_vs_f32(GetParam(), true, [](const TpaCacheDims&, int, auto&) {});
+        const double tol = simd_bf16_dot_decode() ? 4e-3 : 1e-5;
+        for (int i = 0; i < 2; i++)
+            EXPECT_LT(test::rel_error(r.o16[i].data(), r.o32[i].data(), r.o32[i].size()), tol)
+                << flash_tpa_kernel_name(true);
+    }
 }
 
 // With A_K = 0 every score is 0, so the softmax is uniform and, for R_V a power of two, every value
@@ -610,15 +615,19 @@ TEST_P(FlashTpa, Bf16CacheMatchesF32UpToBf16ValueWeights) {
 TEST_P(FlashTpa, Bf16CacheValuesExactUnderUniformScores) {
     const int Rv = GetParam().Rv;
     if (Rv & (Rv - 1)) GTEST_SKIP() << "R_V = " << Rv << ": 1/R_V is not exact in bf16";
-    const auto r = run_bf16_vs_f32(GetParam(), false,
-                                   [](const TpaCacheDims& dm, int len, std::vector<float>& c) {
-                                       for (int j = 0; j < len; j++)
-                                           for (int s = 0; s < dm.Rk; s++)
-                                               for (int h = 0; h < dm.H; h++)
-                                                   c[size_t(j) * dm.rec() + dm.ak(h, s)] = 0.0f;
-                                   });
-    for (int i = 0; i < 2; i++)
-        EXPECT_LT(test::rel_error(r.o16[i].data(), r.o32[i].data(), r.o32[i].size()), 1e-6);
+    for (Bf16DotDecode mode : {Bf16DotDecode::on, Bf16DotDecode::off}) {
+        ScopedBf16DotDecode scoped(mode);
+        const auto r = run_bf16_vs_f32(GetParam(), false,
+                                       [](const TpaCacheDims& dm, int len, std::vector<float>& c) {
+                                           for (int j = 0; j < len; j++)
+                                               for (int s = 0; s < dm.Rk; s++)
+                                                   for (int h = 0; h < dm.H; h++)
+                                                       c[size_t(j) * dm.rec() + dm.ak(h, s)] = 0;
+                                       });
+        for (int i = 0; i < 2; i++)
+            EXPECT_LT(test::rel_error(r.o16[i].data(), r.o32[i].data(), r.o32[i].size()), 1e-6)
+                << flash_tpa_kernel_name(true);
+    }
 }
 
 // (R_Q, R_K, R_V, heads, head size): one and several 16-lane head groups and 6-head value tiles

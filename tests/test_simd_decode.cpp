@@ -5,6 +5,8 @@
 // caches are compared with the reference on the rounded cache, to 1e-5 where they are widened to
 // float32 and, on the native bf16 path (vdpbf16ps, which also rounds the query factor and the
 // value weights to bf16), to the 4e-3 of test_infer's bf16 tests on a bf16-representable query.
+// On a CPU with AVX-512 BF16 the avx512bf16 target runs both bf16-cache paths (T6_BF16_DOT on and
+// off: core/simd.h), whichever the CPU takes by default.
 #include <gtest/gtest.h>
 
 #include <omp.h>
@@ -15,9 +17,11 @@
 #include <cmath>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "attention_reference.h"
+#include "core/error.h"
 #include "core/simd.h"
 #include "kernels/bf16.h"
 #include "kernels/flash_decode.h"
@@ -32,7 +36,22 @@ namespace {
 const int kLens[3] = {1, 77, 1100};  // single token, a partial block, several splits
 
 std::string target_label(SimdTarget t) {
-    return std::string("target ") + simd_target_name(t) + " (" + simd_highway_target_name() + ")";
+    return std::string("target ") + simd_target_name(t) + " (" + simd_highway_target_name() + ")" +
+           (simd_bf16_dot_decode() ? ", bf16 cache by vdpbf16ps" : "");
+}
+
+// Every available target, and on avx512bf16 both ways of reading a bf16 cache.
+std::vector<std::pair<SimdTarget, Bf16DotDecode>> decode_variants() {
+    std::vector<std::pair<SimdTarget, Bf16DotDecode>> v;
+    for (SimdTarget t : simd_available_targets()) {
+        if (t == SimdTarget::avx512bf16) {
+            v.push_back({t, Bf16DotDecode::on});
+            v.push_back({t, Bf16DotDecode::off});
+        } else {
+            v.push_back({t, Bf16DotDecode::automatic});
+        }
+    }
+    return v;
 }
 
 // Rounds x to bf16 in place and returns the bf16 numbers.
@@ -49,7 +68,7 @@ using test::softmax_apply;
 
 // Runs decode(out, q, cache) -- over the f32 caches, or over the bf16 ones when bf16 -- at every
 // available target and compares each sequence's output with its reference (relative error 1e-5;
-// native_tol instead where a bf16 cache takes the native path, simd_native_bf16(), whose
+// native_tol instead where a bf16 cache takes the native path, simd_bf16_dot_decode(), whose
 // vdpbf16ps also rounds the value weights to bf16: 0 when the kernel has no such path).
 template <typename Decode>
 void expect_every_target_matches(const std::vector<std::vector<float>>& caches,
@@ -57,8 +76,9 @@ void expect_every_target_matches(const std::vector<std::vector<float>>& caches,
                                  const std::vector<std::vector<float>>& qs,
                                  const std::vector<std::vector<float>>& refs, bool bf16,
                                  Decode decode, double native_tol = 0) {
-    for (SimdTarget target : simd_available_targets()) {
+    for (const auto& [target, mode] : decode_variants()) {
         ScopedSimdTarget scoped(target);
+        ScopedBf16DotDecode scoped_mode(mode);
         std::vector<std::vector<float>> outs(3, std::vector<float>(refs[0].size(), -1.0f));
         std::vector<const float*> cp, qp;
         std::vector<const uint16_t*> cp16;
@@ -73,7 +93,7 @@ void expect_every_target_matches(const std::vector<std::vector<float>>& caches,
             decode(op.data(), qp.data(), cp16.data());
         else
             decode(op.data(), qp.data(), cp.data());
-        const double tol = bf16 && native_tol > 0 && simd_native_bf16() ? native_tol : 1e-5;
+        const double tol = bf16 && native_tol > 0 && simd_bf16_dot_decode() ? native_tol : 1e-5;
         for (int i = 0; i < 3; i++)
             EXPECT_LT(test::rel_error(outs[i].data(), refs[i].data(), refs[i].size()), tol)
                 << target_label(target) << ", sequence " << i << " (len " << kLens[i] << ")"
@@ -157,8 +177,9 @@ TEST_P(SimdTpa, EveryTargetEqualsReference) {
         std::vector<std::vector<float>> refs;
         for (int i = 0; i < 3; i++)
             refs.push_back(tpa_reference(c, qa[i], qb[i], caches[i], kLens[i], scale));
-        for (SimdTarget target : simd_available_targets()) {
+        for (const auto& [target, mode] : decode_variants()) {
             ScopedSimdTarget scoped(target);
+            ScopedBf16DotDecode scoped_mode(mode);
             std::vector<std::vector<float>> outs(3, std::vector<float>(size_t(c.H) * c.D, -1.0f));
             std::vector<TpaQuery> qs;
             std::vector<const float*> cp;
@@ -176,7 +197,7 @@ TEST_P(SimdTpa, EveryTargetEqualsReference) {
             else
                 flash_tpa_decode(op.data(), qs.data(), cp.data(), kLens, 3, dims, scale);
             // vdpbf16ps rounds the value weights p*A_V/R_V to bf16 (D a multiple of 16 only).
-            const bool native = bf16 && simd_native_bf16() && c.D % 16 == 0 && c.D <= 128;
+            const bool native = bf16 && simd_bf16_dot_decode() && c.D % 16 == 0 && c.D <= 128;
             const double tol = native ? 4e-3 : 1e-5;
             for (int i = 0; i < 3; i++)
                 EXPECT_LT(test::rel_error(outs[i].data(), refs[i].data(), refs[i].size()), tol)
@@ -330,17 +351,35 @@ INSTANTIATE_TEST_SUITE_P(Heads, SimdMla,
                                     std::to_string(i.param.C) + "R" + std::to_string(i.param.R);
                          });
 
-// The kernel name follows the target in force.
+// The kernel name follows the target in force and the bf16-cache path (T6_BF16_DOT).
 TEST(SimdDecode, KernelNameFollowsTarget) {
-    for (SimdTarget target : simd_available_targets()) {
+    for (const auto& [target, mode] : decode_variants()) {
         ScopedSimdTarget scoped(target);
+        ScopedBf16DotDecode scoped_mode(mode);
         const std::string f32 = flash_tpa_kernel_name(false), b16 = flash_tpa_kernel_name(true);
         EXPECT_NE(f32.find(simd_highway_target_name()), std::string::npos) << f32;
-        if (target == SimdTarget::avx512bf16)
+        if (target == SimdTarget::avx512bf16 && mode == Bf16DotDecode::on)
             EXPECT_NE(b16.find("vdpbf16ps"), std::string::npos) << b16;
         else
             EXPECT_EQ(b16.find("vdpbf16ps"), std::string::npos) << b16;
     }
+}
+
+// T6_BF16_DOT's values; automatic takes vdpbf16ps exactly where the CPU is AMD's and has it.
+TEST(SimdDecode, Bf16DotDecodeSettingParsesAndFollowsTheCpu) {
+    EXPECT_EQ(parse_bf16_dot_decode("auto", "x"), Bf16DotDecode::automatic);
+    EXPECT_EQ(parse_bf16_dot_decode("on", "x"), Bf16DotDecode::on);
+    EXPECT_EQ(parse_bf16_dot_decode("off", "x"), Bf16DotDecode::off);
+    EXPECT_THROW(parse_bf16_dot_decode("yes", "x"), Error);
+    ScopedBf16DotDecode automatic(Bf16DotDecode::automatic);
+    EXPECT_EQ(simd_bf16_dot_decode(),
+              simd_native_bf16() && cpu_signature().vendor == "AuthenticAMD");
+    {
+        ScopedBf16DotDecode off(Bf16DotDecode::off);
+        EXPECT_FALSE(simd_bf16_dot_decode());
+    }
+    ScopedBf16DotDecode on(Bf16DotDecode::on);
+    EXPECT_EQ(simd_bf16_dot_decode(), simd_native_bf16());
 }
 
 }  // namespace

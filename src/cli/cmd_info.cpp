@@ -138,6 +138,8 @@ int print_system(bool json) {
             {"simd_capped", capped},
             {"t6_simd_env", env != nullptr ? nlohmann::json(env_value) : nlohmann::json(nullptr)},
             {"simd_native_bf16", simd_native_bf16()},
+            // Whether a bf16 cache is multiplied with vdpbf16ps (T6_BF16_DOT, core/simd.h).
+            {"bf16_dot_decode", simd_bf16_dot_decode()},
             {"simd_highway_target", hwy},
             {"flash_tpa_kernel_f32", tpa_f32},
             {"flash_tpa_kernel_bf16", tpa_bf16},

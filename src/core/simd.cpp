@@ -201,6 +201,59 @@ bool simd_native_bf16() {
     return simd_target() == SimdTarget::avx512bf16;
 }
 
+Bf16DotDecode parse_bf16_dot_decode(const std::string& s, const std::string& where) {
+    if (s == "auto") return Bf16DotDecode::automatic;
+    if (s == "on") return Bf16DotDecode::on;
+    if (s == "off") return Bf16DotDecode::off;
+    fail(where, ": '", s, "' is not auto, on or off");
+}
+
+namespace {
+struct DotState {
+    std::atomic<int> mode{int(Bf16DotDecode::automatic)};
+    std::string env_error;  // a bad T6_BF16_DOT, reported when the setting is read
+};
+DotState& dot_state() {
+    static DotState* s = [] {
+        auto* st = new DotState;
+        if (const char* env = std::getenv("T6_BF16_DOT"); env != nullptr && *env != '\0') {
+            try {
+                st->mode.store(int(parse_bf16_dot_decode(env, "T6_BF16_DOT")));
+            } catch (const Error& e) {
+                st->env_error = e.what();
+            }
+        }
+        return st;
+    }();
+    return *s;
+}
+}  // namespace
+
+Bf16DotDecode bf16_dot_decode_setting() {
+    DotState& st = dot_state();
+    if (!st.env_error.empty()) throw Error(st.env_error);
+    return Bf16DotDecode(st.mode.load());
+}
+
+Bf16DotDecode set_bf16_dot_decode(Bf16DotDecode m) {
+    return Bf16DotDecode(dot_state().mode.exchange(int(m)));
+}
+
+bool simd_bf16_dot_decode() {
+    const Bf16DotDecode m = bf16_dot_decode_setting();  // a bad T6_BF16_DOT fails on every CPU
+    if (!simd_native_bf16()) return false;
+    switch (m) {
+        case Bf16DotDecode::on:
+            return true;
+        case Bf16DotDecode::off:
+            return false;
+        case Bf16DotDecode::automatic:
+            break;
+    }
+    static const bool amd = cpu_signature().vendor == "AuthenticAMD";
+    return amd;
+}
+
 std::string simd_highway_target_name() {
     return hwy::TargetName(HWY_DYNAMIC_DISPATCH(CurrentHighwayTarget)());
 }

@@ -62,6 +62,26 @@ SimdTarget set_simd_target(SimdTarget t);
 // True when the hand-written vdpbf16ps kernels run (simd_target() == avx512bf16).
 bool simd_native_bf16();
 
+// How the decoding kernels (FlashTPA, absorbed MLA) read a bf16 cache where simd_native_bf16():
+// multiplied as bf16 with vdpbf16ps (which also rounds the query factor and the value weights to
+// bf16), or widened to float32 and multiplied with fp32 FMAs (float32 arithmetic). `automatic`
+// picks per CPU: vdpbf16ps on AMD, widening elsewhere. Measured in t6 bench decode (small-t6,
+// small-mla, bf16 cache, 16K and 64K): on AMD Zen 5 vdpbf16ps made MLA's attention phase
+// 1.55-1.63x faster (docs/decode-bench.md, session 21); on an Intel Xeon with AVX-512 BF16 and AMX
+// (family 6 model 167) it made the steps slower: small-t6 64K 71.7-74.8 ms widened against
+// 82.9-84.9, small-mla 67.6-68.4 against 81.9-83.2, small-t6-kvonly 76.0-76.9 against 98.1-102.1.
+// T6_BF16_DOT=auto|on|off sets it for the process (read once); a bad value is a one-line error.
+enum class Bf16DotDecode { automatic, on, off };
+Bf16DotDecode parse_bf16_dot_decode(const std::string& s, const std::string& where);
+// The setting in force (T6_BF16_DOT, or set_bf16_dot_decode); throws t6::Error for a bad
+// T6_BF16_DOT.
+Bf16DotDecode bf16_dot_decode_setting();
+// Sets it and returns the previous one (not while kernels run on other threads).
+Bf16DotDecode set_bf16_dot_decode(Bf16DotDecode m);
+// True when the decoding kernels multiply a bf16 cache with vdpbf16ps now: simd_native_bf16()
+// and the setting (automatic: the CPU is AMD's).
+bool simd_bf16_dot_decode();
+
 // Applies the T6_SIMD cap once (later calls do nothing) and returns true. Every translation unit
 // that includes this header calls it while the program starts (kSimdCapApplied below), and every
 // file of Highway kernels includes it: a program that links only some kernels from libt6core.a,
@@ -101,6 +121,18 @@ class ScopedSimdTarget {
 
   private:
     SimdTarget prev_;
+};
+
+// Sets the bf16-cache decoding path for a scope and restores the previous one (tests, benchmarks).
+class ScopedBf16DotDecode {
+  public:
+    explicit ScopedBf16DotDecode(Bf16DotDecode m) : prev_(set_bf16_dot_decode(m)) {}
+    ~ScopedBf16DotDecode() { set_bf16_dot_decode(prev_); }
+    ScopedBf16DotDecode(const ScopedBf16DotDecode&) = delete;
+    ScopedBf16DotDecode& operator=(const ScopedBf16DotDecode&) = delete;
+
+  private:
+    Bf16DotDecode prev_;
 };
 
 }  // namespace t6

@@ -454,8 +454,8 @@ void MlaRange(const float* q, const CacheBlocks<T>& cache, int j0, int j1, const
 #if HWY_TARGET == HWY_AVX3
 // ---- bf16 cache on CPUs with AVX-512 BF16 (vdpbf16ps) ----
 // Compiled for the AVX3 target with avx512bf16 added by attribute and run only where
-// simd_native_bf16() (as FlashTPA's bf16 path, flash_tpa_decode.cpp). vdpbf16ps multiplies pairs
-// of bf16 numbers exactly and adds both products to a float32 lane: twice an fp32 FMA's
+// simd_bf16_dot_decode() (as FlashTPA's bf16 path, flash_tpa_decode.cpp). vdpbf16ps multiplies
+// pairs of bf16 numbers exactly and adds both products to a float32 lane: twice an fp32 FMA's
 // multiply-adds per instruction on the cache's own numbers. The query is rounded to bf16 once per
 // task and the probabilities to bf16 per block (as FlashTPA's native path rounds its query factor
 // and value weights); the scores, the softmax and the accumulators stay float32.
@@ -697,7 +697,7 @@ void MlaRangeBf16(const float* q, const CacheBlocks<uint16_t>& cache, int j0, in
 }
 
 // vdpbf16ps on a bf16 cache (AVX3 with AVX512_BF16; C a multiple of 32). Only called where
-// simd_native_bf16(); the other targets' copies widen like MlaRangeBf16.
+// simd_bf16_dot_decode(); the other targets' copies widen like MlaRangeBf16.
 #if HWY_TARGET == HWY_AVX3
 T6_BF16_TARGET
 #endif
@@ -736,7 +736,7 @@ void mla_range(const float* q, const CacheBlocks<float>& cache, int j0, int j1,
 void mla_range(const float* q, const CacheBlocks<uint16_t>& cache, int j0, int j1,
                const MlaCacheDims& dm, float scale, Partial part, std::vector<float>& buf,
                std::vector<float>& sc) {
-    if (simd_native_bf16())
+    if (simd_bf16_dot_decode())
         HWY_DYNAMIC_DISPATCH(MlaRangeDot)(q, cache, j0, j1, dm, scale, part, buf, sc);
     else
         HWY_DYNAMIC_DISPATCH(MlaRangeBf16)(q, cache, j0, j1, dm, scale, part, buf, sc);
@@ -746,7 +746,7 @@ void mla_range(const float* q, const CacheBlocks<uint16_t>& cache, int j0, int j
 
 std::string flash_mla_kernel_name(bool bf16_cache, int latent) {
     const std::string target = simd_highway_target_name();
-    if (bf16_cache && simd_native_bf16() && target == "AVX3" && latent % 32 == 0)
+    if (bf16_cache && simd_bf16_dot_decode() && target == "AVX3" && latent % 32 == 0)
         return "avx512bf16: vdpbf16ps on the bf16 latent";
     return "Highway " + target + (bf16_cache ? " (bf16 latent widened per block)" : "");
 }

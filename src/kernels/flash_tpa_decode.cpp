@@ -19,7 +19,8 @@
 // SCALAR: foreach_target.h); run-time dispatch picks the target in force (core/simd.h). A bf16
 // cache is read in place like the q8 codes below (A_K and A_V widened to float32 in registers
 // where they are read, B_K and B_V once per block into L1-sized buffers), except on CPUs with
-// AVX-512 BF16 (simd_native_bf16()): there the AVX3 code is also compiled, in functions with the
+// AVX-512 BF16 where simd_bf16_dot_decode() (core/simd.h: AMD's by default; on an Intel Xeon this
+// path measured slower than widening): there the AVX3 code is also compiled, in functions with the
 // avx512bf16 target attribute, with the feature and value products done by vdpbf16ps on the bf16
 // numbers (pairs of exact bf16 products summed into float32 lanes: twice the multiply-adds of an
 // fp32 FMA per instruction and half the bytes read). That needs the query factor rounded to bf16
@@ -1014,7 +1015,7 @@ bool TpaRangeQ8(const TpaQuery& q, const CacheBlocks<int8_t>& cache, const flash
     return true;
 }
 // vdpbf16ps on the bf16 cache (AVX3 with AVX512_BF16; D a multiple of 16). Only called where
-// simd_native_bf16(); the other targets' copies widen like TpaRangeBf16.
+// simd_bf16_dot_decode(); the other targets' copies widen like TpaRangeBf16.
 #if HWY_TARGET == HWY_AVX3
 T6_BF16_TARGET
 #endif
@@ -1178,7 +1179,7 @@ bool tpa_range_simd(const TpaQuery& q, const CacheBlocks<float>& cache, const Ta
 bool tpa_range_simd(const TpaQuery& q, const CacheBlocks<uint16_t>& cache, const Task& t,
                     const TpaCacheDims& dm, float scale, Partial part, std::vector<float>& buf,
                     std::vector<float>& sc) {
-    if (simd_native_bf16())
+    if (simd_bf16_dot_decode())
         return HWY_DYNAMIC_DISPATCH(TpaRangeDot)(q, cache, t, dm, scale, part, buf, sc);
     return HWY_DYNAMIC_DISPATCH(TpaRangeBf16)(q, cache, t, dm, scale, part, buf, sc);
 }
@@ -1215,7 +1216,7 @@ void flash_tpa_decode(float* const* out, const TpaQuery* qs, const CacheBlocks<T
 
 std::string flash_tpa_kernel_name(bool bf16_cache) {
     const std::string target = simd_highway_target_name();
-    if (bf16_cache && simd_native_bf16() && target == "AVX3")
+    if (bf16_cache && simd_bf16_dot_decode() && target == "AVX3")
         return "avx512bf16: vdpbf16ps on the bf16 factors";
     return "Highway " + target + (bf16_cache ? " (bf16 factors widened per block)" : "");
 }
