@@ -242,14 +242,7 @@ Bf16DotDecode set_bf16_dot_decode(Bf16DotDecode m) {
 bool simd_bf16_dot_decode() {
     const Bf16DotDecode m = bf16_dot_decode_setting();  // a bad T6_BF16_DOT fails on every CPU
     if (!simd_native_bf16()) return false;
-    switch (m) {
-        case Bf16DotDecode::on:
-            return true;
-        case Bf16DotDecode::off:
-            return false;
-        case Bf16DotDecode::automatic:
-            break;
-    }
+    if (m != Bf16DotDecode::automatic) return m == Bf16DotDecode::on;
     static const bool amd = cpu_signature().vendor == "AuthenticAMD";
     return amd;
 }
