@@ -66,11 +66,11 @@ bool simd_native_bf16();
 // multiplied as bf16 with vdpbf16ps (which also rounds the query factor and the value weights to
 // bf16), or widened to float32 and multiplied with fp32 FMAs (float32 arithmetic). `automatic`
 // picks per CPU: vdpbf16ps on AMD, widening elsewhere. The probes of `t6 bench decode` tell why:
-// on AMD Zen 5 vdpbf16ps peaks at 842-848 GFLOP/s against an fp32 FMA peak of 439, and made MLA's
-// attention phase 1.55-1.63x faster (docs/decode-bench.md, session 21); on an Intel Xeon with
-// AVX-512 BF16 and AMX (family 6 model 167) it peaks at 221-240 against 446-484, and widening
-// made the steps 1.11-1.24x faster (small-t6, small-t6-kvonly, small-mla at 16K and 64K, f32
-// weights, medians of 3 rounds; the attention phase 1.20-1.33x; session 33).
+// on AMD Zen 5 vdpbf16ps peaks at 842-848 GFLOP/s against an fp32 FMA peak of up to 469, and on
+// Zen 4 it made MLA's attention phase 1.55-1.63x faster (docs/decode-bench.md, sessions 21-22); on
+// an Intel Xeon with AVX-512 BF16 and AMX (family 6 model 167) it peaks at 221-240 against
+// 446-484, and widening made the steps 1.11-1.24x faster (small-t6, small-t6-kvonly, small-mla at
+// 16K and 64K, f32 weights, medians of 3 rounds; the attention phase 1.20-1.33x; session 33).
 // T6_BF16_DOT=auto|on|off sets it for the process (read once); a bad value is a one-line error.
 enum class Bf16DotDecode { automatic, on, off };
 Bf16DotDecode parse_bf16_dot_decode(const std::string& s, const std::string& where);
