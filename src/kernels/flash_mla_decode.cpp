@@ -728,15 +728,17 @@ using namespace flash_detail;
 
 namespace {
 
+// bf16_dot: simd_bf16_dot_decode(), read by the caller before its threads start (a bad
+// T6_BF16_DOT or T6_SIMD throws there, not inside the parallel region); float records ignore it.
 void mla_range(const float* q, const CacheBlocks<float>& cache, int j0, int j1,
                const MlaCacheDims& dm, float scale, Partial part, std::vector<float>& buf,
-               std::vector<float>& sc) {
+               std::vector<float>& sc, bool /*bf16_dot*/) {
     HWY_DYNAMIC_DISPATCH(MlaRangeF32)(q, cache, j0, j1, dm, scale, part, buf, sc);
 }
 void mla_range(const float* q, const CacheBlocks<uint16_t>& cache, int j0, int j1,
                const MlaCacheDims& dm, float scale, Partial part, std::vector<float>& buf,
-               std::vector<float>& sc) {
-    if (simd_bf16_dot_decode())
+               std::vector<float>& sc, bool bf16_dot) {
+    if (bf16_dot)
         HWY_DYNAMIC_DISPATCH(MlaRangeDot)(q, cache, j0, j1, dm, scale, part, buf, sc);
     else
         HWY_DYNAMIC_DISPATCH(MlaRangeBf16)(q, cache, j0, j1, dm, scale, part, buf, sc);
@@ -769,13 +771,15 @@ void flash_mla_decode(float* const* out, const float* const* q, const CacheBlock
                   [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
                       q8_chunks(cache[t.seq], t.j0, t.j1, L,
                                 [&](const CacheBlocks<float>& v, int n) {
-                                    mla_range(q[t.seq], v, 0, n, dims, scale, p, buf, sc);
+                                    mla_range(q[t.seq], v, 0, n, dims, scale, p, buf, sc, false);
                                 });
                   });
     } else {
+        const bool bf16_dot = std::is_same_v<T, uint16_t> && simd_bf16_dot_decode();
         run_split(out, lens, nseq, dims.H, dims.C,
                   [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
-                      mla_range(q[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc);
+                      mla_range(q[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc,
+                                bf16_dot);
                   });
     }
 }

@@ -1171,16 +1171,17 @@ void tpa_range_generic(const TpaQuery& q, const CacheBlocks<T>& cache, int j0, i
     }
 }
 
+// bf16_dot: simd_bf16_dot_decode(), read by the caller before its threads start (a bad
+// T6_BF16_DOT or T6_SIMD throws there, not inside the parallel region); float records ignore it.
 bool tpa_range_simd(const TpaQuery& q, const CacheBlocks<float>& cache, const Task& t,
                     const TpaCacheDims& dm, float scale, Partial part, std::vector<float>& buf,
-                    std::vector<float>& sc) {
+                    std::vector<float>& sc, bool /*bf16_dot*/) {
     return HWY_DYNAMIC_DISPATCH(TpaRangeF32)(q, cache, t, dm, scale, part, buf, sc);
 }
 bool tpa_range_simd(const TpaQuery& q, const CacheBlocks<uint16_t>& cache, const Task& t,
                     const TpaCacheDims& dm, float scale, Partial part, std::vector<float>& buf,
-                    std::vector<float>& sc) {
-    if (simd_bf16_dot_decode())
-        return HWY_DYNAMIC_DISPATCH(TpaRangeDot)(q, cache, t, dm, scale, part, buf, sc);
+                    std::vector<float>& sc, bool bf16_dot) {
+    if (bf16_dot) return HWY_DYNAMIC_DISPATCH(TpaRangeDot)(q, cache, t, dm, scale, part, buf, sc);
     return HWY_DYNAMIC_DISPATCH(TpaRangeBf16)(q, cache, t, dm, scale, part, buf, sc);
 }
 
@@ -1200,17 +1201,18 @@ void flash_tpa_decode(float* const* out, const TpaQuery* qs, const CacheBlocks<T
                       q8_chunks(
                           cache[t.seq], t.j0, t.j1, L, [&](const CacheBlocks<float>& v, int n) {
                               if (!tpa_range_simd(qs[t.seq], v, Task{t.seq, 0, n, n}, dims, scale,
-                                                  p, buf, sc))
+                                                  p, buf, sc, false))
                                   tpa_range_generic(qs[t.seq], v, 0, n, dims, scale, p, buf, sc);
                           });
                   });
     } else {
-        run_split(out, lens, nseq, dims.H, dims.D,
-                  [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
-                      if (!tpa_range_simd(qs[t.seq], cache[t.seq], t, dims, scale, p, buf, sc))
-                          tpa_range_generic(qs[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p,
-                                            buf, sc);
-                  });
+        const bool bf16_dot = std::is_same_v<T, uint16_t> && simd_bf16_dot_decode();
+        run_split(
+            out, lens, nseq, dims.H, dims.D,
+            [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
+                if (!tpa_range_simd(qs[t.seq], cache[t.seq], t, dims, scale, p, buf, sc, bf16_dot))
+                    tpa_range_generic(qs[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc);
+            });
     }
 }
 
