@@ -61,6 +61,15 @@ TEST(CliInfoSystem, BadT6SimdIsOneLineError) {
         "bogus");
 }
 
+// A bad T6_SIMD or T6_BF16_DOT is an error whatever the command (t6 kv runs no kernel).
+TEST(CliInfoSystem, BadSimdSettingsAreOneLineErrorsForEveryCommand) {
+    expect_one_line_error(test::run_command("T6_SIMD=bogus " + kT6 + " kv tiny-t6"), "bogus");
+    expect_one_line_error(test::run_command("T6_BF16_DOT=maybe " + kT6 + " kv tiny-t6"),
+                          "T6_BF16_DOT: 'maybe' is not auto, on or off");
+    expect_one_line_error(test::run_command("T6_BF16_DOT=maybe " + kT6 + " info --system"),
+                          "T6_BF16_DOT");
+}
+
 TEST(CliBenchKernels, QuickJsonHasOneRowPerKernelAndTarget) {
     auto r = test::run_command(kT6 + " bench kernels --quick --json");
     ASSERT_EQ(r.status, 0) << r.err;

@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/fatal.h"
+#include "core/simd.h"
 #include "core/stop_signal.h"
 #include "core/threads.h"
 #include "train/dist.h"  // finalize() of a data-parallel run
@@ -74,6 +75,7 @@ int main(int argc, char** argv) {
         // train/dist.h installs puts the rank in front and stops the whole job.
         int rc = 1;
         try {
+            t6::simd_check_env();  // a bad T6_SIMD or T6_BF16_DOT, whatever the command
             rc = c.run(argc - 2, argv + 2);
         } catch (const t6::cli::HelpShown&) {
             rc = 0;

@@ -247,6 +247,11 @@ bool simd_bf16_dot_decode() {
     return amd;
 }
 
+void simd_check_env() {
+    simd_target();
+    bf16_dot_decode_setting();
+}
+
 std::string simd_highway_target_name() {
     return hwy::TargetName(HWY_DYNAMIC_DISPATCH(CurrentHighwayTarget)());
 }

@@ -83,6 +83,10 @@ Bf16DotDecode set_bf16_dot_decode(Bf16DotDecode m);
 // and the setting (automatic: the CPU is AMD's).
 bool simd_bf16_dot_decode();
 
+// Throws t6::Error for a bad T6_SIMD or T6_BF16_DOT (the command line checks them before every
+// command, so that a bad value is an error whatever the command runs).
+void simd_check_env();
+
 // Applies the T6_SIMD cap once (later calls do nothing) and returns true. Every translation unit
 // that includes this header calls it while the program starts (kSimdCapApplied below), and every
 // file of Highway kernels includes it: a program that links only some kernels from libt6core.a,
