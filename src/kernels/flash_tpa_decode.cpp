@@ -45,6 +45,7 @@
 #include <cstring>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/simd.h"
@@ -743,11 +744,14 @@ HWY_NOINLINE void BlockSoftmax(float* W, float* m, float* l, float* alpha, const
         for (; t < n; t++) mb0 = hn::Max(mb0, hn::LoadU(d, St + size_t(t) * Hp + g));
         const VF mnew = hn::Max(mo, hn::Max(hn::Max(mb0, mb1), hn::Max(mb2, mb3)));
         const VF al = ExpSoftmax(d, hn::Sub(mo, mnew));  // m = -inf: 0
-        VF sums[2] = {hn::Zero(d), hn::Zero(d)};
+        // Two sums taken in turn (swapped, not indexed: an array indexed by t & 1 lived on the
+        // stack, a store and a reload per token).
+        VF sum0 = hn::Zero(d), sum1 = hn::Zero(d);
         for (t = 0; t < n; t++) {
             const VF e =
                 ExpSoftmax<false, false>(d, hn::Sub(hn::LoadU(d, St + size_t(t) * Hp + g), mnew));
-            sums[t & 1] = hn::Add(sums[t & 1], e);
+            sum0 = hn::Add(sum0, e);
+            std::swap(sum0, sum1);
             spread.step();
             const VF ec = hn::Mul(c_v, e);
             const R* av = recs + t * rec + off_av + g;
@@ -763,7 +767,7 @@ HWY_NOINLINE void BlockSoftmax(float* W, float* m, float* l, float* alpha, const
                                W + (size_t(t) * Rv + s) * Hp + g);
             }
         }
-        hn::StoreU(hn::MulAdd(hn::LoadU(d, l + g), al, hn::Add(sums[0], sums[1])), d, l + g);
+        hn::StoreU(hn::MulAdd(hn::LoadU(d, l + g), al, hn::Add(sum0, sum1)), d, l + g);
         hn::StoreU(mnew, d, m + g);
         hn::StoreU(al, d, alpha + g);
     }
