@@ -32,7 +32,9 @@ void QuantMatrix::allocate(QuantScheme s, int r, int c) {
     scheme = s;
     rows = r;
     cols = c;
-    const bool huge = true;  // streamed every decoding step
+    // Streamed every decoding step: on huge pages, most layers' matrices (below 2 MiB) packed
+    // into shared slabs (core/buffer.h).
+    const bool huge = true;
     codes.resize(blocks() * code_bytes(), huge);
     scale.resize(blocks(), huge);
     if (s == QuantScheme::q4)
