@@ -86,7 +86,7 @@ TEST(HugeSlabs, PackBuffersInOrderAndReturnEmptySlabs) {
             const uint8_t* q = many[k].data();
             EXPECT_TRUE(q == p + (size_t(1) << 20) || q >= p + (size_t(16) << 20) ||
                         q + (size_t(1) << 20) <= p)
-                << "buffer " << k << " overlaps the one before";
+                << "buffer " << k << " neither follows the one before nor lies in another slab";
         }
     }
     // Every buffer freed: at most the newest slab is kept, emptied for reuse.

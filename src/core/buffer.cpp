@@ -25,8 +25,7 @@ constexpr bool kSlabs = true;
 constexpr bool kSlabs = true;
 #endif
 
-constexpr size_t kHuge = size_t(2) << 20;
-constexpr size_t kSlabBytes = 8 * kHuge;
+constexpr size_t kSlabBytes = 8 * kHugePage;
 
 struct Slab {
     size_t used = 0;  // bytes handed out from the start
@@ -35,8 +34,8 @@ struct Slab {
 
 struct Slabs {
     std::mutex mu;
-    std::map<char*, Slab> by_base;  // slab start -> state
-    char* newest = nullptr;         // where new buffers are cut
+    std::map<char*, Slab> by_base;                           // slab start -> state
+    std::map<char*, Slab>::iterator newest = by_base.end();  // where new buffers are cut
 };
 
 Slabs& slabs() {
@@ -57,29 +56,25 @@ size_t huge_slab_count() {
 }
 
 void* huge_slab_alloc(size_t bytes) {
-    if (!kSlabs || bytes == 0 || bytes >= kHuge) return nullptr;
+    if (!kSlabs || bytes == 0 || bytes >= kHugePage) return nullptr;
     bytes = (bytes + 63) / 64 * 64;
     Slabs& s = slabs();
     std::lock_guard<std::mutex> lock(s.mu);
-    if (!s.newest || s.by_base[s.newest].used + bytes > kSlabBytes) {
-        char* base = static_cast<char*>(std::aligned_alloc(kHuge, kSlabBytes));
+    if (s.newest == s.by_base.end() || s.newest->second.used + bytes > kSlabBytes) {
+        char* base = static_cast<char*>(std::aligned_alloc(kHugePage, kSlabBytes));
         if (!base) return nullptr;
 #ifdef __linux__
         madvise(base, kSlabBytes, MADV_HUGEPAGE);
 #endif
         // The previous newest slab, if already empty, is returned now.
-        if (s.newest) {
-            auto it = s.by_base.find(s.newest);
-            if (it->second.live == 0) {
-                std::free(it->first);
-                s.by_base.erase(it);
-            }
+        if (s.newest != s.by_base.end() && s.newest->second.live == 0) {
+            std::free(s.newest->first);
+            s.by_base.erase(s.newest);
         }
-        s.by_base[base] = Slab{};
-        s.newest = base;
+        s.newest = s.by_base.emplace(base, Slab{}).first;
     }
-    Slab& slab = s.by_base[s.newest];
-    void* p = s.newest + slab.used;
+    Slab& slab = s.newest->second;
+    void* p = s.newest->first + slab.used;
     slab.used += bytes;
     slab.live++;
     return p;
@@ -94,7 +89,7 @@ void huge_slab_free(void* p) {
     if (it == s.by_base.begin()) return;  // not from a slab (cannot happen)
     --it;
     if (--it->second.live > 0) return;
-    if (it->first == s.newest) {
+    if (it == s.newest) {
         it->second.used = 0;  // kept for the next buffers
     } else {
         std::free(it->first);

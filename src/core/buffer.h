@@ -20,7 +20,8 @@ namespace detail {
 // hardware prefetchers, and with the attention's cache stream between layers the page walks
 // missed the caches too. A slab is freed when its last buffer is. Under AddressSanitizer the
 // buffers stay separate allocations, so that an overflow is still caught at the buffer's end.
-void* huge_slab_alloc(size_t bytes);  // 64-byte aligned; nullptr when the slabs are off
+inline constexpr size_t kHugePage = size_t(2) << 20;  // a transparent huge page (x86-64)
+void* huge_slab_alloc(size_t bytes);  // below kHugePage, 64-byte aligned; else or off: nullptr
 void huge_slab_free(void* p);
 bool huge_slabs_enabled();  // false under AddressSanitizer
 size_t huge_slab_count();   // slabs held now (tests)
@@ -92,7 +93,7 @@ class AlignedArray {
     }
 
   private:
-    static constexpr size_t kHugePage = size_t(2) << 20;
+    static constexpr size_t kHugePage = detail::kHugePage;
     void release() {
         if (slab_)
             detail::huge_slab_free(data_);
