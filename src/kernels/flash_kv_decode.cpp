@@ -375,7 +375,10 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
     // Value tiles per KV head; q8 with several: the block's V rows widened once (below).
     const int tiles = (group + kTileHeads - 1) / kTileHeads;
     const bool vwiden = kQ8 && tiles > 1;
-    const bool values_prefetch = transposed && !vwiden;
+    // Value tiles that read V in place prefetch a share of the next block (below), except for a
+    // head per KV head over a q8 cache on AVX2, where widening the codes 8 at a time bounds the
+    // kernel and the tiles' prefetches measured 5-10% slower at 4K-16K (small-mha).
+    const bool values_prefetch = !vwiden && (transposed || !(kQ8 && HWY_TARGET == HWY_AVX2));
     for (int h = 0; h < Hq; h++)  // the sum so far (a range may continue another: q8_chunks)
         hn::StoreU(hn::IfThenElseZero(LaneMask(1), hn::Set(d, part.l[h])), d, Lv + size_t(h) * kN);
     // Blocks of kKvBlock records, never across a cache block (CacheBlocks).
@@ -389,10 +392,18 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         // prefetches would stall on the core's outstanding-miss limit).
         const long next_lines = nn > 0 ? (long(nn) * rec * long(sizeof(T)) + 63) / 64 : 0;
         const char* nx = reinterpret_cast<const char*>(next);
-        // Tokens in lanes: the score chunks prefetch the first half of the lines and the value
-        // tiles that read V in place the rest, so that the prefetches spread over the whole
-        // block (all in the scores, GQA's 64K point from memory was 10% slower on a Xeon).
-        const long split = !transposed ? 0 : values_prefetch ? next_lines / 2 : next_lines;
+        // The scores prefetch lines [0, split), the value tiles that read V in place the rest, so
+        // that the prefetches spread over the whole block. Tokens in lanes: half each (all in the
+        // scores, GQA's 64K point from memory was 10% slower on a Xeon). A head per KV head (MHA,
+        // bound by the cache's bytes), float32: all by the value tiles; bf16 and q8, which the
+        // tiles widen: half each. All in the per-head scores, as before, a Zen 5 streamed
+        // small-mha's cache at 26-32 GB/s against 40-47 probed (step 1's 16 tokens x 4
+        // multiply-adds per head are short, and the prefetches came in bursts); small-mha's
+        // attention at 64K on AVX-512, medians of 4 rounds: f32 162 -> 125 ms, bf16 96 -> 79, q8 53
+        // -> 41 (docs/decode-bench.md, session 36).
+        const long split = !values_prefetch                          ? next_lines
+                           : transposed || !std::is_same_v<T, float> ? next_lines / 2
+                                                                     : 0;
         const LineShare value_lines =
             values_prefetch ? LineShare{nx, split, next_lines} : LineShare{};
         // (1) Scores. bf16/q8 with groups of several heads: the block's K rows widened once into
@@ -447,7 +458,7 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         // transpose-add to N scores in lanes (tokens past n are -inf: probability 0).
         long pf = transposed ? next_lines : 0;  // next-block lines prefetched so far
         for (int h = 0, kv = 0, g = 0; h < Hq; h++) {
-            for (const long pf_end = next_lines * (h + 1) / Hq; pf < pf_end; pf++)
+            for (const long pf_end = split * (h + 1) / Hq; pf < pf_end; pf++)
                 __builtin_prefetch(nx + 64 * pf, 0, 2);
             VF mb;
             if (transposed) {
