@@ -7,13 +7,14 @@
 // the dense weight rows: one vector of L weights per load and, per 64 bytes read, one cache line
 // of the next tile's rows prefetched into L1 and the line kFarRows rows beyond it into L2 (as the
 // int8 GEMV does, int8_linear.cpp). One input row (batch-1 decoding) takes its own loop instead
-// (StreamOneRow): the rows one after the other, a single stream. HWY_SCALAR runs the plain scalar
-// loop: the reference. Work is split over OpenMP threads in one contiguous range of outputs each,
-// so that each thread streams and prefetches through its range in order. Before (dynamic 64-row
-// groups, no L2 prefetch), the linear phase of `t6 bench decode` ran at 55-67% (bf16) and 73-84%
-// (float32) of its floor (the weights' bytes over the probed read bandwidth); after, 77-82% and
-// 78-91% (Zen 4, docs/decode-bench.md, session 17); with StreamOneRow, 91-95% (float32, Xeon with
-// AVX-512, session 32).
+// (StreamRuns): four runs of rows read side by side, each run a stream. HWY_SCALAR runs the plain
+// scalar loop: the reference. Work is split over OpenMP threads in one contiguous range of outputs
+// each, so that each thread streams and prefetches through its range in order. Before (dynamic
+// 64-row groups, no L2 prefetch), the linear phase of `t6 bench decode` ran at 55-67% (bf16) and
+// 73-84% (float32) of its floor (the weights' bytes over the probed read bandwidth); after, 77-82%
+// and 78-91% (Zen 4, docs/decode-bench.md, session 17); with StreamOneRow, 91-95% (float32, Xeon
+// with AVX-512, session 32); the four runs, session 37 (on the Zen 5 machine, where one stream per
+// core read 70-85% of what four did).
 
 #include <algorithm>
 #include <cstddef>
@@ -122,14 +123,84 @@ void StreamOneRow(float* out, const float* x, const WT* W, int C, float beta, in
         out[o] = (beta != 0.0f ? beta * out[o] : 0.0f) + s;
     }
 }
+
+// One input row over K streams: the thread's rows [o0, o1) cut into K runs of `per` rows, row i
+// of every run read side by side (K rows at once, their vectors interleaved), each run prefetched
+// kStreamAhead bytes ahead as StreamOneRow prefetches its one; the last (o1 - o0) % K rows by
+// StreamOneRow. Every row's sum is StreamOneRow's (the same accumulators, operations and order),
+// so the outputs are bit for bit the same. One stream per core left memory bandwidth unused on
+// the Zen 5 machine: small-t6's 61 matrices of a decoding step, two threads, passes alternating
+// with a plain read of the same bytes (1 stream per thread 37-47 GB/s, 4 streams 41-56):
+// StreamOneRow read float32 at 30-40 GB/s. Per pass, paired, 4 runs took 0.69-0.73 of
+// StreamOneRow's time on AVX3 and 0.84-0.85 on AVX2 (float32), 0.58-0.61 and 0.76-0.78 (bf16);
+// 8 runs (float32) 0.76 and 0.86, 2 runs 0.88 and 0.94. The q8 / q4 tiles (quant_linear.cpp)
+// read 8 (AVX2: 4) neighbouring rows at once already and took 1.04-1.13 times as long when their
+// rows came from 4 runs (docs/decode-bench.md, session 37).
+template <typename WT>
+constexpr int StepVectors() {  // vectors per row and step: a 64-byte line at least, and 2
+    constexpr int L = int(hn::MaxLanes(tiling::DF()));
+    return 64 / int(L * sizeof(WT)) > 2 ? 64 / int(L * sizeof(WT)) : 2;
+}
+template <int K, typename WT>
+void StreamRuns(float* out, const float* x, const WT* W, int C, float beta, int o0, int o1) {
+    const tiling::DF d;
+    constexpr int L = int(hn::MaxLanes(tiling::DF()));
+    constexpr int U = StepVectors<WT>();
+    constexpr int kStepBytes = U * L * int(sizeof(WT));
+    const int per = (o1 - o0) / K;
+    const uintptr_t end = reinterpret_cast<uintptr_t>(W + size_t(o1) * C);
+    for (int i = 0; i < per; i++) {
+        const WT* w[K];
+        tiling::VF a[K][U];
+#pragma GCC unroll 8
+        for (int k = 0; k < K; k++) {
+            w[k] = W + size_t(o0 + k * per + i) * C;
+#pragma GCC unroll 8
+            for (int u = 0; u < U; u++) a[k][u] = hn::Zero(d);
+        }
+        int c = 0;
+        for (; c + U * L <= C; c += U * L) {
+#pragma GCC unroll 8
+            for (int k = 0; k < K; k++) {
+                const uintptr_t p = reinterpret_cast<uintptr_t>(w[k] + c) + kStreamAhead;
+                for (int b = 0; b < kStepBytes; b += 64)
+                    if (p + b < end) __builtin_prefetch(reinterpret_cast<const void*>(p + b));
+            }
+#pragma GCC unroll 8
+            for (int u = 0; u < U; u++) {
+                const tiling::VF xv = hn::LoadU(d, x + c + u * L);
+#pragma GCC unroll 8
+                for (int k = 0; k < K; k++)
+                    a[k][u] = hn::MulAdd(xv, DenseSrc<WT>::Load(d, w[k], c + u * L), a[k][u]);
+            }
+        }
+        for (; c + L <= C; c += L) {
+            const tiling::VF xv = hn::LoadU(d, x + c);
+#pragma GCC unroll 8
+            for (int k = 0; k < K; k++)
+                a[k][0] = hn::MulAdd(xv, DenseSrc<WT>::Load(d, w[k], c), a[k][0]);
+        }
+#pragma GCC unroll 8
+        for (int k = 0; k < K; k++) {
+#pragma GCC unroll 8
+            for (int u = 1; u < U; u++) a[k][0] = hn::Add(a[k][0], a[k][u]);
+            float s = hn::GetLane(hn::SumOfLanes(d, a[k][0]));
+            for (int cc = c; cc < C; cc++) s += x[cc] * DenseSrc<WT>::At(w[k], cc);
+            const int o = o0 + k * per + i;
+            out[o] = (beta != 0.0f ? beta * out[o] : 0.0f) + s;
+        }
+    }
+    if (per * K < o1 - o0) StreamOneRow(out, x, W, C, beta, o0 + per * K, o1);
+}
 #endif
 
-// Outputs [o0, o1) of one thread: one input row as a single stream, more on the register tiling.
+// Outputs [o0, o1) of one thread: one input row as four streams, more on the register tiling.
 template <typename WT>
 void ThreadRows(float* out, const float* inp, const WT* W, int N, int C, int OC, float beta, int o0,
                 int o1) {
 #if HWY_TARGET != HWY_SCALAR
-    if (N == 1) return StreamOneRow(out, inp, W, C, beta, o0, o1);
+    // 8 accumulators: 4 runs of 2 (AVX2 bf16: 2 runs of 4).
+    if (N == 1) return StreamRuns<8 / StepVectors<WT>()>(out, inp, W, C, beta, o0, o1);
 #endif
     const DenseSrc<WT> src{W, C, ptrdiff_t(kFarRows) * C, W + size_t(o1) * C};
     tiling::GroupRows(src, out, inp, N, C, OC, beta, o0, o1);
