@@ -382,6 +382,45 @@ TEST(SimdDecode, Bf16DotDecodeSettingParsesAndFollowsTheCpu) {
     EXPECT_EQ(simd_bf16_dot_decode(), simd_native_bf16());
 }
 
+// Where the kernels prefetch the next block (flash_prefetch_l1): L1 by default exactly on AMD
+// CPUs, set and restored by set_flash_prefetch_l1, and no number changes with it: FlashTPA (34
+// heads, its prefetches spread over every step) and the flash K/V kernel (MHA: value tiles that
+// prefetch) give the same outputs bit for bit either way, on every target.
+TEST(SimdDecode, PrefetchIntoL1OrL2ChangesNoNumber) {
+    const bool initial = flash_prefetch_l1();
+    EXPECT_EQ(initial, cpu_signature().vendor == "AuthenticAMD");
+    const TpaCacheDims td{34, 2, 2, 64};
+    const KvCacheDims kd{12, 12, 64};
+    const int len = 300;  // blocks of 32 and 16 records with a part-filled last one
+    const auto tc = test::random_vector(size_t(len) * td.rec(), 1);
+    const auto kc = test::random_vector(size_t(len) * kd.rec(), 2);
+    const auto qa = test::random_vector(34 * 6, 3), qb = test::random_vector(6 * 64, 4);
+    const auto q = test::random_vector(12 * 64, 5);
+    for (const auto& [target, mode] : decode_variants()) {
+        ScopedSimdTarget scoped(target);
+        ScopedBf16DotDecode scoped_mode(mode);
+        std::vector<float> tpa[2], kv[2];
+        for (int l1 = 0; l1 < 2; l1++) {
+            set_flash_prefetch_l1(l1 == 1);
+            tpa[l1].assign(34 * 64, -1.0f);
+            kv[l1].assign(12 * 64, -1.0f);
+            float* to = tpa[l1].data();
+            float* ko = kv[l1].data();
+            const float* tp = tc.data();
+            const float* kp = kc.data();
+            const float* qp = q.data();
+            const TpaQuery tq{qa.data(), qb.data(), 6};
+            flash_tpa_decode(&to, &tq, &tp, &len, 1, td, 0.125f);
+            flash_kv_decode(&ko, &qp, &kp, &len, 1, kd, 0.125f);
+        }
+        EXPECT_EQ(tpa[0], tpa[1]) << target_label(target);
+        EXPECT_EQ(kv[0], kv[1]) << target_label(target);
+        EXPECT_NE(tpa[0][0], -1.0f);
+    }
+    EXPECT_TRUE(set_flash_prefetch_l1(initial));  // returns the previous setting: the last, L1
+    EXPECT_EQ(flash_prefetch_l1(), initial);
+}
+
 }  // namespace
 
 // Flash K/V value tiles and lazy rescaling: GQA groups larger than one register tile of heads

@@ -53,15 +53,25 @@ struct LineShare {
     }
 };
 
+// One cache line of upcoming records, into L1 (prefetcht0) or L2 (prefetcht1): l1 =
+// flash_detail::prefetch_to_l1, read once per loop by the caller.
+HWY_INLINE void PrefetchLine(const char* p, bool l1) {
+    if (l1)
+        __builtin_prefetch(p, 0, 3);
+    else
+        __builtin_prefetch(p, 0, 2);
+}
+
 // Prefetches a share's lines spread over the `steps` steps of a loop: count / steps per step,
 // the remainder carried (no division in the loop).
 struct LineSpread {
     const char* p;
     int lines, steps, carry = 0;
+    bool to_l1 = flash_detail::prefetch_to_l1.load(std::memory_order_relaxed);
     LineSpread(const LineShare& s, int steps_)
         : p(s.base + 64 * s.l0), lines(int(s.count())), steps(steps_) {}
     HWY_INLINE void step() {
-        for (carry += lines; carry >= steps; carry -= steps, p += 64) __builtin_prefetch(p, 0, 2);
+        for (carry += lines; carry >= steps; carry -= steps, p += 64) PrefetchLine(p, to_l1);
     }
 };
 
@@ -206,9 +216,10 @@ HWY_INLINE void values_tile_body(float* acc, int D, int c0, int h0, const typena
     T6_VT_ACC_LOAD(acc, D)
     const typename Op::E* bt = recs + off_bv + c0;
     const typename Op::E* wt = W + h0;
+    const bool to_l1 = flash_detail::prefetch_to_l1.load(std::memory_order_relaxed);
     for (int t = 0; t < n; t++, bt += rec, wt += size_t(Rv) * Hp) {
         if (t < nb.n) {  // the next block's record t, lines [l0, l1)
-            for (int l = nb.l0; l < nb.l1; l++) __builtin_prefetch(nb.base + 64L * l, 0, 2);
+            for (int l = nb.l0; l < nb.l1; l++) PrefetchLine(nb.base + 64L * l, to_l1);
             nb.base += nb.rec_bytes;
         }
         const typename Op::E* b = bt;

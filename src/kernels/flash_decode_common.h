@@ -74,10 +74,13 @@ inline T* align64(T* p) {
     return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
 }
 
+// flash_prefetch_l1() (flash_decode.h), read by the kernels' prefetch loops (flash_decode-inl.h
+// PrefetchLine); set once while the program starts (AMD: true) and by set_flash_prefetch_l1.
+extern std::atomic<bool> prefetch_to_l1;
+
 // Cache lines [l0, l1) of each of the next block's n records (base, rec_bytes apart), prefetched
-// into L2 while a value tile runs (flash_decode-inl.h), so the next block streams in during the
-// arithmetic (into L2, not L1: a block is larger than L1, and prefetching it there evicts the
-// block in use).
+// while a value tile runs (flash_decode-inl.h), so the next block streams in during the
+// arithmetic (into L1 or L2: prefetch_to_l1).
 struct NextBlock {
     const char* base = nullptr;
     long rec_bytes = 0;

@@ -1,9 +1,12 @@
 // The split of decoding work into tasks across threads (flash_decode_common.h).
 #include <algorithm>
 
+#include "core/simd.h"
 #include "kernels/flash_decode_common.h"
 
 namespace t6::flash_detail {
+
+std::atomic<bool> prefetch_to_l1{cpu_signature().vendor == "AuthenticAMD"};
 
 constexpr int kMinSplitTokens = 256;  // do not split a sequence finer than this
 constexpr long kTasksPerRun = 8;
@@ -43,3 +46,15 @@ TaskPlan make_tasks(const int* lens, int nseq, int threads) {
 }
 
 }  // namespace t6::flash_detail
+
+namespace t6 {
+
+bool flash_prefetch_l1() {
+    return flash_detail::prefetch_to_l1.load(std::memory_order_relaxed);
+}
+
+bool set_flash_prefetch_l1(bool l1) {
+    return flash_detail::prefetch_to_l1.exchange(l1, std::memory_order_relaxed);
+}
+
+}  // namespace t6
