@@ -46,15 +46,16 @@ constexpr int kMaxTileHeads = 6;
 struct LineShare {
     const char* base = nullptr;
     long l0 = 0, l1 = 0;
+    bool to_l1 = false;  // prefetched into L1, else L2 (PrefetchLine)
     long count() const { return l1 - l0; }
     // Piece k of `pieces` equal pieces of this share.
     LineShare piece(long k, long pieces) const {
-        return {base, l0 + count() * k / pieces, l0 + count() * (k + 1) / pieces};
+        return {base, l0 + count() * k / pieces, l0 + count() * (k + 1) / pieces, to_l1};
     }
 };
 
-// One cache line of upcoming records, into L1 (prefetcht0) or L2 (prefetcht1): l1 =
-// flash_detail::prefetch_to_l1, read once per loop by the caller.
+// One cache line of upcoming records, into L1 (prefetcht0) or L2 (prefetcht1): l1 from the
+// share (LineShare::to_l1, NextBlock::to_l1), set by the kernel where flash_prefetch_l1() applies.
 HWY_INLINE void PrefetchLine(const char* p, bool l1) {
     if (l1)
         __builtin_prefetch(p, 0, 3);
@@ -67,9 +68,9 @@ HWY_INLINE void PrefetchLine(const char* p, bool l1) {
 struct LineSpread {
     const char* p;
     int lines, steps, carry = 0;
-    bool to_l1 = flash_detail::prefetch_to_l1.load(std::memory_order_relaxed);
+    bool to_l1;
     LineSpread(const LineShare& s, int steps_)
-        : p(s.base + 64 * s.l0), lines(int(s.count())), steps(steps_) {}
+        : p(s.base + 64 * s.l0), lines(int(s.count())), steps(steps_), to_l1(s.to_l1) {}
     HWY_INLINE void step() {
         for (carry += lines; carry >= steps; carry -= steps, p += 64) PrefetchLine(p, to_l1);
     }
@@ -216,10 +217,9 @@ HWY_INLINE void values_tile_body(float* acc, int D, int c0, int h0, const typena
     T6_VT_ACC_LOAD(acc, D)
     const typename Op::E* bt = recs + off_bv + c0;
     const typename Op::E* wt = W + h0;
-    const bool to_l1 = flash_detail::prefetch_to_l1.load(std::memory_order_relaxed);
     for (int t = 0; t < n; t++, bt += rec, wt += size_t(Rv) * Hp) {
         if (t < nb.n) {  // the next block's record t, lines [l0, l1)
-            for (int l = nb.l0; l < nb.l1; l++) PrefetchLine(nb.base + 64L * l, to_l1);
+            for (int l = nb.l0; l < nb.l1; l++) PrefetchLine(nb.base + 64L * l, nb.to_l1);
             nb.base += nb.rec_bytes;
         }
         const typename Op::E* b = bt;

@@ -121,17 +121,18 @@ std::string flash_tpa_kernel_name(bool bf16_cache);
 // target.
 std::string flash_mla_kernel_name(bool bf16_cache, int latent);
 
-// Where the decoding kernels' software prefetches of the next block of records go (the lines
-// spread over FlashTPA's steps and the flash K/V scores, and the value tiles): into L1
-// (prefetcht0) when true, into L2 (prefetcht1) when false. Default: L1 on AMD CPUs, L2 elsewhere.
-// On the Zen 5 machine, 12 layers of caches on huge pages with a step's weight traffic between
-// them, attention ms per step, L1 against L2 (paired, alternating steps): small-t6's float32
-// FlashTPA at 64K 0.84-0.91 of the time (AVX2 / AVX-512), at 16K 0.87-0.89; small-mha's 0.89
-// (AVX-512) and 0.99 (AVX2) at 64K; small-gqa 0.95-0.97; bf16 and q8 caches, small-mqa and
-// small-mla 0.95-1.03. The distances and shares were tuned with L2 on an Intel Xeon (sessions
-// 28-35), where L1 was not measured, so other CPUs keep L2 (docs/decode-bench.md, session 37).
-// The setting changes no number. flash_prefetch_l1 reads it; set_flash_prefetch_l1 sets it (not
-// while kernels run) and returns the previous one.
+// Where the decoding kernels' software prefetches of the next block of records go over a float32
+// cache, in FlashTPA and in the flash K/V kernel with a head per KV head (MHA): into L1
+// (prefetcht0) when true, into L2 (prefetcht1) when false; bf16 and q8 caches, GQA, MQA and MLA
+// always prefetch into L2. Default: L1 on AMD CPUs, L2 elsewhere. On the Zen 5 machine, decoding
+// steps alternating between the two (`t6 bench decode`, float32 weights and cache, 10 pairs per
+// point, 3 runs per target), attention L1 / L2: small-t6 at 16K and 64K 0.86-1.01 (median 0.91),
+// small-mha 0.85-1.01 (median 0.96); before the setting was narrowed to these, small-gqa,
+// small-mqa and small-mla measured 0.99-1.04 and the bf16 and q8 caches 0.95-1.08. The distances
+// and shares were tuned with L2 on an Intel Xeon (sessions 28-35), where L1 was not measured, so
+// other CPUs keep L2 (docs/decode-bench.md, session 37). The setting changes no number.
+// flash_prefetch_l1 reads it; set_flash_prefetch_l1 sets it (not while kernels run) and returns
+// the previous one.
 bool flash_prefetch_l1();
 bool set_flash_prefetch_l1(bool l1);
 

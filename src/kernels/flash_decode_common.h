@@ -74,17 +74,19 @@ inline T* align64(T* p) {
     return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
 }
 
-// flash_prefetch_l1() (flash_decode.h), read by the kernels' prefetch loops (flash_decode-inl.h
-// PrefetchLine); set once while the program starts (AMD: true) and by set_flash_prefetch_l1.
+// flash_prefetch_l1() (flash_decode.h): set once while the program starts (AMD: true) and by
+// set_flash_prefetch_l1; the kernels read it where it applies (float32 caches of FlashTPA, and of
+// the flash K/V kernel with a head per KV head) into LineShare::to_l1 and NextBlock::to_l1.
 extern std::atomic<bool> prefetch_to_l1;
 
 // Cache lines [l0, l1) of each of the next block's n records (base, rec_bytes apart), prefetched
 // while a value tile runs (flash_decode-inl.h), so the next block streams in during the
-// arithmetic (into L1 or L2: prefetch_to_l1).
+// arithmetic (into L1 where to_l1, else L2).
 struct NextBlock {
     const char* base = nullptr;
     long rec_bytes = 0;
     int n = 0, l0 = 0, l1 = 0;
+    bool to_l1 = false;
 };
 
 // Two bf16 numbers in one 32-bit lane, for vdpbf16ps: the lower half the even row's, the upper

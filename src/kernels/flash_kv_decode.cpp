@@ -404,8 +404,12 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         const long split = !values_prefetch                          ? next_lines
                            : transposed || !std::is_same_v<T, float> ? next_lines / 2
                                                                      : 0;
+        // Into L1 for a head per KV head over a float32 cache where flash_prefetch_l1()
+        // (flash_decode.h); the tokens-in-lanes groups (GQA, MQA) measured the same either way.
+        const bool to_l1 = std::is_same_v<T, float> && !transposed &&
+                           flash_detail::prefetch_to_l1.load(std::memory_order_relaxed);
         const LineShare value_lines =
-            values_prefetch ? LineShare{nx, split, next_lines} : LineShare{};
+            values_prefetch ? LineShare{nx, split, next_lines, to_l1} : LineShare{};
         // (1) Scores. bf16/q8 with groups of several heads: the block's K rows widened once into
         // Kf (kKvBlock, D) per KV head, then read by every head of the group; a partial block
         // (n < kKvBlock) is copied there too, zero rows after n, so the score code always reads

@@ -812,6 +812,9 @@ NextBlock AheadBlock(const CacheBlocks<T>& cache, int j, int j1, long rec, bool 
         j += n;
     }
     NextBlock next;
+    // Into L1 over a float32 cache where flash_prefetch_l1() (flash_decode.h), else into L2.
+    next.to_l1 =
+        std::is_same_v<T, float> && flash_detail::prefetch_to_l1.load(std::memory_order_relaxed);
     if (j < j1) {
         next.base = reinterpret_cast<const char*>(cache.at(j, rec));
         next.rec_bytes = rec * long(sizeof(T));
@@ -931,9 +934,10 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
         const int nf = next.n * kPfFeatures / 16, ns = next.n * kPfScores / 16,
                   nx = next.n * kPfSoftmax / 16;
         const auto lines_of = [&](int nr) { return (long(nr) * next.rec_bytes + 63) / 64; };
-        const LineShare feature_lines{next.base, 0, lines_of(nf)};
-        const LineShare score_lines{next.base, lines_of(nf), lines_of(nf + ns)};
-        const LineShare softmax_lines{next.base, lines_of(nf + ns), lines_of(nf + ns + nx)};
+        const LineShare feature_lines{next.base, 0, lines_of(nf), next.to_l1};
+        const LineShare score_lines{next.base, lines_of(nf), lines_of(nf + ns), next.to_l1};
+        const LineShare softmax_lines{next.base, lines_of(nf + ns), lines_of(nf + ns + nx),
+                                      next.to_l1};
         next.base += long(nf + ns + nx) * next.rec_bytes;
         next.n -= nf + ns + nx;
         // 1. Feature products, reduced N at a time.
