@@ -126,8 +126,8 @@ std::string flash_mla_kernel_name(bool bf16_cache, int latent);
 // (prefetcht0) when true, into L2 (prefetcht1) when false; bf16 and q8 caches, GQA, MQA and MLA
 // always prefetch into L2. Default: L1 on AMD CPUs, L2 elsewhere. On the Zen 5 machine, decoding
 // steps alternating between the two (`t6 bench decode`, float32 weights and cache, 10 pairs per
-// point, 3 runs per target), attention L1 / L2: small-t6 at 16K and 64K 0.86-1.01 (median 0.91),
-// small-mha 0.85-1.01 (median 0.96); before the setting was narrowed to these, small-gqa,
+// point, 3 runs per target), attention L1 / L2: small-t6 at 16K and 64K 0.86-1.01 (median 0.92),
+// small-mha 0.85-1.01 (median 0.97); before the setting was narrowed to these, small-gqa,
 // small-mqa and small-mla measured 0.99-1.04 and the bf16 and q8 caches 0.95-1.08. The distances
 // and shares were tuned with L2 on an Intel Xeon (sessions 28-35), where L1 was not measured, so
 // other CPUs keep L2 (docs/decode-bench.md, session 37). The setting changes no number.

@@ -13,8 +13,8 @@
 // 64-row groups, no L2 prefetch), the linear phase of `t6 bench decode` ran at 55-67% (bf16) and
 // 73-84% (float32) of its floor (the weights' bytes over the probed read bandwidth); after, 77-82%
 // and 78-91% (Zen 4, docs/decode-bench.md, session 17); with StreamOneRow, 91-95% (float32, Xeon
-// with AVX-512, session 32); the four runs, session 37 (on the Zen 5 machine, where one stream per
-// core read 70-85% of what four did).
+// with AVX-512, session 32); the four runs, session 37 (on the Zen 5 machine, where a plain read
+// with one stream per core got 80-92% of four streams' rate, and the one-stream GEMV 60-79%).
 
 #include <algorithm>
 #include <cstddef>
@@ -130,12 +130,13 @@ void StreamOneRow(float* out, const float* x, const WT* W, int C, float beta, in
 // StreamOneRow. Every row's sum is StreamOneRow's (the same accumulators, operations and order),
 // so the outputs are bit for bit the same. One stream per core left memory bandwidth unused on
 // the Zen 5 machine: small-t6's 61 matrices of a decoding step, two threads, passes alternating
-// with a plain read of the same bytes (1 stream per thread 37-47 GB/s, 4 streams 41-56):
+// with a plain read of the same bytes (1 stream per thread 34-47 GB/s, 4 streams 41-56):
 // StreamOneRow read float32 at 30-40 GB/s. Per pass, paired, 4 runs took 0.69-0.73 of
 // StreamOneRow's time on AVX3 and 0.84-0.85 on AVX2 (float32), 0.58-0.61 and 0.76-0.78 (bf16);
-// 8 runs (float32) 0.76 and 0.86, 2 runs 0.88 and 0.94. The q8 / q4 tiles (quant_linear.cpp)
-// read 8 (AVX2: 4) neighbouring rows at once already and took 1.04-1.13 times as long when their
-// rows came from 4 runs (docs/decode-bench.md, session 37).
+// a first version with one accumulator per row took 0.76 and 0.86 with 8 runs (float32), 0.80
+// and 0.77-0.81 with 4, 0.88 and 0.94 with 2. The q8 / q4 tiles (quant_linear.cpp) read 8 (AVX2:
+// 4) neighbouring rows at once already and took 1.01-1.13 times as long when their rows came from
+// 4 runs (docs/decode-bench.md, session 37).
 template <typename WT>
 constexpr int StepVectors() {  // vectors per row and step: a 64-byte line at least, and 2
     constexpr int L = int(hn::MaxLanes(tiling::DF()));
