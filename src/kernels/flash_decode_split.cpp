@@ -1,4 +1,5 @@
-// The split of decoding work into tasks across threads (flash_decode_common.h).
+// The split of decoding work into tasks across threads, and where the kernels prefetch
+// (prefetch_to_l1) (flash_decode_common.h).
 #include <algorithm>
 
 #include "core/simd.h"

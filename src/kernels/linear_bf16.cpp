@@ -13,8 +13,9 @@
 // 64-row groups, no L2 prefetch), the linear phase of `t6 bench decode` ran at 55-67% (bf16) and
 // 73-84% (float32) of its floor (the weights' bytes over the probed read bandwidth); after, 77-82%
 // and 78-91% (Zen 4, docs/decode-bench.md, session 17); with StreamOneRow, 91-95% (float32, Xeon
-// with AVX-512, session 32); the four runs, session 37 (on the Zen 5 machine, where a plain read
-// with one stream per core got 80-92% of four streams' rate, and the one-stream GEMV 60-79%).
+// with AVX-512, session 32: one run); the four runs, session 37 (on the Zen 5 machine, where a
+// plain read with one stream per core got 80-92% of four streams' rate, and the one-stream GEMV
+// 60-79%).
 
 #include <algorithm>
 #include <cstddef>
@@ -78,70 +79,40 @@ struct DenseSrc {
 };
 
 #if HWY_TARGET != HWY_SCALAR
-// One input row (a batch-1 decoding step): the thread's weight rows [o0, o1) are one contiguous
-// run of memory, read in order one row at a time (U vector accumulators, a horizontal sum per
-// row) with every line prefetched into L1 kStreamAhead bytes before it is read. The register
-// tiling reads 16 rows side by side (16 streams) and prefetches the next tile's rows into L1
-// (48 KiB on at C = 768: L1's size). On a Xeon with AVX-512 (48 KiB L1, 2 MiB L2 per core), two
-// threads, small-t6's 61 matrices of a decoding step (497 MB float32, 249 MB bf16), medians of 25
-// passes, 3 alternating runs, ms: float32 AVX3 17.45-18.32 -> 15.28-15.71 (28 -> 32 GB/s; the
-// read probe: 33-35), AVX2 17.02-17.26 -> 14.86-15.03; bf16 AVX3 8.84-9.05 -> 7.99-8.31, AVX2
-// 8.79-9.43 -> 7.63-7.76. Prefetch distance (float32): AVX3 2 KiB 15.2-15.5, 3 KiB 15.5-15.9;
-// AVX2 2 KiB 15.3-15.9, 3 KiB 14.3-15.1; 4 KiB worse on both (4 KiB on is the same L1 set).
-// Without the prefetch, one row at a time read 25-26 GB/s, below the tiling
+// One input row (a batch-1 decoding step), as it was read until session 36 (StreamRuns<1>): the
+// thread's weight rows [o0, o1) one contiguous run of memory, read in order one row at a time (U
+// vector accumulators, a horizontal sum per row) with every line prefetched into L1 kStreamAhead
+// bytes before it is read. The register tiling reads 16 rows side by side (16 streams) and
+// prefetches the next tile's rows into L1 (48 KiB on at C = 768: L1's size). On a Xeon with AVX-512
+// (48 KiB L1, 2 MiB L2 per core), two threads, small-t6's 61 matrices of a decoding step (497 MB
+// float32, 249 MB bf16), medians of 25 passes, 3 alternating runs, ms: float32 AVX3 17.45-18.32
+// -> 15.28-15.71 (28 -> 32 GB/s; the read probe: 33-35), AVX2 17.02-17.26 -> 14.86-15.03; bf16
+// AVX3 8.84-9.05 -> 7.99-8.31, AVX2 8.79-9.43 -> 7.63-7.76. Prefetch distance (float32): AVX3 2
+// KiB 15.2-15.5, 3 KiB 15.5-15.9; AVX2 2 KiB 15.3-15.9, 3 KiB 14.3-15.1; 4 KiB worse on both (4 KiB
+// on is the same L1 set). Without the prefetch, one row at a time read 25-26 GB/s, below the tiling
 // (docs/decode-bench.md, session 32).
 constexpr ptrdiff_t kStreamAhead = HWY_TARGET == HWY_AVX2 ? 3072 : 2048;
 
+// Vectors per row and step: at least one 64-byte line of weights (AVX2 bf16: 4), and 2.
 template <typename WT>
-void StreamOneRow(float* out, const float* x, const WT* W, int C, float beta, int o0, int o1) {
-    const tiling::DF d;
+constexpr int StepVectors() {
     constexpr int L = int(hn::MaxLanes(tiling::DF()));
-    // Vectors per step: at least one 64-byte line of weights (AVX2 bf16: 4), and 2 accumulators.
-    constexpr int U = 64 / int(L * sizeof(WT)) > 2 ? 64 / int(L * sizeof(WT)) : 2;
-    constexpr int kStepBytes = U * L * int(sizeof(WT));
-    // Prefetches stop at the end of the thread's rows (addresses compared as integers).
-    const uintptr_t end = reinterpret_cast<uintptr_t>(W + size_t(o1) * C);
-    for (int o = o0; o < o1; o++) {
-        const WT* w = W + size_t(o) * C;
-        tiling::VF a[U];
-        for (int u = 0; u < U; u++) a[u] = hn::Zero(d);
-        int c = 0;
-        for (; c + U * L <= C; c += U * L) {
-            // This step reads kStepBytes (64 or 128) of weights: the lines kStreamAhead bytes on.
-            const uintptr_t p = reinterpret_cast<uintptr_t>(w + c) + kStreamAhead;
-            for (int k = 0; k < kStepBytes; k += 64)
-                if (p + k < end) __builtin_prefetch(reinterpret_cast<const void*>(p + k));
-            for (int u = 0; u < U; u++)
-                a[u] = hn::MulAdd(hn::LoadU(d, x + c + u * L), DenseSrc<WT>::Load(d, w, c + u * L),
-                                  a[u]);
-        }
-        for (; c + L <= C; c += L)
-            a[0] = hn::MulAdd(hn::LoadU(d, x + c), DenseSrc<WT>::Load(d, w, c), a[0]);
-        for (int u = 1; u < U; u++) a[0] = hn::Add(a[0], a[u]);
-        float s = hn::GetLane(hn::SumOfLanes(d, a[0]));
-        for (; c < C; c++) s += x[c] * DenseSrc<WT>::At(w, c);
-        out[o] = (beta != 0.0f ? beta * out[o] : 0.0f) + s;
-    }
+    return 64 / int(L * sizeof(WT)) > 2 ? 64 / int(L * sizeof(WT)) : 2;
 }
 
 // One input row over K streams: the thread's rows [o0, o1) cut into K runs of `per` rows, row i
 // of every run read side by side (K rows at once, their vectors interleaved), each run prefetched
-// kStreamAhead bytes ahead as StreamOneRow prefetches its one; the last (o1 - o0) % K rows by
-// StreamOneRow. Every row's sum is StreamOneRow's (the same accumulators, operations and order),
-// so the outputs are bit for bit the same. One stream per core left memory bandwidth unused on
-// the Zen 5 machine: small-t6's 61 matrices of a decoding step, two threads, passes alternating
-// with a plain read of the same bytes (1 stream per thread 34-47 GB/s, 4 streams 41-56):
-// StreamOneRow read float32 at 30-40 GB/s. Per pass, paired, 4 runs took 0.69-0.73 of
-// StreamOneRow's time on AVX3 and 0.84-0.85 on AVX2 (float32), 0.58-0.61 and 0.76-0.78 (bf16);
-// a first version with one accumulator per row took 0.76 and 0.86 with 8 runs (float32), 0.80
-// and 0.77-0.81 with 4, 0.88 and 0.94 with 2. The q8 / q4 tiles (quant_linear.cpp) read 8 (AVX2:
-// 4) neighbouring rows at once already and took 1.01-1.13 times as long when their rows came from
-// 4 runs (docs/decode-bench.md, session 37).
-template <typename WT>
-constexpr int StepVectors() {  // vectors per row and step: a 64-byte line at least, and 2
-    constexpr int L = int(hn::MaxLanes(tiling::DF()));
-    return 64 / int(L * sizeof(WT)) > 2 ? 64 / int(L * sizeof(WT)) : 2;
-}
+// into L1 kStreamAhead bytes before it is read; the last (o1 - o0) % K rows as one run. A row's
+// sum does not depend on K (U accumulators, then a horizontal sum), so the outputs are bit for
+// bit those of one run, the loop of sessions 32-36 ("StreamOneRow"). One stream per core left
+// memory bandwidth unused on the Zen 5 machine: small-t6's 61 matrices of a decoding step, two
+// threads, passes alternating with a plain read of the same bytes (1 stream per thread 34-47
+// GB/s, 4 streams 41-56): one run read float32 at 30-40 GB/s. Per pass, paired, 4 runs took
+// 0.69-0.73 of one run's time on AVX3 and 0.84-0.85 on AVX2 (float32), 0.58-0.61 and 0.76-0.78
+// (bf16); a first version with one accumulator per row took 0.76 and 0.86 with 8 runs (float32),
+// 0.80 and 0.77-0.81 with 4, 0.88 and 0.94 with 2. The q8 / q4 tiles (quant_linear.cpp) read 8
+// (AVX2: 4) neighbouring rows at once already and took 1.01-1.13 times as long when their rows
+// came from 4 runs (docs/decode-bench.md, session 37).
 template <int K, typename WT>
 void StreamRuns(float* out, const float* x, const WT* W, int C, float beta, int o0, int o1) {
     const tiling::DF d;
@@ -149,6 +120,7 @@ void StreamRuns(float* out, const float* x, const WT* W, int C, float beta, int 
     constexpr int U = StepVectors<WT>();
     constexpr int kStepBytes = U * L * int(sizeof(WT));
     const int per = (o1 - o0) / K;
+    // Prefetches stop at the end of the thread's rows (addresses compared as integers).
     const uintptr_t end = reinterpret_cast<uintptr_t>(W + size_t(o1) * C);
     for (int i = 0; i < per; i++) {
         const WT* w[K];
@@ -161,6 +133,7 @@ void StreamRuns(float* out, const float* x, const WT* W, int C, float beta, int 
         }
         int c = 0;
         for (; c + U * L <= C; c += U * L) {
+            // This step reads kStepBytes (64 or 128) of each row: the lines kStreamAhead bytes on.
 #pragma GCC unroll 8
             for (int k = 0; k < K; k++) {
                 const uintptr_t p = reinterpret_cast<uintptr_t>(w[k] + c) + kStreamAhead;
@@ -191,7 +164,8 @@ void StreamRuns(float* out, const float* x, const WT* W, int C, float beta, int 
             out[o] = (beta != 0.0f ? beta * out[o] : 0.0f) + s;
         }
     }
-    if (per * K < o1 - o0) StreamOneRow(out, x, W, C, beta, o0 + per * K, o1);
+    if constexpr (K > 1)
+        if (per * K < o1 - o0) StreamRuns<1>(out, x, W, C, beta, o0 + per * K, o1);
 }
 #endif
 
