@@ -214,11 +214,51 @@ TEST(CliBench, DecodeBadArgumentsFailBeforeAnyOutput) {
     for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
              {"--presets tiny-t6,small-zzz", "unknown preset 'small-zzz'"},
              {"--cache f16", "cache type 'f16'"},
-             {"--contexts 0", "bad context length '0'"}}) {
+             {"--contexts 0", "bad context length '0'"},
+             {"--presets tiny-t6 --paired", "--paired needs at least two presets"}}) {
         auto r = test::run_command(kT6 + " bench decode " + args);
         expect_one_line_error(r, needle);
         EXPECT_EQ(r.out, "") << args;
     }
+}
+
+// --paired: the presets' steps taken in turn at each point; every result carries its step times,
+// and its step-by-step ratios to the first preset's are those times divided, their median the
+// reported ratio (the first preset's: all 1).
+TEST(CliBench, DecodePairedStepsGiveStepByStepRatios) {
+    auto r = test::run_command(kT6 +
+                               " bench decode --presets tiny-mha,tiny-t6 --contexts 64,128 "
+                               "--batches 1 --steps 3 --paired --json");
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto j = last_json(r.out);
+    EXPECT_TRUE(j["paired"].get<bool>());
+    const auto& res = j["results"];
+    ASSERT_EQ(res.size(), 4u);
+    for (size_t p = 0; p < 2; p++) {  // per point: tiny-mha, then tiny-t6
+        const auto& ref = res[2 * p];
+        const auto& x = res[2 * p + 1];
+        EXPECT_EQ(ref["model"], "tiny-mha");
+        EXPECT_EQ(x["model"], "tiny-t6");
+        EXPECT_EQ(x["context"], ref["context"]);
+        EXPECT_EQ(x["paired_with"], "tiny-mha");
+        EXPECT_EQ(ref["paired_step_ratio"].get<double>(), 1.0);
+        const auto a = ref["step_times_ms"].get<std::vector<double>>();
+        const auto b = x["step_times_ms"].get<std::vector<double>>();
+        auto ratios = x["paired_step_ratios"].get<std::vector<double>>();
+        ASSERT_EQ(a.size(), 3u);
+        ASSERT_EQ(b.size(), 3u);
+        ASSERT_EQ(ratios.size(), 3u);
+        for (size_t i = 0; i < 3; i++) {
+            EXPECT_GT(a[i], 0.0);
+            EXPECT_NEAR(ratios[i], b[i] / a[i], 1e-9 * ratios[i]);
+        }
+        std::sort(ratios.begin(), ratios.end());
+        EXPECT_EQ(x["paired_step_ratio"].get<double>(), ratios[1]);
+        auto steps = b;
+        std::sort(steps.begin(), steps.end());
+        EXPECT_NEAR(x["step_ms"].get<double>(), steps[1], 1e-9 * steps[1]);
+    }
+    EXPECT_NE(r.out.find("paired steps (f32, f32, context 128, batch 1)"), std::string::npos);
 }
 
 // bf16 weights: the roofline counts 2 bytes per parameter (and the cache is the same).

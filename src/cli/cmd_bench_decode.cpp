@@ -24,9 +24,17 @@
 //
 // The cache is filled with random records up to the stated context (a decode step's cost does
 // not depend on the cached values), then `steps` real decoding steps are timed.
+//
+// --paired holds every preset's model and cache at once and, at each point, takes one step of each
+// in turn per round, so that the steps of the models compared meet the shared machine in the same
+// minute; each result then carries its step times over the first preset's, step by step
+// (paired_step_ratios) and their median (paired_step_ratio). Run one model after the other (the
+// default), a ratio of medians mixes two states of a machine whose speed moves by a third within
+// minutes (docs/decode-bench.md).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -155,6 +163,57 @@ std::string attention_kernel_name(const ModelConfig& cfg, CacheType ct) {
     return "flash K/V Highway " + simd_highway_target_name();
 }
 
+// Seconds as milliseconds (the JSON's per-step times).
+std::vector<double> step_times_ms(const std::vector<double>& secs) {
+    std::vector<double> ms;
+    for (double s : secs) ms.push_back(1e3 * s);
+    return ms;
+}
+
+// One model at one point (weights, cache type, context, batch): its decoder with the cache filled
+// to the context, and the times of its steps.
+struct PointRun {
+    std::string name;
+    const Model* model;
+    std::unique_ptr<Decoder> dec;
+    std::string attn_kernel;
+    bool native_bf16;
+    int batch;
+    std::vector<int> slots;
+    std::vector<int32_t> toks;
+    std::vector<float> logits;
+    std::vector<double> secs, attn_secs, rest_secs;  // timed steps: whole, attention, the rest
+
+    PointRun(std::string name_, const Model& m, WeightType wt, CacheType ct, long ctx, int batch_,
+             int steps, int block_tokens)
+        : name(std::move(name_)),
+          model(&m),
+          dec(std::make_unique<Decoder>(m, batch_, int(ctx + steps + 1), ct, wt,
+                                        CachePaging{block_tokens, 0})),
+          attn_kernel(attention_kernel_name(m.config(), ct)),
+          native_bf16(attn_kernel.find("vdpbf16ps") != std::string::npos),
+          batch(batch_),
+          slots(size_t(batch_)),
+          toks(size_t(batch_), 42),
+          logits(size_t(batch_) * m.config().vocab_size) {
+        for (int s = 0; s < batch; s++) {
+            fill_random(dec->cache(), s, int(ctx), 17 + s);
+            slots[size_t(s)] = s;
+        }
+    }
+    // One decoding step of every sequence; timed: its times are kept.
+    void step(bool timed) {
+        auto t0 = std::chrono::steady_clock::now();
+        dec->step(slots.data(), toks.data(), batch, logits.data());
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (!timed) return;
+        secs.push_back(s);
+        attn_secs.push_back(dec->last_attention_seconds());
+        rest_secs.push_back(s - dec->last_attention_seconds());
+    }
+};
+
 }  // namespace
 
 int cmd_bench_decode(int argc, char** argv) {
@@ -184,8 +243,12 @@ int cmd_bench_decode(int argc, char** argv) {
     p.option("bandwidth", "GB/s", "memory bandwidth for the roofline (this CPU, quiet)", "54");
     p.option("peak-gflops", "G", "GEMM rate for the roofline (fp32, 2 threads)", "370");
     p.option("threads", "N", "threads", "all cores");
+    p.flag("paired",
+           "take the presets' steps in turn at each point (all models held at once), and report "
+           "each one's step time over the first preset's, step by step (median)");
     p.flag("json", "print one JSON object as the last line");
     p.parse(argc, argv, 0);
+    const bool paired = p.has("paired");
     if (p.has("threads")) set_num_threads(p.get_int("threads"));
     std::vector<CacheType> cache_types;
     std::vector<WeightType> weight_types;
@@ -216,6 +279,7 @@ int cmd_bench_decode(int argc, char** argv) {
     std::vector<std::pair<std::string, ModelConfig>> models;
     for (const auto& name : split_list(p.get("presets")))
         models.emplace_back(name, resolve_model_config(name));  // or a config / checkpoint
+    if (paired && models.size() < 2) fail("t6 bench decode: --paired needs at least two presets");
     const std::string kernel = gemm_kernel_name();
     const std::string simd = simd_summary();  // a bad T6_SIMD fails here, before any output
     MachineProbe probe;
@@ -247,133 +311,171 @@ int cmd_bench_decode(int argc, char** argv) {
         "GFLOP/step", "floor_ms", "roof", "GB/s", "FMA_GF/s", "mem_ms", "fma_ms", "now_ms", "roof",
         "attn_ms", "a_roof", "l_roof", "s_roof");
     nlohmann::json results = nlohmann::json::array();
-    for (const auto& [name, cfg] : models) {
-        Model model(cfg);
-        model.init_weights(1);
+    // One point (weights, cache, context, batch) of the models in `group`: each model's decoder and
+    // filled cache, one probe of the machine, then the steps -- with several models (--paired)
+    // taken in turn, one step of each per round, so that every model's steps meet the shared
+    // machine in the same state and their time ratios are measured step by step.
+    auto run_point = [&](const std::vector<std::pair<std::string, const Model*>>& group,
+                         WeightType wt, CacheType ct, long ctx, int batch) {
+        std::vector<PointRun> runs;
+        for (const auto& [name, model] : group) {
+            const ModelConfig& cfg = model->config();
+            const double cache_bytes =
+                double(batch) * (ctx + steps + 1) * cfg.n_layer * kv_record_bytes(cfg, ct);
+            if (cache_bytes > mem_limit) {
+                std::printf("%-16s %4s %4s %6ld %5d   skipped: cache %s > --mem-limit\n",
+                            name.c_str(), weight_type_name(wt), cache_type_name(ct), ctx, batch,
+                            human_bytes(cache_bytes).c_str());
+                continue;
+            }
+            runs.emplace_back(name, *model, wt, ct, ctx, batch, steps, block_tokens);
+        }
+        if (runs.empty()) return;
+        const double bw_probe = probe.bandwidth(), fma_probe = probe.fma_peak();
+        // A native bf16 attention kernel (vdpbf16ps) runs its multiply-adds at the bf16
+        // dot-product rate, twice the fp32 FMA peak: its attention FLOPs are counted at that rate
+        // (all of them, so the floor stays a lower bound though the softmax and accumulators are
+        // float32).
+        std::vector<double> attn_rates;
+        for (const auto& run : runs)
+            attn_rates.push_back(run.native_bf16 ? probe.bf16_dot_peak() : fma_probe);
+        for (int i = 0; i <= steps; i++)  // the first step of each warms up
+            for (auto& run : runs) run.step(i > 0);
+        for (size_t m = 0; m < runs.size(); m++) {
+            const PointRun& run = runs[m];
+            const ModelConfig& cfg = run.model->config();
+            double bw_now = bw_probe, fma_now = fma_probe, attn_rate = attn_rates[m];
+            const std::string& attn_kernel = run.attn_kernel;
+            const bool native_bf16 = run.native_bf16;
+            const double med = median(run.secs);
+            // The step's two phases (decode_cost.h), each against its own floor.
+            const double attn_med = median(run.attn_secs), rest_med = median(run.rest_secs);
+            const double best = *std::min_element(run.secs.begin(), run.secs.end());
+            // Weight bytes as stored (quantized: codes and scales, MLA's
+            // up-projections included; the norms at 4 bytes) per parameter.
+            const DecodeCost cost = decode_step_cost(
+                cfg, batch, ctx, run.dec->weight_bytes_per_step() / double(run.model->num_params()),
+                // bytes per cached number (q8: scales included)
+                double(kv_record_bytes(cfg, ct)) / double(kv_record_numbers(cfg)));
+            const double floor = cost.floor_s(bw, peak);
+            // A step that beat the probe before it means a disturbed probe (no step
+            // reads memory faster than the machine can, nor multiplies faster than
+            // its peak) or weights that sit in a cache: probe again after the point
+            // and keep the higher rate. (Seen on the shared Xeon: a bandwidth probe
+            // of 11 GB/s between probes of 32-35, which put a 4K step at 2.4 times
+            // its floor.)
+            bool reprobed = false;
+            if (cost.bytes / bw_now > best) {
+                bw_now = std::max(bw_now, probe.bandwidth());
+                reprobed = true;
+            }
+            if (cost.compute_s(fma_now, attn_rate) > best) {
+                fma_now = std::max(fma_now, probe.fma_peak());
+                attn_rate = native_bf16 ? std::max(attn_rate, probe.bf16_dot_peak()) : fma_now;
+                reprobed = true;
+            }
+            const double mem_now = cost.bytes / bw_now,
+                         fma_time_now = cost.compute_s(fma_now, attn_rate);
+            const double floor_now = std::max(mem_now, fma_time_now);
+            const double attn_floor_now = cost.attention_floor_s(bw_now, fma_now, attn_rate);
+            const double linear_floor_now = cost.linear_floor_s(bw_now, fma_now);
+            const double serial_floor_now = attn_floor_now + linear_floor_now;
+            // Roofline fractions of the median step; the best step is printed too (the
+            // shared machine's noise only ever slows a step down).
+            std::printf(
+                "%-16s %4s %4s %6ld %5d %9.2f %9.2f %10.1f %9.1f %10.3f %9.2f %5.0f%% "
+                "%6.1f "
+                "%8.0f %8.2f %8.2f %9.2f %5.0f%% %8.2f %5.0f%% %5.0f%% %5.0f%%\n",
+                run.name.c_str(), weight_type_name(wt), cache_type_name(ct), ctx, batch, 1e3 * med,
+                1e3 * best, batch / med, cost.bytes / 1e6, cost.flops / 1e9, 1e3 * floor,
+                100 * floor / med, bw_now / 1e9, fma_now / 1e9, 1e3 * mem_now, 1e3 * fma_time_now,
+                1e3 * floor_now, 100 * floor_now / med, 1e3 * attn_med,
+                100 * attn_floor_now / attn_med, 100 * linear_floor_now / rest_med,
+                100 * serial_floor_now / med);
+            std::fflush(stdout);
+            results.push_back(
+                {{"model", run.name},
+                 {"attention", attention_kind_name(cfg.attention)},
+                 {"weights", weight_type_name(wt)},
+                 {"cache_type", cache_type_name(ct)},
+                 {"attention_kernel", attn_kernel},
+                 {"context", ctx},
+                 {"batch", batch},
+                 {"kv_block_tokens", block_tokens},
+                 {"step_ms", 1e3 * med},
+                 {"best_step_ms", 1e3 * best},
+                 {"step_times_ms", step_times_ms(run.secs)},
+                 {"tokens_per_s", batch / med},
+                 {"bytes_per_step", cost.bytes},
+                 {"flops_per_step", cost.flops},
+                 {"roofline_floor_ms", 1e3 * floor},
+                 {"roofline_fraction", floor / med},
+                 {"roofline_floor_now_ms", 1e3 * floor_now},
+                 {"roofline_memory_now_ms", 1e3 * mem_now},
+                 {"roofline_compute_now_ms", 1e3 * fma_time_now},
+                 {"roofline_bound_now", fma_time_now > mem_now ? "compute" : "memory"},
+                 {"roofline_fraction_now", floor_now / med},
+                 {"attention_ms", 1e3 * attn_med},
+                 {"attention_floor_now_ms", 1e3 * attn_floor_now},
+                 {"attention_fraction_now", attn_floor_now / attn_med},
+                 {"linear_ms", 1e3 * rest_med},
+                 {"linear_floor_now_ms", 1e3 * linear_floor_now},
+                 {"linear_fraction_now", linear_floor_now / rest_med},
+                 {"roofline_serial_floor_now_ms", 1e3 * serial_floor_now},
+                 {"roofline_serial_fraction_now", serial_floor_now / med},
+                 {"bandwidth_now_gb_per_s", bw_now / 1e9},
+                 {"probe_repeated", reprobed},
+                 {"fma_peak_now_gflops", fma_now / 1e9},
+                 {"attention_flops_rate_now_gflops", attn_rate / 1e9}});
+            if (paired) {
+                // This model's step time over the first model's, step by step (the same round),
+                // and the median of those ratios.
+                const PointRun& ref = runs.front();
+                std::vector<double> ratio;
+                for (size_t i = 0; i < run.secs.size(); i++)
+                    ratio.push_back(run.secs[i] / ref.secs[i]);
+                results.back()["paired_with"] = ref.name;
+                results.back()["paired_step_ratio"] = median(ratio);
+                results.back()["paired_step_ratios"] = ratio;
+            }
+        }
+        if (paired && runs.size() > 1) {
+            std::printf(
+                "paired steps (%s, %s, context %ld, batch %d): %s step time over this one's, "
+                "median of %d rounds:",
+                weight_type_name(wt), cache_type_name(ct), ctx, batch, runs.front().name.c_str(),
+                steps);
+            for (size_t m = 1; m < runs.size(); m++)
+                std::printf(" %s %.2fx%s", runs[m].name.c_str(),
+                            1.0 / results[results.size() - runs.size() + m]["paired_step_ratio"]
+                                      .get<double>(),
+                            m + 1 < runs.size() ? "," : "");
+            std::printf("\n");
+        }
+        std::fflush(stdout);
+    };
+    if (paired) {
+        // Every model at once, so that each point's steps can alternate between them.
+        std::vector<std::unique_ptr<Model>> held;
+        std::vector<std::pair<std::string, const Model*>> group;
+        for (const auto& [name, cfg] : models) {
+            held.push_back(std::make_unique<Model>(cfg));
+            held.back()->init_weights(1);
+            group.emplace_back(name, held.back().get());
+        }
         for (WeightType wt : weight_types)
             for (CacheType ct : cache_types)
                 for (long ctx : contexts)
-                    for (int batch : batches) {
-                        const double cache_bytes = double(batch) * (ctx + steps + 1) * cfg.n_layer *
-                                                   kv_record_bytes(cfg, ct);
-                        if (cache_bytes > mem_limit) {
-                            std::printf(
-                                "%-16s %4s %4s %6ld %5d   skipped: cache %s > --mem-limit\n",
-                                name.c_str(), weight_type_name(wt), cache_type_name(ct), ctx, batch,
-                                human_bytes(cache_bytes).c_str());
-                            continue;
-                        }
-                        Decoder dec(model, batch, int(ctx + steps + 1), ct, wt,
-                                    CachePaging{block_tokens, 0});
-                        for (int s = 0; s < batch; s++)
-                            fill_random(dec.cache(), s, int(ctx), 17 + s);
-                        std::vector<int> slots(batch);
-                        std::vector<int32_t> toks(batch, 42);
-                        for (int s = 0; s < batch; s++) slots[s] = s;
-                        std::vector<float> logits(size_t(batch) * cfg.vocab_size);
-                        double bw_now = probe.bandwidth(), fma_now = probe.fma_peak();
-                        // A native bf16 attention kernel (vdpbf16ps) runs its multiply-adds at
-                        // the bf16 dot-product rate, twice the fp32 FMA peak: its attention
-                        // FLOPs are counted at that rate (all of them, so the floor stays a lower
-                        // bound though the softmax and accumulators are float32).
-                        const std::string attn_kernel = attention_kernel_name(cfg, ct);
-                        const bool native_bf16 = attn_kernel.find("vdpbf16ps") != std::string::npos;
-                        double attn_rate = native_bf16 ? probe.bf16_dot_peak() : fma_now;
-                        std::vector<double> secs, attn_secs, rest_secs;
-                        for (int i = 0; i <= steps; i++) {  // the first step warms up
-                            auto t0 = std::chrono::steady_clock::now();
-                            dec.step(slots.data(), toks.data(), batch, logits.data());
-                            double s =
-                                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
-                                    .count();
-                            if (i == 0) continue;
-                            secs.push_back(s);
-                            attn_secs.push_back(dec.last_attention_seconds());
-                            rest_secs.push_back(s - dec.last_attention_seconds());
-                        }
-                        const double med = median(secs);
-                        // The step's two phases (decode_cost.h), each against its own floor.
-                        const double attn_med = median(attn_secs), rest_med = median(rest_secs);
-                        const double best = *std::min_element(secs.begin(), secs.end());
-                        // Weight bytes as stored (quantized: codes and scales, MLA's
-                        // up-projections included; the norms at 4 bytes) per parameter.
-                        const DecodeCost cost = decode_step_cost(
-                            cfg, batch, ctx,
-                            dec.weight_bytes_per_step() / double(model.num_params()),
-                            // bytes per cached number (q8: scales included)
-                            double(kv_record_bytes(cfg, ct)) / double(kv_record_numbers(cfg)));
-                        const double floor = cost.floor_s(bw, peak);
-                        // A step that beat the probe before it means a disturbed probe (no step
-                        // reads memory faster than the machine can, nor multiplies faster than
-                        // its peak) or weights that sit in a cache: probe again after the point
-                        // and keep the higher rate. (Seen on the shared Xeon: a bandwidth probe
-                        // of 11 GB/s between probes of 32-35, which put a 4K step at 2.4 times
-                        // its floor.)
-                        bool reprobed = false;
-                        if (cost.bytes / bw_now > best) {
-                            bw_now = std::max(bw_now, probe.bandwidth());
-                            reprobed = true;
-                        }
-                        if (cost.compute_s(fma_now, attn_rate) > best) {
-                            fma_now = std::max(fma_now, probe.fma_peak());
-                            attn_rate =
-                                native_bf16 ? std::max(attn_rate, probe.bf16_dot_peak()) : fma_now;
-                            reprobed = true;
-                        }
-                        const double mem_now = cost.bytes / bw_now,
-                                     fma_time_now = cost.compute_s(fma_now, attn_rate);
-                        const double floor_now = std::max(mem_now, fma_time_now);
-                        const double attn_floor_now =
-                            cost.attention_floor_s(bw_now, fma_now, attn_rate);
-                        const double linear_floor_now = cost.linear_floor_s(bw_now, fma_now);
-                        const double serial_floor_now = attn_floor_now + linear_floor_now;
-                        // Roofline fractions of the median step; the best step is printed too (the
-                        // shared machine's noise only ever slows a step down).
-                        std::printf(
-                            "%-16s %4s %4s %6ld %5d %9.2f %9.2f %10.1f %9.1f %10.3f %9.2f %5.0f%% "
-                            "%6.1f "
-                            "%8.0f %8.2f %8.2f %9.2f %5.0f%% %8.2f %5.0f%% %5.0f%% %5.0f%%\n",
-                            name.c_str(), weight_type_name(wt), cache_type_name(ct), ctx, batch,
-                            1e3 * med, 1e3 * best, batch / med, cost.bytes / 1e6, cost.flops / 1e9,
-                            1e3 * floor, 100 * floor / med, bw_now / 1e9, fma_now / 1e9,
-                            1e3 * mem_now, 1e3 * fma_time_now, 1e3 * floor_now,
-                            100 * floor_now / med, 1e3 * attn_med, 100 * attn_floor_now / attn_med,
-                            100 * linear_floor_now / rest_med, 100 * serial_floor_now / med);
-                        std::fflush(stdout);
-                        results.push_back(
-                            {{"model", name},
-                             {"attention", attention_kind_name(cfg.attention)},
-                             {"weights", weight_type_name(wt)},
-                             {"cache_type", cache_type_name(ct)},
-                             {"attention_kernel", attn_kernel},
-                             {"context", ctx},
-                             {"batch", batch},
-                             {"kv_block_tokens", block_tokens},
-                             {"step_ms", 1e3 * med},
-                             {"best_step_ms", 1e3 * best},
-                             {"tokens_per_s", batch / med},
-                             {"bytes_per_step", cost.bytes},
-                             {"flops_per_step", cost.flops},
-                             {"roofline_floor_ms", 1e3 * floor},
-                             {"roofline_fraction", floor / med},
-                             {"roofline_floor_now_ms", 1e3 * floor_now},
-                             {"roofline_memory_now_ms", 1e3 * mem_now},
-                             {"roofline_compute_now_ms", 1e3 * fma_time_now},
-                             {"roofline_bound_now", fma_time_now > mem_now ? "compute" : "memory"},
-                             {"roofline_fraction_now", floor_now / med},
-                             {"attention_ms", 1e3 * attn_med},
-                             {"attention_floor_now_ms", 1e3 * attn_floor_now},
-                             {"attention_fraction_now", attn_floor_now / attn_med},
-                             {"linear_ms", 1e3 * rest_med},
-                             {"linear_floor_now_ms", 1e3 * linear_floor_now},
-                             {"linear_fraction_now", linear_floor_now / rest_med},
-                             {"roofline_serial_floor_now_ms", 1e3 * serial_floor_now},
-                             {"roofline_serial_fraction_now", serial_floor_now / med},
-                             {"bandwidth_now_gb_per_s", bw_now / 1e9},
-                             {"probe_repeated", reprobed},
-                             {"fma_peak_now_gflops", fma_now / 1e9},
-                             {"attention_flops_rate_now_gflops", attn_rate / 1e9}});
-                    }
+                    for (int batch : batches) run_point(group, wt, ct, ctx, batch);
+    } else {
+        for (const auto& [name, cfg] : models) {
+            Model model(cfg);
+            model.init_weights(1);
+            for (WeightType wt : weight_types)
+                for (CacheType ct : cache_types)
+                    for (long ctx : contexts)
+                        for (int batch : batches) run_point({{name, &model}}, wt, ct, ctx, batch);
+        }
     }
     const nlohmann::json crossovers = crossover_table(results);
     if (p.has("json")) {
@@ -383,6 +485,7 @@ int cmd_bench_decode(int argc, char** argv) {
                               {"int8_gemv_kernel", int8_kernel},
                               {"threads", num_threads()},
                               {"omp_wait_policy", omp_wait_policy()},
+                              {"paired", paired},
                               {"cache_type", p.get("cache")},
                               {"weights", p.get("weights")},
                               {"bandwidth_start_gb_per_s", bw_start / 1e9},
