@@ -261,6 +261,23 @@ TEST(CliBench, DecodePairedStepsGiveStepByStepRatios) {
     EXPECT_NE(r.out.find("paired steps (f32, f32, context 128, batch 1)"), std::string::npos);
 }
 
+// --paired holds the point's caches together, so --mem-limit bounds their sum: at 1024 tokens
+// tiny-mha's cache (8.0 MiB) and tiny-t6's (4.3 MiB) each fit 10 MiB, but not both.
+TEST(CliBench, DecodePairedMemLimitCountsTheCachesTogether) {
+    const std::string args =
+        " bench decode --presets tiny-mha,tiny-t6 --contexts 1024 --batches 1 --steps 1 "
+        "--mem-limit 10MiB --json";
+    auto one_by_one = test::run_command(kT6 + args);
+    ASSERT_EQ(one_by_one.status, 0) << one_by_one.err;
+    EXPECT_EQ(last_json(one_by_one.out)["results"].size(), 2u);
+    auto paired = test::run_command(kT6 + args + " --paired");
+    ASSERT_EQ(paired.status, 0) << paired.err;
+    const auto res = last_json(paired.out)["results"];
+    ASSERT_EQ(res.size(), 1u);
+    EXPECT_EQ(res[0]["model"], "tiny-mha");
+    EXPECT_NE(paired.out.find("of the other models') > --mem-limit"), std::string::npos);
+}
+
 // bf16 weights: the roofline counts 2 bytes per parameter (and the cache is the same).
 TEST(CliBench, DecodeBf16WeightsHalveWeightBytes) {
     auto run = [](const char* w) {

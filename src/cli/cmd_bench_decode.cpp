@@ -239,7 +239,9 @@ int cmd_bench_decode(int argc, char** argv) {
         "weights of the linear layers, each f32, bf16, q8, q4, q8a8 or q4a8 (q8 / q4 weights times "
         "int8-quantized activations) (swept; quantized bytes include the block scales)",
         "f32");
-    p.option("mem-limit", "BYTES", "skip points whose cache exceeds this", "12GiB");
+    p.option("mem-limit", "BYTES",
+             "skip points whose cache exceeds this (--paired: the point's caches together)",
+             "12GiB");
     p.option("bandwidth", "GB/s", "memory bandwidth for the roofline (this CPU, quiet)", "54");
     p.option("peak-gflops", "G", "GEMM rate for the roofline (fp32, 2 threads)", "370");
     p.option("threads", "N", "threads", "all cores");
@@ -317,17 +319,24 @@ int cmd_bench_decode(int argc, char** argv) {
     // machine in the same state and their time ratios are measured step by step.
     auto run_point = [&](const std::vector<std::pair<std::string, const Model*>>& group,
                          WeightType wt, CacheType ct, long ctx, int batch) {
+        // The point's caches are held together (--paired: one per model), so --mem-limit bounds
+        // their sum: a model whose cache would take it past the limit is skipped.
         std::vector<PointRun> runs;
+        double held_bytes = 0;
         for (const auto& [name, model] : group) {
             const ModelConfig& cfg = model->config();
             const double cache_bytes =
                 double(batch) * (ctx + steps + 1) * cfg.n_layer * kv_record_bytes(cfg, ct);
-            if (cache_bytes > mem_limit) {
-                std::printf("%-16s %4s %4s %6ld %5d   skipped: cache %s > --mem-limit\n",
+            if (held_bytes + cache_bytes > mem_limit) {
+                const std::string others =
+                    held_bytes > 0 ? " (+ " + human_bytes(held_bytes) + " of the other models')"
+                                   : "";
+                std::printf("%-16s %4s %4s %6ld %5d   skipped: cache %s%s > --mem-limit\n",
                             name.c_str(), weight_type_name(wt), cache_type_name(ct), ctx, batch,
-                            human_bytes(cache_bytes).c_str());
+                            human_bytes(cache_bytes).c_str(), others.c_str());
                 continue;
             }
+            held_bytes += cache_bytes;
             runs.emplace_back(name, *model, wt, ct, ctx, batch, steps, block_tokens);
         }
         if (runs.empty()) return;
