@@ -350,6 +350,7 @@ int cmd_bench_decode(int argc, char** argv) {
             attn_rates.push_back(run.native_bf16 ? probe.bf16_dot_peak() : fma_probe);
         for (int i = 0; i <= steps; i++)  // the first step of each warms up
             for (auto& run : runs) run.step(i > 0);
+        std::vector<double> paired_ratio(runs.size(), 1.0);  // median, per model (--paired)
         for (size_t m = 0; m < runs.size(); m++) {
             const PointRun& run = runs[m];
             const ModelConfig& cfg = run.model->config();
@@ -443,8 +444,9 @@ int cmd_bench_decode(int argc, char** argv) {
                 std::vector<double> ratio;
                 for (size_t i = 0; i < run.secs.size(); i++)
                     ratio.push_back(run.secs[i] / ref.secs[i]);
+                paired_ratio[m] = median(ratio);
                 results.back()["paired_with"] = ref.name;
-                results.back()["paired_step_ratio"] = median(ratio);
+                results.back()["paired_step_ratio"] = paired_ratio[m];
                 results.back()["paired_step_ratios"] = ratio;
             }
         }
@@ -455,9 +457,7 @@ int cmd_bench_decode(int argc, char** argv) {
                 weight_type_name(wt), cache_type_name(ct), ctx, batch, runs.front().name.c_str(),
                 steps);
             for (size_t m = 1; m < runs.size(); m++)
-                std::printf(" %s %.2fx%s", runs[m].name.c_str(),
-                            1.0 / results[results.size() - runs.size() + m]["paired_step_ratio"]
-                                      .get<double>(),
+                std::printf(" %s %.2fx%s", runs[m].name.c_str(), 1.0 / paired_ratio[m],
                             m + 1 < runs.size() ? "," : "");
             std::printf("\n");
         }
