@@ -217,7 +217,9 @@ INSTANTIATE_TEST_SUITE_P(Ranks, SimdTpa,
                                            TpaCase{1, 6, 2, 3, 16}, TpaCase{2, 1, 6, 8, 128},
                                            TpaCase{0, 2, 2, 5, 64}, TpaCase{0, 1, 6, 34, 32},
                                            TpaCase{0, 6, 1, 17, 16}, TpaCase{2, 2, 2, 5, 40},
-                                           TpaCase{1, 2, 1, 3, 160}, TpaCase{4, 2, 2, 34, 36}),
+                                           TpaCase{1, 2, 1, 3, 160}, TpaCase{4, 2, 2, 34, 36},
+                                           // the presets' ranks (steps compiled for them)
+                                           TpaCase{6, 2, 2, 34, 64}, TpaCase{6, 2, 2, 5, 16}),
                          tpa_name);
 
 // ---- Flash K/V (MHA, GQA, MQA) ----

@@ -248,10 +248,23 @@ HWY_INLINE void values_tile_body(float* acc, int D, int c0, int h0, const typena
 // caller's values live across the loop and spilled them into vector registers, reloading them
 // at every token (AVX-512: 23 of the loop's ~140 instructions per token). Other Ops stay inline
 // (ValueOpsBf16's leaves carry a target attribute that a separate function would not).
+// R_V = 2 (every preset's) gets a body of its own: with the rank loop's trip count known, GCC
+// unrolls it and the two rows' loads and multiply-adds interleave. FlashTPA alone, small-t6's
+// shape from memory, two threads, Zen 5, paired medians: AVX2 0.945-0.981 of the time (5 runs),
+// AVX-512 0.946-0.999 (docs/decode-bench.md, session 39).
 template <int HB, int NV, bool kFull>
 HWY_NOINLINE void values_tile_f32(float* acc, int D, int c0, int h0, const float* W, int Hp, int Rv,
                                   const float* recs, long rec, long off_bv, int n,
                                   const float* alpha, NextBlock nb) {
+    // (Whole column tiles of at least two vectors only, the ones of head sizes 64 and 128: each
+    // second body adds to the compile time of the kernel's file.)
+    if constexpr (kFull && NV >= 2) {
+        if (Rv == 2) {
+            values_tile_body<HB, NV, kFull, OpF32>(acc, D, c0, h0, W, Hp, 2, recs, rec, off_bv, n,
+                                                   alpha, nb);
+            return;
+        }
+    }
     values_tile_body<HB, NV, kFull, OpF32>(acc, D, c0, h0, W, Hp, Rv, recs, rec, off_bv, n, alpha,
                                            nb);
 }

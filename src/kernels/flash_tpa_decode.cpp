@@ -454,10 +454,14 @@ HWY_INLINE void BlockFeaturesBody(float* P, const typename Op::Q* QB, int NQ,
 // body, GCC kept its many live values across the inner loops and spilled and reloaded them there
 // (AVX-512: 23 of the loop's ~140 instructions per token). The vdpbf16ps version stays inline (its
 // leaves carry a target attribute that a separate function would not).
-template <class Op>
+// kNQ, kRk > 0 (here and in the steps below): the ranks fixed at compile time (TpaRangeT: every
+// preset's R_Q = 6, R_K = R_V = 2), so that GCC unrolls the loops over them; 0: as passed.
+template <class Op, int kNQ = 0, int kRk = 0>
 HWY_NOINLINE void BlockFeatures(float* P, const typename Op::Q* QB, int NQ,
                                 const typename Op::R* recs, long rec, long off_bk, int Rk, int n,
                                 int D, LineShare pf) {
+    if constexpr (kNQ > 0) NQ = kNQ;
+    if constexpr (kRk > 0) Rk = kRk;
     BlockFeaturesBody<Op>(P, QB, NQ, recs, rec, off_bk, Rk, n, D, pf);
 }
 
@@ -685,10 +689,12 @@ HWY_NOINLINE void BlockScoresKvonly(float* St, const float* P, float* X, const R
     }
 }
 
-template <typename R>
+template <typename R, int kNQ = 0, int kRk = 0>
 HWY_NOINLINE void BlockScoresFull(float* St, const float* P, const float* AQt, const R* recs,
                                   long rec, long off_ak, int H, int Hp, int NQ, int Rk, int n,
                                   LineShare pf) {
+    if constexpr (kNQ > 0) NQ = kNQ;
+    if constexpr (kRk > 0) Rk = kRk;
     // Every path steps the prefetch spread once per group of kT tokens.
     const int kT = HWY_TARGET == HWY_AVX3 && NQ <= 8 ? 8 : 4;
     LineSpread spread(pf, (Hp / kN) * ((n + kT - 1) / kT));
@@ -709,10 +715,11 @@ HWY_NOINLINE void BlockScoresFull(float* St, const float* P, const float* AQt, c
 // The online softmax of a block, lane-wise over heads (running max m, sum l; alpha: the factor of
 // the accumulators), fused with the value weights W[t,s][h] = p[t][h] A_V[t][s][h] / R_V (q8:
 // times a'_s(t) b'_s(t), on A_V's codes; step 3 then runs on B_V's codes).
-template <typename R>
+template <typename R, int kRv = 0>
 HWY_NOINLINE void BlockSoftmax(float* W, float* m, float* l, float* alpha, const float* St,
                                const R* recs, long rec, long off_av, long scale_off, int H, int Hp,
                                int Rk, int Rv, int n, float cv, LineShare pf) {
+    if constexpr (kRv > 0) Rv = kRv;
     constexpr bool kQ8 = std::is_same_v<R, int8_t>;
     const DF d;
     LineSpread spread(pf, (Hp / kN) * n);
@@ -917,6 +924,13 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
     constexpr int kPfFeatures = !kF32 ? 0 : kAvx3 ? 5 : kAvx2 ? 2 : 0;
     constexpr int kPfScores = kF32 && kAvx3 ? 2 : 0;
     constexpr int kPfSoftmax = !kF32 ? 0 : kAvx3 || kAvx2 ? 2 : 0;
+    // Float32 records on the vector targets with every preset's ranks (full TPA, R_Q = 6, R_K =
+    // R_V = 2) take steps 1, 2 and the softmax compiled for those ranks (their loops unrolled).
+    // Kernel alone, small-t6's shape from memory, two threads, Zen 5, paired medians: 0.942-0.962
+    // of the time on AVX2 and AVX-512 (docs/decode-bench.md, session 39). Other caches and ranks
+    // keep the run-time loops (each specialisation adds to this file's compile time).
+    constexpr bool kRankSpecs = kF32 && HWY_TARGET != HWY_SCALAR;
+    const bool preset_ranks = kRankSpecs && full && NQ == 6 && Rk == 2 && Rv == 2;
     // Blocks of kBlock records, never across a cache block (CacheBlocks).
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
         n = cache.block(b0, j1, kBlock);
@@ -951,6 +965,13 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
             BlockFeatures<FeatureOpsF32>(P, qb, NQ,
                                          WidenRows(bkf, recs, rec, dm.off_BK(), Rk * D, n),
                                          long(Rk) * D, 0, Rk, n, D, feature_lines);
+        } else if constexpr (kRankSpecs) {
+            if (preset_ranks)
+                BlockFeatures<FeatureOpsF32, 6, 2>(P, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D,
+                                                   feature_lines);
+            else
+                BlockFeatures<FeatureOpsF32>(P, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D,
+                                             feature_lines);
         } else {
             BlockFeatures<FeatureOpsF32>(P, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D,
                                          feature_lines);
@@ -979,11 +1000,22 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
         // Full TPA: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h] P[t][i][j], four tokens at a
         // time so that the FMA chains over i are independent (kBlock is a multiple of 4; rows
         // past n repeat row n-1 and are never read).
-        if (full)
-            BlockScoresFull<R>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, NQ, Rk, n, score_lines);
-        // Online softmax, lane-wise over heads, fused with the value weights.
-        BlockSoftmax<R>(W, m, l, alpha, St, recs, rec, dm.off_AV(), scale_off, H, Hp, Rk, Rv, n,
-                        1.0f / float(Rv), softmax_lines);
+        if constexpr (kRankSpecs) {
+            if (preset_ranks) {
+                BlockScoresFull<R, 6, 2>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, NQ, Rk, n,
+                                         score_lines);
+                BlockSoftmax<R, 2>(W, m, l, alpha, St, recs, rec, dm.off_AV(), scale_off, H, Hp, Rk,
+                                   Rv, n, 1.0f / float(Rv), softmax_lines);
+            }
+        }
+        if (!preset_ranks) {
+            if (full)
+                BlockScoresFull<R>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, NQ, Rk, n,
+                                   score_lines);
+            // Online softmax, lane-wise over heads, fused with the value weights.
+            BlockSoftmax<R>(W, m, l, alpha, St, recs, rec, dm.off_AV(), scale_off, H, Hp, Rk, Rv, n,
+                            1.0f / float(Rv), softmax_lines);
+        }
         // 3. Values in head tiles, prefetching the next block meanwhile.
 #if HWY_TARGET == HWY_AVX3
         if constexpr (kDot) {
