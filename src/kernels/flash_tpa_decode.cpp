@@ -926,9 +926,9 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
     constexpr int kPfSoftmax = !kF32 ? 0 : kAvx3 || kAvx2 ? 2 : 0;
     // Float32 records on the vector targets with every preset's ranks (full TPA, R_Q = 6, R_K =
     // R_V = 2) take steps 1, 2 and the softmax compiled for those ranks (their loops unrolled).
-    // Kernel alone, small-t6's shape from memory, two threads, Zen 5, paired medians: 0.942-0.962
-    // of the time on AVX2 and AVX-512 (docs/decode-bench.md, session 39). Other caches and ranks
-    // keep the run-time loops (each specialisation adds to this file's compile time).
+    // Kernel alone, small-t6's shape from memory, two threads, Zen 5, paired medians: 0.921-0.962
+    // of the time on AVX2, 0.942-0.983 on AVX-512 (docs/decode-bench.md, session 39). Other caches
+    // and ranks keep the run-time loops (each specialisation adds to this file's compile time).
     constexpr bool kRankSpecs = kF32 && HWY_TARGET != HWY_SCALAR;
     const bool preset_ranks = kRankSpecs && full && NQ == 6 && Rk == 2 && Rv == 2;
     // Blocks of kBlock records, never across a cache block (CacheBlocks).
@@ -965,13 +965,9 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
             BlockFeatures<FeatureOpsF32>(P, qb, NQ,
                                          WidenRows(bkf, recs, rec, dm.off_BK(), Rk * D, n),
                                          long(Rk) * D, 0, Rk, n, D, feature_lines);
-        } else if constexpr (kRankSpecs) {
-            if (preset_ranks)
-                BlockFeatures<FeatureOpsF32, 6, 2>(P, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D,
-                                                   feature_lines);
-            else
-                BlockFeatures<FeatureOpsF32>(P, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D,
-                                             feature_lines);
+        } else if (preset_ranks) {
+            BlockFeatures<FeatureOpsF32, 6, 2>(P, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D,
+                                               feature_lines);
         } else {
             BlockFeatures<FeatureOpsF32>(P, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D,
                                          feature_lines);
@@ -1000,19 +996,18 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
         // Full TPA: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h] P[t][i][j], four tokens at a
         // time so that the FMA chains over i are independent (kBlock is a multiple of 4; rows
         // past n repeat row n-1 and are never read).
-        if constexpr (kRankSpecs) {
-            if (preset_ranks) {
+        // Online softmax, lane-wise over heads, fused with the value weights.
+        if (preset_ranks) {
+            if constexpr (kRankSpecs) {  // (not instantiated for other records)
                 BlockScoresFull<R, 6, 2>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, NQ, Rk, n,
                                          score_lines);
                 BlockSoftmax<R, 2>(W, m, l, alpha, St, recs, rec, dm.off_AV(), scale_off, H, Hp, Rk,
                                    Rv, n, 1.0f / float(Rv), softmax_lines);
             }
-        }
-        if (!preset_ranks) {
+        } else {
             if (full)
                 BlockScoresFull<R>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, NQ, Rk, n,
                                    score_lines);
-            // Online softmax, lane-wise over heads, fused with the value weights.
             BlockSoftmax<R>(W, m, l, alpha, St, recs, rec, dm.off_AV(), scale_off, H, Hp, Rk, Rv, n,
                             1.0f / float(Rv), softmax_lines);
         }
