@@ -84,8 +84,8 @@ TEST(CliHelp, AnUnknownCommandIsAOneLineError) {
 // ---- merged from test_cli_threads.cpp (one program fewer to build and link in CI):
 // --threads / threads= is checked against the machine by one validator (core/threads.h) for
 // every command that takes it: out of range is a one-line error with status 1, never a crash
-// inside libgomp (100000) nor a silently ignored value (-1). (That the pool waits passively is
-// checked by test_cli_serve.)
+// inside libgomp (100000) nor a silently ignored value (-1). (The pool's wait policy is checked by
+// test_cli_serve.)
 namespace threads_cli {
 
 using namespace t6;

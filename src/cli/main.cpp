@@ -49,10 +49,10 @@ void print_usage(FILE* f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    // The OpenMP pool sleeps when idle (core/threads.h), except in benchmarks: they measure the
-    // machine's best on a quiet machine, where the runtime's spin-then-sleep default decodes
-    // ~20% and trains ~5% faster; they print the policy in force.
-    if (!(argc >= 2 && std::string(argv[1]) == "bench")) t6::ensure_passive_wait(argv);
+    // The OpenMP pool spins briefly and then sleeps when idle (core/threads.h), except in
+    // benchmarks: they keep the runtime's spin-then-sleep default (a quiet machine's best) and
+    // print the policy in force.
+    if (!(argc >= 2 && std::string(argv[1]) == "bench")) t6::ensure_wait_policy(argv);
     // SIGINT/SIGTERM go to one watcher thread, never to a thread inside a GEMM
     // (core/stop_signal.h); after the re-exec above, whose image would inherit the block.
     t6::route_stop_signals();

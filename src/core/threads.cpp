@@ -40,18 +40,21 @@ int num_threads() {
     return omp_get_max_threads();
 }
 
-void ensure_passive_wait(char** argv) {
+void ensure_wait_policy(char** argv) {
     if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
     if (const char* a = std::getenv("T6_OMP_ACTIVE"); a && std::string(a) == "1") return;
-    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
+    if (setenv("GOMP_SPINCOUNT", std::to_string(kBriefSpinCount).c_str(), 1) != 0) return;
     execv("/proc/self/exe", argv);
     // exec failed (no /proc): carry on with the runtime's default policy.
-    unsetenv("OMP_WAIT_POLICY");
+    unsetenv("GOMP_SPINCOUNT");
 }
 
 std::string omp_wait_policy() {
     const char* p = std::getenv("OMP_WAIT_POLICY");
-    if (!p) return "default";
+    if (!p) {
+        const char* n = std::getenv("GOMP_SPINCOUNT");
+        return n ? "spin " + std::string(n) + " then sleep" : "default";
+    }
     std::string s(p);
     for (auto& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
     return s;

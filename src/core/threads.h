@@ -1,15 +1,20 @@
 // Thread control: t6 uses OpenMP for its own loops and the OpenMP build of OpenBLAS, so one pool
 // serves both.
 //
-// The pool waits passively (OMP_WAIT_POLICY=PASSIVE unless the user chose a policy): an idle
-// worker sleeps on a futex instead of spinning for ~0.3 s after each parallel region, which with
-// libgomp's default lets two OpenMP processes on the same cores steal each other's time slices
-// (a `t6 serve` next to a `t6 train` ran ~5x slower). libgomp reads its environment once, when
-// it is loaded, so the policy can only be set by re-executing the process (ensure_passive_wait).
-// The cost on a quiet machine (measured 2026-12-01, 2-core Xeon, small presets): decode steps
-// ~20% and training steps ~5% slower than the default policy; the gain next to another OpenMP
-// job: a served load's p99 latency went from 4.3x its quiet value to 1.04x. `t6 bench` keeps the
-// default policy (it measures a quiet machine's best); T6_OMP_ACTIVE=1 does so for any command.
+// The pool spins briefly, then sleeps (GOMP_SPINCOUNT=1000 unless the user chose a policy or a
+// spin count): an idle worker spins about 20 us after each parallel region, then sleeps on a
+// futex. A decoding step is a few hundred short parallel regions a few microseconds apart, which
+// the brief spin covers; waking a sleeping thread costs 20-160 us in the VMs t6 is developed on.
+// libgomp's default (OMP_WAIT_POLICY unset: 300,000 spins, milliseconds) lets two OpenMP
+// processes on the same cores steal each other's time slices; OMP_WAIT_POLICY=PASSIVE (no spin,
+// t6's setting until session 40) pays a wake-up per region. Measured 2026-12-05 on a 2-core Zen 5
+// (docs/decode-bench.md, session 40): small-t6 and small-mha batch-1 steps took 1.26-1.58x as
+// long passive as with the brief spin or the default (q8 weights, 1K and 4K); 32 clients of a
+// `t6 serve` next to a `t6 train` saw a p99 latency of 16.4-16.5 s with the brief spin, 16.1-16.3
+// passive and 40.3 with the default (quiet: 10.6-11.3, passive 11.1-11.7). libgomp reads its
+// environment once, when it is loaded, so the policy can only be set by re-executing the process
+// (ensure_wait_policy). `t6 bench` keeps the runtime's default (a quiet machine's best);
+// T6_OMP_ACTIVE=1 does so for any command.
 #pragma once
 #include <string>
 
@@ -27,13 +32,17 @@ int available_cpus();
 // (0 too when zero_means_all). Fails with "<what> = N: ..." otherwise; returns n.
 long long check_thread_count(long long n, const std::string& what, bool zero_means_all = false);
 
-// Called first thing in main(): if neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set, sets
-// OMP_WAIT_POLICY=PASSIVE and re-executes the binary (same pid, same arguments) so the OpenMP
-// runtime starts with it. T6_OMP_ACTIVE=1 opts out. Returns normally when nothing is to do
-// or the exec failed.
-void ensure_passive_wait(char** argv);
+// The spin count t6 sets (kBriefSpinCount spins of libgomp's wait loop, each a `pause`).
+constexpr int kBriefSpinCount = 1000;
 
-// The OpenMP wait policy in force, for logs: "passive", "active", or "default".
+// Called first thing in main(): if neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set, sets
+// GOMP_SPINCOUNT=kBriefSpinCount and re-executes the binary (same pid, same arguments) so the
+// OpenMP runtime starts with it. T6_OMP_ACTIVE=1 opts out. Returns normally when nothing is to do
+// or the exec failed.
+void ensure_wait_policy(char** argv);
+
+// The OpenMP wait policy in force, for logs: OMP_WAIT_POLICY lower-cased ("passive", "active")
+// where set, else "spin N then sleep" where GOMP_SPINCOUNT=N is set, else "default".
 std::string omp_wait_policy();
 
 }  // namespace t6
