@@ -4,17 +4,17 @@
 // The pool spins briefly, then sleeps (GOMP_SPINCOUNT=1000 unless the user chose a policy or a
 // spin count): an idle worker spins about 20 us after each parallel region, then sleeps on a
 // futex. A decoding step is a few hundred short parallel regions a few microseconds apart, which
-// the brief spin covers; waking a sleeping thread costs 20-160 us in the VMs t6 is developed on.
+// the brief spin covers; waking a sleeping thread costs 22-166 us in the VMs t6 is developed on.
 // libgomp's default (OMP_WAIT_POLICY unset: 300,000 spins, milliseconds) lets two OpenMP
 // processes on the same cores steal each other's time slices; OMP_WAIT_POLICY=PASSIVE (no spin,
 // t6's setting until session 40) pays a wake-up per region. Measured 2026-12-05 on a 2-core Zen 5
-// (docs/decode-bench.md, session 40): small-t6 and small-mha batch-1 steps took 1.26-1.58x as
-// long passive as with the brief spin or the default (q8 weights, 1K and 4K); 32 clients of a
-// `t6 serve` next to a `t6 train` saw a p99 latency of 16.4-16.5 s with the brief spin, 16.1-16.3
-// passive and 40.3 with the default (quiet: 10.6-11.3, passive 11.1-11.7). libgomp reads its
-// environment once, when it is loaded, so the policy can only be set by re-executing the process
-// (ensure_wait_policy). `t6 bench` keeps the runtime's default (a quiet machine's best);
-// T6_OMP_ACTIVE=1 does so for any command.
+// (docs/decode-bench.md, session 40): small-t6 and small-mha batch-1 steps took 1.26-1.57x as
+// long passive as with the brief spin and 1.33-1.69x as with the default (q8 weights, 1K and 4K);
+// 32 clients of a `t6 serve` next to a `t6 train` saw a p99 latency of 16.4-16.5 s with the brief
+// spin, 16.1-16.3 passive and 40.3 with the default (quiet: 10.6-11.3, passive 11.1-11.7).
+// libgomp reads its environment once, when it is loaded, so the policy can only be set by
+// re-executing the process (ensure_wait_policy). `t6 bench` keeps the runtime's default (a quiet
+// machine's best); T6_OMP_ACTIVE=1 does so for any command.
 #pragma once
 #include <string>
 
