@@ -9,8 +9,10 @@ namespace t6::flash_detail {
 
 std::atomic<bool> prefetch_to_l1{cpu_signature().vendor == "AuthenticAMD"};
 
-constexpr int kMinSplitTokens = 256;  // do not split a sequence finer than this
+constexpr int kMinSplitTokens = 256;  // do not split a sequence finer than this, but for the tail
+constexpr int kMinTailTokens = 128;   // the tail's last tasks
 constexpr long kTasksPerRun = 8;
+constexpr long kTailPart = 8;  // the tail: the last eighth of a run
 
 // The cache positions of all sequences, laid end to end, are cut into `threads` equal shares, one
 // run per thread; within a share each sequence's segment is cut into equal tasks, about
@@ -19,7 +21,35 @@ constexpr long kTasksPerRun = 8;
 // Task::ahead); the tasks at the back are what another thread steals when it is done first
 // (run_split), which keeps both threads busy when the shared machine preempts one of them. A task
 // is the most of a share another thread cannot take over: 1/8 of it here (tasks of halving
-// length, measured as fast, would leave half a share in one first task).
+// length all through would leave half a share in one first task).
+// The run's last segment ends in a tail (its last eighth, at least kMinTailTokens) cut in halves,
+// down to kMinTailTokens..2*kMinTailTokens-1 tokens: when the two threads' runs end apart, the one
+// done first steals these small tasks from the back, so that the other is left with at most one
+// small task in flight. With eight equal tasks the wait was up to a whole task: two threads ended
+// 226-448 us apart per call over 64K records of small-t6 (tasks of 4,096 records, about 560 us),
+// 58-83 us with the tail (docs/decode-bench.md, session 41).
+namespace {
+
+void cut_segment(std::vector<Task>& tasks, int seq, long a, long len, long want, bool last_in_run) {
+    const int ahead = int(a + len);
+    long tail = last_in_run && len >= 2 * kMinTailTokens
+                    ? std::max<long>(kMinTailTokens, len / kTailPart)
+                    : 0;  // <= len / 2
+    const long front = len - tail;
+    const long pieces = std::max(1L, std::min(tail > 0 ? want - 1 : want, front / kMinSplitTokens));
+    for (long k = 0; k < pieces; k++)
+        tasks.push_back(
+            {seq, int(a + front * k / pieces), int(a + front * (k + 1) / pieces), ahead});
+    for (long at = a + front; tail > 0;) {
+        const long piece = tail >= 2 * kMinTailTokens ? (tail + 1) / 2 : tail;
+        tasks.push_back({seq, int(at), int(at + piece), ahead});
+        at += piece;
+        tail -= piece;
+    }
+}
+
+}  // namespace
+
 TaskPlan make_tasks(const int* lens, int nseq, int threads) {
     threads = std::max(1, threads);
     long total = 0;
@@ -36,10 +66,7 @@ TaskPlan make_tasks(const int* lens, int nseq, int threads) {
             const long a = std::max(s0, off), b = std::min(s1, off + std::max(0, lens[i]));
             if (a >= b) continue;
             const long len = b - a, want = (len * kTasksPerRun + (s1 - s0) - 1) / (s1 - s0);
-            const long pieces = std::max(1L, std::min(want, len / kMinSplitTokens));
-            for (long k = 0; k < pieces; k++)
-                plan.tasks.push_back({i, int(a - off + len * k / pieces),
-                                      int(a - off + len * (k + 1) / pieces), int(b - off)});
+            cut_segment(plan.tasks, i, a - off, len, want, b == s1);
         }
         plan.first.push_back(int(plan.tasks.size()));
     }
