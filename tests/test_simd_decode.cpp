@@ -631,6 +631,45 @@ TEST(DecodeSplit, EqualContiguousSharesCutIntoEqualTasksEndingInHalvingOnes) {
     }
 }
 
+// run_split's result does not depend on which thread ran which task: with one thread or the
+// other held up at the start (so that the other steals from its run) and with neither, the merged
+// outputs are the same to the bit. Each task's partial sums numbers that round (sin j / 7), so
+// partials grouped differently would show in the last bits.
+TEST(DecodeSplit, MergedOutputIsTheSameWhicheverThreadRanATask) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    const std::vector<int> lens = {9000, 3000};
+    std::vector<float> runs_out[3];
+    for (int held = -1; held < 2; held++) {
+        std::vector<float> out0(4 * 2), out1(4 * 2);
+        float* outs[2] = {out0.data(), out1.data()};
+        std::atomic<int> stolen_from_held{0};
+        std::atomic<bool> first_seen[2] = {false, false};
+        flash_detail::run_split(outs, lens.data(), 2, 4, 2,
+                                [&](const flash_detail::Task& t, flash_detail::Partial p,
+                                    std::vector<float>&, std::vector<float>&) {
+                                    const int me = omp_get_thread_num();
+                                    if (me == held && !first_seen[me].exchange(true))
+                                        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                                    for (int h = 0; h < 4; h++) {
+                                        p.m[h] = std::max(p.m[h], float(h) * 0.25f);
+                                        for (int j = t.j0; j < t.j1; j++) {
+                                            p.l[h] += 1.0f;
+                                            p.acc[h * 2] += std::sin(float(j + h)) / 7.0f;
+                                            p.acc[h * 2 + 1] += float(j % 5) / 3.0f;
+                                        }
+                                    }
+                                    if (held >= 0 && me != held) stolen_from_held++;
+                                });
+        EXPECT_GT(std::fabs(out0[0]), 0.0f);
+        runs_out[held + 1] = out0;
+        runs_out[held + 1].insert(runs_out[held + 1].end(), out1.begin(), out1.end());
+    }
+    omp_set_num_threads(saved);
+    EXPECT_EQ(runs_out[0], runs_out[1]) << "thread 0 held up";
+    EXPECT_EQ(runs_out[0], runs_out[2]) << "thread 1 held up";
+}
+
 // run_split runs every task exactly once, also when one thread is held up in its first task: the
 // other takes (steals) the rest of the held thread's run. Thread 0's first task waits until every
 // other task has run (at most 10 s, which only a split without stealing reaches).

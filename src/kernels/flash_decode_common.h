@@ -148,26 +148,24 @@ TaskPlan make_tasks(const int* lens, int nseq, int threads);
 // thread whose run is empty takes the last task left in the run with the most left (work
 // stealing). A task is claimed by one compare-and-swap on its run's (front, back) pair, so each
 // runs exactly once whatever the number of threads.
-// range continues the partial it is given (running max m, sum l and acc: the online softmax over
-// a set of records, in any order), so a thread's consecutive tasks of one sequence share one
-// partial: a new partial starts only where a thread moves to another sequence, and the merge
-// combines about one partial per thread and sequence (with one per task it took 13.7-17.8 us of a
-// 4K-record FlashTPA call, single-threaded; now 2.9). The partials live in a buffer kept by the
-// calling thread from call to call (the plan with a fresh zeroed one per call took 6.5-11.2 us;
-// now 1.9).
+// Each task has a partial of its own, merged in task order, so the result does not depend on
+// which thread ran which task (a thread's tasks of one sequence sharing one partial, fewer to
+// merge, measured faster: with the halving tail 0.933-0.974 of FlashTPA's time at 1K-64K records
+// against 0.970-0.998 with the tail alone, AVX-512; but it made the last bits depend on the
+// stealing: docs/decode-bench.md, session 41). The partials live in a buffer kept by the calling
+// thread from call to call (the plan with a fresh zeroed one per call took 6.5-11.2 us of a
+// 4K-record FlashTPA call), and the merge runs task by task over all heads.
 template <typename RangeFn>
 void run_split(float* const* out, const int* lens, int nseq, int H, int Dv, RangeFn range) {
     const TaskPlan plan = make_tasks(lens, nseq, omp_get_max_threads());
     const std::vector<Task>& tasks = plan.tasks;
     const int runs = int(plan.first.size()) - 1;
     const size_t per = size_t(H) * (2 + Dv);
-    // Task k's partial, if a chain starts at k (chain[k] == k); only those are initialised.
-    // (The pointer, not the thread_local vector, is what the threads use: each thread has its own.)
+    // Task k's partial at parts + k * per. (The pointer, not the thread_local vector, is what the
+    // threads use: each thread has its own.)
     thread_local std::vector<float> kept;
     if (kept.size() < tasks.size() * per) kept.resize(tasks.size() * per);
     float* const parts = kept.data();
-    // chain[k]: the task whose partial task k continued (written by the thread that ran k).
-    std::vector<int> chain(tasks.size());
     // Run r's tasks not yet claimed: [front, back), packed front << 32 | back.
     std::vector<std::atomic<uint64_t>> left(static_cast<size_t>(runs));
     for (int r = 0; r < runs; r++)
@@ -212,50 +210,40 @@ void run_split(float* const* out, const int* lens, int nseq, int H, int Dv, Rang
             t.cont =
                 last >= 0 && tasks[size_t(last)].seq == t.seq && tasks[size_t(last)].j1 == t.j0;
             if (stolen) t.ahead = t.j1;  // the owner streams toward it from the front
-            // The same sequence as this thread's last task: continue its partial.
-            const bool same = last >= 0 && tasks[size_t(last)].seq == t.seq;
-            const int c = same ? chain[size_t(last)] : k;
-            chain[size_t(k)] = c;
             last = k;
-            float* base = parts + size_t(c) * per;
+            float* base = parts + size_t(k) * per;
             Partial p{base, base + H, base + 2 * H};
-            if (c == k) {
-                std::fill(p.m, p.m + H, -INFINITY);
-                std::fill(p.l, p.l + H, 0.0f);
-                std::fill(p.acc, p.acc + size_t(H) * Dv, 0.0f);
-            }
+            std::fill(p.m, p.m + H, -INFINITY);
+            std::fill(p.l, p.l + H, 0.0f);
+            std::fill(p.acc, p.acc + size_t(H) * Dv, 0.0f);
             if (t.j1 > t.j0) range(t, p, buf, sc);
         }
     }
-    // The partials of each sequence: heads[start[i] .. start[i + 1]).
-    std::vector<int> start(size_t(nseq) + 1, 0), heads;
-    for (size_t k = 0; k < tasks.size(); k++)
-        if (chain[k] == int(k)) start[size_t(tasks[k].seq) + 1]++;
-    for (int i = 0; i < nseq; i++) start[size_t(i) + 1] += start[size_t(i)];
-    heads.resize(size_t(start[size_t(nseq)]));
-    {
-        std::vector<int> at(start.begin(), start.end() - 1);
-        for (size_t k = 0; k < tasks.size(); k++)
-            if (chain[k] == int(k)) heads[size_t(at[size_t(tasks[k].seq)]++)] = int(k);
-    }
-    // Combine: o_h = sum_k e^{m_k - M} acc_k / sum_k e^{m_k - M} l_k.
+    // Combine: o_h = sum_k e^{m_k - M} acc_k / sum_k e^{m_k - M} l_k over the sequence's tasks k in
+    // task order (for each number the same operations in the same order as head by head).
+    std::vector<float> M(static_cast<size_t>(H)), L(static_cast<size_t>(H));
     for (int i = 0; i < nseq; i++) {
         float* o = out[i];
         std::fill(o, o + size_t(H) * Dv, 0.0f);
-        const int k0 = start[size_t(i)], k1 = start[size_t(i) + 1];
-        for (int h = 0; h < H; h++) {
-            float M = -INFINITY;
-            for (int k = k0; k < k1; k++)
-                M = std::max(M, parts[size_t(heads[size_t(k)]) * per + h]);
-            if (M == -INFINITY) continue;  // empty cache: output 0
-            float L = 0.0f;
-            for (int k = k0; k < k1; k++) {
-                const float* base = parts + size_t(heads[size_t(k)]) * per;
-                const float w = std::exp(base[h] - M);
-                L += w * base[H + h];
+        std::fill(M.begin(), M.end(), -INFINITY);
+        std::fill(L.begin(), L.end(), 0.0f);
+        for (size_t k = 0; k < tasks.size(); k++)
+            if (tasks[k].seq == i)
+                for (int h = 0; h < H; h++)
+                    M[size_t(h)] = std::max(M[size_t(h)], parts[k * per + size_t(h)]);
+        for (size_t k = 0; k < tasks.size(); k++) {
+            if (tasks[k].seq != i) continue;
+            const float* base = parts + k * per;
+            for (int h = 0; h < H; h++) {
+                if (M[size_t(h)] == -INFINITY) continue;  // empty cache: output 0
+                const float w = std::exp(base[h] - M[size_t(h)]);
+                L[size_t(h)] += w * base[H + h];
                 axpy(o + size_t(h) * Dv, w, base + 2 * H + size_t(h) * Dv, Dv);
             }
-            const float inv = 1.0f / L;
+        }
+        for (int h = 0; h < H; h++) {
+            if (M[size_t(h)] == -INFINITY) continue;
+            const float inv = 1.0f / L[size_t(h)];
             for (int d = 0; d < Dv; d++) o[size_t(h) * Dv + d] *= inv;
         }
     }

@@ -27,7 +27,8 @@ constexpr long kTailPart = 8;  // the tail: the last eighth of a run
 // done first steals these small tasks from the back, so that the other is left with at most one
 // small task in flight. With eight equal tasks the wait was up to a whole task: two threads ended
 // 226-448 us apart per call over 64K records of small-t6 (tasks of 4,096 records, about 560 us),
-// 58-83 us with the tail (docs/decode-bench.md, session 41).
+// 58-83 us with the tail; attention 0.970-1.002 of the time, paired (docs/decode-bench.md,
+// session 41).
 namespace {
 
 void cut_segment(std::vector<Task>& tasks, int seq, long a, long len, long want, bool last_in_run) {
