@@ -632,9 +632,9 @@ TEST(DecodeSplit, EqualContiguousSharesCutIntoEqualTasksEndingInHalvingOnes) {
 }
 
 // run_split's result does not depend on which thread ran which task: with one thread or the
-// other held up at the start (so that the other steals from its run) and with neither, the merged
-// outputs are the same to the bit. Each task's partial sums numbers that round (sin j / 7), so
-// partials grouped differently would show in the last bits.
+// other held up at the start (so that the other steals from its run, checked) and with neither,
+// the merged outputs are the same to the bit. Each task's partial sums numbers that round (sin j /
+// 7), so partials grouped differently would show in the last bits.
 TEST(DecodeSplit, MergedOutputIsTheSameWhicheverThreadRanATask) {
     const int saved = omp_get_max_threads();
     omp_set_num_threads(2);
@@ -659,9 +659,15 @@ TEST(DecodeSplit, MergedOutputIsTheSameWhicheverThreadRanATask) {
                                             p.acc[h * 2 + 1] += float(j % 5) / 3.0f;
                                         }
                                     }
-                                    if (held >= 0 && me != held) stolen_from_held++;
+                                    // Run 0 is sequence 0's [0, 6000), run 1 the rest.
+                                    const bool run0 = t.seq == 0 && t.j0 < 6000;
+                                    if (held >= 0 && me != held && run0 == (held == 0))
+                                        stolen_from_held++;
                                 });
         EXPECT_GT(std::fabs(out0[0]), 0.0f);
+        if (held >= 0) {
+            EXPECT_GE(stolen_from_held.load(), 1) << "thread " << held << " held up";
+        }
         runs_out[held + 1] = out0;
         runs_out[held + 1].insert(runs_out[held + 1].end(), out1.begin(), out1.end());
     }
