@@ -15,6 +15,7 @@
 #include "serve/connection.h"
 #include "serve/logprobs.h"
 #include "serve/openai.h"
+#include "text/utf8.h"
 
 namespace t6::serve {
 
@@ -61,12 +62,6 @@ std::string request_id(const httplib::Request& req) {
     std::string id = "req-";
     for (int i = 0; i < 24; i++) id += "0123456789abcdef"[rng() & 15];
     return id;
-}
-
-size_t code_points(const std::string& s) {
-    size_t n = 0;
-    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-    return n;
 }
 
 // One choice of a request: its job, and what its text starts with (completions' echo).
@@ -395,7 +390,7 @@ struct HttpServer::Impl {
                 // Echo with logprobs scores the prompt: every position's logprob.
                 c.job->score_prompt = r.echo && r.logprobs >= 0;
                 if (r.echo) c.echo = text;
-                c.prompt_chars = code_points(text);
+                c.prompt_chars = text::utf8_length(text);
                 if (i == 0) prompt_tokens += int(c.job->prompt.size());
                 choices.push_back(std::move(c));
             }

@@ -5,6 +5,7 @@
 
 #include "serve/text_stream.h"
 #include "text/tokenizer.h"
+#include "text/utf8.h"
 
 namespace t6::serve {
 
@@ -17,12 +18,6 @@ std::string token_text(const Tokenizer& tok, int32_t id) {
     Utf8Sanitizer s;
     std::string out = s.push(tok.token_bytes(id));
     return out + s.flush();
-}
-
-size_t code_points(const std::string& s) {
-    size_t n = 0;
-    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-    return n;
 }
 
 }  // namespace
@@ -55,7 +50,7 @@ TokenLogprob token_logprob(const float* row, int V, int32_t token, int k) {
 
 size_t text_length(const Tokenizer& tok, const std::vector<TokenLogprob>& lps) {
     size_t n = 0;
-    for (const auto& t : lps) n += code_points(token_text(tok, t.token));
+    for (const auto& t : lps) n += text::utf8_length(token_text(tok, t.token));
     return n;
 }
 
@@ -68,7 +63,7 @@ json completion_logprobs(const Tokenizer& tok, const std::vector<TokenLogprob>& 
         const std::string text = token_text(tok, t.token);
         tokens.push_back(text);
         offsets.push_back(off);
-        off += code_points(text);
+        off += text::utf8_length(text);
         if (!t.has_logprob) {
             logprobs.push_back(nullptr);
             top.push_back(nullptr);

@@ -27,8 +27,8 @@ struct Scheduler::Active {
     int generated() const { return seq.generated(); }
 
   private:
-    static GenerationParams generation_params(const CompletionJob& j, int32_t eos) {
-        GenerationParams g;
+    static t6::GenerationParams generation_params(const CompletionJob& j, int32_t eos) {
+        t6::GenerationParams g;
         g.sampling = j.sampling;
         g.max_tokens = j.max_tokens;
         g.eos = j.ignore_eos ? -1 : eos;
