@@ -65,6 +65,14 @@ TEST(Utf8, ValidatesStrictly) {
     EXPECT_EQ(utf8_length("aé😀"), 3u);
 }
 
+TEST(Utf8, LeadBytesCountCodePointsOfValidTextAndSkipContinuationBytes) {
+    EXPECT_EQ(utf8_lead_bytes("aé😀"), 3u);
+    EXPECT_EQ(utf8_lead_bytes(""), 0u);
+    EXPECT_EQ(utf8_lead_bytes("a\x80\xbf"), 1u);  // stray continuation bytes add none
+    EXPECT_EQ(utf8_lead_bytes("\xe2\x82"), 1u);   // a truncated character counts once
+    EXPECT_EQ(utf8_length("\xe2\x82"), 2u);       // where utf8_length counts each invalid byte
+}
+
 TEST(Sha256, KnownVectors) {
     EXPECT_EQ(sha256_hex("", 0),
               "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");

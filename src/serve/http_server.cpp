@@ -390,7 +390,7 @@ struct HttpServer::Impl {
                 // Echo with logprobs scores the prompt: every position's logprob.
                 c.job->score_prompt = r.echo && r.logprobs >= 0;
                 if (r.echo) c.echo = text;
-                c.prompt_chars = text::utf8_length(text);
+                c.prompt_chars = text::utf8_lead_bytes(text);
                 if (i == 0) prompt_tokens += int(c.job->prompt.size());
                 choices.push_back(std::move(c));
             }

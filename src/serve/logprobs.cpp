@@ -50,7 +50,7 @@ TokenLogprob token_logprob(const float* row, int V, int32_t token, int k) {
 
 size_t text_length(const Tokenizer& tok, const std::vector<TokenLogprob>& lps) {
     size_t n = 0;
-    for (const auto& t : lps) n += text::utf8_length(token_text(tok, t.token));
+    for (const auto& t : lps) n += text::utf8_lead_bytes(token_text(tok, t.token));
     return n;
 }
 
@@ -63,7 +63,7 @@ json completion_logprobs(const Tokenizer& tok, const std::vector<TokenLogprob>& 
         const std::string text = token_text(tok, t.token);
         tokens.push_back(text);
         offsets.push_back(off);
-        off += text::utf8_length(text);
+        off += text::utf8_lead_bytes(text);
         if (!t.has_logprob) {
             logprobs.push_back(nullptr);
             top.push_back(nullptr);

@@ -53,4 +53,12 @@ void utf8_append(std::string& out, int32_t cp);
 // Number of code points in s (each invalid byte counts as one).
 size_t utf8_length(std::string_view s);
 
+// Bytes of s that are not continuation bytes (10xxxxxx): the code points of valid UTF-8, and the
+// server's count of characters for text offsets (a stray continuation byte adds none).
+inline size_t utf8_lead_bytes(std::string_view s) {
+    size_t n = 0;
+    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+    return n;
+}
+
 }  // namespace t6::text
