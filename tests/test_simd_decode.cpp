@@ -645,25 +645,31 @@ TEST(DecodeSplit, MergedOutputIsTheSameWhicheverThreadRanATask) {
         float* outs[2] = {out0.data(), out1.data()};
         std::atomic<int> stolen_from_held{0};
         std::atomic<bool> first_seen[2] = {false, false};
-        flash_detail::run_split(outs, lens.data(), 2, 4, 2,
-                                [&](const flash_detail::Task& t, flash_detail::Partial p,
-                                    std::vector<float>&, std::vector<float>&) {
-                                    const int me = omp_get_thread_num();
-                                    if (me == held && !first_seen[me].exchange(true))
-                                        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-                                    for (int h = 0; h < 4; h++) {
-                                        p.m[h] = std::max(p.m[h], float(h) * 0.25f);
-                                        for (int j = t.j0; j < t.j1; j++) {
-                                            p.l[h] += 1.0f;
-                                            p.acc[h * 2] += std::sin(float(j + h)) / 7.0f;
-                                            p.acc[h * 2 + 1] += float(j % 5) / 3.0f;
-                                        }
-                                    }
-                                    // Run 0 is sequence 0's [0, 6000), run 1 the rest.
-                                    const bool run0 = t.seq == 0 && t.j0 < 6000;
-                                    if (held >= 0 && me != held && run0 == (held == 0))
-                                        stolen_from_held++;
-                                });
+        flash_detail::run_split(
+            outs, lens.data(), 2, 4, 2,
+            [&](const flash_detail::Task& t, flash_detail::Partial p, std::vector<float>&,
+                std::vector<float>&) {
+                const int me = omp_get_thread_num();
+                // The held thread's first task waits until the other has stolen from its run
+                // (at most 10 s: a fixed 50 ms sleep was not always enough while other tests
+                // shared the two cores).
+                if (me == held && !first_seen[me].exchange(true)) {
+                    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+                    while (stolen_from_held.load() == 0 && std::chrono::steady_clock::now() < until)
+                        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                }
+                for (int h = 0; h < 4; h++) {
+                    p.m[h] = std::max(p.m[h], float(h) * 0.25f);
+                    for (int j = t.j0; j < t.j1; j++) {
+                        p.l[h] += 1.0f;
+                        p.acc[h * 2] += std::sin(float(j + h)) / 7.0f;
+                        p.acc[h * 2 + 1] += float(j % 5) / 3.0f;
+                    }
+                }
+                // Run 0 is sequence 0's [0, 6000), run 1 the rest.
+                const bool run0 = t.seq == 0 && t.j0 < 6000;
+                if (held >= 0 && me != held && run0 == (held == 0)) stolen_from_held++;
+            });
         EXPECT_GT(std::fabs(out0[0]), 0.0f);
         if (held >= 0) {
             EXPECT_GE(stolen_from_held.load(), 1) << "thread " << held << " held up";

@@ -3,7 +3,7 @@
 // softmax over blocks of the cache, split across threads along the cache and combined at the end
 // (flash-decoding). Two cache kinds:
 //  * FlashTPA (paper Algorithm 2, Appendix B): the cache holds TPA factors per token,
-//    record = [A_K (R_K*H) | B_K (R_K*D), RoPE pre-rotated | A_V (R_V*H) | B_V (R_V*D)], the
+//    record = [A_K (R_K*H) | A_V (R_V*H) | B_K (R_K*D), RoPE pre-rotated | B_V (R_V*D)], the
 //    head factors stored rank-major (A_K[s*H + h] = A_K[h, s]) so that a kernel with heads in
 //    vector lanes reads them without a transposition; the
 //    query is given as its factors A_Q (H*R_Q) and rotated B_Q (R_Q*D). Scores never form Q or K:
@@ -44,16 +44,29 @@
 
 namespace t6 {
 
+// A FlashTPA record: [A_K (R_K*H) | A_V (R_V*H) | B_K (R_K*D) | B_V (R_V*D)]. The head factors
+// come first so that the B_K rows, which the kernels load in whole vectors, start on a 64-byte
+// line in every other record at small-t6's shape (1,568-byte records, B_K at byte 544), where the
+// order [A_K | B_K | A_V | B_V] put every B_K row across two lines (B_K at byte 272). FlashTPA
+// over 12 x 4K-64K records, Zen 5, medians of 3 rounds: 0.90-0.92 of the time on AVX-512, AVX2
+// and the q8/bf16 caches 0.97-1.01 (docs/decode-bench.md, session 43). The A rows are read with
+// masked loads whose lanes past H stay inside the record (A_V is followed by B_K).
 struct TpaCacheDims {
     int H = 0, Rk = 0, Rv = 0, D = 0;
     long rec() const { return long(Rk + Rv) * (H + D); }
     long off_AK() const { return 0; }
-    long off_BK() const { return long(H) * Rk; }
-    long off_AV() const { return off_BK() + long(Rk) * D; }
-    long off_BV() const { return off_AV() + long(H) * Rv; }
+    long off_AV() const { return long(H) * Rk; }
+    long off_BK() const { return off_AV() + long(H) * Rv; }
+    long off_BV() const { return off_BK() + long(Rk) * D; }
     // Positions of A_K[h, s] and A_V[h, s] in a record.
     long ak(int h, int s) const { return off_AK() + long(s) * H + h; }
     long av(int h, int s) const { return off_AV() + long(s) * H + h; }
+    // Row indices (q8 row scales, kernels/q8_cache.h: rows in record order) of A_K[s, :],
+    // A_V[s, :], B_K[s, :] and B_V[s, :].
+    int row_AK(int s) const { return s; }
+    int row_AV(int s) const { return Rk + s; }
+    int row_BK(int s) const { return Rk + Rv + s; }
+    int row_BV(int s) const { return 2 * Rk + Rv + s; }
 };
 
 struct KvCacheDims {

@@ -193,10 +193,10 @@ HWY_INLINE void FeatureProductsNC(float* P, const typename Op::Q* QB, int NQ,
 #if HWY_TARGET == HWY_AVX2
 // AVX2, float32 rows: feature products NR query rows by NT tokens of partial sums at a time.
 // Every loaded chunk of a B_K row feeds NR multiply-adds and every query chunk NT, where
-// FeatureProductsNC (one query row by N tokens) loads a B_K chunk per multiply-add. In the
-// cache's record layout half of the B_K rows start off a 32-byte boundary (small-t6: records of
-// 1,568 bytes, B_K at byte 272), so half of those loads straddle two cache lines and take two
-// load slots: the loads, not the FMAs, bounded the step. The NT partial sums of a query row are
+// FeatureProductsNC (one query row by N tokens) loads a B_K chunk per multiply-add. (Measured when
+// half of the B_K rows started off a 32-byte boundary, B_K at byte 272 of small-t6's 1,568-byte
+// records, so that half of those loads straddled two cache lines and took two load slots: the
+// loads, not the FMAs, bounded the step.) The NT partial sums of a query row are
 // reduced four at a time (Sum4: one 128-bit vector of P, tokens t0.. of row (i, j)). Registers:
 // NR * NT = 12 sums, NR query chunks and a B_K chunk: 16. Tokens past n repeat token n - 1 (their
 // products are never read). Kernel alone (small-t6's shape, 16K records, 12 calls, best of 9,
@@ -261,8 +261,8 @@ HWY_INLINE void FeatureProductsRows(float* P, const float* QB, int NQ, const flo
 // AVX-512, float32 rows, D a multiple of 16 up to 128: feature products with the block's B_K
 // rows transposed first, so that the products need no reduction. On AVX-512 a D = 64 product is 4
 // multiply-adds, and FeatureProductsNC's transpose-add of the partial sums costs about 3 more
-// operations per product, beside the B_K loads that all straddle cache lines (1,568-byte
-// records); here bt[d][t] = B_K[t][j][d] (16 x 16 transposes in registers, vec_math-inl.h
+// operations per product, beside the B_K loads that straddle cache lines (in every other
+// 1,568-byte record); here bt[d][t] = B_K[t][j][d] (16 x 16 transposes in registers, vec_math-inl.h
 // TransposeBlock, 64 shuffles each: about 32 per token for two key ranks), and P[i][j][t0..t0+16)
 // = sum_d QB[i][d] bt[d][t0..] runs as the value tiles do: NR query rows by the block's 2 vectors
 // of tokens, each bt vector loaded once for 2 NR multiply-adds with the query numbers broadcast.
@@ -729,10 +729,11 @@ HWY_NOINLINE void BlockSoftmax(float* W, float* m, float* l, float* alpha, const
     float fv[kQ8 ? kBlock * 64 : 1];
     if constexpr (kQ8)
         for (int t = 0; t < n; t++) {
+            const TpaCacheDims rows{H, Rk, Rv, 0};  // the rows of the scales
             const int8_t* r = recs + t * rec;
             for (int s = 0; s < Rv; s++)
                 fv[t * Rv + s] =
-                    RowScale(r, scale_off, 2 * Rk + s) * RowScale(r, scale_off, 2 * Rk + Rv + s);
+                    RowScale(r, scale_off, rows.row_AV(s)) * RowScale(r, scale_off, rows.row_BV(s));
         }
     for (int g = 0; g < Hp; g += kN) {
         const int lanes = H - g;
@@ -852,8 +853,8 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
     const int H = dm.H, Rk = dm.Rk, Rv = dm.Rv, D = dm.D, NQ = full ? q.Rq : H;
     const int G = (H + kN - 1) / kN, Hp = kN * G;
     // q8: records of L.bytes int8 elements, the codes at the float record's offsets (one code per
-    // number, rows in the same order), then the row scales: A_K rows 0..Rk-1, B_K rows Rk..2Rk-1,
-    // A_V rows 2Rk..2Rk+Rv-1, B_V rows 2Rk+Rv...
+    // number, rows in the same order), then the row scales, one per row in record order
+    // (TpaCacheDims::row_AK, row_AV, row_BK, row_BV).
     long rec = dm.rec(), scale_off = 0;
     if constexpr (kQ8) {
         const Q8Layout L = q8_layout(dm);
@@ -979,8 +980,8 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
             for (int j = 0; j < Rk; j++) {
                 HWY_ALIGN float f[kBlock];
                 for (int t = 0; t < kBlock; t++)
-                    f[t] = t < n ? RowScale(recs + t * rec, scale_off, j) *
-                                       RowScale(recs + t * rec, scale_off, Rk + j)
+                    f[t] = t < n ? RowScale(recs + t * rec, scale_off, dm.row_AK(j)) *
+                                       RowScale(recs + t * rec, scale_off, dm.row_BK(j))
                                  : 0.0f;
                 for (int i = 0; i < NQ; i++) {
                     float* pij = P + PIndex(i, j, Rk, 0);

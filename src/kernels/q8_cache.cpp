@@ -66,10 +66,11 @@ Q8Layout q8_layout(const std::vector<int>& rows) {
 }
 
 Q8Layout q8_layout(const TpaCacheDims& d) {
+    // In record order (TpaCacheDims: row_AK, row_AV, row_BK, row_BV).
     std::vector<int> rows;
     for (int s = 0; s < d.Rk; s++) rows.push_back(d.H);  // A_K[s, :] (rank-major)
-    for (int s = 0; s < d.Rk; s++) rows.push_back(d.D);  // B_K[s, :]
     for (int s = 0; s < d.Rv; s++) rows.push_back(d.H);  // A_V[s, :]
+    for (int s = 0; s < d.Rk; s++) rows.push_back(d.D);  // B_K[s, :]
     for (int s = 0; s < d.Rv; s++) rows.push_back(d.D);  // B_V[s, :]
     return q8_layout(rows);
 }

@@ -3,8 +3,9 @@
 // scale per row at the record's end:
 //   [codes of row 0 | codes of row 1 | ... | pad to 4 bytes | scale_0 | scale_1 | ...]
 // The rows are the natural vectors of each kind: a K or V row of one KV head (MHA/MQA/GQA); the
-// latent c_KV and the rotated k_pe (MLA); each rank's row of the four TPA factors, A_K[s,:] (H),
-// B_K[s,:] (D, RoPE-rotated), A_V[s,:] (H), B_V[s,:] (D). Codes are symmetric absmax rounding:
+// latent c_KV and the rotated k_pe (MLA); each rank's row of the four TPA factors in record order,
+// A_K[s,:] (H), A_V[s,:] (H), B_K[s,:] (D, RoPE-rotated), B_V[s,:] (D). Codes are symmetric absmax
+// rounding:
 //   scale = max_i |x_i| / 127,  code_i = round_to_nearest(x_i / scale) in [-127, 127],
 // so |x_i - code_i * scale| <= scale / 2 = max|x| / 254 per number. Reading is
 // x_i = float(code_i) * scale (one exactly rounded float multiply: the vector dequantizer, per

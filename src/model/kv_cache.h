@@ -1,6 +1,6 @@
 // The KV cache of incremental inference, allocated once for `max_slots` sequences of up to
 // `max_seq` tokens. Per layer and token it holds one record, whose layout each attention kind
-// defines beside its cores (attn/gqa.cpp: [K | V]; attn/tpa.cpp: [A_K | B_K | A_V | B_V] with B_K
+// defines beside its cores (attn/gqa.cpp: [K | V]; attn/tpa.cpp: [A_K | A_V | B_K | B_V] with B_K
 // rotated; attn/mla.cpp: [c_KV | k_pe] with c_KV normalised) and whose size is the kind's row of
 // the kinds table (attn/kinds.h, cache_numbers),
 // in float32 or bfloat16, or 8-bit (q8: every row of the record as int8 codes with one float32

@@ -5,7 +5,7 @@
 // of q and k before the contraction (Theorem 3.1: rotating B_K rotates every head's key), so a
 // cache of B_K can hold pre-rotated keys. T6_kvonly uses a plain query projection c_q, rotated
 // per head. Training core, and the cached core over a factor cache (paper Sec. 3.3): each new
-// token appends [A_K | B_K | A_V | B_V] with B_K rotated once at its position; decoding runs
+// token appends [A_K | A_V | B_K | B_V] with B_K rotated once at its position; decoding runs
 // FlashTPA on the factors (never forming Q, K or V), chunks form K/V tiles from the factors per
 // head.
 #include <cmath>
@@ -88,7 +88,7 @@ std::vector<CoreTensorSpec> tpa_core_tensors(const ModelConfig&) {
     return {};
 }
 
-// [A_K (H*R_K) | B_K (R_K*D) | A_V (H*R_V) | B_V (R_V*D)]: (R_K + R_V)(H + D).
+// [A_K (H*R_K) | A_V (H*R_V) | B_K (R_K*D) | B_V (R_V*D)]: (R_K + R_V)(H + D) (TpaCacheDims).
 long tpa_cache_numbers(const ModelConfig& c) {
     return tpa_cache_dims(c).rec();
 }
