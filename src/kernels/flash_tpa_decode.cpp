@@ -727,14 +727,15 @@ HWY_NOINLINE void BlockSoftmax(float* W, float* m, float* l, float* alpha, const
     // q8: fv[t * Rv + s] = a'_s(t) b'_s(t), once per block for every head group (Rv <= 64 checked
     // by the entry point).
     float fv[kQ8 ? kBlock * 64 : 1];
-    if constexpr (kQ8)
+    if constexpr (kQ8) {
+        const TpaCacheDims rows{H, Rk, Rv, 0};  // the rows of the scales
         for (int t = 0; t < n; t++) {
-            const TpaCacheDims rows{H, Rk, Rv, 0};  // the rows of the scales
             const int8_t* r = recs + t * rec;
             for (int s = 0; s < Rv; s++)
                 fv[t * Rv + s] =
                     RowScale(r, scale_off, rows.row_AV(s)) * RowScale(r, scale_off, rows.row_BV(s));
         }
+    }
     for (int g = 0; g < Hp; g += kN) {
         const int lanes = H - g;
         const VF mo = hn::LoadU(d, m + g);
