@@ -3,6 +3,8 @@
 //   - linear_bf16 / linear_f32_few_rows equal a double-precision product (over the bf16 weights'
 //     exact float32 values) to float32 rounding, for the one-row stream (N = 1) and the register
 //     tilings (N = 2, 3+), C not a multiple of any vector length, odd OC, beta 0 and 1;
+//   - the few-row layers (float32, q8, q4, int8 activations) give the same bits on several threads
+//     as on one, whichever thread takes which rows (work stealing, core/task_runs.h);
 //   - rows_axpy / rows_dot (absorbed MLA's per-head products) equal double-precision sums;
 //   - to_bf16 / round_to_bf16 / bf16_to_float_serial give exactly float_to_bf16's bits, ties,
 //     NaN, infinities, denormals and overflow included;
@@ -10,18 +12,23 @@
 //     only where native bf16 is in force and by the OpenBLAS fallback elsewhere.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "core/simd.h"
+#include "core/threads.h"
 #include "kernels/bf16.h"
 #include "kernels/gemm.h"
 #include "kernels/head_rows.h"
+#include "kernels/int8_linear.h"
 #include "kernels/linear_bf16.h"
+#include "kernels/quant.h"
 #include "test_util.h"
 
 using namespace t6;
@@ -157,6 +164,60 @@ TEST(SimdGemv, HeadRowProductsMatchDoubleReferenceOnEveryTarget) {
                 EXPECT_EQ(out[size_t(rows)], 7.0f) << "rows_dot wrote past rows";
             }
     }
+}
+
+// The few-row linear layers over several threads: each thread's rows are a run of tasks, and a
+// thread done first takes the other's last tasks (core/task_runs.h). Every row is computed exactly
+// once and does not depend on which thread took it: the outputs equal one thread's bit for bit,
+// call after call (the stealing differs between calls), each output NaN beforehand so that a row
+// left out shows. Float32 (one row: the streams; three: the tiles), q8 and q4 weights, and q8 / q4
+// weights times int8 activations; sizes cut into tasks with halving tails of several lengths.
+TEST(SimdGemv, FewRowOutputsAreTheSameWhicheverThreadTakesThem) {
+    const int threads = num_threads(), many = std::min(std::max(2, threads), available_cpus());
+    if (many < 2) GTEST_SKIP() << "one CPU: no second thread to take rows";
+    for (SimdTarget t : simd_available_targets()) {
+        const ScopedSimdTarget scope(t);
+        for (int OC : {1000, 2304, 4099})
+            for (int N : {1, 3}) {
+                const int C = 96;
+                const auto x = test::random_vector(size_t(N) * C, 51);
+                const auto w = test::random_vector(size_t(OC) * C, 52);
+                QuantMatrix q8, q4;
+                quantize_matrix(q8, w.data(), OC, C, QuantScheme::q8);
+                quantize_matrix(q4, w.data(), OC, C, QuantScheme::q4);
+                const auto layers = {std::function<void(float*)>([&](float* y) {
+                                         linear_f32_few_rows(y, x.data(), w.data(), N, C, OC, 0.0f);
+                                     }),
+                                     std::function<void(float*)>([&](float* y) {
+                                         linear_quant_few_rows(y, x.data(), q8, N, 0.0f);
+                                     }),
+                                     std::function<void(float*)>([&](float* y) {
+                                         linear_quant_few_rows(y, x.data(), q4, N, 0.0f);
+                                     }),
+                                     std::function<void(float*)>(
+                                         [&](float* y) { linear_a8(y, x.data(), q8, N, 0.0f); }),
+                                     std::function<void(float*)>(
+                                         [&](float* y) { linear_a8(y, x.data(), q4, N, 0.0f); })};
+                int kind = 0;
+                for (const auto& layer : layers) {
+                    const size_t n_out = size_t(N) * OC;
+                    set_num_threads(1);
+                    std::vector<float> one(n_out);
+                    layer(one.data());
+                    set_num_threads(many);
+                    for (int call = 0; call < 10; call++) {
+                        std::vector<float> out(n_out, std::numeric_limits<float>::quiet_NaN());
+                        layer(out.data());
+                        for (size_t o = 0; o < n_out; o++)
+                            ASSERT_EQ(bits(out[o]), bits(one[o]))
+                                << target_label(t) << " layer " << kind << " N " << N << " OC "
+                                << OC << " output " << o << " call " << call;
+                    }
+                    kind++;
+                }
+            }
+    }
+    set_num_threads(threads);
 }
 
 TEST(SimdGemv, LinearWithBetaZeroIgnoresNaNInTheOutput) {

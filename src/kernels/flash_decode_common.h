@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/task_runs.h"
 #include "kernels/bf16.h"
 #include "kernels/flash_decode.h"
 #include "kernels/q8_cache.h"
@@ -147,7 +148,7 @@ TaskPlan make_tasks(const int* lens, int nseq, int threads);
 // each sequence into out[seq] (H, Dv). Each thread takes its own run's tasks from the front; a
 // thread whose run is empty takes the last task left in the run with the most left (work
 // stealing). A task is claimed by one compare-and-swap on its run's (front, back) pair, so each
-// runs exactly once whatever the number of threads.
+// runs exactly once whatever the number of threads (core/task_runs.h).
 // Each task has a partial of its own, merged in task order, so the result does not depend on
 // which thread ran which task (a thread's tasks of one sequence sharing one partial, fewer to
 // merge, measured faster: with the halving tail 0.933-0.974 of FlashTPA's time at 1K-64K records
@@ -159,53 +160,23 @@ template <typename RangeFn>
 void run_split(float* const* out, const int* lens, int nseq, int H, int Dv, RangeFn range) {
     const TaskPlan plan = make_tasks(lens, nseq, omp_get_max_threads());
     const std::vector<Task>& tasks = plan.tasks;
-    const int runs = int(plan.first.size()) - 1;
     const size_t per = size_t(H) * (2 + Dv);
     // Task k's partial at parts + k * per. (The pointer, not the thread_local vector, is what the
     // threads use: each thread has its own.)
     thread_local std::vector<float> kept;
     if (kept.size() < tasks.size() * per) kept.resize(tasks.size() * per);
     float* const parts = kept.data();
-    // Run r's tasks not yet claimed: [front, back), packed front << 32 | back.
-    std::vector<std::atomic<uint64_t>> left(static_cast<size_t>(runs));
-    for (int r = 0; r < runs; r++)
-        left[size_t(r)] =
-            uint64_t(plan.first[size_t(r)]) << 32 | uint32_t(plan.first[size_t(r) + 1]);
-    // Claims run r's front task (steal: its back task); -1 when the run is empty.
-    auto claim = [&](int r, bool steal) {
-        std::atomic<uint64_t>& w = left[size_t(r)];
-        uint64_t v = w.load(std::memory_order_relaxed);
-        for (;;) {
-            const int f = int(v >> 32), b = int(uint32_t(v));
-            if (f >= b) return -1;
-            const uint64_t nv =
-                steal ? uint64_t(f) << 32 | uint32_t(b - 1) : uint64_t(f + 1) << 32 | uint32_t(b);
-            if (w.compare_exchange_weak(v, nv, std::memory_order_acq_rel)) return steal ? b - 1 : f;
-        }
-    };
+    TaskRuns runs(plan.first);
 #pragma omp parallel
     {
         std::vector<float> buf, sc;
-        const int me = omp_get_thread_num(), threads = omp_get_num_threads();
+        const int threads = omp_get_num_threads();
         int last = -1;  // the task this thread ran last
-        for (int own = me;;) {
+        bool stolen = false;
+        for (int own = omp_get_thread_num();;) {
             // Own runs first (runs me, me + threads, ...), then steal from the fullest.
-            int k = -1;
-            bool stolen = false;
-            while (own < runs && (k = claim(own, false)) < 0) own += threads;
-            if (k < 0) {
-                int best = -1;
-                long most = 0;
-                for (int r = 0; r < runs; r++) {
-                    const uint64_t v = left[size_t(r)].load(std::memory_order_relaxed);
-                    const long n = long(uint32_t(v)) - long(v >> 32);
-                    if (n > most) most = n, best = r;
-                }
-                if (best < 0) break;
-                k = claim(best, true);
-                stolen = true;
-                if (k < 0) continue;  // taken meanwhile: look again
-            }
+            const int k = runs.next(threads, own, stolen);
+            if (k < 0) break;
             Task t = tasks[size_t(k)];
             t.cont =
                 last >= 0 && tasks[size_t(last)].seq == t.seq && tasks[size_t(last)].j1 == t.j0;

@@ -9,7 +9,8 @@
 // int8 GEMV does, int8_linear.cpp). One input row (batch-1 decoding) takes its own loop instead
 // (StreamRuns): four runs of rows read side by side, each run a stream. HWY_SCALAR runs the plain
 // scalar loop: the reference. Work is split over OpenMP threads in one contiguous range of outputs
-// each, so that each thread streams and prefetches through its range in order. Before (dynamic
+// each, so that each thread streams and prefetches through its range in order, taken in tasks so
+// that a thread done first can take the other's last ones (core/task_runs.h). Before (dynamic
 // 64-row groups, no L2 prefetch), the linear phase of `t6 bench decode` ran at 55-67% (bf16) and
 // 73-84% (float32) of its floor (the weights' bytes over the probed read bandwidth); after, 77-82%
 // and 78-91% (Zen 4, docs/decode-bench.md, session 17); with StreamOneRow, 91-95% (float32, Xeon
@@ -24,6 +25,7 @@
 #include <omp.h>
 
 #include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
+#include "core/task_runs.h"
 #include "kernels/bf16.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -188,13 +190,16 @@ void FewRows(float* out, const float* inp, const WT* W, int N, int C, int OC, fl
     // thread streams its rows in order and prefetches through its whole range.
     const int units = (OC + kAlign - 1) / kAlign;
     const bool parallel = size_t(OC) * C >= (size_t(1) << 16);  // small: one thread
-#pragma omp parallel if (parallel)
-    {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        const int o0 = int(long(units) * t / nt) * kAlign;
-        const int o1 = std::min(OC, int(long(units) * (t + 1) / nt) * kAlign);
+    // Each thread's range is a run of tasks taken front to back, and a thread done first takes
+    // the other's last tasks (core/task_runs.h). A row's sum does not depend on the rows read
+    // beside it (StreamRuns; the tiles start at multiples of kAlign rows), so the outputs are the
+    // same whoever runs them. The two threads' halves of the same rows took 8.3 and 9.0 ms per
+    // pass of 49 small-model matrices (equal bytes; which thread was slower changed from run to
+    // run), and the fixed split waited for the slower one (docs/decode-bench.md, session 44).
+    parallel_unit_runs(units, parallel, [&](int u0, int u1) {
+        const int o0 = u0 * kAlign, o1 = std::min(OC, u1 * kAlign);
         if (o0 < o1) ThreadRows(out, inp, W, N, C, OC, beta, o0, o1);
-    }
+    });
 }
 
 }  // namespace
