@@ -3,8 +3,9 @@
 //   - linear_bf16 / linear_f32_few_rows equal a double-precision product (over the bf16 weights'
 //     exact float32 values) to float32 rounding, for the one-row stream (N = 1) and the register
 //     tilings (N = 2, 3+), C not a multiple of any vector length, odd OC, beta 0 and 1;
-//   - the few-row layers (float32, q8, q4, int8 activations) give the same bits on several threads
-//     as on one, whichever thread takes which rows (work stealing, core/task_runs.h);
+//   - the few-row layers (float32, bf16, q8, q4, int8 activations) give the same bits on several
+//     threads as on one, whichever thread takes which rows (float32 and bf16: work stealing,
+//     core/task_runs.h);
 //   - rows_axpy / rows_dot (absorbed MLA's per-head products) equal double-precision sums;
 //   - to_bf16 / round_to_bf16 / bf16_to_float_serial give exactly float_to_bf16's bits, ties,
 //     NaN, infinities, denormals and overflow included;
@@ -166,12 +167,13 @@ TEST(SimdGemv, HeadRowProductsMatchDoubleReferenceOnEveryTarget) {
     }
 }
 
-// The few-row linear layers over several threads: each thread's rows are a run of tasks, and a
-// thread done first takes the other's last tasks (core/task_runs.h). Every row is computed exactly
-// once and does not depend on which thread took it: the outputs equal one thread's bit for bit,
-// call after call (the stealing differs between calls), each output NaN beforehand so that a row
-// left out shows. Float32 (one row: the streams; three: the tiles), q8 and q4 weights, and q8 / q4
-// weights times int8 activations; sizes cut into tasks with halving tails of several lengths.
+// The few-row linear layers over several threads. Float32 (and bf16): each thread's rows are a
+// run of tasks, and a thread done first takes the other's last tasks (core/task_runs.h); q8 / q4:
+// one range of rows per thread. Every row is computed exactly once and does not depend on which
+// thread took it: the outputs equal one thread's bit for bit, call after call (the stealing
+// differs between calls), each output NaN beforehand so that a row left out shows. Float32 (one
+// row: the streams; three: the tiles), bf16, q8 and q4 weights, and q8 / q4 weights times int8
+// activations; sizes cut into tasks with halving tails of several lengths.
 TEST(SimdGemv, FewRowOutputsAreTheSameWhicheverThreadTakesThem) {
     const int threads = num_threads(), many = std::min(std::max(2, threads), available_cpus());
     if (many < 2) GTEST_SKIP() << "one CPU: no second thread to take rows";
@@ -182,22 +184,19 @@ TEST(SimdGemv, FewRowOutputsAreTheSameWhicheverThreadTakesThem) {
                 const int C = 96;
                 const auto x = test::random_vector(size_t(N) * C, 51);
                 const auto w = test::random_vector(size_t(OC) * C, 52);
+                std::vector<uint16_t> wb(w.size());
+                for (size_t i = 0; i < w.size(); i++) wb[i] = float_to_bf16(w[i]);
                 QuantMatrix q8, q4;
                 quantize_matrix(q8, w.data(), OC, C, QuantScheme::q8);
                 quantize_matrix(q4, w.data(), OC, C, QuantScheme::q4);
-                const auto layers = {std::function<void(float*)>([&](float* y) {
-                                         linear_f32_few_rows(y, x.data(), w.data(), N, C, OC, 0.0f);
-                                     }),
-                                     std::function<void(float*)>([&](float* y) {
-                                         linear_quant_few_rows(y, x.data(), q8, N, 0.0f);
-                                     }),
-                                     std::function<void(float*)>([&](float* y) {
-                                         linear_quant_few_rows(y, x.data(), q4, N, 0.0f);
-                                     }),
-                                     std::function<void(float*)>(
-                                         [&](float* y) { linear_a8(y, x.data(), q8, N, 0.0f); }),
-                                     std::function<void(float*)>(
-                                         [&](float* y) { linear_a8(y, x.data(), q4, N, 0.0f); })};
+                using Layer = std::function<void(float*)>;
+                const std::vector<Layer> layers = {
+                    [&](float* y) { linear_f32_few_rows(y, x.data(), w.data(), N, C, OC, 0.0f); },
+                    [&](float* y) { linear_bf16(y, x.data(), wb.data(), N, C, OC, 0.0f); },
+                    [&](float* y) { linear_quant_few_rows(y, x.data(), q8, N, 0.0f); },
+                    [&](float* y) { linear_quant_few_rows(y, x.data(), q4, N, 0.0f); },
+                    [&](float* y) { linear_a8(y, x.data(), q8, N, 0.0f); },
+                    [&](float* y) { linear_a8(y, x.data(), q4, N, 0.0f); }};
                 int kind = 0;
                 for (const auto& layer : layers) {
                     const size_t n_out = size_t(N) * OC;

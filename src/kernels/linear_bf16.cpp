@@ -195,7 +195,9 @@ void FewRows(float* out, const float* inp, const WT* W, int N, int C, int OC, fl
     // beside it (StreamRuns; the tiles start at multiples of kAlign rows), so the outputs are the
     // same whoever runs them. The two threads' halves of the same rows took 8.3 and 9.0 ms per
     // pass of 49 small-model matrices (equal bytes; which thread was slower changed from run to
-    // run), and the fixed split waited for the slower one (docs/decode-bench.md, session 44).
+    // run), and the fixed split waited for the slower one (docs/decode-bench.md, session 44). (The
+    // q8 / q4 layers keep one range per thread: with these tasks their linear phase took 1.02-1.06
+    // of the time, session 44.)
     parallel_unit_runs(units, parallel, [&](int u0, int u1) {
         const int o0 = u0 * kAlign, o1 = std::min(OC, u1 * kAlign);
         if (o0 < o1) ThreadRows(out, inp, W, N, C, OC, beta, o0, o1);
