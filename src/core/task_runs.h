@@ -18,15 +18,21 @@ namespace t6 {
 
 class TaskRuns {
   public:
+    TaskRuns() = default;
     // Run r holds tasks [first[r], first[r + 1]).
-    explicit TaskRuns(const std::vector<int>& first) : left_(first.empty() ? 0 : first.size() - 1) {
+    explicit TaskRuns(const std::vector<int>& first) { reset(first); }
+    // The same for new runs, keeping the counters' memory (no allocation where it suffices).
+    void reset(const std::vector<int>& first) {
+        if (left_.size() < first.size()) left_ = std::vector<Left>(first.size());
+        runs_ = first.empty() ? 0 : int(first.size()) - 1;
         for (size_t r = 0; r + 1 < first.size(); r++)
-            left_[r].v = uint64_t(uint32_t(first[r])) << 32 | uint32_t(first[r + 1]);
+            left_[r].v.store(uint64_t(uint32_t(first[r])) << 32 | uint32_t(first[r + 1]),
+                             std::memory_order_relaxed);
     }
-    int runs() const { return int(left_.size()); }
+    int runs() const { return runs_; }
 
-    // The calling thread's next task (-1: none left anywhere), for thread `me` of `threads`: `own`
-    // is its cursor over its runs (me, me + threads, ...), starting at me; `stolen` tells whether
+    // The calling thread's next task (-1: none left anywhere). `own` is the thread's cursor over
+    // its runs (its thread number t, then t + threads, ...), starting at t; `stolen` tells whether
     // the task came from the back of another run.
     int next(int threads, int& own, bool& stolen) {
         stolen = false;
@@ -66,7 +72,8 @@ class TaskRuns {
     struct alignas(64) Left {
         std::atomic<uint64_t> v{0};
     };
-    std::vector<Left> left_;
+    std::vector<Left> left_;  // at least runs_ of them
+    int runs_ = 0;
 };
 
 // Appends the tasks of one thread's units [u0, u1): the front three quarters in up to three
@@ -101,23 +108,30 @@ void parallel_unit_runs(int units, bool parallel, Fn&& fn) {
         if (units > 0) fn(0, units);
         return;
     }
-    std::vector<std::pair<int, int>> tasks;
-    std::vector<int> first{0};
+    // The plan is kept by the calling thread from call to call (a decoding step makes a few
+    // hundred calls); the threads use it through the pointers below, not the thread_local names,
+    // which would name each thread's own.
+    thread_local std::vector<std::pair<int, int>> tasks;
+    thread_local std::vector<int> first;
+    thread_local TaskRuns kept;
+    tasks.clear();
+    first.assign(1, 0);
     for (int r = 0; r < nt; r++) {
         cut_unit_run(tasks, int(long(units) * r / nt), int(long(units) * (r + 1) / nt),
                      kMinTaskUnits);
         first.push_back(int(tasks.size()));
     }
-    TaskRuns runs(first);
+    kept.reset(first);
+    TaskRuns* const runs = &kept;
+    const std::pair<int, int>* const task = tasks.data();
 #pragma omp parallel
     {
         const int threads = omp_get_num_threads();
         bool stolen = false;
         for (int own = omp_get_thread_num();;) {
-            const int k = runs.next(threads, own, stolen);
+            const int k = runs->next(threads, own, stolen);
             if (k < 0) break;
-            if (tasks[size_t(k)].first < tasks[size_t(k)].second)
-                fn(tasks[size_t(k)].first, tasks[size_t(k)].second);
+            if (task[k].first < task[k].second) fn(task[k].first, task[k].second);
         }
     }
 }
