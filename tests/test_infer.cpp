@@ -182,7 +182,13 @@ TEST_P(DecodeMatchesForward, CacheAllocationEqualsFormula) {
             per_token_layer = (cfg.k_rank + cfg.v_rank) * (H + D);
             break;
     }
-    EXPECT_EQ(dec.cache().bytes(), size_t(per_token_layer) * 4 * cfg.n_layer * slots * seq);
+    // The TPA kinds' float32 cache holds whole groups of 16 tokens per slot (B_K grouped,
+    // kernels/flash_decode.h): 50 positions take 64.
+    const bool grouped =
+        cfg.attention == AttentionKind::tpa || cfg.attention == AttentionKind::tpa_kvonly;
+    EXPECT_EQ(dec.cache().tpa_group(), grouped ? kTpaGroup : 0);
+    const long held = grouped ? (seq + kTpaGroup - 1) / kTpaGroup * kTpaGroup : seq;
+    EXPECT_EQ(dec.cache().bytes(), size_t(per_token_layer) * 4 * cfg.n_layer * slots * held);
     // Inference holds the weights and the cache, no gradient buffer.
     std::vector<int32_t> prompt = {1, 2, 3};
     std::vector<float> logits(size_t(cfg.vocab_size));

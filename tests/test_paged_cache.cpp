@@ -14,9 +14,9 @@
 #include "core/error.h"
 #include "core/simd.h"
 #include "core/threads.h"
-#include "model/block_pool.h"
 #include "infer/decoder.h"
 #include "kernels/flash_decode.h"
+#include "model/block_pool.h"
 #include "model/model.h"
 #include "test_models.h"
 #include "test_util.h"
@@ -98,6 +98,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"mqa_f32_b7", AttentionKind::mqa, CacheType::f32, 7},
                       Case{"gqa_f32_b16", AttentionKind::gqa, CacheType::f32, 16},
                       Case{"tpa_f32_b5", AttentionKind::tpa, CacheType::f32, 5},
+                      // B_K grouped (blocks of whole groups of 16 tokens, kernels/flash_decode.h)
+                      Case{"tpa_f32_b16", AttentionKind::tpa, CacheType::f32, 16},
+                      Case{"tpa_kvonly_f32_b32", AttentionKind::tpa_kvonly, CacheType::f32, 32},
                       Case{"tpa_bf16_b32", AttentionKind::tpa, CacheType::bf16, 32},
                       Case{"tpa_kvonly_f32_b11", AttentionKind::tpa_kvonly, CacheType::f32, 11},
                       Case{"mla_f32_b6", AttentionKind::mla, CacheType::f32, 6},

@@ -273,6 +273,10 @@ TEST(SlotPlan, BudgetOverContextTimesBytesPerToken) {
     EXPECT_EQ(p.bytes, size_t(16 * 64 * 1024));
     EXPECT_EQ(plan_slots(1024.0 * 1024, 1024, 64, 4).slots, 4);
     EXPECT_THROW(plan_slots(1000, 1024, 64, 4), Error);
+    // Slots whose block holds more than the context (a float32 TPA cache: whole groups of 16).
+    SlotPlan g = plan_slots(1024.0 * 1024, 1024, 50, 1000, 64);
+    EXPECT_EQ(g.budget_slots, 16);
+    EXPECT_EQ(g.bytes, size_t(16 * 64 * 1024));
 }
 
 }  // namespace

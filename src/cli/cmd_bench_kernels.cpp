@@ -166,7 +166,11 @@ Kernel make_kernel(const std::string& name, const Shapes& sh) {
             std::vector<int> lens;
         };
         auto st = std::make_shared<State>();
-        const size_t per_seq = size_t(L) * d.rec();
+        // A float32 cache as decoding holds it: B_K grouped (kernels/flash_decode.h), each
+        // sequence's records in whole groups of 16 tokens.
+        if (!bf) d.group = kTpaGroup;
+        const size_t per_seq =
+            size_t(bf ? L : (L + kTpaGroup - 1) / kTpaGroup * kTpaGroup) * d.rec();
         if (bf)
             st->cache16 = random_bf16(per_seq * S, 5);
         else
@@ -191,7 +195,7 @@ Kernel make_kernel(const std::string& name, const Shapes& sh) {
             2.0 * S * L * (double(Rq) * d.Rk * D + double(H) * Rq * d.Rk + double(H) * d.Rv * D);
         k.shape = "S=" + std::to_string(S) + " L=" + std::to_string(L) + " H=" + std::to_string(H) +
                   " Rq=" + std::to_string(Rq) + " Rk=Rv=" + std::to_string(d.Rk) +
-                  " D=" + std::to_string(D);
+                  " D=" + std::to_string(D) + (bf ? "" : " B_K grouped");
         k.run = [st, d, S, scale, bf] {
             if (bf)
                 flash_tpa_decode<uint16_t>(st->outp.data(), st->qs.data(), st->c16.data(),

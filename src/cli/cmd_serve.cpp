@@ -121,7 +121,8 @@ int cmd_serve(int argc, char** argv) {
         so.block_tokens > 0
             ? serve::plan_paged(budget, per_token, so.block_tokens, so.max_context,
                                 p.get_int("max-slots"))
-            : serve::plan_slots(budget, per_token, so.max_context, p.get_int("max-slots"));
+            : serve::plan_slots(budget, per_token, so.max_context, p.get_int("max-slots"),
+                                kv_contiguous_tokens(cfg, so.cache, so.max_context));
     so.max_slots = plan.slots;
     so.kv_blocks = long(plan.pool_blocks);
     so.prefix_cache = so.block_tokens > 0 && !p.has("no-prefix-cache");

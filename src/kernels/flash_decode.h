@@ -5,7 +5,8 @@
 //  * FlashTPA (paper Algorithm 2, Appendix B): the cache holds TPA factors per token,
 //    record = [A_K (R_K*H) | A_V (R_V*H) | B_K (R_K*D), RoPE pre-rotated | B_V (R_V*D)], the
 //    head factors stored rank-major (A_K[s*H + h] = A_K[h, s]) so that a kernel with heads in
-//    vector lanes reads them without a transposition; the
+//    vector lanes reads them without a transposition (float32 caches of the TPA kinds hold each
+//    16 tokens' B_K transposed, tokens in a row: TpaCacheDims::group below); the
 //    query is given as its factors A_Q (H*R_Q) and rotated B_Q (R_Q*D). Scores never form Q or K:
 //      P[r,s]  = B_Q[r] . B_K[j,s]                      (head-shared, R_Q*R_K*D)
 //      s_h(j)  = scale/(R_Q R_K) * sum_s A_K[j,h,s] * sum_r A_Q[h,r] P[r,s]   (H*R_Q*R_K)
@@ -51,8 +52,20 @@ namespace t6 {
 // over 12 x 4K-64K records, Zen 5, medians of 3 rounds: 0.90-0.92 of the time on AVX-512, AVX2
 // and the q8/bf16 caches 0.97-1.01 (docs/decode-bench.md, session 43). The A rows are read with
 // masked loads whose lanes past H stay inside the record (A_V is followed by B_K).
+//
+// B_K grouped (group == kTpaGroup; float32 caches whose blocks hold whole groups, set by the
+// cache, model/kv_cache.h): the B_K numbers of each aligned group of 16 tokens are stored
+// transposed, tokens in a row, so that the feature products B_Q[i] . B_K[t][j] of 16 tokens are
+// plain multiply-adds of 16-token vectors (no transposition, no reduction of partial sums). The
+// group's R_K*D vectors of 16 tokens, vector L = j*D + d holding B_K[g0 .. g0+16)[j][d], fill the
+// B_K slots of the group's 16 records in order, R_K*D/16 vectors per slot: vector L lies in the
+// slot of record g0 + L / (R_K*D/16), at (L mod (R_K*D/16)) * 16. Record sizes, the A and B_V
+// parts and every byte count stay as they are; only where B_K's numbers sit within the group
+// changes. Needs R_K*D a multiple of 16 (can_group). group == 0: B_K[t] in record t's slot.
+constexpr int kTpaGroup = 16;
 struct TpaCacheDims {
     int H = 0, Rk = 0, Rv = 0, D = 0;
+    int group = 0;  // 0: B_K rows in place; kTpaGroup: grouped (above)
     long rec() const { return long(Rk + Rv) * (H + D); }
     long off_AK() const { return 0; }
     long off_AV() const { return long(H) * Rk; }
@@ -67,7 +80,27 @@ struct TpaCacheDims {
     int row_AV(int s) const { return Rk + s; }
     int row_BK(int s) const { return Rk + Rv + s; }
     int row_BV(int s) const { return 2 * Rk + Rv + s; }
+    // Grouped B_K: whether the shape allows it; vectors of 16 tokens per record slot; where
+    // vector L (= j*D + d) of a group starts, from the group's first record.
+    bool can_group() const { return Rk > 0 && D > 0 && (long(Rk) * D) % kTpaGroup == 0; }
+    long bk_vectors_per_slot() const { return long(Rk) * D / kTpaGroup; }
+    long bk_vector(long L) const {
+        const long vps = bk_vectors_per_slot();
+        return (L / vps) * rec() + off_BK() + (L % vps) * kTpaGroup;
+    }
+    // Position of B_K[t][s][d] from the record of token t0, a multiple of kTpaGroup tokens before
+    // or at t (any t0 <= t when not grouped).
+    long bk_at(int t, int s, int d) const {
+        if (group == 0) return long(t) * rec() + off_BK() + long(s) * D + d;
+        return long(t / kTpaGroup) * kTpaGroup * rec() + bk_vector(long(s) * D + d) + t % kTpaGroup;
+    }
 };
+
+// Writes record `plain` (rec() numbers, B_K rows in place) of token t into a float32 cache whose
+// record of token t is at dst; grouped, B_K's numbers go to the slots of t's group (which must
+// be allocated: records t - t % 16 .. + 16). read_tpa_record is the inverse.
+void write_tpa_record(float* dst, int t, const float* plain, const TpaCacheDims& dims);
+void read_tpa_record(float* plain, const float* src, int t, const TpaCacheDims& dims);
 
 struct KvCacheDims {
     int Hq = 0, Hkv = 0, D = 0;

@@ -141,8 +141,10 @@ std::vector<CacheBlocks<T>> contiguous_views(const T* const* cache, int nseq) {
     return v;
 }
 
-// Splits the sequences' caches into one run of tasks per thread (flash_decode_split.cpp).
-TaskPlan make_tasks(const int* lens, int nseq, int threads);
+// Splits the sequences' caches into one run of tasks per thread (flash_decode_split.cpp). Every
+// task starts at a multiple of `align` records (FlashTPA over B_K grouped: 16) and ends at one
+// or at its sequence's end.
+TaskPlan make_tasks(const int* lens, int nseq, int threads, int align = 1);
 
 // Runs range(task, partial, buf, scores) for every task in parallel, then merges the partials of
 // each sequence into out[seq] (H, Dv). Each thread takes its own run's tasks from the front; a
@@ -157,8 +159,9 @@ TaskPlan make_tasks(const int* lens, int nseq, int threads);
 // thread from call to call (the plan with a fresh zeroed one per call took 6.5-11.2 us of a
 // 4K-record FlashTPA call), and the merge runs task by task over all heads.
 template <typename RangeFn>
-void run_split(float* const* out, const int* lens, int nseq, int H, int Dv, RangeFn range) {
-    const TaskPlan plan = make_tasks(lens, nseq, omp_get_max_threads());
+void run_split(float* const* out, const int* lens, int nseq, int H, int Dv, RangeFn range,
+               int align = 1) {
+    const TaskPlan plan = make_tasks(lens, nseq, omp_get_max_threads(), align);
     const std::vector<Task>& tasks = plan.tasks;
     const size_t per = size_t(H) * (2 + Dv);
     // Task k's partial at parts + k * per. (The pointer, not the thread_local vector, is what the

@@ -31,19 +31,29 @@ constexpr long kTailPart = 8;  // the tail: the last eighth of a run
 // session 41).
 namespace {
 
-void cut_segment(std::vector<Task>& tasks, int seq, long a, long len, long want, bool last_in_run) {
-    const int ahead = int(a + len);
+// Task boundaries of a sequence of seq_len records rounded down to multiples of `align` (its end
+// stays); tasks left empty are dropped.
+void push_task(std::vector<Task>& tasks, int seq, long j0, long j1, long ahead, long seq_len,
+               int align) {
+    const auto round = [&](long x) { return x >= seq_len ? seq_len : x / align * align; };
+    j0 = round(j0), j1 = round(j1), ahead = round(ahead);
+    if (j1 > j0) tasks.push_back({seq, int(j0), int(j1), int(ahead)});
+}
+
+void cut_segment(std::vector<Task>& tasks, int seq, long a, long len, long want, bool last_in_run,
+                 long seq_len, int align) {
+    const long ahead = a + len;
     long tail = last_in_run && len >= 2 * kMinTailTokens
                     ? std::max<long>(kMinTailTokens, len / kTailPart)
                     : 0;  // <= len / 2
     const long front = len - tail;
     const long pieces = std::max(1L, std::min(tail > 0 ? want - 1 : want, front / kMinSplitTokens));
     for (long k = 0; k < pieces; k++)
-        tasks.push_back(
-            {seq, int(a + front * k / pieces), int(a + front * (k + 1) / pieces), ahead});
+        push_task(tasks, seq, a + front * k / pieces, a + front * (k + 1) / pieces, ahead, seq_len,
+                  align);
     for (long at = a + front; tail > 0;) {
         const long piece = tail >= 2 * kMinTailTokens ? (tail + 1) / 2 : tail;
-        tasks.push_back({seq, int(at), int(at + piece), ahead});
+        push_task(tasks, seq, at, at + piece, ahead, seq_len, align);
         at += piece;
         tail -= piece;
     }
@@ -51,7 +61,8 @@ void cut_segment(std::vector<Task>& tasks, int seq, long a, long len, long want,
 
 }  // namespace
 
-TaskPlan make_tasks(const int* lens, int nseq, int threads) {
+TaskPlan make_tasks(const int* lens, int nseq, int threads, int align) {
+    align = std::max(1, align);
     threads = std::max(1, threads);
     long total = 0;
     for (int i = 0; i < nseq; i++) total += std::max(0, lens[i]);
@@ -67,7 +78,7 @@ TaskPlan make_tasks(const int* lens, int nseq, int threads) {
             const long a = std::max(s0, off), b = std::min(s1, off + std::max(0, lens[i]));
             if (a >= b) continue;
             const long len = b - a, want = (len * kTasksPerRun + (s1 - s0) - 1) / (s1 - s0);
-            cut_segment(plan.tasks, i, a - off, len, want, b == s1);
+            cut_segment(plan.tasks, i, a - off, len, want, b == s1, lens[i], align);
         }
         plan.first.push_back(int(plan.tasks.size()));
     }

@@ -28,6 +28,11 @@
 // scores, softmax and accumulators stay float32. Head sizes above 128 take a portable plain-loop
 // version.
 //
+// A float32 cache with B_K grouped (flash_decode.h: each group of 16 tokens' B_K stored
+// transposed; what the KV cache holds for the TPA kinds) takes step 1 from 16-token vectors of the
+// cache (BlockFeaturesGrouped), the split's tasks starting at groups (run_split's align); steps 2
+// and 3 read the records as they are.
+//
 // An 8-bit cache (q8_cache.h: int8 codes, one float32 scale per factor row) is read in place: the
 // codes are widened int8 -> int32 -> float32 in registers where the float kernel loads numbers,
 // and the row scales, per-(token, rank) scalars, are folded in after the code products:
@@ -48,6 +53,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/error.h"
 #include "core/simd.h"
 #include "kernels/bf16.h"
 #include "kernels/flash_decode_common.h"
@@ -372,6 +378,128 @@ HWY_INLINE void FeatureProductsAny(float* P, const typename Op::Q* QB, int NQ,
             }
         }
     }
+}
+
+// ---- Feature products over B_K grouped (TpaCacheDims::group, flash_decode.h) ----
+// The cache holds each group of 16 tokens' B_K transposed: vector L = j*D + d of the group is
+// B_K[g0 .. g0+16)[j][d], so P[i][j][t0 ..) = sum_d QB[i][d] B_K[t0 ..][j][d] is NR query rows by
+// NU vectors of tokens of multiply-adds with the query numbers broadcast, read straight from the
+// cache: no transposition (FeatureProductsT's 16 x 16 in registers) and no reduction of partial
+// sums (FeatureProductsNC's transpose-add). A vector of N lanes (N <= 16) is a part of a group's
+// vector: lane vector u of the block holds tokens u*N .. u*N + N - 1, in group u*N / 16 at lane
+// u*N mod 16. Lanes past the block's n records hold other numbers of the group's slots (or
+// zeros); their products are never read.
+
+// P[i0 + r][j][u0*N ..) for r < NR and the NU lane vectors from u0; base[u]: lane vector u0 + u's
+// group's first record plus its lane offset.
+template <int NR, int NU>
+HWY_INLINE void FeatureRowsGrouped(float* P, const float* QB, int i0, const float* const* base,
+                                   const TpaCacheDims& dm, int j, int u0, LineSpread& spread) {
+    const DF d;
+    VF acc[NR][NU];
+#pragma GCC unroll 8
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 4
+        for (int u = 0; u < NU; u++) acc[r][u] = hn::Zero(d);
+    const int D = dm.D;
+    const float* q = QB + size_t(i0) * D;
+    const long vps = dm.bk_vectors_per_slot(), L0 = long(j) * D;
+    // Vectors L0 .. L0 + D in runs that lie in one record's slot (kTpaGroup floats apart).
+    for (long L = L0; L < L0 + D;) {
+        const long k = L % vps, run = std::min(vps - k, L0 + D - L);
+        const long off = dm.bk_vector(L);
+        const float* b[NU];
+#pragma GCC unroll 4
+        for (int u = 0; u < NU; u++) b[u] = base[u] + off;
+        const float* qc = q + (L - L0);
+        for (long c = 0; c < run; c++) {
+            VF bv[NU];
+#pragma GCC unroll 4
+            for (int u = 0; u < NU; u++) bv[u] = hn::LoadU(d, b[u] + c * kTpaGroup);
+#pragma GCC unroll 8
+            for (int r = 0; r < NR; r++) {
+                const VF qr = hn::Set(d, qc[size_t(r) * D + c]);
+#pragma GCC unroll 4
+                for (int u = 0; u < NU; u++) acc[r][u] = hn::MulAdd(qr, bv[u], acc[r][u]);
+            }
+        }
+        L += run;
+        spread.step();
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 4
+        for (int u = 0; u < NU; u++)
+            hn::StoreU(acc[r][u], d, P + PIndex(i0 + r, j, dm.Rk, (u0 + u) * kN));
+}
+
+// The last NQ % 6 rows: FeatureRowsGrouped<rest> (NR counts down to it).
+template <int NR, int NU>
+HWY_INLINE void FeatureRowsGroupedRest(float* P, const float* QB, int i0, int rest,
+                                       const float* const* base, const TpaCacheDims& dm, int j,
+                                       int u0, LineSpread& spread) {
+    if constexpr (NR > 0) {
+        if (rest == NR)
+            FeatureRowsGrouped<NR, NU>(P, QB, i0, base, dm, j, u0, spread);
+        else
+            FeatureRowsGroupedRest<NR - 1, NU>(P, QB, i0, rest, base, dm, j, u0, spread);
+    }
+}
+
+template <int NU>
+HWY_INLINE void FeatureRowsGroupedAll(float* P, const float* QB, int NQ, const float* const* base,
+                                      const TpaCacheDims& dm, int j, int u0, LineSpread& spread) {
+    constexpr int NR = 6;
+    int i = 0;
+    for (; i + NR <= NQ; i += NR) FeatureRowsGrouped<NR, NU>(P, QB, i, base, dm, j, u0, spread);
+    FeatureRowsGroupedRest<NR - 1, NU>(P, QB, i, NQ - i, base, dm, j, u0, spread);
+}
+
+// Step 1 of a block of n records starting at a group (recs: its first record), B_K grouped.
+// Registers: 6 query rows by 2 lane vectors of sums, 2 cache vectors and a broadcast (15; AVX2
+// has 16). Against the records in place (FeatureProductsNC on AVX-512 for full TPA,
+// FeatureProductsT for T6_kvonly, FeatureProductsRows on AVX2), kernel alone, small-t6's shape,
+// 12 layers of 4K-64K records, both layouts in turn in one process, medians of 19 pairs, Zen 5:
+// full TPA 0.955-0.978 of the time on AVX-512 and 0.995-1.002 on AVX2; T6_kvonly (H 34)
+// 0.957-1.014 and 1.013-1.015 (docs/decode-bench.md, session 45).
+template <int kNQ = 0, int kRk = 0>
+HWY_NOINLINE void BlockFeaturesGrouped(float* P, const float* QB, int NQ, const float* recs,
+                                       const TpaCacheDims& dm, int n, LineShare pf) {
+    if constexpr (kNQ > 0) NQ = kNQ;
+    const int Rk = kRk > 0 ? kRk : dm.Rk, D = dm.D;
+#if HWY_TARGET == HWY_SCALAR
+    (void)pf;                                  // no prefetch on the scalar reference
+    for (int t = 0; t < (n + 3) / 4 * 4; t++)  // BlockScoresFull reads four tokens at a time
+        for (int i = 0; i < NQ; i++)
+            for (int j = 0; j < Rk; j++) {
+                const float* a = QB + size_t(i) * D;
+                float acc = 0.0f;
+                for (int k = 0; k < D; k++) acc += a[k] * recs[dm.bk_at(std::min(t, n - 1), j, k)];
+                P[PIndex(i, j, Rk, t)] = acc;
+            }
+#else
+    static_assert(kTpaGroup % kN == 0 && kBlock % kTpaGroup == 0, "lane vectors within groups");
+    const long rec = dm.rec();
+    const int nu = (n + kN - 1) / kN;
+    // A step of the prefetch spread after each run of vectors in one slot (FeatureRowsGrouped):
+    // with a step per group of rows instead (2 per block at small-t6's shape), its bursts of
+    // about 120 prefetches filled the core's outstanding misses and the prefetch instructions
+    // waited, 45% of this step's samples (AVX-512, 16K records).
+    const long vps = dm.bk_vectors_per_slot();
+    long runs = 0;  // runs of vectors in one slot per query row group and lane vectors
+    for (int j = 0; j < Rk; j++) runs += (long(j + 1) * D - 1) / vps - long(j) * D / vps + 1;
+    LineSpread spread(pf, int(runs * ((nu + 1) / 2) * ((NQ + 5) / 6)));
+    const float* base[kBlock / kN];
+    for (int u = 0; u < nu; u++)
+        base[u] = recs + long(u * kN / kTpaGroup) * kTpaGroup * rec + (u * kN) % kTpaGroup;
+    for (int j = 0; j < Rk; j++)
+        for (int u0 = 0; u0 < nu; u0 += 2) {
+            if (u0 + 2 <= nu)
+                FeatureRowsGroupedAll<2>(P, QB, NQ, base + u0, dm, j, u0, spread);
+            else
+                FeatureRowsGroupedAll<1>(P, QB, NQ, base + u0, dm, j, u0, spread);
+        }
+#endif
 }
 
 // Step 1 of a block: the feature products P (PIndex) of n records. NC = ceil(D / kChunk) chosen
@@ -967,6 +1095,15 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
             BlockFeatures<FeatureOpsF32>(P, qb, NQ,
                                          WidenRows(bkf, recs, rec, dm.off_BK(), Rk * D, n),
                                          long(Rk) * D, 0, Rk, n, D, feature_lines);
+        } else if (dm.group > 0) {
+            // B_K grouped: the block starts at a group (the split's tasks start at multiples of
+            // 16 records, run_split's align, and cache blocks hold whole groups).
+            if (preset_ranks) {
+                if constexpr (kRankSpecs)
+                    BlockFeaturesGrouped<6, 2>(P, qb, NQ, recs, dm, n, feature_lines);
+            } else {
+                BlockFeaturesGrouped(P, qb, NQ, recs, dm, n, feature_lines);
+            }
         } else if (preset_ranks) {
             BlockFeatures<FeatureOpsF32, 6, 2>(P, qb, NQ, recs, rec, dm.off_BK(), Rk, n, D,
                                                feature_lines);
@@ -1153,6 +1290,8 @@ void tpa_range_generic(const TpaQuery& q, const CacheBlocks<T>& cache, int j0, i
     if (q.A)
         for (int a = 0; a < Rq; a++)
             for (int h = 0; h < H; h++) AQt[a * H + h] = q.A[h * Rq + a];
+    thread_local std::vector<float> bk;  // B_K grouped: a token's rows
+    bk.resize(size_t(Rk) * D);
     const float c_scores = q.A ? scale / float(Rq * Rk) : scale / float(Rk);
     const float c_values = 1.0f / float(Rv);
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
@@ -1162,6 +1301,11 @@ void tpa_range_generic(const TpaQuery& q, const CacheBlocks<T>& cache, int j0, i
             const float* r = recs + jj * rec;
             const float* AK = r + dm.off_AK();
             const float* BK = r + dm.off_BK();
+            if (dm.group > 0) {  // B_K grouped (the block starts at a group): its rows copied
+                for (int s = 0; s < Rk; s++)
+                    for (int d = 0; d < D; d++) bk[size_t(s) * D + d] = recs[dm.bk_at(jj, s, d)];
+                BK = bk.data();
+            }
             if (q.A) {
                 // Head-shared feature products, then per-head rank mixing (Algorithm 2).
                 for (int a = 0; a < Rq; a++)
@@ -1237,6 +1381,9 @@ bool tpa_range_simd(const TpaQuery& q, const CacheBlocks<uint16_t>& cache, const
 template <typename T>
 void flash_tpa_decode(float* const* out, const TpaQuery* qs, const CacheBlocks<T>* cache,
                       const int* lens, int nseq, const TpaCacheDims& dims, float scale) {
+    T6_CHECK(dims.group == 0 ||
+                 (std::is_same_v<T, float> && dims.group == kTpaGroup && dims.can_group()),
+             "FlashTPA: B_K grouped needs a float32 cache and R_K*D a multiple of 16");
     if constexpr (std::is_same_v<T, int8_t>) {
         const Q8Layout L = q8_layout(dims);
         run_split(out, lens, nseq, dims.H, dims.D,
@@ -1254,12 +1401,14 @@ void flash_tpa_decode(float* const* out, const TpaQuery* qs, const CacheBlocks<T
                   });
     } else {
         const bool bf16_dot = std::is_same_v<T, uint16_t> && simd_bf16_dot_decode();
+        // B_K grouped (float32 caches): tasks start at groups of 16 records.
         run_split(
             out, lens, nseq, dims.H, dims.D,
             [&](const Task& t, Partial p, std::vector<float>& buf, std::vector<float>& sc) {
                 if (!tpa_range_simd(qs[t.seq], cache[t.seq], t, dims, scale, p, buf, sc, bf16_dot))
                     tpa_range_generic(qs[t.seq], cache[t.seq], t.j0, t.j1, dims, scale, p, buf, sc);
-            });
+            },
+            dims.group > 0 ? kTpaGroup : 1);
     }
 }
 

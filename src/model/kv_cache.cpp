@@ -34,17 +34,33 @@ long kv_record_bytes(const ModelConfig& c, CacheType t) {
 }
 
 namespace {
-int block_tokens_of(CachePaging p, int max_seq) {
+// FlashTPA's record with B_K grouped (TpaCacheDims, kernels/flash_decode.h): float32 caches of
+// the TPA kinds whose shape allows it; the cache's blocks must then hold whole groups.
+TpaCacheDims tpa_dims_of(const ModelConfig& c) {
+    return TpaCacheDims{c.n_head, c.k_rank, c.v_rank, c.head_dim};
+}
+bool tpa_groupable(const ModelConfig& c, CacheType t) {
+    return t == CacheType::f32 &&
+           (c.attention == AttentionKind::tpa || c.attention == AttentionKind::tpa_kvonly) &&
+           tpa_dims_of(c).can_group();
+}
+// One block of max_seq tokens (rounded up to whole groups where B_K is grouped) or the paging's.
+int block_tokens_of(CachePaging p, int max_seq, bool groupable) {
     if (p.block_tokens < 0)
         fail("KV cache block size must be >= 1 token (got ", p.block_tokens, ")");
-    return p.block_tokens == 0 ? max_seq : p.block_tokens;
+    if (p.block_tokens > 0) return p.block_tokens;
+    return groupable ? (max_seq + kTpaGroup - 1) / kTpaGroup * kTpaGroup : max_seq;
 }
-long pool_blocks_of(CachePaging p, int max_slots, int max_seq) {
-    const int B = block_tokens_of(p, max_seq);
+long pool_blocks_of(CachePaging p, int max_slots, int max_seq, bool groupable) {
+    const int B = block_tokens_of(p, max_seq, groupable);
     if (p.pool_blocks < 0) fail("KV cache pool must hold >= 1 block (got ", p.pool_blocks, ")");
     return p.pool_blocks > 0 ? p.pool_blocks : long(max_slots) * ((max_seq + B - 1) / B);
 }
 }  // namespace
+
+int kv_contiguous_tokens(const ModelConfig& c, CacheType t, int max_seq) {
+    return block_tokens_of(CachePaging{}, max_seq, tpa_groupable(c, t));
+}
 
 KVCache::KVCache(const ModelConfig& c, int max_slots, int max_seq, CacheType type,
                  CachePaging paging)
@@ -55,8 +71,11 @@ KVCache::KVCache(const ModelConfig& c, int max_slots, int max_seq, CacheType typ
       numbers_(kv_record_numbers(c)),
       q8_(kv_q8_layout(c)),
       rec_(type == CacheType::q8 ? q8_.bytes : numbers_),
-      B_(max_seq > 0 ? block_tokens_of(paging, max_seq) : 1),
-      pool_(max_slots > 0 && max_seq > 0 ? pool_blocks_of(paging, max_slots, max_seq) : 1, B_),
+      B_(max_seq > 0 ? block_tokens_of(paging, max_seq, tpa_groupable(c, type)) : 1),
+      pool_(max_slots > 0 && max_seq > 0
+                ? pool_blocks_of(paging, max_slots, max_seq, tpa_groupable(c, type))
+                : 1,
+            B_),
       len_(size_t(std::max(max_slots, 0)), 0),
       table_(size_t(std::max(max_slots, 0))),
       ids_(size_t(std::max(max_slots, 0))),
@@ -66,6 +85,10 @@ KVCache::KVCache(const ModelConfig& c, int max_slots, int max_seq, CacheType typ
              ")");
     const double bytes = double(n_layer_) * double(pool_.size()) * B_ * rec_ * element_bytes();
     if (bytes > 1e12) fail("KV cache of ", bytes / 1e9, " GB is too large");
+    if (tpa_groupable(c, type) && B_ % kTpaGroup == 0) {
+        tpa_ = tpa_dims_of(c);
+        tpa_.group = kTpaGroup;
+    }
     // Zero-filled: every page is touched once, here. Huge pages: decoding streams the cache.
     data_.resize(size_t(bytes), true);
 }
@@ -75,12 +98,17 @@ void KVCache::store(int layer, int slot, int pos, const float* rec) {
         float* dst = f32(layer, slot, pos);
         if (q8_round_) {
             thread_local std::vector<int8_t> q;
+            thread_local std::vector<float> rounded;
             q.resize(size_t(q8_.bytes));
+            rounded.resize(size_t(rec_));
             q8_quantize_record(q.data(), rec, q8_);
-            q8_dequantize_records_scalar(dst, q.data(), 1, q8_);
-        } else {
-            std::memcpy(dst, rec, sizeof(float) * rec_);
+            q8_dequantize_records_scalar(rounded.data(), q.data(), 1, q8_);
+            rec = rounded.data();
         }
+        if (tpa_.group > 0)
+            write_tpa_record(dst, pos, rec, tpa_);  // B_K into the slots of pos's group
+        else
+            std::memcpy(dst, rec, sizeof(float) * rec_);
     } else if (type_ == CacheType::bf16) {
         uint16_t* dst = bf16(layer, slot, pos);
         for (long i = 0; i < rec_; i++) dst[i] = float_to_bf16(rec[i]);
@@ -105,6 +133,8 @@ template <typename T>
 const T* KVCache::gather(int layer, int slot, int n, std::vector<T>& buf) const {
     const CacheBlocks<T> v = blocks<T>(layer, slot);
     if (n <= B_) return v.at(0, rec_);
+    // Grouped B_K: whole groups, whose records hold B_K numbers of the tokens before n.
+    if (tpa_.group > 0) n = (n + kTpaGroup - 1) / kTpaGroup * kTpaGroup;
     buf.resize(size_t(n) * rec_);
     for (int j = 0; j < n; j += B_) {
         const int m = std::min(B_, n - j);

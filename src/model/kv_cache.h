@@ -39,6 +39,10 @@ Q8Layout kv_q8_layout(const ModelConfig& c);
 // Bytes cached per token and layer in the given type (q8: codes, padding and scales).
 long kv_record_bytes(const ModelConfig& c, CacheType t);
 
+// Tokens a slot's one block holds in a contiguous cache of max_seq tokens: max_seq, rounded up
+// to whole groups of 16 where B_K is grouped (float32 caches of the TPA kinds, KVCache::tpa_group).
+int kv_contiguous_tokens(const ModelConfig& c, CacheType t, int max_seq);
+
 // How the cache is paged: block_tokens 0 is one block of max_seq tokens per slot (contiguous);
 // pool_blocks 0 is enough blocks for every slot to hold max_seq tokens.
 struct CachePaging {
@@ -93,6 +97,13 @@ class KVCache {
     // Stores record_numbers() floats at (layer, slot, pos), converting to bf16 or quantizing to
     // q8 if needed.
     void store(int layer, int slot, int pos, const float* rec);
+    // FlashTPA's float32 record with B_K grouped (kTpaGroup, kernels/flash_decode.h): set for a
+    // float32 cache of the TPA kinds when the blocks hold whole groups of 16 tokens (the
+    // contiguous cache's block is rounded up to them; paged blocks of other sizes keep B_K in
+    // place). The kernels, the chunked prefill and store() read and write the records through
+    // these dims; 0 otherwise.
+    int tpa_group() const { return tpa_.group; }
+    const TpaCacheDims& tpa_dims() const { return tpa_; }
     // Reference hook (tests): an f32 cache that stores every record rounded through q8, i.e. holds
     // exactly the numbers a q8 cache dequantizes to.
     void set_q8_rounding(bool on) { q8_round_ = on; }
@@ -103,7 +114,8 @@ class KVCache {
         return CacheBlocks<T>{base, table_[size_t(slot)].data(), long(B_) * rec_, B_};
     }
     // Records [0, n) of (layer, slot) contiguous: in place when they lie in one block, else
-    // copied into buf (chunked prefill reads the history this way).
+    // copied into buf (chunked prefill reads the history this way); with B_K grouped, the records
+    // of whole groups (n rounded up to 16).
     template <typename T>
     const T* gather(int layer, int slot, int n, std::vector<T>& buf) const;
     // Records [0, n) as float32 (record_numbers() each) whatever the type: f32 as gather, bf16
@@ -144,6 +156,7 @@ class KVCache {
     Q8Layout q8_;
     long rec_;  // elements of the type per record
     bool q8_round_ = false;
+    TpaCacheDims tpa_;  // group > 0: B_K grouped (tpa_group)
     int B_;
     BlockPool pool_;
     AlignedArray<unsigned char> data_;

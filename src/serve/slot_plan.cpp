@@ -7,10 +7,12 @@
 
 namespace t6::serve {
 
-SlotPlan plan_slots(double budget_bytes, size_t bytes_per_token, int max_context, int cap) {
+SlotPlan plan_slots(double budget_bytes, size_t bytes_per_token, int max_context, int cap,
+                    int held_tokens) {
     if (max_context <= 0) fail("t6 serve: --max-context must be positive");
     if (cap <= 0) fail("t6 serve: --max-slots must be positive");
-    const double per_slot = double(bytes_per_token) * max_context;
+    const int held = std::max(held_tokens, max_context);
+    const double per_slot = double(bytes_per_token) * held;
     SlotPlan p;
     p.budget_slots = (long long)std::floor(budget_bytes / per_slot);
     if (p.budget_slots < 1)
@@ -18,7 +20,7 @@ SlotPlan plan_slots(double budget_bytes, size_t bytes_per_token, int max_context
              max_context, " tokens (", (long long)per_slot,
              " bytes each); raise --kv-budget or lower --max-context");
     p.slots = int(std::min<long long>(p.budget_slots, cap));
-    p.bytes = size_t(p.slots) * size_t(max_context) * bytes_per_token;
+    p.bytes = size_t(p.slots) * size_t(held) * bytes_per_token;
     return p;
 }
 

@@ -185,7 +185,8 @@ void tpa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
     const bool fq = o.full_q;
     const long oAk = o.A_k, oAv = o.A_v, oBq = o.B_q, oBk = o.B_k, oBv = o.B_v, P = o.P;
     const long HD = long(H) * D;
-    const TpaCacheDims dims = tpa_cache_dims(c);
+    TpaCacheDims dims = tpa_cache_dims(c);
+    dims.group = cache.tpa_group();  // float32 caches: B_K grouped (kernels/flash_decode.h)
     const long rec = dims.rec();
     const float scale = tpa_scale(c);
     std::vector<float> record(rec);
