@@ -6,33 +6,44 @@
 
 namespace t6 {
 
-void write_tpa_record(float* dst, int t, const float* plain, const TpaCacheDims& dims) {
+namespace {
+
+// kWrite: plain -> the cache record of token t at rec; else the cache record -> plain.
+template <bool kWrite>
+void copy_tpa_record(float* plain, float* rec, int t, const TpaCacheDims& dims) {
+    const auto copy = [&](long off, long count) {
+        if (kWrite)
+            std::memcpy(rec + off, plain + off, sizeof(float) * size_t(count));
+        else
+            std::memcpy(plain + off, rec + off, sizeof(float) * size_t(count));
+    };
     if (dims.group == 0) {
-        std::memcpy(dst, plain, sizeof(float) * size_t(dims.rec()));
+        copy(0, dims.rec());
         return;
     }
-    std::memcpy(dst, plain, sizeof(float) * size_t(dims.off_BK()));
-    std::memcpy(dst + dims.off_BV(), plain + dims.off_BV(),
-                sizeof(float) * size_t(dims.Rv) * dims.D);
+    copy(0, dims.off_BK());                       // A_K, A_V
+    copy(dims.off_BV(), long(dims.Rv) * dims.D);  // B_V
     // B_K[t][s][d] at bk_at(t, s, d) from the group's first record.
-    float* g0 = dst - long(t % kTpaGroup) * dims.rec();
-    const float* bk = plain + dims.off_BK();
+    float* g0 = rec - long(t % kTpaGroup) * dims.rec();
+    float* bk = plain + dims.off_BK();
     for (int s = 0; s < dims.Rk; s++)
-        for (int d = 0; d < dims.D; d++) g0[dims.bk_at(t % kTpaGroup, s, d)] = bk[s * dims.D + d];
+        for (int d = 0; d < dims.D; d++) {
+            float& c = g0[dims.bk_at(t % kTpaGroup, s, d)];
+            if (kWrite)
+                c = bk[s * dims.D + d];
+            else
+                bk[s * dims.D + d] = c;
+        }
+}
+
+}  // namespace
+
+void write_tpa_record(float* dst, int t, const float* plain, const TpaCacheDims& dims) {
+    copy_tpa_record<true>(const_cast<float*>(plain), dst, t, dims);  // plain is only read
 }
 
 void read_tpa_record(float* plain, const float* src, int t, const TpaCacheDims& dims) {
-    if (dims.group == 0) {
-        std::memcpy(plain, src, sizeof(float) * size_t(dims.rec()));
-        return;
-    }
-    std::memcpy(plain, src, sizeof(float) * size_t(dims.off_BK()));
-    std::memcpy(plain + dims.off_BV(), src + dims.off_BV(),
-                sizeof(float) * size_t(dims.Rv) * dims.D);
-    const float* g0 = src - long(t % kTpaGroup) * dims.rec();
-    float* bk = plain + dims.off_BK();
-    for (int s = 0; s < dims.Rk; s++)
-        for (int d = 0; d < dims.D; d++) bk[s * dims.D + d] = g0[dims.bk_at(t % kTpaGroup, s, d)];
+    copy_tpa_record<false>(plain, const_cast<float*>(src), t, dims);  // src is only read
 }
 
 }  // namespace t6
