@@ -187,7 +187,7 @@ TEST_P(DecodeMatchesForward, CacheAllocationEqualsFormula) {
     const bool grouped =
         cfg.attention == AttentionKind::tpa || cfg.attention == AttentionKind::tpa_kvonly;
     EXPECT_EQ(dec.cache().tpa_group(), grouped ? kTpaGroup : 0);
-    const long held = grouped ? (seq + kTpaGroup - 1) / kTpaGroup * kTpaGroup : seq;
+    const long held = grouped ? tpa_group_tokens(seq) : seq;
     EXPECT_EQ(dec.cache().bytes(), size_t(per_token_layer) * 4 * cfg.n_layer * slots * held);
     // Inference holds the weights and the cache, no gradient buffer.
     std::vector<int32_t> prompt = {1, 2, 3};

@@ -4,7 +4,8 @@
 // cache equals the kernel over the same records in place, at every SIMD target, contiguous and
 // paged, with the numbers of every record past the sequence (and so the lanes past it in the last
 // group) NaN; the decoding split starts every task at a group; the KV cache groups exactly the
-// float32 TPA caches whose blocks hold whole groups, and its gather returns whole groups.
+// float32 TPA caches whose blocks hold whole groups, and gather_f32 returns the records with B_K
+// in place.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -34,7 +35,7 @@ TpaCacheDims grouped(TpaCacheDims d) {
 // n plain records written into a grouped cache of whole groups whose other numbers are NaN.
 std::vector<float> write_grouped(const std::vector<float>& plain, int n, const TpaCacheDims& g) {
     const long rec = g.rec();
-    std::vector<float> out(size_t((n + kTpaGroup - 1) / kTpaGroup * kTpaGroup) * rec, kNaN);
+    std::vector<float> out(size_t(tpa_group_tokens(n)) * rec, kNaN);
     for (int t = 0; t < n; t++)
         write_tpa_record(out.data() + t * rec, t, plain.data() + t * rec, g);
     return out;
@@ -199,7 +200,7 @@ TEST(TpaGrouped, DecodeSplitStartsEveryTaskAtAGroup) {
     }
 }
 
-TEST(TpaGrouped, KvCacheGroupsFloat32TpaCachesOfWholeGroupsAndGathersWholeGroups) {
+TEST(TpaGrouped, KvCacheGroupsFloat32TpaCachesOfWholeGroupsAndGathersRecordsInPlace) {
     const ModelConfig tpa = test::tiny_test_config(AttentionKind::tpa);
     // Contiguous (50 positions: a block of 64), paged in blocks of 16 or 32: grouped.
     EXPECT_EQ(KVCache(tpa, 2, 50, CacheType::f32).tpa_group(), kTpaGroup);
@@ -234,12 +235,12 @@ TEST(TpaGrouped, KvCacheGroupsFloat32TpaCachesOfWholeGroupsAndGathersWholeGroups
     for (int t = 0; t < n; t++) cache.store(1, 0, t, plain.data() + t * rec);
     cache.set_length(0, n);
     std::vector<float> buf, back(static_cast<size_t>(rec));
+    // gather_f32 (the chunked prefill's history): the records with B_K in place.
     const float* hist = cache.gather_f32(1, 0, n, buf);
     ASSERT_GE(buf.size(), size_t(48) * rec);  // three whole groups
     for (int t = 0; t < n; t++) {
-        read_tpa_record(back.data(), hist + t * rec, t, g);
         for (long i = 0; i < rec; i++)
-            ASSERT_EQ(back[size_t(i)], plain[size_t(t * rec + i)]) << "token " << t;
+            ASSERT_EQ(hist[t * rec + i], plain[size_t(t * rec + i)]) << "token " << t;
         read_tpa_record(back.data(), cache.f32(1, 0, t), t, g);
         for (long i = 0; i < rec; i++)
             ASSERT_EQ(back[size_t(i)], plain[size_t(t * rec + i)]) << "token " << t;

@@ -169,8 +169,7 @@ Kernel make_kernel(const std::string& name, const Shapes& sh) {
         // A float32 cache as decoding holds it: B_K grouped (kernels/flash_decode.h), each
         // sequence's records in whole groups of 16 tokens.
         if (!bf) d.group = kTpaGroup;
-        const size_t per_seq =
-            size_t(bf ? L : (L + kTpaGroup - 1) / kTpaGroup * kTpaGroup) * d.rec();
+        const size_t per_seq = size_t(bf ? L : tpa_group_tokens(L)) * d.rec();
         if (bf)
             st->cache16 = random_bf16(per_seq * S, 5);
         else

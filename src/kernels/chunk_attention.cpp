@@ -70,10 +70,6 @@ void tile_tpa(float* K, float* V, const T* cache, int j0, int n, int h, const Tp
         std::fill(v, v + D, 0.0f);
         for (int s = 0; s < dm.Rk; s++) {
             const float a = ck * cache_value(r[dm.ak(h, s)]);
-            if (dm.group > 0) {  // B_K grouped: B_K[j][s][d] at bk_at(j, s, d) (flash_decode.h)
-                for (int d = 0; d < D; d++) k[d] += a * cache_value(cache[dm.bk_at(j0 + jj, s, d)]);
-                continue;
-            }
             const T* b = r + dm.off_BK() + long(s) * D;
 #pragma omp simd
             for (int d = 0; d < D; d++) k[d] += a * cache_value(b[d]);

@@ -63,6 +63,10 @@ namespace t6 {
 // parts and every byte count stay as they are; only where B_K's numbers sit within the group
 // changes. Needs R_K*D a multiple of 16 (can_group). group == 0: B_K[t] in record t's slot.
 constexpr int kTpaGroup = 16;
+// n tokens rounded up to whole groups.
+constexpr long tpa_group_tokens(long n) {
+    return (n + kTpaGroup - 1) / kTpaGroup * kTpaGroup;
+}
 struct TpaCacheDims {
     int H = 0, Rk = 0, Rv = 0, D = 0;
     int group = 0;  // 0: B_K rows in place; kTpaGroup: grouped (above)
@@ -101,6 +105,8 @@ struct TpaCacheDims {
 // be allocated: records t - t % 16 .. + 16). read_tpa_record is the inverse.
 void write_tpa_record(float* dst, int t, const float* plain, const TpaCacheDims& dims);
 void read_tpa_record(float* plain, const float* src, int t, const TpaCacheDims& dims);
+// The 16 records of a group (group: its first record, B_K grouped) with B_K in place, into plain.
+void ungroup_tpa_records(float* plain, const float* group, const TpaCacheDims& dims);
 
 struct KvCacheDims {
     int Hq = 0, Hkv = 0, D = 0;

@@ -46,4 +46,15 @@ void read_tpa_record(float* plain, const float* src, int t, const TpaCacheDims& 
     copy_tpa_record<false>(plain, const_cast<float*>(src), t, dims);  // src is only read
 }
 
+void ungroup_tpa_records(float* plain, const float* group, const TpaCacheDims& dims) {
+    const long rec = dims.rec();
+    std::memcpy(plain, group, sizeof(float) * size_t(kTpaGroup * rec));
+    // Vector L of the group holds number L of the 16 tokens' B_K rows (flash_decode.h).
+    float* bk = plain + dims.off_BK();
+    for (long L = 0; L < long(dims.Rk) * dims.D; L++) {
+        const float* v = group + dims.bk_vector(L);
+        for (int lane = 0; lane < kTpaGroup; lane++) bk[lane * rec + L] = v[lane];
+    }
+}
+
 }  // namespace t6

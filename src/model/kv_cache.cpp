@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "core/error.h"
 #include "kernels/flash_decode.h"
@@ -49,7 +50,10 @@ int block_tokens_of(CachePaging p, int max_seq, bool groupable) {
     if (p.block_tokens < 0)
         fail("KV cache block size must be >= 1 token (got ", p.block_tokens, ")");
     if (p.block_tokens > 0) return p.block_tokens;
-    return groupable ? (max_seq + kTpaGroup - 1) / kTpaGroup * kTpaGroup : max_seq;
+    // (Past the largest int, max_seq as it is: B_K then stays in place, and the cache's size
+    // check reports it.)
+    const long rounded = tpa_group_tokens(max_seq);
+    return groupable && rounded <= std::numeric_limits<int>::max() ? int(rounded) : max_seq;
 }
 long pool_blocks_of(CachePaging p, int max_slots, int max_seq, bool groupable) {
     const int B = block_tokens_of(p, max_seq, groupable);
@@ -133,8 +137,6 @@ template <typename T>
 const T* KVCache::gather(int layer, int slot, int n, std::vector<T>& buf) const {
     const CacheBlocks<T> v = blocks<T>(layer, slot);
     if (n <= B_) return v.at(0, rec_);
-    // Grouped B_K: whole groups, whose records hold B_K numbers of the tokens before n.
-    if (tpa_.group > 0) n = (n + kTpaGroup - 1) / kTpaGroup * kTpaGroup;
     buf.resize(size_t(n) * rec_);
     for (int j = 0; j < n; j += B_) {
         const int m = std::min(B_, n - j);
@@ -146,6 +148,16 @@ template const float* KVCache::gather(int, int, int, std::vector<float>&) const;
 template const uint16_t* KVCache::gather(int, int, int, std::vector<uint16_t>&) const;
 
 const float* KVCache::gather_f32(int layer, int slot, int n, std::vector<float>& buf) const {
+    if (type_ == CacheType::f32 && tpa_.group > 0) {
+        // B_K grouped: the records with B_K in place, group by group (the chunked prefill's
+        // tiles read rows; one pass over the history per chunk, against the chunk's attention
+        // over it).
+        buf.resize(size_t(tpa_group_tokens(n)) * rec_);
+        const CacheBlocks<float> v = blocks<float>(layer, slot);
+        for (int g = 0; g < n; g += kTpaGroup)
+            ungroup_tpa_records(buf.data() + size_t(g) * rec_, v.at(g, rec_), tpa_);
+        return buf.data();
+    }
     if (type_ == CacheType::f32) return gather<float>(layer, slot, n, buf);
     buf.resize(size_t(n) * numbers_);
     for (int j = 0; j < n; j += B_) {

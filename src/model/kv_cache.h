@@ -100,8 +100,8 @@ class KVCache {
     // FlashTPA's float32 record with B_K grouped (kTpaGroup, kernels/flash_decode.h): set for a
     // float32 cache of the TPA kinds when the blocks hold whole groups of 16 tokens (the
     // contiguous cache's block is rounded up to them; paged blocks of other sizes keep B_K in
-    // place). The kernels, the chunked prefill and store() read and write the records through
-    // these dims; 0 otherwise.
+    // place). The decoding kernels and store() read and write the records through these dims
+    // (gather_f32 gives them back with B_K in place); 0 otherwise.
     int tpa_group() const { return tpa_.group; }
     const TpaCacheDims& tpa_dims() const { return tpa_; }
     // Reference hook (tests): an f32 cache that stores every record rounded through q8, i.e. holds
@@ -114,12 +114,13 @@ class KVCache {
         return CacheBlocks<T>{base, table_[size_t(slot)].data(), long(B_) * rec_, B_};
     }
     // Records [0, n) of (layer, slot) contiguous: in place when they lie in one block, else
-    // copied into buf (chunked prefill reads the history this way); with B_K grouped, the records
-    // of whole groups (n rounded up to 16).
+    // copied into buf (chunked prefill reads a bf16 history this way; float32 and q8 ones through
+    // gather_f32, which also puts a grouped B_K back in place).
     template <typename T>
     const T* gather(int layer, int slot, int n, std::vector<T>& buf) const;
-    // Records [0, n) as float32 (record_numbers() each) whatever the type: f32 as gather, bf16
-    // widened, q8 dequantized into buf.
+    // Records [0, n) as float32 (record_numbers() each) whatever the type, B_K in place: f32 as
+    // gather (with B_K grouped, copied group by group with B_K in place), bf16 widened, q8
+    // dequantized into buf.
     const float* gather_f32(int layer, int slot, int n, std::vector<float>& buf) const;
 
     // Tokens held per slot.

@@ -185,8 +185,12 @@ void tpa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
     const bool fq = o.full_q;
     const long oAk = o.A_k, oAv = o.A_v, oBq = o.B_q, oBk = o.B_k, oBv = o.B_v, P = o.P;
     const long HD = long(H) * D;
-    TpaCacheDims dims = tpa_cache_dims(c);
-    dims.group = cache.tpa_group();  // float32 caches: B_K grouped (kernels/flash_decode.h)
+    // Records as built here and as the chunked prefill reads the history (with_history: B_K in
+    // place); `cached`: as the decoding kernel reads the cache (float32: B_K grouped,
+    // kernels/flash_decode.h).
+    const TpaCacheDims dims = tpa_cache_dims(c);
+    TpaCacheDims cached = dims;
+    cached.group = cache.tpa_group();
     const long rec = dims.rec();
     const float scale = tpa_scale(c);
     std::vector<float> record(rec);
@@ -229,7 +233,7 @@ void tpa_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         lens[i] = t.pos[i] + 1;
     }
     with_cache_blocks(cache, layer, t.slot, t.n, [&](const auto* caches) {
-        flash_tpa_decode(outs.data(), qs.data(), caches, lens.data(), t.n, dims, scale);
+        flash_tpa_decode(outs.data(), qs.data(), caches, lens.data(), t.n, cached, scale);
     });
 }
 
