@@ -157,12 +157,13 @@ TEST(PagedKernels, FlashKvTpaMlaReadThroughBlockTables) {
         ScopedSimdTarget scoped(target);
         std::mt19937 rng(3);
         std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-        {
-            const KvCacheDims dims{8, 2, 64};
-            std::vector<float> q(size_t(3) * 8 * 64);
+        // GQA, and MQA over 23 heads (blocks of 32 tokens on AVX-512: cut by the 48-token blocks).
+        for (const KvCacheDims dims : {KvCacheDims{8, 2, 64}, KvCacheDims{23, 1, 64}}) {
+            const size_t qn = size_t(dims.Hq) * 64;
+            std::vector<float> q(3 * qn);
             for (auto& x : q) x = u(rng);
-            const float* qs[3] = {&q[0], &q[512], &q[1024]};
-            check_kernel(dims.rec(), 8, 64,
+            const float* qs[3] = {&q[0], &q[qn], &q[2 * qn]};
+            check_kernel(dims.rec(), dims.Hq, 64,
                          [&](float* const* out, const float* const* p, const CacheBlocks<float>* v,
                              const int* lens) {
                              if (p)

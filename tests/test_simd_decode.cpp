@@ -272,11 +272,14 @@ TEST_P(SimdKv, EveryTargetEqualsReference) {
 
 // MHA, GQA (Hq != Hkv), MQA; odd head counts; every head size of the vector kernel (16, 32, 64,
 // 128) and one of the portable version (24). small-gqa's shape (22 on 2): a bf16 cache takes the
-// tokens-in-lanes scores there, in chunks of 12 and 11 heads (AVX-512) or 6 and 5 (AVX2).
+// tokens-in-lanes scores there, in chunks of 12 and 11 heads (AVX-512) or 6 and 5 (AVX2). Groups
+// of 16 or more over a float32 cache take blocks of 32 tokens on AVX-512: small-mqa's shape (23 on
+// 1, chunks of 6, 6, 6 and 5 heads), 16 on 1 at D 16 and 32 on 2 at D 128.
 INSTANTIATE_TEST_SUITE_P(Heads, SimdKv,
                          ::testing::Values(KvCase{5, 5, 64}, KvCase{6, 2, 64}, KvCase{6, 1, 32},
                                            KvCase{8, 2, 128}, KvCase{4, 2, 16}, KvCase{9, 3, 16},
-                                           KvCase{3, 3, 24}, KvCase{22, 2, 64}),
+                                           KvCase{3, 3, 24}, KvCase{22, 2, 64}, KvCase{23, 1, 64},
+                                           KvCase{16, 1, 16}, KvCase{32, 2, 128}),
                          [](const auto& i) {
                              return "Hq" + std::to_string(i.param.Hq) + "Hkv" +
                                     std::to_string(i.param.Hkv) + "D" + std::to_string(i.param.D);
@@ -426,12 +429,14 @@ TEST(SimdDecode, PrefetchIntoL1OrL2ChangesNoNumber) {
 }  // namespace
 
 // Flash K/V value tiles and lazy rescaling: GQA groups larger than one register tile of heads
-// (22 query heads on 2 KV heads, the small-gqa shape: tiles of 6 and 5), MQA over 13 heads, MHA
-// over 13 heads (tiles of distinct KV heads), with K rows that grow along the cache (token j's
-// times 1 + j/16) so the running maximum moves many times, by steps under and over the kernel's
-// lazy-rescale threshold; every target, f32 and bf16 caches, against the double reference.
+// (22 query heads on 2 KV heads, the small-gqa shape: tiles of 6 and 5), MQA over 13 heads and
+// over 23 (small-mqa: blocks of 32 tokens on AVX-512), MHA over 13 heads (tiles of distinct KV
+// heads), with K rows that grow along the cache (token j's times 1 + j/16) so the running maximum
+// moves many times, by steps under and over the kernel's lazy-rescale threshold; every target, f32
+// and bf16 caches, against the double reference.
 TEST(SimdKvTiles, GroupTilesAndAMovingMaximumEqualReference) {
-    for (const KvCase c : {KvCase{22, 2, 64}, KvCase{13, 1, 64}, KvCase{13, 13, 32}}) {
+    for (const KvCase c :
+         {KvCase{22, 2, 64}, KvCase{13, 1, 64}, KvCase{13, 13, 32}, KvCase{23, 1, 64}}) {
         const KvCacheDims dims{c.Hq, c.Hkv, c.D};
         const float scale = 1.0f / std::sqrt(float(c.D));
         const int group = c.Hq / c.Hkv;

@@ -5,7 +5,8 @@
 //
 // The vector kernel is written once with Google Highway and compiled per SIMD target (AVX3,
 // AVX2, SCALAR: foreach_target.h); run-time dispatch picks the target in force (core/simd.h).
-// Each record is streamed once, token-major, in blocks of 16 tokens:
+// Each record is streamed once, token-major, in blocks of 16 tokens (32 for groups of 16 or more
+// heads over a float32 cache on AVX-512: kKvBlockWide below):
 //  1. scores: GQA/MQA groups of 4 or more heads (AVX3, AVX2) transpose the block's K rows of a
 //     KV head once, tokens into vector lanes, and every head of the group takes D broadcast FMAs
 //     per N tokens on them (GroupScores); otherwise per query head, the query in registers, N
@@ -43,7 +44,17 @@ namespace {
 using namespace flash;
 using flash_detail::Partial;
 
-constexpr int kKvBlock = 16;      // tokens per online-softmax block
+// Tokens per online-softmax block: kKvBlock, or on AVX-512 kKvBlockWide for groups of at least
+// kWideGroup query heads over a float32 cache (chosen per call in KvRangeNC). There every
+// broadcast query number feeds two token vectors, and the block's fixed costs (the lazy maximum,
+// the rescaled accumulators, the score stores) are shared by twice the tokens. small-mqa's shape
+// (23 heads on 1 KV head; 64K tokens x 12 layers, two threads, Zen 5, the two libraries in turn):
+// 23.3-24.6 -> 20.1-21.4 ns per record. small-gqa's (11 per KV head) went 27.1-30.3 -> 29.6-35.5,
+// and AVX2's MQA (8 lanes: 4 token vectors, its 16 registers spill) 39 -> 85, so they keep 16
+// (docs/decode-bench.md, session 46).
+constexpr int kKvBlock = 16;
+constexpr int kKvBlockWide = 32;
+constexpr int kWideGroup = 16;
 constexpr int kTileHeads = 6;     // heads per value tile (their accumulators stay in registers)
 constexpr float kLazyMax = 8.0f;  // the running max moves only past m + kLazyMax (e^8 ~ 3000)
 
@@ -90,7 +101,7 @@ constexpr int ValueVecs() {
 // (a GQA/MQA group; V rows at v_off), so each V row is loaded (bf16/q8: widened) once per tile and
 // multiplies every head of it. The accumulators stay in registers across the block (HB*NV
 // independent FMA chains).
-template <int HB, int NV, bool kPf, typename T>
+template <int KB, int HB, int NV, bool kPf, typename T>
 HWY_INLINE void ValuesTileKv(float* acc, int D, int c0, int h0, long v_off, const float* P,
                              const float* alpha, const T* recs, long rec, int n, LineShare pf) {
     const DF d;
@@ -111,7 +122,7 @@ HWY_INLINE void ValuesTileKv(float* acc, int D, int c0, int h0, long v_off, cons
         for (int c = 0; c < NV; c++) v[c] = WidenF32(vr + t * rec + kN * c);
 #pragma GCC unroll 8
         for (int i = 0; i < HB; i++) {
-            const VF p = hn::Set(d, P[(h0 + i) * kKvBlock + t]);
+            const VF p = hn::Set(d, P[(h0 + i) * KB + t]);
 #pragma GCC unroll 4
             for (int c = 0; c < NV; c++) a[i][c] = hn::MulAdd(p, v[c], a[i][c]);
         }
@@ -123,7 +134,7 @@ HWY_INLINE void ValuesTileKv(float* acc, int D, int c0, int h0, long v_off, cons
 }
 
 // Heads [h0, h0+hb) (hb <= kTileHeads) in one tile, all columns, NV vectors at a time.
-template <int NC, bool kPf = false, typename T>
+template <int KB, int NC, bool kPf = false, typename T>
 HWY_INLINE void ValuesTilesKv(float* acc, int h0, int hb, long v_off, const float* P,
                               const float* alpha, const T* recs, long rec, int n,
                               LineShare pf = {}) {
@@ -132,9 +143,9 @@ HWY_INLINE void ValuesTilesKv(float* acc, int h0, int hb, long v_off, const floa
     for (int c0 = 0; c0 < D; c0 += NV * kN) {
         const LineShare pc = pf.piece(c0 / (NV * kN), D / (NV * kN));
         switch (hb) {
-#define T6_KV_TILE(HB)                                                                \
-    case HB:                                                                          \
-        ValuesTileKv<HB, NV, kPf>(acc, D, c0, h0, v_off, P, alpha, recs, rec, n, pc); \
+#define T6_KV_TILE(HB)                                                                    \
+    case HB:                                                                              \
+        ValuesTileKv<KB, HB, NV, kPf>(acc, D, c0, h0, v_off, P, alpha, recs, rec, n, pc); \
         break;
             T6_KV_TILE(1)
             T6_KV_TILE(2)
@@ -149,16 +160,16 @@ HWY_INLINE void ValuesTilesKv(float* acc, int h0, int hb, long v_off, const floa
     }
 }
 
-// The block's scores of one head (query qv in NC vectors, kKvBlock K rows kstride elements apart
+// The block's scores of one head (query qv in NC vectors, KB K rows kstride elements apart
 // from k0) into sh, times ks (q8: the K row scales times scale, per token) or scale; tokens past n
 // are -inf. Returns their lane-wise maximum. Each N tokens' N-lane partial dot products are
 // reduced by one transpose-add to N scores in lanes.
-template <int NC, bool kQ8, typename T>
+template <int KB, int NC, bool kQ8, typename T>
 HWY_INLINE VF HeadScores(const VF* qv, const T* k0, long kstride, int n, const float* ks,
                          float scale, float* sh) {
     const DF d;
     VF mb = hn::Set(d, -INFINITY);
-    for (int t0 = 0; t0 < kKvBlock; t0 += kN) {
+    for (int t0 = 0; t0 < KB; t0 += kN) {
         VF v[kN];
         for (int k = 0; k < kN; k++) {
             const T* kr = k0 + (t0 + k) * kstride;
@@ -185,14 +196,15 @@ HWY_INLINE VF HeadScores(const VF* qv, const T* k0, long kstride, int n, const f
 // block's tokens' number i (kN tokens per vector). Each head's scores are then
 // sum_i q[h][i] Kt[i], q[h][i] broadcast: D FMAs per kN tokens and no reduction, where the row
 // layout (HeadScores) adds a transpose-add per head and kN tokens (45 shuffles and adds on AVX3);
-// the transposition is shared by the group. Up to 12 heads at a time (12 accumulators: the FMA
-// latency is covered).
+// the transposition is shared by the group. 12 accumulators at a time (the FMA latency is
+// covered): 12 heads x 1 token vector, or in blocks of 2 token vectors 6 heads x 2.
 #undef T6_KV_TRANSPOSED  // this file is compiled once per target
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
 #define T6_KV_TRANSPOSED 1
 using DU = hn::RebindToUnsigned<DF>;
 using VU = hn::Vec<DU>;
-constexpr int kMaxGroupHeads = 12 / (kKvBlock / kN);  // 12 or 6 heads x 2 token vectors
+template <int KB>  // 12 or 6 heads x KB / kN token vectors
+constexpr int kMaxGroupHeads = 12 / (KB / kN);
 
 // Lane c of r[k] becomes lane k of r[c] (a kN x kN transpose of 32-bit words).
 HWY_INLINE void TransposeWords(VU* r) {
@@ -241,9 +253,9 @@ HWY_INLINE void TransposeWords(VU* r) {
 #endif
 }
 
-// Kt[(t0/kN * D + i) * kN + lane] = number i of K row t0 + lane, for the block's kKvBlock rows
+// Kt[(t0/kN * D + i) * kN + lane] = number i of K row t0 + lane, for the block's KB rows
 // (kstride elements apart from k0; rows at or past n read as zeros).
-template <int D, typename T>
+template <int KB, int D, typename T>
 HWY_INLINE void TransposeK(const T* k0, long kstride, int n, float* Kt) {
     const DF d;
     const DU du;
@@ -251,7 +263,7 @@ HWY_INLINE void TransposeK(const T* k0, long kstride, int n, float* Kt) {
     constexpr int kPer = int(4 / sizeof(T));  // numbers per 32-bit word
     constexpr int kWords = D / kPer;          // words per row, a multiple of kN
     static_assert(kWords % kN == 0);
-    for (int t0 = 0; t0 < kKvBlock; t0 += kN) {
+    for (int t0 = 0; t0 < KB; t0 += kN) {
         for (int w0 = 0; w0 < kWords; w0 += kN) {
             VU r[kN];
             for (int k = 0; k < kN; k++)
@@ -286,11 +298,11 @@ HWY_INLINE void TransposeK(const T* k0, long kstride, int n, float* Kt) {
 // Scores of the HC heads whose query rows follow qh (D apart; heads past hc are padding: computed,
 // not stored) over Kt into P rows h0.., times ks (q8: per token) or scale, tokens past n -inf; the
 // lane-wise maxima of each head into MB rows h0.. .
-template <int HC, int D, bool kQ8>
+template <int KB, int HC, int D, bool kQ8>
 HWY_INLINE void GroupScores(const float* qh, int h0, int hc, const float* Kt, int n,
                             const float* ks, float scale, float* P, float* MB, LineShare pf) {
     const DF d;
-    constexpr int TB = kKvBlock / kN;  // token vectors: each broadcast q[h][i] feeds TB FMAs
+    constexpr int TB = KB / kN;  // token vectors: each broadcast q[h][i] feeds TB FMAs
     VF acc[HC][TB];
 #pragma GCC unroll 12
     for (int h = 0; h < HC; h++)
@@ -318,7 +330,7 @@ HWY_INLINE void GroupScores(const float* qh, int h0, int hc, const float* Kt, in
         for (int h = 0; h < HC; h++) {
             if (h >= hc) break;
             const VF st = hn::IfThenElse(in, hn::Mul(acc[h][b], sc), hn::Set(d, -INFINITY));
-            hn::StoreU(st, d, P + size_t(h0 + h) * kKvBlock + t0);
+            hn::StoreU(st, d, P + size_t(h0 + h) * KB + t0);
             float* mb = MB + size_t(h0 + h) * kN;
             hn::StoreU(b == 0 ? st : hn::Max(hn::LoadU(d, mb), st), d, mb);
         }
@@ -332,7 +344,7 @@ HWY_INLINE void GroupScores(const float* qh, int h0, int hc, const float* Kt, in
 // ((p * scale_v) * codes).
 //
 // The three steps per block are described at the top of this file.
-template <int NC, typename T>
+template <int KB, int NC, typename T>
 HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, int j1,
                          const KvCacheDims& dm, float scale, Partial part, std::vector<float>& sc) {
     constexpr int D = NC * kN;
@@ -358,16 +370,16 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
 #else
     const bool transposed = false;
 #endif
-    sc.resize(size_t(Hkv) * kKvBlock * (D + 2) + size_t(Hq) * (kKvBlock + 1 + kN) +
+    sc.resize(size_t(Hkv) * KB * (D + 2) + size_t(Hq) * (KB + 1 + kN) +
               (transposed ? size_t(Hq + 12) * D + size_t(Hq) * kN : 0));
-    float* Kf = sc.data();                       // (Hkv, kKvBlock, D) widened K rows
-    float* P = Kf + size_t(Hkv) * kKvBlock * D;  // (Hq, kKvBlock) scores, then probabilities
-    float* alpha = P + size_t(Hq) * kKvBlock;    // (Hq) rescale factors of the block
-    float* Lv = alpha + Hq;                      // (Hq, N) running sums in N lanes
-    float* KS = Lv + size_t(Hq) * kN;            // q8: (Hkv, kKvBlock) scale * K row scales
-    float* VS = KS + size_t(Hkv) * kKvBlock;     // q8: (Hkv, kKvBlock) V row scales
-    float* Qp = VS + size_t(Hkv) * kKvBlock;     // transposed: (Hq + 12, D) q, zero rows after
-    float* MB = Qp + size_t(Hq + 12) * D;        // transposed: (Hq, N) lane-wise block maxima
+    float* Kf = sc.data();                 // (Hkv, KB, D) widened K rows
+    float* P = Kf + size_t(Hkv) * KB * D;  // (Hq, KB) scores, then probabilities
+    float* alpha = P + size_t(Hq) * KB;    // (Hq) rescale factors of the block
+    float* Lv = alpha + Hq;                // (Hq, N) running sums in N lanes
+    float* KS = Lv + size_t(Hq) * kN;      // q8: (Hkv, KB) scale * K row scales
+    float* VS = KS + size_t(Hkv) * KB;     // q8: (Hkv, KB) V row scales
+    float* Qp = VS + size_t(Hkv) * KB;     // transposed: (Hq + 12, D) q, zero rows after
+    float* MB = Qp + size_t(Hq + 12) * D;  // transposed: (Hq, N) lane-wise block maxima
     if (transposed) {
         std::memcpy(Qp, q, sizeof(float) * size_t(Hq) * D);
         std::fill(Qp + size_t(Hq) * D, Qp + size_t(Hq + 12) * D, 0.0f);
@@ -381,12 +393,12 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
     const bool values_prefetch = !vwiden && (transposed || !(kQ8 && HWY_TARGET == HWY_AVX2));
     for (int h = 0; h < Hq; h++)  // the sum so far (a range may continue another: q8_chunks)
         hn::StoreU(hn::IfThenElseZero(LaneMask(1), hn::Set(d, part.l[h])), d, Lv + size_t(h) * kN);
-    // Blocks of kKvBlock records, never across a cache block (CacheBlocks).
+    // Blocks of KB records, never across a cache block (CacheBlocks).
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
-        n = cache.block(b0, j1, kKvBlock);
+        n = cache.block(b0, j1, KB);
         const T* recs = cache.at(b0, rec);  // read in place, bf16 widened on load
         const int nb0 = b0 + n;             // the next block
-        const int nn = nb0 < j1 ? cache.block(nb0, j1, kKvBlock) : 0;
+        const int nn = nb0 < j1 ? cache.block(nb0, j1, KB) : 0;
         const T* next = nn > 0 ? cache.at(nb0, rec) : nullptr;
         // The next block's records, into L2, a share of their lines per head (a burst of
         // prefetches would stall on the core's outstanding-miss limit).
@@ -411,49 +423,49 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         const LineShare value_lines =
             values_prefetch ? LineShare{nx, split, next_lines, to_l1} : LineShare{};
         // (1) Scores. bf16/q8 with groups of several heads: the block's K rows widened once into
-        // Kf (kKvBlock, D) per KV head, then read by every head of the group; a partial block
-        // (n < kKvBlock) is copied there too, zero rows after n, so the score code always reads
-        // kKvBlock rows.
-        const bool widened =
-            !transposed && (n < kKvBlock || (!std::is_same_v<T, float> && group > 1));
+        // Kf (KB, D) per KV head, then read by every head of the group; a partial block
+        // (n < KB) is copied there too, zero rows after n, so the score code always reads
+        // KB rows.
+        const bool widened = !transposed && (n < KB || (!std::is_same_v<T, float> && group > 1));
         if (widened)
             for (int kv = 0; kv < Hkv; kv++)
-                for (int t = 0; t < kKvBlock; t++)
+                for (int t = 0; t < KB; t++)
                     for (int c = 0; c < NC; c++)
                         hn::StoreU(
                             t < n ? WidenF32(recs + t * rec + long(kv) * D + kN * c) : hn::Zero(d),
-                            d, Kf + (size_t(kv) * kKvBlock + t) * D + kN * c);
+                            d, Kf + (size_t(kv) * KB + t) * D + kN * c);
         if constexpr (kQ8) {
             for (int kv = 0; kv < Hkv; kv++)
-                for (int t = 0; t < kKvBlock; t++) {
+                for (int t = 0; t < KB; t++) {
                     const bool in = t < n;
-                    KS[kv * kKvBlock + t] = in ? scale * row_scale(recs + t * rec, kv) : 0.0f;
-                    VS[kv * kKvBlock + t] = in ? row_scale(recs + t * rec, Hkv + kv) : 0.0f;
+                    KS[kv * KB + t] = in ? scale * row_scale(recs + t * rec, kv) : 0.0f;
+                    VS[kv * KB + t] = in ? row_scale(recs + t * rec, Hkv + kv) : 0.0f;
                 }
         }
 #ifdef T6_KV_TRANSPOSED
         if constexpr (kCanTranspose) {
             // Tokens in lanes: the group's K rows transposed into Kf (one KV head at a time),
-            // then the scores of its heads in balanced chunks of up to kMaxGroupHeads.
+            // then the scores of its heads in balanced chunks of up to kMaxGroupHeads<KB>.
             if (transposed)
                 for (int kv = 0; kv < Hkv; kv++) {
-                    TransposeK<D>(recs + long(kv) * D, rec, n, Kf);
-                    const int chunks = (group + kMaxGroupHeads - 1) / kMaxGroupHeads;
+                    TransposeK<KB, D>(recs + long(kv) * D, rec, n, Kf);
+                    const int chunks = (group + kMaxGroupHeads<KB> - 1) / kMaxGroupHeads<KB>;
                     for (int ci = 0; ci < chunks; ci++) {
                         const int h0 = kv * group + group * ci / chunks;
                         const int hc = kv * group + group * (ci + 1) / chunks - h0;
                         const float* qh = Qp + size_t(h0) * D;
-                        const float* ks = KS + kv * kKvBlock;
+                        const float* ks = KS + kv * KB;
                         // This call's share of the next block's lines (prefetched in the loop).
                         const int calls = Hkv * chunks, call = kv * chunks + ci;
                         const LineShare pf = LineShare{nx, 0, split}.piece(call, calls);
-                        constexpr int C1 = kMaxGroupHeads / 3, C2 = 2 * C1, C3 = kMaxGroupHeads;
+                        constexpr int C1 = kMaxGroupHeads<KB> / 3, C2 = 2 * C1,
+                                      C3 = kMaxGroupHeads<KB>;
                         if (hc <= C1)
-                            GroupScores<C1, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB, pf);
+                            GroupScores<KB, C1, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB, pf);
                         else if (hc <= C2)
-                            GroupScores<C2, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB, pf);
+                            GroupScores<KB, C2, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB, pf);
                         else
-                            GroupScores<C3, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB, pf);
+                            GroupScores<KB, C3, D, kQ8>(qh, h0, hc, Kf, n, ks, scale, P, MB, pf);
                     }
                 }
         }
@@ -470,11 +482,12 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
             } else {
                 VF qv[NC];
                 for (int c = 0; c < NC; c++) qv[c] = hn::LoadU(d, q + size_t(h) * D + kN * c);
-                const float* ks = KS + kv * kKvBlock;
-                float* sh = P + h * kKvBlock;
-                mb = widened ? HeadScores<NC, kQ8>(qv, Kf + size_t(kv) * kKvBlock * D, D, n, ks,
-                                                   scale, sh)
-                             : HeadScores<NC, kQ8>(qv, recs + long(kv) * D, rec, n, ks, scale, sh);
+                const float* ks = KS + kv * KB;
+                float* sh = P + h * KB;
+                mb =
+                    widened
+                        ? HeadScores<KB, NC, kQ8>(qv, Kf + size_t(kv) * KB * D, D, n, ks, scale, sh)
+                        : HeadScores<KB, NC, kQ8>(qv, recs + long(kv) * D, rec, n, ks, scale, sh);
             }
             // Lazy rescaling: the running max m only moves when a score exceeds it by more than
             // kLazyMax (and on the first block, m = -inf), so most blocks need no horizontal
@@ -494,13 +507,13 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         for (int h = 0, kv = 0, g = 0; h < Hq; h++) {
             const VF vm = hn::Set(d, part.m[h]);
             VF sum = hn::Zero(d);
-            for (int t0 = 0; t0 < kKvBlock; t0 += kN) {
-                float* ph = P + h * kKvBlock + t0;
+            for (int t0 = 0; t0 < KB; t0 += kN) {
+                float* ph = P + h * KB + t0;
                 // s - m <= kLazyMax (ExpSoftmax's domain); -inf: 0.
                 const VF e = ExpSoftmax(d, hn::Sub(hn::LoadU(d, ph), vm));
                 sum = hn::Add(sum, e);
                 if constexpr (kQ8)
-                    hn::StoreU(hn::Mul(e, hn::LoadU(d, VS + kv * kKvBlock + t0)), d, ph);
+                    hn::StoreU(hn::Mul(e, hn::LoadU(d, VS + kv * KB + t0)), d, ph);
                 else
                     hn::StoreU(e, d, ph);
             }
@@ -523,19 +536,34 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
                 const int h0 = kv * group + group * ti / tiles;
                 const int hb = kv * group + group * (ti + 1) / tiles - h0;
                 if (vwiden)
-                    ValuesTilesKv<NC>(part.acc, h0, hb, 0, P, alpha, static_cast<const float*>(Kf),
-                                      long(D), n);
+                    ValuesTilesKv<KB, NC>(part.acc, h0, hb, 0, P, alpha,
+                                          static_cast<const float*>(Kf), long(D), n);
                 else if (values_prefetch)
-                    ValuesTilesKv<NC, true>(part.acc, h0, hb, long(Hkv + kv) * D, P, alpha, recs,
-                                            rec, n,
-                                            value_lines.piece(kv * tiles + ti, Hkv * tiles));
+                    ValuesTilesKv<KB, NC, true>(part.acc, h0, hb, long(Hkv + kv) * D, P, alpha,
+                                                recs, rec, n,
+                                                value_lines.piece(kv * tiles + ti, Hkv * tiles));
                 else
-                    ValuesTilesKv<NC>(part.acc, h0, hb, long(Hkv + kv) * D, P, alpha, recs, rec, n);
+                    ValuesTilesKv<KB, NC>(part.acc, h0, hb, long(Hkv + kv) * D, P, alpha, recs, rec,
+                                          n);
             }
         }
     }
     for (int h = 0; h < Hq; h++)
         part.l[h] = hn::GetLane(hn::SumOfLanes(d, hn::LoadU(d, Lv + size_t(h) * kN)));
+}
+
+// Head size NC vectors: blocks of kKvBlockWide tokens for groups of kWideGroup or more heads over
+// a float32 cache on AVX-512, of kKvBlock otherwise.
+template <int NC, typename T>
+HWY_INLINE void KvRangeNC(const float* q, const CacheBlocks<T>& cache, int j0, int j1,
+                          const KvCacheDims& dm, float scale, Partial part,
+                          std::vector<float>& sc) {
+#if HWY_TARGET == HWY_AVX3
+    if constexpr (std::is_same_v<T, float>)
+        if (dm.Hq / dm.Hkv >= kWideGroup)
+            return KvRangeD<kKvBlockWide, NC>(q, cache, j0, j1, dm, scale, part, sc);
+#endif
+    KvRangeD<kKvBlock, NC>(q, cache, j0, j1, dm, scale, part, sc);
 }
 
 // The vector kernel for D in {16, 32, 64, 128} with N | D; false when D is not one of them.
@@ -544,9 +572,9 @@ HWY_INLINE bool KvRangeT(const float* q, const CacheBlocks<T>& cache, int j0, in
                          const KvCacheDims& dm, float scale, Partial part, std::vector<float>& sc) {
     if (dm.D % kN != 0) return false;
     switch (dm.D / kN) {
-#define T6_KV_CASE(NC)                                       \
-    case NC:                                                 \
-        KvRangeD<NC>(q, cache, j0, j1, dm, scale, part, sc); \
+#define T6_KV_CASE(NC)                                        \
+    case NC:                                                  \
+        KvRangeNC<NC>(q, cache, j0, j1, dm, scale, part, sc); \
         return true;
 #if HWY_TARGET == HWY_SCALAR
         T6_KV_CASE(16)
