@@ -47,13 +47,12 @@ using flash_detail::Partial;
 // Tokens per online-softmax block: kKvBlock, or on AVX-512 kKvBlockWide for groups of at least
 // kWideGroup query heads over a float32 cache (chosen per call in KvRangeNC). There every
 // broadcast query number feeds two token vectors, and the block's fixed costs (the lazy maximum,
-// the rescaled accumulators, the score stores) are shared by twice the tokens. small-mqa's shape
-// (23 heads on 1 KV head; 64K tokens x 12 layers, two threads, Zen 5, the two libraries in turn):
-// 23.3-24.6 -> 20.1-21.4 ns per record; at 32K tokens xl-mqa's (49 on 1) 63.7-65.8 -> 50.6-54.5,
-// large-gqa's and xl-gqa's (19 and 24 per KV head) the same either way. small-gqa's (11)
-// went 27.1-30.3
-// -> 29.6-35.5, and AVX2's MQA (8 lanes: 4 token vectors, its 16 registers spill) 39 -> 85, so they
-// keep 16 (docs/decode-bench.md, session 46).
+// the rescaled accumulators, the score stores) are shared by twice the tokens. Two threads, Zen 5,
+// the two libraries in turn, ns per record: small-mqa's shape (23 heads on 1 KV head, 64K tokens
+// x 12 layers) 23.3-24.6 -> 20.1-21.4; xl-mqa's (49 on 1, 32K tokens) 63.7-65.8 -> 50.6-54.5;
+// large-gqa's and xl-gqa's (19 and 24 per KV head) the same either way. small-gqa's (11) went
+// 27.1-30.3 -> 29.6-35.5, and AVX2's MQA (8 lanes: 4 token vectors, its 16 registers spill)
+// 39 -> 85, so they keep 16 (docs/decode-bench.md, session 46).
 constexpr int kKvBlock = 16;
 constexpr int kKvBlockWide = 32;
 constexpr int kWideGroup = 16;
