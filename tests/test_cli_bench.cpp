@@ -89,10 +89,10 @@ TEST(CliBenchKernels, QuickJsonHasOneRowPerKernelAndTarget) {
         EXPECT_TRUE(row["bound"] == "compute" || row["bound"] == "memory");
     }
     for (const char* fam :
-         {"flash_tpa_decode", "flash_kv_decode", "flash_mla_decode", "linear_f32_few_rows",
-          "linear_bf16", "attention_forward", "attention_backward", "cross_entropy",
-          "rmsnorm_forward", "rope_forward", "swiglu_forward", "tpa_contract_forward", "adamw_step",
-          "to_bf16"})
+         {"flash_tpa_decode", "flash_kv_decode", "flash_kv_decode_mqa", "flash_mla_decode",
+          "linear_f32_few_rows", "linear_bf16", "attention_forward", "attention_backward",
+          "cross_entropy", "rmsnorm_forward", "rope_forward", "swiglu_forward",
+          "tpa_contract_forward", "adamw_step", "to_bf16"})
         EXPECT_TRUE(seen.count(fam)) << fam;
     for (const auto& [k, targets] : seen)
         EXPECT_EQ(targets, std::set<std::string>(avail.begin(), avail.end())) << k;

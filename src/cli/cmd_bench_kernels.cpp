@@ -13,6 +13,9 @@
 //   flash_tpa_decode[_bf16]  S seqs x L tokens: bytes S L (R_K+R_V)(H+D) e,
 //                            FLOPs 2 S L (R_Q R_K D + H R_Q R_K + H R_V D)
 //   flash_kv_decode (MHA)    bytes S L 2 H D e, FLOPs 4 S L H D
+//   flash_kv_decode_mqa      small-mqa's 23 query heads on 1 KV head (bound by its arithmetic,
+//                            where MHA is bound by the cache's bytes): bytes S L 2 D e,
+//                            FLOPs 4 S L H D
 //   flash_mla_decode         bytes S L (d_c + d_R) e, FLOPs 2 S L H (2 d_c + d_R)
 //   linear_f32_few_rows / linear_bf16 (lm_head, N rows): bytes OC C w + 4 N (C + OC),
 //                            FLOPs 2 N C OC
@@ -124,6 +127,7 @@ std::vector<uint16_t> random_bf16(size_t n, uint32_t seed) {
 const std::vector<std::string> kFamilies = {"flash_tpa_decode",
                                             "flash_tpa_decode_bf16",
                                             "flash_kv_decode",
+                                            "flash_kv_decode_mqa",
                                             "flash_mla_decode",
                                             "linear_f32_few_rows",
                                             "linear_bf16",
@@ -146,7 +150,7 @@ const std::vector<std::string> kFamilies = {"flash_tpa_decode",
 // Builds the family `name` with its buffers (kept alive by the closure).
 Kernel make_kernel(const std::string& name, const Shapes& sh) {
     const ModelConfig t6c = preset_config("small-t6"), mha = preset_config("small-mha"),
-                      mla = preset_config("small-mla");
+                      mqa = preset_config("small-mqa"), mla = preset_config("small-mla");
     Kernel k;
     k.name = name;
     const int S = sh.decode_seqs, L = sh.decode_ctx;
@@ -203,9 +207,11 @@ Kernel make_kernel(const std::string& name, const Shapes& sh) {
                 flash_tpa_decode<float>(st->outp.data(), st->qs.data(), st->c32.data(),
                                         st->lens.data(), S, d, scale);
         };
-    } else if (name == "flash_kv_decode" || name == "flash_mla_decode") {
+    } else if (name == "flash_kv_decode" || name == "flash_kv_decode_mqa" ||
+               name == "flash_mla_decode") {
         const bool is_mla = name == "flash_mla_decode";
-        KvCacheDims kd{mha.n_head, mha.kv_heads(), mha.head_dim};
+        const ModelConfig& kv = name == "flash_kv_decode_mqa" ? mqa : mha;
+        KvCacheDims kd{kv.n_head, kv.kv_heads(), kv.head_dim};
         MlaCacheDims md{mla.n_head, mla.kv_lora_rank, mla.qk_rope_head_dim};
         const long rec = is_mla ? md.rec() : kd.rec();
         const size_t qn = is_mla ? size_t(md.H) * (md.C + md.R) : size_t(kd.Hq) * kd.D;
@@ -244,7 +250,8 @@ Kernel make_kernel(const std::string& name, const Shapes& sh) {
         } else {
             k.flops = 4.0 * S * L * kd.Hq * kd.D;
             k.shape = "S=" + std::to_string(S) + " L=" + std::to_string(L) +
-                      " H=" + std::to_string(kd.Hq) + " D=" + std::to_string(kd.D);
+                      " H=" + std::to_string(kd.Hq) + " Hkv=" + std::to_string(kd.Hkv) +
+                      " D=" + std::to_string(kd.D);
             const float scale = 1.0f / std::sqrt(float(kd.D));
             k.run = [st, kd, S, scale] {
                 flash_kv_decode<float>(st->outp.data(), st->qp.data(), st->cp.data(),
