@@ -554,14 +554,16 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
 }
 
 // Head size NC vectors: blocks of kKvBlockWide tokens for groups of kWideGroup or more heads over
-// a float32 cache on AVX-512, of kKvBlock otherwise.
+// a float32 cache on AVX-512 whose blocks hold that many tokens (a contiguous cache, or paged
+// blocks of 32 or more: blocks of 16 would leave half of every wide block empty), of kKvBlock
+// otherwise.
 template <int NC, typename T>
 HWY_INLINE void KvRangeNC(const float* q, const CacheBlocks<T>& cache, int j0, int j1,
                           const KvCacheDims& dm, float scale, Partial part,
                           std::vector<float>& sc) {
 #if HWY_TARGET == HWY_AVX3
     if constexpr (std::is_same_v<T, float>)
-        if (dm.Hq / dm.Hkv >= kWideGroup)
+        if (dm.Hq / dm.Hkv >= kWideGroup && cache.tokens >= kKvBlockWide)
             return KvRangeD<kKvBlockWide, NC>(q, cache, j0, j1, dm, scale, part, sc);
 #endif
     KvRangeD<kKvBlock, NC>(q, cache, j0, j1, dm, scale, part, sc);
