@@ -6,7 +6,7 @@
 // The vector kernel is written once with Google Highway and compiled per SIMD target (AVX3,
 // AVX2, SCALAR: foreach_target.h); run-time dispatch picks the target in force (core/simd.h).
 // Each record is streamed once, token-major, in blocks of 16 tokens (32 for groups of 16 or more
-// heads over a float32 cache on AVX-512: kKvBlockWide below):
+// heads on AVX-512: kKvBlockWide below):
 //  1. scores: GQA/MQA groups of 4 or more heads (AVX3, AVX2) transpose the block's K rows of a
 //     KV head once, tokens into vector lanes, and every head of the group takes D broadcast FMAs
 //     per N tokens on them (GroupScores); otherwise per query head, the query in registers, N
@@ -45,14 +45,15 @@ using namespace flash;
 using flash_detail::Partial;
 
 // Tokens per online-softmax block: kKvBlock, or on AVX-512 kKvBlockWide for groups of at least
-// kWideGroup query heads over a float32 cache (chosen per call in KvRangeNC). There every
-// broadcast query number feeds two token vectors, and the block's fixed costs (the lazy maximum,
-// the rescaled accumulators, the score stores) are shared by twice the tokens. Two threads, Zen 5,
-// the two libraries in turn, ns per record: small-mqa's shape (23 heads on 1 KV head, 64K tokens
-// x 12 layers) 23.3-24.6 -> 20.1-21.4; xl-mqa's (49 on 1, 32K tokens) 63.7-65.8 -> 50.6-54.5;
-// large-gqa's and xl-gqa's (19 and 24 per KV head) the same either way. small-gqa's (11) went
-// 27.1-30.3 -> 29.6-35.5, and AVX2's MQA (8 lanes: 4 token vectors, its 16 registers spill)
-// 39 -> 85, so they keep 16 (docs/decode-bench.md, session 46).
+// kWideGroup query heads (chosen per call in KvRangeNC). There every broadcast query number feeds
+// two token vectors, and the block's fixed costs (the lazy maximum, the rescaled accumulators, the
+// score stores) are shared by twice the tokens. Two threads, Zen 5, ns per record, 16 / 32 in
+// turn: small-mqa's shape (23 heads on 1 KV head, 64K tokens x 12 layers) 23.3-24.6 -> 20.1-21.4
+// (float32), 24.1-24.7 -> 20.8-21.3 (bf16), 24.4-25.1 -> 21.3-21.9 (q8); xl-mqa's (49 on 1, 32K
+// tokens, float32) 63.7-65.8 -> 50.6-54.5; large-gqa's and xl-gqa's (19 and 24 per KV head,
+// float32) the same either way. small-gqa's (11) went 27.1-30.3 -> 29.6-35.5, and AVX2's MQA (8
+// lanes: 4 token vectors, its 16 registers spill) 39 -> 85, so they keep 16 (docs/decode-bench.md,
+// session 46).
 constexpr int kKvBlock = 16;
 constexpr int kKvBlockWide = 32;
 constexpr int kWideGroup = 16;
@@ -553,8 +554,8 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         part.l[h] = hn::GetLane(hn::SumOfLanes(d, hn::LoadU(d, Lv + size_t(h) * kN)));
 }
 
-// Head size NC vectors: blocks of kKvBlockWide tokens for groups of kWideGroup or more heads over
-// a float32 cache on AVX-512 whose blocks hold that many tokens (a contiguous cache, or paged
+// Head size NC vectors: blocks of kKvBlockWide tokens for groups of kWideGroup or more heads on
+// AVX-512, over a cache whose blocks hold that many tokens (a contiguous cache, or paged
 // blocks of 32 or more: blocks of 16 would leave half of every wide block empty), of kKvBlock
 // otherwise.
 template <int NC, typename T>
@@ -562,9 +563,8 @@ HWY_INLINE void KvRangeNC(const float* q, const CacheBlocks<T>& cache, int j0, i
                           const KvCacheDims& dm, float scale, Partial part,
                           std::vector<float>& sc) {
 #if HWY_TARGET == HWY_AVX3
-    if constexpr (std::is_same_v<T, float>)
-        if (dm.Hq / dm.Hkv >= kWideGroup && cache.tokens >= kKvBlockWide)
-            return KvRangeD<kKvBlockWide, NC>(q, cache, j0, j1, dm, scale, part, sc);
+    if (dm.Hq / dm.Hkv >= kWideGroup && cache.tokens >= kKvBlockWide)
+        return KvRangeD<kKvBlockWide, NC>(q, cache, j0, j1, dm, scale, part, sc);
 #endif
     KvRangeD<kKvBlock, NC>(q, cache, j0, j1, dm, scale, part, sc);
 }
