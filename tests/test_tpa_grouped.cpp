@@ -115,8 +115,8 @@ Cache lay_out(const std::vector<float>& records, int n, long rec, int block) {
 // three sequences per call (lengths below), contiguous and in blocks of 16 and 48 tokens.
 TEST(TpaGrouped, KernelEqualsTheRecordsInPlaceAtEveryTargetWithTheRestNaN) {
     const std::vector<int> lens = {1, 15, 16, 17, 77, 1100};
-    for (const Shape c : {Shape{6, 2, 2, 34, 64}, Shape{0, 2, 2, 34, 64}, Shape{3, 3, 1, 5, 16},
-                          Shape{2, 1, 2, 3, 160}, Shape{1, 2, 3, 4, 40}}) {
+    for (const Shape c : {Shape{6, 2, 2, 34, 64}, Shape{6, 2, 2, 78, 64}, Shape{0, 2, 2, 34, 64},
+                          Shape{3, 3, 1, 5, 16}, Shape{2, 1, 2, 3, 160}, Shape{1, 2, 3, 4, 40}}) {
         const TpaCacheDims d{c.H, c.Rk, c.Rv, c.D};
         const TpaCacheDims g = grouped(d);
         const long rec = d.rec();

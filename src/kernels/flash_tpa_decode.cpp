@@ -391,8 +391,10 @@ HWY_INLINE void FeatureProductsAny(float* P, const typename Op::Q* QB, int NQ,
 // zeros); their products are never read.
 
 // P[i0 + r][j][u0*N ..) for r < NR and the NU lane vectors from u0; base[u]: lane vector u0 + u's
-// group's first record plus its lane offset.
-template <int NR, int NU>
+// group's first record plus its lane offset. kD, kVps > 0: D and the vectors per slot known at
+// compile time (every preset's D = 64 and R_K = 2: runs of 8 vectors, each run in one record of
+// the group), so that the runs need no division and unroll; 0: as dm says.
+template <int NR, int NU, int kD = 0, int kVps = 0>
 HWY_INLINE void FeatureRowsGrouped(float* P, const float* QB, int i0, const float* const* base,
                                    const TpaCacheDims& dm, int j, int u0, LineSpread& spread) {
     const DF d;
@@ -401,17 +403,16 @@ HWY_INLINE void FeatureRowsGrouped(float* P, const float* QB, int i0, const floa
     for (int r = 0; r < NR; r++)
 #pragma GCC unroll 4
         for (int u = 0; u < NU; u++) acc[r][u] = hn::Zero(d);
-    const int D = dm.D;
+    const int D = kD > 0 ? kD : dm.D;
     const float* q = QB + size_t(i0) * D;
-    const long vps = dm.bk_vectors_per_slot(), L0 = long(j) * D;
-    // Vectors L0 .. L0 + D in runs that lie in one record's slot (kTpaGroup floats apart).
-    for (long L = L0; L < L0 + D;) {
-        const long k = L % vps, run = std::min(vps - k, L0 + D - L);
-        const long off = dm.bk_vector(L);
+    // The products of `run` vectors from slot offset `off` of the lane vectors' records with the
+    // query numbers from qc.
+    const auto run_products = [&](long off, const float* qc, long run) HWY_ATTR
+        __attribute__((always_inline)) {
         const float* b[NU];
 #pragma GCC unroll 4
         for (int u = 0; u < NU; u++) b[u] = base[u] + off;
-        const float* qc = q + (L - L0);
+#pragma GCC unroll 16
         for (long c = 0; c < run; c++) {
             VF bv[NU];
 #pragma GCC unroll 4
@@ -423,8 +424,22 @@ HWY_INLINE void FeatureRowsGrouped(float* P, const float* QB, int i0, const floa
                 for (int u = 0; u < NU; u++) acc[r][u] = hn::MulAdd(qr, bv[u], acc[r][u]);
             }
         }
-        L += run;
         spread.step();
+    };
+    if constexpr (kVps > 0) {
+        // Vector L = j*D + d is vector L % kVps of the slot of the group's record L / kVps.
+        static_assert(kD % kVps == 0, "runs within slots");
+        const long rec = dm.rec(), off_bk = dm.off_BK();
+        for (int rr = 0; rr < kD / kVps; rr++)
+            run_products((long(j) * (kD / kVps) + rr) * rec + off_bk, q + rr * kVps, kVps);
+    } else {
+        const long vps = dm.bk_vectors_per_slot(), L0 = long(j) * D;
+        // Vectors L0 .. L0 + D in runs that lie in one record's slot (kTpaGroup floats apart).
+        for (long L = L0; L < L0 + D;) {
+            const long run = std::min(vps - L % vps, L0 + D - L);
+            run_products(dm.bk_vector(L), q + (L - L0), run);
+            L += run;
+        }
     }
 #pragma GCC unroll 8
     for (int r = 0; r < NR; r++)
@@ -434,25 +449,26 @@ HWY_INLINE void FeatureRowsGrouped(float* P, const float* QB, int i0, const floa
 }
 
 // The last NQ % 6 rows: FeatureRowsGrouped<rest> (NR counts down to it).
-template <int NR, int NU>
+template <int NR, int NU, int kD, int kVps>
 HWY_INLINE void FeatureRowsGroupedRest(float* P, const float* QB, int i0, int rest,
                                        const float* const* base, const TpaCacheDims& dm, int j,
                                        int u0, LineSpread& spread) {
     if constexpr (NR > 0) {
         if (rest == NR)
-            FeatureRowsGrouped<NR, NU>(P, QB, i0, base, dm, j, u0, spread);
+            FeatureRowsGrouped<NR, NU, kD, kVps>(P, QB, i0, base, dm, j, u0, spread);
         else
-            FeatureRowsGroupedRest<NR - 1, NU>(P, QB, i0, rest, base, dm, j, u0, spread);
+            FeatureRowsGroupedRest<NR - 1, NU, kD, kVps>(P, QB, i0, rest, base, dm, j, u0, spread);
     }
 }
 
-template <int NU>
+template <int NU, int kD = 0, int kVps = 0>
 HWY_INLINE void FeatureRowsGroupedAll(float* P, const float* QB, int NQ, const float* const* base,
                                       const TpaCacheDims& dm, int j, int u0, LineSpread& spread) {
     constexpr int NR = 6;
     int i = 0;
-    for (; i + NR <= NQ; i += NR) FeatureRowsGrouped<NR, NU>(P, QB, i, base, dm, j, u0, spread);
-    FeatureRowsGroupedRest<NR - 1, NU>(P, QB, i, NQ - i, base, dm, j, u0, spread);
+    for (; i + NR <= NQ; i += NR)
+        FeatureRowsGrouped<NR, NU, kD, kVps>(P, QB, i, base, dm, j, u0, spread);
+    FeatureRowsGroupedRest<NR - 1, NU, kD, kVps>(P, QB, i, NQ - i, base, dm, j, u0, spread);
 }
 
 // Step 1 of a block of n records starting at a group (recs: its first record), B_K grouped.
@@ -492,12 +508,24 @@ HWY_NOINLINE void BlockFeaturesGrouped(float* P, const float* QB, int NQ, const 
     const float* base[kBlock / kN];
     for (int u = 0; u < nu; u++)
         base[u] = recs + long(u * kN / kTpaGroup) * kTpaGroup * rec + (u * kN) % kTpaGroup;
+    // The presets' D = 64 with R_K = 2 compiled for its runs of 8 vectors (kernel's step alone,
+    // one block in L1, small-t6's shape, AVX-512, Zen 5: 7.9-8.2 -> 7.3-7.5 ns per record).
+    constexpr int kVps = kRk * 64 / kTpaGroup;
+    const bool fixed = kRk > 0 && D == 64;
     for (int j = 0; j < Rk; j++)
         for (int u0 = 0; u0 < nu; u0 += 2) {
-            if (u0 + 2 <= nu)
+            if (fixed) {
+                if constexpr (kVps > 0) {
+                    if (u0 + 2 <= nu)
+                        FeatureRowsGroupedAll<2, 64, kVps>(P, QB, NQ, base + u0, dm, j, u0, spread);
+                    else
+                        FeatureRowsGroupedAll<1, 64, kVps>(P, QB, NQ, base + u0, dm, j, u0, spread);
+                }
+            } else if (u0 + 2 <= nu) {
                 FeatureRowsGroupedAll<2>(P, QB, NQ, base + u0, dm, j, u0, spread);
-            else
+            } else {
                 FeatureRowsGroupedAll<1>(P, QB, NQ, base + u0, dm, j, u0, spread);
+            }
         }
 #endif
 }
@@ -817,6 +845,136 @@ HWY_NOINLINE void BlockScoresKvonly(float* St, const float* P, float* X, const R
     }
 }
 
+#if HWY_TARGET == HWY_AVX3
+// Steps 2 and the softmax of float32 records for the presets' ranks (R_Q = 6, R_K = R_V = 2) on
+// AVX3, kG <= 3 groups of N heads side by side (heads g0*N ..): each broadcast number of P feeds
+// kG multiply-adds (ScoresGroup broadcast it once per group), the 6 x kG query vectors held in
+// registers, and each token's kG exps run side by side (BlockSoftmax loops over the groups
+// outside the tokens). The scores also take the block's maximum of each group, into row kBlock
+// of St, so that the softmax needs no pass for it. The same operations in the same order per
+// score and per weight as ScoresGroup and BlockSoftmax. Each step alone, one block in L1,
+// small-t6's shape (H 34: three groups), Zen 5: scores 8.4-8.7 -> 6.1-6.4 ns per record, softmax
+// 9.9-10.1 -> 8.8-8.9; the kernel from memory (12 x 64K records, two threads, with the grouped
+// features' fixed runs) 0.90-0.94 of the time (docs/decode-bench.md, session 47).
+template <int kG>
+HWY_INLINE void ScoresGroups(float* St, const float* P, const float* AQt, const float* recs,
+                             long rec, long off_ak, int H, int Hp, int n, int g0,
+                             LineSpread& spread) {
+    const DF d;
+    constexpr int NQ = 6;
+    VF aq[NQ][kG], mx[kG];
+#pragma GCC unroll 8
+    for (int i = 0; i < NQ; i++)
+#pragma GCC unroll 4
+        for (int g = 0; g < kG; g++) aq[i][g] = hn::LoadU(d, AQt + i * Hp + (g0 + g) * kN);
+#pragma GCC unroll 4
+    for (int g = 0; g < kG; g++) mx[g] = hn::Set(d, -INFINITY);
+    const size_t di = PIndex(1, 0, 2, 0);  // from query row i to i + 1 in P
+    for (int t = 0; t < n; t++) {
+        const float* p0 = P + PIndex(0, 0, 2, t);  // key rank 0
+        const float* p1 = P + PIndex(0, 1, 2, t);
+        VF u0[kG], u1[kG];
+#pragma GCC unroll 4
+        for (int g = 0; g < kG; g++) u0[g] = u1[g] = hn::Zero(d);
+#pragma GCC unroll 8
+        for (int i = 0; i < NQ; i++) {
+            const VF b0 = hn::Set(d, p0[i * di]), b1 = hn::Set(d, p1[i * di]);
+#pragma GCC unroll 4
+            for (int g = 0; g < kG; g++) {
+                u0[g] = hn::MulAdd(aq[i][g], b0, u0[g]);
+                u1[g] = hn::MulAdd(aq[i][g], b1, u1[g]);
+            }
+        }
+        const float* ak = recs + t * rec + off_ak;
+        float* st = St + size_t(t) * Hp;
+#pragma GCC unroll 4
+        for (int g = 0; g < kG; g++) {
+            const int h = (g0 + g) * kN, lanes = H - h;
+            const VF s = hn::MulAdd(RowLoad(ak + H + h, lanes), u1[g],
+                                    hn::Mul(RowLoad(ak + h, lanes), u0[g]));
+            mx[g] = hn::Max(mx[g], s);
+            hn::StoreU(s, d, st + h);
+        }
+        spread.step();
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < kG; g++) hn::StoreU(mx[g], d, St + size_t(kBlock) * Hp + (g0 + g) * kN);
+}
+
+// The online softmax of groups g0 .. g0 + kG (as BlockSoftmax, R_V = 2), the block's maximum
+// from row kBlock of St (ScoresGroups).
+template <int kG>
+HWY_INLINE void SoftmaxGroups(float* W, float* m, float* l, float* alpha, const float* St,
+                              const float* recs, long rec, long off_av, int H, int Hp, int n,
+                              float cv, int g0, LineSpread& spread) {
+    const DF d;
+    const VF c_v = hn::Set(d, cv);
+    VF mnew[kG], sum0[kG], sum1[kG];
+#pragma GCC unroll 4
+    for (int g = 0; g < kG; g++) {
+        const int h = (g0 + g) * kN;
+        const VF mo = hn::LoadU(d, m + h);
+        mnew[g] = hn::Max(mo, hn::LoadU(d, St + size_t(kBlock) * Hp + h));
+        hn::StoreU(ExpSoftmax(d, hn::Sub(mo, mnew[g])), d, alpha + h);  // m = -inf: 0
+        sum0[g] = sum1[g] = hn::Zero(d);
+    }
+    for (int t = 0; t < n; t++) {
+        const float* av = recs + t * rec + off_av;
+        float* w = W + size_t(t) * 2 * Hp;
+#pragma GCC unroll 4
+        for (int g = 0; g < kG; g++) {
+            const int h = (g0 + g) * kN, lanes = H - h;
+            const VF e = ExpSoftmax<false, false>(
+                d, hn::Sub(hn::LoadU(d, St + size_t(t) * Hp + h), mnew[g]));
+            // Two sums taken in turn, as BlockSoftmax's.
+            sum0[g] = hn::Add(sum0[g], e);
+            std::swap(sum0[g], sum1[g]);
+            const VF ec = hn::Mul(c_v, e);
+            hn::StoreU(hn::Mul(ec, RowLoad(av + h, lanes)), d, w + h);
+            hn::StoreU(hn::Mul(ec, RowLoad(av + H + h, lanes)), d, w + Hp + h);
+        }
+        spread.step();
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < kG; g++) {
+        const int h = (g0 + g) * kN;
+        hn::StoreU(
+            hn::MulAdd(hn::LoadU(d, l + h), hn::LoadU(d, alpha + h), hn::Add(sum0[g], sum1[g])), d,
+            l + h);
+        hn::StoreU(mnew[g], d, m + h);
+    }
+}
+
+// Steps 2 and the softmax of a block (float32 records, the presets' ranks, AVX3): the head
+// groups three at a time (6 x 3 query vectors, 6 sums and 3 maxima in 27 of 32 registers).
+HWY_NOINLINE void BlockScoresSoftmaxGroups(float* St, float* W, float* m, float* l, float* alpha,
+                                           const float* P, const float* AQt, const float* recs,
+                                           long rec, const TpaCacheDims& dm, int n,
+                                           LineShare score_pf, LineShare softmax_pf) {
+    const int H = dm.H, G = (H + kN - 1) / kN, Hp = G * kN, chunks = (G + 2) / 3;
+    LineSpread score_spread(score_pf, chunks * n), softmax_spread(softmax_pf, chunks * n);
+    for (int g0 = 0; g0 < G; g0 += 3) {
+        if (G - g0 >= 3)
+            ScoresGroups<3>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, n, g0, score_spread);
+        else if (G - g0 == 2)
+            ScoresGroups<2>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, n, g0, score_spread);
+        else
+            ScoresGroups<1>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, n, g0, score_spread);
+    }
+    for (int g0 = 0; g0 < G; g0 += 3) {
+        if (G - g0 >= 3)
+            SoftmaxGroups<3>(W, m, l, alpha, St, recs, rec, dm.off_AV(), H, Hp, n, 0.5f, g0,
+                             softmax_spread);
+        else if (G - g0 == 2)
+            SoftmaxGroups<2>(W, m, l, alpha, St, recs, rec, dm.off_AV(), H, Hp, n, 0.5f, g0,
+                             softmax_spread);
+        else
+            SoftmaxGroups<1>(W, m, l, alpha, St, recs, rec, dm.off_AV(), H, Hp, n, 0.5f, g0,
+                             softmax_spread);
+    }
+}
+#endif  // HWY_TARGET == HWY_AVX3
+
 template <typename R, int kNQ = 0, int kRk = 0>
 HWY_NOINLINE void BlockScoresFull(float* St, const float* P, const float* AQt, const R* recs,
                                   long rec, long off_ak, int H, int Hp, int NQ, int Rk, int n,
@@ -992,13 +1150,13 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
     }
     thread_local std::vector<float> bkf;  // q8, bf16: the block's B_K rows as float32
     thread_local std::vector<float> bvf;  // q8, bf16: the block's B_V rows as float32
-    const size_t nAQ = size_t(NQ) * Hp, nS = size_t(kBlock) * Hp, nW = size_t(kBlock) * Rv * Hp,
+    const size_t nAQ = size_t(NQ) * Hp, nS = size_t(kBlock + 1) * Hp, nW = size_t(kBlock) * Rv * Hp,
                  nP = size_t(NQ) * Rk * kBlock, nX = full ? 0 : size_t(kBlock) * Hp * Rk;
     // Every region is written before it is read, except the padded heads of AQt and the running
     // sums l, set below (no memset of the whole scratch per task).
     sc.resize(nAQ + nS + nW + nP + nX + 3 * size_t(Hp));
     float* AQt = sc.data();  // (NQ, Hp) A_Q transposed and scaled (full TPA)
-    float* St = AQt + nAQ;   // (kBlock, Hp) scores, then probabilities
+    float* St = AQt + nAQ;   // (kBlock + 1, Hp) scores, then probabilities; the block's max
     float* W = St + nS;      // (kBlock*Rv, Hp) value weights
     float* P = W + nW;       // (NQ*Rk, kBlock) feature products (PIndex)
     float* X = P + nP;       // kvonly: BlockScoresKvonly's scratch (none for full TPA)
@@ -1137,7 +1295,13 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
         // past n repeat row n-1 and are never read).
         // Online softmax, lane-wise over heads, fused with the value weights.
         if (preset_ranks) {
-            if constexpr (kRankSpecs) {  // (not instantiated for other records)
+#if HWY_TARGET == HWY_AVX3
+            if constexpr (kF32) {
+                BlockScoresSoftmaxGroups(St, W, m, l, alpha, P, AQt, recs, rec, dm, n, score_lines,
+                                         softmax_lines);
+            } else
+#endif
+                if constexpr (kRankSpecs) {  // (not instantiated for other records)
                 BlockScoresFull<R, 6, 2>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, NQ, Rk, n,
                                          score_lines);
                 BlockSoftmax<R, 2>(W, m, l, alpha, St, recs, rec, dm.off_AV(), scale_off, H, Hp, Rk,
