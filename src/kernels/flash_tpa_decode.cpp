@@ -7,7 +7,8 @@
 //     into one vector of P (no horizontal sum per product, no partial sums through memory);
 //  2. rank mixing with heads in vector lanes: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h]
 //     P[t][i][j] (A_Q' transposed, scale/(R_Q R_K) folded in), then the online softmax
-//     lane-wise over heads;
+//     lane-wise over heads (on AVX3, float32 records with the presets' ranks, both for three
+//     groups of N heads at a time: BlockScoresSoftmaxGroups);
 //  3. values: acc[h][:] = alpha[h] acc[h][:] + sum_{t,s} W[t,s][h] B_V[t][s][:] with
 //     W[t,s][h] = p[t][h] A_V[t][h,s] / R_V, an (H x n R_V) by (n R_V x D) product in register
 //     tiles (flash_decode-inl.h: up to 6 heads x 64 columns on AVX3, 3 heads x 32 on AVX2).
@@ -855,7 +856,8 @@ HWY_NOINLINE void BlockScoresKvonly(float* St, const float* P, float* X, const R
 // score and per weight as ScoresGroup and BlockSoftmax. Each step alone, one block in L1,
 // small-t6's shape (H 34: three groups), Zen 5: scores 8.4-8.7 -> 6.1-6.4 ns per record, softmax
 // 9.9-10.1 -> 8.8-8.9; the kernel from memory (12 x 64K records, two threads, with the grouped
-// features' fixed runs) 0.90-0.94 of the time (docs/decode-bench.md, session 47).
+// features' fixed runs; the old and new library in turn) 0.93-0.98 of the time, medium-t6's
+// shape (H 47) 0.88-0.96 (docs/decode-bench.md, session 47).
 template <int kG>
 HWY_INLINE void ScoresGroups(float* St, const float* P, const float* AQt, const float* recs,
                              long rec, long off_ak, int H, int Hp, int n, int g0,
@@ -952,6 +954,7 @@ HWY_NOINLINE void BlockScoresSoftmaxGroups(float* St, float* W, float* m, float*
                                            long rec, const TpaCacheDims& dm, int n,
                                            LineShare score_pf, LineShare softmax_pf) {
     const int H = dm.H, G = (H + kN - 1) / kN, Hp = G * kN, chunks = (G + 2) / 3;
+    constexpr float kHalf = 0.5f;  // 1 / R_V
     LineSpread score_spread(score_pf, chunks * n), softmax_spread(softmax_pf, chunks * n);
     for (int g0 = 0; g0 < G; g0 += 3) {
         if (G - g0 >= 3)
@@ -963,13 +966,13 @@ HWY_NOINLINE void BlockScoresSoftmaxGroups(float* St, float* W, float* m, float*
     }
     for (int g0 = 0; g0 < G; g0 += 3) {
         if (G - g0 >= 3)
-            SoftmaxGroups<3>(W, m, l, alpha, St, recs, rec, dm.off_AV(), H, Hp, n, 0.5f, g0,
+            SoftmaxGroups<3>(W, m, l, alpha, St, recs, rec, dm.off_AV(), H, Hp, n, kHalf, g0,
                              softmax_spread);
         else if (G - g0 == 2)
-            SoftmaxGroups<2>(W, m, l, alpha, St, recs, rec, dm.off_AV(), H, Hp, n, 0.5f, g0,
+            SoftmaxGroups<2>(W, m, l, alpha, St, recs, rec, dm.off_AV(), H, Hp, n, kHalf, g0,
                              softmax_spread);
         else
-            SoftmaxGroups<1>(W, m, l, alpha, St, recs, rec, dm.off_AV(), H, Hp, n, 0.5f, g0,
+            SoftmaxGroups<1>(W, m, l, alpha, St, recs, rec, dm.off_AV(), H, Hp, n, kHalf, g0,
                              softmax_spread);
     }
 }
