@@ -225,7 +225,10 @@ TEST(Q8Kernels, FlashTpaEqualsReference) {
          {Case{2, {5, 2, 3, 64}}, Case{0, {6, 2, 2, 32}}, Case{1, {3, 1, 2, 24}},
           // more heads than a vector's lanes (masked A rows past lane 16), D not a multiple
           // of the vector width, then a head size above the in-place kernel's (dequantized chunks)
-          Case{3, {20, 3, 1, 40}}, Case{0, {2, 1, 1, 136}}}) {
+          Case{3, {20, 3, 1, 40}}, Case{0, {2, 1, 1, 136}},
+          // the presets' ranks (on AVX-512 their scores three groups of 16 heads at a time: 3,
+          // then 3 + 1)
+          Case{6, {34, 2, 2, 64}}, Case{6, {61, 2, 2, 64}}}) {
         const TpaCacheDims dm = cs.dims;
         const Q8Layout L = q8_layout(dm);
         const int H = dm.H, D = dm.D, Rq = cs.Rq;

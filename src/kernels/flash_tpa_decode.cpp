@@ -858,10 +858,9 @@ HWY_NOINLINE void BlockScoresKvonly(float* St, const float* P, float* X, const R
 // 9.9-10.1 -> 8.8-8.9; the kernel from memory (12 x 64K records, two threads, with the grouped
 // features' fixed runs; the old and new library in turn) 0.93-0.98 of the time, medium-t6's
 // shape (H 47) 0.88-0.96 (docs/decode-bench.md, session 47).
-template <int kG>
-HWY_INLINE void ScoresGroups(float* St, const float* P, const float* AQt, const float* recs,
-                             long rec, long off_ak, int H, int Hp, int n, int g0,
-                             LineSpread& spread) {
+template <int kG, typename R>
+HWY_INLINE void ScoresGroups(float* St, const float* P, const float* AQt, const R* recs, long rec,
+                             long off_ak, int H, int Hp, int n, int g0, LineSpread& spread) {
     const DF d;
     constexpr int NQ = 6;
     VF aq[NQ][kG], mx[kG];
@@ -887,7 +886,7 @@ HWY_INLINE void ScoresGroups(float* St, const float* P, const float* AQt, const 
                 u1[g] = hn::MulAdd(aq[i][g], b1, u1[g]);
             }
         }
-        const float* ak = recs + t * rec + off_ak;
+        const R* ak = recs + t * rec + off_ak;
         float* st = St + size_t(t) * Hp;
 #pragma GCC unroll 4
         for (int g = 0; g < kG; g++) {
@@ -905,10 +904,10 @@ HWY_INLINE void ScoresGroups(float* St, const float* P, const float* AQt, const 
 
 // The online softmax of groups g0 .. g0 + kG (as BlockSoftmax, R_V = 2), the block's maximum
 // from row kBlock of St (ScoresGroups).
-template <int kG>
+template <int kG, typename R>
 HWY_INLINE void SoftmaxGroups(float* W, float* m, float* l, float* alpha, const float* St,
-                              const float* recs, long rec, long off_av, int H, int Hp, int n,
-                              float cv, int g0, LineSpread& spread) {
+                              const R* recs, long rec, long off_av, int H, int Hp, int n, float cv,
+                              int g0, LineSpread& spread) {
     const DF d;
     const VF c_v = hn::Set(d, cv);
     VF mnew[kG], sum0[kG], sum1[kG];
@@ -921,7 +920,7 @@ HWY_INLINE void SoftmaxGroups(float* W, float* m, float* l, float* alpha, const 
         sum0[g] = sum1[g] = hn::Zero(d);
     }
     for (int t = 0; t < n; t++) {
-        const float* av = recs + t * rec + off_av;
+        const R* av = recs + t * rec + off_av;
         float* w = W + size_t(t) * 2 * Hp;
 #pragma GCC unroll 4
         for (int g = 0; g < kG; g++) {
@@ -947,35 +946,6 @@ HWY_INLINE void SoftmaxGroups(float* W, float* m, float* l, float* alpha, const 
     }
 }
 
-// Steps 2 and the softmax of a block (float32 records, the presets' ranks, AVX3): the head
-// groups three at a time (6 x 3 query vectors, 6 sums and 3 maxima in 27 of 32 registers).
-HWY_NOINLINE void BlockScoresSoftmaxGroups(float* St, float* W, float* m, float* l, float* alpha,
-                                           const float* P, const float* AQt, const float* recs,
-                                           long rec, const TpaCacheDims& dm, int n,
-                                           LineShare score_pf, LineShare softmax_pf) {
-    const int H = dm.H, G = (H + kN - 1) / kN, Hp = G * kN, chunks = (G + 2) / 3;
-    constexpr float kHalf = 0.5f;  // 1 / R_V
-    LineSpread score_spread(score_pf, chunks * n), softmax_spread(softmax_pf, chunks * n);
-    for (int g0 = 0; g0 < G; g0 += 3) {
-        if (G - g0 >= 3)
-            ScoresGroups<3>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, n, g0, score_spread);
-        else if (G - g0 == 2)
-            ScoresGroups<2>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, n, g0, score_spread);
-        else
-            ScoresGroups<1>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, n, g0, score_spread);
-    }
-    for (int g0 = 0; g0 < G; g0 += 3) {
-        if (G - g0 >= 3)
-            SoftmaxGroups<3>(W, m, l, alpha, St, recs, rec, dm.off_AV(), H, Hp, n, kHalf, g0,
-                             softmax_spread);
-        else if (G - g0 == 2)
-            SoftmaxGroups<2>(W, m, l, alpha, St, recs, rec, dm.off_AV(), H, Hp, n, kHalf, g0,
-                             softmax_spread);
-        else
-            SoftmaxGroups<1>(W, m, l, alpha, St, recs, rec, dm.off_AV(), H, Hp, n, kHalf, g0,
-                             softmax_spread);
-    }
-}
 #endif  // HWY_TARGET == HWY_AVX3
 
 template <typename R, int kNQ = 0, int kRk = 0>
@@ -1070,6 +1040,47 @@ HWY_NOINLINE void BlockSoftmax(float* W, float* m, float* l, float* alpha, const
         hn::StoreU(al, d, alpha + g);
     }
 }
+
+#if HWY_TARGET == HWY_AVX3
+// Steps 2 and the softmax of a block (full TPA with the presets' ranks, AVX3): the head groups
+// three at a time (6 x 3 query vectors, 6 sums and 3 maxima in 27 of 32 registers). Any records:
+// float32, bf16 (widened where read, or read by the vdpbf16ps path, which shares steps 2 and the
+// softmax) and q8 (scores on A_K's codes, P holding the row scales; its softmax folds the value
+// rows' scales in, BlockSoftmax, which takes the block's maximum itself).
+template <typename R>
+HWY_NOINLINE void BlockScoresSoftmaxGroups(float* St, float* W, float* m, float* l, float* alpha,
+                                           const float* P, const float* AQt, const R* recs,
+                                           long rec, long scale_off, const TpaCacheDims& dm, int n,
+                                           LineShare score_pf, LineShare softmax_pf) {
+    const int H = dm.H, G = (H + kN - 1) / kN, Hp = G * kN, chunks = (G + 2) / 3;
+    constexpr float kHalf = 0.5f;  // 1 / R_V
+    LineSpread score_spread(score_pf, chunks * n), softmax_spread(softmax_pf, chunks * n);
+    for (int g0 = 0; g0 < G; g0 += 3) {
+        if (G - g0 >= 3)
+            ScoresGroups<3>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, n, g0, score_spread);
+        else if (G - g0 == 2)
+            ScoresGroups<2>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, n, g0, score_spread);
+        else
+            ScoresGroups<1>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, n, g0, score_spread);
+    }
+    if constexpr (std::is_same_v<R, int8_t>) {
+        BlockSoftmax<R, 2>(W, m, l, alpha, St, recs, rec, dm.off_AV(), scale_off, H, Hp, 2, 2, n,
+                           kHalf, softmax_pf);
+        return;
+    }
+    for (int g0 = 0; g0 < G; g0 += 3) {
+        if (G - g0 >= 3)
+            SoftmaxGroups<3>(W, m, l, alpha, St, recs, rec, dm.off_AV(), H, Hp, n, kHalf, g0,
+                             softmax_spread);
+        else if (G - g0 == 2)
+            SoftmaxGroups<2>(W, m, l, alpha, St, recs, rec, dm.off_AV(), H, Hp, n, kHalf, g0,
+                             softmax_spread);
+        else
+            SoftmaxGroups<1>(W, m, l, alpha, St, recs, rec, dm.off_AV(), H, Hp, n, kHalf, g0,
+                             softmax_spread);
+    }
+}
+#endif  // HWY_TARGET == HWY_AVX3
 
 // Rows [off, off + len) of the block's n records widened to float32 into buf (n rows of len
 // floats in order, no scale; a short last vector's zeros past a row are overwritten by the next
@@ -1293,18 +1304,18 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
         if (!full)
             BlockScoresKvonly<R>(St, P, X, recs, rec, dm.off_AK(), H, Hp, Rk, n, scale / float(Rk),
                                  score_lines);
-        // Full TPA: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h] P[t][i][j], four tokens at a
-        // time so that the FMA chains over i are independent (kBlock is a multiple of 4; rows
-        // past n repeat row n-1 and are never read).
-        // Online softmax, lane-wise over heads, fused with the value weights.
-        if (preset_ranks) {
+            // Full TPA: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h] P[t][i][j], four tokens at a
+            // time so that the FMA chains over i are independent (kBlock is a multiple of 4; rows
+            // past n repeat row n-1 and are never read).
+            // Online softmax, lane-wise over heads, fused with the value weights.
 #if HWY_TARGET == HWY_AVX3
-            if constexpr (kF32) {
-                BlockScoresSoftmaxGroups(St, W, m, l, alpha, P, AQt, recs, rec, dm, n, score_lines,
-                                         softmax_lines);
-            } else
+        if (full && NQ == 6 && Rk == 2 && Rv == 2) {
+            BlockScoresSoftmaxGroups<R>(St, W, m, l, alpha, P, AQt, recs, rec, scale_off, dm, n,
+                                        score_lines, softmax_lines);
+        } else
 #endif
-                if constexpr (kRankSpecs) {  // (not instantiated for other records)
+            if (preset_ranks) {
+            if constexpr (kRankSpecs) {  // (not instantiated for other records)
                 BlockScoresFull<R, 6, 2>(St, P, AQt, recs, rec, dm.off_AK(), H, Hp, NQ, Rk, n,
                                          score_lines);
                 BlockSoftmax<R, 2>(W, m, l, alpha, St, recs, rec, dm.off_AV(), scale_off, H, Hp, Rk,
