@@ -7,8 +7,8 @@
 //     into one vector of P (no horizontal sum per product, no partial sums through memory);
 //  2. rank mixing with heads in vector lanes: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h]
 //     P[t][i][j] (A_Q' transposed, scale/(R_Q R_K) folded in), then the online softmax
-//     lane-wise over heads (on AVX3, float32 records with the presets' ranks, both for three
-//     groups of N heads at a time: BlockScoresSoftmaxGroups);
+//     lane-wise over heads (on AVX3 with the presets' ranks, both for three groups of N heads
+//     at a time: BlockScoresSoftmaxGroups);
 //  3. values: acc[h][:] = alpha[h] acc[h][:] + sum_{t,s} W[t,s][h] B_V[t][s][:] with
 //     W[t,s][h] = p[t][h] A_V[t][h,s] / R_V, an (H x n R_V) by (n R_V x D) product in register
 //     tiles (flash_decode-inl.h: up to 6 heads x 64 columns on AVX3, 3 heads x 32 on AVX2).
@@ -847,13 +847,13 @@ HWY_NOINLINE void BlockScoresKvonly(float* St, const float* P, float* X, const R
 }
 
 #if HWY_TARGET == HWY_AVX3
-// Steps 2 and the softmax of float32 records for the presets' ranks (R_Q = 6, R_K = R_V = 2) on
-// AVX3, kG <= 3 groups of N heads side by side (heads g0*N ..): each broadcast number of P feeds
-// kG multiply-adds (ScoresGroup broadcast it once per group), the 6 x kG query vectors held in
-// registers, and each token's kG exps run side by side (BlockSoftmax loops over the groups
-// outside the tokens). The scores also take the block's maximum of each group, into row kBlock
-// of St, so that the softmax needs no pass for it. The same operations in the same order per
-// score and per weight as ScoresGroup and BlockSoftmax. Each step alone, one block in L1,
+// Steps 2 and the softmax for the presets' ranks (R_Q = 6, R_K = R_V = 2) on AVX3, any records
+// (BlockScoresSoftmaxGroups), kG <= 3 groups of N heads side by side (heads g0*N ..): each
+// broadcast number of P feeds kG multiply-adds (ScoresGroup broadcast it once per group), the 6 x
+// kG query vectors held in registers, and each token's kG exps run side by side (BlockSoftmax loops
+// over the groups outside the tokens). The scores also take the block's maximum of each group, into
+// row kBlock of St, so that the softmax needs no pass for it. The same operations in the same order
+// per score and per weight as ScoresGroup and BlockSoftmax. Each step alone, one block in L1,
 // small-t6's shape (H 34: three groups), Zen 5: scores 8.4-8.7 -> 6.1-6.4 ns per record, softmax
 // 9.9-10.1 -> 8.8-8.9; the kernel from memory (12 x 64K records, two threads, with the grouped
 // features' fixed runs; the old and new library in turn) 0.93-0.98 of the time, medium-t6's
