@@ -217,9 +217,8 @@ INSTANTIATE_TEST_SUITE_P(
                       TpaCase{6, 2, 1, 34, 32}, TpaCase{1, 6, 2, 3, 16}, TpaCase{2, 1, 6, 8, 128},
                       TpaCase{0, 2, 2, 5, 64}, TpaCase{0, 1, 6, 34, 32}, TpaCase{0, 6, 1, 17, 16},
                       TpaCase{2, 2, 2, 5, 40}, TpaCase{1, 2, 1, 3, 160}, TpaCase{4, 2, 2, 34, 36},
-                      // the presets' ranks (steps compiled for them;
-                      // on AVX-512 the head groups three at a time: 1, 3,
-                      // 3 + 1 and 3 + 2 groups of 16)
+                      // the presets' ranks (steps compiled for them; on AVX-512 the head
+                      // groups three at a time: 1, 3, 3 + 1 and 3 + 2 groups of 16)
                       TpaCase{6, 2, 2, 34, 64}, TpaCase{6, 2, 2, 5, 16}, TpaCase{6, 2, 2, 16, 64},
                       TpaCase{6, 2, 2, 61, 64}, TpaCase{6, 2, 2, 78, 64}),
     tpa_name);
