@@ -1232,7 +1232,10 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
     // of the time on AVX2, 0.942-0.983 on AVX-512 (docs/decode-bench.md, session 39). Other caches
     // and ranks keep the run-time loops (each specialisation adds to this file's compile time).
     constexpr bool kRankSpecs = kF32 && HWY_TARGET != HWY_SCALAR;
-    const bool preset_ranks = kRankSpecs && full && NQ == 6 && Rk == 2 && Rv == 2;
+    // Full TPA with every preset's ranks (R_Q = 6, R_K = R_V = 2): on AVX3 steps 2 and the softmax
+    // of any records take the head groups three at a time (BlockScoresSoftmaxGroups).
+    const bool ranks_622 = full && NQ == 6 && Rk == 2 && Rv == 2;
+    const bool preset_ranks = kRankSpecs && ranks_622;
     // Blocks of kBlock records, never across a cache block (CacheBlocks).
     for (int b0 = j0, n = 0; b0 < j1; b0 += n) {
         n = cache.block(b0, j1, kBlock);
@@ -1309,7 +1312,7 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
             // past n repeat row n-1 and are never read).
             // Online softmax, lane-wise over heads, fused with the value weights.
 #if HWY_TARGET == HWY_AVX3
-        if (full && NQ == 6 && Rk == 2 && Rv == 2) {
+        if (ranks_622) {
             BlockScoresSoftmaxGroups<R>(St, W, m, l, alpha, P, AQt, recs, rec, scale_off, dm, n,
                                         score_lines, softmax_lines);
         } else
