@@ -1082,6 +1082,26 @@ HWY_NOINLINE void BlockScoresSoftmaxGroups(float* St, float* W, float* m, float*
 }
 #endif  // HWY_TARGET == HWY_AVX3
 
+// WidenRows for rows of len numbers, len a multiple of N: whole vectors, aligned stores, no count
+// check per vector; kLen > 0 fixes len at compile time (every preset's R_K D = R_V D = 128), so
+// that the loop unrolls. Against the general loop (a count check and an unaligned store per
+// vector), small-t6's q8 kernel alone (two threads, AVX-512, alternating rounds) took 0.96-0.99 of
+// the time over 12 x 4K records (median 0.98) and 0.95-1.03 over 12 x 64K (0.98) in a quiet half
+// hour, 0.92 and 0.90 (medians) in a noisier one; one thread in L2 0.88-0.99 (0.97); AVX2 0.95-0.97
+// (docs/decode-bench.md, session 48).
+template <int kLen, typename R>
+HWY_INLINE void WidenWholeRows(float* HWY_RESTRICT out, const R* recs, long rec, long off, int len,
+                               int n) {
+    static_assert(kLen % kN == 0, "whole vectors");
+    const int L = kLen > 0 ? kLen : len;
+    const DF d;
+    for (int t = 0; t < n; t++) {
+        const R* src = recs + t * rec + off;
+        float* dst = out + size_t(t) * L;
+        for (int k = 0; k < L; k += kN) hn::Store(LoadF32(src + k), d, dst + k);
+    }
+}
+
 // Rows [off, off + len) of the block's n records widened to float32 into buf (n rows of len
 // floats in order, no scale; a short last vector's zeros past a row are overwritten by the next
 // row, and buf has N floats of room after the last): q8 codes and bf16 numbers of B_K and B_V,
@@ -1095,6 +1115,14 @@ HWY_INLINE float* WidenRows(std::vector<float>& buf, const R* recs, long rec, lo
     // 66-74 ns per record on a Xeon with AVX-512 (docs/decode-bench.md session 29).
     buf.resize(size_t(kBlock) * len + kN + 16);
     float* const out = align64(buf.data());
+    if (len == 128) {
+        WidenWholeRows<128>(out, recs, rec, off, len, n);
+        return out;
+    }
+    if (len % kN == 0) {  // (out is aligned, and so is every row)
+        WidenWholeRows<0>(out, recs, rec, off, len, n);
+        return out;
+    }
     float* dst = out;
     for (int t = 0; t < n; t++, dst += len) {
         const R* src = recs + t * rec + off;
