@@ -1332,13 +1332,13 @@ HWY_INLINE void TpaRangeT(const TpaQuery& q, const CacheBlocks<T>& cache, const 
             }
         // 2. Rank mixing, heads in lanes (the cache stores A_K and A_V rank-major, so a row of
         // N heads is one masked load; lanes past H read the next factor of the same record).
+        // Full TPA: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h] P[t][i][j], four tokens at a
+        // time so that the FMA chains over i are independent (kBlock is a multiple of 4; rows
+        // past n repeat row n-1 and are never read). Then the online softmax, lane-wise over
+        // heads, fused with the value weights.
         if (!full)
             BlockScoresKvonly<R>(St, P, X, recs, rec, dm.off_AK(), H, Hp, Rk, n, scale / float(Rk),
                                  score_lines);
-            // Full TPA: s[t][h] = sum_j A_K[t][j][h] sum_i A_Q'[i][h] P[t][i][j], four tokens at a
-            // time so that the FMA chains over i are independent (kBlock is a multiple of 4; rows
-            // past n repeat row n-1 and are never read).
-            // Online softmax, lane-wise over heads, fused with the value weights.
 #if HWY_TARGET == HWY_AVX3
         if (ranks_622) {
             BlockScoresSoftmaxGroups<R>(St, W, m, l, alpha, P, AQt, recs, rec, scale_off, dm, n,
