@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/simd.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/embedding.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -265,6 +267,61 @@ TEST(SimdTrain, Rope) {
         EXPECT_LT(rel_max(f, f_ref), kTolF32);
         EXPECT_LT(rel_max(b, b_ref), kTolF32);
     });
+}
+
+// A decoding step's shapes, which run on the calling thread (core/parallel_items.h): a few
+// sequences of one or two tokens for RoPE (at most one work item's 8 tokens in all), one row for
+// RMSNorm, one chunk for SwiGLU, one token for the embedding. Beside them a shape of two items
+// each, which runs on the OpenMP threads.
+TEST(SimdTrain, OneRowShapesOfADecodingStep) {
+    const int nvec = 3, dim = 22, pos0 = 5;
+    const long vec_stride = dim + 1, token_stride = nvec * vec_stride + 5;
+    const RopeTables tab = make_rope_tables(32, dim);
+    for (const auto& [B, T] : {std::pair{1, 1}, {4, 1}, {3, 2}, {8, 1}, {9, 1}, {2, 8}}) {
+        SCOPED_TRACE("rope B " + std::to_string(B) + " T " + std::to_string(T));
+        const auto x0 = random_vector((size_t)B * T * token_stride, 71 + B);
+        std::vector<float> ref = x0;
+        rope_forward_inplace_reference(ref.data(), B, T, nvec, dim, token_stride, vec_stride, tab,
+                                       pos0);
+        for_each_target([&](SimdTarget) {
+            std::vector<float> f = x0;
+            rope_forward_inplace(f.data(), B, T, nvec, dim, token_stride, vec_stride, tab, pos0);
+            EXPECT_LT(rel_max(f, ref), kTolF32);
+        });
+    }
+    for (const int N : {1, 16, 17}) {
+        SCOPED_TRACE("rmsnorm N " + std::to_string(N));
+        const int C = 77;
+        const auto x = random_vector((size_t)N * C, 81, 2.0f), w = random_vector(C, 82);
+        std::vector<float> y_ref((size_t)N * C), r_ref(N);
+        rmsnorm_forward_reference(y_ref.data(), r_ref.data(), x.data(), w.data(), N, C, 1e-6f);
+        for_each_target([&](SimdTarget) {
+            std::vector<float> y((size_t)N * C), r(N);
+            rmsnorm_forward(y.data(), r.data(), x.data(), w.data(), N, C, 1e-6f);
+            EXPECT_LT(rel_max(y, y_ref), kTolF32);
+            EXPECT_LT(rel_max(r, r_ref), kTolF32);
+        });
+    }
+    for (const size_t n : {size_t(2048), size_t(4096 + 5)}) {
+        SCOPED_TRACE("swiglu n " + std::to_string(n));
+        const auto a = random_vector(n, 91, 6.0f), b = random_vector(n, 92);
+        std::vector<float> ref(n);
+        swiglu_forward_reference(ref.data(), a.data(), b.data(), n);
+        for_each_target([&](SimdTarget) {
+            std::vector<float> out(n);
+            swiglu_forward(out.data(), a.data(), b.data(), n);
+            EXPECT_LT(rel_max(out, ref), kTolExp);
+        });
+    }
+    const int C = 13;
+    const auto wte = random_vector(7 * C, 93);
+    for (const std::vector<int32_t>& tok :
+         {std::vector<int32_t>{6}, std::vector<int32_t>{2, 0, 6}}) {
+        std::vector<float> out(tok.size() * C);
+        embedding_forward(out.data(), tok.data(), wte.data(), int(tok.size()), C);
+        for (size_t n = 0; n < tok.size(); n++)
+            for (int c = 0; c < C; c++) EXPECT_EQ(out[n * C + c], wte[size_t(tok[n]) * C + c]);
+    }
 }
 
 TEST(SimdTrain, TpaContract) {

@@ -2,13 +2,13 @@
 
 #include <cstring>
 
+#include "core/parallel_items.h"
+
 namespace t6 {
 
 void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int C) {
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        std::memcpy(out + (long)n * C, wte + (long)tokens[n] * C, sizeof(float) * C);
-    }
+    parallel_items(
+        N, [&](long n) { std::memcpy(out + n * C, wte + long(tokens[n]) * C, sizeof(float) * C); });
 }
 
 // Deterministic scatter-add: threads split the columns, and every thread walks the tokens in

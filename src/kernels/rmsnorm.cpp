@@ -9,6 +9,7 @@
 
 #include <cmath>
 
+#include "core/parallel_items.h"
 #include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
 
 #undef HWY_TARGET_INCLUDE
@@ -116,11 +117,10 @@ constexpr int kBlock = 256;  // dweight columns per work item
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C,
                      float eps) {
     const int blocks = (N + kRows - 1) / kRows;
-#pragma omp parallel for schedule(static)
-    for (int blk = 0; blk < blocks; blk++) {
-        const int n0 = blk * kRows, n1 = n0 + kRows < N ? n0 + kRows : N;
+    parallel_items(blocks, [&](long blk) {
+        const int n0 = int(blk) * kRows, n1 = n0 + kRows < N ? n0 + kRows : N;
         HWY_DYNAMIC_DISPATCH(ForwardRows)(out, rstd, inp, weight, n0, n1, C, eps);
-    }
+    });
 }
 
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,

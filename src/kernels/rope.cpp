@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/parallel_items.h"
 #include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
 
 #undef HWY_TARGET_INCLUDE
@@ -108,15 +109,20 @@ void rope_apply(float* x, int B, int T, int nvec, int dim, long token_stride, lo
     }
     constexpr int kTokens = 8;  // tokens per OpenMP work item
     const int tblocks = (T + kTokens - 1) / kTokens;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++) {
-        for (int tb = 0; tb < tblocks; tb++) {
-            const int t0 = tb * kTokens, t1 = t0 + kTokens < T ? t0 + kTokens : T;
-            HWY_DYNAMIC_DISPATCH(RotateTokens)
-            (x, T, b, t0, t1, nvec, token_stride, vec_stride, tab.cos.data(), tab.sin.data(), h,
-             pos0, sign);
-        }
-    }
+    const long items = long(B) * tblocks;
+    const auto rotate_item = [&](long i) {
+        const int b = int(i / tblocks), tb = int(i % tblocks);
+        const int t0 = tb * kTokens, t1 = t0 + kTokens < T ? t0 + kTokens : T;
+        HWY_DYNAMIC_DISPATCH(RotateTokens)
+        (x, T, b, t0, t1, nvec, token_stride, vec_stride, tab.cos.data(), tab.sin.data(), h, pos0,
+         sign);
+    };
+    // A decoding step's B sequences of one token each: at most an item's worth of tokens in all,
+    // on the calling thread (core/parallel_items.h: a region costs more).
+    if (long(B) * T <= kTokens)
+        for (long i = 0; i < items; i++) rotate_item(i);
+    else
+        parallel_items(items, rotate_item);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "core/parallel_items.h"
 #include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
 
 #undef HWY_TARGET_INCLUDE
@@ -96,11 +97,10 @@ inline float sigmoid(float z) {
 
 void swiglu_forward(float* out, const float* a, const float* b, size_t n) {
     const long nchunks = long((n + kChunk - 1) / kChunk);
-#pragma omp parallel for schedule(static)
-    for (long c = 0; c < nchunks; c++) {
+    parallel_items(nchunks, [&](long c) {
         const size_t i0 = size_t(c) * kChunk;
         HWY_DYNAMIC_DISPATCH(ForwardRange)(out, a, b, i0, i0 + kChunk < n ? i0 + kChunk : n);
-    }
+    });
 }
 
 void swiglu_backward(float* da, float* db, const float* dout, const float* a, const float* b,
