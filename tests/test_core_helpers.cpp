@@ -1,17 +1,26 @@
 // The helpers every command shares: the tokenizer resolver's precedence (argument > checkpoint >
 // data meta.json > default from the vocabulary size), the one meta.json reader, the peer-figures
-// file of the training benchmarks, fatal-error reporting and the portable RNG.
+// file of the training benchmarks, fatal-error reporting, the portable RNG, and the team of
+// threads of a decoding step.
 #include <gtest/gtest.h>
+#include <omp.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <set>
+#include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "core/error.h"
 #include "core/fatal.h"
 #include "core/file_util.h"
+#include "core/parallel_items.h"
 #include "core/rng.h"
+#include "core/team.h"
 #include "study/peer_figures.h"
 #include "test_util.h"
 #include "text/data_meta.h"
@@ -145,4 +154,82 @@ TEST(Rng, TheSeedDecidesTheStream) {
     }
     EXPECT_EQ(same, 64);
     EXPECT_GE(differ, 63);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The team of a decoding step (core/team.h) and parallel_items (core/parallel_items.h), on three
+// threads whatever the machine has.
+
+namespace {
+
+struct ThreeThreads {
+    int before = omp_get_max_threads();
+    ThreeThreads() { omp_set_num_threads(3); }
+    ~ThreeThreads() { omp_set_num_threads(before); }
+};
+
+// One job: every thread writes its slot; returns the slots' sum as thread 0 sees it afterwards.
+long one_job(int job, std::vector<long>& slot) {
+    parallel_run([&](int t, int nt) {
+        EXPECT_EQ(nt, 3);
+        slot[size_t(t)] = long(job) * 10 + t;
+    });
+    return slot[0] + slot[1] + slot[2];
+}
+
+}  // namespace
+
+TEST(Team, EveryJobRunsOnEveryThreadAndFinishesBeforeItReturns) {
+    ThreeThreads three;
+    std::vector<long> slot(3, -1);
+    with_team([&] {
+        EXPECT_EQ(parallel_threads(), 3);
+        for (int job = 0; job < 3000; job++) ASSERT_EQ(one_job(job, slot), job * 30L + 3) << job;
+        // The threads fall asleep between jobs far apart, and the next job wakes them.
+        for (int job = 0; job < 5; job++) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            ASSERT_EQ(one_job(job, slot), job * 30L + 3) << job;
+        }
+    });
+    // Outside a team a job is an OpenMP region.
+    EXPECT_EQ(one_job(7, slot), 7 * 30L + 3);
+}
+
+TEST(Team, ItemsRunOnceEachAndNestedCallsRunOnTheCallingThread) {
+    ThreeThreads three;
+    std::vector<int> count(1001, 0);
+    with_team([&] {
+        parallel_items(1001, [&](long i) { count[size_t(i)]++; });
+        parallel_items(1, [&](long i) { count[size_t(i)]++; });
+        parallel_run([&](int t, int) {
+            if (t != 0) return;
+            parallel_run([&](int u, int nu) {  // inside a job: this thread alone
+                EXPECT_EQ(u, 0);
+                EXPECT_EQ(nu, 1);
+            });
+        });
+        with_team([&] { EXPECT_EQ(parallel_threads(), 3); });  // inside a team: the same team
+    });
+    EXPECT_EQ(count[0], 2);
+    for (size_t i = 1; i < count.size(); i++) ASSERT_EQ(count[i], 1) << i;
+}
+
+TEST(Team, AnExceptionLeavesTheTeamAfterTheOtherThreadsAreDone) {
+    ThreeThreads three;
+    std::atomic<int> others{0};
+    EXPECT_THROW(with_team([&] {
+                     parallel_run([&](int t, int) {
+                         if (t == 0) {
+                             std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                             throw std::runtime_error("share 0");
+                         }
+                         std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                         others++;
+                     });
+                 }),
+                 std::runtime_error);
+    EXPECT_EQ(others.load(), 2);  // both other shares ran to their end first
+    EXPECT_THROW(with_team([] { fail("body"); }), Error);
+    std::vector<long> slot(3, -1);  // and the next team starts afresh
+    with_team([&] { EXPECT_EQ(one_job(1, slot), 33L); });
 }

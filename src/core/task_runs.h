@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/team.h"
+
 namespace t6 {
 
 class TaskRuns {
@@ -103,7 +105,7 @@ constexpr int kMinTaskUnits = 2;
 // the output is the same whoever runs what.
 template <typename Fn>
 void parallel_unit_runs(int units, bool parallel, Fn&& fn) {
-    const int nt = parallel ? omp_get_max_threads() : 1;
+    const int nt = parallel ? parallel_threads() : 1;
     if (nt <= 1 || units <= 1) {
         if (units > 0) fn(0, units);
         return;
@@ -124,16 +126,14 @@ void parallel_unit_runs(int units, bool parallel, Fn&& fn) {
     kept.reset(first);
     TaskRuns* const runs = &kept;
     const std::pair<int, int>* const task = tasks.data();
-#pragma omp parallel
-    {
-        const int threads = omp_get_num_threads();
+    parallel_run([&](int me, int threads) {
         bool stolen = false;
-        for (int own = omp_get_thread_num();;) {
+        for (int own = me;;) {
             const int k = runs->next(threads, own, stolen);
             if (k < 0) break;
             if (task[k].first < task[k].second) fn(task[k].first, task[k].second);
         }
-    }
+    });
 }
 
 }  // namespace t6

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/team.h"
 #include "core/timing.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
@@ -159,7 +160,14 @@ void Decoder::step(const int* slots, const int32_t* tokens, int n, float* logits
         fail("KV cache pool exhausted: ", need, " more blocks of ", cache_.block_tokens(),
              " tokens needed, ", cache_.pool().free_blocks(), " free");
     for (int i = 0; i < n; i++) cache_.reserve(slots[i], pos[i] + 1);
-    run(tokens, n, slots, pos.data(), false, logits, true);
+    // One sequence: the step's GEMVs and attention as jobs of one team (core/team.h), not an
+    // OpenMP region each. Every parallel loop of a one-row step goes through parallel_run; with
+    // more rows the float32 layers and MLA's per-head products call the GEMM library, whose
+    // OpenMP regions would run on one thread inside a team.
+    if (n == 1)
+        with_team([&] { run(tokens, n, slots, pos.data(), false, logits, true); });
+    else
+        run(tokens, n, slots, pos.data(), false, logits, true);
     for (int i = 0; i < n; i++) cache_.note_tokens(slots[i], pos[i], tokens + i, 1);
 }
 

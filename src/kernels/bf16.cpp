@@ -10,6 +10,7 @@
 
 #include "kernels/bf16.h"
 
+#include "core/parallel_items.h"
 #include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
 
 #undef HWY_TARGET_INCLUDE
@@ -90,16 +91,16 @@ HWY_EXPORT(Bf16ToFloat);
 
 namespace {
 
-// Runs f(i0, len) over chunks of n, on the OpenMP threads when there is more than one chunk.
+// Runs f(i0, len) over chunks of n, on the OpenMP threads when there is more than one chunk
+// (core/parallel_items.h: one chunk on the calling thread).
 template <typename F>
 void chunked(size_t n, F f) {
     constexpr size_t kChunk = 1 << 14;
     const long chunks = long((n + kChunk - 1) / kChunk);
-#pragma omp parallel for schedule(static) if (chunks > 1)
-    for (long c = 0; c < chunks; c++) {
+    parallel_items(chunks, [&](long c) {
         const size_t i0 = size_t(c) * kChunk;
         f(i0, std::min(kChunk, n - i0));
-    }
+    });
 }
 
 }  // namespace

@@ -161,7 +161,7 @@ TaskPlan make_tasks(const int* lens, int nseq, int threads, int align = 1);
 template <typename RangeFn>
 void run_split(float* const* out, const int* lens, int nseq, int H, int Dv, RangeFn range,
                int align = 1) {
-    const TaskPlan plan = make_tasks(lens, nseq, omp_get_max_threads(), align);
+    const TaskPlan plan = make_tasks(lens, nseq, parallel_threads(), align);
     const std::vector<Task>& tasks = plan.tasks;
     const size_t per = size_t(H) * (2 + Dv);
     // Task k's partial at parts + k * per. (The pointer, not the thread_local vector, is what the
@@ -170,13 +170,11 @@ void run_split(float* const* out, const int* lens, int nseq, int H, int Dv, Rang
     if (kept.size() < tasks.size() * per) kept.resize(tasks.size() * per);
     float* const parts = kept.data();
     TaskRuns runs(plan.first);
-#pragma omp parallel
-    {
+    parallel_run([&](int me, int threads) {
         std::vector<float> buf, sc;
-        const int threads = omp_get_num_threads();
         int last = -1;  // the task this thread ran last
         bool stolen = false;
-        for (int own = omp_get_thread_num();;) {
+        for (int own = me;;) {
             // Own runs first (runs me, me + threads, ...), then steal from the fullest.
             const int k = runs.next(threads, own, stolen);
             if (k < 0) break;
@@ -192,7 +190,7 @@ void run_split(float* const* out, const int* lens, int nseq, int H, int Dv, Rang
             std::fill(p.acc, p.acc + size_t(H) * Dv, 0.0f);
             if (t.j1 > t.j0) range(t, p, buf, sc);
         }
-    }
+    });
     // Combine: o_h = sum_k e^{m_k - M} acc_k / sum_k e^{m_k - M} l_k over the sequence's tasks k in
     // task order (for each number the same operations in the same order as head by head).
     std::vector<float> M(static_cast<size_t>(H)), L(static_cast<size_t>(H));

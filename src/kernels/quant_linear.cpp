@@ -32,6 +32,7 @@
 
 #include "core/error.h"
 #include "core/simd.h"  // the T6_SIMD cap (kSimdCapApplied)
+#include "core/team.h"
 
 #include "kernels/quant.h"
 #include "kernels/quant_rowsum.h"
@@ -363,9 +364,7 @@ void LinearQuantFewRows(float* out, const float* inp, const QuantMatrix& W, int 
     // thread streams its rows in order and prefetches through its range (linear_bf16.cpp).
     const int units = (W.rows + kAlign - 1) / kAlign;
     // Small matrices (tests, tiny models) on one thread: a parallel region costs more.
-#pragma omp parallel if (size_t(W.rows) * W.cols >= (size_t(1) << 16))
-    {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const auto share = [&](int t, int nt) {
         const int o0 = int(long(units) * t / nt) * kAlign;
         const int o1 = std::min(W.rows, int(long(units) * (t + 1) / nt) * kAlign);
         if (o0 < o1) {
@@ -374,7 +373,11 @@ void LinearQuantFewRows(float* out, const float* inp, const QuantMatrix& W, int 
             else
                 GroupRows<QuantScheme::q4>(out, inp, W, N, beta, o0, o1);
         }
-    }
+    };
+    if (size_t(W.rows) * W.cols >= (size_t(1) << 16))
+        parallel_run(share);
+    else
+        share(0, 1);
 }
 
 }  // namespace t6::HWY_NAMESPACE
