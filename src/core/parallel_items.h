@@ -7,7 +7,8 @@
 // (two futex calls in strace), one with `if (0)` still 1.2 us (one futex call); rmsnorm of a row
 // of 768 takes about 0.1 us. Each item runs the same code either way, so the results are the same.
 // Inside a team (core/team.h) the items are the team's job, shared out in contiguous runs as
-// schedule(static) shares them.
+// schedule(static) shares them. parallel = false: every item on the calling thread (work too small
+// for a region whatever the count).
 #pragma once
 
 #include "core/team.h"
@@ -15,9 +16,9 @@
 namespace t6 {
 
 template <typename Fn>
-void parallel_items(long n, Fn&& fn) {
-    if (n <= 1) {
-        if (n == 1) fn(0L);
+void parallel_items(long n, Fn&& fn, bool parallel = true) {
+    if (n <= 1 || !parallel) {
+        for (long i = 0; i < n; i++) fn(i);
         return;
     }
     if (team_detail::current()) {

@@ -94,10 +94,6 @@ Team* current() {
     return tls_in_job ? nullptr : tls_team;
 }
 
-int size(const Team* team) {
-    return team->nt;
-}
-
 void run(Team* team, void (*call)(void*, int, int), void* ctx) {
     team->call = call;
     team->ctx = ctx;
@@ -118,7 +114,7 @@ void run(Team* team, void (*call)(void*, int, int), void* ctx) {
 }  // namespace team_detail
 
 int parallel_threads() {
-    if (const team_detail::Team* team = team_detail::current()) return team_detail::size(team);
+    if (const team_detail::Team* team = team_detail::current()) return team->nt;
     return omp_get_max_threads();
 }
 

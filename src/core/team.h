@@ -28,7 +28,6 @@ struct Team;
 // The team open on this thread, unless none is or a job of it is running here (a parallel_run
 // inside a job runs on the calling thread alone, as a nested OpenMP region would).
 Team* current();
-int size(const Team* team);
 // Runs call(ctx, t, nt) for t = 0 here and t = 1..nt-1 on the team's other threads; returns once
 // all have returned.
 void run(Team* team, void (*call)(void*, int, int), void* ctx);
@@ -40,8 +39,13 @@ int parallel_threads();
 // fn(t, nt) for t in [0, nt), the calling thread being t = 0; returns once every call has
 // returned. fn must not throw on threads other than 0 (as in an OpenMP region, the program would
 // terminate); an exception of thread 0's call is rethrown once the others are done.
+// parallel = false: fn(0, 1) on the calling thread (work too small for the threads).
 template <typename Fn>
-void parallel_run(Fn&& fn) {
+void parallel_run(Fn&& fn, bool parallel = true) {
+    if (!parallel) {
+        fn(0, 1);
+        return;
+    }
     if (team_detail::Team* team = team_detail::current()) {
         using F = std::remove_reference_t<Fn>;
         team_detail::run(

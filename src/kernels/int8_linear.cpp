@@ -633,15 +633,13 @@ void LinearA8Codes(float* out, const QuantMatrix& X, const QuantMatrix& W, float
     // every tile's OR), so that each thread streams (and prefetches through) one range.
     constexpr int kAlign = 16;
     const int units = (W.rows + kAlign - 1) / kAlign;
-    const auto share = [&](int t, int nt) {
-        const int o0 = int(long(units) * t / nt) * kAlign;
-        const int o1 = std::min(W.rows, int(long(units) * (t + 1) / nt) * kAlign);
-        if (o0 < o1) RangeRows(out, X, xsp, W, beta, o0, o1);
-    };
-    if (parallel)
-        parallel_run(share);
-    else
-        share(0, 1);
+    parallel_run(
+        [&](int t, int nt) {
+            const int o0 = int(long(units) * t / nt) * kAlign;
+            const int o1 = std::min(W.rows, int(long(units) * (t + 1) / nt) * kAlign);
+            if (o0 < o1) RangeRows(out, X, xsp, W, beta, o0, o1);
+        },
+        parallel);
 }
 #undef T6_INT8_HAND
 

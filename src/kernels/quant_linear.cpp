@@ -364,20 +364,17 @@ void LinearQuantFewRows(float* out, const float* inp, const QuantMatrix& W, int 
     // thread streams its rows in order and prefetches through its range (linear_bf16.cpp).
     const int units = (W.rows + kAlign - 1) / kAlign;
     // Small matrices (tests, tiny models) on one thread: a parallel region costs more.
-    const auto share = [&](int t, int nt) {
-        const int o0 = int(long(units) * t / nt) * kAlign;
-        const int o1 = std::min(W.rows, int(long(units) * (t + 1) / nt) * kAlign);
-        if (o0 < o1) {
+    parallel_run(
+        [&](int t, int nt) {
+            const int o0 = int(long(units) * t / nt) * kAlign;
+            const int o1 = std::min(W.rows, int(long(units) * (t + 1) / nt) * kAlign);
+            if (o0 >= o1) return;
             if (W.scheme == QuantScheme::q8)
                 GroupRows<QuantScheme::q8>(out, inp, W, N, beta, o0, o1);
             else
                 GroupRows<QuantScheme::q4>(out, inp, W, N, beta, o0, o1);
-        }
-    };
-    if (size_t(W.rows) * W.cols >= (size_t(1) << 16))
-        parallel_run(share);
-    else
-        share(0, 1);
+        },
+        size_t(W.rows) * W.cols >= (size_t(1) << 16));
 }
 
 }  // namespace t6::HWY_NAMESPACE

@@ -117,12 +117,9 @@ void rope_apply(float* x, int B, int T, int nvec, int dim, long token_stride, lo
         (x, T, b, t0, t1, nvec, token_stride, vec_stride, tab.cos.data(), tab.sin.data(), h, pos0,
          sign);
     };
-    // A decoding step's B sequences of one token each: at most an item's worth of tokens in all,
-    // on the calling thread (core/parallel_items.h: a region costs more).
-    if (long(B) * T <= kTokens)
-        for (long i = 0; i < items; i++) rotate_item(i);
-    else
-        parallel_items(items, rotate_item);
+    // A decoding step's B sequences of one token each, at most an item's worth of tokens in all,
+    // stay on the calling thread (core/parallel_items.h: a region costs more).
+    parallel_items(items, rotate_item, long(B) * T > kTokens);
 }
 
 }  // namespace

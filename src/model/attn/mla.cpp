@@ -162,15 +162,6 @@ void rmsnorm_w_backward(float* dinp, long ld_dinp, float* dw, const float* dout,
     }
 }
 
-// fn(k) for k in [0, n): on the threads (core/parallel_items.h) where par, else here.
-template <typename Fn>
-void heads_items(bool par, long n, Fn&& fn) {
-    if (par)
-        parallel_items(n, fn);
-    else
-        for (long k = 0; k < n; k++) fn(k);
-}
-
 constexpr int kTile = 64;  // chunk path: cache keys per decompressed tile
 constexpr int kRows = 64;  // chunk path: query rows per task
 
@@ -466,11 +457,14 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
     const bool par = size_t(n) * H * (D + Dv) * C >= (size_t(1) << 16);
     if (q_kvb) {
         // q_lat[h] = W_UK[h]^T q_nope[h] over the codes of head h's first D rows.
-        heads_items(par, long(n) * H, [&](long ih) {
-            const int i = int(ih / H), h = int(ih % H);
-            quant_row_sum(qabs + size_t(i) * ldq + size_t(h) * m.rec,
-                          q + size_t(i) * m.QK + size_t(h) * (D + R), *q_kvb, h * (D + Dv), D);
-        });
+        parallel_items(
+            long(n) * H,
+            [&](long ih) {
+                const int i = int(ih / H), h = int(ih % H);
+                quant_row_sum(qabs + size_t(i) * ldq + size_t(h) * m.rec,
+                              q + size_t(i) * m.QK + size_t(h) * (D + R), *q_kvb, h * (D + Dv), D);
+            },
+            par);
     } else if (n == 1) {
         // Float32 kv_b_proj, one token: q_lat[h] = sum_d q_nope[h][d] W_UK[h][d][:], the D rows
         // of W_UK[h] (D, d_c) scaled and summed (rows_axpy), in one parallel loop over the heads
@@ -478,12 +472,15 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
         // call per head (a 1-row product of 64 KB of weights) cost more in call and threading
         // overhead than the bytes take to stream; with more tokens the blocked BLAS product wins.
         const int half = std::min(C, (C / 2 + 15) / 16 * 16);  // whole vectors in the first half
-        heads_items(par, 2L * H, [&](long hk) {
-            const int h = int(hk / 2), c0 = hk % 2 ? half : 0, c1 = hk % 2 ? C : half;
-            const float* wk = w_kvb + size_t(h) * (D + Dv) * C;
-            rows_axpy(qabs + size_t(h) * m.rec + c0, q + size_t(h) * (D + R), wk + c0, C, D,
-                      c1 - c0);
-        });
+        parallel_items(
+            2L * H,
+            [&](long hk) {
+                const int h = int(hk / 2), c0 = hk % 2 ? half : 0, c1 = hk % 2 ? C : half;
+                const float* wk = w_kvb + size_t(h) * (D + Dv) * C;
+                rows_axpy(qabs + size_t(h) * m.rec + c0, q + size_t(h) * (D + R), wk + c0, C, D,
+                          c1 - c0);
+            },
+            par);
     } else {
         for (int h = 0; h < H; h++) {
             const float* wk = w_kvb + size_t(h) * (D + Dv) * C;  // W_UK[h] (D, d_c)
@@ -509,22 +506,28 @@ void mla_cache_attention(const ModelConfig& c, KVCache& cache, int layer, const 
     });
     // y[h] = W_UV[h] o_lat[h], once per step (values never leave the latent before this).
     if (q_kvb) {
-        heads_items(par, long(n) * H, [&](long ih) {
-            const int i = int(ih / H), h = int(ih % H);
-            quant_rows_dot(y + size_t(i) * H * Dv + size_t(h) * Dv, olat + (size_t(i) * H + h) * C,
-                           *q_kvb, h * (D + Dv) + D, Dv);
-        });
+        parallel_items(
+            long(n) * H,
+            [&](long ih) {
+                const int i = int(ih / H), h = int(ih % H);
+                quant_rows_dot(y + size_t(i) * H * Dv + size_t(h) * Dv,
+                               olat + (size_t(i) * H + h) * C, *q_kvb, h * (D + Dv) + D, Dv);
+            },
+            par);
         return;
     }
     if (n == 1) {
         // Float32, one token: a dot product per row of W_UV[h] (Dv, d_c) (rows_dot), over the
         // heads and the two halves of their rows as above.
         const int half = std::min(Dv, (Dv / 2 + 3) / 4 * 4);  // rows_dot takes four rows at a time
-        heads_items(par, 2L * H, [&](long hk) {
-            const int h = int(hk / 2), j0 = hk % 2 ? half : 0, j1 = hk % 2 ? Dv : half;
-            const float* wv = w_kvb + (size_t(h) * (D + Dv) + D + j0) * C;
-            rows_dot(y + size_t(h) * Dv + j0, wv, C, j1 - j0, olat + size_t(h) * C, C);
-        });
+        parallel_items(
+            2L * H,
+            [&](long hk) {
+                const int h = int(hk / 2), j0 = hk % 2 ? half : 0, j1 = hk % 2 ? Dv : half;
+                const float* wv = w_kvb + (size_t(h) * (D + Dv) + D + j0) * C;
+                rows_dot(y + size_t(h) * Dv + j0, wv, C, j1 - j0, olat + size_t(h) * C, C);
+            },
+            par);
         return;
     }
     for (int h = 0; h < H; h++) {
