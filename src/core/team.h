@@ -3,10 +3,10 @@
 // At batch 1 a step of the small presets runs about 75 parallel loops (the linear layers' GEMVs
 // and each layer's attention), each a few tens of microseconds of work. As an OpenMP region each
 // costs 3.2 us on the 2-core VMs t6 is developed and tested on: libgomp futex-wakes at each of a
-// region's two barriers whether or not a thread sleeps, and a system call costs about 1.5 us
-// there (docs/decode-bench.md, session 49). with_team(body) opens one OpenMP region for the whole
-// step: body runs on thread 0, and the team's other threads wait in a spin loop for the jobs that
-// parallel_run hands them (an atomic counter each way, no system call while they spin). The
+// region's two barriers whether or not a thread sleeps, about 1.5 us per system call by that
+// count there (docs/decode-bench.md, session 49). with_team(body) opens one OpenMP region for the
+// whole step: body runs on thread 0, and the team's other threads wait in a spin loop for the jobs
+// that parallel_run hands them (an atomic counter each way, no system call while they spin). The
 // threads are OpenMP's own, so nothing else spins beside them on the cores.
 //
 // Outside with_team, parallel_run is an OpenMP parallel region; inside, every parallel loop that

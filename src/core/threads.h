@@ -3,10 +3,10 @@
 //
 // The pool spins briefly, then sleeps (GOMP_SPINCOUNT=1000 unless the user chose a policy or a
 // spin count): an idle worker spins about 20 us after each parallel region, then sleeps on a
-// futex. A decoding step of several sequences is about a hundred short parallel regions a few
-// microseconds apart, which the brief spin covers (a step of one sequence is one region, its loops
-// jobs of a team: core/team.h); waking a sleeping thread costs 22-166 us in the VMs t6 is
-// developed on.
+// futex. A decoding step of several sequences is many short parallel regions a few microseconds
+// apart (small-t6, 8 sequences, q8: 85), which the brief spin covers (a step of one sequence is
+// one region, its loops jobs of a team: core/team.h); waking a sleeping thread costs 22-166 us in
+// the VMs t6 is developed on.
 // libgomp's default (OMP_WAIT_POLICY unset: 300,000 spins, milliseconds) lets two OpenMP
 // processes on the same cores steal each other's time slices; OMP_WAIT_POLICY=PASSIVE (no spin,
 // t6's setting until session 40) pays a wake-up per region. Measured 2026-12-05 on a 2-core Zen 5
