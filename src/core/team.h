@@ -18,6 +18,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <functional>
 #include <type_traits>
 
@@ -55,6 +56,21 @@ void parallel_run(Fn&& fn, bool parallel = true) {
     }
 #pragma omp parallel
     fn(omp_get_thread_num(), omp_get_num_threads());
+}
+
+// fn(r0, r1) for one contiguous range of rows [0, rows) per thread, the ranges balanced in units
+// of `align` rows (each starts at a multiple of align), so that each thread streams its rows in
+// order and prefetches through its range (the batch-1 GEMVs). parallel as in parallel_run.
+template <typename Fn>
+void parallel_row_ranges(int rows, int align, Fn&& fn, bool parallel = true) {
+    const int units = (rows + align - 1) / align;
+    parallel_run(
+        [&](int t, int nt) {
+            const int r0 = int(long(units) * t / nt) * align;
+            const int r1 = std::min(rows, int(long(units) * (t + 1) / nt) * align);
+            if (r0 < r1) fn(r0, r1);
+        },
+        parallel);
 }
 
 // Runs body() on this thread with the other OpenMP threads (omp_get_max_threads() in all) taking

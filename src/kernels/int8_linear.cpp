@@ -629,17 +629,10 @@ void LinearA8Codes(float* out, const QuantMatrix& X, const QuantMatrix& W, float
 #endif
     // Small matrices (tests, tiny models) on one thread: a parallel region costs more.
     const bool parallel = size_t(W.rows) * W.cols >= (size_t(1) << 16);
-    // One contiguous range of rows per thread, balanced in units of kAlign rows (a multiple of
-    // every tile's OR), so that each thread streams (and prefetches through) one range.
-    constexpr int kAlign = 16;
-    const int units = (W.rows + kAlign - 1) / kAlign;
-    parallel_run(
-        [&](int t, int nt) {
-            const int o0 = int(long(units) * t / nt) * kAlign;
-            const int o1 = std::min(W.rows, int(long(units) * (t + 1) / nt) * kAlign);
-            if (o0 < o1) RangeRows(out, X, xsp, W, beta, o0, o1);
-        },
-        parallel);
+    // One contiguous range of rows per thread, balanced in units of 16 rows (a multiple of every
+    // tile's OR), so that each thread streams (and prefetches through) one range.
+    parallel_row_ranges(
+        W.rows, 16, [&](int o0, int o1) { RangeRows(out, X, xsp, W, beta, o0, o1); }, parallel);
 }
 #undef T6_INT8_HAND
 

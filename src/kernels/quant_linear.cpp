@@ -361,14 +361,11 @@ void QuantRowsDot(float* out, const float* x, const QuantMatrix& W, int r0, int 
 void LinearQuantFewRows(float* out, const float* inp, const QuantMatrix& W, int N, float beta) {
     if (N <= 0 || W.rows <= 0) return;
     // One contiguous range of outputs per thread, balanced in units of kAlign rows, so that each
-    // thread streams its rows in order and prefetches through its range (linear_bf16.cpp).
-    const int units = (W.rows + kAlign - 1) / kAlign;
-    // Small matrices (tests, tiny models) on one thread: a parallel region costs more.
-    parallel_run(
-        [&](int t, int nt) {
-            const int o0 = int(long(units) * t / nt) * kAlign;
-            const int o1 = std::min(W.rows, int(long(units) * (t + 1) / nt) * kAlign);
-            if (o0 >= o1) return;
+    // thread streams its rows in order and prefetches through its range (linear_bf16.cpp). Small
+    // matrices (tests, tiny models) on one thread: a parallel region costs more.
+    parallel_row_ranges(
+        W.rows, kAlign,
+        [&](int o0, int o1) {
             if (W.scheme == QuantScheme::q8)
                 GroupRows<QuantScheme::q8>(out, inp, W, N, beta, o0, o1);
             else
