@@ -99,16 +99,16 @@ void run(Team* team, void (*call)(void*, int, int), void* ctx) {
     team->ctx = ctx;
     team->done.store(0, std::memory_order_relaxed);
     publish(*team);
-    tls_in_job = true;
-    try {
-        call(ctx, 0, team->nt);
-    } catch (...) {
-        tls_in_job = false;
-        wait_for_others(*team);
-        throw;
-    }
-    tls_in_job = false;
-    wait_for_others(*team);
+    // Thread 0's share; then, also when it throws, the end of the job and the others' shares.
+    struct Share {
+        Team& team;
+        explicit Share(Team& t) : team(t) { tls_in_job = true; }
+        ~Share() {
+            tls_in_job = false;
+            wait_for_others(team);
+        }
+    } share(*team);
+    call(ctx, 0, team->nt);
 }
 
 }  // namespace team_detail
