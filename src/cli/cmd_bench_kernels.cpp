@@ -116,9 +116,11 @@ FloatBuffer random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
     return b;
 }
 
-std::vector<uint16_t> random_bf16(size_t n, uint32_t seed) {
+// 64-byte aligned like the model's and the cache's bf16 buffers (a std::vector's data sits 16
+// bytes past a cache line, and unaligned 512-bit loads straddle two lines).
+AlignedArray<uint16_t> random_bf16(size_t n, uint32_t seed) {
     FloatBuffer f = random_floats(n, seed);
-    std::vector<uint16_t> out(n);
+    AlignedArray<uint16_t> out(n);
     to_bf16_serial(out.data(), f.data(), n);
     return out;
 }
@@ -162,7 +164,7 @@ Kernel make_kernel(const std::string& name, const Shapes& sh) {
         struct State {
             std::vector<FloatBuffer> out, qa, qb;
             FloatBuffer cache;
-            std::vector<uint16_t> cache16;
+            AlignedArray<uint16_t> cache16;
             std::vector<float*> outp;
             std::vector<TpaQuery> qs;
             std::vector<const float*> c32;
@@ -268,7 +270,7 @@ Kernel make_kernel(const std::string& name, const Shapes& sh) {
         k.shape = "N=" + std::to_string(R) + " C=" + std::to_string(C) +
                   " OC=" + std::to_string(OC) + (sh.quick ? "" : " (lm_head)");
         if (bf) {
-            auto w = std::make_shared<std::vector<uint16_t>>(random_bf16(size_t(OC) * C, 8));
+            auto w = std::make_shared<AlignedArray<uint16_t>>(random_bf16(size_t(OC) * C, 8));
             k.run = [in, out, w, R, C, OC] {
                 linear_bf16(out->data(), in->data(), w->data(), R, C, OC, 0.0f);
             };
@@ -476,7 +478,7 @@ Kernel make_kernel(const std::string& name, const Shapes& sh) {
     } else if (name == "to_bf16") {
         const size_t n = sh.flat;
         auto src = std::make_shared<FloatBuffer>(random_floats(n, 27));
-        auto dst = std::make_shared<std::vector<uint16_t>>(n);
+        auto dst = std::make_shared<AlignedArray<uint16_t>>(n);
         k.flops = double(n);
         k.bytes = 6.0 * n;
         k.shape = "n=" + std::to_string(n);

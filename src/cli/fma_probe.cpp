@@ -156,7 +156,8 @@ double measure_bf16_dot_peak(int reps, long iters) {
     });
 }
 
-ReadBandwidthProbe::ReadBandwidthProbe(size_t bytes) : a_(std::max<size_t>(bytes / 4, 1024)) {
+ReadBandwidthProbe::ReadBandwidthProbe(size_t bytes) {
+    a_.resize(std::max<size_t>(bytes / 4, 1024), /*huge_pages=*/true);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < a_.size(); i++) a_[i] = float(i & 7);
 }
@@ -167,7 +168,8 @@ double ReadBandwidthProbe::measure(int reps) {
     // four patterns and of `reps` rounds (the floor of a benchmark must be a rate that some code
     // reaches, never above what the machine can read).
     constexpr int64_t kStreams[] = {1, 4, 8, 16};
-    const int64_t share = int64_t(a_.size()) / std::max(1, omp_get_max_threads());
+    // Shares of whole cache lines (16 floats), so that every thread's streams start on a line.
+    const int64_t share = int64_t(a_.size()) / std::max(1, omp_get_max_threads()) / 16 * 16;
     double best = 0;
     for (int rep = 0; rep < reps; rep++) {
         for (const int64_t streams : kStreams) {
