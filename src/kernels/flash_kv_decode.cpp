@@ -392,7 +392,18 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
     // Value tiles that read V in place prefetch a share of the next block (below), except for a
     // head per KV head over a q8 cache on AVX2, where widening the codes 8 at a time bounds the
     // kernel and the tiles' prefetches measured 5-10% slower at 4K-16K (small-mha).
-    const bool values_prefetch = !vwiden && (transposed || !(kQ8 && HWY_TARGET == HWY_AVX2));
+    // A head per KV head over a float32 cache (MHA, bound by the cache's bytes) where
+    // flash_prefetch_l1() (flash_decode.h: AMD): no software prefetch at all, the hardware's
+    // prefetchers alone. Zen 5, small-mha's shape, two threads, 4 x 64K records alternating with
+    // the next block prefetched into L1 by the value tiles, medians of 7-15 passes: 64K 63.2
+    // against 55.3 GB/s (AVX-512) and 56.6 against 48.5 (AVX2; in a slower hour 49.5 against 48.1),
+    // 16K 63.0 against 56.7, 4K 56.4 against 53.7; bf16 and q8, which the tiles widen, stay
+    // prefetched (without: 34 against 40 and 18 against 36 GB/s) (docs/decode-bench.md, session
+    // 52).
+    const bool hardware_stream = std::is_same_v<T, float> && !transposed &&
+                                 flash_detail::prefetch_to_l1.load(std::memory_order_relaxed);
+    const bool values_prefetch =
+        !hardware_stream && !vwiden && (transposed || !(kQ8 && HWY_TARGET == HWY_AVX2));
     for (int h = 0; h < Hq; h++)  // the sum so far (a range may continue another: q8_chunks)
         hn::StoreU(hn::IfThenElseZero(LaneMask(1), hn::Set(d, part.l[h])), d, Lv + size_t(h) * kN);
     // Blocks of KB records, never across a cache block (CacheBlocks).
@@ -404,7 +415,8 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         const T* next = nn > 0 ? cache.at(nb0, rec) : nullptr;
         // The next block's records, into L2, a share of their lines per head (a burst of
         // prefetches would stall on the core's outstanding-miss limit).
-        const long next_lines = nn > 0 ? (long(nn) * rec * long(sizeof(T)) + 63) / 64 : 0;
+        const long next_lines =
+            nn > 0 && !hardware_stream ? (long(nn) * rec * long(sizeof(T)) + 63) / 64 : 0;
         const char* nx = reinterpret_cast<const char*>(next);
         // The scores prefetch lines [0, split), the value tiles that read V in place the rest, so
         // that the prefetches spread over the whole block. Tokens in lanes: half each (all in the
@@ -418,12 +430,9 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         const long split = !values_prefetch                          ? next_lines
                            : transposed || !std::is_same_v<T, float> ? next_lines / 2
                                                                      : 0;
-        // Into L1 for a head per KV head over a float32 cache where flash_prefetch_l1()
-        // (flash_decode.h); the tokens-in-lanes groups (GQA, MQA) measured the same either way.
-        const bool to_l1 = std::is_same_v<T, float> && !transposed &&
-                           flash_detail::prefetch_to_l1.load(std::memory_order_relaxed);
+        // Into L2 (the tokens-in-lanes groups, GQA and MQA, measured the same into L1).
         const LineShare value_lines =
-            values_prefetch ? LineShare{nx, split, next_lines, to_l1} : LineShare{};
+            values_prefetch ? LineShare{nx, split, next_lines, false} : LineShare{};
         // (1) Scores. bf16/q8 with groups of several heads: the block's K rows widened once into
         // Kf (KB, D) per KV head, then read by every head of the group; a partial block
         // (n < KB) is copied there too, zero rows after n, so the score code always reads
