@@ -174,12 +174,13 @@ std::string flash_tpa_kernel_name(bool bf16_cache);
 std::string flash_mla_kernel_name(bool bf16_cache, int latent);
 
 // Where the decoding kernels' software prefetches of the next block of records go over a float32
-// cache, in FlashTPA and in the flash K/V kernel with a head per KV head (MHA): when true,
-// FlashTPA's into L1 (prefetcht0) and MHA's none (the hardware prefetchers alone streamed
-// small-mha's cache 3-17% faster on Zen 5 than with the next block prefetched into L1:
-// flash_kv_decode.cpp, session 52); when false, both into L2 (prefetcht1). bf16 and q8 caches,
-// GQA, MQA and MLA always prefetch into L2. Default: true on AMD CPUs, false elsewhere. On the
-// Zen 5 machine (session 37), decoding steps alternating between the two (`t6 bench decode`,
+// cache, in FlashTPA and in the flash K/V kernel without the tokens-in-lanes scores (MHA, and
+// groups of 2-3 query heads per KV head): when true, FlashTPA's and those groups' into L1
+// (prefetcht0) and MHA's none (the hardware prefetchers alone streamed small-mha's cache 3-17%
+// faster on Zen 5 than with the next block prefetched into L1: flash_kv_decode.cpp, session 52);
+// when false, all into L2 (prefetcht1). bf16 and q8 caches, groups of 4 or more heads per KV
+// head (GQA, MQA) and MLA always prefetch into L2. Default: true on AMD CPUs, false elsewhere. On
+// the Zen 5 machine (session 37), decoding steps alternating between the two (`t6 bench decode`,
 // float32 weights and cache, 10 pairs per point, 3 runs per target), attention L1 / L2: small-t6 at
 // 16K and 64K 0.86-1.01 (median 0.92), small-mha 0.85-1.01 (median 0.97); before the setting was
 // narrowed to these, small-gqa, small-mqa and small-mla measured 0.99-1.04 and the bf16 and q8

@@ -397,11 +397,12 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
     // prefetchers alone. Zen 5, small-mha's shape, two threads, 4 x 64K records alternating with
     // the next block prefetched into L1 by the value tiles, medians of 7-15 passes: 64K 63.2
     // against 55.3 GB/s (AVX-512) and 56.6 against 48.5 (AVX2; in a slower hour 49.5 against 48.1),
-    // 16K 63.0 against 56.7, 4K 56.4 against 53.7; bf16 and q8, which the tiles widen, stay
-    // prefetched (without: 34 against 40 and 18 against 36 GB/s) (docs/decode-bench.md, session
-    // 52).
-    const bool hardware_stream = std::is_same_v<T, float> && !transposed &&
-                                 flash_detail::prefetch_to_l1.load(std::memory_order_relaxed);
+    // 16K 63.0 against 56.7, 4K 56.4 against 53.7. Groups of 2 and 3 heads per KV head (12 query
+    // heads) measured slower without (35.6 against 36.6 and 30.7 against 35.1 GB/s) and keep the L1
+    // prefetches, as bf16 and q8 caches, which the tiles widen, keep theirs (without: 34 against 40
+    // and 18 against 36 GB/s) (docs/decode-bench.md, session 52).
+    const bool amd_l1 = flash_detail::prefetch_to_l1.load(std::memory_order_relaxed);
+    const bool hardware_stream = std::is_same_v<T, float> && group == 1 && amd_l1;
     const bool values_prefetch =
         !hardware_stream && !vwiden && (transposed || !(kQ8 && HWY_TARGET == HWY_AVX2));
     for (int h = 0; h < Hq; h++)  // the sum so far (a range may continue another: q8_chunks)
@@ -430,9 +431,11 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         const long split = !values_prefetch                          ? next_lines
                            : transposed || !std::is_same_v<T, float> ? next_lines / 2
                                                                      : 0;
-        // Into L2 (the tokens-in-lanes groups, GQA and MQA, measured the same into L1).
+        // Into L1 for groups of 2-3 heads over a float32 cache where flash_prefetch_l1()
+        // (flash_decode.h); the tokens-in-lanes groups (GQA, MQA) measured the same either way.
+        const bool to_l1 = std::is_same_v<T, float> && !transposed && amd_l1;
         const LineShare value_lines =
-            values_prefetch ? LineShare{nx, split, next_lines, false} : LineShare{};
+            values_prefetch ? LineShare{nx, split, next_lines, to_l1} : LineShare{};
         // (1) Scores. bf16/q8 with groups of several heads: the block's K rows widened once into
         // Kf (KB, D) per KV head, then read by every head of the group; a partial block
         // (n < KB) is copied there too, zero rows after n, so the score code always reads
