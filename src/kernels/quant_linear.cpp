@@ -11,10 +11,12 @@
 // order (no activation quantization; int8_linear.cpp is the q8 x int8 variant). Columns past the
 // last whole block are added in scalar code. At each block a tile prefetches the next tile's
 // codes of that block, and (in the layers) the codes and scales kFarRows rows beyond into L2.
-// One input row (batch-1 decoding) takes its own tile (QTileOneRow) in the same loop: the codes
-// times the input summed per block and the scale applied once per block (q4: the minima's part
-// added per row from the input's block sums). HWY_SCALAR runs the scalar loop. Work is split over
-// OpenMP threads in one contiguous range of outputs each.
+// One input row (batch-1 decoding) over q8 codes reads its rows as four streams (Q8StreamRuns:
+// a row of each of four runs at a time, as linear_bf16.cpp's float32 rows), over q4 codes it takes
+// its own tile (QTileOneRow) in the same loop; both sum the codes times the input per block and
+// apply the scale once per block (q4: the minima's part added per row from the input's block
+// sums). HWY_SCALAR runs the scalar loop. Work is split over OpenMP threads in one contiguous range
+// of outputs each.
 //
 // Also here (kernels/quant_rowsum.h), for MLA's quantized kv_b_proj: the same tiling over a row
 // range of W (quant_rows_dot), and the transposed product over a row range as a sum of scaled
@@ -128,7 +130,43 @@ struct QuantSrc {
 };
 
 #if HWY_TARGET != HWY_SCALAR
-// One input row (batch-1 decoding) over OR q8 / q4 rows, the scale applied once per block:
+// The codes of block b of a q8 / q4 row times the block's input xv, summed into one vector
+// (the scale is applied by the caller).
+template <QuantScheme S>
+HWY_INLINE tiling::VF BlockDot(const uint8_t* codes, int b, const tiling::VF* xv) {
+    const tiling::DF d;
+    const hn::RebindToSigned<tiling::DF> di;
+    constexpr int L = int(hn::MaxLanes(tiling::DF()));
+    constexpr int kPB = kQuantBlock / L;  // vectors per block
+    static_assert(kPB * L == kQuantBlock && kPB % 2 == 0, "a block is an even number of vectors");
+    const uint8_t* q = codes + size_t(b) * QuantSrc<S>::kCodeBytes;
+    if constexpr (S == QuantScheme::q8) {
+        const hn::Rebind<int8_t, tiling::DF> d8;
+        const int8_t* q8 = reinterpret_cast<const int8_t*>(q);
+        tiling::VF t = hn::Mul(xv[0], hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, q8))));
+        for (int v = 1; v < kPB; v++)
+            t = hn::MulAdd(xv[v], hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, q8 + v * L))),
+                           t);
+        return t;
+    } else {
+        // Byte j holds code j (low nibble) and code j + 16 (high nibble): one load feeds vector v
+        // of the block's first half and vector v + kPB / 2 of its second.
+        const hn::Rebind<uint8_t, tiling::DF> d8;
+        const hn::RebindToUnsigned<tiling::DF> du;
+        tiling::VF t = hn::Zero(d);
+        for (int v = 0; v < kPB / 2; v++) {
+            const auto bytes = hn::PromoteTo(du, hn::LoadU(d8, q + v * L));
+            const auto lo = hn::ConvertTo(d, hn::BitCast(di, hn::And(bytes, hn::Set(du, 15u))));
+            const auto hi = hn::ConvertTo(d, hn::BitCast(di, hn::ShiftRight<4>(bytes)));
+            t = hn::MulAdd(xv[v], lo, t);
+            t = hn::MulAdd(xv[v + kPB / 2], hi, t);
+        }
+        return t;
+    }
+}
+
+// One input row (batch-1 decoding) over OR q4 rows (q8 rows take Q8StreamRuns since session 53;
+// the tile is written for both), the scale applied once per block:
 //   q8: r[k] = sum_b d[k, b] (sum_{c in block b} x[c] q[k, c])
 //   q4: r[k] = sum_b d[k, b] (sum_{c in block b} x[c] q[k, c]) + sum_b m[k, b] xsum[b]
 // (xsum[b] = the sum of x over block b, once per call), where the general tile
@@ -144,12 +182,9 @@ HWY_INLINE void QTileOneRow(const QuantSrc<S>& src, const float* x, const float*
                             const QRow* w, const QRow* next, int C, float* HWY_RESTRICT r) {
     static_assert(OR % 4 == 0, "accumulators are reduced four at a time");
     const tiling::DF d;
-    const hn::RebindToSigned<tiling::DF> di;
     constexpr int L = int(hn::MaxLanes(tiling::DF()));
     constexpr int kPB = kQuantBlock / L;  // vectors per block
-    static_assert(kPB * L == kQuantBlock && kPB % 2 == 0, "a block is an even number of vectors");
-    constexpr int kCodeBytes = QuantSrc<S>::kCodeBytes;
-    const int nbw = C / kQuantBlock;  // whole blocks
+    const int nbw = C / kQuantBlock;      // whole blocks
     tiling::VF a[OR];
     for (int k = 0; k < OR; k++) a[k] = hn::Zero(d);
     for (int b = 0; b < nbw; b++) {
@@ -159,30 +194,7 @@ HWY_INLINE void QTileOneRow(const QuantSrc<S>& src, const float* x, const float*
         tiling::VF xv[kPB];
         for (int v = 0; v < kPB; v++) xv[v] = hn::LoadU(d, x + c0 + v * L);
         for (int k = 0; k < OR; k++) {
-            const uint8_t* q = w[k].codes + size_t(b) * kCodeBytes;
-            tiling::VF t;
-            if constexpr (S == QuantScheme::q8) {
-                const hn::Rebind<int8_t, tiling::DF> d8;
-                const int8_t* q8 = reinterpret_cast<const int8_t*>(q);
-                t = hn::Mul(xv[0], hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, q8))));
-                for (int v = 1; v < kPB; v++)
-                    t = hn::MulAdd(
-                        xv[v], hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, q8 + v * L))), t);
-            } else {
-                // Byte j holds code j (low nibble) and code j + 16 (high nibble): one load feeds
-                // vector v of the block's first half and vector v + kPB / 2 of its second.
-                const hn::Rebind<uint8_t, tiling::DF> d8;
-                const hn::RebindToUnsigned<tiling::DF> du;
-                t = hn::Zero(d);
-                for (int v = 0; v < kPB / 2; v++) {
-                    const auto bytes = hn::PromoteTo(du, hn::LoadU(d8, q + v * L));
-                    const auto lo =
-                        hn::ConvertTo(d, hn::BitCast(di, hn::And(bytes, hn::Set(du, 15u))));
-                    const auto hi = hn::ConvertTo(d, hn::BitCast(di, hn::ShiftRight<4>(bytes)));
-                    t = hn::MulAdd(xv[v], lo, t);
-                    t = hn::MulAdd(xv[v + kPB / 2], hi, t);
-                }
-            }
+            const tiling::VF t = BlockDot<S>(w[k].codes, b, xv);
             a[k] = hn::MulAdd(t, hn::Set(d, w[k].scale[b]), a[k]);
         }
     }
@@ -229,6 +241,78 @@ void QRowsOneRow(const QuantSrc<S>& src, float* out, const float* x, int C, int 
 }
 #endif
 
+#if HWY_TARGET != HWY_SCALAR
+// Bytes ahead of its reads that each stream of Q8StreamRuns prefetches into L1.
+constexpr ptrdiff_t kQ8StreamAhead = 2048;
+
+// One input row over q8 rows as K streams: the thread's rows [o0, o1) cut into K runs of `per`
+// rows, row i of every run read side by side, each row from its first code to its last (a
+// QuantMatrix's rows are contiguous, so each run is one stream of codes), each run's codes
+// prefetched into L1 kQ8StreamAhead bytes before they are read; the last (o1 - o0) % K rows as one
+// run. Per row r = sum_b d[b] (sum_{c in block b} x[c] q[c]), the block sums alternating between
+// two accumulators, then one horizontal sum, then the columns past the last whole block in scalar
+// code. A row's sum does not depend on K or on the rows read beside it, so the outputs do not
+// depend on how the rows are split over threads.
+// Until session 53 one input row took tiles of 8 (AVX2: 4) neighbouring rows (QTileOneRow), a
+// line of each per step, with the next tile prefetched into L1 and the rows 16 on into L2. On the
+// Zen 5 machine (docs/decode-bench.md, session 53), two threads over 60 q8 matrices of 2048 x 768
+// from memory, passes alternating between the two in one process: AVX2 1.08-1.16x the tiles'
+// rate (every shape of the small models), AVX-512 0.99-1.04x at 2048 x 768, 768 x 768 and the
+// lm_head, 1.22-1.53x at 768 x 2048 (rows of 2 KiB), in an hour when a plain read got 50-65
+// GB/s; `t6 bench decode` q8 linear phase at 4K, 6 alternating rounds, median ms, small-gqa /
+// small-t6: AVX-512 2.72 / 2.38 -> 2.05 / 2.08, AVX2 2.96 / 3.13 -> 2.76 / 2.75. 2 runs and 8
+// runs were slower than 4; the prefetch 2 KiB ahead as fast as or faster than none, 1 or 3 KiB.
+// q4 rows (more arithmetic per byte: the nibbles unpacked) keep the tiles: as streams they read
+// 41.3-42.6 against 39.8-41.4 GB/s (AVX-512) and 26.1-26.8 against 27.2-27.7 (AVX2).
+template <int K>
+void Q8StreamRuns(float* out, const float* x, const QuantMatrix& W, float beta, int o0, int o1) {
+    constexpr QuantScheme S = QuantScheme::q8;
+    const tiling::DF d;
+    constexpr int L = int(hn::MaxLanes(tiling::DF()));
+    constexpr int kPB = kQuantBlock / L;
+    const int nb = W.blocks_per_row(), C = W.cols, nbw = C / kQuantBlock;
+    const int per = (o1 - o0) / K;
+    // Prefetches stop at the end of the thread's rows (addresses compared as integers).
+    const uintptr_t end =
+        reinterpret_cast<uintptr_t>(W.codes.data() + size_t(o1) * nb * kQuantBlock);
+    for (int i = 0; i < per; i++) {
+        QRow w[K];
+        tiling::VF a0[K], a1[K];
+        for (int k = 0; k < K; k++) {
+            const size_t blk = size_t(o0 + k * per + i) * nb;
+            w[k] = {W.codes.data() + blk * kQuantBlock, W.scale.data() + blk, nullptr};
+            a0[k] = a1[k] = hn::Zero(d);
+        }
+        for (int b = 0; b < nbw; b++) {
+            const int c0 = b * kQuantBlock;
+            if (b % 2 == 0)  // a line of codes per two blocks
+                for (int k = 0; k < K; k++) {
+                    const uintptr_t p =
+                        reinterpret_cast<uintptr_t>(w[k].codes + c0) + kQ8StreamAhead;
+                    if (p < end) __builtin_prefetch(reinterpret_cast<const void*>(p));
+                }
+            tiling::VF xv[kPB];
+            for (int v = 0; v < kPB; v++) xv[v] = hn::LoadU(d, x + c0 + v * L);
+            for (int k = 0; k < K; k++) {
+                const tiling::VF t = BlockDot<S>(w[k].codes, b, xv);
+                if (b % 2 == 0)
+                    a0[k] = hn::MulAdd(t, hn::Set(d, w[k].scale[b]), a0[k]);
+                else
+                    a1[k] = hn::MulAdd(t, hn::Set(d, w[k].scale[b]), a1[k]);
+            }
+        }
+        for (int k = 0; k < K; k++) {
+            float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(a0[k], a1[k])));
+            for (int c = nbw * kQuantBlock; c < C; c++) s += x[c] * QuantSrc<S>::At(w[k], c);
+            const int o = o0 + k * per + i;
+            out[o] = (beta != 0.0f ? beta * out[o] : 0.0f) + s;
+        }
+    }
+    if constexpr (K > 1)
+        if (per * K < o1 - o0) Q8StreamRuns<1>(out, x, W, beta, o0 + per * K, o1);
+}
+#endif
+
 // Outputs [o0, o1), prefetching kFarRows rows ahead inside the range.
 template <QuantScheme S>
 void GroupRows(float* out, const float* inp, const QuantMatrix& W, int N, float beta, int o0,
@@ -240,8 +324,10 @@ void GroupRows(float* out, const float* inp, const QuantMatrix& W, int N, float 
     src.codes_end = W.codes.data() + size_t(o1) * nb * QuantSrc<S>::kCodeBytes;
     src.scales_end = W.scale.data() + size_t(o1) * nb;
 #if HWY_TARGET != HWY_SCALAR
+    if constexpr (S == QuantScheme::q8)
+        if (N == 1) return Q8StreamRuns<4>(out, inp, W, beta, o0, o1);
     if (N == 1) {
-        // 4 rows per tile on AVX2. q4: with 8, the 8 accumulators, the block's 4 input vectors,
+        // q4: 4 rows per tile on AVX2. With 8, the 8 accumulators, the block's 4 input vectors,
         // the nibble mask and the unpacked codes outgrew the 16 registers and gcc kept
         // accumulators and row pointers on the stack. q8: the next tile's codes, prefetched into
         // L1, then lie 4 rows on instead of 8 (3 KiB at 768 columns); small-t6's 61 matrices of a
