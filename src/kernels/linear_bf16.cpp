@@ -114,7 +114,10 @@ constexpr int StepVectors() {
 // (bf16); a first version with one accumulator per row took 0.76 and 0.86 with 8 runs (float32),
 // 0.80 and 0.77-0.81 with 4, 0.88 and 0.94 with 2. The q8 / q4 tiles (quant_linear.cpp) read 8
 // (AVX2: 4) neighbouring rows at once already and took 1.01-1.13 times as long when their rows
-// came from 4 runs (docs/decode-bench.md, session 37).
+// came from 4 runs (docs/decode-bench.md, session 37); since session 53 one q8 input row is read
+// as here, a row of each of four runs at a time (quant_linear.cpp, Q8StreamRuns), which measured
+// faster than the tiles. Without the prefetches float32 rows read 2-10% faster on the Zen 5
+// machine in a throw-away copy (session 53) but not in the decoding benchmark: kept.
 template <int K, typename WT>
 void StreamRuns(float* out, const float* x, const WT* W, int C, float beta, int o0, int o1) {
     const tiling::DF d;
