@@ -258,7 +258,7 @@ constexpr ptrdiff_t kQ8StreamAhead = 2048;
 // Zen 5 machine (docs/decode-bench.md, session 53), two threads over 60 q8 matrices of 2048 x 768
 // from memory, passes alternating between the two in one process: AVX2 1.08-1.16x the tiles'
 // rate (every shape of the small models), AVX-512 0.99-1.04x at 2048 x 768, 768 x 768 and the
-// lm_head, 1.22-1.53x at 768 x 2048 (rows of 2 KiB), in an hour when a plain read got 50-65
+// lm_head, 1.22-1.53x at 768 x 2048 (rows of 2 KiB), in minutes when a plain read got 49-67
 // GB/s; `t6 bench decode` q8 linear phase at 4K, 6 alternating rounds, median ms, small-gqa /
 // small-t6: AVX-512 2.72 / 2.38 -> 2.05 / 2.08, AVX2 2.96 / 3.13 -> 2.76 / 2.75. 2 runs and 8
 // runs were slower than 4; the prefetch 2 KiB ahead as fast as or faster than none, 1 or 3 KiB.
