@@ -117,7 +117,8 @@ INSTANTIATE_TEST_SUITE_P(Targets, Int8Kernel, ::testing::ValuesIn(simd_available
 
 // The hand-written kernels (AVX-512 VNNI on the avx512 targets of a CPU with VNNI, AVX2
 // vpmaddubsw on avx2) and the Highway kernel (set_int8_hand_kernels(false)) on every target equal
-// the scalar reference: every tiling (N = 1..16), rows not a multiple of the tile, rows of an odd
+// the scalar reference: every tiling (N = 1..16; N = 1 over q8 weights: the VNNI kernel's four
+// streams, 45 rows: runs of 11 and a last row), rows not a multiple of the tile, rows of an odd
 // number of blocks (the VNNI kernel's half pair) and of more than 16 blocks (its scale chunks),
 // partial last blocks, q8 and q4, beta 0 and 1; and codes at +-127 everywhere (no int16
 // saturation in vpmaddubsw, and vpdpbusd's +128 offset undone exactly).

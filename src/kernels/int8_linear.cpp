@@ -298,7 +298,8 @@ void TiledRows(float* out, const QuantMatrix& X, const QuantMatrix& W, float bet
 
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
 // ---- Hand-written kernels (intrinsics) for x86: AVX-512 VNNI and AVX2 ----
-// Both walk the same tiles as TiledRows (MR activation rows by OR weight rows) but form the
+// Both walk the same tiles as TiledRows (MR activation rows by OR weight rows; VNNI's one
+// activation row over q8 weights reads four streams of rows instead, VnniStreamRowsQ8) but form the
 // block sums with byte multiply-adds, 4 (vpdpbusd) resp. 2 (vpmaddubsw) codes per int32 resp.
 // int16 lane, and scale whole vectors of block sums at once: the scale products dw * dx of 16
 // (8) blocks are formed with one multiply per tile row pair, and each block's lanes pick theirs
@@ -435,9 +436,78 @@ T6_VNNI_TARGET void VnniTile(const Row* x, const float* const* xs, const Row* w,
     for (int i = 0; i < MR * OR; i++) r[i] = _mm512_reduce_add_ps(acc[i]);
 }
 
+// One activation row over q8 weight rows as K streams (as quant_linear.cpp's Q8StreamRuns): the
+// thread's rows [o0, o1) cut into K runs, a row of each run read side by side from its first code
+// to its last (each run one stream of codes), each run's codes prefetched into L1 2 KiB ahead,
+// the last (o1 - o0) % K rows as one run. Per pair of blocks the same products as VnniPair (one
+// vpdpbusd from the base -128 * sum x, the scale products of 16 blocks permuted into place), one
+// float accumulator per row. A row's sum does not depend on K or on the rows read beside it. On
+// the Zen 5 machine (two threads, passes alternating with the 8-row tiles in one process,
+// docs/decode-bench.md, session 53) the streams read 1.27-1.31x the tiles' rate over 60 matrices
+// of 2048 x 768 (54.1-54.7 against 41.6-42.7 GB/s), 1.30-1.35x at 768 x 2048, 1.23-1.25x at 768 x
+// 768 and 1.09-1.22x over the 50304 x 768 lm_head. q4 weights keep the tiles.
+template <int K>
+T6_VNNI_TARGET void VnniStreamRowsQ8(float* out, const Row& x, const QuantMatrix& W, float beta,
+                                     int o0, int o1) {
+    constexpr ptrdiff_t kAhead = 2048;
+    const int nb = W.blocks_per_row(), per = (o1 - o0) / K;
+    const __m512i zero = _mm512_setzero_si512(), k80 = _mm512_set1_epi8(char(0x80));
+    const __m512i two = _mm512_set1_epi32(2);
+    // The block (0: 2p, 1: 2p + 1) of each int32 lane.
+    const __m512i idx0 = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    // Prefetches stop at the end of the thread's rows (addresses compared as integers).
+    const uintptr_t end =
+        reinterpret_cast<uintptr_t>(W.codes.data() + size_t(o1) * nb * kQuantBlock);
+    for (int i = 0; i < per; i++) {
+        Row w[K];
+        __m512 acc[K];
+        for (int k = 0; k < K; k++) {
+            w[k] = RowOf(W, o0 + k * per + i);
+            acc[k] = _mm512_setzero_ps();
+        }
+        for (int b0 = 0; b0 < nb; b0 += 16) {
+            const int nblk = std::min(16, nb - b0);
+            const __mmask16 mk = __mmask16((1u << nblk) - 1);
+            const __m512 dx = _mm512_maskz_loadu_ps(mk, x.d + b0);
+            __m512 sc[K];  // dw * dx of blocks b0 .. b0 + 15 (zero past nb)
+            for (int k = 0; k < K; k++)
+                sc[k] = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, w[k].d + b0), dx);
+            __m512i idx = idx0;
+            // Whole pairs, then a last odd block (half a vector, masked).
+            for (int b = b0; b < b0 + nblk; b += 2, idx = _mm512_add_epi32(idx, two)) {
+                const bool half = b + 1 == b0 + nblk;
+                const size_t o = size_t(b) * kQuantBlock;
+                for (int k = 0; k < K; k++) {
+                    const uintptr_t p = reinterpret_cast<uintptr_t>(w[k].q + o) + kAhead;
+                    if (p < end) __builtin_prefetch(reinterpret_cast<const void*>(p));
+                }
+                const __m512i xv = half ? _mm512_maskz_loadu_epi8(0xffffffffu, x.q + o)
+                                        : _mm512_loadu_si512(x.q + o);
+                const __m512i base = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k80, xv));
+                for (int k = 0; k < K; k++) {
+                    const __m512i wv =
+                        _mm512_xor_si512(half ? _mm512_maskz_loadu_epi8(0xffffffffu, w[k].q + o)
+                                              : _mm512_loadu_si512(w[k].q + o),
+                                         k80);
+                    acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, wv, xv)),
+                                             _mm512_permutexvar_ps(idx, sc[k]), acc[k]);
+                }
+            }
+        }
+        for (int k = 0; k < K; k++) {
+            const int o = o0 + k * per + i;
+            out[o] = (beta != 0.0f ? beta * out[o] : 0.0f) + _mm512_reduce_add_ps(acc[k]);
+        }
+    }
+    if constexpr (K > 1)
+        if (per * K < o1 - o0) VnniStreamRowsQ8<1>(out, x, W, beta, o0 + per * K, o1);
+}
+
 template <QuantScheme S>
 void HandGroupRows(float* out, const QuantMatrix& X, const float* xs, const QuantMatrix& W,
                    float beta, int o0, int o1) {
+    if constexpr (S == QuantScheme::q8)
+        if (X.rows == 1) return VnniStreamRowsQ8<4>(out, RowOf(X, 0), W, beta, o0, o1);
     if (X.rows == 1)
         HandRows<1, 8>(VnniTile<S, 1, 8>, out, X, xs, W, beta, o0, o1);
     else if (X.rows == 2)
