@@ -439,9 +439,9 @@ T6_VNNI_TARGET void VnniTile(const Row* x, const float* const* xs, const Row* w,
 // One activation row over q8 weight rows as K streams (as quant_linear.cpp's Q8StreamRuns): the
 // thread's rows [o0, o1) cut into K runs, a row of each run read side by side from its first code
 // to its last (each run one stream of codes), each run's codes prefetched into L1 2 KiB ahead,
-// the last (o1 - o0) % K rows as one run. Per pair of blocks the same products as VnniPair (one
-// vpdpbusd from the base -128 * sum x, the scale products of 16 blocks permuted into place), one
-// float accumulator per row. A row's sum does not depend on K or on the rows read beside it. On
+// the last (o1 - o0) % K rows as one run. Per pair of blocks VnniPair's products (one vpdpbusd
+// from the base -128 * sum x, the scale products of 16 blocks permuted into place), one float
+// accumulator per row. A row's sum does not depend on K or on the rows read beside it. On
 // the Zen 5 machine (two threads, passes alternating with the 8-row tiles in one process,
 // docs/decode-bench.md, session 53) the streams read 1.27-1.31x the tiles' rate over 60 matrices
 // of 2048 x 768 (54.1-54.7 against 41.6-42.7 GB/s), 1.30-1.35x at 768 x 2048, 1.23-1.25x at 768 x
@@ -451,10 +451,10 @@ T6_VNNI_TARGET void VnniStreamRowsQ8(float* out, const Row& x, const QuantMatrix
                                      int o0, int o1) {
     constexpr ptrdiff_t kAhead = 2048;
     const int nb = W.blocks_per_row(), per = (o1 - o0) / K;
-    const __m512i zero = _mm512_setzero_si512(), k80 = _mm512_set1_epi8(char(0x80));
     const __m512i two = _mm512_set1_epi32(2);
     // The block (0: 2p, 1: 2p + 1) of each int32 lane.
     const __m512i idx0 = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const Ahead none{nullptr, 0, 0};  // the streams prefetch here, not in VnniPair
     // Prefetches stop at the end of the thread's rows (addresses compared as integers).
     const uintptr_t end =
         reinterpret_cast<uintptr_t>(W.codes.data() + size_t(o1) * nb * kQuantBlock);
@@ -475,23 +475,15 @@ T6_VNNI_TARGET void VnniStreamRowsQ8(float* out, const Row& x, const QuantMatrix
             __m512i idx = idx0;
             // Whole pairs, then a last odd block (half a vector, masked).
             for (int b = b0; b < b0 + nblk; b += 2, idx = _mm512_add_epi32(idx, two)) {
-                const bool half = b + 1 == b0 + nblk;
-                const size_t o = size_t(b) * kQuantBlock;
                 for (int k = 0; k < K; k++) {
-                    const uintptr_t p = reinterpret_cast<uintptr_t>(w[k].q + o) + kAhead;
+                    const uintptr_t p =
+                        reinterpret_cast<uintptr_t>(w[k].q + size_t(b) * kQuantBlock) + kAhead;
                     if (p < end) __builtin_prefetch(reinterpret_cast<const void*>(p));
                 }
-                const __m512i xv = half ? _mm512_maskz_loadu_epi8(0xffffffffu, x.q + o)
-                                        : _mm512_loadu_si512(x.q + o);
-                const __m512i base = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k80, xv));
-                for (int k = 0; k < K; k++) {
-                    const __m512i wv =
-                        _mm512_xor_si512(half ? _mm512_maskz_loadu_epi8(0xffffffffu, w[k].q + o)
-                                              : _mm512_loadu_si512(w[k].q + o),
-                                         k80);
-                    acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, wv, xv)),
-                                             _mm512_permutexvar_ps(idx, sc[k]), acc[k]);
-                }
+                if (b + 1 == b0 + nblk)
+                    VnniPair<QuantScheme::q8, 1, K, true>(&x, w, none, b, idx, sc, acc);
+                else
+                    VnniPair<QuantScheme::q8, 1, K, false>(&x, w, none, b, idx, sc, acc);
             }
         }
         for (int k = 0; k < K; k++) {
