@@ -317,6 +317,10 @@ void Q8StreamRuns(float* out, const float* x, const QuantMatrix& W, float beta, 
 template <QuantScheme S>
 void GroupRows(float* out, const float* inp, const QuantMatrix& W, int N, float beta, int o0,
                int o1) {
+#if HWY_TARGET != HWY_SCALAR
+    if constexpr (S == QuantScheme::q8)
+        if (N == 1) return Q8StreamRuns<4>(out, inp, W, beta, o0, o1);
+#endif
     const size_t nb = W.blocks_per_row();
     QuantSrc<S> src{&W};
     src.far_q = ptrdiff_t(kFarRows * nb * QuantSrc<S>::kCodeBytes);
@@ -324,8 +328,6 @@ void GroupRows(float* out, const float* inp, const QuantMatrix& W, int N, float 
     src.codes_end = W.codes.data() + size_t(o1) * nb * QuantSrc<S>::kCodeBytes;
     src.scales_end = W.scale.data() + size_t(o1) * nb;
 #if HWY_TARGET != HWY_SCALAR
-    if constexpr (S == QuantScheme::q8)
-        if (N == 1) return Q8StreamRuns<4>(out, inp, W, beta, o0, o1);
     if (N == 1) {
         // q4: 4 rows per tile on AVX2. With 8, the 8 accumulators, the block's 4 input vectors,
         // the nibble mask and the unpacked codes outgrew the 16 registers and gcc kept
