@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "test_cli_util.h"
 #include "test_util.h"
@@ -146,6 +148,88 @@ TEST(CliBenchKernels, EveryBenchmarkReportsTheSimdTarget) {
         j = last_json(r.out);
         EXPECT_TRUE(kTargets.count(j["simd_target"].get<std::string>())) << b;
         EXPECT_FALSE(j["simd_highway_target"].get<std::string>().empty()) << b;
+    }
+}
+
+// --rounds and --targets: the sweep runs once per round and target (targets in turn within a
+// round); every result names its round and target, and "summary" holds each point's values in
+// round order and their median, from which the crossovers are taken per target.
+TEST(CliBenchDecode, RoundsAndTargetsGiveEachPointsMedianPerTarget) {
+    const auto info = system_info();
+    std::vector<std::string> targets = {"scalar"};
+    if (info["simd_cpu_best"] != "scalar") targets.push_back(info["simd_cpu_best"]);
+    const std::string list = targets.size() == 1 ? targets[0] : targets[0] + "," + targets[1];
+    auto r = test::run_command(kT6 +
+                               " bench decode --presets tiny-mha,tiny-t6 --contexts 64,128 "
+                               "--batches 1 --steps 1 --threads 1 --paired --rounds 3 --targets " +
+                               list + " --json");
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("medians of 3 rounds per point"), std::string::npos);
+    const auto j = last_json(r.out);
+    EXPECT_EQ(j["rounds"], 3);
+    EXPECT_EQ(j["targets"].get<std::vector<std::string>>(), targets);
+    const auto& res = j["results"];
+    const size_t nt = targets.size();
+    ASSERT_EQ(res.size(), 3 * nt * 4);  // rounds x targets x (2 contexts x 2 models)
+    for (size_t i = 0; i < res.size(); i++) {
+        EXPECT_EQ(res[i]["round"], int(i / (4 * nt)) + 1) << i;
+        EXPECT_EQ(res[i]["simd_target"], targets[i / 4 % nt]) << i;
+    }
+    const auto& sum = j["summary"];
+    ASSERT_EQ(sum.size(), nt * 4);
+    for (const auto& e : sum) {
+        EXPECT_EQ(e["rounds"], 3);
+        // The point's results, in round order.
+        std::vector<double> steps, ratios;
+        for (const auto& x : res)
+            if (x["simd_target"] == e["simd_target"] && x["model"] == e["model"] &&
+                x["context"] == e["context"]) {
+                steps.push_back(x["step_ms"].get<double>());
+                ratios.push_back(x["paired_step_ratio"].get<double>());
+            }
+        ASSERT_EQ(steps.size(), 3u);
+        EXPECT_EQ(e["step_ms_rounds"].get<std::vector<double>>(), steps);
+        EXPECT_EQ(e["paired_step_ratio_rounds"].get<std::vector<double>>(), ratios);
+        std::sort(steps.begin(), steps.end());
+        std::sort(ratios.begin(), ratios.end());
+        EXPECT_EQ(e["step_ms"].get<double>(), steps[1]);
+        EXPECT_EQ(e["paired_step_ratio"].get<double>(), ratios[1]);
+        EXPECT_EQ(e["roofline_fraction_now_rounds"].size(), 3u);
+        EXPECT_TRUE(e.contains("attention_fraction_now"));
+    }
+    // One crossover row (tiny-t6 against tiny-mha) per target, from the medians.
+    ASSERT_EQ(j["crossovers"].size(), nt);
+    for (size_t t = 0; t < nt; t++) {
+        const auto& c = j["crossovers"][t];
+        EXPECT_EQ(c["simd_target"], targets[t]);
+        std::map<long, double> t6, mha;
+        for (const auto& e : sum)
+            if (e["simd_target"] == targets[t])
+                (e["model"] == "tiny-t6" ? t6 : mha)[e["context"].get<long>()] =
+                    e["step_ms"].get<double>();
+        const nlohmann::json want = t6[128] >= mha[128] ? nlohmann::json()
+                                    : t6[64] < mha[64]  ? nlohmann::json(64)
+                                                        : nlohmann::json(128);
+        EXPECT_EQ(c["crossover_context"], want) << targets[t];
+    }
+}
+
+TEST(CliBenchDecode, BadRoundsAndTargetsAreOneLineErrors) {
+    const std::string cmd = kT6 + " bench decode --presets tiny-t6 --contexts 64 --batches 1 ";
+    for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
+             {"--rounds 0", "--rounds must be positive"},
+             {"--targets avx9", "unknown SIMD target 'avx9'"},
+             {"--targets ,", "--targets is empty"}}) {
+        auto r = test::run_command(cmd + args);
+        expect_one_line_error(r, needle);
+        EXPECT_EQ(r.out, "") << args;
+    }
+    // A target this machine cannot run (where there is one).
+    const auto avail = system_info()["simd_available_targets"].get<std::vector<std::string>>();
+    if (std::find(avail.begin(), avail.end(), "avx512bf16") == avail.end() &&
+        std::find(avail.begin(), avail.end(), "avx2") != avail.end()) {
+        auto r = test::run_command(cmd + "--targets avx512bf16");
+        expect_one_line_error(r, "does not run on this machine");
     }
 }
 

@@ -26,11 +26,17 @@
 // not depend on the cached values), then `steps` real decoding steps are timed.
 //
 // --paired holds every preset's model and cache at once and, at each point, takes one step of each
-// in turn per round, so that the steps of the models compared meet the shared machine in the same
-// minute; each result then carries its step times over the first preset's, step by step
+// in turn, step by step, so that the steps of the models compared meet the shared machine in the
+// same minute; each result then carries its step times over the first preset's, step by step
 // (paired_step_ratios) and their median (paired_step_ratio). Run one model after the other (the
 // default), a ratio of medians mixes two states of a machine whose speed moves by a third within
 // minutes (docs/decode-bench.md).
+//
+// --rounds N runs the whole sweep N times and --targets runs it under each SIMD target listed
+// (ScopedSimdTarget), the targets in turn within each round, so that every target's rounds are
+// spread over the same minutes. Every result carries its round and SIMD target; "summary" gives
+// each point's median over its rounds (bench_decode_rounds.h) and the crossovers are taken from
+// those medians, per target.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -41,10 +47,12 @@
 #include <vector>
 
 #include "cli/args.h"
+#include "cli/bench_decode_rounds.h"
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "cli/gemm_probe.h"
 #include "cli/machine_probe.h"
+#include "cli/simd_targets_arg.h"
 #include "core/error.h"
 #include "core/simd.h"
 #include "core/threads.h"
@@ -94,8 +102,10 @@ class MachineProbe {
 
 // For every T6 preset (TPA kinds) against every other preset measured with the same weights,
 // cache type and batch: the crossover context, the smallest listed context from which on T6's
-// median step is faster at every larger listed context (null: never). Printed and returned.
-nlohmann::json crossover_table(const nlohmann::json& results) {
+// median step is faster at every larger listed context (null: never). `results`: one entry per
+// point (the medians over the rounds) at SIMD target `target`, whose name the rows carry.
+// Printed and returned.
+nlohmann::json crossover_table(const nlohmann::json& results, const std::string& target) {
     nlohmann::json table = nlohmann::json::array();
     auto is_t6 = [](const nlohmann::json& r) {
         const std::string a = r["attention"];
@@ -135,14 +145,17 @@ nlohmann::json crossover_table(const nlohmann::json& results) {
             if (faster.empty()) continue;
             nlohmann::json from = nullptr;
             for (size_t i = faster.size(); i-- > 0 && faster[i].second;) from = faster[i].first;
-            if (table.empty()) std::printf("crossover (T6 faster from this context on):\n");
+            if (table.empty())
+                std::printf("crossover (T6 faster from this context on; SIMD target %s):\n",
+                            target.c_str());
             std::printf("  %-16s vs %-16s weights %-4s cache %-4s batch %3d: %s\n",
                         r["model"].get<std::string>().c_str(), base.c_str(),
                         r["weights"].get<std::string>().c_str(),
                         r["cache_type"].get<std::string>().c_str(), r["batch"].get<int>(),
                         from.is_null() ? "never (in the listed contexts)"
                                        : std::to_string(from.get<long>()).c_str());
-            table.push_back({{"t6_model", r["model"]},
+            table.push_back({{"simd_target", target},
+                             {"t6_model", r["model"]},
                              {"baseline_model", base},
                              {"weights", r["weights"]},
                              {"cache_type", r["cache_type"]},
@@ -161,6 +174,13 @@ std::string attention_kernel_name(const ModelConfig& cfg, CacheType ct) {
     if (cfg.attention == AttentionKind::mla)
         return "absorbed MLA " + flash_mla_kernel_name(ct == CacheType::bf16, cfg.kv_lora_rank);
     return "flash K/V Highway " + simd_highway_target_name();
+}
+
+// The targets' names, for the JSON.
+std::vector<std::string> target_names(const std::vector<SimdTarget>& targets) {
+    std::vector<std::string> names;
+    for (SimdTarget t : targets) names.push_back(simd_target_name(t));
+    return names;
 }
 
 // Seconds as milliseconds (the JSON's per-step times).
@@ -248,9 +268,17 @@ int cmd_bench_decode(int argc, char** argv) {
     p.flag("paired",
            "take the presets' steps in turn at each point (all models held at once), and report "
            "each one's step time over the first preset's, step by step (median)");
+    p.option("rounds", "N",
+             "runs of the whole sweep; the summary gives each point's median over them", "1");
+    p.option("targets", "now|all|LIST",
+             "SIMD targets to run (now: the one in force; all: every one this machine runs), "
+             "taken in turn within each round",
+             "now");
     p.flag("json", "print one JSON object as the last line");
     p.parse(argc, argv, 0);
     const bool paired = p.has("paired");
+    const int rounds = p.get_int("rounds");
+    if (rounds <= 0) fail("t6 bench decode: --rounds must be positive");
     if (p.has("threads")) set_num_threads(p.get_int("threads"));
     std::vector<CacheType> cache_types;
     std::vector<WeightType> weight_types;
@@ -284,6 +312,8 @@ int cmd_bench_decode(int argc, char** argv) {
     if (paired && models.size() < 2) fail("t6 bench decode: --paired needs at least two presets");
     const std::string kernel = gemm_kernel_name();
     const std::string simd = simd_summary();  // a bad T6_SIMD fails here, before any output
+    const std::vector<SimdTarget> targets =
+        parse_simd_targets_arg(p.get("targets"), "t6 bench decode: --targets");
     MachineProbe probe;
     const double bw_start = probe.bandwidth(), peak_start = probe.gemm_rate();
     const double fma_start = probe.fma_peak(), bf16_start = probe.bf16_dot_peak();
@@ -306,16 +336,12 @@ int cmd_bench_decode(int argc, char** argv) {
             "FLOPs of the native bf16 kernels (bf16 cache) count at this rate, probed again before "
             "each such point\n",
             bf16_start / 1e9);
-    std::printf(
-        "%-16s %4s %4s %6s %5s %9s %9s %10s %9s %10s %9s %6s %6s %8s %8s %8s %9s %6s %8s %6s %6s "
-        "%6s\n",
-        "model", "wts", "kv", "ctx", "batch", "step_ms", "best_ms", "tokens/s", "MB/step",
-        "GFLOP/step", "floor_ms", "roof", "GB/s", "FMA_GF/s", "mem_ms", "fma_ms", "now_ms", "roof",
-        "attn_ms", "a_roof", "l_roof", "s_roof");
     nlohmann::json results = nlohmann::json::array();
+    int round = 1;            // the sweep's round (1-based) and
+    std::string target_name;  // SIMD target, for its results
     // One point (weights, cache, context, batch) of the models in `group`: each model's decoder and
     // filled cache, one probe of the machine, then the steps -- with several models (--paired)
-    // taken in turn, one step of each per round, so that every model's steps meet the shared
+    // taken in turn, one step of each at a time, so that every model's steps meet the shared
     // machine in the same state and their time ratios are measured step by step.
     auto run_point = [&](const std::vector<std::pair<std::string, const Model*>>& group,
                          WeightType wt, CacheType ct, long ctx, int batch) {
@@ -404,7 +430,9 @@ int cmd_bench_decode(int argc, char** argv) {
                 100 * serial_floor_now / med);
             std::fflush(stdout);
             results.push_back(
-                {{"model", run.name},
+                {{"round", round},
+                 {"simd_target", target_name},
+                 {"model", run.name},
                  {"attention", attention_kind_name(cfg.attention)},
                  {"weights", weight_type_name(wt)},
                  {"cache_type", cache_type_name(ct)},
@@ -453,7 +481,7 @@ int cmd_bench_decode(int argc, char** argv) {
         if (paired && runs.size() > 1) {
             std::printf(
                 "paired steps (%s, %s, context %ld, batch %d): %s step time over this one's, "
-                "median of %d rounds:",
+                "median of %d steps:",
                 weight_type_name(wt), cache_type_name(ct), ctx, batch, runs.front().name.c_str(),
                 steps);
             for (size_t m = 1; m < runs.size(); m++)
@@ -463,20 +491,30 @@ int cmd_bench_decode(int argc, char** argv) {
         }
         std::fflush(stdout);
     };
-    if (paired) {
-        // Every model at once, so that each point's steps can alternate between them.
-        std::vector<std::unique_ptr<Model>> held;
-        std::vector<std::pair<std::string, const Model*>> group;
+    // Every model at once (--paired), so that each point's steps can alternate between them.
+    std::vector<std::unique_ptr<Model>> held;
+    std::vector<std::pair<std::string, const Model*>> group;
+    if (paired)
         for (const auto& [name, cfg] : models) {
             held.push_back(std::make_unique<Model>(cfg));
             held.back()->init_weights(1);
             group.emplace_back(name, held.back().get());
         }
-        for (WeightType wt : weight_types)
-            for (CacheType ct : cache_types)
-                for (long ctx : contexts)
-                    for (int batch : batches) run_point(group, wt, ct, ctx, batch);
-    } else {
+    // The whole sweep, once per round and SIMD target.
+    auto sweep = [&] {
+        std::printf(
+            "%-16s %4s %4s %6s %5s %9s %9s %10s %9s %10s %9s %6s %6s %8s %8s %8s %9s %6s %8s %6s "
+            "%6s %6s\n",
+            "model", "wts", "kv", "ctx", "batch", "step_ms", "best_ms", "tokens/s", "MB/step",
+            "GFLOP/step", "floor_ms", "roof", "GB/s", "FMA_GF/s", "mem_ms", "fma_ms", "now_ms",
+            "roof", "attn_ms", "a_roof", "l_roof", "s_roof");
+        if (paired) {
+            for (WeightType wt : weight_types)
+                for (CacheType ct : cache_types)
+                    for (long ctx : contexts)
+                        for (int batch : batches) run_point(group, wt, ct, ctx, batch);
+            return;
+        }
         for (const auto& [name, cfg] : models) {
             Model model(cfg);
             model.init_weights(1);
@@ -485,8 +523,29 @@ int cmd_bench_decode(int argc, char** argv) {
                     for (long ctx : contexts)
                         for (int batch : batches) run_point({{name, &model}}, wt, ct, ctx, batch);
         }
+    };
+    const bool several = rounds > 1 || targets.size() > 1;
+    for (round = 1; round <= rounds; round++)
+        for (SimdTarget t : targets) {
+            const ScopedSimdTarget scope(t);
+            target_name = simd_target_name(t);
+            if (several)
+                std::printf("round %d of %d, SIMD target %s, FlashTPA: %s, int8 GEMV: %s\n", round,
+                            rounds, simd_summary().c_str(),
+                            flash_tpa_kernel_name(cache_types[0] == CacheType::bf16).c_str(),
+                            int8_kernel_name());
+            sweep();
+        }
+    const nlohmann::json summary = decode_round_medians(results);
+    if (several) print_round_medians(summary, rounds);
+    // The crossovers of each target, from its points' medians.
+    nlohmann::json crossovers = nlohmann::json::array();
+    for (SimdTarget t : targets) {
+        nlohmann::json points = nlohmann::json::array();
+        for (const auto& e : summary)
+            if (e["simd_target"] == simd_target_name(t)) points.push_back(e);
+        for (auto& row : crossover_table(points, simd_target_name(t))) crossovers.push_back(row);
     }
-    const nlohmann::json crossovers = crossover_table(results);
     if (p.has("json")) {
         nlohmann::json out = {{"benchmark", "decode"},
                               {"gemm_kernel", kernel},
@@ -495,6 +554,8 @@ int cmd_bench_decode(int argc, char** argv) {
                               {"threads", num_threads()},
                               {"omp_wait_policy", omp_wait_policy()},
                               {"paired", paired},
+                              {"rounds", rounds},
+                              {"targets", target_names(targets)},
                               {"cache_type", p.get("cache")},
                               {"weights", p.get("weights")},
                               {"bandwidth_start_gb_per_s", bw_start / 1e9},
@@ -504,6 +565,7 @@ int cmd_bench_decode(int argc, char** argv) {
                               {"bandwidth_gb_per_s", bw / 1e9},
                               {"peak_gflops", peak / 1e9},
                               {"results", results},
+                              {"summary", summary},
                               {"crossovers", crossovers}};
         add_simd_fields(out);
         std::printf("%s\n", out.dump().c_str());

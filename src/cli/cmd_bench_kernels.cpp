@@ -48,6 +48,7 @@
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "cli/machine_probe.h"
+#include "cli/simd_targets_arg.h"
 #include "core/buffer.h"
 #include "core/error.h"
 #include "core/simd.h"
@@ -501,24 +502,6 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
     return out;
 }
 
-std::vector<SimdTarget> parse_targets(const std::string& s) {
-    const std::vector<SimdTarget> avail = simd_available_targets();
-    std::vector<std::string> avail_names;
-    for (SimdTarget t : avail) avail_names.push_back(simd_target_name(t));
-    if (s == "all") return avail;
-    const std::vector<std::string> items = split_list(s);
-    if (items.empty()) fail("t6 bench kernels: --targets is empty (all, or a list of targets)");
-    std::vector<SimdTarget> out;
-    for (const auto& item : items) {
-        const SimdTarget t = parse_simd_target(item, "t6 bench kernels: --targets");
-        if (std::find(avail.begin(), avail.end(), t) == avail.end())
-            fail("t6 bench kernels: --targets: '", item, "' does not run on this machine (",
-                 "available: ", join(avail_names, ", "), ")");
-        if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
-    }
-    return out;
-}
-
 }  // namespace
 
 int cmd_bench_kernels(int argc, char** argv) {
@@ -528,9 +511,9 @@ int cmd_bench_kernels(int argc, char** argv) {
                 "reports ms per call (median), GFLOP/s, GB/s and the fraction of the roof "
                 "measured in the same run: the fp32 FMA peak of that target for compute-bound "
                 "kernels, the streaming read bandwidth for memory-bound ones.");
-    p.option("targets", "all|LIST",
-             "SIMD targets to run (x86-64: scalar, avx2, avx512, avx512bf16; aarch64: scalar, "
-             "neon)",
+    p.option("targets", "all|now|LIST",
+             "SIMD targets to run (now: the one in force; x86-64: scalar, avx2, avx512, "
+             "avx512bf16; aarch64: scalar, neon)",
              "all");
     p.option("kernels", "LIST", "kernel families to run (" + join(kFamilies, ", ") + ")", "all");
     p.option("repeats", "N", "timed calls per kernel and target (median reported)", "5");
@@ -543,7 +526,8 @@ int cmd_bench_kernels(int argc, char** argv) {
     const bool quick = p.has("quick");
     const int repeats = p.has("repeats") || !quick ? p.get_int("repeats") : 2;
     if (repeats <= 0) fail("t6 bench kernels: --repeats must be positive");
-    const std::vector<SimdTarget> targets = parse_targets(p.get("targets"));
+    const std::vector<SimdTarget> targets =
+        parse_simd_targets_arg(p.get("targets"), "t6 bench kernels: --targets");
     std::vector<std::string> families;
     if (p.get("kernels") == "all") {
         families = kFamilies;

@@ -1,0 +1,24 @@
+// The medians over rounds of t6 bench decode --rounds N (and over each of its --targets): the
+// shared machine's speed moves by up to a third within minutes, so a figure is the median of
+// several rounds of the whole sweep, each round taking every point once, rather than one run.
+#pragma once
+#include <nlohmann/json.hpp>
+
+namespace t6::cli {
+
+// One entry per point (SIMD target, model, weights, cache type, context, batch, paging) of
+// `results` (bench decode's JSON results, each carrying "round" and "simd_target"), in the order
+// first measured: the point's fields that do not vary between rounds (bytes and FLOPs per step,
+// kernel names), "rounds" (how many results it had), and for each timed quantity (step_ms,
+// tokens_per_s, the roofline, attention and linear fractions and times, the probes, and
+// paired_step_ratio where the results have it) its median over the rounds under the result's own
+// key and its values in round order under <key>_rounds.
+nlohmann::json decode_round_medians(const nlohmann::json& results);
+
+// Prints decode_round_medians' entries as a table: per point the median step, its fraction of the
+// floor probed now (roof), the attention's and the linear layers' fractions of theirs, with
+// --paired the first preset's step over this one's (the inverse of paired_step_ratio), and the
+// step and roof of every round.
+void print_round_medians(const nlohmann::json& summary, int rounds);
+
+}  // namespace t6::cli
