@@ -174,6 +174,16 @@ TEST(CliBenchDecode, RoundsAndTargetsGiveEachPointsMedianPerTarget) {
     for (size_t i = 0; i < res.size(); i++) {
         EXPECT_EQ(res[i]["round"], int(i / (4 * nt)) + 1) << i;
         EXPECT_EQ(res[i]["simd_target"], targets[i / 4 % nt]) << i;
+        // The overlapped floor over the serial one: at most 1 (a sum of maxima is at least the
+        // maximum of the sums).
+        const double reach = res[i]["roofline_fraction_reachable_now"].get<double>();
+        EXPECT_NEAR(reach,
+                    res[i]["roofline_floor_now_ms"].get<double>() /
+                        res[i]["roofline_serial_floor_now_ms"].get<double>(),
+                    1e-12 * reach)
+            << i;
+        EXPECT_GT(reach, 0.0) << i;
+        EXPECT_LE(reach, 1.0 + 1e-12) << i;
     }
     const auto& sum = j["summary"];
     ASSERT_EQ(sum.size(), nt * 4);

@@ -21,6 +21,7 @@ const char* const kTimedKeys[] = {"step_ms",
                                   "tokens_per_s",
                                   "roofline_fraction_now",
                                   "roofline_serial_fraction_now",
+                                  "roofline_fraction_reachable_now",
                                   "attention_ms",
                                   "attention_fraction_now",
                                   "linear_ms",
@@ -75,9 +76,9 @@ nlohmann::json decode_round_medians(const nlohmann::json& results) {
 void print_round_medians(const nlohmann::json& summary, int rounds) {
     std::printf("medians of %d round%s per point (step ms and roof of each round after them):\n",
                 rounds, rounds == 1 ? "" : "s");
-    std::printf("%-10s %-16s %4s %4s %6s %5s %9s %6s %6s %6s %7s  %s\n", "target", "model", "wts",
-                "kv", "ctx", "batch", "step_ms", "roof", "a_roof", "l_roof", "paired",
-                "rounds: step_ms roof");
+    std::printf("%-10s %-16s %4s %4s %6s %5s %9s %6s %6s %6s %6s %7s  %s\n", "target", "model",
+                "wts", "kv", "ctx", "batch", "step_ms", "roof", "reach", "a_roof", "l_roof",
+                "paired", "rounds: step_ms roof");
     for (const auto& e : summary) {
         std::string paired = "-";
         if (e.contains("paired_step_ratio")) {
@@ -93,12 +94,13 @@ void print_round_medians(const nlohmann::json& summary, int rounds) {
             std::snprintf(b, sizeof b, "%s%.2f %.0f%%", i ? ", " : "", steps[i], 100 * roofs[i]);
             each += b;
         }
-        std::printf("%-10s %-16s %4s %4s %6ld %5d %9.2f %5.0f%% %5.0f%% %5.0f%% %7s  %s\n",
+        std::printf("%-10s %-16s %4s %4s %6ld %5d %9.2f %5.0f%% %5.0f%% %5.0f%% %5.0f%% %7s  %s\n",
                     e["simd_target"].get<std::string>().c_str(),
                     e["model"].get<std::string>().c_str(), e["weights"].get<std::string>().c_str(),
                     e["cache_type"].get<std::string>().c_str(), e["context"].get<long>(),
                     e["batch"].get<int>(), e["step_ms"].get<double>(),
                     100 * e["roofline_fraction_now"].get<double>(),
+                    100 * e["roofline_fraction_reachable_now"].get<double>(),
                     100 * e["attention_fraction_now"].get<double>(),
                     100 * e["linear_fraction_now"].get<double>(), paired.c_str(), each.c_str());
     }

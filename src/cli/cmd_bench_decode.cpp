@@ -461,6 +461,9 @@ int cmd_bench_decode(int argc, char** argv) {
                  {"linear_fraction_now", linear_floor_now / rest_med},
                  {"roofline_serial_floor_now_ms", 1e3 * serial_floor_now},
                  {"roofline_serial_fraction_now", serial_floor_now / med},
+                 // The highest roofline_fraction_now a step whose two phases run one after the
+                 // other (a batch-1 step) reaches, with both phases at their own floors.
+                 {"roofline_fraction_reachable_now", floor_now / serial_floor_now},
                  {"bandwidth_now_gb_per_s", bw_now / 1e9},
                  {"probe_repeated", reprobed},
                  {"fma_peak_now_gflops", fma_now / 1e9},
