@@ -1,5 +1,5 @@
-// End-to-end tests of the SIMD reporting: t6 info --system, t6 bench kernels, and the SIMD target
-// in every benchmark's output.
+// End-to-end tests of the SIMD reporting: t6 info --system, t6 bench kernels, the SIMD target in
+// every benchmark's output, and t6 bench decode's rounds per SIMD target.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -155,10 +155,15 @@ TEST(CliBenchKernels, EveryBenchmarkReportsTheSimdTarget) {
 // round); every result names its round and target, and "summary" holds each point's values in
 // round order and their median, from which the crossovers are taken per target.
 TEST(CliBenchDecode, RoundsAndTargetsGiveEachPointsMedianPerTarget) {
+    // scalar, the CPU's best and "now" (the target in force: the best one, or T6_SIMD's cap), each
+    // once, in that order.
     const auto info = system_info();
     std::vector<std::string> targets = {"scalar"};
-    if (info["simd_cpu_best"] != "scalar") targets.push_back(info["simd_cpu_best"]);
-    const std::string list = targets.size() == 1 ? targets[0] : targets[0] + "," + targets[1];
+    for (const char* key : {"simd_cpu_best", "simd_target"}) {
+        const std::string t = info[key].get<std::string>();
+        if (std::find(targets.begin(), targets.end(), t) == targets.end()) targets.push_back(t);
+    }
+    const std::string list = "scalar," + info["simd_cpu_best"].get<std::string>() + ",now";
     auto r = test::run_command(kT6 +
                                " bench decode --presets tiny-mha,tiny-t6 --contexts 64,128 "
                                "--batches 1 --steps 1 --threads 1 --paired --rounds 3 --targets " +

@@ -17,10 +17,9 @@ nlohmann::json decode_round_medians(const nlohmann::json& results);
 
 // Prints decode_round_medians' entries as a table: per point the median step, its fraction of the
 // floor probed now (roof), the highest fraction a step whose phases run one after the other can
-// reach (reach: roofline_fraction_reachable_now), the attention's and the linear layers'
-// fractions of their own floors, with
-// --paired the first preset's step over this one's (the inverse of paired_step_ratio), and the
-// step and roof of every round.
+// reach (reach: roofline_fraction_reachable_now), the attention's and the linear layers' fractions
+// of their own floors, with --paired the first preset's step over this one's (the inverse of
+// paired_step_ratio), and the step and roof of every round.
 void print_round_medians(const nlohmann::json& summary, int rounds);
 
 }  // namespace t6::cli

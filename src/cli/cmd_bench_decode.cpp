@@ -270,9 +270,9 @@ int cmd_bench_decode(int argc, char** argv) {
            "each one's step time over the first preset's, step by step (median)");
     p.option("rounds", "N",
              "runs of the whole sweep; the summary gives each point's median over them", "1");
-    p.option("targets", "now|all|LIST",
-             "SIMD targets to run (now: the one in force; all: every one this machine runs), "
-             "taken in turn within each round",
+    p.option("targets", "all|LIST",
+             "SIMD targets to run, taken in turn within each round (all: every one this machine "
+             "runs; now: the one in force, e.g. avx2,now)",
              "now");
     p.flag("json", "print one JSON object as the last line");
     p.parse(argc, argv, 0);

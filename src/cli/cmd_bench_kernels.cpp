@@ -511,9 +511,9 @@ int cmd_bench_kernels(int argc, char** argv) {
                 "reports ms per call (median), GFLOP/s, GB/s and the fraction of the roof "
                 "measured in the same run: the fp32 FMA peak of that target for compute-bound "
                 "kernels, the streaming read bandwidth for memory-bound ones.");
-    p.option("targets", "all|now|LIST",
-             "SIMD targets to run (now: the one in force; x86-64: scalar, avx2, avx512, "
-             "avx512bf16; aarch64: scalar, neon)",
+    p.option("targets", "all|LIST",
+             "SIMD targets to run (x86-64: scalar, avx2, avx512, avx512bf16; aarch64: scalar, "
+             "neon; now: the one in force)",
              "all");
     p.option("kernels", "LIST", "kernel families to run (" + join(kFamilies, ", ") + ")", "all");
     p.option("repeats", "N", "timed calls per kernel and target (median reported)", "5");

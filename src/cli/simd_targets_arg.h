@@ -1,7 +1,7 @@
 // A benchmark's list of SIMD dispatch targets to run (--targets of t6 bench kernels and t6 bench
-// decode): "all" (every target this CPU and build can run), "now" (the target in force: the best
-// one, or T6_SIMD's cap), or a comma-separated list of target names (core/simd.h), each of which
-// must run here. The benchmark sets each in turn with ScopedSimdTarget.
+// decode): "all" (every target this CPU and build can run) or a comma-separated list of target
+// names (core/simd.h), each of which must run here, and "now" (the target in force: the best one,
+// or T6_SIMD's cap), e.g. "avx2,now". The benchmark sets each in turn with ScopedSimdTarget.
 #pragma once
 #include <string>
 #include <vector>
