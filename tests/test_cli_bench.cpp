@@ -195,16 +195,19 @@ TEST(CliBenchDecode, RoundsAndTargetsGiveEachPointsMedianPerTarget) {
     for (const auto& e : sum) {
         EXPECT_EQ(e["rounds"], 3);
         // The point's results, in round order.
-        std::vector<double> steps, ratios;
+        std::vector<double> steps, ratios, bounds;
         for (const auto& x : res)
             if (x["simd_target"] == e["simd_target"] && x["model"] == e["model"] &&
                 x["context"] == e["context"]) {
                 steps.push_back(x["step_ms"].get<double>());
                 ratios.push_back(x["paired_step_ratio"].get<double>());
+                bounds.push_back(x["paired_step_ratio_bound_now"].get<double>());
             }
         ASSERT_EQ(steps.size(), 3u);
         EXPECT_EQ(e["step_ms_rounds"].get<std::vector<double>>(), steps);
         EXPECT_EQ(e["paired_step_ratio_rounds"].get<std::vector<double>>(), ratios);
+        EXPECT_EQ(e["paired_step_ratio_bound_now_rounds"].get<std::vector<double>>(), bounds);
+        EXPECT_EQ(e["paired_floor_ratio_now_rounds"].size(), 3u);
         std::sort(steps.begin(), steps.end());
         std::sort(ratios.begin(), ratios.end());
         EXPECT_EQ(e["step_ms"].get<double>(), steps[1]);

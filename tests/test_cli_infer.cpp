@@ -257,6 +257,21 @@ TEST(CliBench, DecodePairedStepsGiveStepByStepRatios) {
         auto steps = b;
         std::sort(steps.begin(), steps.end());
         EXPECT_NEAR(x["step_ms"].get<double>(), steps[1], 1e-9 * steps[1]);
+        // The bounds: each model's serial floor over the first model's median step and over its
+        // serial floor (the first model's own: its serial fraction, and 1).
+        const double ref_step = ref["step_ms"].get<double>();
+        const double ref_serial = ref["roofline_serial_floor_now_ms"].get<double>();
+        for (const auto* y : {&ref, &x}) {
+            const double serial = (*y)["roofline_serial_floor_now_ms"].get<double>();
+            EXPECT_GT(serial, 0.0);
+            EXPECT_NEAR((*y)["paired_step_ratio_bound_now"].get<double>(), serial / ref_step,
+                        1e-12 * serial / ref_step);
+            EXPECT_NEAR((*y)["paired_floor_ratio_now"].get<double>(), serial / ref_serial,
+                        1e-12 * serial / ref_serial);
+        }
+        EXPECT_NEAR(ref["paired_step_ratio_bound_now"].get<double>(),
+                    ref["roofline_serial_fraction_now"].get<double>(), 1e-12);
+        EXPECT_EQ(ref["paired_floor_ratio_now"].get<double>(), 1.0);
     }
     EXPECT_NE(r.out.find("paired steps (f32, f32, context 128, batch 1)"), std::string::npos);
 }

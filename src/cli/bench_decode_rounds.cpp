@@ -28,7 +28,9 @@ const char* const kTimedKeys[] = {"step_ms",
                                   "linear_fraction_now",
                                   "bandwidth_now_gb_per_s",
                                   "fma_peak_now_gflops",
-                                  "paired_step_ratio"};
+                                  "paired_step_ratio",
+                                  "paired_step_ratio_bound_now",
+                                  "paired_floor_ratio_now"};
 
 bool same_point(const nlohmann::json& a, const nlohmann::json& b) {
     for (const char* k : kPointKeys)
@@ -76,16 +78,21 @@ nlohmann::json decode_round_medians(const nlohmann::json& results) {
 void print_round_medians(const nlohmann::json& summary, int rounds) {
     std::printf("medians of %d round%s per point (step ms and roof of each round after them):\n",
                 rounds, rounds == 1 ? "" : "s");
-    std::printf("%-10s %-16s %4s %4s %6s %5s %9s %6s %6s %6s %6s %7s  %s\n", "target", "model",
-                "wts", "kv", "ctx", "batch", "step_ms", "roof", "reach", "a_roof", "l_roof",
-                "paired", "rounds: step_ms roof");
+    std::printf("%-10s %-16s %4s %4s %6s %5s %9s %6s %6s %6s %6s %7s %7s %7s  %s\n", "target",
+                "model", "wts", "kv", "ctx", "batch", "step_ms", "roof", "reach", "a_roof",
+                "l_roof", "paired", "p_bound", "p_floor", "rounds: step_ms roof");
+    // The first preset's step over this one's (paired), and the most it can be (bench decode:
+    // paired_step_ratio_bound_now, paired_floor_ratio_now), as speed-ups.
+    const auto speedup = [](const nlohmann::json& e, const char* key) {
+        if (!e.contains(key)) return std::string("-");
+        char b[32];
+        std::snprintf(b, sizeof b, "%.2fx", 1.0 / e[key].get<double>());
+        return std::string(b);
+    };
     for (const auto& e : summary) {
-        std::string paired = "-";
-        if (e.contains("paired_step_ratio")) {
-            char b[32];
-            std::snprintf(b, sizeof b, "%.2fx", 1.0 / e["paired_step_ratio"].get<double>());
-            paired = b;
-        }
+        const std::string paired = speedup(e, "paired_step_ratio");
+        const std::string bound = speedup(e, "paired_step_ratio_bound_now");
+        const std::string at_floors = speedup(e, "paired_floor_ratio_now");
         std::string each;
         const auto steps = e["step_ms_rounds"].get<std::vector<double>>();
         const auto roofs = e["roofline_fraction_now_rounds"].get<std::vector<double>>();
@@ -94,15 +101,16 @@ void print_round_medians(const nlohmann::json& summary, int rounds) {
             std::snprintf(b, sizeof b, "%s%.2f %.0f%%", i ? ", " : "", steps[i], 100 * roofs[i]);
             each += b;
         }
-        std::printf("%-10s %-16s %4s %4s %6ld %5d %9.2f %5.0f%% %5.0f%% %5.0f%% %5.0f%% %7s  %s\n",
-                    e["simd_target"].get<std::string>().c_str(),
-                    e["model"].get<std::string>().c_str(), e["weights"].get<std::string>().c_str(),
-                    e["cache_type"].get<std::string>().c_str(), e["context"].get<long>(),
-                    e["batch"].get<int>(), e["step_ms"].get<double>(),
-                    100 * e["roofline_fraction_now"].get<double>(),
-                    100 * e["roofline_fraction_reachable_now"].get<double>(),
-                    100 * e["attention_fraction_now"].get<double>(),
-                    100 * e["linear_fraction_now"].get<double>(), paired.c_str(), each.c_str());
+        std::printf(
+            "%-10s %-16s %4s %4s %6ld %5d %9.2f %5.0f%% %5.0f%% %5.0f%% %5.0f%% %7s %7s %7s  %s\n",
+            e["simd_target"].get<std::string>().c_str(), e["model"].get<std::string>().c_str(),
+            e["weights"].get<std::string>().c_str(), e["cache_type"].get<std::string>().c_str(),
+            e["context"].get<long>(), e["batch"].get<int>(), e["step_ms"].get<double>(),
+            100 * e["roofline_fraction_now"].get<double>(),
+            100 * e["roofline_fraction_reachable_now"].get<double>(),
+            100 * e["attention_fraction_now"].get<double>(),
+            100 * e["linear_fraction_now"].get<double>(), paired.c_str(), bound.c_str(),
+            at_floors.c_str(), each.c_str());
     }
 }
 

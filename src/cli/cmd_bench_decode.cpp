@@ -30,7 +30,9 @@
 // same minute; each result then carries its step times over the first preset's, step by step
 // (paired_step_ratios) and their median (paired_step_ratio). Run one model after the other (the
 // default), a ratio of medians mixes two states of a machine whose speed moves by a third within
-// minutes (docs/decode-bench.md).
+// minutes (docs/decode-bench.md). Beside it, the lowest ratio the step could reach: this model at
+// its serial floor over the first model's median step (paired_step_ratio_bound_now), and over the
+// first model's serial floor (paired_floor_ratio_now: both models at their floors).
 //
 // --rounds N runs the whole sweep N times and --targets runs it under each SIMD target listed
 // (ScopedSimdTarget), the targets in turn within each round, so that every target's rounds are
@@ -377,6 +379,8 @@ int cmd_bench_decode(int argc, char** argv) {
         for (int i = 0; i <= steps; i++)  // the first step of each warms up
             for (auto& run : runs) run.step(i > 0);
         std::vector<double> paired_ratio(runs.size(), 1.0);  // median, per model (--paired)
+        // The first model's median step and serial floor, for the others' paired bounds.
+        double ref_step = 0, ref_serial_floor = 0;
         for (size_t m = 0; m < runs.size(); m++) {
             const PointRun& run = runs[m];
             const ModelConfig& cfg = run.model->config();
@@ -476,9 +480,17 @@ int cmd_bench_decode(int argc, char** argv) {
                 for (size_t i = 0; i < run.secs.size(); i++)
                     ratio.push_back(run.secs[i] / ref.secs[i]);
                 paired_ratio[m] = median(ratio);
+                if (m == 0) ref_step = med, ref_serial_floor = serial_floor_now;
                 results.back()["paired_with"] = ref.name;
                 results.back()["paired_step_ratio"] = paired_ratio[m];
                 results.back()["paired_step_ratios"] = ratio;
+                // How low the ratio can go: this model at its serial floor (both phases at their
+                // own floors, one after the other, as a batch-1 step runs them) over the first
+                // model as it ran, and over the first model at its serial floor too. A target
+                // ratio below the second is out of reach unless the first model runs slower
+                // than its floor allows.
+                results.back()["paired_step_ratio_bound_now"] = serial_floor_now / ref_step;
+                results.back()["paired_floor_ratio_now"] = serial_floor_now / ref_serial_floor;
             }
         }
         if (paired && runs.size() > 1) {
