@@ -487,8 +487,8 @@ int cmd_bench_decode(int argc, char** argv) {
                 // How low the ratio can go: this model at its serial floor (both phases at their
                 // own floors, one after the other, as a batch-1 step runs them) over the first
                 // model as it ran, and over the first model at its serial floor too. A target
-                // ratio below the second is out of reach unless the first model runs slower
-                // than its floor allows.
+                // ratio below the second is met only while the first model runs short of its
+                // own floor.
                 results.back()["paired_step_ratio_bound_now"] = serial_floor_now / ref_step;
                 results.back()["paired_floor_ratio_now"] = serial_floor_now / ref_serial_floor;
             }
