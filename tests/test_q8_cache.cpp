@@ -196,7 +196,10 @@ static std::vector<float> kv_reference(const float* c, const KvCacheDims& dims,
 }
 
 TEST(Q8Kernels, FlashKvEqualsReference) {
-    for (const KvCacheDims dims : {KvCacheDims{6, 2, 64}, KvCacheDims{3, 3, 24}}) {
+    // MHA with 12 and 9 heads: 24 and 18 row scales per record, transposed in several vectors'
+    // columns on every target, the last one partial for 18 (BlockRowScales).
+    for (const KvCacheDims dims : {KvCacheDims{6, 2, 64}, KvCacheDims{3, 3, 24},
+                                   KvCacheDims{12, 12, 64}, KvCacheDims{9, 9, 32}}) {
         const Q8Layout L = q8_layout(dims);
         const float scale = 1.0f / std::sqrt(float(dims.D));
         const int D = dims.D;

@@ -340,6 +340,40 @@ HWY_INLINE void GroupScores(const float* qh, int h0, int hc, const float* Kt, in
 }
 #endif  // AVX3 || AVX2
 
+// q8: the row scales of the block's records t < n (2 Hkv floats at byte `codes` of each record:
+// the K rows', then the V rows') transposed into ST, row i = scale of row i of the KB tokens (the
+// K rows' times `scale`), tokens past n 0. Each record's scales are copied into a tile of whole
+// vectors (W = 2 Hkv rounded up to the lanes; masked loads stay inside the record), which is
+// transposed L x L at a time (TransposeBlock); ST holds W rows. It replaces one scalar load,
+// multiply and store per scale, which took 9 of 64 ns per record of small-mha's kernel (AVX-512,
+// one thread, records in L2; the loop left out). Passes alternating with that loop in one
+// process: 0.95-1.00 of its time (small-mha's shape, both targets; docs/decode-bench.md, session
+// 56).
+template <int KB>
+HWY_INLINE void BlockRowScales(const int8_t* recs, long rec, long codes, int Hkv, int n,
+                               float scale, float* HWY_RESTRICT tile, float* HWY_RESTRICT ST) {
+    const DF d;
+    const int rows = 2 * Hkv, W = (rows + kN - 1) / kN * kN;
+    for (int t = 0; t < KB; t++) {
+        float* row = tile + size_t(t) * W;
+        if (t < n) {
+            const float* src = reinterpret_cast<const float*>(recs + t * rec + codes);
+            for (int c0 = 0; c0 < W; c0 += kN)
+                hn::StoreU(MaskedLoadF32(src + c0, rows - c0), d, row + c0);
+        } else {
+            for (int c0 = 0; c0 < W; c0 += kN) hn::StoreU(hn::Zero(d), d, row + c0);
+        }
+    }
+    for (int t0 = 0; t0 < KB; t0 += kN)
+        for (int c0 = 0; c0 < W; c0 += kN)
+            TransposeBlock(tile + size_t(t0) * W + c0, W, ST + size_t(c0) * KB + t0, KB);
+    const VF vs = hn::Set(d, scale);
+    for (int i = 0; i < Hkv; i++)
+        for (int t0 = 0; t0 < KB; t0 += kN)
+            hn::StoreU(hn::Mul(vs, hn::LoadU(d, ST + size_t(i) * KB + t0)), d,
+                       ST + size_t(i) * KB + t0);
+}
+
 // A q8 cache (T = int8_t, kernels/q8_cache.h) is read in place too: the codes are widened to
 // float32 in registers and the row scales folded in, the K row's into the scores (scale_k times
 // the block's transposed dot products q . codes), the V row's into the probabilities
@@ -356,12 +390,6 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
     // q8: the codes (2 Hkv D bytes, a multiple of 4) then 2 Hkv scales (K heads, V heads).
     const long codes = 2L * Hkv * D;
     const long rec = kQ8 ? codes + 8L * Hkv : dm.rec();
-    const auto row_scale = [&](const T* r, int row) {
-        float s = 1.0f;
-        if constexpr (kQ8) std::memcpy(&s, r + codes + 4L * row, 4);
-        (void)r, (void)row;
-        return s;
-    };
     // Written before read: no memset.
 #ifdef T6_KV_TRANSPOSED
     // Tokens in lanes (TransposeK, GroupScores) for groups of 4 or more heads. Float32 caches
@@ -372,15 +400,20 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
 #else
     const bool transposed = false;
 #endif
-    sc.resize(size_t(Hkv) * KB * (D + 2) + size_t(Hq) * (KB + 1 + kN) +
+    // q8: the scale rows [K | V] padded to whole vectors (BlockRowScales), and its tile.
+    const size_t scale_rows = kQ8 ? size_t(2 * Hkv + kN - 1) / kN * kN : size_t(2 * Hkv);
+    sc.resize(size_t(Hkv) * KB * D + scale_rows * KB + (kQ8 ? size_t(KB) * scale_rows : 0) +
+              size_t(Hq) * (KB + 1 + kN) +
               (transposed ? size_t(Hq + 12) * D + size_t(Hq) * kN : 0));
     float* Kf = sc.data();                 // (Hkv, KB, D) widened K rows
     float* P = Kf + size_t(Hkv) * KB * D;  // (Hq, KB) scores, then probabilities
     float* alpha = P + size_t(Hq) * KB;    // (Hq) rescale factors of the block
     float* Lv = alpha + Hq;                // (Hq, N) running sums in N lanes
     float* KS = Lv + size_t(Hq) * kN;      // q8: (Hkv, KB) scale * K row scales
-    float* VS = KS + size_t(Hkv) * KB;     // q8: (Hkv, KB) V row scales
-    float* Qp = VS + size_t(Hkv) * KB;     // transposed: (Hq + 12, D) q, zero rows after
+    float* VS = KS + size_t(Hkv) * KB;     // q8: (Hkv, KB) V row scales, then padding rows
+    float* tile = KS + scale_rows * KB;    // q8: (KB, scale_rows) BlockRowScales' tile
+    // Transposed: (Hq + 12, D) q, zero rows after.
+    float* Qp = tile + (kQ8 ? size_t(KB) * scale_rows : 0);
     float* MB = Qp + size_t(Hq + 12) * D;  // transposed: (Hq, N) lane-wise block maxima
     if (transposed) {
         std::memcpy(Qp, q, sizeof(float) * size_t(Hq) * D);
@@ -431,9 +464,14 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         const long split = !values_prefetch                          ? next_lines
                            : transposed || !std::is_same_v<T, float> ? next_lines / 2
                                                                      : 0;
-        // Into L1 for groups of 2-3 heads over a float32 cache where flash_prefetch_l1()
+        // Into L1 for groups of 2-3 heads over a float32 cache, and for every group without the
+        // tokens in lanes (MHA included) over a q8 cache, where flash_prefetch_l1()
         // (flash_decode.h); the tokens-in-lanes groups (GQA, MQA) measured the same either way.
-        const bool to_l1 = std::is_same_v<T, float> && !transposed && amd_l1;
+        // q8, Zen 5, 12 layers, two threads, passes alternating with L2 in one process, median
+        // ratios of 9-21 pairs: MHA (12 heads) at 4K-64K 0.87-0.99 (AVX-512) and 0.90-0.96 (AVX2)
+        // of the time into L2, and 0.79-0.93 in a loaded hour; 12 heads on 4 KV heads 0.91-0.98
+        // (docs/decode-bench.md, session 56).
+        const bool to_l1 = (std::is_same_v<T, float> || kQ8) && !transposed && amd_l1;
         const LineShare value_lines =
             values_prefetch ? LineShare{nx, split, next_lines, to_l1} : LineShare{};
         // (1) Scores. bf16/q8 with groups of several heads: the block's K rows widened once into
@@ -448,14 +486,7 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
                         hn::StoreU(
                             t < n ? WidenF32(recs + t * rec + long(kv) * D + kN * c) : hn::Zero(d),
                             d, Kf + (size_t(kv) * KB + t) * D + kN * c);
-        if constexpr (kQ8) {
-            for (int kv = 0; kv < Hkv; kv++)
-                for (int t = 0; t < KB; t++) {
-                    const bool in = t < n;
-                    KS[kv * KB + t] = in ? scale * row_scale(recs + t * rec, kv) : 0.0f;
-                    VS[kv * KB + t] = in ? row_scale(recs + t * rec, Hkv + kv) : 0.0f;
-                }
-        }
+        if constexpr (kQ8) BlockRowScales<KB>(recs, rec, codes, Hkv, n, scale, tile, KS);
 #ifdef T6_KV_TRANSPOSED
         if constexpr (kCanTranspose) {
             // Tokens in lanes: the group's K rows transposed into Kf (one KV head at a time),
@@ -489,7 +520,7 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         long pf = transposed ? next_lines : 0;  // next-block lines prefetched so far
         for (int h = 0, kv = 0, g = 0; h < Hq; h++) {
             for (const long pf_end = split * (h + 1) / Hq; pf < pf_end; pf++)
-                __builtin_prefetch(nx + 64 * pf, 0, 2);
+                PrefetchLine(nx + 64 * pf, to_l1);
             VF mb;
             if (transposed) {
                 mb = hn::LoadU(d, MB + size_t(h) * kN);
