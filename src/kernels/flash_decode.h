@@ -178,18 +178,17 @@ std::string flash_mla_kernel_name(bool bf16_cache, int latent);
 // groups of 2-3 query heads per KV head): when true, FlashTPA's and those groups' into L1
 // (prefetcht0) and MHA's none (the hardware prefetchers alone streamed small-mha's cache 3-17%
 // faster on Zen 5 than with the next block prefetched into L1: flash_kv_decode.cpp, session 52);
-// when false, all into L2 (prefetcht1). A q8 cache in the flash K/V kernel without the
-// tokens-in-lanes scores follows the setting too (into L1 when true; session 56). bf16 caches,
-// FlashTPA's and MLA's q8 caches, groups of 4 or more heads per KV head (GQA, MQA) and MLA always
-// prefetch into L2. Default: true on AMD CPUs, false elsewhere. On the Zen 5 machine (session 37),
-// decoding steps alternating between the two (`t6 bench decode`, float32 weights and cache, 10
-// pairs per point, 3 runs per target), attention L1 / L2: small-t6 at 16K and 64K 0.86-1.01 (median
-// 0.92), small-mha 0.85-1.01 (median 0.97); before the setting was narrowed to these, small-gqa,
-// small-mqa and small-mla measured 0.99-1.04 and the bf16 and q8 caches 0.95-1.08. The distances
-// and shares were tuned with L2 on an Intel Xeon (sessions 28-35), where L1 was not measured, so
-// other CPUs keep L2 (docs/decode-bench.md, session 37). The setting changes no number.
-// flash_prefetch_l1 reads it; set_flash_prefetch_l1 sets it (not while kernels run) and returns the
-// previous one.
+// when false, all into L2 (prefetcht1). bf16 and q8 caches in the flash K/V kernel without the
+// tokens-in-lanes scores follow the setting too (into L1 when true; session 56). FlashTPA's bf16
+// and q8 caches, groups of 4 or more heads per KV head (GQA, MQA) and MLA always prefetch into L2.
+// Default: true on AMD CPUs, false elsewhere. On the Zen 5 machine (session 37), decoding steps
+// alternating between the two (`t6 bench decode`, float32 weights and cache, 10 pairs per point, 3
+// runs per target), attention L1 / L2: small-t6 at 16K and 64K 0.86-1.01 (median 0.92), small-mha
+// 0.85-1.01 (median 0.97); before the setting was narrowed to these, small-gqa, small-mqa and
+// small-mla measured 0.99-1.04 and the bf16 and q8 caches 0.95-1.08. The distances and shares were
+// tuned with L2 on an Intel Xeon (sessions 28-35), where L1 was not measured, so other CPUs keep L2
+// (docs/decode-bench.md, session 37). The setting changes no number. flash_prefetch_l1 reads it;
+// set_flash_prefetch_l1 sets it (not while kernels run) and returns the previous one.
 bool flash_prefetch_l1();
 bool set_flash_prefetch_l1(bool l1);
 

@@ -464,14 +464,15 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
         const long split = !values_prefetch                          ? next_lines
                            : transposed || !std::is_same_v<T, float> ? next_lines / 2
                                                                      : 0;
-        // Into L1 for groups of 2-3 heads over a float32 cache, and for every group without the
-        // tokens in lanes (MHA included) over a q8 cache, where flash_prefetch_l1()
-        // (flash_decode.h); the tokens-in-lanes groups (GQA, MQA) measured the same either way.
-        // q8, Zen 5, 12 layers, two threads, passes alternating with L2 in one process, median
-        // ratios of 9-21 pairs: MHA (12 heads) at 4K-64K 0.87-0.99 (AVX-512) and 0.90-0.96 (AVX2)
-        // of the time into L2, and 0.79-0.93 in a loaded hour; 12 heads on 4 KV heads 0.91-0.98
+        // Into L1 without the tokens in lanes (groups of 2-3 heads over a float32 cache; MHA and
+        // groups of 2-3 over bf16 and q8 caches) where flash_prefetch_l1() (flash_decode.h); the
+        // tokens-in-lanes groups (GQA, MQA) measured the same either way. bf16 and q8, Zen 5, 12
+        // layers, two threads, passes alternating with L2 in one process, median ratios of 9-21
+        // pairs, time into L1 / into L2: q8 MHA (12 heads) at 4K-64K 0.87-0.99 (AVX-512) and
+        // 0.90-0.96 (AVX2), 0.79-0.93 in a loaded hour, 12 heads on 4 KV heads 0.91-0.98; bf16
+        // MHA 0.76-0.82 (AVX-512) and 0.74-0.84 (AVX2), 12 on 4 at 16K 0.80 and 0.91
         // (docs/decode-bench.md, session 56).
-        const bool to_l1 = (std::is_same_v<T, float> || kQ8) && !transposed && amd_l1;
+        const bool to_l1 = !transposed && amd_l1;
         const LineShare value_lines =
             values_prefetch ? LineShare{nx, split, next_lines, to_l1} : LineShare{};
         // (1) Scores. bf16/q8 with groups of several heads: the block's K rows widened once into
