@@ -374,6 +374,23 @@ HWY_INLINE void BlockRowScales(const int8_t* recs, long rec, long codes, int Hkv
                        ST + size_t(i) * KB + t0);
 }
 
+// The same for fewer than a vector of row scales per record (MQA, GQA with 1-2 KV heads on
+// AVX-512 and 1-3 on AVX2): one scalar load, multiply and store per scale, which measured 0.94-0.99
+// of BlockRowScales' time there (small-mqa's and small-gqa's shapes, passes alternating in one
+// process; docs/decode-bench.md, session 56).
+template <int KB>
+HWY_INLINE void FewRowScales(const int8_t* recs, long rec, long codes, int Hkv, int n, float scale,
+                             float* HWY_RESTRICT ST) {
+    for (int i = 0; i < 2 * Hkv; i++) {
+        const float f = i < Hkv ? scale : 1.0f;
+        for (int t = 0; t < KB; t++) {
+            float s = 0.0f;
+            if (t < n) std::memcpy(&s, recs + t * rec + codes + 4L * i, 4);
+            ST[size_t(i) * KB + t] = f * s;
+        }
+    }
+}
+
 // A q8 cache (T = int8_t, kernels/q8_cache.h) is read in place too: the codes are widened to
 // float32 in registers and the row scales folded in, the K row's into the scores (scale_k times
 // the block's transposed dot products q . codes), the V row's into the probabilities
@@ -487,7 +504,12 @@ HWY_INLINE void KvRangeD(const float* q, const CacheBlocks<T>& cache, int j0, in
                         hn::StoreU(
                             t < n ? WidenF32(recs + t * rec + long(kv) * D + kN * c) : hn::Zero(d),
                             d, Kf + (size_t(kv) * KB + t) * D + kN * c);
-        if constexpr (kQ8) BlockRowScales<KB>(recs, rec, codes, Hkv, n, scale, tile, KS);
+        if constexpr (kQ8) {
+            if (2 * Hkv >= kN)
+                BlockRowScales<KB>(recs, rec, codes, Hkv, n, scale, tile, KS);
+            else
+                FewRowScales<KB>(recs, rec, codes, Hkv, n, scale, KS);
+        }
 #ifdef T6_KV_TRANSPOSED
         if constexpr (kCanTranspose) {
             // Tokens in lanes: the group's K rows transposed into Kf (one KV head at a time),
