@@ -644,7 +644,8 @@ INSTANTIATE_TEST_SUITE_P(Ranks, FlashTpa,
                                            RankCase{4, 3, 1, 17, 64}, RankCase{2, 1, 4, 5, 64},
                                            RankCase{6, 2, 2, 34, 64}, RankCase{3, 2, 3, 7, 48},
                                            RankCase{2, 2, 2, 6, 128}, RankCase{2, 2, 1, 3, 24},
-                                           RankCase{0, 2, 2, 5, 64},  // 0: full q (T6_kvonly)
+                                           RankCase{6, 2, 2, 61, 64},  // 4 head groups
+                                           RankCase{0, 2, 2, 5, 64},   // 0: full q (T6_kvonly)
                                            RankCase{0, 1, 2, 34, 64}));
 
 }  // namespace
