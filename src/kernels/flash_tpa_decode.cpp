@@ -872,11 +872,12 @@ HWY_INLINE void ScoresGroups(float* St, const float* P, const float* AQt, const 
     for (int g = 0; g < kG; g++) mx[g] = hn::Set(d, -INFINITY);
     const size_t di = PIndex(1, 0, 2, 0);  // from query row i to i + 1 in P
     // Only the last group may have fewer than N heads (the chunks of BlockScoresSoftmaxGroups end
-    // at the last group or before it), so the others load whole rows, with no count test; and
-    // every group's rows and scores lie at fixed offsets (g N, H) from one pointer per token.
-    // With the offsets from g0 (a loop variable) GCC kept a pointer per row and group and
-    // spilled: the three-group token loops took 104 (here) and 145 (SoftmaxGroups) instructions,
-    // 9 and 21 of them on the stack; now 85 and 115, 1 and 7. The same numbers, bit for bit.
+    // at the last group or before it), so the others' lane count is the constant N and RowLoad
+    // loads whole rows with no count test; and every group's rows and scores lie at fixed offsets
+    // (g N, H) from one pointer per token. With the offsets from g0 (a loop variable) GCC kept a
+    // pointer per row and group and spilled: the three-group token loops took 104 (here) and 145
+    // (SoftmaxGroups) instructions, 9 and 21 of them on the stack; now 85 and 113, 1 and 7. The
+    // same numbers, bit for bit.
     // Kernel alone, small-t6's shape, AVX-512, Zen 5, both versions alternating in one process,
     // median ratios new / old: one thread in L2 0.964-0.975; two threads over 12 x 16K and
     // 12 x 64K records 0.958-0.991 (1.000 and 0.987 in a loaded hour); bf16 and q8 caches
@@ -903,10 +904,9 @@ HWY_INLINE void ScoresGroups(float* St, const float* P, const float* AQt, const 
         float* st = st0 + size_t(t) * Hp;
 #pragma GCC unroll 4
         for (int g = 0; g < kG; g++) {
-            const bool whole = g + 1 < kG;
-            const VF a0 = whole ? LoadF32(ak + g * kN) : RowLoad(ak + g * kN, last);
-            const VF a1 = whole ? LoadF32(ak + H + g * kN) : RowLoad(ak + H + g * kN, last);
-            const VF s = hn::MulAdd(a1, u1[g], hn::Mul(a0, u0[g]));
+            const int lanes = g + 1 < kG ? kN : last;  // a constant but in the last group
+            const VF s = hn::MulAdd(RowLoad(ak + H + g * kN, lanes), u1[g],
+                                    hn::Mul(RowLoad(ak + g * kN, lanes), u0[g]));
             mx[g] = hn::Max(mx[g], s);
             hn::StoreU(s, d, st + g * kN);
         }
@@ -945,16 +945,14 @@ HWY_INLINE void SoftmaxGroups(float* W, float* m, float* l, float* alpha, const 
         float* w = w0 + size_t(t) * 2 * Hp;
 #pragma GCC unroll 4
         for (int g = 0; g < kG; g++) {
-            const bool whole = g + 1 < kG;
+            const int lanes = g + 1 < kG ? kN : last;  // as in ScoresGroups
             const VF e = ExpSoftmax<false, false>(d, hn::Sub(hn::LoadU(d, st + g * kN), mnew[g]));
             // Two sums taken in turn, as BlockSoftmax's.
             sum0[g] = hn::Add(sum0[g], e);
             std::swap(sum0[g], sum1[g]);
             const VF ec = hn::Mul(c_v, e);
-            const VF a0 = whole ? LoadF32(av + g * kN) : RowLoad(av + g * kN, last);
-            const VF a1 = whole ? LoadF32(av + H + g * kN) : RowLoad(av + H + g * kN, last);
-            hn::StoreU(hn::Mul(ec, a0), d, w + g * kN);
-            hn::StoreU(hn::Mul(ec, a1), d, w + Hp + g * kN);
+            hn::StoreU(hn::Mul(ec, RowLoad(av + g * kN, lanes)), d, w + g * kN);
+            hn::StoreU(hn::Mul(ec, RowLoad(av + H + g * kN, lanes)), d, w + Hp + g * kN);
         }
         spread.step();
     }
